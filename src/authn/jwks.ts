@@ -1,0 +1,143 @@
+/**
+ * The `jwks` authenticator: verifies Kubernetes projected service-account JWTs locally against
+ * a JSON Web Key Set, sparing the API server a TokenReview per request (DESIGN section 5).
+ */
+import { createLocalJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
+import type { JSONWebKeySet, JWSHeaderParameters, LocalJWKSet } from 'jose';
+import type { Logger } from 'pino';
+import { systemClock, type Clock } from '../core/clock.js';
+import { AuthenticationError, ConfigError, isRampartError } from '../core/errors.js';
+import { validateTrustDomain, type WorkloadIdentity } from '../core/identity.js';
+import type { AuthenticationRequest, Authenticator } from '../core/ports.js';
+import { identityFromServiceAccountClaims } from './jwt-claims.js';
+import { createJwksKeySource, type JwksCacheOptions, type JwksKeySource, type JwksSourceConfig } from './jwt-key-source.js';
+
+export type { JwksSourceConfig, JwksCacheOptions } from './jwt-key-source.js';
+
+/** The only JWS algorithms accepted; never `none` and never HMAC (HS*). */
+export const JWT_ALGORITHMS: readonly ['RS256', 'ES256'] = ['RS256', 'ES256'];
+/** Audience projected tokens must carry unless configured otherwise. */
+export const DEFAULT_AUDIENCE = 'rampart-ca';
+/** Allowed clock difference for exp/nbf/iat, in seconds. */
+export const DEFAULT_CLOCK_SKEW_SECONDS = 60;
+
+// Projected tokens are ~1 KiB; anything far larger is not one and is not worth parsing.
+const MAX_TOKEN_CHARS = 16 * 1024;
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+/** Options for {@link createJwksAuthenticator}. */
+export interface JwksAuthenticatorOptions extends JwksCacheOptions {
+  /** Issuer the tokens must name in `iss` (for discovery, also where keys are discovered). */
+  readonly issuer: string;
+  /** Trust domain of the identities this authenticator vouches for. */
+  readonly trustDomain: string;
+  /** Where the verification keys come from. */
+  readonly source: JwksSourceConfig;
+  /** Audience the token must carry (default `rampart-ca`). */
+  readonly audience?: string;
+  /** Authenticator name reported to callers and logs (default `jwks`). */
+  readonly name?: string;
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  /** Seconds of clock skew tolerated for exp/nbf (default 60). */
+  readonly clockSkewSeconds?: number;
+}
+
+function rejectDetail(err: unknown): string {
+  if (err instanceof joseErrors.JOSEError) {
+    // jose messages name the failed check ("exp" claim timestamp check failed, ...), never the token.
+    return `token rejected (${err.code}): ${err.message}`;
+  }
+  return 'token rejected: it could not be verified';
+}
+
+function printable(value: unknown): string {
+  return JSON.stringify(value ?? null).slice(0, 32);
+}
+
+/**
+ * Creates the `jwks` authenticator. Returns null for requests without a bearer token; throws
+ * AuthenticationError for any token that fails a check, and UnavailableError when the key set
+ * cannot be loaded and none is cached. Throws ConfigError now for invalid options.
+ */
+export function createJwksAuthenticator(options: JwksAuthenticatorOptions): Authenticator {
+  const name = options.name ?? 'jwks';
+  const clock = options.clock ?? systemClock;
+  const audience = options.audience ?? DEFAULT_AUDIENCE;
+  const skew = options.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS;
+  const trustDomain = options.trustDomain;
+  try {
+    validateTrustDomain(trustDomain);
+  } catch (cause) {
+    throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `${name} authenticator: ${(cause as Error).message}`, { cause });
+  }
+  if (options.issuer.length === 0) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `${name} authenticator: issuer must not be empty`);
+  if (audience.length === 0) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `${name} authenticator: audience must not be empty`);
+
+  const source: JwksKeySource = createJwksKeySource(options.source, {
+    issuer: options.issuer,
+    clock,
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
+    ...(options.maxAgeMs === undefined ? {} : { maxAgeMs: options.maxAgeMs }),
+    ...(options.minRefreshIntervalMs === undefined ? {} : { minRefreshIntervalMs: options.minRefreshIntervalMs }),
+    ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+  });
+  // jose caches imported keys per LocalJWKSet; keep one per loaded set so keys import once.
+  const resolvers = new WeakMap<JSONWebKeySet, LocalJWKSet>();
+  const resolverFor = (set: JSONWebKeySet): LocalJWKSet => {
+    let resolver = resolvers.get(set);
+    if (resolver === undefined) {
+      resolver = createLocalJWKSet(set);
+      resolvers.set(set, resolver);
+    }
+    return resolver;
+  };
+
+  const getKey = async (header: JWSHeaderParameters) => {
+    const set = await source.current();
+    try {
+      return await resolverFor(set)(header);
+    } catch (err) {
+      if (!(err instanceof joseErrors.JWKSNoMatchingKey)) throw err;
+      // The issuer may have rotated its signing key since we cached the set.
+      const fresh = await source.refreshForUnknownKey();
+      if (fresh === set) throw err;
+      return resolverFor(fresh)(header);
+    }
+  };
+
+  return {
+    name,
+    async authenticate(request: AuthenticationRequest): Promise<WorkloadIdentity | null> {
+      const token = request.bearerToken;
+      if (token === undefined || token.length === 0) return null;
+      if (token.length > MAX_TOKEN_CHARS) throw new AuthenticationError(`token rejected: longer than ${MAX_TOKEN_CHARS} characters`);
+      if (!COMPACT_JWS.test(token)) throw new AuthenticationError('token rejected: not a compact JWS (header.payload.signature)');
+      let header: JWSHeaderParameters;
+      try {
+        header = decodeProtectedHeader(token) as JWSHeaderParameters;
+      } catch {
+        throw new AuthenticationError('token rejected: malformed JWS header');
+      }
+      // Checked before key lookup so a forged header cannot even trigger a JWKS reload.
+      if (typeof header.alg !== 'string' || !(JWT_ALGORITHMS as readonly string[]).includes(header.alg)) {
+        throw new AuthenticationError(`token rejected: alg ${printable(header.alg)} is not one of ${JWT_ALGORITHMS.join(', ')}`);
+      }
+      let payload;
+      try {
+        ({ payload } = await jwtVerify(token, getKey, {
+          issuer: options.issuer,
+          audience,
+          algorithms: [...JWT_ALGORITHMS],
+          clockTolerance: skew,
+          currentDate: new Date(clock.now()),
+          requiredClaims: ['exp', 'sub'],
+        }));
+      } catch (err) {
+        if (isRampartError(err)) throw err;
+        throw new AuthenticationError(rejectDetail(err));
+      }
+      return identityFromServiceAccountClaims(payload, trustDomain);
+    },
+  };
+}

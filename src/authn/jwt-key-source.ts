@@ -1,0 +1,187 @@
+/**
+ * Where the JWT verification keys come from (a file, a URL, or OIDC issuer discovery) and how
+ * they are cached: loaded on first use, reloaded when older than `maxAgeMs`, reloaded early when
+ * a token names an unknown `kid` (at most once per `minRefreshIntervalMs`, so garbage tokens
+ * cannot turn the CA into a request amplifier against the issuer), and kept when a reload fails.
+ */
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import type { JSONWebKeySet, JWK } from 'jose';
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.js';
+import { ConfigError, UnavailableError } from '../core/errors.js';
+import { fetchJson } from './jwt-fetch.js';
+
+/** Where to read the key set from. */
+export type JwksSourceConfig =
+  | { readonly kind: 'file'; readonly path: string }
+  | { readonly kind: 'url'; readonly url: string; readonly caFile?: string }
+  /** `<issuer>/.well-known/openid-configuration` -> `jwks_uri`; issuer defaults to the verified one. */
+  | { readonly kind: 'discovery'; readonly issuer?: string; readonly caFile?: string };
+
+/** Cache tuning for {@link JwksKeySource}. */
+export interface JwksCacheOptions {
+  /** Reload a key set older than this (default 5 min). */
+  readonly maxAgeMs?: number;
+  /** Never reload more often than this, whatever tokens arrive (default 10 s). */
+  readonly minRefreshIntervalMs?: number;
+  /** Per-request timeout for URL and discovery sources (default 5 s). */
+  readonly timeoutMs?: number;
+}
+
+/** A cached key set with rate-limited reloads. */
+export interface JwksKeySource {
+  /** Human description for logs (path or URL, never secrets). */
+  readonly description: string;
+  /** The key set, loading or reloading it when missing or stale. */
+  current(): Promise<JSONWebKeySet>;
+  /** Reloads now unless a load happened within the rate limit; returns the key set to use. */
+  refreshForUnknownKey(): Promise<JSONWebKeySet>;
+}
+
+const DEFAULT_MAX_AGE_MS = 5 * 60_000;
+const DEFAULT_MIN_REFRESH_MS = 10_000;
+// Members that only private or symmetric keys carry: a verification key set must have none.
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'] as const;
+
+function invalidSet(description: string, why: string): UnavailableError {
+  return new UnavailableError('RAMPART_ERR_AUTHN_BACKEND_UNAVAILABLE', `JWKS from ${description} is unusable: ${why}`, {
+    retryAfterSeconds: 5,
+  });
+}
+
+/**
+ * Checks a loaded document is a JWKS and keeps only public RSA and EC keys. Symmetric (`oct`)
+ * keys are dropped so no HMAC key can ever verify a token, whatever the token's header says.
+ */
+export function sanitizeJwks(doc: unknown, description: string): JSONWebKeySet {
+  if (typeof doc !== 'object' || doc === null || !Array.isArray((doc as { keys?: unknown }).keys)) {
+    throw invalidSet(description, 'expected a JSON object with a "keys" array');
+  }
+  const keys: JWK[] = [];
+  for (const key of (doc as { keys: unknown[] }).keys) {
+    if (typeof key !== 'object' || key === null) continue;
+    const jwk = key as Record<string, unknown>;
+    if (PRIVATE_MEMBERS.some((m) => m in jwk)) throw invalidSet(description, 'it contains private or symmetric key material');
+    if (jwk['kty'] !== 'RSA' && jwk['kty'] !== 'EC') continue;
+    if (jwk['use'] !== undefined && jwk['use'] !== 'sig') continue;
+    keys.push(jwk as JWK);
+  }
+  if (keys.length === 0) throw invalidSet(description, 'it holds no RSA or EC signing keys');
+  return { keys };
+}
+
+function readCaFile(caFile: string | undefined): string | undefined {
+  if (caFile === undefined) return undefined;
+  try {
+    return readFileSync(caFile, 'utf8');
+  } catch (cause) {
+    throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `cannot read the JWKS CA bundle ${caFile}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+function discoveryUrl(issuer: string): string {
+  return `${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
+}
+
+/** Builds the loader for one source; it returns the raw document. */
+function makeLoader(config: JwksSourceConfig, verifiedIssuer: string, timeoutMs: number | undefined): { description: string; load: () => Promise<unknown> } {
+  if (config.kind === 'file') {
+    return {
+      description: config.path,
+      load: async () => {
+        let text: string;
+        try {
+          text = await readFile(config.path, 'utf8');
+        } catch (cause) {
+          throw new UnavailableError('RAMPART_ERR_AUTHN_BACKEND_UNAVAILABLE', `JWKS file ${config.path} cannot be read: ${(cause as Error).message}`, { cause });
+        }
+        try {
+          return JSON.parse(text) as unknown;
+        } catch (cause) {
+          throw new UnavailableError('RAMPART_ERR_AUTHN_BACKEND_UNAVAILABLE', `JWKS file ${config.path} is not JSON`, { cause });
+        }
+      },
+    };
+  }
+  const caPem = readCaFile(config.caFile);
+  const fetchOptions = { ...(caPem === undefined ? {} : { caPem }), ...(timeoutMs === undefined ? {} : { timeoutMs }) };
+  if (config.kind === 'url') {
+    return { description: config.url, load: () => fetchJson(config.url, fetchOptions) };
+  }
+  const issuer = config.issuer ?? verifiedIssuer;
+  const discovery = discoveryUrl(issuer);
+  let jwksUri: string | undefined;
+  return {
+    description: discovery,
+    load: async () => {
+      if (jwksUri === undefined) {
+        const doc = await fetchJson(discovery, fetchOptions);
+        const meta = (typeof doc === 'object' && doc !== null ? doc : {}) as Record<string, unknown>;
+        // OIDC Discovery 1.0 section 4.3: the document must name the issuer it was fetched for.
+        if (meta['issuer'] !== issuer) throw invalidSet(discovery, `its "issuer" is not ${issuer}`);
+        const uri = meta['jwks_uri'];
+        if (typeof uri !== 'string' || !/^https?:\/\//.test(uri)) throw invalidSet(discovery, 'it has no http(s) "jwks_uri"');
+        jwksUri = uri;
+      }
+      try {
+        return await fetchJson(jwksUri, fetchOptions);
+      } catch (err) {
+        // The issuer may have moved its keys: rediscover on the next attempt.
+        jwksUri = undefined;
+        throw err;
+      }
+    },
+  };
+}
+
+/**
+ * Creates a cached key source. Throws ConfigError at once when a configured CA file is
+ * unreadable; network and file errors surface later, per request, as UnavailableError.
+ */
+export function createJwksKeySource(
+  config: JwksSourceConfig,
+  options: { readonly issuer: string; readonly clock: Clock; readonly logger?: Logger } & JwksCacheOptions,
+): JwksKeySource {
+  const { description, load } = makeLoader(config, options.issuer, options.timeoutMs);
+  const maxAgeMs = options.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
+  const minRefreshMs = options.minRefreshIntervalMs ?? DEFAULT_MIN_REFRESH_MS;
+  const clock = options.clock;
+  let keys: JSONWebKeySet | undefined;
+  let loadedAt = 0;
+  let lastAttemptAt = Number.NEGATIVE_INFINITY;
+  let inflight: Promise<JSONWebKeySet> | undefined;
+
+  const reload = (): Promise<JSONWebKeySet> => {
+    // One load at a time: a burst of requests with a cold cache costs one fetch.
+    inflight ??= (async () => {
+      lastAttemptAt = clock.now();
+      try {
+        const fresh = sanitizeJwks(await load(), description);
+        keys = fresh;
+        loadedAt = clock.now();
+        return fresh;
+      } catch (err) {
+        if (keys === undefined) throw err;
+        options.logger?.warn({ source: description, err: (err as Error).message }, 'JWKS reload failed; keeping the cached key set');
+        return keys;
+      } finally {
+        inflight = undefined;
+      }
+    })();
+    return inflight;
+  };
+
+  return {
+    description,
+    current: () => {
+      if (keys === undefined) return reload();
+      if (clock.now() - loadedAt >= maxAgeMs && clock.now() - lastAttemptAt >= minRefreshMs) return reload();
+      return Promise.resolve(keys);
+    },
+    refreshForUnknownKey: () => {
+      if (keys !== undefined && clock.now() - lastAttemptAt < minRefreshMs) return Promise.resolve(keys);
+      return reload();
+    },
+  };
+}

@@ -1,0 +1,189 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { ManualClock } from '../../src/core/clock.js';
+import { UnavailableError } from '../../src/core/errors.js';
+import { createJwksAuthenticator } from '../../src/authn/jwks.js';
+import { ISSUER, NOW, assertRejected, makeKey, projectedClaims, sign, tempDir, writeJwks, type TestKey } from './authn-jwt-helpers.js';
+
+let dir: string;
+let cleanup: () => Promise<void>;
+let rsa: TestKey;
+let ec: TestKey;
+let jwksPath: string;
+
+before(async () => {
+  ({ dir, cleanup } = await tempDir('rampart-authn-jwks-'));
+  rsa = makeKey('RS256', 'rsa-1');
+  ec = makeKey('ES256', 'ec-1');
+  jwksPath = join(dir, 'jwks.json');
+  await writeJwks(jwksPath, [rsa, ec]);
+});
+after(() => cleanup());
+
+function authenticator(clock = new ManualClock(NOW), path = jwksPath) {
+  return createJwksAuthenticator({ issuer: ISSUER, trustDomain: 'cluster.local', source: { kind: 'file', path }, clock });
+}
+
+function b64(value: unknown): string {
+  return Buffer.from(JSON.stringify(value)).toString('base64url');
+}
+
+test('accepts an RS256 projected token from a JWKS file and reads pod info', async () => {
+  const identity = await authenticator().authenticate({ bearerToken: await sign(rsa) });
+  assert.deepEqual(identity, {
+    trustDomain: 'cluster.local',
+    namespace: 'shop',
+    serviceAccount: 'cart',
+    podName: 'cart-7d9f',
+    podUid: '5c1a3f1e-0000-4000-8000-000000000002',
+  });
+});
+
+test('accepts an ES256 token without the kubernetes.io claim', async () => {
+  const claims = projectedClaims({ sub: 'system:serviceaccount:default:web' });
+  delete claims['kubernetes.io'];
+  const identity = await authenticator().authenticate({ bearerToken: await sign(ec, claims) });
+  assert.deepEqual(identity, { trustDomain: 'cluster.local', namespace: 'default', serviceAccount: 'web' });
+});
+
+test('returns null when the request carries no bearer token', async () => {
+  assert.equal(await authenticator().authenticate({}), null);
+  assert.equal(await authenticator().authenticate({ bearerToken: '' }), null);
+});
+
+test('tolerates 60 s of clock skew on exp', async () => {
+  const clock = new ManualClock(NOW + 3600_000 + 30_000);
+  const identity = await authenticator(clock).authenticate({ bearerToken: await sign(rsa) });
+  assert.equal(identity?.serviceAccount, 'cart');
+});
+
+test('rejects an expired token', async () => {
+  const clock = new ManualClock(NOW + 3600_000 + 61_000);
+  const token = await sign(rsa);
+  await assertRejected(authenticator(clock).authenticate({ bearerToken: token }), token, /"exp"/);
+});
+
+test('rejects a token that is not yet valid', async () => {
+  const iat = Math.floor(NOW / 1000);
+  const token = await sign(rsa, projectedClaims({ nbf: iat + 120, iat: iat + 120, exp: iat + 3600 }));
+  await assertRejected(authenticator().authenticate({ bearerToken: token }), token, /"nbf"/);
+});
+
+test('rejects a token for another audience', async () => {
+  const token = await sign(rsa, projectedClaims({ aud: ['https://kubernetes.default.svc'] }));
+  await assertRejected(authenticator().authenticate({ bearerToken: token }), token, /"aud"/);
+});
+
+test('rejects a token from another issuer', async () => {
+  const token = await sign(rsa, projectedClaims({ iss: 'https://evil.example' }));
+  await assertRejected(authenticator().authenticate({ bearerToken: token }), token, /"iss"/);
+});
+
+test('rejects alg none', async () => {
+  const token = `${b64({ alg: 'none', kid: rsa.kid })}.${b64(projectedClaims())}.`;
+  await assertRejected(authenticator().authenticate({ bearerToken: token }), token, /alg "none"/);
+});
+
+test('rejects HS256 signed with the public key as the HMAC secret', async () => {
+  const secret = rsa.publicKey.export({ format: 'pem', type: 'spki' });
+  const input = `${b64({ alg: 'HS256', kid: rsa.kid })}.${b64(projectedClaims())}`;
+  const token = `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
+  await assertRejected(authenticator().authenticate({ bearerToken: token }), token, /alg "HS256"/);
+});
+
+test('rejects a bad signature (right kid, wrong key)', async () => {
+  const impostor = makeKey('ES256', ec.kid);
+  const token = await sign(impostor);
+  await assertRejected(authenticator().authenticate({ bearerToken: token }), token, /signature/);
+});
+
+test('rejects a token whose payload was altered after signing', async () => {
+  const [h, , s] = (await sign(rsa)).split('.');
+  const token = `${h}.${b64(projectedClaims({ sub: 'system:serviceaccount:kube-system:admin' }))}.${s}`;
+  await assertRejected(authenticator().authenticate({ bearerToken: token }), token, /signature/);
+});
+
+test('rejects malformed tokens', async () => {
+  for (const token of ['not-a-jwt', 'a.b', 'a.b.c.d', 'eyJhbGciOiJSUzI1NiJ9.%%%.sig', '!!!.e30.x']) {
+    await assertRejected(authenticator().authenticate({ bearerToken: token }), token, /compact JWS|malformed/);
+  }
+  const junkHeader = `${Buffer.from('not json').toString('base64url')}.${b64(projectedClaims())}.c2ln`;
+  await assertRejected(authenticator().authenticate({ bearerToken: junkHeader }), junkHeader, /malformed/);
+});
+
+test('rejects a subject that is not a service account', async () => {
+  for (const sub of ['system:node:worker-1', 'alice', 'system:serviceaccount:shop', 'system:serviceaccount:shop:cart:x', 'system:serviceaccount:..:cart']) {
+    const token = await sign(rsa, projectedClaims({ sub }));
+    await assertRejected(authenticator().authenticate({ bearerToken: token }), token, /subject|segment/);
+  }
+});
+
+test('rejects a token whose kubernetes.io claim contradicts its subject', async () => {
+  const token = await sign(rsa, projectedClaims({ 'kubernetes.io': { namespace: 'kube-system', serviceaccount: { name: 'cart', uid: 'x' } } }));
+  await assertRejected(authenticator().authenticate({ bearerToken: token }), token, /disagrees/);
+});
+
+test('rejects a token without exp', async () => {
+  const claims = projectedClaims();
+  delete claims.exp;
+  const token = await sign(rsa, claims);
+  await assertRejected(authenticator().authenticate({ bearerToken: token }), token, /"exp"/);
+});
+
+test('rejects a token signed by a key the JWKS does not hold', async () => {
+  const stranger = makeKey('ES256', 'stranger');
+  const token = await sign(stranger);
+  await assertRejected(authenticator().authenticate({ bearerToken: token }), token, /no applicable key|JWKS/);
+});
+
+test('reloads the JWKS for an unknown kid, at most once per refresh interval', async () => {
+  const path = join(dir, 'rotating.json');
+  await writeJwks(path, [rsa]);
+  const clock = new ManualClock(NOW);
+  const auth = authenticator(clock, path);
+  assert.ok(await auth.authenticate({ bearerToken: await sign(rsa) }));
+
+  const next = makeKey('ES256', 'ec-next');
+  await writeJwks(path, [rsa, next]);
+  // Right after the first load the cooldown holds: the new key is not seen yet.
+  const early = await sign(next);
+  await assertRejected(auth.authenticate({ bearerToken: early }), early, /no applicable key/);
+  clock.advance(11_000);
+  const identity = await auth.authenticate({ bearerToken: await sign(next) });
+  assert.equal(identity?.namespace, 'shop');
+});
+
+test('refuses a key set carrying private key material', async () => {
+  const path = join(dir, 'private.json');
+  await writeFile(path, JSON.stringify({ keys: [rsa.privateKey.export({ format: 'jwk' })] }));
+  const token = await sign(rsa);
+  await assert.rejects(authenticator(new ManualClock(NOW), path).authenticate({ bearerToken: token }), (err: unknown) => {
+    assert.ok(err instanceof UnavailableError);
+    assert.match(err.message, /private/);
+    return true;
+  });
+});
+
+test('answers UnavailableError when the JWKS file is missing and nothing is cached', async () => {
+  const token = await sign(rsa);
+  await assert.rejects(authenticator(new ManualClock(NOW), join(dir, 'absent.json')).authenticate({ bearerToken: token }), (err: unknown) => {
+    assert.ok(err instanceof UnavailableError);
+    assert.equal(err.code, 'RAMPART_ERR_AUTHN_BACKEND_UNAVAILABLE');
+    assert.ok(!err.message.includes(token));
+    return true;
+  });
+});
+
+test('keeps the cached key set when a later reload fails', async () => {
+  const path = join(dir, 'flaky.json');
+  await writeJwks(path, [rsa]);
+  const clock = new ManualClock(NOW);
+  const auth = authenticator(clock, path);
+  assert.ok(await auth.authenticate({ bearerToken: await sign(rsa) }));
+  await writeFile(path, 'garbage');
+  clock.advance(6 * 60_000);
+  assert.ok(await auth.authenticate({ bearerToken: await sign(rsa, projectedClaims({ exp: Math.floor(clock.now() / 1000) + 600 })) }));
+});
