@@ -1,0 +1,84 @@
+/**
+ * Issuance: turns an authenticated caller and a CSR into an X.509-SVID under the current signer.
+ * The signing context is swapped as a whole when the state changes, so one request never mixes
+ * an intermediate from one generation with a bundle from another.
+ */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import type { Clock } from '../clock.js';
+import { UnavailableError } from '../errors.js';
+import { workloadSpiffeId } from '../identity.js';
+import { checkCsrIdentity, parseCsrPem } from '../pki/csr.js';
+import { certificatePem } from '../pki/pem.js';
+import { LeafSigner } from '../pki/signer.js';
+import type { AuthenticatedCaller, CaState } from '../ports.js';
+import { grantTtlMs, leafValidity, type TtlPolicy } from './policy.js';
+import { activeRoot } from './rotation.js';
+import { bundleFromState, bundlePems, type TrustBundle } from './trust-bundle.js';
+
+/** Everything a request needs from one consistent CA state. */
+export interface SigningContext {
+  readonly signer: LeafSigner;
+  /** Intermediate first, then any certificates up to (not including) the root. */
+  readonly chainPems: readonly string[];
+  readonly bundle: TrustBundle;
+  readonly bundlePems: readonly string[];
+  readonly activeRootFingerprint: string;
+}
+
+/** Builds the signing context for a state, or throws when it has no usable active root. */
+export function signingContextFor(state: CaState): SigningContext {
+  const root = activeRoot(state);
+  if (!root) throw new UnavailableError('RAMPART_ERR_NOT_READY', 'the CA state has no active root');
+  const signer = new LeafSigner(new X509Certificate(root.intermediate.certPem).raw, createPrivateKey(root.intermediate.keyPem));
+  const bundle = bundleFromState(state);
+  return {
+    signer,
+    chainPems: [root.intermediate.certPem, ...root.intermediate.chainPems],
+    bundle,
+    bundlePems: bundlePems(bundle),
+    activeRootFingerprint: root.fingerprint,
+  };
+}
+
+export interface IssueRequest {
+  readonly csrPem: string;
+  readonly ttlSeconds?: unknown;
+  readonly caller: AuthenticatedCaller;
+}
+
+export interface IssuedCertificate {
+  readonly spiffeId: string;
+  readonly certChain: readonly string[];
+  readonly trustBundle: readonly string[];
+  readonly bundleSequence: number;
+  readonly serialHex: string;
+  readonly notBefore: number;
+  readonly expiresAt: number;
+  readonly grantedTtlSeconds: number;
+  readonly keyType: string;
+}
+
+/** Issues one SVID. Pure apart from randomness and the clock. */
+export function issueCertificate(context: SigningContext, policy: TtlPolicy, clock: Clock, request: IssueRequest): IssuedCertificate {
+  const spiffeId = workloadSpiffeId(request.caller.identity);
+  const ttlMs = grantTtlMs(policy, request.ttlSeconds);
+  const csr = parseCsrPem(request.csrPem);
+  checkCsrIdentity(csr, spiffeId);
+  const now = clock.now();
+  const issuerNotAfter = context.signer.issuer.notAfter;
+  if (issuerNotAfter <= now) throw new UnavailableError('RAMPART_ERR_NOT_READY', 'the signing intermediate has expired; the CA must renew it', { retryAfterSeconds: 5 });
+  const { notBefore, notAfter } = leafValidity(now, ttlMs, issuerNotAfter);
+  const leaf = context.signer.sign({ spki: csr.spki, subjectPublicKey: csr.subjectPublicKey, isRsa: csr.isRsa, spiffeId, notBefore, notAfter });
+  const expiresAt = Math.floor(notAfter / 1000) * 1000;
+  return {
+    spiffeId,
+    certChain: [certificatePem(leaf.der), ...context.chainPems],
+    trustBundle: context.bundlePems,
+    bundleSequence: context.bundle.sequence,
+    serialHex: leaf.serialHex,
+    notBefore: Math.floor(notBefore / 1000) * 1000,
+    expiresAt,
+    grantedTtlSeconds: Math.max(0, Math.round((expiresAt - now) / 1000)),
+    keyType: csr.keyType,
+  };
+}

@@ -1,0 +1,180 @@
+/**
+ * Root rotation as pure state transitions (DESIGN section 4). Each function takes the current
+ * state and `now` and returns the next state (one atomic write for the caller) or throws a
+ * ConflictError that says why the step is not allowed and when it will be.
+ */
+import { ConflictError } from '../errors.js';
+import { createIntermediate, createRoot, type IssuedCa } from '../pki/ca-certs.js';
+import type { CaState, IntermediateRecord, RootRecord } from '../ports.js';
+import { formatDuration } from '../clock.js';
+
+/** Lifetimes and schedule knobs for the CA's own certificates. */
+export interface CaLifetimes {
+  readonly rootTtlMs: number;
+  readonly intermediateTtlMs: number;
+  readonly rootCurve?: 'P-256' | 'P-384';
+}
+
+export const DEFAULT_LIFETIMES: CaLifetimes = { rootTtlMs: 365 * 86_400_000, intermediateTtlMs: 30 * 86_400_000 };
+
+/** A root + intermediate supplied from outside (Istio `cacerts`), already validated. */
+export interface PluggedCa {
+  readonly rootCertPem: string;
+  readonly rootFingerprint: string;
+  readonly rootNotBefore: number;
+  readonly rootNotAfter: number;
+  readonly intermediate: IntermediateRecord;
+}
+
+function notAllowed(message: string): ConflictError {
+  return new ConflictError('RAMPART_ERR_ROTATION_NOT_ALLOWED', message);
+}
+
+function intermediateRecord(issued: IssuedCa): IntermediateRecord {
+  return { certPem: issued.certPem, keyPem: issued.keyPem, notBefore: issued.notBefore, notAfter: issued.notAfter, chainPems: [] };
+}
+
+function newGeneratedRoot(trustDomain: string, generation: number, now: number, life: CaLifetimes, phase: RootRecord['phase'], sequence: number): RootRecord {
+  const root = createRoot({ trustDomain, generation, now, ttlMs: life.rootTtlMs, ...(life.rootCurve ? { curve: life.rootCurve } : {}) });
+  const intermediate = createIntermediate({ trustDomain, generation, issuerCertPem: root.certPem, issuerKeyPem: root.keyPem, now, ttlMs: life.intermediateTtlMs });
+  return {
+    fingerprint: root.fingerprint,
+    generation,
+    phase,
+    certPem: root.certPem,
+    keyPem: root.keyPem,
+    notBefore: root.notBefore,
+    notAfter: root.notAfter,
+    plugged: false,
+    addedAtSequence: sequence,
+    preparedAt: now,
+    ...(phase === 'active' ? { activatedAt: now } : {}),
+    intermediate: intermediateRecord(intermediate),
+  };
+}
+
+function pluggedRoot(plugged: PluggedCa, generation: number, now: number, phase: RootRecord['phase'], sequence: number): RootRecord {
+  return {
+    fingerprint: plugged.rootFingerprint,
+    generation,
+    phase,
+    certPem: plugged.rootCertPem,
+    keyPem: null,
+    notBefore: plugged.rootNotBefore,
+    notAfter: plugged.rootNotAfter,
+    plugged: true,
+    addedAtSequence: sequence,
+    preparedAt: now,
+    ...(phase === 'active' ? { activatedAt: now } : {}),
+    intermediate: plugged.intermediate,
+  };
+}
+
+/** First state of a new CA: one active root (generated, or the plugged-in one). */
+export function bootstrapState(trustDomain: string, now: number, life: CaLifetimes, plugged?: PluggedCa): CaState {
+  const root = plugged ? pluggedRoot(plugged, 1, now, 'active', 1) : newGeneratedRoot(trustDomain, 1, now, life, 'active', 1);
+  return { schemaVersion: 1, trustDomain, sequence: 1, nextGeneration: 2, roots: [root], updatedAt: now };
+}
+
+/** The root whose intermediate signs now. */
+export function activeRoot(state: CaState): RootRecord | undefined {
+  return state.roots.find((r) => r.phase === 'active');
+}
+
+/** Adds a new root (generated, or plugged in) to the bundle in phase `prepared`. */
+export function prepareRoot(state: CaState, now: number, life: CaLifetimes, plugged?: PluggedCa): CaState {
+  const pending = state.roots.find((r) => r.phase === 'prepared');
+  if (pending) throw notAllowed(`root ${pending.fingerprint.slice(0, 16)} is already prepared; activate it (or wait for retirement) before preparing another`);
+  if (plugged && state.roots.some((r) => r.fingerprint === plugged.rootFingerprint)) {
+    throw notAllowed(`the plugged-in root ${plugged.rootFingerprint.slice(0, 16)} is already in the trust bundle`);
+  }
+  const sequence = state.sequence + 1;
+  const root = plugged ? pluggedRoot(plugged, state.nextGeneration, now, 'prepared', sequence) : newGeneratedRoot(state.trustDomain, state.nextGeneration, now, life, 'prepared', sequence);
+  return { ...state, sequence, nextGeneration: state.nextGeneration + 1, roots: [...state.roots, root], updatedAt: now };
+}
+
+/** Whether the prepared root has reached every agent (computed by the propagation tracker). */
+export interface PropagationVerdict {
+  readonly propagated: boolean;
+  readonly reason: string;
+}
+
+/**
+ * Makes the prepared root's intermediate the signer; the previously active root goes `retiring`.
+ * Refused (unless `force`) until the new bundle has propagated.
+ */
+export function activateRoot(state: CaState, now: number, options: { propagation: PropagationVerdict; force: boolean; maxLeafTtlMs: number }): CaState {
+  const prepared = state.roots.find((r) => r.phase === 'prepared');
+  if (!prepared) throw notAllowed('no root is prepared; run `rampart root prepare` first');
+  if (!options.force && !options.propagation.propagated) throw notAllowed(`the new trust bundle has not propagated yet: ${options.propagation.reason}; retry later or use --force`);
+  if (prepared.intermediate.notAfter <= now) throw notAllowed('the prepared root\'s intermediate has expired; prepare a new root');
+  const roots = state.roots.map((r): RootRecord => {
+    if (r === prepared) return { ...r, phase: 'active', activatedAt: now };
+    if (r.phase === 'active') return { ...r, phase: 'retiring', signingEndedAt: now, maxLeafTtlMs: options.maxLeafTtlMs };
+    return r;
+  });
+  return { ...state, sequence: state.sequence + 1, roots, updatedAt: now };
+}
+
+/** When a retiring root may be removed: after every leaf it could have signed has expired. */
+export function retireableAt(root: RootRecord): number {
+  return (root.signingEndedAt ?? root.notAfter) + (root.maxLeafTtlMs ?? 0);
+}
+
+/** Removes retiring roots whose leaves have all expired (or all retiring roots with `force`). */
+export function retireRoots(state: CaState, now: number, options: { force: boolean }): CaState {
+  const retiring = state.roots.filter((r) => r.phase === 'retiring');
+  if (retiring.length === 0) throw notAllowed('no root is retiring; activate a prepared root first');
+  const removable = retiring.filter((r) => options.force || now >= retireableAt(r));
+  if (removable.length === 0) {
+    const soonest = Math.min(...retiring.map(retireableAt));
+    throw notAllowed(`leaves issued under the retiring root may be valid until ${new Date(soonest).toISOString()} (in ${formatDuration(soonest - now)}); retire then, or use --force`);
+  }
+  const roots = state.roots.filter((r) => !removable.includes(r));
+  if (roots.length === 0) throw notAllowed('retiring would leave the trust bundle empty');
+  return { ...state, sequence: state.sequence + 1, roots, updatedAt: now };
+}
+
+/** True when an intermediate has used 2/3 of its life and should be renewed. */
+export function intermediateRenewalDue(intermediate: IntermediateRecord, now: number): boolean {
+  return now >= intermediate.notBefore + ((intermediate.notAfter - intermediate.notBefore) * 2) / 3;
+}
+
+/**
+ * Renews the intermediates of the active and prepared roots that are due. Returns the same
+ * state object when nothing is due (or the root key is offline), so callers can skip the write.
+ */
+export function renewIntermediates(state: CaState, now: number, life: CaLifetimes): CaState {
+  let changed = false;
+  const roots = state.roots.map((r): RootRecord => {
+    if (r.phase === 'retiring' || r.keyPem === null || !intermediateRenewalDue(r.intermediate, now)) return r;
+    if (r.notAfter <= now) return r;
+    changed = true;
+    const issued = createIntermediate({ trustDomain: state.trustDomain, generation: r.generation, issuerCertPem: r.certPem, issuerKeyPem: r.keyPem, now, ttlMs: life.intermediateTtlMs });
+    return { ...r, intermediate: intermediateRecord(issued) };
+  });
+  return changed ? { ...state, roots, updatedAt: now } : state;
+}
+
+/** Times of the automatic schedule for the active root (DESIGN section 4). */
+export function rotationSchedule(root: RootRecord): { prepareAt: number; activateAt: number } {
+  const life = root.notAfter - root.notBefore;
+  return {
+    prepareAt: root.notAfter - Math.min(life / 2, 30 * 86_400_000),
+    activateAt: root.notAfter - Math.min(life / 6, 7 * 86_400_000),
+  };
+}
+
+/** The step the automatic schedule wants now, if any. */
+export type ScheduledStep = 'prepare' | 'activate' | 'retire' | null;
+
+export function dueStep(state: CaState, now: number): ScheduledStep {
+  if (state.roots.some((r) => r.phase === 'retiring' && now >= retireableAt(r))) return 'retire';
+  const active = activeRoot(state);
+  if (!active) return null;
+  const schedule = rotationSchedule(active);
+  const prepared = state.roots.find((r) => r.phase === 'prepared');
+  if (prepared) return now >= schedule.activateAt ? 'activate' : null;
+  if (state.roots.some((r) => r.phase === 'retiring')) return null;
+  return now >= schedule.prepareAt ? 'prepare' : null;
+}

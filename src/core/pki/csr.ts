@@ -1,0 +1,193 @@
+/**
+ * PKCS#10 parsing and validation. A CSR is parsed and checked exactly once per request; the
+ * result carries the raw SPKI bytes the signer copies straight into the certificate template.
+ */
+import { verify as cryptoVerify } from 'node:crypto';
+import { BadRequestError, ForbiddenError, type ErrorCode } from '../errors.js';
+import { isValidSpiffeId } from '../identity.js';
+import { content, contextTag, decodeOid, DerError, expectTag, readChildren, readTlv, readWhole, TAG, whole, type Tlv } from './der.js';
+import { inspectSpki, type KeyType } from './keys.js';
+import { OID, SIGNATURE_HASH } from './oids.js';
+
+/** A CSR that parsed and whose signature verified. */
+export interface ParsedCsr {
+  readonly spki: Buffer;
+  readonly keyType: KeyType;
+  readonly isRsa: boolean;
+  /** RFC 5280 key identifier input: the subjectPublicKey bits. */
+  readonly subjectPublicKey: Buffer;
+  /** URI SANs requested (0 or 1 after validation). */
+  readonly uriSans: readonly string[];
+}
+
+const PEM_RE = /^\s*-----BEGIN ([A-Z0-9 ]+)-----\r?\n([A-Za-z0-9+/=\r\n\t ]+?)-----END \1-----\s*$/;
+
+function bad(code: ErrorCode, message: string): BadRequestError {
+  return new BadRequestError(code, message);
+}
+
+/** Extracts the DER of a single `CERTIFICATE REQUEST` PEM block. */
+export function csrDerFromPem(pem: string): Buffer {
+  const match = PEM_RE.exec(pem);
+  if (match === null) throw bad('RAMPART_ERR_CSR_NOT_PEM', 'csr must be one PEM block "-----BEGIN CERTIFICATE REQUEST-----"');
+  const type = match[1] as string;
+  if (type !== 'CERTIFICATE REQUEST' && type !== 'NEW CERTIFICATE REQUEST') {
+    throw bad('RAMPART_ERR_CSR_WRONG_PEM_TYPE', `csr PEM block is "${type}"; expected "CERTIFICATE REQUEST"`);
+  }
+  const body = (match[2] as string).replace(/\s+/g, '');
+  if (body.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(body)) throw bad('RAMPART_ERR_CSR_NOT_PEM', 'csr PEM body is not valid base64');
+  return Buffer.from(body, 'base64');
+}
+
+interface RequestedExtensions {
+  uriSans: string[];
+  otherSanKinds: string[];
+  wantsCa: boolean;
+  unsupported: string[];
+}
+
+const SAN_KIND: Record<number, string> = { 0: 'otherName', 1: 'email', 2: 'DNS', 3: 'x400Address', 4: 'directoryName', 5: 'ediPartyName', 7: 'IP', 8: 'registeredID' };
+
+function readSan(der: Buffer, value: Buffer, into: RequestedExtensions): void {
+  const names = readWhole(value, TAG.SEQUENCE);
+  for (const name of readChildren(value, names)) {
+    const kind = name.tag & 0x1f;
+    if (name.tag === contextTag(6, false)) {
+      into.uriSans.push(content(value, name).toString('latin1'));
+    } else {
+      into.otherSanKinds.push(SAN_KIND[kind] ?? `tag ${kind}`);
+    }
+  }
+  void der;
+}
+
+function readBasicConstraints(value: Buffer): boolean {
+  const top = readWhole(value, TAG.SEQUENCE);
+  const [first] = readChildren(value, top);
+  return first?.tag === TAG.BOOLEAN && (value[first.contentStart] ?? 0) !== 0;
+}
+
+function readKeyUsageWantsCa(value: Buffer): boolean {
+  const bits = readWhole(value, TAG.BIT_STRING);
+  const first = value[bits.contentStart + 1] ?? 0;
+  // keyCertSign is bit 5, cRLSign bit 6 (counting from the most significant bit of the first byte).
+  return (first & 0x04) !== 0 || (first & 0x02) !== 0;
+}
+
+function readExtensionRequest(der: Buffer, attrValues: Tlv, into: RequestedExtensions): void {
+  for (const extsSeq of readChildren(der, attrValues)) {
+    expectTag(extsSeq, TAG.SEQUENCE, 'requested extensions');
+    for (const ext of readChildren(der, extsSeq)) {
+      const parts = readChildren(der, expectTag(ext, TAG.SEQUENCE, 'extension'));
+      const oid = decodeOid(content(der, expectTag(parts[0], TAG.OID, 'extension OID')));
+      const valueTlv = expectTag(parts[parts.length - 1], TAG.OCTET_STRING, 'extension value');
+      const value = content(der, valueTlv);
+      switch (oid) {
+        case OID.subjectAltName:
+          readSan(der, value, into);
+          break;
+        case OID.basicConstraints:
+          if (readBasicConstraints(value)) into.wantsCa = true;
+          break;
+        case OID.keyUsage:
+          if (readKeyUsageWantsCa(value)) into.wantsCa = true;
+          break;
+        case OID.extKeyUsage:
+        case OID.subjectKeyIdentifier:
+          // Harmless: the CA sets its own values.
+          break;
+        default:
+          into.unsupported.push(oid);
+      }
+    }
+  }
+}
+
+/**
+ * Parses a DER CSR, verifies its self-signature and checks its key and requested extensions.
+ * Identity is not checked here (see `checkCsrIdentity`): the CSR never decides who you are.
+ */
+export function parseCsr(der: Buffer): ParsedCsr {
+  let spki: Buffer;
+  let info: Buffer;
+  let sigAlgOid: string;
+  let signature: Buffer;
+  const requested: RequestedExtensions = { uriSans: [], otherSanKinds: [], wantsCa: false, unsupported: [] };
+  try {
+    const top = readWhole(der, TAG.SEQUENCE);
+    const [infoTlv, algTlv, sigTlv] = readChildren(der, top);
+    const infoSeq = expectTag(infoTlv, TAG.SEQUENCE, 'certificationRequestInfo');
+    info = whole(der, infoSeq);
+    const [versionTlv, subjectTlv, spkiTlv, attrsTlv] = readChildren(der, infoSeq);
+    const version = content(der, expectTag(versionTlv, TAG.INTEGER, 'version'));
+    if (version.length !== 1 || version[0] !== 0) throw new DerError('CSR version must be 1 (0)');
+    expectTag(subjectTlv, TAG.SEQUENCE, 'subject');
+    spki = whole(der, expectTag(spkiTlv, TAG.SEQUENCE, 'subjectPKInfo'));
+    if (attrsTlv !== undefined) {
+      expectTag(attrsTlv, contextTag(0, true), 'attributes');
+      for (const attr of readChildren(der, attrsTlv)) {
+        const [oidTlv, valuesTlv] = readChildren(der, expectTag(attr, TAG.SEQUENCE, 'attribute'));
+        const oid = decodeOid(content(der, expectTag(oidTlv, TAG.OID, 'attribute type')));
+        const values = expectTag(valuesTlv, TAG.SET, 'attribute values');
+        if (oid === OID.extensionRequest) readExtensionRequest(der, values, requested);
+      }
+    }
+    const algSeq = expectTag(algTlv, TAG.SEQUENCE, 'signatureAlgorithm');
+    const [algOidTlv] = readChildren(der, algSeq);
+    sigAlgOid = decodeOid(content(der, expectTag(algOidTlv, TAG.OID, 'signature algorithm')));
+    const sigBits = content(der, expectTag(sigTlv, TAG.BIT_STRING, 'signature'));
+    if (sigBits[0] !== 0) throw new DerError('signature BIT STRING has unused bits');
+    signature = sigBits.subarray(1);
+    readTlv(der, 0);
+  } catch (err) {
+    if (err instanceof DerError) throw bad('RAMPART_ERR_CSR_MALFORMED', `csr is not a valid PKCS#10 request: ${err.message}`);
+    throw err;
+  }
+
+  let keyInfo;
+  try {
+    keyInfo = inspectSpki(spki);
+  } catch (err) {
+    if (err instanceof DerError) throw bad('RAMPART_ERR_CSR_MALFORMED', `csr public key is malformed: ${err.message}`);
+    throw err;
+  }
+  if (keyInfo.keyType === null) {
+    throw bad('RAMPART_ERR_CSR_UNSUPPORTED_KEY', `csr key ${keyInfo.description} is not supported; use ECDSA P-256 (recommended), P-384, or RSA 2048/3072/4096`);
+  }
+  const hash = SIGNATURE_HASH[sigAlgOid];
+  const rsaAlg = sigAlgOid.startsWith('1.2.840.113549.1.1.');
+  if (hash === undefined || rsaAlg !== keyInfo.isRsa) {
+    throw bad('RAMPART_ERR_CSR_BAD_SIGNATURE', `csr signature algorithm ${sigAlgOid} is not supported for a ${keyInfo.description} key`);
+  }
+  let valid = false;
+  try {
+    valid = cryptoVerify(hash, info, { key: spki, format: 'der', type: 'spki' }, signature);
+  } catch {
+    valid = false;
+  }
+  if (!valid) throw bad('RAMPART_ERR_CSR_BAD_SIGNATURE', 'csr signature does not verify with its own public key');
+
+  if (requested.wantsCa) throw bad('RAMPART_ERR_CSR_CA_REQUESTED', 'csr asks for CA powers (cA=true, keyCertSign or cRLSign); workload certificates are never CAs');
+  if (requested.otherSanKinds.length > 0) {
+    throw bad('RAMPART_ERR_CSR_FORBIDDEN_SAN', `csr asks for ${[...new Set(requested.otherSanKinds)].join(', ')} SANs; only the caller's own SPIFFE ID (or no SAN) is allowed`);
+  }
+  if (requested.uriSans.length > 1) throw bad('RAMPART_ERR_CSR_MULTIPLE_URI_SANS', `csr carries ${requested.uriSans.length} URI SANs; at most one (the caller's SPIFFE ID) is allowed`);
+  if (requested.unsupported.length > 0) {
+    throw bad('RAMPART_ERR_CSR_UNSUPPORTED_EXTENSION', `csr requests unsupported extension(s) ${requested.unsupported.join(', ')}; send only subjectAltName`);
+  }
+  return { spki, keyType: keyInfo.keyType, isRsa: keyInfo.isRsa, subjectPublicKey: keyInfo.subjectPublicKey, uriSans: requested.uriSans };
+}
+
+/** Refuses a CSR whose URI SAN names anyone but the authenticated caller. */
+export function checkCsrIdentity(csr: ParsedCsr, callerSpiffeId: string): void {
+  const [requested] = csr.uriSans;
+  if (requested === undefined || requested === callerSpiffeId) return;
+  const shown = requested.length > 120 ? `${requested.slice(0, 120)}…` : requested;
+  const what = isValidSpiffeId(requested) ? `"${shown}"` : `"${shown}" (not even a valid SPIFFE ID)`;
+  throw new ForbiddenError('RAMPART_ERR_CSR_IDENTITY_MISMATCH', `csr asks for ${what} but the caller is authenticated as "${callerSpiffeId}"; omit the SAN or use the caller's own ID`);
+}
+
+/** Parses a PEM CSR (see `parseCsr`). */
+export function parseCsrPem(pem: string): ParsedCsr {
+  return parseCsr(csrDerFromPem(pem));
+}

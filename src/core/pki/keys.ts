@@ -1,0 +1,81 @@
+/** Public-key inspection and key generation for the key types Rampart supports. */
+import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { content, decodeOid, DerError, expectTag, readChildren, readTlv, readWhole, TAG } from './der.js';
+import { OID } from './oids.js';
+
+/** The key types a CSR may carry (DESIGN section 3). */
+export type KeyType = 'ec-p256' | 'ec-p384' | 'rsa-2048' | 'rsa-3072' | 'rsa-4096';
+
+/** What a SubjectPublicKeyInfo says about its key. */
+export interface SpkiInfo {
+  /** Supported key type, or null with `description` saying what it was. */
+  readonly keyType: KeyType | null;
+  readonly description: string;
+  readonly isRsa: boolean;
+  /** The BIT STRING content without its unused-bits byte: input to the SKI hash. */
+  readonly subjectPublicKey: Buffer;
+}
+
+function rsaModulusBits(publicKey: Buffer): number {
+  const rsaKey = readWhole(publicKey, TAG.SEQUENCE);
+  const [modulus] = readChildren(publicKey, rsaKey);
+  const mod = content(publicKey, expectTag(modulus, TAG.INTEGER, 'RSA modulus'));
+  let start = 0;
+  while (start < mod.length && mod[start] === 0) start++;
+  if (start === mod.length) return 0;
+  return (mod.length - start - 1) * 8 + (32 - Math.clz32(mod[start] as number));
+}
+
+/** Inspects a DER SubjectPublicKeyInfo. Throws DerError when it is not well formed. */
+export function inspectSpki(spki: Buffer): SpkiInfo {
+  const top = readWhole(spki, TAG.SEQUENCE);
+  const [algTlv, keyTlv] = readChildren(spki, top);
+  const alg = expectTag(algTlv, TAG.SEQUENCE, 'SPKI algorithm');
+  const bits = expectTag(keyTlv, TAG.BIT_STRING, 'SPKI public key');
+  const [algOidTlv, paramsTlv] = readChildren(spki, alg);
+  const algOid = decodeOid(content(spki, expectTag(algOidTlv, TAG.OID, 'key algorithm')));
+  const bitContent = content(spki, bits);
+  if (bitContent.length < 2 || bitContent[0] !== 0) throw new DerError('public key BIT STRING has unused bits');
+  const subjectPublicKey = bitContent.subarray(1);
+  if (algOid === OID.ecPublicKey) {
+    if (paramsTlv?.tag !== TAG.OID) return { keyType: null, description: 'EC key without a named curve', isRsa: false, subjectPublicKey };
+    const curve = decodeOid(content(spki, paramsTlv));
+    if (curve === OID.prime256v1) return { keyType: 'ec-p256', description: 'ECDSA P-256', isRsa: false, subjectPublicKey };
+    if (curve === OID.secp384r1) return { keyType: 'ec-p384', description: 'ECDSA P-384', isRsa: false, subjectPublicKey };
+    return { keyType: null, description: `EC key on unsupported curve ${curve}`, isRsa: false, subjectPublicKey };
+  }
+  if (algOid === OID.rsaEncryption) {
+    const modulusBits = rsaModulusBits(subjectPublicKey);
+    const keyType = modulusBits === 2048 ? 'rsa-2048' : modulusBits === 3072 ? 'rsa-3072' : modulusBits === 4096 ? 'rsa-4096' : null;
+    return { keyType, description: `RSA ${modulusBits}-bit`, isRsa: true, subjectPublicKey };
+  }
+  if (algOid === OID.dsa) return { keyType: null, description: 'DSA', isRsa: false, subjectPublicKey };
+  return { keyType: null, description: `key algorithm ${algOid}`, isRsa: false, subjectPublicKey };
+}
+
+/** RFC 5280 method 1 key identifier: SHA-1 of the subjectPublicKey bits. */
+export function keyIdentifier(subjectPublicKey: Uint8Array): Buffer {
+  return createHash('sha1').update(subjectPublicKey).digest();
+}
+
+/** Key identifier of a DER SPKI. */
+export function spkiKeyIdentifier(spki: Buffer): Buffer {
+  const top = readTlv(spki, 0);
+  const [, keyTlv] = readChildren(spki, top);
+  return keyIdentifier(content(spki, expectTag(keyTlv, TAG.BIT_STRING, 'SPKI public key')).subarray(1));
+}
+
+/** Generates an ECDSA key pair on the named curve. */
+export function generateEcKeyPair(curve: 'P-256' | 'P-384' = 'P-256'): { privateKey: KeyObject; publicKey: KeyObject } {
+  return generateKeyPairSync('ec', { namedCurve: curve === 'P-256' ? 'prime256v1' : 'secp384r1' });
+}
+
+/** PKCS#8 PEM of a private key. */
+export function privateKeyPem(key: KeyObject): string {
+  return key.export({ format: 'pem', type: 'pkcs8' }).toString();
+}
+
+/** DER SPKI of a public (or private) key. */
+export function spkiDer(key: KeyObject): Buffer {
+  return key.export({ format: 'der', type: 'spki' });
+}

@@ -1,0 +1,158 @@
+/**
+ * The signing hot path. Everything that is the same for every leaf a signer issues (issuer
+ * name, algorithm, fixed extensions, authority key id) is encoded once; per request only the
+ * serial, validity, public key, SAN and subject key id are filled in, and node:crypto signs the
+ * result with a cached KeyObject.
+ */
+import { createPublicKey, randomFillSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { contextTag, encodeTime, headerSize, writeHeader, TAG } from './der.js';
+import { keyIdentifier, spkiKeyIdentifier } from './keys.js';
+import { OID } from './oids.js';
+import { keyIdFromExtension, parseCertificate, type ParsedCertificate } from './certificate.js';
+import {
+  authorityKeyIdentifierExtension,
+  basicConstraintsExtension,
+  encodeCertificate,
+  extKeyUsageExtension,
+  KEY_USAGE,
+  keyUsageExtension,
+  SIGNATURE_ALGORITHM_DER,
+  SIGNATURE_HASH_OF,
+  subjectKeyIdentifierExtension,
+  VERSION_V3,
+  type SignatureAlgorithm,
+} from './profile.js';
+import { checkIssuedLeaf } from './verify.js';
+
+/** What the leaf will certify: taken from a parsed CSR and the authenticated identity. */
+export interface LeafRequest {
+  readonly spki: Buffer;
+  readonly subjectPublicKey: Buffer;
+  readonly isRsa: boolean;
+  readonly spiffeId: string;
+  readonly notBefore: number;
+  readonly notAfter: number;
+}
+
+export interface SignedLeaf {
+  readonly der: Buffer;
+  readonly serialHex: string;
+}
+
+const EMPTY_SUBJECT = Buffer.from([TAG.SEQUENCE, 0]);
+const SERIAL_BYTES = 16;
+const SAN_HEADER = Buffer.concat([Buffer.from([TAG.OID, 3, 0x55, 0x1d, 0x11]), Buffer.from([TAG.BOOLEAN, 1, 0xff])]);
+
+/** Signs workload leaves under one intermediate. Create once per intermediate, reuse per request. */
+export class LeafSigner {
+  readonly issuer: ParsedCertificate;
+  readonly issuerDer: Buffer;
+  readonly issuerPublicKey: KeyObject;
+  readonly issuerKeyId: Buffer;
+  private readonly key: KeyObject;
+  private readonly algorithm: SignatureAlgorithm;
+  private readonly hash: 'sha256' | 'sha384';
+  private readonly head: Buffer;
+  private readonly fixedExtensionsEc: Buffer;
+  private readonly fixedExtensionsRsa: Buffer;
+  private readonly serialScratch = Buffer.alloc(SERIAL_BYTES);
+
+  constructor(issuerCertDer: Buffer, issuerKey: KeyObject) {
+    this.issuerDer = issuerCertDer;
+    this.issuer = parseCertificate(issuerCertDer);
+    this.key = issuerKey;
+    this.issuerPublicKey = createPublicKey({ key: this.issuer.spki, format: 'der', type: 'spki' });
+    // The AKI must equal the issuer's SKI as written, which a plugged-in CA may have derived differently.
+    this.issuerKeyId = keyIdFromExtension(this.issuer, 'ski') ?? spkiKeyIdentifier(this.issuer.spki);
+    const curve = issuerKey.asymmetricKeyDetails?.namedCurve;
+    this.algorithm = curve === 'secp384r1' ? 'ecdsa-sha384' : 'ecdsa-sha256';
+    this.hash = SIGNATURE_HASH_OF[this.algorithm];
+    this.head = VERSION_V3;
+    const shared = [
+      extKeyUsageExtension([OID.serverAuth, OID.clientAuth]),
+      basicConstraintsExtension(false),
+      authorityKeyIdentifierExtension(this.issuerKeyId),
+    ];
+    this.fixedExtensionsEc = Buffer.concat([keyUsageExtension([KEY_USAGE.digitalSignature]), ...shared]);
+    this.fixedExtensionsRsa = Buffer.concat([keyUsageExtension([KEY_USAGE.digitalSignature, KEY_USAGE.keyEncipherment]), ...shared]);
+  }
+
+  /** Builds, signs and checks one leaf. Throws if the post-signing check fails. */
+  sign(request: LeafRequest): SignedLeaf {
+    const serial = this.serialScratch;
+    randomFillSync(serial);
+    // Positive, fixed-length, never a leading zero byte: 126 random bits.
+    serial[0] = ((serial[0] as number) & 0x3f) | 0x40;
+    const tbs = this.encodeTbs(request, serial);
+    const signature = cryptoSign(this.hash, tbs, this.key);
+    const der = encodeCertificate(tbs, this.algorithm, signature);
+    checkIssuedLeaf(der, tbs, signature, {
+      hash: this.hash,
+      issuerPublicKey: this.issuerPublicKey,
+      issuerSubject: this.issuer.subject,
+      issuerKeyId: this.issuerKeyId,
+      issuerNotAfter: this.issuer.notAfter,
+      spiffeId: request.spiffeId,
+      spki: request.spki,
+      isRsa: request.isRsa,
+      notBefore: request.notBefore,
+      notAfter: request.notAfter,
+    });
+    return { der, serialHex: serial.toString('hex') };
+  }
+
+  private encodeTbs(request: LeafRequest, serial: Buffer): Buffer {
+    const uri = Buffer.from(request.spiffeId, 'latin1');
+    // subjectAltName: SEQ { OID, BOOLEAN true, OCTET STRING { SEQ { [6] uri } } }
+    const gnLen = headerSize(uri.length) + uri.length;
+    const namesLen = headerSize(gnLen) + gnLen;
+    const octetLen = headerSize(namesLen) + namesLen;
+    const sanBodyLen = SAN_HEADER.length + octetLen;
+    const sanLen = headerSize(sanBodyLen) + sanBodyLen;
+    const san = Buffer.allocUnsafe(sanLen);
+    let p = writeHeader(san, 0, TAG.SEQUENCE, sanBodyLen);
+    p += SAN_HEADER.copy(san, p);
+    p = writeHeader(san, p, TAG.OCTET_STRING, namesLen);
+    p = writeHeader(san, p, TAG.SEQUENCE, gnLen);
+    p = writeHeader(san, p, contextTag(6, false), uri.length);
+    uri.copy(san, p);
+
+    const ski = subjectKeyIdentifierExtension(keyIdentifier(request.subjectPublicKey));
+    const fixed = request.isRsa ? this.fixedExtensionsRsa : this.fixedExtensionsEc;
+    const extsLen = san.length + fixed.length + ski.length;
+    const extsSeqLen = headerSize(extsLen) + extsLen;
+    const notBefore = encodeTime(request.notBefore);
+    const notAfter = encodeTime(request.notAfter);
+    const validityLen = notBefore.length + notAfter.length;
+    const sigAlg = SIGNATURE_ALGORITHM_DER[this.algorithm];
+    const subjectName = this.issuer.subject;
+    const bodyLen =
+      this.head.length +
+      2 + SERIAL_BYTES +
+      sigAlg.length +
+      subjectName.length +
+      headerSize(validityLen) + validityLen +
+      EMPTY_SUBJECT.length +
+      request.spki.length +
+      headerSize(extsSeqLen) + extsSeqLen;
+    const out = Buffer.allocUnsafe(headerSize(bodyLen) + bodyLen);
+    let o = writeHeader(out, 0, TAG.SEQUENCE, bodyLen);
+    o += this.head.copy(out, o);
+    out[o++] = TAG.INTEGER;
+    out[o++] = SERIAL_BYTES;
+    o += serial.copy(out, o);
+    o += sigAlg.copy(out, o);
+    o += subjectName.copy(out, o);
+    o = writeHeader(out, o, TAG.SEQUENCE, validityLen);
+    o += notBefore.copy(out, o);
+    o += notAfter.copy(out, o);
+    o += EMPTY_SUBJECT.copy(out, o);
+    o += request.spki.copy(out, o);
+    o = writeHeader(out, o, contextTag(3, true), extsSeqLen);
+    o = writeHeader(out, o, TAG.SEQUENCE, extsLen);
+    o += san.copy(out, o);
+    o += fixed.copy(out, o);
+    ski.copy(out, o);
+    return out;
+  }
+}
