@@ -80,12 +80,9 @@ export async function fsyncDirectory(dir: string): Promise<void> {
   }
 }
 
-/** True when `error` is a Node.js fs error with one of `codes`. */
+/** True when `error` is a Node.js fs error with one of `codes` (any code when none are given). */
 export function isFsError(error: unknown, ...codes: string[]): error is NodeJS.ErrnoException {
-  return (
-    typeof error === 'object' &&
-    error !== null &&
-    typeof (error as NodeJS.ErrnoException).code === 'string' &&
-    codes.includes((error as NodeJS.ErrnoException).code as string)
-  );
+  if (typeof error !== 'object' || error === null) return false;
+  const code = (error as NodeJS.ErrnoException).code;
+  return typeof code === 'string' && (codes.length === 0 || codes.includes(code));
 }

@@ -1,0 +1,272 @@
+/**
+ * The embedded state store (DESIGN section 8): CA state in `<dir>/state.json` (0600), the trust
+ * bundle in `<dir>/root-cert.pem` (0644), both replaced atomically, and `<dir>/ca.lock` held for
+ * the store's lifetime so a second CA cannot use the same directory.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, realpath, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { ConfigError, ConflictError, isRampartError, StateError } from '../core/errors.js';
+import type { CaState, StateStore, StoredState } from '../core/ports.js';
+import { isAtomicTempFile, isFsError, writeFileAtomic } from './atomic-file.js';
+import { FileLock, LOCK_FILE_NAME } from './file-lock.js';
+import { decodeState, encodeState } from './state-codec.js';
+
+/** File holding the CA state inside the state directory. */
+export const STATE_FILE_NAME = 'state.json';
+/** File holding the published trust bundle inside the state directory. */
+export const BUNDLE_FILE_NAME = 'root-cert.pem';
+
+const STATE_MODE = 0o600;
+const BUNDLE_MODE = 0o644;
+const DIR_MODE = 0o700;
+const DEFAULT_POLL_MS = 2000;
+
+/** Options for {@link FileStateStore.open}. */
+export interface FileStateStoreOptions {
+  readonly logger?: Logger;
+  /** How often `watch()` stats state.json; default 2000 ms. */
+  readonly pollIntervalMs?: number;
+}
+
+/** The store's revision of some state bytes: SHA-256, lowercase hex. */
+export function stateRevision(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** Maps an fs failure to a coded error; never includes file contents. */
+function ioError(action: string, path: string, error: unknown): Error {
+  if (isRampartError(error)) return error;
+  const code = isFsError(error) ? error.code : 'unknown error';
+  if (isFsError(error, 'EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EISDIR', 'EEXIST')) {
+    return new ConfigError('RAMPART_ERR_CONFIG_INVALID', `cannot ${action} ${path}: ${code}; check that --state-dir is a writable directory owned by the CA user`, { cause: error });
+  }
+  return new StateError('RAMPART_ERR_INTERNAL', `cannot ${action} ${path}: ${code}`, { cause: error });
+}
+
+async function readIfExists(path: string): Promise<Buffer | null> {
+  try {
+    return await readFile(path);
+  } catch (error) {
+    if (isFsError(error, 'ENOENT')) return null;
+    throw ioError('read', path, error);
+  }
+}
+
+const BUNDLE_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n[A-Za-z0-9+/=\r\n]+-----END \1-----/g;
+
+function isCertificateBundle(pem: string): boolean {
+  const blocks = [...pem.matchAll(BUNDLE_BLOCK)];
+  const rest = pem.replace(BUNDLE_BLOCK, '').trim();
+  return blocks.length > 0 && rest === '' && blocks.every((b) => b[1] === 'CERTIFICATE');
+}
+
+/** True for leftovers of a lock acquisition by a process that has since died. */
+function isDeadLockLeftover(name: string): boolean {
+  const match = /^ca\.lock\.(?:(\d+)\.[0-9a-f]+\.tmp|stale-(\d+)-[0-9a-f]+)$/.exec(name);
+  const pid = Number(match?.[1] ?? match?.[2]);
+  if (!match || !Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    return isFsError(error, 'ESRCH');
+  }
+}
+
+/** {@link StateStore} on a local directory. Create with {@link FileStateStore.open}. */
+export class FileStateStore implements StateStore {
+  /** Absolute, symlink-free path of the state directory. */
+  readonly dir: string;
+  readonly statePath: string;
+  readonly bundlePath: string;
+  private readonly lock: FileLock;
+  private readonly logger: Logger | undefined;
+  private readonly pollIntervalMs: number;
+  /** Revision this instance last loaded, saved or announced; watch() reports only others. */
+  private knownRevision: string | null = null;
+  /** stat() fingerprint of state.json at the last poll, so unchanged files are not re-read. */
+  private lastStat = '';
+  private readonly listeners = new Set<(stored: StoredState) => void>();
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  /** Serializes save/publish/poll within this process; the lock covers other processes. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(dir: string, lock: FileLock, options: FileStateStoreOptions) {
+    this.dir = dir;
+    this.statePath = join(dir, STATE_FILE_NAME);
+    this.bundlePath = join(dir, BUNDLE_FILE_NAME);
+    this.lock = lock;
+    this.logger = options.logger;
+    this.pollIntervalMs = options.pollIntervalMs ?? DEFAULT_POLL_MS;
+  }
+
+  /**
+   * Creates `dir` (0700) if needed and takes its lock. Throws `ConfigError`
+   * `RAMPART_ERR_STATE_LOCKED` when another live CA holds it, `RAMPART_ERR_CONFIG_INVALID` when
+   * the directory cannot be created or used.
+   */
+  static async open(dir: string, options: FileStateStoreOptions = {}): Promise<FileStateStore> {
+    let resolved: string;
+    try {
+      await mkdir(dir, { recursive: true, mode: DIR_MODE });
+      const info = await stat(dir);
+      if (!info.isDirectory()) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `state directory ${dir} is not a directory`);
+      if ((info.mode & 0o077) !== 0) {
+        options.logger?.warn({ stateDir: dir, mode: (info.mode & 0o777).toString(8) }, 'state directory is accessible to other users; chmod 700 it');
+      }
+      resolved = await realpath(dir);
+    } catch (error) {
+      throw ioError('create state directory', dir, error);
+    }
+    const lock = await FileLock.acquire(resolved, options.logger === undefined ? {} : { logger: options.logger });
+    const store = new FileStateStore(resolved, lock, options);
+    try {
+      await store.sweepLeftovers();
+    } catch (error) {
+      await lock.release();
+      throw ioError('clean up', resolved, error);
+    }
+    return store;
+  }
+
+  /** Removes temp files of writes interrupted by a crash; safe because we hold the lock. */
+  private async sweepLeftovers(): Promise<void> {
+    for (const name of await readdir(this.dir)) {
+      const ours = isAtomicTempFile(name, STATE_FILE_NAME) || isAtomicTempFile(name, BUNDLE_FILE_NAME);
+      if (ours || (name.startsWith(`${LOCK_FILE_NAME}.`) && isDeadLockLeftover(name))) {
+        await unlink(join(this.dir, name)).catch(() => undefined);
+        this.logger?.debug({ file: name }, 'removed leftover of an interrupted write');
+      }
+    }
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new StateError('RAMPART_ERR_INTERNAL', `state store ${this.dir} is closed`);
+  }
+
+  /** Runs `fn` after every earlier queued operation of this instance. */
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async load(): Promise<StoredState | null> {
+    this.ensureOpen();
+    const bytes = await readIfExists(this.statePath);
+    if (bytes === null) return null;
+    const state = decodeState(bytes.toString('utf8'));
+    const revision = stateRevision(bytes);
+    this.knownRevision = revision;
+    return { state, revision };
+  }
+
+  save(next: CaState, expectedRevision: string | null): Promise<string> {
+    return this.serialize(async () => {
+      this.ensureOpen();
+      const text = encodeState(next);
+      await this.lock.verify();
+      const current = await readIfExists(this.statePath);
+      const currentRevision = current === null ? null : stateRevision(current);
+      if (currentRevision !== expectedRevision) {
+        throw new ConflictError(
+          'RAMPART_ERR_STATE_CONFLICT',
+          currentRevision === null
+            ? `CA state in ${this.statePath} was removed since it was loaded; load it again and retry`
+            : expectedRevision === null
+              ? `CA state already exists in ${this.statePath}; load it and retry`
+              : `CA state in ${this.statePath} changed since it was loaded; load it again and retry`,
+        );
+      }
+      const bytes = Buffer.from(text, 'utf8');
+      try {
+        await writeFileAtomic(this.statePath, bytes, { mode: STATE_MODE });
+      } catch (error) {
+        throw ioError('write', this.statePath, error);
+      }
+      const revision = stateRevision(bytes);
+      this.knownRevision = revision;
+      return revision;
+    });
+  }
+
+  publishBundle(pem: string): Promise<void> {
+    return this.serialize(async () => {
+      this.ensureOpen();
+      if (!isCertificateBundle(pem)) {
+        throw new StateError('RAMPART_ERR_STATE_CORRUPT', 'refusing to publish a trust bundle that is not one or more PEM CERTIFICATE blocks');
+      }
+      await this.lock.verify();
+      try {
+        await writeFileAtomic(this.bundlePath, pem, { mode: BUNDLE_MODE });
+      } catch (error) {
+        throw ioError('write', this.bundlePath, error);
+      }
+    });
+  }
+
+  watch(listener: (stored: StoredState) => void): () => void {
+    this.ensureOpen();
+    this.listeners.add(listener);
+    if (this.timer === undefined) {
+      this.timer = setInterval(() => void this.serialize(() => this.poll()), this.pollIntervalMs);
+      // Polling must never be what keeps a finished CA process alive.
+      this.timer.unref();
+    }
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) this.stopTimer();
+    };
+  }
+
+  private stopTimer(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** One watch tick: stat first (cheap), read and hash only when the file looks different. */
+  private async poll(): Promise<void> {
+    if (this.closed || this.listeners.size === 0) return;
+    try {
+      let signature: string;
+      try {
+        const info = await stat(this.statePath);
+        signature = `${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
+      } catch (error) {
+        if (isFsError(error, 'ENOENT')) return;
+        throw error;
+      }
+      if (signature === this.lastStat) return;
+      const bytes = await readIfExists(this.statePath);
+      if (bytes === null) return;
+      // Remember the signature before decoding so a corrupt file is reported once, not per tick.
+      this.lastStat = signature;
+      const revision = stateRevision(bytes);
+      if (revision === this.knownRevision) return;
+      const state = decodeState(bytes.toString('utf8'));
+      this.knownRevision = revision;
+      for (const listener of [...this.listeners]) {
+        try {
+          listener({ state, revision });
+        } catch (error) {
+          this.logger?.error({ err: error }, 'state watch listener failed');
+        }
+      }
+    } catch (error) {
+      // Keep polling: a corrupt or unreadable file may be fixed by the operator.
+      this.logger?.warn({ err: error, stateFile: this.statePath }, 'cannot read changed CA state');
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopTimer();
+    this.listeners.clear();
+    await this.queue;
+    await this.lock.release();
+  }
+}
