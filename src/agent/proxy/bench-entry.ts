@@ -1,0 +1,53 @@
+/**
+ * Stand-alone entry for the mtls-proxy benchmark harness until the agent CLI exists:
+ *   node --import tsx src/agent/proxy/bench-entry.ts inbound  LISTEN_PORT BACKEND_PORT  CERTDIR
+ *   node --import tsx src/agent/proxy/bench-entry.ts outbound LISTEN_PORT UPSTREAM_PORT CERTDIR
+ * Env: RAMPART_TUNNEL=auto|off, BENCH_TLS_VERSION=1.2|1.3, BENCH_TLS_RESUME=0|1, LOG_LEVEL.
+ */
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { StaticCredentialSource } from '../credentials.js';
+import { startInbound } from './inbound.js';
+import { startOutbound } from './outbound.js';
+import type { TlsTuning } from './tls-settings.js';
+
+const CLIENT_ID = 'spiffe://cluster.local/ns/a/sa/client';
+const SERVER_ID = 'spiffe://cluster.local/ns/b/sa/server';
+
+const [role, listenArg, targetArg, certDir] = process.argv.slice(2);
+if ((role !== 'inbound' && role !== 'outbound') || listenArg === undefined || targetArg === undefined || certDir === undefined) {
+  process.stderr.write('usage: bench-entry.ts inbound|outbound LISTEN_PORT TARGET_PORT CERTDIR\n');
+  process.exit(2);
+}
+const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'info' }, pino.destination({ dest: 1, sync: false }));
+const name = role === 'inbound' ? 'server' : 'client';
+const certPem = readFileSync(join(certDir, `${name}.crt`), 'utf8');
+const credentials = new StaticCredentialSource({
+  spiffeId: role === 'inbound' ? SERVER_ID : CLIENT_ID,
+  keyPem: readFileSync(join(certDir, `${name}.key`), 'utf8'),
+  certChainPem: certPem,
+  bundlePem: readFileSync(join(certDir, 'ca.crt'), 'utf8'),
+  trustDomain: 'cluster.local',
+  notAfter: Date.parse(new X509Certificate(certPem).validTo),
+});
+const tlsTuning: TlsTuning =
+  process.env['BENCH_TLS_VERSION'] === '1.2'
+    ? { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' }
+    : { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', ciphers: 'TLS_AES_128_GCM_SHA256' };
+const tunnel = process.env['RAMPART_TUNNEL'] === 'off' ? 'off' : 'auto';
+const listen = { host: '127.0.0.1', port: Number(listenArg) };
+const target = { host: '127.0.0.1', port: Number(targetArg) };
+
+const proxy =
+  role === 'inbound'
+    ? await startInbound({ listen, backend: target, allow: [CLIENT_ID], credentials, logger, tunnel, tls: tlsTuning })
+    : await startOutbound({ listen, upstream: target, expectedId: SERVER_ID, credentials, logger, tunnel, tls: tlsTuning, resumeSessions: process.env['BENCH_TLS_RESUME'] === '1' });
+
+process.once('SIGTERM', () => {
+  void proxy.close({ drainMs: 2_000 }).then(() => {
+    logger.flush();
+    process.exit(0);
+  });
+});

@@ -1,0 +1,136 @@
+import http2 from 'node:http2';
+import type tls from 'node:tls';
+import type { Logger } from 'pino';
+import type { Clock } from '../../core/clock.js';
+import { classifyResult, connectTcp } from './backend.js';
+import { recordConnection } from './conn-log.js';
+import { describeError, type HostPort } from './errors.js';
+import type { ProxyMetrics } from './metrics.js';
+import { abortSocket, relay, type Relay, type RelayResult } from './relay.js';
+
+/** Who is on the other end of an authorized tunnel session. */
+export interface TunnelPeer {
+  readonly id: string;
+  readonly serial: string | undefined;
+  readonly remote: string | undefined;
+}
+
+/** Tunables shared by both ends of the HTTP/2 tunnel. */
+export const TUNNEL_SETTINGS: http2.Settings = {
+  enablePush: false,
+  // Per-stream window: large enough that a bulk transfer on one app connection is not
+  // throttled to 64 KiB per round trip.
+  initialWindowSize: 1 << 20,
+  maxConcurrentStreams: 1000,
+};
+/** Connection-level window for a tunnel session (shared by all its streams). */
+export const TUNNEL_SESSION_WINDOW = 16 << 20;
+
+/** Accepts authorized `h2` TLS connections and serves CONNECT streams to one backend. */
+export interface TunnelAcceptor {
+  accept(socket: tls.TLSSocket, peer: TunnelPeer): void;
+  /** Graceful: GOAWAY so no new streams start; open streams continue. */
+  drain(): void;
+  /** Tears down every session and stream. */
+  destroyAll(): void;
+  readonly sessionCount: number;
+}
+
+export interface TunnelAcceptorOptions {
+  readonly backend: HostPort;
+  readonly connectMs: number;
+  readonly idleMs: number;
+  readonly logger: Logger;
+  readonly metrics: ProxyMetrics;
+  readonly clock: Clock;
+  readonly relays: Set<Relay>;
+}
+
+/**
+ * Serves HBONE-style tunnels: each CONNECT stream on an authorized session becomes a TCP
+ * connection to the backend. Authorization already happened once for the whole session.
+ */
+export function createTunnelAcceptor(o: TunnelAcceptorOptions): TunnelAcceptor {
+  const sessions = new Map<http2.ServerHttp2Session, TunnelPeer>();
+  let pendingPeer: TunnelPeer | undefined;
+  const h2 = http2.createServer({ settings: TUNNEL_SETTINGS });
+
+  // 'session' fires synchronously inside emit('connection'), so pendingPeer is the right one.
+  h2.on('session', (session: http2.ServerHttp2Session) => {
+    const peer = pendingPeer as TunnelPeer;
+    sessions.set(session, peer);
+    const startedAt = o.clock.now();
+    let streams = 0;
+    let sessionError: unknown;
+    try {
+      session.setLocalWindowSize(TUNNEL_SESSION_WINDOW);
+    } catch {
+      // Only an optimisation; older peers may refuse before settings are exchanged.
+    }
+    session.on('error', (err) => {
+      sessionError = err;
+    });
+    session.on('stream', () => {
+      streams++;
+    });
+    session.once('close', () => {
+      sessions.delete(session);
+      const result = sessionError === undefined ? 'ok' : 'error';
+      o.metrics.tunnelSession('inbound', result);
+      o.logger.info(
+        { direction: 'inbound', mode: 'tunnel-session', peer: peer.id, peerSerial: peer.serial, remote: peer.remote, streams, durationMs: o.clock.now() - startedAt, result, error: describeError(sessionError) },
+        'tunnel session closed',
+      );
+    });
+  });
+
+  h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
+    const peer = sessions.get(stream.session as http2.ServerHttp2Session);
+    const startedAt = o.clock.now();
+    stream.on('error', () => {
+      // Reported through the relay or the record below; never let it crash the process.
+    });
+    if (headers[':method'] !== 'CONNECT' || peer === undefined) {
+      stream.respond({ ':status': 405 }, { endStream: true });
+      recordConnection(o.logger, o.metrics, { direction: 'inbound', mode: 'tunnel', peer: peer?.id, peerSerial: peer?.serial, remote: peer?.remote, startedAt, result: 'bad-request', bytesIn: 0, bytesOut: 0, error: `tunnel stream must be CONNECT, got ${String(headers[':method'])}` }, o.clock.now());
+      return;
+    }
+    let r: Relay | undefined;
+    const backend = connectTcp(o.backend, o.connectMs, o.idleMs, () => r?.abort('idle-timeout'));
+    backend.once('connect', () => {
+      if (!stream.destroyed && !stream.headersSent) stream.respond({ ':status': 200 });
+    });
+    const relayHandle = relay(
+      { stream, abort: () => { if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CONNECT_ERROR); } },
+      { stream: backend, abort: () => abortSocket(backend) },
+      (result: RelayResult, err?: Error) => {
+        o.relays.delete(relayHandle);
+        o.metrics.active('inbound', -1);
+        recordConnection(o.logger, o.metrics, { direction: 'inbound', mode: 'tunnel', peer: peer.id, peerSerial: peer.serial, remote: peer.remote, startedAt, result: classifyResult(result, err), bytesIn: backend.bytesWritten, bytesOut: backend.bytesRead, error: describeError(err) }, o.clock.now());
+      },
+    );
+    r = relayHandle;
+    o.relays.add(relayHandle);
+    o.metrics.active('inbound', 1);
+  });
+
+  return {
+    accept(socket, peer) {
+      pendingPeer = peer;
+      try {
+        h2.emit('connection', socket);
+      } finally {
+        pendingPeer = undefined;
+      }
+    },
+    drain() {
+      for (const s of sessions.keys()) if (!s.closed) s.close();
+    },
+    destroyAll() {
+      for (const s of sessions.keys()) s.destroy();
+    },
+    get sessionCount() {
+      return sessions.size;
+    },
+  };
+}

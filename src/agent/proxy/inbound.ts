@@ -1,0 +1,201 @@
+import type { AddressInfo } from 'node:net';
+import type net from 'node:net';
+import tls from 'node:tls';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { systemClock, type Clock } from '../../core/clock.js';
+import { credentialsUsable, type CredentialSource, type Credentials } from '../credentials.js';
+import { compileAllowList } from './authz.js';
+import { classifyResult, connectTcp } from './backend.js';
+import { recordConnection } from './conn-log.js';
+import { checkHostPort, checkTimeout, describeError, type HostPort } from './errors.js';
+import { createTunnelAcceptor } from './inbound-tunnel.js';
+import { proxyMetrics } from './metrics.js';
+import { peerSpiffeId } from './peer-identity.js';
+import { abortSocket, relay, type Relay } from './relay.js';
+import { drainThenDestroy, trackSockets } from './shutdown.js';
+import { secureContextOptions, type TlsTuning } from './tls-settings.js';
+
+/** Timeouts in milliseconds. */
+export interface ProxyTimeouts {
+  /** TCP connect to the backend/upstream (default 5 s). */
+  readonly connectMs?: number;
+  /** A connection with no traffic either way is closed after this (default 1 h). */
+  readonly idleMs?: number;
+  /** TLS handshake (default 10 s). */
+  readonly handshakeMs?: number;
+}
+
+/** Options of {@link startInbound}. */
+export interface InboundOptions {
+  readonly listen: HostPort;
+  readonly backend: HostPort;
+  /** Exact SPIFFE IDs or prefix patterns ending in `/*`. */
+  readonly allow: readonly string[];
+  readonly credentials: CredentialSource;
+  readonly logger: Logger;
+  readonly registry?: Registry;
+  readonly timeouts?: ProxyTimeouts;
+  /** `auto` (default) also serves HTTP/2 CONNECT tunnels from other agents on ALPN `h2`. */
+  readonly tunnel?: 'auto' | 'off';
+  readonly tls?: TlsTuning;
+  readonly clock?: Clock;
+}
+
+/** A running inbound listener. */
+export interface InboundProxy {
+  readonly address: HostPort;
+  /** Application connections (plain or tunnelled) currently open. */
+  readonly activeConnections: number;
+  /**
+   * Stops accepting, lets open connections finish for up to `drainMs` (default 10 s; tunnel
+   * sessions get GOAWAY), then destroys what is left.
+   */
+  close(options?: { drainMs?: number }): Promise<void>;
+}
+
+/**
+ * Picks the ALPN answer. A Rampart agent offers exactly `h2`; generic clients (curl, browsers)
+ * offer `h2` alongside `http/1.1` and must get the plain byte pipe, so they are not told `h2`.
+ * Node rejects the handshake when the callback returns nothing, so a non-tunnel client gets
+ * one of its own protocols back and the backend speaks it.
+ */
+function selectAlpn({ protocols }: { protocols: string[] }): string | undefined {
+  if (protocols.length === 1 && protocols[0] === 'h2') return 'h2';
+  if (protocols.includes('http/1.1')) return 'http/1.1';
+  return protocols.find((p) => p !== 'h2');
+}
+
+const DEFAULT_CONNECT_MS = 5_000;
+const DEFAULT_IDLE_MS = 3_600_000;
+const DEFAULT_HANDSHAKE_MS = 10_000;
+
+/**
+ * Starts the inbound mTLS proxy: requires a client SVID that chains to the bundle and whose
+ * SPIFFE ID matches `allow`, then pipes plain TCP to the backend. Resolves once listening.
+ */
+export async function startInbound(options: InboundOptions): Promise<InboundProxy> {
+  const listen = checkHostPort('inbound listen', options.listen, true);
+  const backend = checkHostPort('inbound backend', options.backend, false);
+  const isAllowed = compileAllowList(options.allow);
+  const connectMs = checkTimeout('timeouts.connectMs', options.timeouts?.connectMs, DEFAULT_CONNECT_MS);
+  const idleMs = checkTimeout('timeouts.idleMs', options.timeouts?.idleMs, DEFAULT_IDLE_MS);
+  const handshakeMs = checkTimeout('timeouts.handshakeMs', options.timeouts?.handshakeMs, DEFAULT_HANDSHAKE_MS);
+  const clock = options.clock ?? systemClock;
+  const log = options.logger.child({ component: 'inbound', listen: `${listen.host}:${listen.port}` });
+  const metrics = proxyMetrics(options.registry);
+  const relays = new Set<Relay>();
+  const tunnels = createTunnelAcceptor({ backend, connectMs, idleMs, logger: log, metrics, clock, relays });
+
+  let creds: Credentials | null = options.credentials.current();
+  let refusing = false;
+  const refusedEarly = new WeakSet<net.Socket>();
+
+  const server = tls.createServer({
+    ...(creds === null ? {} : secureContextOptions(creds, options.tls)),
+    requestCert: true,
+    rejectUnauthorized: true,
+    handshakeTimeout: handshakeMs,
+    allowHalfOpen: true,
+    noDelay: true,
+    ...(options.tunnel === 'off' ? {} : { ALPNCallback: selectAlpn }),
+  });
+
+  const sockets = trackSockets(server);
+
+  const unsubscribe = options.credentials.onChange((next) => {
+    try {
+      // Only new handshakes use the new context; open connections keep theirs.
+      server.setSecureContext(secureContextOptions(next, options.tls));
+      creds = next;
+      log.info({ spiffeId: next.spiffeId, notAfter: new Date(next.notAfter).toISOString() }, 'inbound credentials updated');
+    } catch (err) {
+      log.error({ error: describeError(err) }, 'new credentials rejected by TLS; keeping the previous ones');
+    }
+  });
+
+  server.on('connection', (socket: net.Socket) => {
+    if (credentialsUsable(creds, clock.now())) {
+      if (refusing) log.info('inbound has a valid certificate again; accepting connections');
+      refusing = false;
+      return;
+    }
+    if (!refusing) {
+      log.error(
+        { notAfter: creds === null ? undefined : new Date(creds.notAfter).toISOString() },
+        creds === null ? 'inbound has no certificate yet; refusing connections' : 'inbound certificate expired; refusing connections',
+      );
+    }
+    refusing = true;
+    refusedEarly.add(socket);
+    recordConnection(log, metrics, { direction: 'inbound', mode: 'mtls', peer: undefined, peerSerial: undefined, remote: socket.remoteAddress, startedAt: clock.now(), result: 'no-credentials', bytesIn: 0, bytesOut: 0 }, clock.now());
+    socket.destroy();
+  });
+
+  server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
+    if (refusedEarly.has(socket)) return;
+    recordConnection(log, metrics, { direction: 'inbound', mode: 'mtls', peer: undefined, peerSerial: undefined, remote: socket.remoteAddress, startedAt: clock.now(), result: 'tls-error', bytesIn: 0, bytesOut: 0, error: describeError(err) }, clock.now());
+  });
+
+  server.on('secureConnection', (socket: tls.TLSSocket) => {
+    const startedAt = clock.now();
+    socket.on('error', () => {
+      // Reported by the relay; an error before it starts must not crash the process.
+    });
+    const cert = socket.getPeerCertificate();
+    const peer = peerSpiffeId(cert);
+    const serial = 'serialNumber' in cert ? cert.serialNumber : undefined;
+    const remote = socket.remoteAddress;
+    if (!peer.ok || !isAllowed(peer.id)) {
+      recordConnection(log, metrics, { direction: 'inbound', mode: 'mtls', peer: peer.ok ? peer.id : undefined, peerSerial: serial, remote, startedAt, result: 'denied', bytesIn: 0, bytesOut: 0, error: peer.ok ? 'peer SPIFFE ID is not in the allow list' : peer.reason }, clock.now());
+      socket.destroy();
+      return;
+    }
+    if (socket.alpnProtocol === 'h2') {
+      tunnels.accept(socket, { id: peer.id, serial, remote });
+      return;
+    }
+    let r: Relay | undefined;
+    const upstream = connectTcp(backend, connectMs, idleMs, () => r?.abort('idle-timeout'));
+    const handle = relay(
+      { stream: socket, abort: () => socket.destroy() },
+      { stream: upstream, abort: () => abortSocket(upstream) },
+      (result, err) => {
+        relays.delete(handle);
+        metrics.active('inbound', -1);
+        recordConnection(log, metrics, { direction: 'inbound', mode: 'mtls', peer: peer.id, peerSerial: serial, remote, startedAt, result: classifyResult(result, err), bytesIn: upstream.bytesWritten, bytesOut: upstream.bytesRead, error: describeError(err) }, clock.now());
+      },
+    );
+    r = handle;
+    relays.add(handle);
+    metrics.active('inbound', 1);
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (err) => log.error({ error: describeError(err) }, 'inbound listener error'));
+  const addr = server.address() as AddressInfo;
+  log.info({ port: addr.port, backend: `${backend.host}:${backend.port}`, tunnel: options.tunnel ?? 'auto' }, 'inbound listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    address: { host: addr.address, port: addr.port },
+    get activeConnections() {
+      return relays.size;
+    },
+    close(opts) {
+      closing ??= (async () => {
+        unsubscribe();
+        tunnels.drain();
+        await drainThenDestroy(server, relays, sockets, opts?.drainMs ?? 10_000, () => tunnels.destroyAll());
+        log.info('inbound closed');
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,48 @@
+import { Counter, Gauge } from 'prom-client';
+import type { Registry } from 'prom-client';
+
+/** Metrics the proxy updates; no-ops when no registry was given. */
+export interface ProxyMetrics {
+  connection(direction: 'inbound' | 'outbound', result: string): void;
+  active(direction: 'inbound' | 'outbound', delta: number): void;
+  tunnelSession(direction: 'inbound' | 'outbound', result: string): void;
+}
+
+const noop: ProxyMetrics = { connection() {}, active() {}, tunnelSession() {} };
+
+/**
+ * Registers (or reuses, when an inbound and an outbound share a registry) the proxy metrics.
+ * Reuse matters because prom-client throws on a second registration of the same name.
+ */
+export function proxyMetrics(registry: Registry | undefined): ProxyMetrics {
+  if (registry === undefined) return noop;
+  const connections =
+    (registry.getSingleMetric('rampart_agent_connections_total') as Counter<'direction' | 'result'> | undefined) ??
+    new Counter({
+      name: 'rampart_agent_connections_total',
+      help: 'Application connections proxied by the agent, by direction and outcome.',
+      labelNames: ['direction', 'result'],
+      registers: [registry],
+    });
+  const active =
+    (registry.getSingleMetric('rampart_agent_active_connections') as Gauge<'direction'> | undefined) ??
+    new Gauge({
+      name: 'rampart_agent_active_connections',
+      help: 'Application connections currently open through the agent.',
+      labelNames: ['direction'],
+      registers: [registry],
+    });
+  const sessions =
+    (registry.getSingleMetric('rampart_agent_tunnel_sessions_total') as Counter<'direction' | 'result'> | undefined) ??
+    new Counter({
+      name: 'rampart_agent_tunnel_sessions_total',
+      help: 'Pooled HTTP/2 mTLS tunnel sessions between agents, by direction and how they ended.',
+      labelNames: ['direction', 'result'],
+      registers: [registry],
+    });
+  return {
+    connection: (direction, result) => connections.inc({ direction, result }),
+    active: (direction, delta) => active.inc({ direction }, delta),
+    tunnelSession: (direction, result) => sessions.inc({ direction, result }),
+  };
+}

@@ -1,0 +1,223 @@
+import http2 from 'node:http2';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import type tls from 'node:tls';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { systemClock, type Clock } from '../../core/clock.js';
+import { ConfigError } from '../../core/errors.js';
+import { isValidSpiffeId } from '../../core/identity.js';
+import { credentialsUsable, type CredentialSource, type Credentials } from '../credentials.js';
+import { classifyResult } from './backend.js';
+import { recordConnection } from './conn-log.js';
+import { checkHostPort, checkTimeout, describeError, type HostPort } from './errors.js';
+import type { ProxyTimeouts } from './inbound.js';
+import { proxyMetrics } from './metrics.js';
+import { abortSocket, relay, type Relay, type RelayEnd } from './relay.js';
+import { drainThenDestroy, trackSockets } from './shutdown.js';
+import { buildSecureContext, type TlsTuning } from './tls-settings.js';
+import { TunnelPool, type ContextGeneration } from './tunnel-pool.js';
+import { connectUpstream, spiffeServerIdentityCheck } from './upstream-tls.js';
+
+/** Options of {@link startOutbound}. */
+export interface OutboundOptions {
+  readonly listen: HostPort;
+  readonly upstream: HostPort;
+  /** The upstream's SPIFFE ID; its certificate's URI SAN must equal this exactly. */
+  readonly expectedId: string;
+  readonly credentials: CredentialSource;
+  readonly logger: Logger;
+  readonly registry?: Registry;
+  readonly timeouts?: ProxyTimeouts;
+  /** `auto` (default): pooled HTTP/2 tunnels when the upstream selects ALPN h2; `off`: plain mTLS always. */
+  readonly tunnel?: 'auto' | 'off';
+  readonly tls?: TlsTuning;
+  /** Resume TLS sessions on plain mTLS connections (default false: full handshakes). */
+  readonly resumeSessions?: boolean;
+  /** Open another tunnel session once each carries this many streams (default 100). */
+  readonly maxStreamsPerSession?: number;
+  readonly clock?: Clock;
+}
+
+/** A running outbound listener. */
+export interface OutboundProxy {
+  readonly address: HostPort;
+  readonly activeConnections: number;
+  /** Pooled tunnel sessions currently open to the upstream. */
+  readonly tunnelSessions: number;
+  /** Stops accepting, lets open connections finish for up to `drainMs` (default 10 s), then destroys the rest. */
+  close(options?: { drainMs?: number }): Promise<void>;
+}
+
+const DEFAULT_CONNECT_MS = 5_000;
+const DEFAULT_IDLE_MS = 3_600_000;
+
+/**
+ * Starts the outbound proxy: plain TCP from the local app, mTLS to the upstream with this
+ * pod's SVID, accepting only an upstream whose SPIFFE ID equals `expectedId`.
+ */
+export async function startOutbound(options: OutboundOptions): Promise<OutboundProxy> {
+  const listen = checkHostPort('outbound listen', options.listen, true);
+  const upstream = checkHostPort('outbound upstream', options.upstream, false);
+  if (typeof options.expectedId !== 'string' || !isValidSpiffeId(options.expectedId)) {
+    throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `outbound expectedId must be a valid SPIFFE ID, got ${JSON.stringify(String(options.expectedId).slice(0, 80))}`);
+  }
+  if (options.tunnel !== undefined && options.tunnel !== 'auto' && options.tunnel !== 'off') {
+    throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `outbound tunnel must be "auto" or "off", got ${JSON.stringify(options.tunnel)}`);
+  }
+  const connectMs = checkTimeout('timeouts.connectMs', options.timeouts?.connectMs, DEFAULT_CONNECT_MS);
+  const idleMs = checkTimeout('timeouts.idleMs', options.timeouts?.idleMs, DEFAULT_IDLE_MS);
+  const clock = options.clock ?? systemClock;
+  const expectedId = options.expectedId;
+  const log = options.logger.child({ component: 'outbound', listen: `${listen.host}:${listen.port}`, upstream: `${upstream.host}:${upstream.port}` });
+  const metrics = proxyMetrics(options.registry);
+  const checkIdentity = spiffeServerIdentityCheck(expectedId);
+  const relays = new Set<Relay>();
+
+  let creds: Credentials | null = options.credentials.current();
+  let current: ContextGeneration | null = null;
+  let generation = 0;
+  const adopt = (c: Credentials): void => {
+    const context = buildSecureContext(c, options.tls);
+    creds = c;
+    current = { context, generation: ++generation, notAfter: c.notAfter };
+    resumable = undefined;
+  };
+  let resumable: Buffer | undefined;
+  if (creds !== null) adopt(creds);
+
+  const pool = new TunnelPool({ upstream, expectedId, context: () => current as ContextGeneration, connectMs, logger: log, metrics, clock, ...(options.maxStreamsPerSession === undefined ? {} : { maxStreamsPerSession: options.maxStreamsPerSession }) });
+  const tunnel = options.tunnel !== 'off';
+
+  const unsubscribe = options.credentials.onChange((next) => {
+    try {
+      adopt(next);
+      pool.rotate(generation);
+      log.info({ spiffeId: next.spiffeId, notAfter: new Date(next.notAfter).toISOString() }, 'outbound credentials updated');
+    } catch (err) {
+      log.error({ error: describeError(err) }, 'new credentials rejected by TLS; keeping the previous ones');
+    }
+  });
+
+  let refusing = false;
+  const finish = (mode: 'mtls' | 'tunnel', app: net.Socket, startedAt: number, remote: string | undefined, peerSerial: () => string | undefined) =>
+    (result: string, err?: Error) => {
+      metrics.active('outbound', -1);
+      recordConnection(log, metrics, { direction: 'outbound', mode, peer: expectedId, peerSerial: peerSerial(), remote, startedAt, result: classifyResult(result, err), bytesIn: app.bytesRead, bytesOut: app.bytesWritten, error: describeError(err) }, clock.now());
+    };
+
+  const appEnd = (app: net.Socket): RelayEnd => ({ stream: app, abort: () => abortSocket(app) });
+
+  function startRelay(app: net.Socket, up: RelayEnd, done: (result: string, err?: Error) => void): Relay {
+    const handle = relay(appEnd(app), up, (result, err) => {
+      relays.delete(handle);
+      done(result, err);
+    });
+    relays.add(handle);
+    // One timer per connection: Node resets it on activity without per-chunk work of ours.
+    app.setTimeout(idleMs, () => handle.abort('idle-timeout'));
+    return handle;
+  }
+
+  function plain(app: net.Socket, startedAt: number, remote: string | undefined): void {
+    const gen = current as ContextGeneration;
+    const sock: tls.TLSSocket = connectUpstream(upstream, gen.context, checkIdentity, { allowHalfOpen: true, session: options.resumeSessions === true ? resumable : undefined });
+    let serial: string | undefined;
+    sock.setTimeout(connectMs, () => {
+      if (!sock.destroyed) sock.destroy(new Error(`TLS connect to upstream timed out after ${connectMs} ms`));
+    });
+    sock.once('secureConnect', () => {
+      sock.setTimeout(0);
+      const cert = sock.getPeerCertificate();
+      serial = 'serialNumber' in cert ? cert.serialNumber : undefined;
+    });
+    if (options.resumeSessions === true) {
+      sock.on('session', (s: Buffer) => {
+        if (current === gen) resumable = s;
+      });
+    }
+    startRelay(app, { stream: sock, abort: () => sock.destroy() }, finish('mtls', app, startedAt, remote, () => serial));
+  }
+
+  function tunnelled(app: net.Socket, startedAt: number, remote: string | undefined): void {
+    pool.open().then(
+      (t) => {
+        if (t === null) {
+          plain(app, startedAt, remote);
+          return;
+        }
+        const { stream } = t;
+        stream.on('error', () => {
+          // Reported through the relay.
+        });
+        if (app.destroyed) {
+          stream.close(http2.constants.NGHTTP2_CANCEL);
+          finish('tunnel', app, startedAt, remote, () => t.peerSerial)('downstream-error', new Error('application closed before the tunnel opened'));
+          return;
+        }
+        const handle = startRelay(app, { stream, abort: () => { if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL); } }, finish('tunnel', app, startedAt, remote, () => t.peerSerial));
+        stream.once('response', (headers) => {
+          if (headers[':status'] !== 200) handle.abort('refused');
+        });
+      },
+      (err: unknown) => {
+        abortSocket(app);
+        finish('tunnel', app, startedAt, remote, () => undefined)('upstream-error', err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  }
+
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: false }, (app) => {
+    const startedAt = clock.now();
+    const remote = app.remoteAddress;
+    app.on('error', () => {
+      // Reported through the relay; errors before it starts must not crash the process.
+    });
+    if (!credentialsUsable(creds, startedAt) || current === null) {
+      if (!refusing) log.error(creds === null ? 'outbound has no certificate yet; refusing connections' : 'outbound certificate expired; refusing connections');
+      refusing = true;
+      recordConnection(log, metrics, { direction: 'outbound', mode: 'mtls', peer: expectedId, peerSerial: undefined, remote, startedAt, result: 'no-credentials', bytesIn: 0, bytesOut: 0 }, clock.now());
+      abortSocket(app);
+      return;
+    }
+    if (refusing) log.info('outbound has a valid certificate again; accepting connections');
+    refusing = false;
+    metrics.active('outbound', 1);
+    if (tunnel && !pool.usePlain()) tunnelled(app, startedAt, remote);
+    else plain(app, startedAt, remote);
+  });
+  const sockets = trackSockets(server);
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (err) => log.error({ error: describeError(err) }, 'outbound listener error'));
+  const addr = server.address() as AddressInfo;
+  log.info({ port: addr.port, expectedId, tunnel: options.tunnel ?? 'auto' }, 'outbound listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    address: { host: addr.address, port: addr.port },
+    get activeConnections() {
+      return relays.size;
+    },
+    get tunnelSessions() {
+      return pool.sessionCount;
+    },
+    close(opts) {
+      closing ??= (async () => {
+        unsubscribe();
+        pool.drain();
+        await drainThenDestroy(server, relays, sockets, opts?.drainMs ?? 10_000, () => pool.destroyAll());
+        // Idle pooled sessions would otherwise keep the process alive after a drain.
+        pool.destroyAll();
+        log.info('outbound closed');
+      })();
+      return closing;
+    },
+  };
+}

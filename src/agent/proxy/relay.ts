@@ -1,0 +1,73 @@
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+
+/** One side of a relayed connection and how to tear it down abruptly (RST, stream reset). */
+export interface RelayEnd {
+  readonly stream: Duplex;
+  /** Abort the side so the peer sees a reset rather than a clean end. */
+  readonly abort: () => void;
+}
+
+/** How a relayed connection ended. */
+export type RelayResult = 'ok' | 'downstream-error' | 'upstream-error' | 'reset' | 'idle-timeout' | 'shutdown' | 'refused';
+
+/** Handle on a running relay. */
+export interface Relay {
+  /** Tears down both sides, recording `result` unless an earlier failure was recorded. */
+  abort(result: RelayResult): void;
+}
+
+/** Aborts a plain TCP socket with an RST so the peer notices, or destroys any other socket. */
+export function abortSocket(socket: net.Socket): void {
+  if (socket.destroyed) return;
+  // resetAndDestroy only works on raw TCP handles; TLS sockets and unconnected ones are destroyed.
+  if (!socket.connecting && socket.constructor === net.Socket) {
+    try {
+      socket.resetAndDestroy();
+      return;
+    } catch {
+      // Fall through to a plain destroy.
+    }
+  }
+  socket.destroy();
+}
+
+function endedCleanly(s: Duplex): boolean {
+  return s.readableEnded && s.writableFinished;
+}
+
+/**
+ * Pipes two duplex streams into each other, keeping half-close (an end on one side becomes an
+ * end on the other while the reverse direction keeps flowing) and turning an error or abrupt
+ * close on either side into an abort of the other. `done` runs once, after both sides closed.
+ * `pipe` is used rather than `pipeline` because pipeline destroys a duplex as soon as one
+ * direction finishes, which would break half-close.
+ */
+export function relay(down: RelayEnd, up: RelayEnd, done: (result: RelayResult, error?: Error) => void): Relay {
+  let result: RelayResult = 'ok';
+  let firstError: Error | undefined;
+  let closed = 0;
+  let aborted = false;
+  const abort = (r: RelayResult, err?: Error): void => {
+    if (result === 'ok') {
+      result = r;
+      firstError = err;
+    }
+    if (aborted) return;
+    aborted = true;
+    down.abort();
+    up.abort();
+  };
+  const onClose = (side: Duplex, other: Duplex) => () => {
+    // A side that closed without finishing both directions was reset: pass that on.
+    if (!endedCleanly(side) && !other.destroyed) abort('reset');
+    if (++closed === 2) done(result, firstError);
+  };
+  down.stream.on('error', (err: Error) => abort('downstream-error', err));
+  up.stream.on('error', (err: Error) => abort('upstream-error', err));
+  down.stream.once('close', onClose(down.stream, up.stream));
+  up.stream.once('close', onClose(up.stream, down.stream));
+  down.stream.pipe(up.stream);
+  up.stream.pipe(down.stream);
+  return { abort: (r) => abort(r) };
+}

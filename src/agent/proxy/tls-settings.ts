@@ -1,0 +1,35 @@
+import tls from 'node:tls';
+import type { Credentials } from '../credentials.js';
+
+/** TLS knobs shared by inbound and outbound; defaults are TLS 1.2 minimum, 1.3 preferred. */
+export interface TlsTuning {
+  readonly minVersion?: tls.SecureVersion;
+  readonly maxVersion?: tls.SecureVersion;
+  /** OpenSSL cipher list; may include TLS 1.3 suite names. Node's defaults when absent. */
+  readonly ciphers?: string;
+}
+
+/** TLS protocol bounds after applying defaults. */
+export function tlsVersions(tuning: TlsTuning | undefined): { minVersion: tls.SecureVersion; maxVersion: tls.SecureVersion } {
+  return { minVersion: tuning?.minVersion ?? 'TLSv1.2', maxVersion: tuning?.maxVersion ?? 'TLSv1.3' };
+}
+
+/**
+ * Secure-context options for one credential generation. The bundle is the only trust anchor:
+ * peers are authenticated by chain + SPIFFE ID, never against the system CA store.
+ */
+export function secureContextOptions(c: Credentials, tuning: TlsTuning | undefined): tls.SecureContextOptions {
+  const opts: tls.SecureContextOptions = {
+    key: c.keyPem,
+    cert: c.certChainPem,
+    ca: c.bundlePem,
+    ...tlsVersions(tuning),
+  };
+  if (tuning?.ciphers !== undefined) opts.ciphers = tuning.ciphers;
+  return opts;
+}
+
+/** Builds a reusable secure context so outbound connections do not re-parse PEM each time. */
+export function buildSecureContext(c: Credentials, tuning: TlsTuning | undefined): tls.SecureContext {
+  return tls.createSecureContext(secureContextOptions(c, tuning));
+}

@@ -1,0 +1,200 @@
+import http2 from 'node:http2';
+import type tls from 'node:tls';
+import type { Logger } from 'pino';
+import type { Clock } from '../../core/clock.js';
+import { describeError, type HostPort } from './errors.js';
+import { TUNNEL_SESSION_WINDOW, TUNNEL_SETTINGS } from './inbound-tunnel.js';
+import type { ProxyMetrics } from './metrics.js';
+import { connectUpstream, spiffeServerIdentityCheck, whenSecure } from './upstream-tls.js';
+
+/** The TLS context the pool should use for new sessions, tagged with its generation. */
+export interface ContextGeneration {
+  readonly context: tls.SecureContext;
+  readonly generation: number;
+  /** Own leaf NotAfter (ms): a session is retired before its client certificate expires. */
+  readonly notAfter: number;
+}
+
+interface Entry {
+  readonly session: http2.ClientHttp2Session;
+  readonly generation: number;
+  readonly peerSerial: string | undefined;
+  streams: number;
+  draining: boolean;
+  retireTimer: NodeJS.Timeout | undefined;
+}
+
+/** A CONNECT stream opened on a pooled session. */
+export interface TunnelStream {
+  readonly stream: http2.ClientHttp2Stream;
+  readonly peerSerial: string | undefined;
+}
+
+export interface TunnelPoolOptions {
+  readonly upstream: HostPort;
+  readonly expectedId: string;
+  readonly context: () => ContextGeneration;
+  readonly connectMs: number;
+  readonly logger: Logger;
+  readonly metrics: ProxyMetrics;
+  readonly clock: Clock;
+  /** Open another session once every live one carries this many streams (default 100). */
+  readonly maxStreamsPerSession?: number;
+  /** After an upstream refused `h2`, ask again after this long (default 5 min). */
+  readonly reprobeMs?: number;
+}
+
+const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * Keeps long-lived HTTP/2-over-mTLS sessions to one upstream agent so an application
+ * connection costs a CONNECT stream instead of a handshake. Upstreams that do not select ALPN
+ * `h2` (stunnel, haproxy, openssl s_server, an agent with tunnelling off) are remembered as
+ * plain, and the caller falls back to one mTLS connection per application connection.
+ */
+export class TunnelPool {
+  private readonly entries = new Set<Entry>();
+  private connecting: Promise<Entry | null> | null = null;
+  private plainUntil = 0;
+  private closed = false;
+  private readonly checkIdentity;
+  private readonly authority: string;
+  private readonly maxStreams: number;
+  private readonly reprobeMs: number;
+
+  constructor(private readonly o: TunnelPoolOptions) {
+    this.checkIdentity = spiffeServerIdentityCheck(o.expectedId);
+    this.authority = `${o.upstream.host.includes(':') ? `[${o.upstream.host}]` : o.upstream.host}:${o.upstream.port}`;
+    this.maxStreams = o.maxStreamsPerSession ?? 100;
+    this.reprobeMs = o.reprobeMs ?? 300_000;
+  }
+
+  /** True while the upstream is known not to speak the tunnel. */
+  usePlain(): boolean {
+    return this.closed || this.o.clock.now() < this.plainUntil;
+  }
+
+  /** Number of live sessions (for tests and metrics). */
+  get sessionCount(): number {
+    return this.entries.size;
+  }
+
+  /** Opens a CONNECT stream, or resolves null when the caller should use plain mTLS instead. */
+  async open(): Promise<TunnelStream | null> {
+    const entry = this.pick() ?? (await this.connect());
+    if (entry === null) return null;
+    const stream = entry.session.request({ ':method': 'CONNECT', ':authority': this.authority }, { endStream: false });
+    entry.streams++;
+    stream.once('close', () => {
+      entry.streams--;
+      if (entry.draining && entry.streams === 0 && !entry.session.closed) entry.session.close();
+    });
+    return { stream, peerSerial: entry.peerSerial };
+  }
+
+  /**
+   * New credentials: sessions of older generations take no new streams and close once their
+   * open streams are done, so in-flight application connections are never cut.
+   */
+  rotate(generation: number): void {
+    for (const e of this.entries) if (e.generation < generation) this.retire(e);
+  }
+
+  /** GOAWAY on every session; open streams continue until they end. */
+  drain(): void {
+    this.closed = true;
+    for (const e of this.entries) this.retire(e);
+  }
+
+  /** Destroys every session at once. */
+  destroyAll(): void {
+    this.closed = true;
+    for (const e of this.entries) e.session.destroy();
+  }
+
+  private pick(): Entry | null {
+    const gen = this.o.context().generation;
+    let best: Entry | null = null;
+    for (const e of this.entries) {
+      if (e.draining || e.generation !== gen || e.session.closed || e.session.destroyed || e.streams >= this.maxStreams) continue;
+      if (best === null || e.streams < best.streams) best = e;
+    }
+    return best;
+  }
+
+  private retire(e: Entry): void {
+    if (e.draining) return;
+    e.draining = true;
+    if (e.retireTimer !== undefined) clearTimeout(e.retireTimer);
+    if (e.streams === 0 && !e.session.closed) e.session.close();
+  }
+
+  private connect(): Promise<Entry | null> {
+    this.connecting ??= this.establish().finally(() => {
+      this.connecting = null;
+    });
+    return this.connecting;
+  }
+
+  private async establish(): Promise<Entry | null> {
+    const { context, generation, notAfter } = this.o.context();
+    const socket = connectUpstream(this.o.upstream, context, this.checkIdentity, { alpn: ['h2'] });
+    socket.on('error', () => {
+      // Surfaced through whenSecure or the session's own error handler.
+    });
+    await whenSecure(socket, this.o.connectMs);
+    if (socket.alpnProtocol !== 'h2') {
+      socket.destroy();
+      this.plainUntil = this.o.clock.now() + this.reprobeMs;
+      this.o.logger.info({ upstream: this.authority }, 'upstream did not select ALPN h2; using one mTLS connection per application connection');
+      return null;
+    }
+    socket.setKeepAlive(true, 30_000);
+    const cert = socket.getPeerCertificate();
+    const peerSerial = 'serialNumber' in cert ? cert.serialNumber : undefined;
+    const peerNotAfter = 'valid_to' in cert ? Date.parse(cert.valid_to) : Number.NaN;
+    const session = http2.connect(`https://${this.authority}`, {
+      createConnection: () => socket,
+      settings: TUNNEL_SETTINGS,
+      // Application connections are bursty; do not let nghttp2 refuse streams while a
+      // session is still opening.
+      peerMaxConcurrentStreams: 1000,
+    });
+    const entry: Entry = { session, generation, peerSerial, streams: 0, draining: false, retireTimer: undefined };
+    this.entries.add(entry);
+    const startedAt = this.o.clock.now();
+    let sessionError: unknown;
+    let opened = 0;
+    session.on('stream', () => opened++);
+    session.on('connect', () => {
+      try {
+        session.setLocalWindowSize(TUNNEL_SESSION_WINDOW);
+      } catch {
+        // Only an optimisation.
+      }
+    });
+    session.on('error', (err) => {
+      sessionError = err;
+    });
+    session.on('goaway', () => this.retire(entry));
+    session.once('close', () => {
+      this.entries.delete(entry);
+      if (entry.retireTimer !== undefined) clearTimeout(entry.retireTimer);
+      const result = sessionError === undefined ? 'ok' : 'error';
+      this.o.metrics.tunnelSession('outbound', result);
+      this.o.logger.info(
+        { direction: 'outbound', mode: 'tunnel-session', peer: this.o.expectedId, peerSerial, upstream: this.authority, durationMs: this.o.clock.now() - startedAt, result, error: describeError(sessionError) },
+        'tunnel session closed',
+      );
+    });
+    // Retire before either certificate expires so no stream rides a session the peer would
+    // no longer accept on a fresh handshake.
+    const expiresAt = Math.min(notAfter, Number.isNaN(peerNotAfter) ? Infinity : peerNotAfter);
+    if (Number.isFinite(expiresAt)) {
+      entry.retireTimer = setTimeout(() => this.retire(entry), Math.min(MAX_TIMER_MS, Math.max(0, expiresAt - this.o.clock.now())));
+      entry.retireTimer.unref();
+    }
+    if (this.closed) this.retire(entry);
+    return entry;
+  }
+}

@@ -1,0 +1,81 @@
+import type { PeerCertificate } from 'node:tls';
+import tls from 'node:tls';
+import type { HostPort } from './errors.js';
+import { peerSpiffeId } from './peer-identity.js';
+
+/** The upstream presented a valid chain but not the SPIFFE ID this outbound expects. */
+export class PeerIdMismatchError extends Error {
+  readonly code = 'ERR_RAMPART_PEER_ID_MISMATCH';
+  constructor(expected: string, got: string) {
+    super(`upstream identity ${got} does not match the expected ${expected}`);
+  }
+}
+
+/**
+ * Replaces host-name verification: the upstream's only URI SAN must equal `expectedId`.
+ * Node calls this after OpenSSL verified the chain against the bundle.
+ */
+export function spiffeServerIdentityCheck(expectedId: string): (host: string, cert: PeerCertificate) => Error | undefined {
+  return (_host, cert) => {
+    const peer = peerSpiffeId(cert);
+    if (!peer.ok) return new PeerIdMismatchError(expectedId, `(none: ${peer.reason})`);
+    return peer.id === expectedId ? undefined : new PeerIdMismatchError(expectedId, peer.id);
+  };
+}
+
+/** Opens an mTLS connection to an upstream agent with this pod's SVID as client certificate. */
+export function connectUpstream(
+  upstream: HostPort,
+  secureContext: tls.SecureContext,
+  checkServerIdentity: (host: string, cert: PeerCertificate) => Error | undefined,
+  extra: { alpn?: string[]; session?: Buffer | undefined; allowHalfOpen?: boolean },
+): tls.TLSSocket {
+  // Node's tls.connect honours allowHalfOpen (passed to the TLSSocket) though @types/node omits it.
+  const options: tls.ConnectionOptions & { allowHalfOpen: boolean } = {
+    host: upstream.host,
+    port: upstream.port,
+    secureContext,
+    rejectUnauthorized: true,
+    checkServerIdentity,
+    allowHalfOpen: extra.allowHalfOpen ?? false,
+    ...(extra.alpn === undefined ? {} : { ALPNProtocols: extra.alpn }),
+    ...(extra.session === undefined ? {} : { session: extra.session }),
+  };
+  const socket = tls.connect(options);
+  // Small request/response exchanges must not wait for Nagle.
+  socket.once('connect', () => socket.setNoDelay(true));
+  return socket;
+}
+
+/** Resolves once the TLS handshake (and identity check) succeeded; rejects on error or timeout. */
+export function whenSecure(socket: tls.TLSSocket, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      const err = new Error(`TLS connect to upstream timed out after ${timeoutMs} ms`);
+      socket.destroy(err);
+      reject(err);
+    }, timeoutMs);
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    const onClose = (): void => {
+      cleanup();
+      reject(new Error('upstream closed the connection during the TLS handshake'));
+    };
+    const onSecure = (): void => {
+      cleanup();
+      resolve();
+    };
+    function cleanup(): void {
+      clearTimeout(timer);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+      socket.off('secureConnect', onSecure);
+    }
+    socket.once('error', onError);
+    socket.once('close', onClose);
+    socket.once('secureConnect', onSecure);
+  });
+}
