@@ -1,0 +1,189 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { X509Certificate } from 'node:crypto';
+import { ManualClock } from '../../src/core/clock.js';
+import { AuthenticationError } from '../../src/core/errors.js';
+import { createSvidAuthenticator, type SvidTrustAnchors } from '../../src/authn/svid.js';
+import { tempDir } from '../unit/authn-jwt-helpers.js';
+
+const run = promisify(execFile);
+let dir: string;
+let cleanup: () => Promise<void>;
+const DAY = 86_400_000;
+
+async function openssl(...args: string[]): Promise<void> {
+  await run('openssl', args, { cwd: dir });
+}
+
+/** Makes a P-256 key and a CSR with the given subject. */
+async function keyAndCsr(name: string, subject: string): Promise<void> {
+  await openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject);
+}
+
+/** Signs `name`.csr with the issuer's key, extensions from `ext`, valid `days`. */
+async function signCert(name: string, issuer: string, ext: string, days = 1): Promise<void> {
+  await writeFile(join(dir, `${name}.ext`), ext);
+  await openssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${issuer}.crt`, '-CAkey', `${issuer}.key`, '-CAcreateserial', '-out', `${name}.crt`, '-days', String(days), '-sha256', '-extfile', `${name}.ext`);
+}
+
+async function makeRoot(name: string): Promise<void> {
+  await writeFile(join(dir, `${name}.cnf`), '[req]\ndistinguished_name=dn\n[dn]\n[v3]\nbasicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n');
+  await openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.crt`, '-days', '365', '-subj', `/O=rampart-test/CN=${name}`, '-config', `${name}.cnf`, '-extensions', 'v3');
+}
+
+const INTERMEDIATE_EXT = 'basicConstraints=critical,CA:true,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectAltName=URI:spiffe://cluster.local\n';
+function leafExt(sans: string, eku = 'serverAuth,clientAuth', ca = 'CA:false'): string {
+  return `basicConstraints=critical,${ca}\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=${eku}\n${sans ? `subjectAltName=critical,${sans}\n` : ''}`;
+}
+
+async function makeLeaf(name: string, issuer: string, sans: string, eku?: string, ca?: string): Promise<void> {
+  await keyAndCsr(name, '/');
+  await signCert(name, issuer, leafExt(sans, eku, ca));
+}
+
+async function der(name: string): Promise<Buffer> {
+  return new X509Certificate(await readFile(join(dir, `${name}.crt`))).raw;
+}
+
+async function pem(name: string): Promise<string> {
+  return readFile(join(dir, `${name}.crt`), 'utf8');
+}
+
+before(async () => {
+  ({ dir, cleanup } = await tempDir('rampart-authn-svid-'));
+  for (const root of ['root', 'other-root']) {
+    await makeRoot(root);
+  }
+  await keyAndCsr('int', '/O=rampart-test/CN=intermediate');
+  await signCert('int', 'root', INTERMEDIATE_EXT, 30);
+  await keyAndCsr('other-int', '/O=rampart-test/CN=other-intermediate');
+  await signCert('other-int', 'other-root', INTERMEDIATE_EXT, 30);
+
+  await makeLeaf('leaf', 'int', 'URI:spiffe://cluster.local/ns/shop/sa/cart');
+  await makeLeaf('foreign-td', 'int', 'URI:spiffe://other.org/ns/shop/sa/cart');
+  await makeLeaf('foreign-root', 'other-int', 'URI:spiffe://cluster.local/ns/shop/sa/cart');
+  await makeLeaf('leaf-by-leaf', 'leaf', 'URI:spiffe://cluster.local/ns/kube-system/sa/admin');
+  await makeLeaf('no-uri', 'int', 'DNS:cart.shop.svc');
+  await makeLeaf('two-uris', 'int', 'URI:spiffe://cluster.local/ns/shop/sa/cart,URI:spiffe://cluster.local/ns/shop/sa/admin');
+  await makeLeaf('server-only', 'int', 'URI:spiffe://cluster.local/ns/shop/sa/cart', 'serverAuth');
+  await makeLeaf('ca-leaf', 'int', 'URI:spiffe://cluster.local/ns/shop/sa/cart', 'clientAuth', 'CA:true');
+  await makeLeaf('td-only', 'int', 'URI:spiffe://cluster.local');
+  await keyAndCsr('long-leaf', '/');
+  await signCert('long-leaf', 'root', leafExt('URI:spiffe://cluster.local/ns/shop/sa/cart'), 500);
+  await keyAndCsr('sub-int', '/O=rampart-test/CN=sub-intermediate');
+  await signCert('sub-int', 'int', 'basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\n', 30);
+  await makeLeaf('deep-leaf', 'sub-int', 'URI:spiffe://cluster.local/ns/shop/sa/cart');
+  await makeLeaf('with-dns', 'int', 'DNS:cart.shop.svc,URI:spiffe://cluster.local/ns/shop/sa/cart');
+});
+after(() => cleanup());
+
+async function authenticator(anchors?: () => SvidTrustAnchors, clock = new ManualClock(Date.now())) {
+  const rootPem = await pem('root');
+  return createSvidAuthenticator({ trustAnchors: anchors ?? (() => ({ trustDomain: 'cluster.local', rootsPem: [rootPem] })), clock });
+}
+
+async function assertRefused(chain: Buffer[], detail: RegExp, auth?: Awaited<ReturnType<typeof authenticator>>): Promise<void> {
+  const svid = auth ?? (await authenticator());
+  await assert.rejects(svid.authenticate({ clientCertChain: chain }), (err: unknown) => {
+    assert.ok(err instanceof AuthenticationError, `expected AuthenticationError, got ${String(err)}`);
+    assert.equal(err.code, 'RAMPART_ERR_UNAUTHENTICATED');
+    assert.match(err.detail, detail);
+    return true;
+  });
+}
+
+test('openssl itself accepts the test chain (sanity check of the fixtures)', async () => {
+  const { stdout } = await run('openssl', ['verify', '-CAfile', 'root.crt', '-untrusted', 'int.crt', 'leaf.crt'], { cwd: dir });
+  assert.match(stdout, /leaf\.crt: OK/);
+});
+
+test('accepts a valid SVID chained through its intermediate', async () => {
+  const auth = await authenticator();
+  assert.equal(auth.name, 'svid');
+  const identity = await auth.authenticate({ clientCertChain: [await der('leaf'), await der('int')] });
+  assert.deepEqual(identity, { trustDomain: 'cluster.local', namespace: 'shop', serviceAccount: 'cart' });
+});
+
+test('accepts an SVID that also carries a DNS SAN', async () => {
+  const identity = await (await authenticator()).authenticate({ clientCertChain: [await der('with-dns'), await der('int')] });
+  assert.equal(identity?.serviceAccount, 'cart');
+});
+
+test('returns null when no client certificate was presented', async () => {
+  const auth = await authenticator();
+  assert.equal(await auth.authenticate({}), null);
+  assert.equal(await auth.authenticate({ clientCertChain: [] }), null);
+});
+
+test('refuses an expired leaf', async () => {
+  const auth = await authenticator(undefined, new ManualClock(Date.now() + 2 * DAY));
+  await assertRefused([await der('leaf'), await der('int')], /leaf is outside its validity/, auth);
+});
+
+test('refuses a leaf of another trust domain', async () => {
+  await assertRefused([await der('foreign-td'), await der('int')], /not in trust domain cluster\.local/);
+});
+
+test('refuses a chain to an unknown root', async () => {
+  await assertRefused([await der('foreign-root'), await der('other-int')], /does not lead to a root/);
+});
+
+test('refuses a leaf signed by a leaf', async () => {
+  await assertRefused([await der('leaf-by-leaf'), await der('leaf'), await der('int')], /signed by a non-CA/);
+});
+
+test('refuses a leaf without a URI SAN', async () => {
+  await assertRefused([await der('no-uri'), await der('int')], /0 URI SANs/);
+});
+
+test('refuses a leaf with two URI SANs', async () => {
+  await assertRefused([await der('two-uris'), await der('int')], /2 URI SANs/);
+});
+
+test('refuses a leaf whose extended key usage lacks clientAuth', async () => {
+  await assertRefused([await der('server-only'), await der('int')], /clientAuth/);
+});
+
+test('refuses a CA certificate as the leaf', async () => {
+  await assertRefused([await der('ca-leaf'), await der('int')], /leaf is a CA/);
+});
+
+test('refuses a leaf naming only the trust domain', async () => {
+  await assertRefused([await der('td-only'), await der('int')], /not a workload ID/);
+});
+
+test('refuses a chain that breaks an intermediate pathLen of 0, as openssl does', async () => {
+  await assert.rejects(run('openssl', ['verify', '-CAfile', 'root.crt', '-untrusted', 'int.crt', '-untrusted', 'sub-int.crt', 'deep-leaf.crt'], { cwd: dir }));
+  await assertRefused([await der('deep-leaf'), await der('sub-int'), await der('int')], /pathLen 0/);
+});
+
+test('refuses a leaf presented without its intermediate', async () => {
+  await assertRefused([await der('leaf')], /does not lead to a root/);
+});
+
+test('refuses bytes that are not a certificate', async () => {
+  await assertRefused([Buffer.from('not a certificate')], /not a well-formed X\.509 certificate/);
+});
+
+test('accepts a leaf signed directly by a root, and refuses it once the root has expired', async () => {
+  const chain = [await der('long-leaf')];
+  assert.equal((await (await authenticator()).authenticate({ clientCertChain: chain }))?.serviceAccount, 'cart');
+  // The leaf (500 days) outlives its root (365 days): at day 400 only the root is expired.
+  const auth = await authenticator(undefined, new ManualClock(Date.now() + 400 * DAY));
+  await assertRefused(chain, /root outside its validity/, auth);
+});
+
+test('reads the trust anchors on every call, following root rotation', async () => {
+  const anchors: SvidTrustAnchors[] = [{ trustDomain: 'cluster.local', rootsPem: [await pem('root')] }];
+  const auth = await authenticator(() => anchors[0] as SvidTrustAnchors);
+  const foreign = [await der('foreign-root'), await der('other-int')];
+  await assertRefused(foreign, /does not lead to a root/, auth);
+  anchors[0] = { trustDomain: 'cluster.local', rootsPem: [await pem('root'), await pem('other-root')] };
+  assert.equal((await auth.authenticate({ clientCertChain: foreign }))?.namespace, 'shop');
+  anchors[0] = { trustDomain: 'cluster.local', rootsPem: [await pem('other-root')] };
+  await assertRefused([await der('leaf'), await der('int')], /does not lead to a root/, auth);
+});
