@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import { StaticCredentialSource } from '../../src/agent/credentials.js';
+import { startInbound, startOutbound } from '../../src/agent/proxy/index.js';
+import { CLIENT_ID, SERVER_ID, INTRUDER_ID, captureLogs, connectAndWaitClose, exchange, makePki, startEchoBackend, type Pki } from './proxy-support.js';
+
+let pki: Pki;
+before(() => {
+  pki = makePki();
+});
+after(() => pki.cleanup());
+
+for (const tunnel of ['auto', 'off'] as const) {
+  test(`echo and half-close through outbound -> inbound -> backend (tunnel ${tunnel})`, async () => {
+    const logs = captureLogs();
+    const backend = await startEchoBackend();
+    const inbound = await startInbound({ listen: { host: '127.0.0.1', port: 0 }, backend: { host: '127.0.0.1', port: backend.port }, allow: ['spiffe://cluster.local/ns/a/*'], credentials: new StaticCredentialSource(pki.creds('server')), logger: logs.logger, tunnel });
+    const outbound = await startOutbound({ listen: { host: '127.0.0.1', port: 0 }, upstream: { host: '127.0.0.1', port: inbound.address.port }, expectedId: SERVER_ID, credentials: new StaticCredentialSource(pki.creds('client')), logger: logs.logger, tunnel });
+    try {
+      // The backend answers "done:<n>" only after it saw our FIN, so this proves the client's
+      // half-close reached it while the response direction stayed open.
+      assert.equal((await exchange(outbound.address.port, 'hello')).toString(), 'hellodone:5');
+
+      // Several connections at once (several streams on one pooled session in tunnel mode).
+      const payloads = Array.from({ length: 8 }, (_, i) => `conn-${i}-`.repeat(i + 1));
+      const replies = await Promise.all(payloads.map((p) => exchange(outbound.address.port, p)));
+      replies.forEach((r, i) => assert.equal(r.toString(), `${payloads[i]}done:${payloads[i]!.length}`));
+
+      // A payload far larger than every window and buffer exercises backpressure both ways.
+      const big = randomBytes(4 << 20);
+      const reply = await exchange(outbound.address.port, big);
+      assert.equal(reply.length, big.length + `done:${big.length}`.length);
+      assert.ok(reply.subarray(0, big.length).equals(big));
+
+      assert.equal(outbound.tunnelSessions, tunnel === 'auto' ? 1 : 0);
+      const line = await logs.waitFor((l) => l['direction'] === 'inbound' && l['msg'] === 'connection closed' && l['bytesIn'] === 5);
+      assert.equal(line['peer'], CLIENT_ID);
+      assert.equal(line['mode'], tunnel === 'auto' ? 'tunnel' : 'mtls');
+      assert.equal(line['result'], 'ok');
+      assert.equal(line['bytesOut'], 'hellodone:5'.length);
+    } finally {
+      await outbound.close({ drainMs: 0 });
+      await inbound.close({ drainMs: 0 });
+      await backend.close();
+    }
+  });
+
+  test(`outbound refuses an upstream whose SPIFFE ID differs (tunnel ${tunnel})`, async () => {
+    const logs = captureLogs();
+    const backend = await startEchoBackend();
+    // The upstream's chain is valid, but it is the intruder, not the server we expect.
+    const inbound = await startInbound({ listen: { host: '127.0.0.1', port: 0 }, backend: { host: '127.0.0.1', port: backend.port }, allow: [CLIENT_ID], credentials: new StaticCredentialSource(pki.creds('intruder')), logger: logs.logger, tunnel });
+    const outbound = await startOutbound({ listen: { host: '127.0.0.1', port: 0 }, upstream: { host: '127.0.0.1', port: inbound.address.port }, expectedId: SERVER_ID, credentials: new StaticCredentialSource(pki.creds('client')), logger: logs.logger, tunnel });
+    try {
+      const res = await connectAndWaitClose(outbound.address.port, 'secret');
+      assert.equal(res.data, '');
+      const line = await logs.waitFor((l) => l['direction'] === 'outbound' && l['msg'] === 'connection failed');
+      assert.equal(line['result'], 'upstream-id-mismatch');
+      assert.match(String(line['error']), new RegExp(INTRUDER_ID));
+      assert.equal(backend.server.listening, true);
+      assert.equal(logs.lines.some((l) => l['direction'] === 'inbound' && l['result'] === 'ok'), false);
+    } finally {
+      await outbound.close({ drainMs: 0 });
+      await inbound.close({ drainMs: 0 });
+      await backend.close();
+    }
+  });
+}
+
+test('inbound rejects bad options with a coded error', async () => {
+  const logs = captureLogs();
+  const creds = new StaticCredentialSource(pki.creds('server'));
+  const base = { listen: { host: '127.0.0.1', port: 0 }, backend: { host: '127.0.0.1', port: 1 }, credentials: creds, logger: logs.logger };
+  await assert.rejects(startInbound({ ...base, allow: [] }), { code: 'RAMPART_ERR_CONFIG_INVALID' });
+  await assert.rejects(startInbound({ ...base, allow: ['spiffe://Bad/x'] }), { code: 'RAMPART_ERR_CONFIG_INVALID' });
+  await assert.rejects(startInbound({ ...base, allow: [CLIENT_ID], backend: { host: '127.0.0.1', port: 70000 } }), { code: 'RAMPART_ERR_CONFIG_INVALID' });
+  await assert.rejects(startOutbound({ listen: base.listen, upstream: { host: '127.0.0.1', port: 1 }, expectedId: 'not-an-id', credentials: creds, logger: logs.logger }), { code: 'RAMPART_ERR_CONFIG_INVALID' });
+});
