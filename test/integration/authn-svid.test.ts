@@ -5,6 +5,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { X509Certificate } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
 import { ManualClock } from '../../src/core/clock.js';
 import { AuthenticationError } from '../../src/core/errors.js';
 import { createSvidAuthenticator, type SvidTrustAnchors } from '../../src/authn/svid.js';
@@ -186,4 +187,35 @@ test('reads the trust anchors on every call, following root rotation', async () 
   assert.equal((await auth.authenticate({ clientCertChain: foreign }))?.namespace, 'shop');
   anchors[0] = { trustDomain: 'cluster.local', rootsPem: [await pem('other-root')] };
   await assertRefused([await der('leaf'), await der('int')], /does not lead to a root/, auth);
+});
+
+test('authenticates the chain openssl s_client presents over a real TLS connection', async () => {
+  const tls = await import('node:tls');
+  const { spawn } = await import('node:child_process');
+  const { clientCertChainFromSocket } = await import('../../src/authn/svid-socket.js');
+  const auth = await authenticator();
+  // The server's own certificate: any will do, the client does not verify it here.
+  await makeLeaf('server', 'int', 'URI:spiffe://cluster.local/ns/rampart-system/sa/rampart-ca');
+  let authenticated: ((result: Promise<unknown>) => void) | undefined;
+  const result = new Promise<Promise<unknown>>((resolve) => {
+    authenticated = resolve;
+  });
+  const server = tls.createServer(
+    { key: await readFile(join(dir, 'server.key')), cert: await readFile(join(dir, 'server.crt')), requestCert: true, rejectUnauthorized: false },
+    (socket) => {
+      authenticated?.(auth.authenticate({ clientCertChain: clientCertChainFromSocket(socket) }));
+      socket.end();
+    },
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  try {
+    const client = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-cert', 'leaf.crt', '-key', 'leaf.key', '-cert_chain', 'int.crt', '-quiet'], { cwd: dir, stdio: ['pipe', 'ignore', 'ignore'] });
+    const exited = new Promise<void>((resolve) => client.on('exit', () => resolve()));
+    client.stdin.end();
+    assert.deepEqual(await (await result), { trustDomain: 'cluster.local', namespace: 'shop', serviceAccount: 'cart' });
+    await exited;
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
 });
