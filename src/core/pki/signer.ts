@@ -4,7 +4,7 @@
  * serial, validity, public key, SAN and subject key id are filled in, and node:crypto signs the
  * result with a cached KeyObject.
  */
-import { createPublicKey, randomFillSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { createPublicKey, randomBytes, randomFillSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { contextTag, encodeTime, headerSize, writeHeader, TAG } from './der.js';
 import { keyIdentifier, spkiKeyIdentifier } from './keys.js';
 import { OID } from './oids.js';
@@ -13,6 +13,8 @@ import {
   authorityKeyIdentifierExtension,
   basicConstraintsExtension,
   encodeCertificate,
+  encodeTbs,
+  subjectAltNameExtension,
   extKeyUsageExtension,
   KEY_USAGE,
   keyUsageExtension,
@@ -84,6 +86,44 @@ export class LeafSigner {
     // Positive, fixed-length, never a leading zero byte: 126 random bits.
     serial[0] = ((serial[0] as number) & 0x3f) | 0x40;
     const tbs = this.encodeTbs(request, serial);
+    const signature = cryptoSign(this.hash, tbs, this.key);
+    const der = encodeCertificate(tbs, this.algorithm, signature);
+    checkIssuedLeaf(der, tbs, signature, {
+      hash: this.hash,
+      issuerPublicKey: this.issuerPublicKey,
+      issuerSubject: this.issuer.subject,
+      issuerKeyId: this.issuerKeyId,
+      issuerNotAfter: this.issuer.notAfter,
+      spiffeId: request.spiffeId,
+      spki: request.spki,
+      isRsa: request.isRsa,
+      notBefore: request.notBefore,
+      notAfter: request.notAfter,
+    });
+    return { der, serialHex: serial.toString('hex') };
+  }
+
+  /**
+   * Signs a leaf that also names DNS and IP SANs: the CA's own serving certificate. Not on the hot
+   * path, so it uses the generic encoder; the same post-signing check applies.
+   */
+  signServing(request: LeafRequest & { readonly dnsNames: readonly string[]; readonly ipAddresses: readonly Buffer[] }): SignedLeaf {
+    const serial = randomBytes(SERIAL_BYTES);
+    serial[0] = ((serial[0] as number) & 0x3f) | 0x40;
+    const tbs = encodeTbs({
+      serial,
+      signatureAlgorithm: this.algorithm,
+      issuerName: this.issuer.subject,
+      subjectName: EMPTY_SUBJECT,
+      notBefore: request.notBefore,
+      notAfter: request.notAfter,
+      spki: request.spki,
+      extensions: [
+        subjectAltNameExtension({ uris: [request.spiffeId], dns: request.dnsNames, ips: request.ipAddresses }, true),
+        request.isRsa ? this.fixedExtensionsRsa : this.fixedExtensionsEc,
+        subjectKeyIdentifierExtension(keyIdentifier(request.subjectPublicKey)),
+      ],
+    });
     const signature = cryptoSign(this.hash, tbs, this.key);
     const der = encodeCertificate(tbs, this.algorithm, signature);
     checkIssuedLeaf(der, tbs, signature, {

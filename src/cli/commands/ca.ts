@@ -1,0 +1,91 @@
+/** `rampart ca`: run the certificate authority. */
+import { loadCaConfig, type CaFlags } from '../../config/ca-config.js';
+import { createLogger } from '../../observability/logger.js';
+import { startCa } from '../../runtime/start-ca.js';
+import { parseFlags, type FlagSpec } from '../args.js';
+import { waitForShutdownSignal } from '../signals.js';
+
+export const CA_HELP = `Usage: rampart ca [flags]
+
+Runs the certificate authority: issues SPIFFE X.509-SVIDs to authenticated workloads.
+With no flags it runs on its embedded defaults: file state in certs/, the dev token issuer.
+
+Flags:
+  --state-dir DIR              state directory of the file store (default certs/)
+  --store file|kubernetes      where CA state lives (default file)
+  --listen HOST:PORT           API listener, TLS (default 127.0.0.1:8443)
+  --monitoring-listen HOST:PORT  /healthz /readyz /metrics, plain HTTP (default 127.0.0.1:9090)
+  --trust-domain TD            trust domain (default cluster.local)
+  --authn LIST                 authenticators in order: dev,jwks,kubernetes,svid (default dev,svid)
+  --default-ttl D  --min-ttl D  --max-ttl D   leaf lifetimes (default 1h, 5m, 24h)
+  --root-ttl D  --intermediate-ttl D          CA lifetimes (default 365d, 30d)
+  --plugged-ca DIR             use ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem from DIR
+  --jwks-issuer URL  --jwks-file FILE  --jwks-url URL   settings of the jwks authenticator
+  --kubeconfig FILE  --namespace NS                     Kubernetes access (in-cluster otherwise)
+  --serving-name NAME          extra DNS name/IP for the CA's serving certificate (repeatable)
+  --auto-rotate true|false     run the root rotation schedule (default true)
+  --bundle-refresh-interval D  how often agents refresh the bundle (default 60s)
+  --max-in-flight N            certificate requests in flight before answering 429 (default 1024)
+  --workers N                  signing processes (default 1)
+  --config FILE                JSON config file (flags win over it)
+  --log-level LEVEL            pino level (default info)
+`;
+
+const SPEC: FlagSpec = {
+  'state-dir': { type: 'string' },
+  store: { type: 'string' },
+  listen: { type: 'string' },
+  'monitoring-listen': { type: 'string' },
+  'trust-domain': { type: 'string' },
+  authn: { type: 'string' },
+  'default-ttl': { type: 'string' },
+  'min-ttl': { type: 'string' },
+  'max-ttl': { type: 'string' },
+  'root-ttl': { type: 'string' },
+  'intermediate-ttl': { type: 'string' },
+  'plugged-ca': { type: 'string' },
+  config: { type: 'string' },
+  'jwks-issuer': { type: 'string' },
+  'jwks-file': { type: 'string' },
+  'jwks-url': { type: 'string' },
+  kubeconfig: { type: 'string' },
+  namespace: { type: 'string' },
+  'serving-name': { type: 'string', multiple: true },
+  'auto-rotate': { type: 'string' },
+  'bundle-refresh-interval': { type: 'string' },
+  'max-in-flight': { type: 'string' },
+  workers: { type: 'string' },
+  'log-level': { type: 'string' },
+};
+
+export async function runCa(argv: readonly string[]): Promise<number> {
+  const { values } = parseFlags<CaFlags & { help?: boolean }>(argv, SPEC);
+  if (values.help) {
+    process.stdout.write(CA_HELP);
+    return 0;
+  }
+  const config = loadCaConfig(values, process.env);
+  const logger = createLogger({ name: 'rampart-ca', level: config.logLevel });
+  const ca = await startCa(config, { logger });
+  const status = ca.runtime.status();
+  const active = status.roots.find((r) => r.phase === 'active');
+  logger.info({ event: 'ca-started', apiUrl: ca.apiUrl, monitoringUrl: ca.monitoringUrl, trustDomain: config.trustDomain, authn: config.authn, rootFingerprint: active?.fingerprint, bundleSequence: status.sequence }, 'rampart CA is up');
+  if (config.store === 'file') {
+    process.stderr.write(
+      `\nRampart CA listening on ${ca.apiUrl}  (monitoring ${ca.monitoringUrl})\n` +
+        `  trust domain: ${config.trustDomain}\n` +
+        `  root:         ${active?.fingerprint ?? '?'}  (state in ${config.stateDir}/)\n` +
+        `  trust bundle: ${config.stateDir}/root-cert.pem\n\n` +
+        `Get a token and a certificate (in another shell):\n` +
+        `  TOKEN=$(npx rampart token --namespace default --service-account demo --state-dir ${config.stateDir})\n` +
+        `  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout demo.key -subj / -out demo.csr\n` +
+        `  curl --cacert ${config.stateDir}/root-cert.pem -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \\\n` +
+        `       --data "{\\"csr\\":\\"$(awk '{printf "%s\\\\n", $0}' demo.csr)\\"}" ${ca.apiUrl}/v1/certificates\n` +
+        `  (or let the agent do it: npx rampart agent --help)\n\n`,
+    );
+  }
+  const signal = await waitForShutdownSignal();
+  logger.info({ signal }, 'shutting down');
+  await ca.stop();
+  return 0;
+}

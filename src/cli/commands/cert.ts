@@ -1,0 +1,94 @@
+/** `rampart cert inspect FILE`: what a certificate (chain) file says, SPIFFE-first. */
+import { readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { basicConstraints, parseCertificate, serialHex, uriSans } from '../../core/pki/certificate.js';
+import { inspectSpki } from '../../core/pki/keys.js';
+import { decodeCertificates } from '../../core/pki/pem.js';
+import { parseFlags, UsageError } from '../args.js';
+
+export const CERT_HELP = `Usage: rampart cert inspect FILE [--json]
+
+Prints the SPIFFE ID, serial, validity, key type and chain of a PEM certificate file
+(e.g. an agent's cert-chain.pem).
+`;
+
+export interface CertSummary {
+  spiffeId: string | null;
+  serial: string;
+  subject: string;
+  issuer: string;
+  notBefore: string;
+  notAfter: string;
+  keyType: string;
+  isCa: boolean;
+  fingerprintSha256: string;
+}
+
+export function summarize(der: Buffer): CertSummary {
+  const parsed = parseCertificate(der);
+  const x509 = new X509Certificate(der);
+  const uris = uriSans(parsed);
+  const bc = basicConstraints(parsed);
+  return {
+    spiffeId: uris.find((u) => u.startsWith('spiffe://')) ?? null,
+    serial: serialHex(parsed),
+    subject: x509.subject.replace(/\n/g, ', ') || '(empty)',
+    issuer: x509.issuer.replace(/\n/g, ', '),
+    notBefore: new Date(parsed.notBefore).toISOString(),
+    notAfter: new Date(parsed.notAfter).toISOString(),
+    keyType: inspectSpki(parsed.spki).description,
+    isCa: bc?.ca ?? false,
+    fingerprintSha256: x509.fingerprint256.replace(/:/g, '').toLowerCase(),
+  };
+}
+
+export async function runCert(argv: readonly string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === '--help' || sub === '-h' || sub === undefined) {
+    process.stdout.write(CERT_HELP);
+    return sub === undefined ? 2 : 0;
+  }
+  if (sub !== 'inspect') throw new UsageError(`unknown subcommand "cert ${sub}"; did you mean "cert inspect FILE"?`);
+  const { values, positionals } = parseFlags<{ json?: boolean; help?: boolean }>(rest, { json: { type: 'boolean' } }, true);
+  if (values.help) {
+    process.stdout.write(CERT_HELP);
+    return 0;
+  }
+  const [file] = positionals;
+  if (file === undefined || positionals.length > 1) throw new UsageError('cert inspect takes exactly one FILE');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  const ders = decodeCertificates(text);
+  if (ders.length === 0) throw new UsageError(`${file} holds no PEM CERTIFICATE block`);
+  let summaries: CertSummary[];
+  try {
+    summaries = ders.map(summarize);
+  } catch (err) {
+    throw new UsageError(`${file} holds a certificate that cannot be parsed: ${(err as Error).message}`);
+  }
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(summaries, null, 2)}\n`);
+    return 0;
+  }
+  const [leaf, ...chain] = summaries as [CertSummary, ...CertSummary[]];
+  const remaining = Date.parse(leaf.notAfter) - Date.now();
+  const lines = [
+    `SPIFFE ID:   ${leaf.spiffeId ?? '(none)'}`,
+    `Serial:      ${leaf.serial}`,
+    `Subject:     ${leaf.subject}`,
+    `Issuer:      ${leaf.issuer}`,
+    `Not before:  ${leaf.notBefore}`,
+    `Not after:   ${leaf.notAfter}  (${remaining > 0 ? `expires in ${Math.round(remaining / 60_000)} min` : 'EXPIRED'})`,
+    `Key:         ${leaf.keyType}`,
+    `CA:          ${leaf.isCa ? 'yes' : 'no'}`,
+    `SHA-256:     ${leaf.fingerprintSha256}`,
+    `Chain:       ${chain.length === 0 ? '(leaf only)' : ''}`,
+    ...chain.map((c, i) => `  [${i + 1}] ${c.subject}  ${c.spiffeId ?? ''}  until ${c.notAfter}  sha256 ${c.fingerprintSha256.slice(0, 16)}…`),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}

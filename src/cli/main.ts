@@ -1,0 +1,69 @@
+/** The `rampart` command: dispatches to subcommands; usage errors exit 2 with one clear line. */
+import 'reflect-metadata';
+import { isRampartError } from '../core/errors.js';
+import { UsageError } from './args.js';
+import { runBundle } from './commands/bundle.js';
+import { runCa } from './commands/ca.js';
+import { runCert } from './commands/cert.js';
+import { runToken } from './commands/token.js';
+
+export const MAIN_HELP = `Usage: rampart <command> [flags]
+
+Commands:
+  ca              run the certificate authority
+  agent           run the per-pod agent: keep a certificate fresh and proxy mTLS
+  token           mint a dev service-account token
+  root            root rotation: status, prepare, activate, retire
+  cert inspect    show what a certificate file says
+  bundle          fetch the trust bundle
+  demo            run a whole mesh on loopback and show what happens
+
+Run "rampart <command> --help" for the flags of a command.
+`;
+
+type Command = (argv: readonly string[]) => Promise<number>;
+
+async function lazy(path: string, name: string): Promise<Command> {
+  const mod = (await import(path)) as Record<string, Command>;
+  const fn = mod[name];
+  if (!fn) throw new Error(`command module ${path} lacks ${name}`);
+  return fn;
+}
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  ca: async () => runCa,
+  token: async () => runToken,
+  cert: async () => runCert,
+  bundle: async () => runBundle,
+  agent: () => lazy('./commands/agent.js', 'runAgent'),
+  root: () => lazy('./commands/root.js', 'runRoot'),
+  demo: () => lazy('./commands/demo.js', 'runDemo'),
+};
+
+/** Runs the CLI and returns the process exit code. */
+export async function runCli(argv: readonly string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(MAIN_HELP);
+    return name === undefined ? 2 : 0;
+  }
+  const load = COMMANDS[name];
+  if (!load) {
+    process.stderr.write(`rampart: unknown command "${name}"\nRun "rampart --help" for the list of commands.\n`);
+    return 2;
+  }
+  try {
+    return await (await load())(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`rampart ${name}: ${err.message}\nRun "rampart ${name} --help" for usage.\n`);
+      return 2;
+    }
+    if (isRampartError(err)) {
+      process.stderr.write(`rampart ${name}: ${err.message} [${err.code}]\n`);
+      return err.category === 'config' ? 2 : 1;
+    }
+    process.stderr.write(`rampart ${name}: unexpected error: ${(err as Error).message ?? String(err)}\n`);
+    return 1;
+  }
+}

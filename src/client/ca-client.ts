@@ -1,0 +1,156 @@
+/**
+ * HTTPS client of the CA API, shared by the agent and the CLI. Trusts only the given bundle,
+ * keeps connections alive, and turns error bodies into coded errors.
+ */
+import { Agent, request as httpsRequest, type RequestOptions } from 'node:https';
+import { ERROR_CATALOGUE, RampartError, UnavailableError, type ErrorCode } from '../core/errors.js';
+
+/** An error answer from the CA, with its HTTP status and code. */
+export class CaResponseError extends RampartError {
+  readonly status: number;
+  constructor(status: number, code: ErrorCode, message: string, retryAfterSeconds?: number) {
+    super(code, message, retryAfterSeconds === undefined ? undefined : { retryAfterSeconds });
+    this.status = status;
+  }
+}
+
+export interface CertificateResponse {
+  readonly spiffeId: string;
+  readonly certChain: string[];
+  readonly trustBundle: string[];
+  readonly bundleSequence: number;
+  readonly expiresAt: string;
+  readonly notBefore?: string;
+  readonly ttlSeconds?: number;
+  readonly serial?: string;
+}
+
+export interface BundleJson {
+  readonly trustDomain: string;
+  readonly sequence: number;
+  readonly roots: Array<{ pem: string; phase: string; notAfter: string; fingerprint: string }>;
+}
+
+export interface CaClientOptions {
+  readonly url: string;
+  /** Trusted roots (PEM) for the CA's serving certificate; a function so updates apply. */
+  readonly caBundle: () => string;
+  /** Client certificate to present (agent SVID), read on every request. */
+  readonly clientCertificate?: () => { keyPem: string; certChainPem: string } | null;
+  readonly agentId?: string;
+  readonly timeoutMs?: number;
+}
+
+interface RawResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+export class CaClient {
+  private readonly base: URL;
+  private agent: Agent | null = null;
+  private agentKey = '';
+
+  constructor(private readonly options: CaClientOptions) {
+    this.base = new URL(options.url);
+    if (this.base.protocol !== 'https:') throw new RampartError('RAMPART_ERR_CONFIG_INVALID', `CA URL ${options.url} must be https://`);
+  }
+
+  /** POST /v1/certificates. */
+  async requestCertificate(input: { csrPem: string; ttlSeconds?: number; token?: string; bundleSequence?: number }): Promise<CertificateResponse> {
+    const body = JSON.stringify({ csr: input.csrPem, ...(input.ttlSeconds !== undefined ? { ttlSeconds: input.ttlSeconds } : {}) });
+    const res = await this.send('POST', '/v1/certificates', { body, token: input.token, bundleSequence: input.bundleSequence });
+    return JSON.parse(res.body) as CertificateResponse;
+  }
+
+  /** GET /v1/trust-bundle as JSON, optionally long-polling past `after`. */
+  async trustBundle(input: { after?: number; waitSeconds?: number; bundleSequence?: number } = {}): Promise<BundleJson> {
+    const q = new URLSearchParams({ format: 'json' });
+    if (input.after !== undefined) q.set('after', String(input.after));
+    if (input.waitSeconds !== undefined) q.set('waitSeconds', String(input.waitSeconds));
+    const timeoutMs = (input.waitSeconds ?? 0) * 1000 + (this.options.timeoutMs ?? 15_000);
+    const res = await this.send('GET', `/v1/trust-bundle?${q.toString()}`, { bundleSequence: input.bundleSequence, timeoutMs });
+    return JSON.parse(res.body) as BundleJson;
+  }
+
+  /** GET /v1/trust-bundle in a raw format (pem or jwks). */
+  async trustBundleRaw(format: 'pem' | 'jwks' | 'json'): Promise<string> {
+    return (await this.send('GET', `/v1/trust-bundle?format=${format}`, {})).body;
+  }
+
+  async adminStatus(token?: string): Promise<unknown> {
+    return JSON.parse((await this.send('GET', '/v1/admin/status', { token })).body);
+  }
+
+  async adminStep(step: 'prepare' | 'activate' | 'retire', force: boolean, token?: string): Promise<unknown> {
+    return JSON.parse((await this.send('POST', `/v1/admin/roots/${step}`, { token, body: JSON.stringify({ force }) })).body);
+  }
+
+  close(): void {
+    this.agent?.destroy();
+    this.agent = null;
+  }
+
+  private httpsAgent(): Agent {
+    const ca = this.options.caBundle();
+    const client = this.options.clientCertificate?.() ?? null;
+    const key = `${ca}\n${client?.certChainPem ?? ''}`;
+    if (this.agent === null || key !== this.agentKey) {
+      // New trust or a new client certificate: new connections; old sockets finish what they do.
+      const previous = this.agent;
+      this.agent = new Agent({ keepAlive: true, maxSockets: 4, ca, ...(client ? { key: client.keyPem, cert: client.certChainPem } : {}) });
+      this.agentKey = key;
+      setTimeout(() => previous?.destroy(), 30_000).unref();
+    }
+    return this.agent;
+  }
+
+  private send(method: string, path: string, extra: { body?: string; token?: string | undefined; bundleSequence?: number | undefined; timeoutMs?: number }): Promise<RawResponse> {
+    const url = new URL(path, this.base);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (extra.body !== undefined) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = String(Buffer.byteLength(extra.body));
+    }
+    if (extra.token) headers['authorization'] = `Bearer ${extra.token}`;
+    if (extra.bundleSequence !== undefined) headers['rampart-bundle-sequence'] = String(extra.bundleSequence);
+    if (this.options.agentId) headers['rampart-agent-id'] = this.options.agentId;
+    const options: RequestOptions = { method, headers, agent: this.httpsAgent(), timeout: extra.timeoutMs ?? this.options.timeoutMs ?? 15_000 };
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest(url, options, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', (err) => reject(unreachable(this.base, err)));
+        res.on('end', () => {
+          const raw: RawResponse = { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') };
+          if (raw.status >= 200 && raw.status < 300) resolve(raw);
+          else reject(errorFromResponse(raw));
+        });
+      });
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${options.timeout} ms`)));
+      req.on('error', (err) => reject(unreachable(this.base, err)));
+      req.end(extra.body);
+    });
+  }
+}
+
+function unreachable(base: URL, err: Error): UnavailableError {
+  const code = (err as NodeJS.ErrnoException).code;
+  return new UnavailableError('RAMPART_ERR_CA_UNREACHABLE', `cannot reach the CA at ${base.origin}: ${code ?? err.message}`, { cause: err });
+}
+
+function errorFromResponse(raw: RawResponse): CaResponseError {
+  let code: ErrorCode = raw.status === 429 ? 'RAMPART_ERR_RATE_LIMITED' : raw.status === 401 ? 'RAMPART_ERR_UNAUTHENTICATED' : 'RAMPART_ERR_INTERNAL';
+  let message = `CA answered HTTP ${raw.status}`;
+  try {
+    const parsed = JSON.parse(raw.body) as { error?: { code?: string; message?: string } };
+    if (parsed.error?.code && parsed.error.code in ERROR_CATALOGUE) code = parsed.error.code as ErrorCode;
+    if (parsed.error?.message) message = parsed.error.message;
+  } catch {
+    // Not our error format (a proxy in between?): keep the status-derived code.
+  }
+  const retryHeader = raw.headers['retry-after'];
+  const retryAfter = typeof retryHeader === 'string' && /^\d+$/.test(retryHeader) ? Number(retryHeader) : undefined;
+  return new CaResponseError(raw.status, code, message, retryAfter);
+}

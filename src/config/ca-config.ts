@@ -1,0 +1,231 @@
+/**
+ * The `rampart ca` configuration: defaults, then the --config JSON file, then flags. Validated
+ * once and frozen; nothing else in the CA reads flags, files or the environment for settings.
+ */
+import { readFileSync } from 'node:fs';
+import { ConfigError } from '../core/errors.js';
+import { formatSpiffeId, parseSpiffeId, validateTrustDomain } from '../core/identity.js';
+import { DEFAULT_TTL_POLICY, type TtlPolicy } from '../core/ca/policy.js';
+import { DEFAULT_LIFETIMES, type CaLifetimes } from '../core/ca/rotation.js';
+import { durationFlag, hostPort, type HostPort } from './values.js';
+
+export const AUTHENTICATOR_NAMES = ['dev', 'jwks', 'kubernetes', 'svid'] as const;
+export type AuthenticatorName = (typeof AUTHENTICATOR_NAMES)[number];
+
+export interface JwksSettings {
+  readonly issuer: string;
+  readonly file?: string;
+  readonly url?: string;
+  readonly discovery?: boolean;
+  readonly caFile?: string;
+  readonly audience: string;
+}
+
+export interface KubernetesSettings {
+  readonly namespace: string;
+  /** Path of a kubeconfig; in-cluster credentials are used when absent. */
+  readonly kubeconfig?: string;
+  readonly audience: string;
+  readonly tokenReviewRatePerSecond: number;
+}
+
+export interface CaConfig {
+  readonly stateDir: string;
+  readonly store: 'file' | 'kubernetes';
+  readonly listen: HostPort;
+  readonly monitoringListen: HostPort;
+  readonly trustDomain: string;
+  readonly authn: readonly AuthenticatorName[];
+  readonly ttl: TtlPolicy;
+  readonly lifetimes: CaLifetimes;
+  readonly pluggedCaDir?: string;
+  readonly adminIdentities: readonly string[];
+  readonly jwks?: JwksSettings;
+  readonly kubernetes: KubernetesSettings;
+  /** Extra DNS names / IPs for the serving certificate (Service names in a cluster). */
+  readonly servingNames: readonly string[];
+  readonly autoRotate: boolean;
+  readonly bundleRefreshIntervalMs: number;
+  readonly maxInFlight: number;
+  readonly workers: number;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  readonly crashAt?: string;
+}
+
+/** Flags as strings (from parseArgs), every one optional. */
+export interface CaFlags {
+  readonly 'state-dir'?: string;
+  readonly store?: string;
+  readonly listen?: string;
+  readonly 'monitoring-listen'?: string;
+  readonly 'trust-domain'?: string;
+  readonly authn?: string;
+  readonly 'default-ttl'?: string;
+  readonly 'min-ttl'?: string;
+  readonly 'max-ttl'?: string;
+  readonly 'root-ttl'?: string;
+  readonly 'intermediate-ttl'?: string;
+  readonly 'plugged-ca'?: string;
+  readonly config?: string;
+  readonly 'jwks-issuer'?: string;
+  readonly 'jwks-file'?: string;
+  readonly 'jwks-url'?: string;
+  readonly kubeconfig?: string;
+  readonly namespace?: string;
+  readonly 'serving-name'?: readonly string[];
+  readonly 'auto-rotate'?: string;
+  readonly 'bundle-refresh-interval'?: string;
+  readonly 'max-in-flight'?: string;
+  readonly workers?: string;
+  readonly 'log-level'?: string;
+}
+
+function invalid(message: string): ConfigError {
+  return new ConfigError('RAMPART_ERR_CONFIG_INVALID', message);
+}
+
+type Json = Record<string, unknown>;
+
+function readConfigFile(path: string): Json {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw invalid(`cannot read --config ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
+    return parsed as Json;
+  } catch {
+    throw invalid(`--config ${path} is not a JSON object`);
+  }
+}
+
+function str(file: Json, key: string): string | undefined {
+  const v = file[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw invalid(`config "${key}" must be a string`);
+  return v;
+}
+
+function section(file: Json, key: string): Json {
+  const v = file[key];
+  if (v === undefined) return {};
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw invalid(`config "${key}" must be an object`);
+  return v as Json;
+}
+
+function positiveInt(text: string | undefined, name: string, fallback: number): number {
+  if (text === undefined) return fallback;
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw invalid(`${name} must be a positive whole number, got "${text}"`);
+  return Number(text);
+}
+
+/** Builds the frozen CA config. `env` is passed in so tests can control it. */
+export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
+  const file = flags.config ? readConfigFile(flags.config) : {};
+  const pick = (flag: keyof CaFlags, key: string): string | undefined => (flags[flag] as string | undefined) ?? str(file, key);
+
+  const trustDomain = pick('trust-domain', 'trustDomain') ?? 'cluster.local';
+  try {
+    validateTrustDomain(trustDomain);
+  } catch {
+    throw invalid(`--trust-domain "${trustDomain}" is not a valid trust domain (lowercase letters, digits, ".", "-", "_")`);
+  }
+  const authnText = pick('authn', 'authn') ?? 'dev,svid';
+  const authn = authnText.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const name of authn) {
+    if (!(AUTHENTICATOR_NAMES as readonly string[]).includes(name)) throw invalid(`--authn "${name}" is unknown; choose from ${AUTHENTICATOR_NAMES.join(', ')}`);
+  }
+  if (authn.length === 0) throw invalid('--authn must name at least one authenticator');
+
+  const ttl: TtlPolicy = {
+    defaultTtlMs: durationFlag(pick('default-ttl', 'defaultTtl'), '--default-ttl') ?? DEFAULT_TTL_POLICY.defaultTtlMs,
+    minTtlMs: durationFlag(pick('min-ttl', 'minTtl'), '--min-ttl') ?? DEFAULT_TTL_POLICY.minTtlMs,
+    maxTtlMs: durationFlag(pick('max-ttl', 'maxTtl'), '--max-ttl') ?? DEFAULT_TTL_POLICY.maxTtlMs,
+  };
+  if (!(ttl.minTtlMs <= ttl.defaultTtlMs && ttl.defaultTtlMs <= ttl.maxTtlMs)) {
+    throw invalid('TTLs must satisfy --min-ttl <= --default-ttl <= --max-ttl');
+  }
+  if (ttl.minTtlMs < 1000) throw invalid('--min-ttl must be at least 1s');
+
+  const lifetimes: CaLifetimes = {
+    rootTtlMs: durationFlag(pick('root-ttl', 'rootTtl'), '--root-ttl') ?? DEFAULT_LIFETIMES.rootTtlMs,
+    intermediateTtlMs: durationFlag(pick('intermediate-ttl', 'intermediateTtl'), '--intermediate-ttl') ?? DEFAULT_LIFETIMES.intermediateTtlMs,
+  };
+  if (lifetimes.intermediateTtlMs > lifetimes.rootTtlMs) throw invalid('--intermediate-ttl must not exceed --root-ttl');
+
+  const admin = section(file, 'admin');
+  const rawAdmins = admin['identities'] ?? [formatSpiffeId(trustDomain, 'ns', 'rampart-system', 'sa', 'rampart-admin')];
+  if (!Array.isArray(rawAdmins) || rawAdmins.some((a) => typeof a !== 'string')) throw invalid('config admin.identities must be a list of SPIFFE IDs');
+  for (const id of rawAdmins as string[]) {
+    try {
+      parseSpiffeId(id);
+    } catch {
+      throw invalid(`admin identity "${id}" is not a valid SPIFFE ID`);
+    }
+  }
+
+  const jwksFile = section(file, 'jwks');
+  const jwksIssuer = flags['jwks-issuer'] ?? str(jwksFile, 'issuer');
+  let jwks: JwksSettings | undefined;
+  if (authn.includes('jwks')) {
+    if (!jwksIssuer) throw invalid('--authn jwks needs --jwks-issuer (and --jwks-file or --jwks-url, or OIDC discovery from the issuer)');
+    const fileP = flags['jwks-file'] ?? str(jwksFile, 'file');
+    const url = flags['jwks-url'] ?? str(jwksFile, 'url');
+    const caFile = str(jwksFile, 'caFile');
+    jwks = {
+      issuer: jwksIssuer,
+      audience: str(jwksFile, 'audience') ?? 'rampart-ca',
+      ...(fileP ? { file: fileP } : url ? { url } : { discovery: true }),
+      ...(caFile ? { caFile } : {}),
+    };
+  }
+
+  const k8s = section(file, 'kubernetes');
+  const store = pick('store', 'store') ?? 'file';
+  if (store !== 'file' && store !== 'kubernetes') throw invalid(`--store must be file or kubernetes, got "${store}"`);
+  const kubeconfig = flags.kubeconfig ?? str(k8s, 'kubeconfig') ?? env['KUBECONFIG'];
+  const logLevel = pick('log-level', 'logLevel') ?? env['RAMPART_LOG_LEVEL'] ?? 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw invalid(`--log-level "${logLevel}" is not a pino level`);
+  const autoRotate = pick('auto-rotate', 'autoRotate') ?? 'true';
+  if (autoRotate !== 'true' && autoRotate !== 'false') throw invalid('--auto-rotate must be true or false');
+  const servingNames = [...(flags['serving-name'] ?? []), ...((Array.isArray(file['servingNames']) ? file['servingNames'] : []) as string[])];
+
+  const config: CaConfig = {
+    stateDir: pick('state-dir', 'stateDir') ?? 'certs',
+    store,
+    listen: hostPort(pick('listen', 'listen') ?? '127.0.0.1:8443', '--listen'),
+    monitoringListen: hostPort(pick('monitoring-listen', 'monitoringListen') ?? '127.0.0.1:9090', '--monitoring-listen'),
+    trustDomain,
+    authn: authn as AuthenticatorName[],
+    ttl,
+    lifetimes,
+    ...(pick('plugged-ca', 'pluggedCa') ? { pluggedCaDir: pick('plugged-ca', 'pluggedCa') as string } : {}),
+    adminIdentities: rawAdmins as string[],
+    ...(jwks ? { jwks } : {}),
+    kubernetes: {
+      namespace: flags.namespace ?? str(k8s, 'namespace') ?? env['POD_NAMESPACE'] ?? 'rampart-system',
+      ...(kubeconfig ? { kubeconfig } : {}),
+      audience: str(k8s, 'audience') ?? 'rampart-ca',
+      tokenReviewRatePerSecond: typeof k8s['tokenReviewRatePerSecond'] === 'number' ? (k8s['tokenReviewRatePerSecond'] as number) : 50,
+    },
+    servingNames,
+    autoRotate: autoRotate === 'true',
+    bundleRefreshIntervalMs: durationFlag(pick('bundle-refresh-interval', 'bundleRefreshInterval'), '--bundle-refresh-interval') ?? 60_000,
+    maxInFlight: positiveInt(pick('max-in-flight', 'maxInFlight'), '--max-in-flight', 1024),
+    workers: positiveInt(pick('workers', 'workers'), '--workers', 1),
+    logLevel: logLevel as CaConfig['logLevel'],
+    ...(env['RAMPART_CRASH_AT'] ? { crashAt: env['RAMPART_CRASH_AT'] } : {}),
+  };
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

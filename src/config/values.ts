@@ -1,0 +1,31 @@
+/** Parsers for flag values shared by every command's config. */
+import { isIP } from 'node:net';
+import { parseDuration } from '../core/clock.js';
+import { ConfigError } from '../core/errors.js';
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Parses `HOST:PORT` (IPv6 as `[::1]:PORT`). */
+export function hostPort(text: string, flag: string): HostPort {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text.trim());
+  const port = Number(match?.[3]);
+  if (!match || port > 65535) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `${flag} "${text}" must be HOST:PORT, e.g. 127.0.0.1:8443`);
+  const host = (match[1] ?? match[2]) as string;
+  if (match[1] !== undefined && isIP(host) !== 6) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `${flag} "${text}" has an invalid IPv6 address`);
+  return { host, port };
+}
+
+export function formatHostPort(hp: HostPort): string {
+  return isIP(hp.host) === 6 ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+}
+
+/** Parses a duration flag (`90s`, `5m`, `1h`), or returns undefined when absent. */
+export function durationFlag(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  const ms = parseDuration(text);
+  if (ms === null || ms <= 0) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `${flag} "${text}" is not a duration; use forms like 90s, 5m, 1h, 30d`);
+  return ms;
+}

@@ -1,0 +1,73 @@
+/**
+ * Validation of a plugged-in CA (Istio `cacerts`: ca-cert.pem, ca-key.pem, cert-chain.pem,
+ * root-cert.pem). The signing certificate must be a CA, its key must match, and the chain must
+ * verify up to the root.
+ */
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { ConfigError } from '../errors.js';
+import { certificateFingerprint } from '../pki/ca-certs.js';
+import { decodeCertificates, certificatePem } from '../pki/pem.js';
+import { caCertificateProblems, chainToRoot, keyMatchesCertificate } from '../pki/verify.js';
+import type { PluggedCa } from './rotation.js';
+
+export interface PluggedCaFiles {
+  readonly caCertPem: string;
+  readonly caKeyPem: string;
+  readonly certChainPem: string;
+  readonly rootCertPem: string;
+}
+
+function refuse(message: string): ConfigError {
+  return new ConfigError('RAMPART_ERR_PLUGGED_CA_INVALID', `plugged-in CA refused: ${message}`);
+}
+
+/** Checks the files and returns the root + intermediate records to store. */
+export function validatePluggedCa(files: PluggedCaFiles, now: number): PluggedCa {
+  const [caDer] = decodeCertificates(files.caCertPem);
+  if (caDer === undefined) throw refuse('ca-cert.pem holds no certificate');
+  const [rootDer, ...extraRoots] = decodeCertificates(files.rootCertPem);
+  if (rootDer === undefined) throw refuse('root-cert.pem holds no certificate');
+  if (extraRoots.length > 0) throw refuse('root-cert.pem must hold exactly one root certificate');
+  const caPem = certificatePem(caDer);
+  const rootPem = certificatePem(rootDer);
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(files.caKeyPem);
+  } catch {
+    throw refuse('ca-key.pem is not a readable private key');
+  }
+  if (key.asymmetricKeyType !== 'ec' || !['prime256v1', 'secp384r1'].includes(key.asymmetricKeyDetails?.namedCurve ?? '')) {
+    throw refuse('ca-key.pem must be an ECDSA P-256 or P-384 key');
+  }
+  if (!keyMatchesCertificate(caPem, key)) throw refuse('ca-key.pem does not match the public key of ca-cert.pem');
+  const problems = caCertificateProblems(caPem, now);
+  if (problems.length > 0) throw refuse(`ca-cert.pem ${problems.join('; ')}`);
+  const rootProblems = caCertificateProblems(rootPem, now);
+  if (rootProblems.length > 0) throw refuse(`root-cert.pem ${rootProblems.join('; ')}`);
+  const root = new X509Certificate(rootPem);
+  const caFingerprint = certificateFingerprint(caPem);
+  const rootFingerprint = certificateFingerprint(rootPem);
+  const between = decodeCertificates(files.certChainPem)
+    .map((der) => certificatePem(der))
+    .filter((pem) => {
+      const fp = certificateFingerprint(pem);
+      return fp !== caFingerprint && fp !== rootFingerprint;
+    });
+  if (caFingerprint === rootFingerprint) throw refuse('ca-cert.pem is the root itself; plug in an intermediate signed by the root');
+  if (chainToRoot([caPem, ...between], [rootPem]) === null) throw refuse('ca-cert.pem and cert-chain.pem do not verify up to root-cert.pem');
+  const ca = new X509Certificate(caPem);
+  const notAfter = Math.min(Date.parse(ca.validTo), Date.parse(root.validTo));
+  return {
+    rootCertPem: rootPem,
+    rootFingerprint,
+    rootNotBefore: Date.parse(root.validFrom),
+    rootNotAfter: Date.parse(root.validTo),
+    intermediate: {
+      certPem: caPem,
+      keyPem: key.export({ format: 'pem', type: 'pkcs8' }).toString(),
+      notBefore: Date.parse(ca.validFrom),
+      notAfter,
+      chainPems: between,
+    },
+  };
+}

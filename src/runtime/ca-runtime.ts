@@ -1,0 +1,316 @@
+/**
+ * The running CA: owns the current state and signing context, persists every change through the
+ * state store with compare-and-swap, follows changes other replicas write, renews the
+ * intermediate, runs the rotation schedule when it leads, and wakes bundle long-pollers.
+ */
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.js';
+import { ConflictError, isRampartError, StateError } from '../core/errors.js';
+import { issueCertificate, signingContextFor, type IssuedCertificate, type IssueRequest, type SigningContext } from '../core/ca/authority.js';
+import type { TtlPolicy } from '../core/ca/policy.js';
+import { PropagationTracker, type PropagationStatus } from '../core/ca/propagation.js';
+import {
+  activateRoot,
+  activeRoot,
+  bootstrapState,
+  dueStep,
+  prepareRoot,
+  renewIntermediates,
+  retireableAt,
+  retireRoots,
+  rotationSchedule,
+  type CaLifetimes,
+  type PluggedCa,
+} from '../core/ca/rotation.js';
+import { bundleToPem } from '../core/ca/trust-bundle.js';
+import type { CaState, StateStore, StoredState } from '../core/ports.js';
+import type { CaMetrics } from '../observability/ca-metrics.js';
+
+/** Named points between the steps of a state change; tests arm one to crash the process there. */
+export type CrashPoint = `${'bootstrap' | 'prepare' | 'activate' | 'retire' | 'renew-intermediate'}:${'before-save' | 'after-save'}`;
+
+export interface CaRuntimeOptions {
+  readonly store: StateStore;
+  readonly trustDomain: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics: CaMetrics;
+  readonly ttlPolicy: TtlPolicy;
+  readonly lifetimes: CaLifetimes;
+  readonly plugged?: PluggedCa;
+  /** How often agents refresh the bundle; propagation is judged against it. */
+  readonly bundleRefreshIntervalMs: number;
+  /** Whether the automatic rotation schedule runs (only on the leader). */
+  readonly autoRotate: boolean;
+  readonly isLeader: () => boolean;
+  /** Called at each step boundary; the CLI wires RAMPART_CRASH_AT to it. */
+  readonly crashPoint?: (point: CrashPoint) => void;
+}
+
+type Listener = (context: SigningContext) => void;
+
+export interface RotationStatus {
+  readonly trustDomain: string;
+  readonly sequence: number;
+  readonly roots: ReadonlyArray<{
+    pem: string;
+    phase: string;
+    notAfter: string;
+    fingerprint: string;
+    generation: number;
+    plugged: boolean;
+    retireableAt?: string;
+    propagation?: PropagationStatus;
+  }>;
+  readonly intermediate: { notAfter: string; renewAt: string } | null;
+  readonly schedule: { prepareAt: string; activateAt: string } | null;
+  readonly nextStep: string | null;
+}
+
+export class CaRuntime {
+  private stored: StoredState | null = null;
+  private context: SigningContext | null = null;
+  private readonly listeners = new Set<Listener>();
+  private readonly waiters = new Set<() => void>();
+  private readonly propagation = new PropagationTracker();
+  /** When each bundle sequence was first seen by this process (propagation waits one interval). */
+  private readonly sequenceSeenAt = new Map<number, number>();
+  private unwatch: (() => void) | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private mutating: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly options: CaRuntimeOptions) {}
+
+  /** Loads or creates the state and starts following changes. */
+  async start(): Promise<void> {
+    let stored = await this.options.store.load();
+    if (stored === null) {
+      const state = bootstrapState(this.options.trustDomain, this.options.clock.now(), this.options.lifetimes, this.options.plugged);
+      this.crash('bootstrap:before-save');
+      try {
+        const revision = await this.options.store.save(state, null);
+        stored = { state, revision };
+        this.options.logger.info({ event: 'root-created', fingerprint: state.roots[0]?.fingerprint, phase: 'active', sequence: state.sequence }, 'created the first root and signing intermediate');
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+        stored = await this.options.store.load();
+        if (stored === null) throw err;
+      }
+      this.crash('bootstrap:after-save');
+    }
+    if (stored.state.trustDomain !== this.options.trustDomain) {
+      throw new StateError('RAMPART_ERR_STATE_CORRUPT', `the stored CA state is for trust domain "${stored.state.trustDomain}" but --trust-domain is "${this.options.trustDomain}"; use another state directory or the matching trust domain`);
+    }
+    await this.adopt(stored);
+    this.unwatch = this.options.store.watch((next) => {
+      void this.adopt(next).catch((err: unknown) => this.options.logger.error({ err }, 'could not adopt CA state written by another replica'));
+    });
+    await this.tick();
+    this.timer = setInterval(() => void this.tick(), 5_000);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.unwatch?.();
+    for (const wake of this.waiters) wake();
+    await this.mutating.catch(() => undefined);
+  }
+
+  /** The current signing context; throws RAMPART_ERR_NOT_READY before start. */
+  current(): SigningContext {
+    if (this.context === null) throw new StateError('RAMPART_ERR_NOT_READY', 'the CA has not loaded its state yet');
+    return this.context;
+  }
+
+  get ready(): boolean {
+    return this.context !== null && this.context.signer.issuer.notAfter > this.options.clock.now();
+  }
+
+  state(): CaState {
+    if (this.stored === null) throw new StateError('RAMPART_ERR_NOT_READY', 'the CA has not loaded its state yet');
+    return this.stored.state;
+  }
+
+  /** Subscribes to signing-context changes (new intermediate, new bundle). */
+  onChange(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  issue(request: IssueRequest): IssuedCertificate {
+    return issueCertificate(this.current(), this.options.ttlPolicy, this.options.clock, request);
+  }
+
+  /** Records the bundle sequence an agent reports holding. */
+  reportAgentSequence(agentId: string, sequence: number): void {
+    this.propagation.report(agentId, sequence, this.options.clock.now());
+  }
+
+  /** Resolves once the bundle sequence passes `after`, or after `timeoutMs`. */
+  waitForSequenceAfter(after: number, timeoutMs: number): Promise<void> {
+    if (this.current().bundle.sequence > after) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.waiters.add(done);
+    });
+  }
+
+  /** Propagation of the newest bundle sequence among agents seen recently. */
+  propagationStatus(targetSequence: number): PropagationStatus {
+    const now = this.options.clock.now();
+    const publishedAt = this.sequenceSeenAt.get(targetSequence) ?? now;
+    return this.propagation.status(targetSequence, publishedAt, now, this.options.bundleRefreshIntervalMs);
+  }
+
+  async prepare(force = false): Promise<CaState> {
+    void force;
+    return this.mutate('prepare', (s, now) => prepareRoot(s, now, this.options.lifetimes));
+  }
+
+  /** Prepares a plugged-in CA (new root into the bundle first). */
+  async preparePlugged(plugged: PluggedCa): Promise<CaState> {
+    return this.mutate('prepare', (s, now) => prepareRoot(s, now, this.options.lifetimes, plugged));
+  }
+
+  async activate(force = false): Promise<CaState> {
+    return this.mutate('activate', (s, now) => {
+      const prepared = s.roots.find((r) => r.phase === 'prepared');
+      const propagation = prepared ? this.propagationStatus(prepared.addedAtSequence) : { propagated: false, reason: 'no prepared root' };
+      return activateRoot(s, now, { propagation, force, maxLeafTtlMs: this.options.ttlPolicy.maxTtlMs });
+    });
+  }
+
+  async retire(force = false): Promise<CaState> {
+    return this.mutate('retire', (s, now) => retireRoots(s, now, { force }));
+  }
+
+  /** A status report for admins (DESIGN section 6). */
+  status(): RotationStatus {
+    const state = this.state();
+    const active = activeRoot(state);
+    const now = this.options.clock.now();
+    const schedule = active ? rotationSchedule(active) : null;
+    const inter = active?.intermediate;
+    return {
+      trustDomain: state.trustDomain,
+      sequence: state.sequence,
+      roots: state.roots.map((r) => ({
+        pem: r.certPem,
+        phase: r.phase,
+        notAfter: new Date(r.notAfter).toISOString(),
+        fingerprint: r.fingerprint,
+        generation: r.generation,
+        plugged: r.plugged,
+        ...(r.phase === 'retiring' ? { retireableAt: new Date(retireableAt(r)).toISOString() } : {}),
+        ...(r.phase === 'prepared' ? { propagation: this.propagationStatus(r.addedAtSequence) } : {}),
+      })),
+      intermediate: inter
+        ? { notAfter: new Date(inter.notAfter).toISOString(), renewAt: new Date(inter.notBefore + ((inter.notAfter - inter.notBefore) * 2) / 3).toISOString() }
+        : null,
+      schedule: schedule ? { prepareAt: new Date(schedule.prepareAt).toISOString(), activateAt: new Date(schedule.activateAt).toISOString() } : null,
+      nextStep: this.options.autoRotate ? dueStep(state, now) : null,
+    };
+  }
+
+  /** Periodic work: intermediate renewal, automatic rotation on the leader, metrics. */
+  async tick(): Promise<void> {
+    try {
+      const state = this.state();
+      const now = this.options.clock.now();
+      if (renewIntermediates(state, now, this.options.lifetimes) !== state && this.options.isLeader()) {
+        await this.mutate('renew-intermediate', (s, t) => renewIntermediates(s, t, this.options.lifetimes), true);
+      }
+      if (this.options.autoRotate && this.options.isLeader() && !activeRoot(this.state())?.plugged) {
+        const step = dueStep(this.state(), now);
+        if (step === 'prepare') await this.prepare();
+        else if (step === 'activate') await this.activate(false).catch((err: unknown) => this.logNotYet(err));
+        else if (step === 'retire') await this.retire(false);
+      }
+      this.updateMetrics();
+    } catch (err) {
+      this.options.logger.error({ err }, 'periodic CA maintenance failed; will retry');
+    }
+  }
+
+  private logNotYet(err: unknown): void {
+    if (isRampartError(err) && err.code === 'RAMPART_ERR_ROTATION_NOT_ALLOWED') {
+      this.options.logger.info({ event: 'rotation-waiting', reason: err.message }, 'automatic activation is waiting');
+      return;
+    }
+    throw err;
+  }
+
+  /**
+   * Applies a pure transition with compare-and-swap, re-reading and retrying when another replica
+   * wrote first. Serialized within this process so concurrent admin calls do not race each other.
+   */
+  private async mutate(step: 'prepare' | 'activate' | 'retire' | 'renew-intermediate', transition: (s: CaState, now: number) => CaState, quiet = false): Promise<CaState> {
+    const run = async (): Promise<CaState> => {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const base = this.stored ?? (await this.options.store.load());
+        if (base === null) throw new StateError('RAMPART_ERR_NOT_READY', 'no CA state');
+        const next = transition(base.state, this.options.clock.now());
+        if (next === base.state) return next;
+        this.crash(`${step}:before-save`);
+        try {
+          const revision = await this.options.store.save(next, base.revision);
+          this.crash(`${step}:after-save`);
+          await this.adopt({ state: next, revision });
+          this.options.metrics.rotationSteps.inc({ step });
+          if (!quiet || step === 'renew-intermediate') this.logStep(step, base.state, next);
+          return next;
+        } catch (err) {
+          if (!(err instanceof ConflictError) || err.code !== 'RAMPART_ERR_STATE_CONFLICT') throw err;
+          const fresh = await this.options.store.load();
+          if (fresh) await this.adopt(fresh);
+        }
+      }
+      throw new ConflictError('RAMPART_ERR_STATE_CONFLICT', 'the CA state kept changing under this replica; retry');
+    };
+    const result = this.mutating.then(run, run);
+    this.mutating = result.catch(() => undefined);
+    return result;
+  }
+
+  private logStep(step: string, before: CaState, after: CaState): void {
+    const phases = after.roots.map((r) => `${r.fingerprint.slice(0, 12)}:${r.phase}`).join(' ');
+    this.options.logger.info({ event: `rotation-${step}`, sequence: after.sequence, previousSequence: before.sequence, roots: phases }, `root rotation step "${step}" done`);
+  }
+
+  /** Makes a stored state current: new signing context, bundle publication, wake-ups. */
+  private async adopt(stored: StoredState): Promise<void> {
+    if (this.stored && stored.state.sequence < this.stored.state.sequence) return;
+    if (this.stored && this.stored.revision === stored.revision) return;
+    const context = signingContextFor(stored.state);
+    const previous = this.stored;
+    this.stored = stored;
+    this.context = context;
+    if (!this.sequenceSeenAt.has(stored.state.sequence)) this.sequenceSeenAt.set(stored.state.sequence, this.options.clock.now());
+    if (previous === null || previous.state.sequence !== stored.state.sequence) {
+      await this.options.store.publishBundle(bundleToPem(context.bundle));
+    }
+    this.updateMetrics();
+    for (const listener of this.listeners) listener(context);
+    for (const wake of [...this.waiters]) wake();
+  }
+
+  private updateMetrics(): void {
+    if (this.stored === null || this.context === null) return;
+    const m = this.options.metrics;
+    m.rootExpiry.reset();
+    for (const r of this.stored.state.roots) m.rootExpiry.set({ fingerprint: r.fingerprint }, r.notAfter / 1000);
+    m.intermediateExpiry.set(this.context.signer.issuer.notAfter / 1000);
+    m.bundleSequence.set(this.stored.state.sequence);
+    m.propagationRatio.set(this.propagationStatus(this.stored.state.sequence).ratio);
+  }
+
+  private crash(point: CrashPoint): void {
+    this.options.crashPoint?.(point);
+  }
+}

@@ -1,0 +1,25 @@
+/** What the HTTP layer needs from the rest of the CA. */
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.js';
+import type { AuthenticatedCaller, AuthenticationRequest, Authenticator } from '../core/ports.js';
+import type { CaMetrics } from '../observability/ca-metrics.js';
+import type { CaRuntime } from '../runtime/ca-runtime.js';
+
+/** The authenticator chain as the routes use it: first success wins, else it throws. */
+export interface CallerAuthenticator {
+  authenticate(request: AuthenticationRequest): Promise<AuthenticatedCaller>;
+}
+
+export interface CaServerDeps {
+  readonly runtime: CaRuntime;
+  readonly authenticator: CallerAuthenticator;
+  /** Used on bundle polls to attribute reported sequences to a verified agent. */
+  readonly svidAuthenticator: Authenticator;
+  readonly adminIdentities: readonly string[];
+  readonly metrics: CaMetrics;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  /** Certificate requests in flight above which the CA answers 429. */
+  readonly maxInFlight: number;
+  readonly bundleRefreshHintSeconds: number;
+}

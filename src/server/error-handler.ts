@@ -1,0 +1,59 @@
+/** The only place that maps Rampart errors (and fastify's own) to HTTP status and error bodies. */
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { AuthenticationError, isRampartError, type ErrorCategory, type ErrorCode } from '../core/errors.js';
+
+export const STATUS_OF: Readonly<Record<ErrorCategory, number>> = {
+  'bad-request': 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  'not-found': 404,
+  conflict: 409,
+  'payload-too-large': 413,
+  'unsupported-media-type': 415,
+  'rate-limited': 429,
+  unavailable: 503,
+  config: 500,
+  internal: 500,
+};
+
+/** The wire shape of every error response. */
+export interface ErrorBody {
+  readonly error: { readonly code: ErrorCode; readonly message: string };
+}
+
+const FASTIFY_CODES: Readonly<Record<string, { status: number; code: ErrorCode; message: string }>> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'RAMPART_ERR_BODY_TOO_LARGE', message: 'request body is over 64 KiB' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, code: 'RAMPART_ERR_UNSUPPORTED_MEDIA_TYPE', message: 'send the request body as application/json' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, code: 'RAMPART_ERR_BAD_REQUEST', message: 'content-length does not match the body' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'RAMPART_ERR_BAD_REQUEST', message: 'request body is empty; send a JSON object' },
+};
+
+export function sendError(reply: FastifyReply, status: number, code: ErrorCode, message: string, retryAfterSeconds?: number): FastifyReply {
+  if (retryAfterSeconds !== undefined) void reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterSeconds))));
+  const body: ErrorBody = { error: { code, message } };
+  return reply.code(status).type('application/json').send(body);
+}
+
+/** Fastify error handler: coded errors keep their message; anything unexpected becomes a generic 500. */
+export function makeErrorHandler(logger: Logger) {
+  return (error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    if (isRampartError(error)) {
+      const status = STATUS_OF[error.category];
+      if (error instanceof AuthenticationError) {
+        logger.info({ reqId: request.id, code: error.code, reason: error.detail, url: request.url }, 'authentication failed');
+      } else if (status >= 500) {
+        logger.error({ reqId: request.id, code: error.code, err: error }, error.message);
+      }
+      return sendError(reply, status, error.code, error.message, error.retryAfterSeconds ?? (status === 429 || status === 503 ? 1 : undefined));
+    }
+    const fastifyCode = (error as FastifyError).code;
+    const mapped = fastifyCode === undefined ? undefined : FASTIFY_CODES[fastifyCode];
+    if (mapped) return sendError(reply, mapped.status, mapped.code, mapped.message);
+    if (fastifyCode === 'FST_ERR_VALIDATION' || (error as SyntaxError).name === 'SyntaxError' || (error as FastifyError).statusCode === 400) {
+      return sendError(reply, 400, 'RAMPART_ERR_BAD_REQUEST', `request body is not valid: ${error.message.slice(0, 200)}`);
+    }
+    logger.error({ reqId: request.id, err: error }, 'unexpected error');
+    return sendError(reply, 500, 'RAMPART_ERR_INTERNAL', 'internal error; see the CA log');
+  };
+}

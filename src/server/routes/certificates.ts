@@ -1,0 +1,55 @@
+/** POST /v1/certificates: authenticate, check the CSR, sign, answer with chain and bundle. */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { BadRequestError, isRampartError, UnavailableError } from '../../core/errors.js';
+import { workloadSpiffeId } from '../../core/identity.js';
+import { authenticationRequest } from '../caller.js';
+import type { CaServerDeps } from '../deps.js';
+import { recordAgentReport } from './agent-report.js';
+
+interface CertificateBody {
+  csr?: unknown;
+  ttlSeconds?: unknown;
+}
+
+export function registerCertificateRoutes(app: FastifyInstance, deps: CaServerDeps): void {
+  let inFlight = 0;
+  app.post('/v1/certificates', async (request: FastifyRequest<{ Body: CertificateBody }>, reply) => {
+    const started = process.hrtime.bigint();
+    if (inFlight >= deps.maxInFlight) {
+      deps.metrics.issued.inc({ result: 'RAMPART_ERR_RATE_LIMITED' });
+      throw new UnavailableError('RAMPART_ERR_RATE_LIMITED', 'the CA is at capacity; retry after the Retry-After delay', { retryAfterSeconds: 1 + Math.floor(Math.random() * 3) });
+    }
+    inFlight++;
+    try {
+      const body = request.body;
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new BadRequestError('RAMPART_ERR_BAD_REQUEST', 'body must be a JSON object {"csr": "<PEM>", "ttlSeconds"?: n}');
+      if (typeof body.csr !== 'string') throw new BadRequestError('RAMPART_ERR_BAD_REQUEST', 'body.csr must be a PEM string');
+      const caller = await deps.authenticator.authenticate(authenticationRequest(request));
+      const issued = deps.runtime.issue({ csrPem: body.csr, ttlSeconds: body.ttlSeconds, caller });
+      recordAgentReport(request, deps, workloadSpiffeId(caller.identity));
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      deps.metrics.issued.inc({ result: 'ok' });
+      deps.metrics.issueDuration.observe(seconds);
+      request.log.info(
+        { spiffeId: issued.spiffeId, serial: issued.serialHex, notAfter: new Date(issued.expiresAt).toISOString(), durationMs: Math.round(seconds * 1e6) / 1000, authenticator: caller.authenticator, keyType: issued.keyType, ttlSeconds: issued.grantedTtlSeconds },
+        'certificate issued',
+      );
+      void reply.header('rampart-bundle-sequence', String(issued.bundleSequence));
+      return {
+        spiffeId: issued.spiffeId,
+        certChain: issued.certChain,
+        trustBundle: issued.trustBundle,
+        bundleSequence: issued.bundleSequence,
+        expiresAt: new Date(issued.expiresAt).toISOString(),
+        notBefore: new Date(issued.notBefore).toISOString(),
+        ttlSeconds: issued.grantedTtlSeconds,
+        serial: issued.serialHex,
+      };
+    } catch (err) {
+      deps.metrics.issued.inc({ result: isRampartError(err) ? err.code : 'RAMPART_ERR_INTERNAL' });
+      throw err;
+    } finally {
+      inFlight--;
+    }
+  });
+}
