@@ -1,0 +1,27 @@
+/** Runs the rampart CLI from source in a child process. */
+import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const CLI_ENTRY = fileURLToPath(new URL('../../src/cli/entry.ts', import.meta.url));
+
+/** Arguments for `spawn(process.execPath, ...)` running `rampart ARGS`. */
+export function cliArgs(args: readonly string[]): string[] {
+  return ['--import', 'tsx', CLI_ENTRY, ...args];
+}
+
+/** Runs `rampart ARGS` to completion. */
+export function runCliSync(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, cliArgs(args), {
+    cwd: options.cwd ?? REPO_ROOT,
+    env: options.env ?? process.env,
+    encoding: 'utf8',
+    timeout: options.timeoutMs ?? 60_000,
+    ...(options.input !== undefined ? { input: options.input } : {}),
+  });
+}
+
+/** Starts `rampart ARGS` in the background. */
+export function spawnCli(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): ChildProcess {
+  return spawn(process.execPath, cliArgs(args), { cwd: options.cwd ?? REPO_ROOT, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+}
