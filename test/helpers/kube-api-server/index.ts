@@ -17,7 +17,8 @@
  * - `POST /apis/authentication.k8s.io/v1/tokenreviews`: validates tokens from
  *   `mintServiceAccountToken` (RS256, issuer `api.issuerUrl`): signature, issuer, `exp`
  *   (strict), `nbf` (60 s leeway), audience intersection with `spec.audiences` (empty means the
- *   API server's own audience), bound pod not revoked (`revokePod`). Answers 201 with
+ *   API server's own audiences), bound pod not revoked (`revokePod`). Static tokens
+ *   (`adminToken`, `addToken`) are audience-agnostic: accepted only for the API audiences. Answers 201 with
  *   `status.{authenticated, user:{username, uid, groups, extra}, audiences, error}`.
  * - core/v1 `namespaces`, `configmaps`, `secrets`, `serviceaccounts` and
  *   coordination.k8s.io/v1 `leases`: list (label/field selectors, equality only), get,
@@ -67,6 +68,11 @@ export type { RequestLogEntry, TokenReviewCounters } from './router.js';
 export interface KubeApiServerOptions {
   /** Service-account token issuer URL (also the API server's own audience). */
   readonly issuerUrl?: string;
+  /**
+   * The API server's own audiences (`--api-audiences`). Default: the issuer URL. Static tokens
+   * pass a TokenReview only for these.
+   */
+  readonly apiAudiences?: readonly string[];
   /** Changes retained for watch resumption. Default 10,000. */
   readonly historyLimit?: number;
   /** Delay before a deleted namespace's contents are purged. Default 0. */
@@ -130,7 +136,7 @@ function listen(server: Server, port: number): Promise<number> {
 export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promise<KubeApiServer> {
   const now = opts.now ?? Date.now;
   const tls = await generateServingTls();
-  const issuer = new ServiceAccountIssuer(opts.issuerUrl ?? 'https://kubernetes.default.svc.cluster.local', now);
+  const issuer = new ServiceAccountIssuer(opts.issuerUrl ?? 'https://kubernetes.default.svc.cluster.local', now, opts.apiAudiences);
   const store = new ObjectStore({ historyLimit: opts.historyLimit ?? 10_000, namespaceTerminationMs: opts.namespaceTerminationMs ?? 0, now });
   const nsType = RESOURCES.find((r) => r.plural === 'namespaces');
   for (const name of ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {

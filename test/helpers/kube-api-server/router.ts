@@ -5,7 +5,7 @@ import { findResource, parseResourcePath, apiVersionOf, type ParsedPath, type Re
 import { errors, KubeApiError, type KubeStatus } from './status.js';
 import { jsonPatch, mergePatch } from './patch.js';
 import type { ObjectStore, WatchEvent } from './object-store.js';
-import type { ServiceAccountIssuer } from './service-account-issuer.js';
+import type { ServiceAccountIssuer, TokenReviewStatus } from './service-account-issuer.js';
 import type { KubeObject } from './validation.js';
 
 /** One served request, as an RBAC audit would see it. */
@@ -248,10 +248,23 @@ async function tokenReview(ctx: RouterContext, req: IncomingMessage, res: Server
   if (typeof token !== 'string' || token === '') throw errors.invalid('TokenReview', { resource: 'tokenreviews', group: 'authentication.k8s.io' }, 'spec.token', 'Required value: token must not be empty');
   const audiences = Array.isArray(body?.spec?.audiences) ? (body.spec.audiences as unknown[]).filter((a): a is string => typeof a === 'string') : undefined;
   ctx.tokenReviews.total += 1;
-  const status = await ctx.issuer.review(token, audiences);
+  const status = staticTokenReview(ctx, token, audiences) ?? (await ctx.issuer.review(token, audiences));
   if (status.authenticated === true) ctx.tokenReviews.authenticated += 1;
   else ctx.tokenReviews.rejected += 1;
   send(res, 201, { kind: 'TokenReview', apiVersion: 'authentication.k8s.io/v1', metadata: { creationTimestamp: null }, spec: body?.spec ?? {}, status });
+}
+
+/**
+ * Static tokens are audience-agnostic: like the real server, they authenticate only when the
+ * requested audiences intersect the API server's own, and then answer with that intersection.
+ */
+function staticTokenReview(ctx: RouterContext, token: string, audiences: readonly string[] | undefined): TokenReviewStatus | null {
+  const username = ctx.staticTokens.get(token);
+  if (username === undefined) return null;
+  const wanted = audiences === undefined || audiences.length === 0 ? ctx.issuer.apiAudiences : audiences;
+  const granted = wanted.filter((a) => ctx.issuer.apiAudiences.includes(a));
+  if (granted.length === 0) return { user: {}, error: '[invalid bearer token, token lookup failed]' };
+  return { authenticated: true, user: { username, groups: ['system:authenticated'] }, audiences: granted };
 }
 
 function startWatch(ctx: RouterContext, req: IncomingMessage, res: ServerResponse, r: ResourceType, ns: string | undefined, url: URL): void {

@@ -41,9 +41,9 @@ export class ServiceAccountIssuer {
   private readonly saUids = new Map<string, string>();
   private readonly revokedPods = new Set<string>();
 
-  constructor(issuer: string, private readonly now: () => number) {
+  constructor(issuer: string, private readonly now: () => number, apiAudiences?: readonly string[]) {
     this.issuer = issuer;
-    this.apiAudiences = [issuer];
+    this.apiAudiences = apiAudiences ?? [issuer];
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     this.privateKey = privateKey;
     this.publicKey = publicKey;
