@@ -1,0 +1,176 @@
+/**
+ * Publishes the agent's key, certificate chain and trust bundle the way kubelet updates
+ * projected volumes (DESIGN section 7): each generation is written in full into a fresh
+ * `..<timestamp>` directory, then one rename of the `..data` symlink switches every file at
+ * once. `cert-chain.pem`, `key.pem` and `root-cert.pem` are stable symlinks into `..data`.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, lstat, mkdir, mkdtemp, open, readdir, readlink, rename, rm, symlink, unlink } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { ConfigError, isRampartError, StateError } from '../core/errors.js';
+import { fsyncDirectory, isFsError } from '../store/atomic-file.js';
+import { CERT_CHAIN_FILE, DATA_LINK, DATA_TMP_LINK, KEY_FILE, readCredentials, ROOT_CERT_FILE, type Credentials } from './output-reader.js';
+
+/** Options for {@link writeCredentials} and {@link writeBundle}. */
+export interface OutputWriterOptions {
+  readonly logger?: Logger;
+  /** Time used to name the generation directory; defaults to the wall clock. */
+  readonly now?: () => number;
+}
+
+const FILE_MODES: Record<string, number> = { [CERT_CHAIN_FILE]: 0o644, [KEY_FILE]: 0o600, [ROOT_CERT_FILE]: 0o644 };
+/** Generation directories: `..` + a timestamp (kubelet uses the same shape). */
+const GENERATION_DIR = /^\.\.\d{4}_\d\d_\d\d_\d\d_\d\d_\d\d\.\d{3}\./;
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n[A-Za-z0-9+/=\r\n]+-----END \1-----/g;
+
+/** Swaps in one output directory at a time per process; one agent owns each directory. */
+const inFlight = new Map<string, Promise<unknown>>();
+
+function pemLabels(pem: string): string[] | null {
+  const labels = [...pem.matchAll(PEM_BLOCK)].map((m) => m[1] as string);
+  return labels.length > 0 && pem.replace(PEM_BLOCK, '').trim() === '' ? labels : null;
+}
+
+function checkPem(name: string, pem: string, isKey: boolean): void {
+  const labels = pemLabels(pem);
+  const ok = isKey ? labels?.length === 1 && /PRIVATE KEY$/.test(labels[0] as string) : labels?.every((l) => l === 'CERTIFICATE') === true;
+  // Never echo the content: it may be a private key.
+  if (!ok) throw new StateError('RAMPART_ERR_INTERNAL', `refusing to write ${name}: it is not ${isKey ? 'one PEM private key' : 'PEM certificates'}`);
+}
+
+function ioError(action: string, path: string, error: unknown): Error {
+  if (isRampartError(error)) return error;
+  const code = isFsError(error) ? error.code : 'unknown error';
+  if (isFsError(error, 'EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EEXIST')) {
+    return new ConfigError('RAMPART_ERR_CONFIG_INVALID', `cannot ${action} ${path}: ${code}; check that --out-dir is a writable directory`, { cause: error });
+  }
+  return new StateError('RAMPART_ERR_INTERNAL', `cannot ${action} ${path}: ${code}`, { cause: error });
+}
+
+function timestamp(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number, w = 2): string => String(n).padStart(w, '0');
+  return `${d.getUTCFullYear()}_${p(d.getUTCMonth() + 1)}_${p(d.getUTCDate())}_${p(d.getUTCHours())}_${p(d.getUTCMinutes())}_${p(d.getUTCSeconds())}.${p(d.getUTCMilliseconds(), 3)}`;
+}
+
+async function writeDurable(path: string, data: string, mode: number): Promise<void> {
+  const handle = await open(path, 'wx', mode);
+  try {
+    await handle.chmod(mode); // exact mode regardless of umask
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Points `link` at `target` atomically (symlink under a temp name, then rename over). */
+async function replaceSymlink(dir: string, link: string, target: string): Promise<void> {
+  const temp = join(dir, link === DATA_LINK ? DATA_TMP_LINK : `.${link}.${randomBytes(4).toString('hex')}.tmp`);
+  await unlink(temp).catch(() => undefined); // leftover of a crashed swap
+  await symlink(target, temp);
+  await rename(temp, join(dir, link));
+}
+
+async function ensureUserLinks(outDir: string): Promise<void> {
+  for (const name of [CERT_CHAIN_FILE, KEY_FILE, ROOT_CERT_FILE]) {
+    const target = `${DATA_LINK}/${name}`;
+    const current = await lstat(join(outDir, name)).catch(() => null);
+    if (current?.isSymbolicLink() && (await readlink(join(outDir, name))) === target) continue;
+    await replaceSymlink(outDir, name, target);
+  }
+}
+
+/** Writes one generation and swaps it in; `files` maps user-visible names to contents. */
+async function swap(outDir: string, files: ReadonlyMap<string, string>, options: OutputWriterOptions): Promise<string> {
+  await mkdir(outDir, { recursive: true });
+  const stamp = timestamp((options.now ?? Date.now)());
+  const genPath = await mkdtemp(join(outDir, `..${stamp}.`));
+  const generation = basename(genPath);
+  try {
+    // mkdtemp makes 0700; the workload may run as another user and must traverse it.
+    await chmod(genPath, 0o755);
+    for (const [name, data] of files) await writeDurable(join(genPath, name), data, FILE_MODES[name] as number);
+    await fsyncDirectory(genPath);
+  } catch (error) {
+    await rm(genPath, { recursive: true, force: true });
+    throw error;
+  }
+  await replaceSymlink(outDir, DATA_LINK, generation);
+  await ensureUserLinks(outDir);
+  await fsyncDirectory(outDir);
+  // Remove the previous generation and any left by a crash between write and swap. Readers
+  // that resolved ..data to an old one just before this retry (see readCredentials).
+  for (const name of await readdir(outDir)) {
+    if (name !== generation && GENERATION_DIR.test(name)) {
+      await rm(join(outDir, name), { recursive: true, force: true });
+      options.logger?.debug({ outDir, generation: name }, 'removed old credentials generation');
+    }
+  }
+  return generation;
+}
+
+function serialized<T>(outDir: string, fn: () => Promise<T>): Promise<T> {
+  const key = resolve(outDir);
+  const previous = inFlight.get(key) ?? Promise.resolve();
+  const run = previous.then(fn, fn);
+  const settled = run.catch(() => undefined);
+  inFlight.set(key, settled);
+  void settled.then(() => {
+    if (inFlight.get(key) === settled) inFlight.delete(key);
+  });
+  return run;
+}
+
+/**
+ * Atomically replaces the key, certificate chain and trust bundle in `outDir` (created if
+ * missing). Returns the new generation directory name. Readers using {@link readCredentials}
+ * or the `..data` symlink see either the old or the new set, never a mix.
+ */
+export async function writeCredentials(outDir: string, credentials: Credentials, options: OutputWriterOptions = {}): Promise<string> {
+  checkPem(CERT_CHAIN_FILE, credentials.certChainPem, false);
+  checkPem(KEY_FILE, credentials.keyPem, true);
+  checkPem(ROOT_CERT_FILE, credentials.rootCertPem, false);
+  const files = new Map([
+    [CERT_CHAIN_FILE, credentials.certChainPem],
+    [KEY_FILE, credentials.keyPem],
+    [ROOT_CERT_FILE, credentials.rootCertPem],
+  ]);
+  return serialized(outDir, async () => {
+    try {
+      const generation = await swap(outDir, files, options);
+      options.logger?.info({ outDir, generation }, 'wrote new credentials');
+      return generation;
+    } catch (error) {
+      throw ioError('write credentials to', outDir, error);
+    }
+  });
+}
+
+/**
+ * Atomically replaces only the trust bundle, keeping the current key and certificate chain.
+ * Before any credentials exist it publishes the bundle alone (`readCredentials` then still
+ * answers not-ready). Returns the new generation directory name.
+ */
+export async function writeBundle(outDir: string, rootCertPem: string, options: OutputWriterOptions = {}): Promise<string> {
+  checkPem(ROOT_CERT_FILE, rootCertPem, false);
+  return serialized(outDir, async () => {
+    try {
+      const files = new Map([[ROOT_CERT_FILE, rootCertPem]]);
+      const current = await readCredentials(outDir).catch((error: unknown) => {
+        if (isRampartError(error) && error.code === 'RAMPART_ERR_NOT_READY') return null;
+        throw error;
+      });
+      if (current !== null) {
+        files.set(CERT_CHAIN_FILE, current.certChainPem);
+        files.set(KEY_FILE, current.keyPem);
+      }
+      const generation = await swap(outDir, files, options);
+      options.logger?.info({ outDir, generation }, 'wrote new trust bundle');
+      return generation;
+    } catch (error) {
+      throw ioError('write trust bundle to', outDir, error);
+    }
+  });
+}

@@ -1,0 +1,170 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { once } from 'node:events';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { readCredentials, type Credentials } from '../../src/agent/output-reader.js';
+import { writeBundle, writeCredentials } from '../../src/agent/output-writer.js';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const readerModule = join(repoRoot, 'src/agent/output-reader.ts');
+
+let work: string;
+/** Self-signed EC pairs from openssl; each pair uses its own cert as the "bundle" too. */
+const pairs: Credentials[] = [];
+
+before(async () => {
+  work = await mkdtemp(join(tmpdir(), 'rampart-output-'));
+  for (let i = 0; i < 3; i++) {
+    const key = join(work, `k${i}.pem`);
+    const cert = join(work, `c${i}.pem`);
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-subj', `/CN=pair${i}`, '-days', '1'], { stdio: 'ignore' });
+    const certPem = await readFile(cert, 'utf8');
+    pairs.push({ certChainPem: certPem, keyPem: await readFile(key, 'utf8'), rootCertPem: certPem });
+  }
+});
+
+after(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+async function freshOutDir(): Promise<string> {
+  return mkdtemp(join(work, 'out-'));
+}
+
+const generations = async (outDir: string): Promise<string[]> => (await readdir(outDir)).filter((n) => /^\.\.\d/.test(n));
+
+test('writes the three files behind ..data with the right modes, readable by openssl', async () => {
+  const outDir = join(await freshOutDir(), 'nested', 'out');
+  const pair = pairs[0]!;
+  const generation = await writeCredentials(outDir, pair);
+  assert.equal(await readlink(join(outDir, '..data')), generation);
+  for (const name of ['cert-chain.pem', 'key.pem', 'root-cert.pem']) {
+    assert.ok((await lstat(join(outDir, name))).isSymbolicLink(), `${name} is a symlink`);
+    assert.equal(await readlink(join(outDir, name)), `..data/${name}`);
+  }
+  assert.equal((await stat(join(outDir, 'key.pem'))).mode & 0o777, 0o600);
+  assert.equal((await stat(join(outDir, 'cert-chain.pem'))).mode & 0o777, 0o644);
+  assert.equal((await stat(join(outDir, 'root-cert.pem'))).mode & 0o777, 0o644);
+  assert.equal(await readFile(join(outDir, 'key.pem'), 'utf8'), pair.keyPem);
+  assert.deepEqual((await readdir(join(outDir, generation))).sort(), ['cert-chain.pem', 'key.pem', 'root-cert.pem']);
+  const subject = execFileSync('openssl', ['x509', '-in', join(outDir, 'cert-chain.pem'), '-noout', '-subject'], { encoding: 'utf8' });
+  assert.match(subject, /CN ?= ?pair0/);
+  const read = await readCredentials(outDir);
+  assert.deepEqual({ ...read, generation: undefined }, { ...pair, generation: undefined });
+  assert.equal(read.generation, generation);
+});
+
+test('old and stale generation directories are removed; a leftover ..data_tmp is replaced', async () => {
+  const outDir = await freshOutDir();
+  await mkdir(join(outDir, '..2020_01_01_00_00_00.000.abcdef'));
+  await writeFile(join(outDir, '..2020_01_01_00_00_00.000.abcdef', 'key.pem'), 'stale');
+  await symlink('nowhere', join(outDir, '..data_tmp'));
+  await writeFile(join(outDir, 'unrelated.txt'), 'keep');
+  let last = '';
+  for (const pair of pairs) last = await writeCredentials(outDir, pair);
+  assert.deepEqual(await generations(outDir), [last]);
+  assert.deepEqual((await readdir(outDir)).sort(), [last, '..data', 'cert-chain.pem', 'key.pem', 'root-cert.pem', 'unrelated.txt'].sort());
+});
+
+test('writeBundle swaps the bundle and keeps the key and certificate', async () => {
+  const outDir = await freshOutDir();
+  const first = await writeCredentials(outDir, pairs[0]!);
+  const bundle = pairs[1]!.certChainPem + pairs[2]!.certChainPem;
+  const second = await writeBundle(outDir, bundle);
+  assert.notEqual(second, first);
+  const read = await readCredentials(outDir);
+  assert.equal(read.rootCertPem, bundle);
+  assert.equal(read.certChainPem, pairs[0]!.certChainPem);
+  assert.equal(read.keyPem, pairs[0]!.keyPem);
+  assert.equal((await stat(join(outDir, 'key.pem'))).mode & 0o777, 0o600);
+  assert.deepEqual(await generations(outDir), [second]);
+});
+
+test('before any certificate: not ready, even after a bundle alone was written', async () => {
+  const outDir = await freshOutDir();
+  await assert.rejects(readCredentials(outDir), { code: 'RAMPART_ERR_NOT_READY', name: 'UnavailableError' });
+  await writeBundle(outDir, pairs[0]!.rootCertPem);
+  assert.equal(await readFile(join(outDir, 'root-cert.pem'), 'utf8'), pairs[0]!.rootCertPem);
+  await assert.rejects(readCredentials(outDir), { code: 'RAMPART_ERR_NOT_READY' });
+  await writeCredentials(outDir, pairs[1]!);
+  assert.equal((await readCredentials(outDir)).keyPem, pairs[1]!.keyPem);
+});
+
+test('non-PEM input is refused without echoing it and without touching the directory', async () => {
+  const outDir = await freshOutDir();
+  const secret = pairs[0]!.keyPem;
+  const attempts = [
+    writeCredentials(outDir, { ...pairs[0]!, keyPem: 'not a key' }),
+    writeCredentials(outDir, { ...pairs[0]!, certChainPem: secret }),
+    writeCredentials(outDir, { ...pairs[0]!, keyPem: secret + secret }),
+    writeBundle(outDir, `${pairs[0]!.rootCertPem}trailing junk`),
+  ];
+  for (const attempt of attempts) {
+    await assert.rejects(Promise.resolve().then(() => attempt), (error: Error & { code?: string }) => error.code === 'RAMPART_ERR_INTERNAL' && !error.message.includes('-----'));
+  }
+  assert.deepEqual(await readdir(outDir), []);
+});
+
+test('an output path that is a file is a coded config error', async () => {
+  const outDir = join(await freshOutDir(), 'file');
+  await writeFile(outDir, 'x');
+  await assert.rejects(writeCredentials(outDir, pairs[0]!), { code: 'RAMPART_ERR_CONFIG_INVALID' });
+});
+
+// Reads in a loop in another process until stdin closes, checking that the key matches the
+// certificate and that the bundle is from the same generation (every bundle written here starts
+// with the certificate it was written alongside).
+const READER = `
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+const { readCredentials } = await import(${JSON.stringify(readerModule)});
+let stop = false;
+process.stdin.on('data', () => {}).on('end', () => { stop = true; });
+const counts = { reads: 0, mismatches: 0, errors: [] };
+console.log('ready');
+while (!stop) {
+  try {
+    const c = await readCredentials(process.argv[1]);
+    counts.reads++;
+    const cert = new X509Certificate(c.certChainPem);
+    if (!cert.checkPrivateKey(createPrivateKey(c.keyPem)) || !c.rootCertPem.startsWith(c.certChainPem)) counts.mismatches++;
+  } catch (error) {
+    counts.errors.push(String(error.code ?? error));
+  }
+}
+console.log(JSON.stringify(counts));
+`;
+
+test('a concurrent reader never pairs a key with the wrong certificate across 200 swaps', async () => {
+  const outDir = await freshOutDir();
+  await writeCredentials(outDir, pairs[0]!);
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', READER, outDir], { cwd: repoRoot });
+  try {
+    const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+    assert.equal((await lines.next()).value, 'ready');
+    for (let i = 1; i <= 200; i++) {
+      if (i % 50 === 0) await writeBundle(outDir, pairs[(i + 2) % 3]!.certChainPem + pairs[(i + 1) % 3]!.certChainPem);
+      else await writeCredentials(outDir, pairs[i % 3]!);
+    }
+    child.stdin.end();
+    const counts = JSON.parse(String((await lines.next()).value)) as { reads: number; mismatches: number; errors: string[] };
+    assert.ok(counts.reads > 0, 'the reader ran during the swaps');
+    assert.equal(counts.mismatches, 0);
+    assert.deepEqual(counts.errors, []);
+    // The parent's own check, with the same primitives, on the final state.
+    const final = await readCredentials(outDir);
+    assert.ok(new X509Certificate(final.certChainPem).checkPrivateKey(createPrivateKey(final.keyPem)));
+    assert.equal((await generations(outDir)).length, 1);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit');
+      child.kill('SIGKILL');
+      await exited;
+    }
+  }
+});
