@@ -2,7 +2,7 @@
  * The `jwks` authenticator: verifies Kubernetes projected service-account JWTs locally against
  * a JSON Web Key Set, sparing the API server a TokenReview per request (DESIGN section 5).
  */
-import { createLocalJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
 import type { JSONWebKeySet, JWSHeaderParameters, LocalJWKSet } from 'jose';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../core/clock.js';
@@ -123,6 +123,15 @@ export function createJwksAuthenticator(options: JwksAuthenticatorOptions): Auth
       if (typeof header.alg !== 'string' || !(JWT_ALGORITHMS as readonly string[]).includes(header.alg)) {
         throw new AuthenticationError(`token rejected: alg ${printable(header.alg)} is not one of ${JWT_ALGORITHMS.join(', ')}`);
       }
+      // Another issuer's token (e.g. a cluster token meeting the dev authenticator first in the
+      // chain) is refused before key lookup, so it cannot trigger JWKS reloads either.
+      let unverifiedIssuer: unknown;
+      try {
+        unverifiedIssuer = decodeJwt(token).iss;
+      } catch {
+        throw new AuthenticationError('token rejected: malformed JWT payload');
+      }
+      if (unverifiedIssuer !== options.issuer) throw new AuthenticationError('token rejected: unexpected "iss" claim value');
       let payload;
       try {
         ({ payload } = await jwtVerify(token, getKey, {

@@ -193,6 +193,11 @@ test('picks up a rotated issuer key on an unknown kid', async () => {
       await assertRejected(auth.authenticate({ bearerToken: token }), token, /no applicable key/);
     }
     assert.equal(issuer.hits.get('/keys'), 2);
+    // Another issuer's token never reaches key lookup, so it cannot cause fetches either.
+    clock.advance(10_000);
+    const foreign = await sign(stranger, projectedClaims({ iss: 'https://other-cluster.example' }));
+    await assertRejected(auth.authenticate({ bearerToken: foreign }), foreign, /"iss"/);
+    assert.equal(issuer.hits.get('/keys'), 2);
   } finally {
     await issuer.close();
   }
