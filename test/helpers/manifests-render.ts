@@ -28,8 +28,13 @@ export interface K8sObject {
  * answers `kubectl version --client`. Undefined only when there truly is none.
  */
 export function findKubectl(): string | undefined {
+  const explicit = process.env.KUBECTL;
+  if (explicit) {
+    const probe = spawnSync(explicit, ['version', '--client'], { encoding: 'utf8', timeout: 60_000 });
+    if (probe.status !== 0) throw new Error(`$KUBECTL=${explicit} does not run: ${probe.error?.message ?? probe.stderr}`);
+    return explicit;
+  }
   const candidates: string[] = [];
-  if (process.env.KUBECTL) candidates.push(process.env.KUBECTL);
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
     if (dir) candidates.push(join(dir, 'kubectl'));
   }
