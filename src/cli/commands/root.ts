@@ -1,0 +1,98 @@
+/** `rampart root status|prepare|activate|retire`: drive root rotation through the admin API. */
+import { readFileSync } from 'node:fs';
+import { CaClient } from '../../client/ca-client.js';
+import type { RotationStatus } from '../../runtime/ca-runtime.js';
+import { parseFlags, UsageError, type FlagSpec } from '../args.js';
+import { readTrustFile } from './bundle.js';
+
+export const ROOT_HELP = `Usage: rampart root status|prepare|activate|retire [flags]
+
+Root key rotation, phase by phase: prepare (new root into the bundle) -> activate (its
+intermediate signs; the old root retires) -> retire (old root removed once its leaves expired).
+
+Flags:
+  --ca-url URL        CA API (default https://localhost:8443)
+  --ca-bundle FILE    roots to trust for the CA's TLS (default certs/root-cert.pem)
+  --token-file FILE   token of an admin identity (see admin.identities)
+  --force             skip the propagation / leaf-expiry safety checks
+  --json              print the status as JSON
+`;
+
+const SPEC: FlagSpec = {
+  'ca-url': { type: 'string' },
+  'ca-bundle': { type: 'string' },
+  'token-file': { type: 'string' },
+  force: { type: 'boolean' },
+  json: { type: 'boolean' },
+};
+
+interface RootFlags {
+  'ca-url'?: string;
+  'ca-bundle'?: string;
+  'token-file'?: string;
+  force?: boolean;
+  json?: boolean;
+  help?: boolean;
+}
+
+function pad(text: string, width: number): string {
+  return text.length >= width ? text : text + ' '.repeat(width - text.length);
+}
+
+/** Renders the admin status as a readable table. */
+export function formatStatus(status: RotationStatus): string {
+  const rows = status.roots.map((r) => {
+    let note = '';
+    if (r.propagation) note = `propagation ${r.propagation.agentsUpToDate}/${r.propagation.agentsSeen} agents${r.propagation.propagated ? ' (ready to activate)' : ''}`;
+    if (r.retireableAt) note = `retire after ${r.retireableAt}`;
+    return [r.phase, String(r.generation), r.fingerprint.slice(0, 16), r.notAfter, r.plugged ? 'plugged' : 'generated', note];
+  });
+  const header = ['PHASE', 'GEN', 'FINGERPRINT', 'NOT AFTER', 'SOURCE', 'NOTE'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string => cells.map((c, i) => pad(c, widths[i] ?? 0)).join('  ').trimEnd();
+  const out = [
+    `trust domain ${status.trustDomain}, bundle sequence ${status.sequence}`,
+    '',
+    line(header),
+    ...rows.map(line),
+    '',
+    status.intermediate ? `signing intermediate valid until ${status.intermediate.notAfter} (renews at ${status.intermediate.renewAt})` : 'no signing intermediate',
+  ];
+  if (status.schedule) out.push(`automatic schedule: prepare at ${status.schedule.prepareAt}, activate at ${status.schedule.activateAt}`);
+  if (status.nextStep) out.push(`next automatic step due now: ${status.nextStep}`);
+  return `${out.join('\n')}\n`;
+}
+
+export async function runRoot(argv: readonly string[]): Promise<number> {
+  const [step, ...rest] = argv;
+  if (step === undefined || step === '--help' || step === '-h') {
+    process.stdout.write(ROOT_HELP);
+    return step === undefined ? 2 : 0;
+  }
+  if (!['status', 'prepare', 'activate', 'retire'].includes(step)) throw new UsageError(`unknown step "${step}"; use status, prepare, activate or retire`);
+  const { values } = parseFlags<RootFlags>(rest, SPEC);
+  if (values.help) {
+    process.stdout.write(ROOT_HELP);
+    return 0;
+  }
+  const trust = readTrustFile(values['ca-bundle'] ?? 'certs/root-cert.pem', '--ca-bundle');
+  let token: string | undefined;
+  if (values['token-file'] !== undefined) {
+    try {
+      token = readFileSync(values['token-file'], 'utf8').trim();
+    } catch (err) {
+      throw new UsageError(`cannot read --token-file ${values['token-file']} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  } else {
+    throw new UsageError('missing --token-file: the admin API needs the token of an admin identity (e.g. rampart token --namespace rampart-system --service-account rampart-admin > admin.token)');
+  }
+  const client = new CaClient({ url: values['ca-url'] ?? 'https://localhost:8443', caBundle: () => trust });
+  try {
+    const status = (step === 'status' ? await client.adminStatus(token) : await client.adminStep(step as 'prepare' | 'activate' | 'retire', values.force === true, token)) as RotationStatus;
+    if (values.json) process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+    else process.stdout.write((step === 'status' ? '' : `${step}: done\n`) + formatStatus(status));
+    return 0;
+  } finally {
+    client.close();
+  }
+}
