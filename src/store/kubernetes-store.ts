@@ -1,0 +1,245 @@
+/**
+ * CA state in a Kubernetes Secret (`rampart-ca` in the CA's namespace), shared by every replica.
+ * The Secret's resourceVersion is the revision, so `save` is an API-server compare-and-swap, and
+ * each replica watches the Secret to pick up writes by the others.
+ */
+import * as k8s from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { ConflictError, StateError, UnavailableError, isRampartError } from '../core/errors.js';
+import type { CaState, StateStore, StoredState } from '../core/ports.js';
+import { classifyKubeError, isHttpStatus } from '../k8s/api-errors.js';
+import { decodeState, encodeState } from './state-codec.js';
+
+/** Default Secret name (DESIGN section 8). */
+export const STATE_SECRET_NAME = 'rampart-ca';
+/** Key of the state JSON inside the Secret. */
+export const STATE_SECRET_KEY = 'state.json';
+
+/** Options of {@link KubernetesStateStore}. */
+export interface KubernetesStateStoreOptions {
+  readonly core: k8s.CoreV1Api;
+  /** For the watch (client-node's Watch needs the KubeConfig itself). */
+  readonly kubeConfig: k8s.KubeConfig;
+  /** The CA's own namespace. */
+  readonly namespace: string;
+  readonly secretName?: string;
+  readonly logger?: Logger;
+  /** Pause before re-establishing a dropped watch. Default 1 s. */
+  readonly watchRetryMs?: number;
+}
+
+function unavailable(e: unknown, what: string): UnavailableError {
+  const f = classifyKubeError(e);
+  return new UnavailableError('RAMPART_ERR_NOT_READY', `cannot ${what} the CA state Secret: Kubernetes API server answered ${f.summary}; retry shortly`, { retryAfterSeconds: 1 });
+}
+
+function conflict(name: string): ConflictError {
+  return new ConflictError('RAMPART_ERR_STATE_CONFLICT', `another CA replica changed Secret ${name} first; reload the state and retry`);
+}
+
+/** StateStore on one Secret with resourceVersion compare-and-swap and a self-healing watch. */
+export class KubernetesStateStore implements StateStore {
+  private readonly name: string;
+  private readonly listeners = new Set<(stored: StoredState) => void>();
+  /** Revisions this instance wrote; their watch events are not "changes by others". */
+  private readonly ownRevisions = new Set<string>();
+  private lastSeenRevision: string | undefined;
+  private watchController: AbortController | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private watching = false;
+  private closed = false;
+  /** Bumped per watch attempt so a late callback of an old stream cannot schedule anything. */
+  private generation = 0;
+
+  constructor(private readonly opts: KubernetesStateStoreOptions) {
+    this.name = opts.secretName ?? STATE_SECRET_NAME;
+  }
+
+  private decode(secret: k8s.V1Secret): StoredState | null {
+    const b64 = secret.data?.[STATE_SECRET_KEY];
+    const revision = secret.metadata?.resourceVersion;
+    if (b64 === undefined || revision === undefined) return null;
+    return { state: decodeState(Buffer.from(b64, 'base64').toString('utf8')), revision };
+  }
+
+  private async read(): Promise<k8s.V1Secret | null> {
+    try {
+      return await this.opts.core.readNamespacedSecret({ name: this.name, namespace: this.opts.namespace });
+    } catch (e) {
+      if (isHttpStatus(e, 404)) return null;
+      throw unavailable(e, 'read');
+    }
+  }
+
+  /** Reads the state; null when the Secret or its `state.json` key does not exist yet. */
+  async load(): Promise<StoredState | null> {
+    const secret = await this.read();
+    return secret === null ? null : this.decode(secret);
+  }
+
+  private body(next: CaState, resourceVersion?: string): k8s.V1Secret {
+    return {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {
+        name: this.name,
+        namespace: this.opts.namespace,
+        labels: { 'app.kubernetes.io/name': 'rampart', 'app.kubernetes.io/component': 'ca-state' },
+        ...(resourceVersion === undefined ? {} : { resourceVersion }),
+      },
+      type: 'Opaque',
+      data: { [STATE_SECRET_KEY]: Buffer.from(encodeState(next), 'utf8').toString('base64') },
+    };
+  }
+
+  /**
+   * Compare-and-swap write. `expectedRevision` null creates the Secret (or fills a pre-created
+   * empty one, as manifests may ship it so RBAC can name it); otherwise the write carries the
+   * revision as `metadata.resourceVersion` and the API server refuses it if anyone wrote since.
+   */
+  async save(next: CaState, expectedRevision: string | null): Promise<string> {
+    let written: k8s.V1Secret;
+    try {
+      if (expectedRevision === null) {
+        try {
+          written = await this.opts.core.createNamespacedSecret({ namespace: this.opts.namespace, body: this.body(next) });
+        } catch (e) {
+          if (!isHttpStatus(e, 409)) throw e;
+          const existing = await this.read();
+          if (existing === null || existing.data?.[STATE_SECRET_KEY] !== undefined || existing.metadata?.resourceVersion === undefined) throw conflict(this.name);
+          written = await this.replace(next, existing.metadata.resourceVersion, existing);
+        }
+      } else {
+        written = await this.replace(next, expectedRevision);
+      }
+    } catch (e) {
+      if (isRampartError(e)) throw e;
+      if (isHttpStatus(e, 409) || isHttpStatus(e, 404)) throw conflict(this.name);
+      throw unavailable(e, 'write');
+    }
+    const revision = written.metadata?.resourceVersion;
+    if (revision === undefined) throw new StateError('RAMPART_ERR_STATE_CORRUPT', `the API server returned Secret ${this.name} without a resourceVersion`);
+    this.ownRevisions.add(revision);
+    return revision;
+  }
+
+  private async replace(next: CaState, resourceVersion: string, existing?: k8s.V1Secret): Promise<k8s.V1Secret> {
+    const body = this.body(next, resourceVersion);
+    // Keep labels/annotations others put on a pre-created Secret.
+    if (existing?.metadata !== undefined) body.metadata = { ...existing.metadata, ...body.metadata, labels: { ...existing.metadata.labels, ...body.metadata?.labels } };
+    return this.opts.core.replaceNamespacedSecret({ name: this.name, namespace: this.opts.namespace, body });
+  }
+
+  /** Calls `listener` with every state another writer saves. Returns the unsubscribe function. */
+  watch(listener: (stored: StoredState) => void): () => void {
+    this.listeners.add(listener);
+    if (!this.watching && !this.closed) {
+      this.watching = true;
+      void this.establish(true);
+    }
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) this.stopWatch();
+    };
+  }
+
+  private stopWatch(): void {
+    this.watching = false;
+    this.generation += 1;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.watchController?.abort();
+    this.watchController = undefined;
+  }
+
+  private deliver(secret: k8s.V1Secret): void {
+    const revision = secret.metadata?.resourceVersion;
+    if (revision === undefined || revision === this.lastSeenRevision) return;
+    this.lastSeenRevision = revision;
+    if (this.ownRevisions.delete(revision)) return;
+    let stored: StoredState | null;
+    try {
+      stored = this.decode(secret);
+    } catch (e) {
+      this.opts.logger?.error({ secret: this.name, revision, code: isRampartError(e) ? e.code : undefined }, 'CA state Secret changed to content that does not validate; ignoring it');
+      return;
+    }
+    if (stored === null) return;
+    for (const l of [...this.listeners]) {
+      try {
+        l(stored);
+      } catch (e) {
+        this.opts.logger?.error({ err: e instanceof Error ? e.message : String(e) }, 'state watch listener threw');
+      }
+    }
+  }
+
+  /**
+   * List-then-watch, like an informer: the first time only records where to resume; after a
+   * drop it resumes from the last seen resourceVersion, and re-lists (delivering any missed
+   * write) when the API server says that version is too old.
+   */
+  private async establish(initial: boolean, relist = false): Promise<void> {
+    if (!this.watching) return;
+    let from = this.lastSeenRevision;
+    try {
+      if (initial || relist || from === undefined) {
+        const list = await this.opts.core.listNamespacedSecret({ namespace: this.opts.namespace, fieldSelector: `metadata.name=${this.name}` });
+        const current = list.items[0];
+        if (current !== undefined) {
+          if (initial) this.lastSeenRevision = current.metadata?.resourceVersion;
+          else this.deliver(current);
+        }
+        from = list.metadata?.resourceVersion;
+      }
+    } catch (e) {
+      this.opts.logger?.warn({ secret: this.name, apiServer: classifyKubeError(e).summary }, 'cannot list the CA state Secret; retrying');
+      this.scheduleRetry(initial, relist);
+      return;
+    }
+    if (!this.watching) return;
+    let expired = false;
+    const generation = ++this.generation;
+    const controller = await new k8s.Watch(this.opts.kubeConfig).watch(
+      `/api/v1/namespaces/${encodeURIComponent(this.opts.namespace)}/secrets`,
+      { fieldSelector: `metadata.name=${this.name}`, ...(from === undefined ? {} : { resourceVersion: from }), allowWatchBookmarks: true },
+      (type: string, obj: k8s.V1Secret & { code?: number }) => {
+        if (type === 'ERROR') {
+          expired = obj.code === 410;
+          return;
+        }
+        if (type === 'ADDED' || type === 'MODIFIED') this.deliver(obj);
+        else if (type === 'DELETED') {
+          this.lastSeenRevision = obj.metadata?.resourceVersion;
+          this.opts.logger?.warn({ secret: this.name }, 'CA state Secret was deleted');
+        } else if (type === 'BOOKMARK') this.lastSeenRevision = obj.metadata?.resourceVersion ?? this.lastSeenRevision;
+      },
+      (err: unknown) => {
+        if (generation !== this.generation || !this.watching) return;
+        this.watchController = undefined;
+        if (err !== null && err !== undefined) this.opts.logger?.warn({ secret: this.name, apiServer: classifyKubeError(err).summary }, 'CA state watch dropped; re-establishing');
+        this.scheduleRetry(false, expired);
+      },
+    );
+    if (this.watching && generation === this.generation) this.watchController = controller;
+    else controller.abort();
+  }
+
+  private scheduleRetry(initial: boolean, relist: boolean): void {
+    if (!this.watching || this.retryTimer !== undefined) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.establish(initial, relist);
+    }, this.opts.watchRetryMs ?? 1000);
+  }
+
+  /** ConfigMaps are published by the leader's RootCertPublisher (src/k8s/root-cert-publisher.ts); nothing to do here. */
+  async publishBundle(_pem: string): Promise<void> {}
+
+  /** Stops the watch. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.listeners.clear();
+    this.stopWatch();
+  }
+}

@@ -1,0 +1,109 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as k8s from '@kubernetes/client-node';
+import pino from 'pino';
+import { startKubeApiServer, type KubeApiServer } from '../helpers/kube-api-server/index.js';
+import { waitFor } from '../helpers/kube-api-server/testing.js';
+import { KubernetesStateStore } from '../../src/store/kubernetes-store.js';
+import { ConflictError, StateError, type RampartError } from '../../src/core/errors.js';
+import type { CaState, StoredState } from '../../src/core/ports.js';
+
+let api: KubeApiServer;
+const logger = pino({ level: 'silent' });
+const stores: KubernetesStateStore[] = [];
+
+before(async () => {
+  api = await startKubeApiServer();
+});
+after(async () => {
+  for (const s of stores) await s.close();
+  await api.close();
+});
+
+async function freshNamespace(name: string): Promise<void> {
+  await api.kubeConfig().makeApiClient(k8s.CoreV1Api).createNamespace({ body: { metadata: { name } } });
+}
+
+function store(namespace: string): KubernetesStateStore {
+  const kc = api.kubeConfig();
+  const s = new KubernetesStateStore({ core: kc.makeApiClient(k8s.CoreV1Api), kubeConfig: kc, namespace, logger, watchRetryMs: 50 });
+  stores.push(s);
+  return s;
+}
+
+function state(updatedAt: number): CaState {
+  return { schemaVersion: 1, trustDomain: 'cluster.local', sequence: 0, nextGeneration: 1, roots: [], updatedAt };
+}
+
+test('load is null before the first save; save creates the Secret and load reads it back', async () => {
+  await freshNamespace('store-basic');
+  const s = store('store-basic');
+  assert.equal(await s.load(), null);
+  const rev = await s.save(state(1), null);
+  const loaded = await s.load();
+  assert.deepEqual(loaded, { state: state(1), revision: rev });
+  const secret = await api.kubeConfig().makeApiClient(k8s.CoreV1Api).readNamespacedSecret({ name: 'rampart-ca', namespace: 'store-basic' });
+  assert.deepEqual(JSON.parse(Buffer.from(secret.data?.['state.json'] ?? '', 'base64').toString()), state(1));
+  await assert.rejects(s.save(state(2), null), (e: unknown) => e instanceof ConflictError && e.code === 'RAMPART_ERR_STATE_CONFLICT');
+});
+
+test('two replicas racing from the same revision: exactly one wins, the other gets STATE_CONFLICT', async () => {
+  await freshNamespace('store-race');
+  const a = store('store-race');
+  const b = store('store-race');
+  const base = await a.save(state(1), null);
+  const results = await Promise.allSettled([a.save(state(10), base), b.save(state(20), base)]);
+  const won = results.filter((r) => r.status === 'fulfilled');
+  const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  assert.equal(won.length, 1);
+  assert.equal(lost.length, 1);
+  assert.equal((lost[0]?.reason as RampartError).code, 'RAMPART_ERR_STATE_CONFLICT');
+  const winner = results[0]?.status === 'fulfilled' ? 10 : 20;
+  assert.equal((await b.load())?.state.updatedAt, winner);
+});
+
+test('watch delivers writes by the other replica, not our own, and survives dropped watches and an outage', async () => {
+  await freshNamespace('store-watch');
+  const a = store('store-watch');
+  const b = store('store-watch');
+  let rev = await a.save(state(1), null);
+  const seenByB: StoredState[] = [];
+  const seenByA: StoredState[] = [];
+  b.watch((s) => seenByB.push(s));
+  a.watch((s) => seenByA.push(s));
+  // Let both watches establish (their list shows up in the request log).
+  await waitFor('both watches open', () => api.requests.filter((r) => r.verb === 'watch' && r.namespace === 'store-watch').length >= 2);
+  rev = await a.save(state(2), rev);
+  await waitFor('B sees A\'s write', () => seenByB.some((s) => s.state.updatedAt === 2));
+  assert.equal(seenByB.at(-1)?.revision, rev);
+
+  api.closeWatches(); // server-side watch timeout
+  rev = await a.save(state(3), rev);
+  await waitFor('B sees the write made while its watch was down', () => seenByB.some((s) => s.state.updatedAt === 3));
+
+  await api.goDown();
+  await assert.rejects(a.load(), (e: unknown) => (e as RampartError).code === 'RAMPART_ERR_NOT_READY');
+  await api.comeBack();
+  rev = await a.save(state(4), rev);
+  await waitFor('B sees the write after the outage', () => seenByB.some((s) => s.state.updatedAt === 4), 8000);
+  assert.deepEqual(seenByA, [], 'a replica is not told about its own writes');
+  assert.deepEqual(seenByB.map((s) => s.state.updatedAt), [2, 3, 4]);
+});
+
+test('a pre-created empty Secret (shipped so RBAC can name it) is filled by the first save', async () => {
+  await freshNamespace('store-precreated');
+  const core = api.kubeConfig().makeApiClient(k8s.CoreV1Api);
+  await core.createNamespacedSecret({ namespace: 'store-precreated', body: { metadata: { name: 'rampart-ca', labels: { team: 'sec' } } } });
+  const s = store('store-precreated');
+  assert.equal(await s.load(), null);
+  const rev = await s.save(state(5), null);
+  assert.equal((await s.load())?.revision, rev);
+  assert.equal((await core.readNamespacedSecret({ name: 'rampart-ca', namespace: 'store-precreated' })).metadata?.labels?.['team'], 'sec');
+});
+
+test('a Secret with invalid state is a STATE_CORRUPT error, never silently replaced', async () => {
+  await freshNamespace('store-corrupt');
+  const core = api.kubeConfig().makeApiClient(k8s.CoreV1Api);
+  await core.createNamespacedSecret({ namespace: 'store-corrupt', body: { metadata: { name: 'rampart-ca' }, stringData: { 'state.json': '{"schemaVersion": 1' } } });
+  await assert.rejects(store('store-corrupt').load(), (e: unknown) => e instanceof StateError && e.code === 'RAMPART_ERR_STATE_CORRUPT');
+});
