@@ -78,6 +78,7 @@ export class CaRuntime {
   private unwatch: (() => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
   private mutating: Promise<unknown> = Promise.resolve();
+  private ratioUpdatedAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: CaRuntimeOptions) {}
 
@@ -144,7 +145,11 @@ export class CaRuntime {
 
   /** Records the bundle sequence an agent reports holding. */
   reportAgentSequence(agentId: string, sequence: number): void {
-    this.propagation.report(agentId, sequence, this.options.clock.now());
+    const now = this.options.clock.now();
+    this.propagation.report(agentId, sequence, now);
+    // Reports arrive with every certificate request; the ratio scans all sightings, so refresh
+    // the gauge at most once a second rather than per request.
+    if (now - this.ratioUpdatedAt >= 1_000) this.updatePropagationRatio(now);
   }
 
   /** Resolves once the bundle sequence passes `after`, or after `timeoutMs`. */
@@ -161,11 +166,21 @@ export class CaRuntime {
     });
   }
 
-  /** Propagation of the newest bundle sequence among agents seen recently. */
+  /** Propagation of bundle sequence `targetSequence` (or later) among agents seen recently. */
   propagationStatus(targetSequence: number): PropagationStatus {
     const now = this.options.clock.now();
-    const publishedAt = this.sequenceSeenAt.get(targetSequence) ?? now;
-    return this.propagation.status(targetSequence, publishedAt, now, this.options.bundleRefreshIntervalMs);
+    return this.propagation.status(targetSequence, this.publishedAt(targetSequence, now), now, this.options.bundleRefreshIntervalMs);
+  }
+
+  /**
+   * When this process first served `targetSequence` or a later one. After a restart, or when the
+   * bundle moved on (a retire while a root is prepared), the exact sequence may never have been
+   * seen here; the earliest later one still starts the clock instead of restarting it forever.
+   */
+  private publishedAt(targetSequence: number, now: number): number {
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const [sequence, seenAt] of this.sequenceSeenAt) if (sequence >= targetSequence && seenAt < earliest) earliest = seenAt;
+    return Number.isFinite(earliest) ? earliest : now;
   }
 
   async prepare(force = false): Promise<CaState> {
@@ -226,9 +241,12 @@ export class CaRuntime {
       if (renewIntermediates(state, now, this.options.lifetimes) !== state && this.options.isLeader()) {
         await this.mutate('renew-intermediate', (s, t) => renewIntermediates(s, t, this.options.lifetimes), true);
       }
-      if (this.options.autoRotate && this.options.isLeader() && !activeRoot(this.state())?.plugged) {
+      if (this.options.autoRotate && this.options.isLeader()) {
         const step = dueStep(this.state(), now);
-        if (step === 'prepare') await this.prepare();
+        // An operator-supplied (plugged-in) CA is replaced by the operator, never by a generated
+        // root; removing a root whose leaves have expired is safe either way.
+        const pluggedActive = activeRoot(this.state())?.plugged === true;
+        if (step === 'prepare' && !pluggedActive) await this.prepare();
         else if (step === 'activate') await this.activate(false).catch((err: unknown) => this.logNotYet(err));
         else if (step === 'retire') await this.retire(false);
       }
@@ -307,7 +325,14 @@ export class CaRuntime {
     for (const r of this.stored.state.roots) m.rootExpiry.set({ fingerprint: r.fingerprint }, r.notAfter / 1000);
     m.intermediateExpiry.set(this.context.signer.issuer.notAfter / 1000);
     m.bundleSequence.set(this.stored.state.sequence);
-    m.propagationRatio.set(this.propagationStatus(this.stored.state.sequence).ratio);
+    this.updatePropagationRatio(this.options.clock.now());
+  }
+
+  /** Share of recently seen agents holding the newest sequence (1 when none were seen). */
+  private updatePropagationRatio(now: number): void {
+    if (this.stored === null) return;
+    this.ratioUpdatedAt = now;
+    this.options.metrics.propagationRatio.set(this.propagationStatus(this.stored.state.sequence).ratio);
   }
 
   private crash(point: CrashPoint): void {

@@ -45,6 +45,8 @@ export function validatePluggedCa(files: PluggedCaFiles, now: number): PluggedCa
   const rootProblems = caCertificateProblems(rootPem, now);
   if (rootProblems.length > 0) throw refuse(`root-cert.pem ${rootProblems.join('; ')}`);
   const root = new X509Certificate(rootPem);
+  // Only a self-signed certificate can anchor a bundle: peers do not accept partial chains.
+  if (!root.checkIssued(root) || !root.verify(root.publicKey)) throw refuse('root-cert.pem is not a self-signed root certificate');
   const caFingerprint = certificateFingerprint(caPem);
   const rootFingerprint = certificateFingerprint(rootPem);
   const between = decodeCertificates(files.certChainPem)
@@ -56,7 +58,8 @@ export function validatePluggedCa(files: PluggedCaFiles, now: number): PluggedCa
   if (caFingerprint === rootFingerprint) throw refuse('ca-cert.pem is the root itself; plug in an intermediate signed by the root');
   if (chainToRoot([caPem, ...between], [rootPem]) === null) throw refuse('ca-cert.pem and cert-chain.pem do not verify up to root-cert.pem');
   const ca = new X509Certificate(caPem);
-  const notAfter = Math.min(Date.parse(ca.validTo), Date.parse(root.validTo));
+  // Leaves are clamped to this: a chain is only as long-lived as its shortest link.
+  const notAfter = Math.min(...[caPem, ...between, rootPem].map((pem) => Date.parse(new X509Certificate(pem).validTo)));
   return {
     rootCertPem: rootPem,
     rootFingerprint,

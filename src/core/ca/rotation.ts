@@ -84,7 +84,9 @@ export function activeRoot(state: CaState): RootRecord | undefined {
 /** Adds a new root (generated, or plugged in) to the bundle in phase `prepared`. */
 export function prepareRoot(state: CaState, now: number, life: CaLifetimes, plugged?: PluggedCa): CaState {
   const pending = state.roots.find((r) => r.phase === 'prepared');
-  if (pending) throw notAllowed(`root ${pending.fingerprint.slice(0, 16)} is already prepared; activate it (or wait for retirement) before preparing another`);
+  if (pending) {
+    throw notAllowed(`root ${pending.fingerprint.slice(0, 16)} was already prepared at ${new Date(pending.preparedAt).toISOString()}; activate it before preparing another`);
+  }
   if (plugged && state.roots.some((r) => r.fingerprint === plugged.rootFingerprint)) {
     throw notAllowed(`the plugged-in root ${plugged.rootFingerprint.slice(0, 16)} is already in the trust bundle`);
   }
@@ -107,7 +109,8 @@ export function activateRoot(state: CaState, now: number, options: { propagation
   const prepared = state.roots.find((r) => r.phase === 'prepared');
   if (!prepared) throw notAllowed('no root is prepared; run `rampart root prepare` first');
   if (!options.force && !options.propagation.propagated) throw notAllowed(`the new trust bundle has not propagated yet: ${options.propagation.reason}; retry later or use --force`);
-  if (prepared.intermediate.notAfter <= now) throw notAllowed('the prepared root\'s intermediate has expired; prepare a new root');
+  if (prepared.notAfter <= now) throw notAllowed(`the prepared root expired at ${new Date(prepared.notAfter).toISOString()}; prepare a new root`);
+  if (prepared.intermediate.notAfter <= now) throw notAllowed(`the prepared root's intermediate expired at ${new Date(prepared.intermediate.notAfter).toISOString()}; renew it or prepare a new root`);
   const roots = state.roots.map((r): RootRecord => {
     if (r === prepared) return { ...r, phase: 'active', activatedAt: now };
     if (r.phase === 'active') return { ...r, phase: 'retiring', signingEndedAt: now, maxLeafTtlMs: options.maxLeafTtlMs };
@@ -116,9 +119,22 @@ export function activateRoot(state: CaState, now: number, options: { propagation
   return { ...state, sequence: state.sequence + 1, roots, updatedAt: now };
 }
 
-/** When a retiring root may be removed: after every leaf it could have signed has expired. */
+/**
+ * Extra wait before a retiring root leaves the bundle. Relying parties whose clocks run behind
+ * still accept a leaf for a while after its notAfter (the CA backdates leaves by 60 s for the same
+ * skew), and other replicas adopt an activation a moment after it is written.
+ */
+export const RETIRE_MARGIN_MS = 5 * 60_000;
+
+/**
+ * When a retiring root may be removed: once every leaf it could have signed has expired. A leaf
+ * ends at the latest `signingEndedAt + maxLeafTtl`, and never after its intermediate (the last one
+ * this root had, since retiring roots are not renewed) or the root itself, so an early root expiry
+ * lets the root go sooner.
+ */
 export function retireableAt(root: RootRecord): number {
-  return (root.signingEndedAt ?? root.notAfter) + (root.maxLeafTtlMs ?? 0);
+  const lastLeafEnd = root.signingEndedAt === undefined ? root.notAfter : root.signingEndedAt + (root.maxLeafTtlMs ?? 0);
+  return Math.min(lastLeafEnd, root.intermediate.notAfter, root.notAfter) + RETIRE_MARGIN_MS;
 }
 
 /** Removes retiring roots whose leaves have all expired (or all retiring roots with `force`). */
@@ -148,7 +164,9 @@ export function renewIntermediates(state: CaState, now: number, life: CaLifetime
   let changed = false;
   const roots = state.roots.map((r): RootRecord => {
     if (r.phase === 'retiring' || r.keyPem === null || !intermediateRenewalDue(r.intermediate, now)) return r;
-    if (r.notAfter <= now) return r;
+    // Already clamped to the root's end: a renewal could not last longer, and near the end it would
+    // re-trigger on every tick with ever shorter lives. Rotation, not renewal, is the cure here.
+    if (r.notAfter <= now || r.intermediate.notAfter >= Math.floor(r.notAfter / 1000) * 1000) return r;
     changed = true;
     const issued = createIntermediate({ trustDomain: state.trustDomain, generation: r.generation, issuerCertPem: r.certPem, issuerKeyPem: r.keyPem, now, ttlMs: life.intermediateTtlMs });
     return { ...r, intermediate: intermediateRecord(issued) };
@@ -168,6 +186,11 @@ export function rotationSchedule(root: RootRecord): { prepareAt: number; activat
 /** The step the automatic schedule wants now, if any. */
 export type ScheduledStep = 'prepare' | 'activate' | 'retire' | null;
 
+/**
+ * Retire first (it only shrinks the bundle), then activate a prepared root once the active one
+ * reaches its activation time, then prepare; never prepare while an older root is still retiring,
+ * so the bundle holds at most three roots.
+ */
 export function dueStep(state: CaState, now: number): ScheduledStep {
   if (state.roots.some((r) => r.phase === 'retiring' && now >= retireableAt(r))) return 'retire';
   const active = activeRoot(state);
