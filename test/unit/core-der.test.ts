@@ -1,0 +1,146 @@
+/** The minimal DER reader/writer of core/pki/der.ts, on hand-built bytes and known encodings. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import {
+  DerError,
+  decodeOid,
+  decodeTime,
+  decodeUnsignedInteger,
+  encodeLength,
+  encodeOid,
+  encodeTime,
+  expectTag,
+  headerSize,
+  readChildren,
+  readTlv,
+  readWhole,
+  seq,
+  smallInteger,
+  TAG,
+  tlv,
+  unsignedInteger,
+  writeHeader,
+  content,
+} from '../../src/core/pki/der.js';
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+const bytes = (h: string): Buffer => Buffer.from(h.replace(/\s+/g, ''), 'hex');
+
+function assertDerError(fn: () => unknown, message: RegExp): void {
+  assert.throws(fn, (err: unknown) => err instanceof DerError && message.test(err.message));
+}
+
+test('readTlv: short and long lengths', () => {
+  assert.deepEqual(readTlv(bytes('04 03 aabbcc'), 0), { tag: 0x04, start: 0, contentStart: 2, end: 5 });
+  const long = Buffer.concat([bytes('04 81 80'), Buffer.alloc(0x80, 1)]);
+  assert.deepEqual(readTlv(long, 0), { tag: 0x04, start: 0, contentStart: 3, end: 3 + 0x80 });
+  const longer = Buffer.concat([bytes('30 82 0100'), Buffer.alloc(0x100)]);
+  assert.deepEqual(readTlv(longer, 0), { tag: 0x30, start: 0, contentStart: 4, end: 4 + 0x100 });
+});
+
+test('readTlv refuses truncated, indefinite, non-minimal, oversized and multi-byte-tag encodings', () => {
+  assertDerError(() => readTlv(bytes('04'), 0), /truncated TLV header/);
+  assertDerError(() => readTlv(bytes('04 05 aabb'), 0), /runs past its container/);
+  assertDerError(() => readTlv(bytes('04 80 0000'), 0), /unsupported length encoding/);
+  assertDerError(() => readTlv(bytes('04 85 0000000001 00'), 0), /unsupported length encoding/);
+  assertDerError(() => readTlv(bytes('04 82 00'), 0), /truncated length/);
+  assertDerError(() => readTlv(bytes('04 81 05 0102030405'), 0), /non-minimal length/);
+  assertDerError(() => readTlv(Buffer.concat([bytes('04 82 0081'), Buffer.alloc(0x81)]), 0), /non-minimal length/);
+  assertDerError(() => readTlv(bytes('1f 81 01 00'), 0), /multi-byte tags/);
+  // A child may not run past its parent even when the buffer is longer.
+  const buf = bytes('30 03 04 05 aa bb cc dd ee');
+  assertDerError(() => readChildren(buf, readTlv(buf, 0)), /runs past its container/);
+});
+
+test('readWhole, readChildren and expectTag', () => {
+  const buf = bytes('30 06 02 01 05 04 01 ff');
+  const top = readWhole(buf, TAG.SEQUENCE);
+  const kids = readChildren(buf, top);
+  assert.equal(kids.length, 2);
+  assert.equal(hex(content(buf, expectTag(kids[0], TAG.INTEGER, 'n'))), '05');
+  assert.equal(hex(content(buf, expectTag(kids[1], TAG.OCTET_STRING, 'o'))), 'ff');
+  assertDerError(() => expectTag(kids[1], TAG.INTEGER, 'the version'), /the version has tag 0x4, expected 0x2/);
+  assertDerError(() => expectTag(undefined, TAG.INTEGER, 'the version'), /the version is missing/);
+  assertDerError(() => readWhole(Buffer.concat([buf, bytes('00')]), TAG.SEQUENCE), /trailing bytes/);
+  assertDerError(() => readWhole(buf, TAG.SET), /expected tag 0x31, found 0x30/);
+});
+
+test('OIDs: known encodings and round trips', () => {
+  assert.equal(hex(encodeOid('1.2.840.10045.2.1')), '06072a8648ce3d0201');
+  assert.equal(hex(encodeOid('2.5.29.17')), '0603551d11');
+  assert.equal(hex(encodeOid('1.2.840.10045.3.1.7')), '06082a8648ce3d030107');
+  for (const oid of ['1.2.840.113549.1.1.11', '1.3.6.1.5.5.7.3.2', '2.999.3', '0.9.2342.19200300.100.1.1', '1.3.6.1.4.1.311.21.20']) {
+    const der = encodeOid(oid);
+    assert.equal(der[0], TAG.OID);
+    assert.equal(decodeOid(der.subarray(2)), oid);
+  }
+  assertDerError(() => decodeOid(Buffer.alloc(0)), /empty OID/);
+  assertDerError(() => decodeOid(bytes('2a 86')), /truncated OID/);
+  assertDerError(() => encodeOid('1'), /bad OID/);
+});
+
+test('lengths: encodeLength, headerSize and writeHeader agree at every boundary', () => {
+  for (const [n, expected] of [[0, '00'], [127, '7f'], [128, '8180'], [255, '81ff'], [256, '820100'], [65535, '82ffff'], [65536, '83010000']] as const) {
+    assert.equal(hex(encodeLength(n)), expected, String(n));
+    assert.equal(headerSize(n), 1 + expected.length / 2);
+    const out = Buffer.alloc(headerSize(n));
+    assert.equal(writeHeader(out, 0, 0x30, n), headerSize(n));
+    assert.equal(hex(out), `30${expected}`);
+    // What the writer produces the reader accepts.
+    const whole = Buffer.concat([out, Buffer.alloc(n)]);
+    assert.deepEqual(readWhole(whole, 0x30), { tag: 0x30, start: 0, contentStart: out.length, end: whole.length });
+  }
+  assertDerError(() => encodeLength(0x1000000), /too long/);
+  assert.equal(hex(tlv(TAG.SEQUENCE, bytes('0500'), bytes('0500'))), '300405000500');
+  assert.equal(hex(seq()), '3000');
+});
+
+test('integers: minimal, positive two-complement encoding', () => {
+  assert.equal(hex(unsignedInteger(bytes('80'))), '02020080');
+  assert.equal(hex(unsignedInteger(bytes('000001'))), '020101');
+  assert.equal(hex(unsignedInteger(bytes('00'))), '020100');
+  assert.equal(hex(unsignedInteger(bytes('0000ff'))), '020200ff');
+  assert.equal(hex(smallInteger(0)), '020100');
+  assert.equal(hex(smallInteger(127)), '02017f');
+  assert.equal(hex(smallInteger(128)), '02020080');
+  assert.equal(hex(smallInteger(65536)), '0203010000');
+  assertDerError(() => smallInteger(-1), /out of range/);
+  assertDerError(() => smallInteger(1.5), /out of range/);
+  assert.equal(decodeUnsignedInteger(bytes('00ff')), 255n);
+  assert.equal(decodeUnsignedInteger(bytes('0100000000000000000000000000000000')), 1n << 128n);
+  assertDerError(() => decodeUnsignedInteger(bytes('80')), /negative INTEGER/);
+  assertDerError(() => decodeUnsignedInteger(Buffer.alloc(0)), /empty INTEGER/);
+});
+
+test('times: UTCTime through 2049, GeneralizedTime from 2050 and before 1950, whole seconds', () => {
+  const t2049 = Date.UTC(2049, 11, 31, 23, 59, 59, 999);
+  const utc = encodeTime(t2049);
+  assert.equal(utc[0], TAG.UTC_TIME);
+  assert.equal(utc.subarray(2).toString('ascii'), '491231235959Z');
+  assert.equal(decodeTime(utc, readTlv(utc, 0)), Date.UTC(2049, 11, 31, 23, 59, 59));
+  const gen = encodeTime(Date.UTC(2050, 0, 1));
+  assert.equal(gen[0], TAG.GENERALIZED_TIME);
+  assert.equal(gen.subarray(2).toString('ascii'), '20500101000000Z');
+  assert.equal(decodeTime(gen, readTlv(gen, 0)), Date.UTC(2050, 0, 1));
+  const old = encodeTime(Date.UTC(1949, 5, 1));
+  assert.equal(old[0], TAG.GENERALIZED_TIME);
+  const y1950 = tlv(TAG.UTC_TIME, Buffer.from('500101000000Z'));
+  assert.equal(decodeTime(y1950, readTlv(y1950, 0)), Date.UTC(1950, 0, 1));
+  for (const bad of [tlv(TAG.UTC_TIME, Buffer.from('5001010000Z')), tlv(TAG.UTC_TIME, Buffer.from('500101000000+0100')), tlv(TAG.GENERALIZED_TIME, Buffer.from('20500101000000.5Z'))]) {
+    assertDerError(() => decodeTime(bad, readTlv(bad, 0)), /bad (UTCTime|GeneralizedTime)/);
+  }
+  const notTime = bytes('0400');
+  assertDerError(() => decodeTime(notTime, readTlv(notTime, 0)), /expected a time value/);
+});
+
+test('the reader walks a real SubjectPublicKeyInfo made by node:crypto', () => {
+  const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const spki = publicKey.export({ format: 'der', type: 'spki' });
+  const top = readWhole(spki, TAG.SEQUENCE);
+  const [alg, key] = readChildren(spki, top);
+  const [algOid, curve] = readChildren(spki, expectTag(alg, TAG.SEQUENCE, 'alg'));
+  assert.equal(decodeOid(content(spki, expectTag(algOid, TAG.OID, 'oid'))), '1.2.840.10045.2.1');
+  assert.equal(decodeOid(content(spki, expectTag(curve, TAG.OID, 'curve'))), '1.2.840.10045.3.1.7');
+  assert.equal(content(spki, expectTag(key, TAG.BIT_STRING, 'key')).length, 66);
+});
