@@ -1,0 +1,102 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as k8s from '@kubernetes/client-node';
+import pino from 'pino';
+import { startKubeApiServer, type KubeApiServer } from '../helpers/kube-api-server/index.js';
+import { waitFor } from '../helpers/kube-api-server/testing.js';
+import { LeaderElector } from '../../src/k8s/leader-election.js';
+
+let api: KubeApiServer;
+const logger = pino({ level: 'silent' });
+const electors: LeaderElector[] = [];
+const LEASE_MS = 2000;
+
+before(async () => {
+  api = await startKubeApiServer();
+});
+after(async () => {
+  for (const e of electors) await e.stop({ release: false });
+  await api.close();
+});
+
+function elector(identity: string, namespace: string, events: string[]): LeaderElector {
+  const e = new LeaderElector({
+    coordination: api.kubeConfig().makeApiClient(k8s.CoordinationV1Api),
+    namespace,
+    identity,
+    leaseDurationMs: LEASE_MS,
+    renewDeadlineMs: 1500,
+    retryPeriodMs: 250,
+    logger,
+    onStartedLeading: () => events.push(`${identity} started`),
+    onStoppedLeading: () => events.push(`${identity} stopped`),
+  });
+  electors.push(e);
+  return e;
+}
+
+const readLease = (namespace: string) => api.kubeConfig().makeApiClient(k8s.CoordinationV1Api).readNamespacedLease({ name: 'rampart-ca-leader', namespace });
+
+test('one leader at a time; when it dies the other takes over after the lease expires', async (t) => {
+  const events: string[] = [];
+  const a = elector('ca-a', 'default', events);
+  const b = elector('ca-b', 'default', events);
+  a.start();
+  await waitFor('a leads', () => a.isLeader);
+  b.start();
+  // Let a renew a few times while b campaigns: b must not take a held lease.
+  const rv = Number((await readLease('default')).metadata?.resourceVersion);
+  await waitFor('a renews twice', async () => Number((await readLease('default')).metadata?.resourceVersion) >= rv + 2);
+  assert.equal(b.isLeader, false);
+  assert.equal(b.leader, 'ca-a');
+
+  const held = await readLease('default');
+  assert.equal(held.spec?.holderIdentity, 'ca-a');
+  assert.equal(held.spec?.leaseDurationSeconds, 2);
+  assert.match(String(held.spec?.renewTime), /\.\d{6}Z$/, 'renewTime is a MicroTime');
+
+  await a.stop({ release: false }); // crash: no release, no more renewals
+  const lastRenewal = Date.parse(String((await readLease('default')).spec?.renewTime));
+  const killedAt = Date.now();
+  await waitFor('b takes over', () => b.isLeader, 10_000);
+  const failoverMs = Date.now() - killedAt;
+  t.diagnostic(`failover after ${failoverMs} ms with a ${LEASE_MS} ms lease`);
+  const taken = await readLease('default');
+  assert.equal(taken.spec?.holderIdentity, 'ca-b');
+  assert.equal(taken.spec?.leaseTransitions, 1);
+  assert.ok(Date.parse(String(taken.spec?.acquireTime)) - lastRenewal >= LEASE_MS, 'b waited for the lease to expire');
+  assert.deepEqual(events, ['ca-a started', 'ca-a stopped', 'ca-b started']);
+});
+
+test('a leader that stops gracefully releases the lease for an immediate successor', async () => {
+  await api.kubeConfig().makeApiClient(k8s.CoreV1Api).createNamespace({ body: { metadata: { name: 'le-release' } } });
+  const events: string[] = [];
+  const a = elector('ca-a', 'le-release', events);
+  const b = elector('ca-b', 'le-release', events);
+  a.start();
+  await waitFor('a leads', () => a.isLeader);
+  b.start();
+  await waitFor('b sees a', () => b.leader === 'ca-a');
+  await a.stop();
+  assert.equal((await readLease('le-release')).spec?.holderIdentity, '');
+  await waitFor('b leads', () => b.isLeader);
+  const lease = await readLease('le-release');
+  // b took a released lease: it did not need to observe the old one for a whole lease duration.
+  assert.equal(lease.spec?.holderIdentity, 'ca-b');
+});
+
+test('a leader cut off from the API server steps down after the renew deadline', async () => {
+  await api.kubeConfig().makeApiClient(k8s.CoreV1Api).createNamespace({ body: { metadata: { name: 'le-partition' } } });
+  const events: string[] = [];
+  const a = elector('ca-a', 'le-partition', events);
+  a.start();
+  await waitFor('a leads', () => a.isLeader);
+  await api.goDown();
+  try {
+    await waitFor('a steps down', () => !a.isLeader, 10_000);
+  } finally {
+    await api.comeBack();
+  }
+  assert.deepEqual(events, ['ca-a started', 'ca-a stopped']);
+  await waitFor('a leads again once the API server is back', () => a.isLeader, 10_000);
+});
