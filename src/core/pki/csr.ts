@@ -6,7 +6,7 @@ import { verify as cryptoVerify } from 'node:crypto';
 import { BadRequestError, ForbiddenError, type ErrorCode } from '../errors.js';
 import { isValidSpiffeId } from '../identity.js';
 import { content, contextTag, decodeOid, DerError, expectTag, readChildren, readTlv, readWhole, TAG, whole, type Tlv } from './der.js';
-import { inspectSpki, type KeyType } from './keys.js';
+import { inspectSpki, publicKeyFromSpki, type KeyType } from './keys.js';
 import { OID, SIGNATURE_HASH } from './oids.js';
 
 /** A CSR that parsed and whose signature verified. */
@@ -161,7 +161,7 @@ export function parseCsr(der: Buffer): ParsedCsr {
   }
   let valid = false;
   try {
-    valid = cryptoVerify(hash, info, { key: spki, format: 'der', type: 'spki' }, signature);
+    valid = cryptoVerify(hash, info, publicKeyFromSpki(spki, keyInfo), signature);
   } catch {
     valid = false;
   }

@@ -1,5 +1,5 @@
 /** Public-key inspection and key generation for the key types Rampart supports. */
-import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { content, decodeOid, DerError, expectTag, readChildren, readTlv, readWhole, TAG } from './der.js';
 import { OID } from './oids.js';
 
@@ -78,4 +78,41 @@ export function privateKeyPem(key: KeyObject): string {
 /** DER SPKI of a public (or private) key. */
 export function spkiDer(key: KeyObject): Buffer {
   return key.export({ format: 'der', type: 'spki' });
+}
+
+const EC_COORDINATE_BYTES: Partial<Record<KeyType, number>> = { 'ec-p256': 32, 'ec-p384': 48 };
+
+function unsignedMagnitude(value: Buffer): Buffer {
+  let start = 0;
+  while (start < value.length - 1 && value[start] === 0) start++;
+  return value.subarray(start);
+}
+
+/**
+ * A KeyObject for an inspected SPKI. Built from JWK coordinates rather than the DER because
+ * OpenSSL 3.0's generic decoder costs several times more than the direct import, and every
+ * certificate request carries a fresh key.
+ */
+export function publicKeyFromSpki(spki: Buffer, info: SpkiInfo): KeyObject {
+  const size = info.keyType === null ? undefined : EC_COORDINATE_BYTES[info.keyType];
+  const point = info.subjectPublicKey;
+  if (size !== undefined && point.length === 1 + 2 * size && point[0] === 0x04) {
+    return createPublicKey({
+      key: { kty: 'EC', crv: size === 32 ? 'P-256' : 'P-384', x: point.subarray(1, 1 + size).toString('base64url'), y: point.subarray(1 + size).toString('base64url') },
+      format: 'jwk',
+    });
+  }
+  if (info.isRsa) {
+    const top = readWhole(point, TAG.SEQUENCE);
+    const [n, e] = readChildren(point, top);
+    return createPublicKey({
+      key: {
+        kty: 'RSA',
+        n: unsignedMagnitude(content(point, expectTag(n, TAG.INTEGER, 'RSA modulus'))).toString('base64url'),
+        e: unsignedMagnitude(content(point, expectTag(e, TAG.INTEGER, 'RSA exponent'))).toString('base64url'),
+      },
+      format: 'jwk',
+    });
+  }
+  return createPublicKey({ key: spki, format: 'der', type: 'spki' });
 }

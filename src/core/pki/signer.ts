@@ -58,6 +58,9 @@ export class LeafSigner {
   private readonly fixedExtensionsEc: Buffer;
   private readonly fixedExtensionsRsa: Buffer;
   private readonly serialScratch = Buffer.alloc(SERIAL_BYTES);
+  // One RAND_bytes call per 256 serials: each call costs far more than the 16 bytes it returns.
+  private readonly randomPool = Buffer.alloc(SERIAL_BYTES * 256);
+  private randomOffset = this.randomPool.length;
 
   constructor(issuerCertDer: Buffer, issuerKey: KeyObject) {
     this.issuerDer = issuerCertDer;
@@ -82,7 +85,7 @@ export class LeafSigner {
   /** Builds, signs and checks one leaf. Throws if the post-signing check fails. */
   sign(request: LeafRequest): SignedLeaf {
     const serial = this.serialScratch;
-    randomFillSync(serial);
+    this.nextSerialBytes(serial);
     // Positive, fixed-length, never a leading zero byte: 126 random bits.
     serial[0] = ((serial[0] as number) & 0x3f) | 0x40;
     const tbs = this.encodeTbs(request, serial);
@@ -139,6 +142,17 @@ export class LeafSigner {
       notAfter: request.notAfter,
     });
     return { der, serialHex: serial.toString('hex') };
+  }
+
+  private nextSerialBytes(into: Buffer): void {
+    if (this.randomOffset + SERIAL_BYTES > this.randomPool.length) {
+      randomFillSync(this.randomPool);
+      this.randomOffset = 0;
+    }
+    this.randomPool.copy(into, 0, this.randomOffset, this.randomOffset + SERIAL_BYTES);
+    // Never reuse pool bytes, even if a later refill failed half-way.
+    this.randomPool.fill(0, this.randomOffset, this.randomOffset + SERIAL_BYTES);
+    this.randomOffset += SERIAL_BYTES;
   }
 
   private encodeTbs(request: LeafRequest, serial: Buffer): Buffer {

@@ -1,0 +1,112 @@
+/**
+ * In-process issuance throughput on one core: the raw node:crypto limit (1 sign + 2 verifies
+ * with the same keys), Rampart's full issue path, and the naive @peculiar/x509 generator path.
+ */
+import 'reflect-metadata';
+import { createPrivateKey, generateKeyPairSync, sign, verify, X509Certificate, webcrypto } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
+import { issueCertificate, signingContextFor } from '../src/core/ca/authority.js';
+import { DEFAULT_TTL_POLICY } from '../src/core/ca/policy.js';
+import { bootstrapState, DEFAULT_LIFETIMES } from '../src/core/ca/rotation.js';
+import { systemClock } from '../src/core/clock.js';
+import { parseCsrPem } from '../src/core/pki/csr.js';
+import { makeCsrPem } from './csr-maker.js';
+
+function rate(label: string, seconds: number, fn: () => void): number {
+  // Warm up the JIT and the crypto paths first.
+  for (let i = 0; i < 200; i++) fn();
+  let n = 0;
+  const start = process.hrtime.bigint();
+  const budget = BigInt(Math.round(seconds * 1e9));
+  let elapsed = 0n;
+  while (elapsed < budget) {
+    for (let i = 0; i < 50; i++) fn();
+    n += 50;
+    elapsed = process.hrtime.bigint() - start;
+  }
+  const perSecond = n / (Number(elapsed) / 1e9);
+  process.stderr.write(`  ${label}: ${Math.round(perSecond)} /s\n`);
+  return perSecond;
+}
+
+async function asyncRate(label: string, seconds: number, fn: () => Promise<void>): Promise<number> {
+  for (let i = 0; i < 20; i++) await fn();
+  let n = 0;
+  const start = process.hrtime.bigint();
+  const budget = BigInt(Math.round(seconds * 1e9));
+  while (process.hrtime.bigint() - start < budget) {
+    await fn();
+    n++;
+  }
+  const perSecond = n / (Number(process.hrtime.bigint() - start) / 1e9);
+  process.stderr.write(`  ${label}: ${Math.round(perSecond)} /s\n`);
+  return perSecond;
+}
+
+export interface InProcessResults {
+  nativeLimitPerCore: number;
+  inProcessPerCore: number;
+  peculiarNaivePerCore: number;
+}
+
+export async function benchInProcess(seconds: number): Promise<InProcessResults> {
+  const state = bootstrapState('cluster.local', Date.now(), DEFAULT_LIFETIMES);
+  const context = signingContextFor(state);
+  const root = state.roots[0]!;
+  const csrPem = makeCsrPem();
+  const caller = { identity: { trustDomain: 'cluster.local', namespace: 'default', serviceAccount: 'bench' }, authenticator: 'bench' };
+
+  // Raw limit: what any CA must do per certificate with these keys: verify the CSR, sign, verify.
+  const csr = parseCsrPem(csrPem);
+  const workloadPublic = { key: csr.spki, format: 'der' as const, type: 'spki' as const };
+  const intermediateKey = createPrivateKey(root.intermediate.keyPem);
+  const intermediatePublic = new X509Certificate(root.intermediate.certPem).publicKey;
+  const { privateKey: workloadKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  void workloadKey;
+  const tbsLike = Buffer.alloc(420, 7);
+  const csrInfo = Buffer.alloc(200, 3);
+  const csrSig = sign('sha256', csrInfo, intermediateKey);
+  const csrVerifyKey = intermediatePublic;
+  void workloadPublic;
+  const nativeLimitPerCore = rate('native limit (1 sign + 2 verifies)', seconds, () => {
+    verify('sha256', csrInfo, csrVerifyKey, csrSig);
+    const s = sign('sha256', tbsLike, intermediateKey);
+    verify('sha256', tbsLike, intermediatePublic, s);
+  });
+
+  const inProcessPerCore = rate('rampart full issue path', seconds, () => {
+    issueCertificate(context, DEFAULT_TTL_POLICY, systemClock, { csrPem, caller });
+  });
+
+  // The naive path: a generic ASN.1 object model per request via @peculiar/x509 + WebCrypto.
+  x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+  const alg = { name: 'ECDSA', hash: 'SHA-256', namedCurve: 'P-256' };
+  const signingKey = await webcrypto.subtle.importKey('pkcs8', intermediateKey.export({ format: 'der', type: 'pkcs8' }), alg, false, ['sign']);
+  const issuerCert = new x509.X509Certificate(root.intermediate.certPem);
+  const peculiarNaivePerCore = await asyncRate('@peculiar/x509 generator path', seconds, async () => {
+    const req = new x509.Pkcs10CertificateRequest(csrPem);
+    if (!(await req.verify())) throw new Error('csr');
+    const now = Date.now();
+    const cert = await x509.X509CertificateGenerator.create({
+      serialNumber: '4' + Buffer.from(webcrypto.getRandomValues(new Uint8Array(15))).toString('hex'),
+      subject: '',
+      issuer: issuerCert.subject,
+      notBefore: new Date(now - 60_000),
+      notAfter: new Date(now + 3_600_000),
+      signingAlgorithm: alg,
+      publicKey: req.publicKey,
+      signingKey,
+      extensions: [
+        new x509.SubjectAlternativeNameExtension([{ type: 'url', value: 'spiffe://cluster.local/ns/default/sa/bench' }], true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        await x509.AuthorityKeyIdentifierExtension.create(issuerCert),
+        await x509.SubjectKeyIdentifierExtension.create(req.publicKey),
+      ],
+    });
+    if (!(await cert.verify({ publicKey: issuerCert.publicKey }))) throw new Error('verify');
+    cert.toString('pem');
+  });
+  return { nativeLimitPerCore, inProcessPerCore, peculiarNaivePerCore };
+}
