@@ -1,0 +1,190 @@
+/**
+ * Keeps ConfigMap `rampart-root-cert` (key `root-cert.pem`) with the current trust bundle in
+ * every namespace: created when a namespace appears, rewritten when the bundle changes or
+ * someone edits it, recreated when deleted. Run it on the elected leader only.
+ */
+import type * as k8s from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { classifyKubeError, isHttpStatus } from './api-errors.js';
+import { startListWatch, type ListWatchHandle } from './list-watch.js';
+
+/** ConfigMap name and key agents mount (DESIGN section 9). */
+export const ROOT_CERT_CONFIGMAP = 'rampart-root-cert';
+export const ROOT_CERT_KEY = 'root-cert.pem';
+
+/** Options of {@link RootCertPublisher}. */
+export interface RootCertPublisherOptions {
+  readonly core: k8s.CoreV1Api;
+  readonly kubeConfig: k8s.KubeConfig;
+  readonly logger?: Logger;
+  /** Pause before retrying a failed write or a dropped watch. Default 1 s. */
+  readonly retryMs?: number;
+}
+
+/** Reconciles the root-cert ConfigMap into all active namespaces. */
+export class RootCertPublisher {
+  private bundle: string | undefined;
+  private readonly active = new Set<string>();
+  private readonly queue = new Set<string>();
+  private draining = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private watches: ListWatchHandle[] = [];
+  private running = false;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(private readonly opts: RootCertPublisherOptions) {}
+
+  /** Sets the bundle PEM and rewrites every namespace's copy that differs. */
+  setBundle(pem: string): void {
+    if (pem.trim() === '') throw new RangeError('the trust bundle must not be empty');
+    if (pem === this.bundle) return;
+    this.bundle = pem;
+    for (const ns of this.active) this.enqueue(ns);
+  }
+
+  /** Starts watching namespaces and the ConfigMaps. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    const { core, kubeConfig, logger } = this.opts;
+    const retryMs = this.opts.retryMs ?? 1000;
+    this.watches.push(
+      startListWatch<k8s.V1Namespace>({
+        what: 'namespaces',
+        kubeConfig,
+        path: '/api/v1/namespaces',
+        list: () => core.listNamespace(),
+        retryMs,
+        ...(logger === undefined ? {} : { logger }),
+        onSync: (items) => {
+          const names = new Set(items.filter((n) => this.isActive(n)).map((n) => n.metadata?.name ?? ''));
+          for (const ns of [...this.active]) if (!names.has(ns)) this.active.delete(ns);
+          for (const ns of names) {
+            this.active.add(ns);
+            this.enqueue(ns);
+          }
+        },
+        onEvent: (type, n) => {
+          const name = n.metadata?.name;
+          if (name === undefined) return;
+          if (type !== 'DELETED' && this.isActive(n)) {
+            if (!this.active.has(name)) {
+              this.active.add(name);
+              this.enqueue(name);
+            }
+          } else {
+            this.active.delete(name);
+            this.queue.delete(name);
+          }
+        },
+      }),
+      startListWatch<k8s.V1ConfigMap>({
+        what: 'root-cert configmaps',
+        kubeConfig,
+        path: '/api/v1/configmaps',
+        params: { fieldSelector: `metadata.name=${ROOT_CERT_CONFIGMAP}` },
+        list: () => core.listConfigMapForAllNamespaces({ fieldSelector: `metadata.name=${ROOT_CERT_CONFIGMAP}` }),
+        retryMs,
+        ...(logger === undefined ? {} : { logger }),
+        onSync: (items) => {
+          for (const cm of items) if (this.differs(cm)) this.enqueue(cm.metadata?.namespace ?? '');
+        },
+        onEvent: (type, cm) => {
+          const ns = cm.metadata?.namespace ?? '';
+          if (type === 'DELETED' || this.differs(cm)) this.enqueue(ns);
+        },
+      }),
+    );
+  }
+
+  private isActive(n: k8s.V1Namespace): boolean {
+    return n.metadata?.deletionTimestamp === undefined && n.status?.phase !== 'Terminating';
+  }
+
+  private differs(cm: k8s.V1ConfigMap): boolean {
+    return this.bundle !== undefined && cm.data?.[ROOT_CERT_KEY] !== this.bundle;
+  }
+
+  private enqueue(ns: string): void {
+    if (!this.running || ns === '' || !this.active.has(ns) || this.bundle === undefined) return;
+    this.queue.add(ns);
+    if (!this.draining) void this.drain();
+  }
+
+  /** One namespace at a time, so two writes to the same ConfigMap never race each other. */
+  private async drain(): Promise<void> {
+    this.draining = true;
+    const failed = new Set<string>();
+    while (this.running && this.queue.size > 0) {
+      const ns = this.queue.values().next().value as string;
+      this.queue.delete(ns);
+      if (!this.active.has(ns)) continue;
+      try {
+        await this.ensure(ns);
+      } catch (e) {
+        const f = classifyKubeError(e);
+        // Gone or terminating namespaces are not failures: their watch event removes them.
+        if (f.httpStatus === 404 || f.httpStatus === 403) continue;
+        this.opts.logger?.warn({ namespace: ns, apiServer: f.summary }, 'could not publish the root certificate ConfigMap; will retry');
+        failed.add(ns);
+      }
+    }
+    this.draining = false;
+    if (failed.size > 0 && this.running && this.retryTimer === undefined) {
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        for (const ns of failed) this.enqueue(ns);
+      }, this.opts.retryMs ?? 1000);
+    }
+    if (this.queue.size === 0 && failed.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  private async ensure(namespace: string): Promise<void> {
+    const pem = this.bundle;
+    if (pem === undefined) return;
+    const { core } = this.opts;
+    let existing: k8s.V1ConfigMap;
+    try {
+      existing = await core.readNamespacedConfigMap({ name: ROOT_CERT_CONFIGMAP, namespace });
+    } catch (e) {
+      if (!isHttpStatus(e, 404)) throw e;
+      try {
+        await core.createNamespacedConfigMap({
+          namespace,
+          body: { metadata: { name: ROOT_CERT_CONFIGMAP, namespace, labels: { 'app.kubernetes.io/name': 'rampart', 'app.kubernetes.io/component': 'trust-bundle' } }, data: { [ROOT_CERT_KEY]: pem } },
+        });
+        this.opts.logger?.info({ namespace }, 'published root certificate ConfigMap');
+      } catch (err) {
+        // Someone created it meanwhile: look again.
+        if (isHttpStatus(err, 409)) this.queue.add(namespace);
+        else throw err;
+      }
+      return;
+    }
+    if (existing.data?.[ROOT_CERT_KEY] === pem) return;
+    try {
+      await core.replaceNamespacedConfigMap({ name: ROOT_CERT_CONFIGMAP, namespace, body: { ...existing, data: { ...existing.data, [ROOT_CERT_KEY]: pem } } });
+      this.opts.logger?.info({ namespace }, 'updated root certificate ConfigMap');
+    } catch (e) {
+      if (isHttpStatus(e, 409)) this.queue.add(namespace);
+      else throw e;
+    }
+  }
+
+  /** Resolves once no write is queued or in flight (for tests and graceful handover). */
+  whenIdle(): Promise<void> {
+    if (!this.draining && this.queue.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Stops watching and writing. */
+  stop(): void {
+    this.running = false;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    for (const w of this.watches) w.stop();
+    this.watches = [];
+    this.queue.clear();
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+}

@@ -1,0 +1,86 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as k8s from '@kubernetes/client-node';
+import pino from 'pino';
+import { startKubeApiServer, type KubeApiServer } from '../helpers/kube-api-server/index.js';
+import { waitFor } from '../helpers/kube-api-server/testing.js';
+import { RootCertPublisher } from '../../src/k8s/root-cert-publisher.js';
+
+let api: KubeApiServer;
+let core: k8s.CoreV1Api;
+let publisher: RootCertPublisher;
+const logger = pino({ level: 'silent' });
+const CA_USER = 'system:serviceaccount:rampart-system:rampart-ca';
+const PEM_1 = '-----BEGIN CERTIFICATE-----\nMQ==\n-----END CERTIFICATE-----\n';
+const PEM_2 = '-----BEGIN CERTIFICATE-----\nMg==\n-----END CERTIFICATE-----\n';
+
+before(async () => {
+  api = await startKubeApiServer();
+  core = api.kubeConfig().makeApiClient(k8s.CoreV1Api);
+  // The publisher runs as its own user so the request log shows exactly what it calls.
+  api.addToken('publisher-token', CA_USER);
+  const kc = api.kubeConfig('publisher-token');
+  publisher = new RootCertPublisher({ core: kc.makeApiClient(k8s.CoreV1Api), kubeConfig: kc, logger, retryMs: 50 });
+});
+after(async () => {
+  publisher.stop();
+  await api.close();
+});
+
+async function bundleIn(namespace: string): Promise<string | undefined> {
+  try {
+    return (await core.readNamespacedConfigMap({ name: 'rampart-root-cert', namespace })).data?.['root-cert.pem'];
+  } catch {
+    return undefined;
+  }
+}
+
+async function everywhere(pem: string): Promise<boolean> {
+  const namespaces = (await core.listNamespace()).items.filter((n) => n.status?.phase === 'Active').map((n) => n.metadata?.name ?? '');
+  const found = await Promise.all(namespaces.map(bundleIn));
+  return found.every((f) => f === pem);
+}
+
+test('publishes into existing and new namespaces, follows bundle changes, repairs deletes and edits', async () => {
+  publisher.setBundle(PEM_1);
+  publisher.start();
+  await waitFor('ConfigMap in every existing namespace', () => everywhere(PEM_1));
+
+  await core.createNamespace({ body: { metadata: { name: 'newcomer' } } });
+  await waitFor('ConfigMap in the new namespace', async () => (await bundleIn('newcomer')) === PEM_1);
+
+  publisher.setBundle(PEM_2);
+  await waitFor('updated everywhere', () => everywhere(PEM_2));
+
+  await core.deleteNamespacedConfigMap({ name: 'rampart-root-cert', namespace: 'newcomer' });
+  await waitFor('recreated after delete', async () => (await bundleIn('newcomer')) === PEM_2);
+
+  const cm = await core.readNamespacedConfigMap({ name: 'rampart-root-cert', namespace: 'default' });
+  await core.replaceNamespacedConfigMap({ name: 'rampart-root-cert', namespace: 'default', body: { ...cm, data: { 'root-cert.pem': 'tampered' } } });
+  await waitFor('hand edit reverted', async () => (await bundleIn('default')) === PEM_2);
+
+  // Steady state: no further writes once everything matches.
+  await publisher.whenIdle();
+  const writes = () => api.requests.filter((r) => r.resource === 'configmaps' && ['create', 'update'].includes(r.verb)).length;
+  const settled = writes();
+  publisher.setBundle(PEM_2);
+  await publisher.whenIdle();
+  assert.equal(writes(), settled);
+
+  await core.deleteNamespace({ name: 'newcomer' });
+  await publisher.whenIdle();
+  assert.equal(await bundleIn('newcomer'), undefined);
+  assert.ok(!api.requests.some((r) => r.namespace === 'newcomer' && r.verb === 'create' && r.status >= 400 && r.status !== 404 && r.status !== 403));
+});
+
+test('keeps reconciling across an API server outage', async () => {
+  await api.goDown();
+  await api.comeBack();
+  await core.createNamespace({ body: { metadata: { name: 'after-outage' } } });
+  await waitFor('ConfigMap in a namespace created after the outage', async () => (await bundleIn('after-outage')) === PEM_2, 8000);
+});
+
+test('RBAC actually needed, derived from the request log', () => {
+  const used = new Set(api.requests.filter((r) => r.user === CA_USER).map((r) => `${r.resource}:${r.verb}`));
+  assert.deepEqual([...used].sort(), ['configmaps:create', 'configmaps:get', 'configmaps:list', 'configmaps:update', 'configmaps:watch', 'namespaces:list', 'namespaces:watch']);
+});
