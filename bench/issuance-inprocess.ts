@@ -79,7 +79,7 @@ export async function benchInProcess(seconds: number): Promise<InProcessResults>
   });
 
   // The naive path: a generic ASN.1 object model per request via @peculiar/x509 + WebCrypto.
-  x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
   const alg = { name: 'ECDSA', hash: 'SHA-256', namedCurve: 'P-256' };
   const signingKey = await webcrypto.subtle.importKey('pkcs8', intermediateKey.export({ format: 'der', type: 'pkcs8' }), alg, false, ['sign']);
   const issuerCert = new x509.X509Certificate(root.intermediate.certPem);
