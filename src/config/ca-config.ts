@@ -3,6 +3,7 @@
  * once and frozen; nothing else in the CA reads flags, files or the environment for settings.
  */
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { ConfigError } from '../core/errors.js';
 import { formatSpiffeId, parseSpiffeId, validateTrustDomain } from '../core/identity.js';
 import { DEFAULT_TTL_POLICY, type TtlPolicy } from '../core/ca/policy.js';
@@ -27,6 +28,11 @@ export interface KubernetesSettings {
   readonly kubeconfig?: string;
   readonly audience: string;
   readonly tokenReviewRatePerSecond: number;
+  /** KUBERNETES_SERVICE_HOST/PORT for in-cluster access (read here, the only place env is read). */
+  readonly inClusterHost?: string;
+  readonly inClusterPort?: string;
+  /** This replica's name for leader election (POD_NAME, else hostname-pid). */
+  readonly identity: string;
 }
 
 export interface CaConfig {
@@ -210,6 +216,9 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
       ...(kubeconfig ? { kubeconfig } : {}),
       audience: str(k8s, 'audience') ?? 'rampart-ca',
       tokenReviewRatePerSecond: typeof k8s['tokenReviewRatePerSecond'] === 'number' ? (k8s['tokenReviewRatePerSecond'] as number) : 50,
+      ...(env['KUBERNETES_SERVICE_HOST'] ? { inClusterHost: env['KUBERNETES_SERVICE_HOST'] } : {}),
+      ...(env['KUBERNETES_SERVICE_PORT'] ? { inClusterPort: env['KUBERNETES_SERVICE_PORT'] } : {}),
+      identity: env['POD_NAME'] ?? `${hostname()}-${process.pid}`,
     },
     servingNames,
     autoRotate: autoRotate === 'true',

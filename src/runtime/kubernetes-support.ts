@@ -1,28 +1,107 @@
 /**
  * Kubernetes wiring of the CA: Secret-backed state store, TokenReview authenticator, Lease-based
- * leader election and the root-cert ConfigMap publisher.
+ * leader election (only the leader runs rotations and publishes ConfigMaps) and the root-cert
+ * ConfigMap publisher.
  */
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { CaConfig } from '../config/ca-config.js';
 import type { Clock } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
+import { bundleToPem } from '../core/ca/trust-bundle.js';
 import type { Authenticator, StateStore } from '../core/ports.js';
+import { KubernetesAuthenticator } from '../authn/kubernetes.js';
+import { createKubeClients, type KubeClients, type KubeClientSource } from '../k8s/client.js';
+import { LeaderElector } from '../k8s/leader-election.js';
+import { RootCertPublisher } from '../k8s/root-cert-publisher.js';
+import { KubernetesStateStore } from '../store/kubernetes-store.js';
 import type { CaRuntime } from './ca-runtime.js';
 
 export interface KubernetesSupport {
   readonly store: StateStore;
   authenticator(): Authenticator;
   isLeader(): boolean;
+  /** Keeps the ConfigMaps current with the runtime's bundle while this replica leads. */
   followBundle(runtime: CaRuntime): void;
   stop(): Promise<void>;
 }
 
+function clientSource(config: CaConfig): KubeClientSource {
+  const k = config.kubernetes;
+  if (k.kubeconfig) return { kind: 'kubeconfig', path: k.kubeconfig };
+  if (k.inClusterHost && k.inClusterPort) return { kind: 'in-cluster', host: k.inClusterHost, port: k.inClusterPort };
+  throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', 'Kubernetes access needs --kubeconfig FILE (or KUBECONFIG), or in-cluster KUBERNETES_SERVICE_HOST/PORT');
+}
+
+/**
+ * Connects to the API server. With `authOnly` (file store plus the kubernetes authenticator) it
+ * runs no store, election or publisher.
+ */
 export async function startKubernetesSupport(
   config: CaConfig,
-  options: { logger: Logger; registry: Registry; clock: Clock; authOnly?: boolean },
+  options: { logger: Logger; registry: Registry; clock: Clock; authOnly?: boolean; clients?: KubeClients },
 ): Promise<KubernetesSupport> {
-  void config;
-  void options;
-  throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', 'Kubernetes support is not wired into this build yet');
+  const clients = options.clients ?? createKubeClients(clientSource(config));
+  const namespace = config.kubernetes.namespace;
+  const logger = options.logger;
+  let authenticator: KubernetesAuthenticator | null = null;
+  const getAuthenticator = (): Authenticator => {
+    authenticator ??= new KubernetesAuthenticator({
+      api: clients.authentication,
+      trustDomain: config.trustDomain,
+      audiences: [config.kubernetes.audience],
+      clock: options.clock,
+      logger: logger.child({ component: 'authn-kubernetes' }),
+      registry: options.registry,
+      rate: { perSecond: config.kubernetes.tokenReviewRatePerSecond },
+    });
+    return authenticator;
+  };
+  if (options.authOnly) {
+    return {
+      get store(): StateStore {
+        throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', 'the Kubernetes store is not enabled (--store kubernetes)');
+      },
+      authenticator: getAuthenticator,
+      isLeader: () => true,
+      followBundle: () => undefined,
+      stop: async () => undefined,
+    };
+  }
+
+  const store = new KubernetesStateStore({ core: clients.core, kubeConfig: clients.kubeConfig, namespace, logger: logger.child({ component: 'store' }) });
+  const publisher = new RootCertPublisher({ core: clients.core, kubeConfig: clients.kubeConfig, logger: logger.child({ component: 'root-cert-publisher' }) });
+  let runtime: CaRuntime | null = null;
+  const elector = new LeaderElector({
+    coordination: clients.coordination,
+    namespace,
+    identity: config.kubernetes.identity,
+    clock: options.clock,
+    logger: logger.child({ component: 'leader-election' }),
+    onStartedLeading: () => {
+      logger.info({ event: 'leader-elected', identity: config.kubernetes.identity }, 'this replica leads: running rotations and publishing root-cert ConfigMaps');
+      if (runtime) publisher.setBundle(bundleToPem(runtime.current().bundle));
+      publisher.start();
+      void runtime?.tick();
+    },
+    onStoppedLeading: () => {
+      logger.info({ event: 'leader-lost', identity: config.kubernetes.identity }, 'this replica no longer leads');
+      publisher.stop();
+    },
+  });
+  elector.start();
+  return {
+    store,
+    authenticator: getAuthenticator,
+    isLeader: () => elector.isLeader,
+    followBundle(r: CaRuntime) {
+      runtime = r;
+      publisher.setBundle(bundleToPem(r.current().bundle));
+      r.onChange((context) => publisher.setBundle(bundleToPem(context.bundle)));
+    },
+    async stop() {
+      publisher.stop();
+      await elector.stop({ release: true });
+    },
+  };
 }
