@@ -1,0 +1,407 @@
+/**
+ * Keeps the workload's X.509-SVID fresh (DESIGN section 7): fetches the first certificate,
+ * renews at 50 % ± 10 % of its lifetime with full-jitter backoff on failure, keeps the previous
+ * certificate until it expires, follows the trust bundle (from every certificate response and a
+ * long-poll that presents the SVID and reports the held sequence), writes the output directory
+ * and publishes every generation to the proxy through {@link CredentialSource}.
+ */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { CaClient, CertificateResponse } from '../client/ca-client.js';
+import type { Clock } from '../core/clock.js';
+import { isRampartError, RampartError } from '../core/errors.js';
+import { parseSpiffeId } from '../core/identity.js';
+import type { AgentMetrics } from './agent-metrics.js';
+import { createKeyAndCsr } from './csr.js';
+import type { Credentials, CredentialSource } from './credentials.js';
+import { writeCredentials } from './output-writer.js';
+import { decide, renewalTime, retryDelay, usableFrom } from './renewal-policy.js';
+import type { TokenSource } from './token-source.js';
+
+/** Options of {@link CertificateManager}. */
+export interface CertificateManagerOptions {
+  /** Client for POST /v1/certificates; it must not present a client certificate (token only). */
+  readonly certificateClient: CaClient;
+  /** Client for the bundle long-poll; presents this manager's SVID (see {@link clientCertificate}). */
+  readonly bundleClient: CaClient;
+  readonly tokenSource: TokenSource;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics: AgentMetrics;
+  /** Requested lifetime; the CA clamps it and says what it granted. */
+  readonly ttlSeconds?: number | undefined;
+  /** Output directory, or null to keep credentials in memory only. */
+  readonly outDir: string | null;
+  /** Uniform [0, 1) draws for jitter; injectable so tests can pin them. */
+  readonly random?: () => number;
+  /** Backoff bounds (default 1 s doubling to 60 s). */
+  readonly retry?: { readonly baseMs?: number; readonly maxMs?: number };
+  /** How long each bundle long-poll waits at the CA (default 20 s). */
+  readonly bundleWaitSeconds?: number;
+  /** The wall clock is consulted at least this often (default 5 s) so a resumed host renews. */
+  readonly checkIntervalMs?: number;
+}
+
+interface Held {
+  readonly credentials: Credentials;
+  readonly serial: string;
+  readonly renewAt: number;
+}
+
+/** A renewal failure as the logs and the first-certificate wait see it. */
+interface Failure {
+  readonly code: string;
+  readonly message: string;
+}
+
+const DEFAULT_CHECK_MS = 5_000;
+const DEFAULT_BUNDLE_WAIT_S = 20;
+
+/** The agent's certificate lifecycle; a {@link CredentialSource} for the proxy. */
+export class CertificateManager implements CredentialSource {
+  private held: Held | null = null;
+  private bundlePem: string | null = null;
+  private sequence = 0;
+  private failures = 0;
+  private retryAt: number | null = null;
+  private lastFailure: Failure | null = null;
+  private expiredLogged = false;
+  private stopped = false;
+  private started = false;
+  private timer: NodeJS.Timeout | null = null;
+  private renewing: Promise<void> | null = null;
+  private bundleLoop: Promise<void> | null = null;
+  private bundleSleep: { timer: NodeJS.Timeout; wake: () => void } | null = null;
+  private readonly listeners = new Set<(c: Credentials) => void>();
+  private readonly firstWaiters = new Set<() => void>();
+  private readonly random: () => number;
+  private readonly log: Logger;
+
+  constructor(private readonly options: CertificateManagerOptions) {
+    this.random = options.random ?? Math.random;
+    this.log = options.logger.child({ component: 'certificates' });
+  }
+
+  /** Starts fetching; returns at once. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.schedule(0);
+  }
+
+  /** The newest credentials (possibly expired), or null before the first certificate. */
+  current(): Credentials | null {
+    return this.held?.credentials ?? null;
+  }
+
+  onChange(listener: (c: Credentials) => void): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  /** True while an unexpired certificate is held. */
+  ready(): boolean {
+    const held = this.held;
+    return held !== null && held.credentials.notAfter > this.options.clock.now();
+  }
+
+  /** Why the agent is not ready, for /readyz; null when ready. */
+  notReadyReason(): string | null {
+    if (this.ready()) return null;
+    const why = this.lastFailure ? `; last attempt: ${this.lastFailure.message}` : '';
+    return this.held === null ? `no certificate yet${why}` : `certificate expired at ${new Date(this.held.credentials.notAfter).toISOString()}${why}`;
+  }
+
+  /** The trust-bundle sequence held (0 before the first bundle). */
+  get bundleSequence(): number {
+    return this.sequence;
+  }
+
+  /** Serial (hex, upper case) of the held certificate. */
+  get serial(): string | null {
+    return this.held?.serial ?? null;
+  }
+
+  /** The SVID to present as a client certificate, while it is valid. */
+  clientCertificate(): { keyPem: string; certChainPem: string } | null {
+    return this.ready() && this.held ? { keyPem: this.held.credentials.keyPem, certChainPem: this.held.credentials.certChainPem } : null;
+  }
+
+  /**
+   * Resolves once a certificate is held; rejects after `timeoutMs` with the last failure, so a
+   * start-up that cannot reach the CA or is refused says why.
+   */
+  async waitForFirstCertificate(timeoutMs: number): Promise<Credentials> {
+    if (this.held) return this.held.credentials;
+    await new Promise<void>((resolve, reject) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.firstWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.firstWaiters.delete(done);
+        const last = this.lastFailure;
+        reject(new FirstCertificateTimeout(timeoutMs, last));
+      }, timeoutMs);
+      this.firstWaiters.add(done);
+    });
+    return (this.held as Held | null)?.credentials as Credentials;
+  }
+
+  /** Stops renewing and long-polling; waits for an attempt in flight to settle. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.bundleSleep?.wake();
+    this.options.bundleClient.close();
+    this.options.certificateClient.close();
+    await this.renewing?.catch(() => undefined);
+    await this.bundleLoop?.catch(() => undefined);
+  }
+
+  // ---- renewal loop -------------------------------------------------------------------------
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    // Never sleep past the check interval: timers do not advance while a host is suspended,
+    // the wall clock does, and it is the wall clock that says when to renew.
+    const wait = Math.max(0, Math.min(delayMs, this.options.checkIntervalMs ?? DEFAULT_CHECK_MS));
+    this.timer = setTimeout(() => this.tick(), wait);
+    this.timer.unref();
+  }
+
+  private tick(): void {
+    this.timer = null;
+    if (this.stopped || this.renewing) return;
+    const now = this.options.clock.now();
+    this.noteExpiry(now);
+    const decision = decide({ renewAt: this.held?.renewAt ?? null, retryAt: this.retryAt }, now);
+    if (decision.action === 'wait') {
+      this.schedule(decision.untilMs - now);
+      return;
+    }
+    this.renewing = this.renew().finally(() => {
+      this.renewing = null;
+      const next = decide({ renewAt: this.held?.renewAt ?? null, retryAt: this.retryAt }, this.options.clock.now());
+      this.schedule(next.action === 'renew' ? 0 : next.untilMs - this.options.clock.now());
+    });
+  }
+
+  private noteExpiry(now: number): void {
+    const held = this.held;
+    if (held === null || held.credentials.notAfter > now) return;
+    if (!this.expiredLogged) {
+      this.expiredLogged = true;
+      this.log.error({ event: 'certificate-expired', serial: held.serial, notAfter: new Date(held.credentials.notAfter).toISOString() }, 'certificate expired and no renewal succeeded; not ready, proxies refuse new connections until the CA answers');
+    }
+  }
+
+  private async renew(): Promise<void> {
+    const attemptAt = this.options.clock.now();
+    try {
+      const token = await this.options.tokenSource.read();
+      const { keyPem, csrPem } = createKeyAndCsr();
+      const response = await this.options.certificateClient.requestCertificate({
+        csrPem,
+        token,
+        ...(this.options.ttlSeconds === undefined ? {} : { ttlSeconds: this.options.ttlSeconds }),
+        ...(this.sequence > 0 ? { bundleSequence: this.sequence } : {}),
+      });
+      if (this.stopped) return;
+      await this.adopt(response, keyPem, this.options.clock.now());
+      this.options.metrics.renewal('ok');
+    } catch (err) {
+      if (this.stopped) return;
+      this.fail(err, attemptAt);
+    }
+  }
+
+  private fail(err: unknown, attemptAt: number): void {
+    const code = isRampartError(err) ? err.code : 'RAMPART_ERR_INTERNAL';
+    const message = err instanceof Error ? err.message : String(err);
+    this.failures++;
+    const delay = retryDelay({
+      failures: this.failures,
+      random: this.random(),
+      retryAfterSeconds: isRampartError(err) ? err.retryAfterSeconds : undefined,
+      ...(this.options.retry?.baseMs === undefined ? {} : { baseMs: this.options.retry.baseMs }),
+      ...(this.options.retry?.maxMs === undefined ? {} : { maxMs: this.options.retry.maxMs }),
+    });
+    const now = this.options.clock.now();
+    this.retryAt = now + delay;
+    this.lastFailure = { code, message };
+    this.options.metrics.renewal(code);
+    const held = this.held;
+    this.log.warn(
+      {
+        event: 'renewal-failed',
+        code,
+        error: message,
+        failures: this.failures,
+        retryInMs: delay,
+        attemptedAt: new Date(attemptAt).toISOString(),
+        ...(held ? { keeping: held.serial, validUntil: new Date(held.credentials.notAfter).toISOString(), expired: held.credentials.notAfter <= now } : { holding: 'nothing' }),
+      },
+      held ? 'certificate renewal failed; keeping the current certificate and retrying' : 'cannot obtain a certificate yet; retrying',
+    );
+  }
+
+  private async adopt(response: CertificateResponse, keyPem: string, receivedAt: number): Promise<void> {
+    const [leafPem] = response.certChain;
+    if (leafPem === undefined) throw new RampartError('RAMPART_ERR_INTERNAL', 'the CA answered without a certificate chain');
+    const leaf = new X509Certificate(leafPem);
+    // Refuse answers that would break the proxy later: wrong key, no identity, already expired.
+    if (!leaf.checkPrivateKey(createPrivateKey(keyPem))) throw new RampartError('RAMPART_ERR_INTERNAL', 'the CA returned a certificate for a different key');
+    const spiffeId = parseSpiffeId(response.spiffeId);
+    const notBefore = Date.parse(leaf.validFrom);
+    const notAfter = Date.parse(leaf.validTo);
+    if (!(notAfter > receivedAt)) throw new RampartError('RAMPART_ERR_INTERNAL', `the CA returned a certificate that already expired (${leaf.validTo})`);
+    if (response.bundleSequence >= this.sequence && response.trustBundle.length > 0) {
+      this.setBundle(response.trustBundle.join(''), response.bundleSequence);
+    }
+    const previous = this.held;
+    const credentials: Credentials = {
+      spiffeId: response.spiffeId,
+      keyPem,
+      certChainPem: response.certChain.map(ensureNewline).join(''),
+      bundlePem: this.bundlePem ?? '',
+      trustDomain: spiffeId.trustDomain,
+      notAfter,
+    };
+    const renewAt = renewalTime({ notBefore: usableFrom(notBefore, receivedAt), notAfter }, this.random());
+    this.held = { credentials, serial: leaf.serialNumber.toUpperCase(), renewAt };
+    this.failures = 0;
+    this.retryAt = null;
+    this.lastFailure = null;
+    this.expiredLogged = false;
+    this.options.metrics.certificateExpiry(notAfter);
+    if (previous && previous.credentials.spiffeId !== credentials.spiffeId) {
+      this.log.warn({ event: 'identity-changed', from: previous.credentials.spiffeId, to: credentials.spiffeId }, 'the token now names another identity; serving the new one');
+    }
+    this.log.info(
+      { event: previous ? 'certificate-renewed' : 'certificate-obtained', spiffeId: credentials.spiffeId, serial: this.held.serial, notAfter: new Date(notAfter).toISOString(), renewAt: new Date(renewAt).toISOString(), bundleSequence: this.sequence },
+      previous ? 'certificate renewed' : 'first certificate obtained',
+    );
+    await this.publish();
+    for (const wake of [...this.firstWaiters]) wake();
+    this.startBundleLoop();
+  }
+
+  // ---- trust bundle -------------------------------------------------------------------------
+
+  private setBundle(pem: string, sequence: number): boolean {
+    const changed = pem !== this.bundlePem || sequence !== this.sequence;
+    if (changed && this.bundlePem !== null && pem !== this.bundlePem) {
+      this.log.info({ event: 'trust-bundle-updated', from: this.sequence, to: sequence }, 'trust bundle updated');
+    }
+    this.bundlePem = pem;
+    this.sequence = Math.max(this.sequence, sequence);
+    this.options.metrics.bundleSequence(this.sequence);
+    return changed;
+  }
+
+  /** The held bundle PEM (the CA client trusts it once known). */
+  trustBundlePem(): string | null {
+    return this.bundlePem;
+  }
+
+  private startBundleLoop(): void {
+    this.bundleLoop ??= this.followBundle();
+  }
+
+  private async followBundle(): Promise<void> {
+    let failures = 0;
+    const wait = this.options.bundleWaitSeconds ?? DEFAULT_BUNDLE_WAIT_S;
+    while (!this.stopped) {
+      try {
+        const bundle = await this.options.bundleClient.trustBundle({ after: this.sequence, waitSeconds: wait, bundleSequence: this.sequence });
+        if (this.stopped) return;
+        failures = 0;
+        if (bundle.sequence > this.sequence && bundle.roots.length > 0) {
+          this.setBundle(bundle.roots.map((r) => ensureNewline(r.pem)).join(''), bundle.sequence);
+          const held = this.held;
+          if (held) {
+            this.held = { ...held, credentials: { ...held.credentials, bundlePem: this.bundlePem ?? '' } };
+            await this.publish();
+          }
+        }
+      } catch (err) {
+        if (this.stopped) return;
+        failures++;
+        const delay = retryDelay({ failures, random: this.random(), retryAfterSeconds: isRampartError(err) ? err.retryAfterSeconds : undefined, ...(this.options.retry ?? {}) });
+        // One warning per outage; the certificate loop already reports a CA that is down.
+        (failures === 1 ? this.log.warn.bind(this.log) : this.log.debug.bind(this.log))(
+          { event: 'bundle-poll-failed', code: isRampartError(err) ? err.code : 'RAMPART_ERR_INTERNAL', error: err instanceof Error ? err.message : String(err), retryInMs: delay },
+          'trust bundle long-poll failed; retrying',
+        );
+        await this.sleepBundle(delay);
+      }
+    }
+  }
+
+  private sleepBundle(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.bundleSleep = null;
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      timer.unref();
+      this.bundleSleep = { timer, wake };
+    });
+  }
+
+  // ---- publishing ---------------------------------------------------------------------------
+
+  /** Notifies the proxy, then writes the output directory (a failed write is logged, not fatal). */
+  private async publish(): Promise<void> {
+    const held = this.held;
+    if (held === null) return;
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(held.credentials);
+      } catch (err) {
+        this.log.error({ error: err instanceof Error ? err.message : String(err) }, 'a credentials subscriber failed');
+      }
+    }
+    if (this.options.outDir === null) return;
+    try {
+      await writeCredentials(this.options.outDir, { certChainPem: held.credentials.certChainPem, keyPem: held.credentials.keyPem, rootCertPem: held.credentials.bundlePem }, { logger: this.log, now: () => this.options.clock.now() });
+    } catch (err) {
+      this.log.error({ event: 'output-write-failed', outDir: this.options.outDir, error: err instanceof Error ? err.message : String(err) }, 'cannot write the output directory; the proxy still uses the new certificate');
+    }
+  }
+}
+
+/** The first certificate did not arrive in time; carries the last failure's code and message. */
+export class FirstCertificateTimeout extends RampartError {
+  readonly lastCode: string | undefined;
+  constructor(timeoutMs: number, last: Failure | null) {
+    super(
+      last !== null && last.code in CODE_CATEGORY_HINT ? (last.code as keyof typeof CODE_CATEGORY_HINT) : 'RAMPART_ERR_CA_UNREACHABLE',
+      `no certificate within ${Math.round(timeoutMs / 100) / 10}s: ${last?.message ?? 'the CA did not answer'}${hintFor(last?.code)}`,
+    );
+    this.lastCode = last?.code;
+  }
+}
+
+const CODE_CATEGORY_HINT = {
+  RAMPART_ERR_CA_UNREACHABLE: '; check --ca-url and that the CA is running',
+  RAMPART_ERR_UNAUTHENTICATED: '; check that --token-file holds a token the CA accepts',
+  RAMPART_ERR_TOKEN_FILE: '',
+} as const;
+
+function hintFor(code: string | undefined): string {
+  if (code === undefined) return CODE_CATEGORY_HINT.RAMPART_ERR_CA_UNREACHABLE;
+  return code in CODE_CATEGORY_HINT ? CODE_CATEGORY_HINT[code as keyof typeof CODE_CATEGORY_HINT] : '';
+}
+
+function ensureNewline(pem: string): string {
+  return pem.endsWith('\n') ? pem : `${pem}\n`;
+}

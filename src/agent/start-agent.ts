@@ -1,0 +1,143 @@
+/**
+ * Composition root of `rampart agent`: token source, CA clients, certificate manager, the
+ * monitoring listener and the inbound/outbound proxies. Used by the CLI and by tests.
+ */
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { CaClient } from '../client/ca-client.js';
+import type { AgentConfig } from '../config/agent-config.js';
+import { formatHostPort } from '../config/values.js';
+import { systemClock, type Clock } from '../core/clock.js';
+import { ConfigError } from '../core/errors.js';
+import { buildMonitoringApp } from '../server/monitoring.js';
+import { createAgentMetrics } from './agent-metrics.js';
+import { CertificateManager } from './certificate-manager.js';
+import { startInbound, startOutbound, type InboundProxy, type OutboundProxy } from './proxy/index.js';
+import { fileTokenSource } from './token-source.js';
+
+/** Options that are not operator settings. */
+export interface StartAgentOptions {
+  readonly logger: Logger;
+  readonly clock?: Clock;
+  /** Defaults to a fresh registry with process metrics. */
+  readonly registry?: Registry;
+  /** Backoff bounds of renewals and bundle polls (default 1 s to 60 s). */
+  readonly retry?: { readonly baseMs?: number; readonly maxMs?: number };
+  /** Seconds each trust-bundle long-poll waits at the CA (default 20). */
+  readonly bundleWaitSeconds?: number;
+}
+
+/** A running agent. */
+export interface RunningAgent {
+  readonly manager: CertificateManager;
+  readonly registry: Registry;
+  readonly monitoringUrl: string;
+  readonly inbound: readonly InboundProxy[];
+  readonly outbound: readonly OutboundProxy[];
+  /** Milliseconds from start to the first certificate. */
+  readonly firstCertificateMs: number;
+  /** Stops accepting, drains open connections for up to `drainMs`, stops renewing. */
+  stop(options?: { drainMs?: number }): Promise<void>;
+}
+
+function readBootstrapBundle(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `cannot read --ca-bundle ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'}); point it at the CA's root-cert.pem`);
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `--ca-bundle ${path} holds no PEM certificate; point it at the CA's root-cert.pem`);
+  return text;
+}
+
+/**
+ * Starts the agent and resolves once it holds its first certificate and every listener is up.
+ * Bad settings, an unreadable token file and a CA that gives no certificate within
+ * `config.startupTimeoutMs` reject with a RampartError saying what to fix.
+ */
+export async function startAgent(config: AgentConfig, options: StartAgentOptions): Promise<RunningAgent> {
+  const startedAt = performance.now();
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger;
+  const registry = options.registry ?? new Registry();
+  if (options.registry === undefined) collectDefaultMetrics({ register: registry, prefix: 'rampart_agent_process_' });
+
+  let bootstrap = readBootstrapBundle(config.caBundleFile);
+  const tokenSource = fileTokenSource(config.tokenFile);
+  // Fail fast on a token file that is wrong from the start; later failures are retried.
+  await tokenSource.read();
+
+  let manager: CertificateManager | null = null;
+  const caBundle = (): string => {
+    const held = manager?.trustBundlePem();
+    if (held) return held;
+    // Before the first certificate the bootstrap file is the only anchor; kubelet may update it.
+    try {
+      bootstrap = readBootstrapBundle(config.caBundleFile);
+    } catch {
+      // Keep the copy read at start.
+    }
+    return bootstrap;
+  };
+  const clientBase = { url: config.caUrl, caBundle, agentId: config.agentId };
+  // Certificates are requested with the token alone: were the SVID also offered, a CA that
+  // rejects the token would renew the old identity from the certificate and hide the problem.
+  const certificateClient = new CaClient(clientBase);
+  const bundleClient = new CaClient({ ...clientBase, clientCertificate: () => manager?.clientCertificate() ?? null });
+  manager = new CertificateManager({
+    certificateClient,
+    bundleClient,
+    tokenSource,
+    clock,
+    logger,
+    metrics: createAgentMetrics(registry),
+    ttlSeconds: config.ttlSeconds,
+    outDir: config.outDir,
+    ...(options.retry ? { retry: options.retry } : {}),
+    ...(options.bundleWaitSeconds === undefined ? {} : { bundleWaitSeconds: options.bundleWaitSeconds }),
+  });
+  const m = manager;
+
+  const monitoring = buildMonitoringApp({ registry, ready: () => m.notReadyReason() ?? true });
+  const inbound: InboundProxy[] = [];
+  const outbound: OutboundProxy[] = [];
+  const stopAll = async (drainMs: number): Promise<void> => {
+    await Promise.all([...inbound.map((p) => p.close({ drainMs })), ...outbound.map((p) => p.close({ drainMs }))]);
+    await m.stop();
+    await monitoring.close();
+  };
+
+  try {
+    await monitoring.listen({ host: config.monitoringListen.host, port: config.monitoringListen.port });
+    m.start();
+    logger.info({ event: 'agent-starting', caUrl: config.caUrl, tokenFile: config.tokenFile, outDir: config.outDir, agentId: config.agentId }, 'requesting the first certificate');
+    await m.waitForFirstCertificate(config.startupTimeoutMs);
+    const firstCertificateMs = performance.now() - startedAt;
+    const common = { credentials: m, logger, registry, clock, tunnel: config.tunnel };
+    for (const route of config.inbound) inbound.push(await startInbound({ ...common, listen: route.listen, backend: route.backend, allow: config.allow }));
+    for (const route of config.outbound) outbound.push(await startOutbound({ ...common, listen: route.listen, upstream: route.upstream, expectedId: route.expectedId }));
+    const monPort = (monitoring.server.address() as AddressInfo).port;
+    const monHost = config.monitoringListen.host === '0.0.0.0' ? '127.0.0.1' : config.monitoringListen.host === '::' ? '::1' : config.monitoringListen.host;
+    const monitoringUrl = `http://${formatHostPort({ host: monHost, port: monPort })}`;
+    logger.info({ event: 'agent-started', spiffeId: m.current()?.spiffeId, firstCertificateMs: Math.round(firstCertificateMs), monitoringUrl, inbound: inbound.map((p) => formatHostPort(p.address)), outbound: outbound.map((p) => formatHostPort(p.address)) }, 'rampart agent is up');
+    let stopping: Promise<void> | undefined;
+    return {
+      manager: m,
+      registry,
+      monitoringUrl,
+      inbound,
+      outbound,
+      firstCertificateMs,
+      stop(opts) {
+        stopping ??= stopAll(opts?.drainMs ?? config.drainTimeoutMs);
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await stopAll(0).catch(() => undefined);
+    throw err;
+  }
+}

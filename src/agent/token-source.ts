@@ -1,0 +1,36 @@
+/**
+ * The workload's service-account token, read from its file on every request: kubelet rotates
+ * projected tokens in place, so a cached copy would expire under the agent.
+ */
+import { readFile } from 'node:fs/promises';
+import { ConfigError } from '../core/errors.js';
+
+/** Supplies the bearer token for one CA request. */
+export interface TokenSource {
+  /** Reads the current token; throws `RAMPART_ERR_TOKEN_FILE` when it cannot. */
+  read(): Promise<string>;
+  /** Where the token comes from, for log lines (never the token itself). */
+  readonly description: string;
+}
+
+/** A token source backed by a file path, re-read on every call. */
+export function fileTokenSource(path: string): TokenSource {
+  return {
+    description: path,
+    async read() {
+      let text: string;
+      try {
+        text = await readFile(path, 'utf8');
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? 'read error';
+        throw new ConfigError('RAMPART_ERR_TOKEN_FILE', `cannot read token file ${path} (${code}); check --token-file and that the projected token is mounted`, { cause: err });
+      }
+      const token = text.trim();
+      // A JWT is base64url segments; anything else (empty, binary, several lines) is a wrong file.
+      if (token === '' || !/^[A-Za-z0-9._~+/=-]+$/.test(token)) {
+        throw new ConfigError('RAMPART_ERR_TOKEN_FILE', `token file ${path} does not hold a token; check --token-file`);
+      }
+      return token;
+    },
+  };
+}

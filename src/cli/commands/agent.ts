@@ -1,0 +1,92 @@
+/** `rampart agent`: keep this workload's certificate fresh and proxy its traffic over mTLS. */
+import { loadAgentConfig, type AgentFlags } from '../../config/agent-config.js';
+import { isRampartError } from '../../core/errors.js';
+import { createLogger } from '../../observability/logger.js';
+import { startAgent } from '../../agent/start-agent.js';
+import { parseFlags, type FlagSpec } from '../args.js';
+import { waitForShutdownSignal } from '../signals.js';
+
+export const AGENT_HELP = `Usage: rampart agent [flags]
+
+Per-pod agent: reads the service-account token, keeps a fresh key and X.509-SVID (renewed at
+half its life), writes them to --out-dir, follows the trust bundle, and terminates/originates
+mutual TLS for the local app.
+
+Flags:
+  --ca-url URL             CA API (default https://localhost:8443)
+  --ca-bundle FILE         roots trusted to reach the CA (default certs/root-cert.pem)
+  --token-file FILE        service-account token, re-read on every request
+                           (default /var/run/secrets/rampart/token)
+  --out-dir DIR            write cert-chain.pem, key.pem (0600), root-cert.pem here, atomically
+  --ttl D                  requested certificate lifetime, e.g. 1h (the CA clamps it)
+  --inbound LISTEN=BACKEND mTLS listener forwarding to a local backend (repeatable)
+  --allow ID_OR_PATTERN    peers admitted by --inbound: a SPIFFE ID or spiffe://td/ns/x/* (repeatable)
+  --outbound LISTEN=HOST:PORT#SPIFFE_ID
+                           plain TCP listener for the app, mTLS to the upstream, which must
+                           present exactly SPIFFE_ID (repeatable)
+  --tunnel auto|off        pool agent-to-agent connections as HTTP/2 tunnels (default auto)
+  --monitoring-listen HOST:PORT  /healthz /readyz /metrics (default 127.0.0.1:15020)
+  --startup-timeout D      give up when no first certificate arrives within D (default 60s)
+  --drain-timeout D        on SIGTERM, let open connections finish for up to D (default 5s)
+  --log-level LEVEL        pino level (default info)
+
+Example:
+  rampart agent --ca-url https://localhost:8443 --ca-bundle certs/root-cert.pem \\
+    --token-file demo.token --out-dir /tmp/demo-certs \\
+    --inbound 127.0.0.1:15006=127.0.0.1:8080 --allow 'spiffe://cluster.local/ns/default/*'
+`;
+
+const SPEC: FlagSpec = {
+  'ca-url': { type: 'string' },
+  'ca-bundle': { type: 'string' },
+  'token-file': { type: 'string' },
+  'out-dir': { type: 'string' },
+  ttl: { type: 'string' },
+  inbound: { type: 'string', multiple: true },
+  allow: { type: 'string', multiple: true },
+  outbound: { type: 'string', multiple: true },
+  'monitoring-listen': { type: 'string' },
+  'log-level': { type: 'string' },
+  tunnel: { type: 'string' },
+  'startup-timeout': { type: 'string' },
+  'drain-timeout': { type: 'string' },
+};
+
+/** Runs the agent until SIGTERM/SIGINT; returns the exit code. */
+export async function runAgent(argv: readonly string[]): Promise<number> {
+  const { values } = parseFlags<AgentFlags & { help?: boolean }>(argv, SPEC);
+  if (values.help) {
+    process.stdout.write(AGENT_HELP);
+    return 0;
+  }
+  const config = loadAgentConfig(values, process.env);
+  const logger = createLogger({ name: 'rampart-agent', level: config.logLevel });
+  // Listen for the signal from the start: a SIGTERM during start-up must still end cleanly.
+  const signal = waitForShutdownSignal();
+  const starting = startAgent(config, { logger });
+  let agent;
+  try {
+    agent = await Promise.race([starting, signal.then(() => null)]);
+  } catch (err) {
+    // Start-up failures (unreadable token, CA not answering, token refused) are operator
+    // errors: one line saying what to fix, exit 2, like a bad flag.
+    if (isRampartError(err)) {
+      logger.flush();
+      process.stderr.write(`rampart agent: ${err.message} [${err.code}]\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (agent === null) {
+    // Stopped while starting: let the start settle so nothing keeps listening, then leave.
+    const late = await starting.catch(() => null);
+    await late?.stop({ drainMs: 0 });
+    return 0;
+  }
+  const received = await signal;
+  logger.info({ signal: received, drainMs: config.drainTimeoutMs }, 'draining connections and shutting down');
+  await agent.stop();
+  logger.info('agent stopped');
+  logger.flush();
+  return 0;
+}
