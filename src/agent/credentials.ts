@@ -64,3 +64,9 @@ export class StaticCredentialSource implements CredentialSource {
 export function credentialsUsable(c: Credentials | null, nowMs: number): boolean {
   return c !== null && c.notAfter > nowMs;
 }
+
+/** Why credentials cannot be used at `nowMs` ("has no certificate yet", "certificate expired"), or null. */
+export function refusalReason(c: Credentials | null, nowMs: number): 'has no certificate yet' | 'certificate expired' | null {
+  if (c === null) return 'has no certificate yet';
+  return c.notAfter > nowMs ? null : 'certificate expired';
+}

@@ -4,7 +4,7 @@ import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { systemClock, type Clock } from '../../core/clock.js';
-import { credentialsUsable, type CredentialSource, type Credentials } from '../credentials.js';
+import { refusalReason, type CredentialSource, type Credentials } from '../credentials.js';
 import { compileAllowList } from './authz.js';
 import { classifyResult, connectTcp } from './backend.js';
 import { recordConnection } from './conn-log.js';
@@ -88,8 +88,7 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
   const tunnels = createTunnelAcceptor({ backend, connectMs, idleMs, logger: log, metrics, clock, relays });
 
   let creds: Credentials | null = options.credentials.current();
-  let refusing = false;
-  const refusedEarly = new WeakSet<net.Socket>();
+  let refusing: string | null = null;
 
   const server = tls.createServer({
     ...(creds === null ? {} : secureContextOptions(creds, options.tls)),
@@ -115,25 +114,21 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
   });
 
   server.on('connection', (socket: net.Socket) => {
-    if (credentialsUsable(creds, clock.now())) {
-      if (refusing) log.info('inbound has a valid certificate again; accepting connections');
-      refusing = false;
-      return;
+    const now = clock.now();
+    const reason = refusalReason(creds, now);
+    if (reason !== refusing) {
+      if (reason === null) log.info('inbound has a valid certificate again; accepting connections');
+      else log.error({ notAfter: creds === null ? undefined : new Date(creds.notAfter).toISOString() }, `inbound ${reason}; refusing connections`);
+      refusing = reason;
     }
-    if (!refusing) {
-      log.error(
-        { notAfter: creds === null ? undefined : new Date(creds.notAfter).toISOString() },
-        creds === null ? 'inbound has no certificate yet; refusing connections' : 'inbound certificate expired; refusing connections',
-      );
-    }
-    refusing = true;
-    refusedEarly.add(socket);
-    recordConnection(log, metrics, { direction: 'inbound', mode: 'mtls', peer: undefined, peerSerial: undefined, remote: socket.remoteAddress, startedAt: clock.now(), result: 'no-credentials', bytesIn: 0, bytesOut: 0 }, clock.now());
+    if (reason === null) return;
+    recordConnection(log, metrics, { direction: 'inbound', mode: 'mtls', peer: undefined, peerSerial: undefined, remote: socket.remoteAddress, startedAt: now, result: 'no-credentials', bytesIn: 0, bytesOut: 0 }, now);
     socket.destroy();
   });
 
   server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
-    if (refusedEarly.has(socket)) return;
+    // The hang-up of a connection refused above for want of credentials was already recorded.
+    if (refusing !== null && (err as NodeJS.ErrnoException).code === 'ECONNRESET') return;
     recordConnection(log, metrics, { direction: 'inbound', mode: 'mtls', peer: undefined, peerSerial: undefined, remote: socket.remoteAddress, startedAt: clock.now(), result: 'tls-error', bytesIn: 0, bytesOut: 0, error: describeError(err) }, clock.now());
   });
 

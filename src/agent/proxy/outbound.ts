@@ -7,7 +7,7 @@ import type { Registry } from 'prom-client';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { ConfigError } from '../../core/errors.js';
 import { isValidSpiffeId } from '../../core/identity.js';
-import { credentialsUsable, type CredentialSource, type Credentials } from '../credentials.js';
+import { refusalReason, type CredentialSource, type Credentials } from '../credentials.js';
 import { classifyResult } from './backend.js';
 import { recordConnection } from './conn-log.js';
 import { checkHostPort, checkTimeout, describeError, type HostPort } from './errors.js';
@@ -99,7 +99,7 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundP
     }
   });
 
-  let refusing = false;
+  let refusing: string | null = null;
   const finish = (mode: 'mtls' | 'tunnel', app: net.Socket, startedAt: number, remote: string | undefined, peerSerial: () => string | undefined) =>
     (result: string, err?: Error) => {
       metrics.active('outbound', -1);
@@ -173,15 +173,17 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundP
     app.on('error', () => {
       // Reported through the relay; errors before it starts must not crash the process.
     });
-    if (!credentialsUsable(creds, startedAt) || current === null) {
-      if (!refusing) log.error(creds === null ? 'outbound has no certificate yet; refusing connections' : 'outbound certificate expired; refusing connections');
-      refusing = true;
+    const reason = current === null ? 'has no certificate yet' : refusalReason(creds, startedAt);
+    if (reason !== refusing) {
+      if (reason === null) log.info('outbound has a valid certificate again; accepting connections');
+      else log.error(`outbound ${reason}; refusing connections`);
+      refusing = reason;
+    }
+    if (reason !== null) {
       recordConnection(log, metrics, { direction: 'outbound', mode: 'mtls', peer: expectedId, peerSerial: undefined, remote, startedAt, result: 'no-credentials', bytesIn: 0, bytesOut: 0 }, clock.now());
       abortSocket(app);
       return;
     }
-    if (refusing) log.info('outbound has a valid certificate again; accepting connections');
-    refusing = false;
     metrics.active('outbound', 1);
     if (tunnel && !pool.usePlain()) tunnelled(app, startedAt, remote);
     else plain(app, startedAt, remote);
