@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { readCredentials } from '../../src/agent/output-reader.js';
+import { startTestCa, type TestCa } from '../helpers/ca.js';
+import { eventually, metricValue, monitoring, startTestAgent } from './agent-support.js';
+
+let ca: TestCa;
+before(async () => {
+  ca = await startTestCa({ 'min-ttl': '2s', 'default-ttl': '4s' });
+});
+after(async () => {
+  await ca.close();
+});
+
+const leafOf = (chainPem: string): X509Certificate => new X509Certificate(chainPem);
+
+test('output dir: three files, key 0600 matching the cert, root-cert.pem is the bundle, openssl verifies the chain', async () => {
+  const t = await startTestAgent(ca, 'shop', 'cart', { ttl: '1h' });
+  try {
+    const files = await readCredentials(t.outDir);
+    assert.equal(statSync(join(t.outDir, 'key.pem')).mode & 0o777, 0o600);
+    const leaf = leafOf(files.certChainPem);
+    assert.ok(leaf.checkPrivateKey(createPrivateKey(files.keyPem)), 'key.pem belongs to cert-chain.pem');
+    assert.equal(leaf.subjectAltName, 'URI:spiffe://cluster.local/ns/shop/sa/cart');
+    assert.equal(files.rootCertPem.trim(), ca.rootCertPem().trim());
+    const blocks = files.certChainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
+    assert.ok(blocks.length >= 2, 'leaf plus intermediate');
+    const scratch = mkdtempSync(join(tmpdir(), 'rampart-verify-'));
+    try {
+      writeFileSync(join(scratch, 'leaf.pem'), blocks[0] as string);
+      writeFileSync(join(scratch, 'inter.pem'), blocks.slice(1).join(''));
+      const out = execFileSync('openssl', ['verify', '-x509_strict', '-CAfile', join(t.outDir, 'root-cert.pem'), '-untrusted', join(scratch, 'inter.pem'), join(scratch, 'leaf.pem')], { encoding: 'utf8' });
+      assert.match(out, /leaf\.pem: OK/);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+    const ready = await monitoring(t.agent, '/readyz');
+    assert.equal(ready.status, 200);
+    const metrics = (await monitoring(t.agent, '/metrics')).body;
+    assert.equal(metricValue(metrics, 'rampart_agent_certificate_expiry_timestamp_seconds'), Date.parse(leaf.validTo) / 1000);
+    assert.ok(metricValue(metrics, 'rampart_agent_renewals_total', 'result="ok"') >= 1);
+    assert.ok(!t.logs.lines.some((l) => JSON.stringify(l).includes('PRIVATE KEY')), 'no key material in logs');
+    assert.ok(!t.logs.lines.some((l) => JSON.stringify(l).includes(readFileSync(t.tokenFile, 'utf8').trim())), 'no token in logs');
+  } finally {
+    await t.close();
+  }
+});
+
+test('renewal with short TTLs: the serial changes several times and every file generation is consistent', async () => {
+  const t = await startTestAgent(ca, 'shop', 'renewer', { ttl: '3s' });
+  try {
+    const serials = new Set<string>();
+    await eventually('four distinct certificates', async () => {
+      const files = await readCredentials(t.outDir);
+      const leaf = leafOf(files.certChainPem);
+      assert.ok(leaf.checkPrivateKey(createPrivateKey(files.keyPem)), 'never a key from one generation with a cert from another');
+      serials.add(leaf.serialNumber);
+      return serials.size >= 4;
+    });
+    assert.equal((await monitoring(t.agent, '/readyz')).status, 200);
+    const renewals = metricValue((await monitoring(t.agent, '/metrics')).body, 'rampart_agent_renewals_total', 'result="ok"');
+    assert.ok(renewals >= 4, `renewals ${renewals}`);
+  } finally {
+    await t.close();
+  }
+});
+
+test('token file is re-read on every request: another identity in it gives the next certificate that ID', async () => {
+  const t = await startTestAgent(ca, 'shop', 'first', { ttl: '3s' });
+  try {
+    assert.equal(t.agent.manager.current()?.spiffeId, 'spiffe://cluster.local/ns/shop/sa/first');
+    await t.setIdentity('billing', 'second');
+    await eventually('a certificate for the new identity', async () => leafOf((await readCredentials(t.outDir)).certChainPem).subjectAltName === 'URI:spiffe://cluster.local/ns/billing/sa/second');
+    assert.equal(t.agent.manager.current()?.spiffeId, 'spiffe://cluster.local/ns/billing/sa/second');
+    await t.logs.waitFor((l) => l['event'] === 'identity-changed');
+  } finally {
+    await t.close();
+  }
+});
+
+test('an unreadable token file is logged clearly and retried until it is readable again', async () => {
+  const t = await startTestAgent(ca, 'shop', 'flaky', { ttl: '3s' });
+  try {
+    const before = t.agent.manager.serial;
+    // A directory where the file should be: unreadable even for root (EISDIR), like a broken mount.
+    const saved = readFileSync(t.tokenFile, 'utf8');
+    rmSync(t.tokenFile);
+    mkdirSync(t.tokenFile);
+    const line = await t.logs.waitFor((l) => l['event'] === 'renewal-failed' && l['code'] === 'RAMPART_ERR_TOKEN_FILE');
+    assert.match(String(line['error']), /cannot read token file .*token \(EISDIR\); check --token-file/);
+    await t.logs.waitFor((l) => l['event'] === 'renewal-failed' && l['code'] === 'RAMPART_ERR_TOKEN_FILE' && Number(l['failures']) >= 2);
+    assert.equal(t.agent.manager.serial, before, 'no new certificate without a token');
+    rmSync(t.tokenFile, { recursive: true });
+    writeFileSync(t.tokenFile, saved);
+    await eventually('a renewal after the token is readable again', () => t.agent.manager.serial !== before);
+    const metrics = (await monitoring(t.agent, '/metrics')).body;
+    assert.ok(metricValue(metrics, 'rampart_agent_renewals_total', 'result="RAMPART_ERR_TOKEN_FILE"') >= 2);
+  } finally {
+    await t.close();
+  }
+});
