@@ -1,0 +1,119 @@
+/**
+ * Starts `rampart ca` from source as a separate process on loopback port 0 with a fresh state
+ * dir, finds its API URL, reads its memory from /proc, and stops it by PID.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const REPO_ROOT = resolve(import.meta.dirname, '..');
+
+export interface CaProcess {
+  readonly pid: number;
+  readonly apiUrl: string;
+  readonly stateDir: string;
+  readonly rootPem: string;
+  /** Peak RSS in MB of the CA and its direct children (cluster workers), from VmHWM. */
+  peakRssMb(): number;
+  /** Last lines the CA wrote (for failure reports). */
+  tail(): string;
+  stop(): Promise<void>;
+}
+
+export interface CaProcessOptions {
+  readonly workers?: number;
+  readonly extraArgs?: readonly string[];
+  readonly startTimeoutMs?: number;
+}
+
+/** `BENCH_CA_CPU_PROF=DIR` makes every bench CA write a V8 CPU profile into DIR on exit. */
+function profileArgs(): string[] {
+  const dir = process.env['BENCH_CA_CPU_PROF'];
+  return dir ? ['--cpu-prof', '--cpu-prof-dir', dir] : [];
+}
+
+function statusKb(pid: number, field: string): number {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m === null ? 0 : Number(m[1]);
+  } catch {
+    return 0;
+  }
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+// The file store prints a banner with the URL whatever the log level; at info the JSON line
+// {"event":"ca-started","apiUrl":...} says it too. Either is accepted.
+const BANNER = /Rampart CA listening on (https:\/\/\S+)/;
+const JSON_URL = /"event":"ca-started"[^\n]*?"apiUrl":"([^"]+)"/;
+
+export async function startCaProcess(options: CaProcessOptions = {}): Promise<CaProcess> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'rampart-bench-ca-'));
+  const args = [...profileArgs(), '--import', 'tsx', 'src/cli/entry.ts', 'ca', '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0', '--log-level', 'warn'];
+  if (options.workers !== undefined) args.push('--workers', String(options.workers));
+  args.push(...(options.extraArgs ?? []));
+  const child: ChildProcess = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const pid = child.pid!;
+  let output = '';
+  let peakKb = 0;
+  const sample = (): void => {
+    let kb = statusKb(pid, 'VmHWM');
+    for (const c of childPids(pid)) kb += statusKb(c, 'VmHWM');
+    peakKb = Math.max(peakKb, kb);
+  };
+  const sampler = setInterval(sample, 250);
+  sampler.unref();
+  const exited = new Promise<void>((res) => child.once('exit', () => res()));
+  const apiUrl = await new Promise<string>((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`CA did not start within ${options.startTimeoutMs ?? 30_000} ms:\n${output.slice(-2000)}`)), options.startTimeoutMs ?? 30_000);
+    const onData = (chunk: Buffer): void => {
+      output = (output + chunk.toString('utf8')).slice(-20_000);
+      const m = BANNER.exec(output) ?? JSON_URL.exec(output);
+      if (m !== null) {
+        clearTimeout(timer);
+        res(m[1]!);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      rej(new Error(`CA exited (${code}) before starting:\n${output.slice(-2000)}`));
+    });
+  });
+  // Keep draining its output so it never blocks on a full pipe.
+  const rootPem = readFileSync(join(stateDir, 'root-cert.pem'), 'utf8');
+  let stopped = false;
+  return {
+    pid,
+    apiUrl,
+    stateDir,
+    rootPem,
+    peakRssMb() {
+      sample();
+      return Math.round(peakKb / 102.4) / 10;
+    },
+    tail: () => output.slice(-2000),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      sample();
+      clearInterval(sampler);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+        await exited;
+        clearTimeout(killer);
+      }
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,79 @@
+/** One `POST /v1/certificates` over node:https, returning status, Retry-After and latency. */
+import { request, type Agent } from 'node:https';
+
+export interface PostResult {
+  readonly status: number;
+  /** Seconds, when the answer carried Retry-After. */
+  readonly retryAfter?: number;
+  readonly ms: number;
+  /** Set for transport errors (status 0). */
+  readonly error?: string;
+  /** The answer's error code, for non-200 answers. */
+  readonly code?: string;
+}
+
+export interface PostTarget {
+  readonly url: URL;
+  readonly ca: string;
+  /** A keep-alive agent, or false for a fresh connection per request. */
+  readonly agent: Agent | false;
+  readonly timeoutMs: number;
+}
+
+/** `body` is the prebuilt JSON body `{"csr": "..."}`. */
+export function postCsr(target: PostTarget, token: string, body: Buffer): Promise<PostResult> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    let settled = false;
+    const done = (r: Omit<PostResult, 'ms'>): void => {
+      if (settled) return;
+      settled = true;
+      resolve({ ...r, ms: performance.now() - started });
+    };
+    const req = request(
+      target.url,
+      {
+        method: 'POST',
+        agent: target.agent,
+        ca: target.ca,
+        timeout: target.timeoutMs,
+        headers: { 'content-type': 'application/json', 'content-length': String(body.length), authorization: `Bearer ${token}` },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const status = res.statusCode ?? 0;
+          const ra = Number(res.headers['retry-after']);
+          let code: string | undefined;
+          if (status !== 200) {
+            try {
+              code = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { error?: { code?: string } }).error?.code;
+            } catch {
+              code = undefined;
+            }
+          } else if (!Buffer.concat(chunks).includes('"certChain"')) {
+            done({ status: 0, error: '200 without certChain' });
+            return;
+          }
+          done({ status, ...(Number.isFinite(ra) ? { retryAfter: ra } : {}), ...(code === undefined ? {} : { code }) });
+        });
+        res.on('error', (e) => done({ status: 0, error: e.message }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (e: NodeJS.ErrnoException) => done({ status: 0, error: e.code ?? e.message }));
+    req.end(body);
+  });
+}
+
+export function csrBody(csrPem: string): Buffer {
+  return Buffer.from(JSON.stringify({ csr: csrPem }));
+}
+
+/** The certificates endpoint of a CA URL, with `localhost` pinned to 127.0.0.1 (no IPv6/DNS lookups). */
+export function loopbackUrl(caUrl: string): URL {
+  const url = new URL('/v1/certificates', caUrl);
+  if (url.hostname === 'localhost') url.hostname = '127.0.0.1';
+  return url;
+}

@@ -1,0 +1,59 @@
+/**
+ * e2e HTTPS issuance: a fresh CA process (default workers, then --workers 2 if asked), and a
+ * separate load-generator process with keep-alive clients, dev tokens and real CSRs.
+ * Usage: node --import tsx bench/section-e2e.ts [--seconds 10] [--clients 64] [--workers 1,2]
+ */
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { startCaProcess } from './ca-process.js';
+import { mintBenchTokens, writeJson } from './dev-tokens.js';
+import { argNumber, argString, emitResult, note } from './result-line.js';
+import { spawnScript } from './spawn-section.js';
+
+const seconds = argNumber('seconds', 10);
+const clients = argNumber('clients', 64);
+const workerCounts = argString('workers', '1,2').split(',').map(Number);
+
+interface E2eResult {
+  clients: number;
+  certsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  ok: number;
+  failures: number;
+}
+
+function childCount(pid: number): number {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).length;
+  } catch {
+    return 0;
+  }
+}
+
+async function runOnce(workers: number): Promise<Record<string, unknown>> {
+  const ca = await startCaProcess(workers === 1 ? {} : { workers });
+  try {
+    // Give cluster workers (if any) a moment to come up before counting them.
+    await new Promise((r) => setTimeout(r, 1000));
+    const processes = 1 + childCount(ca.pid);
+    const tokensFile = writeJson(join(ca.stateDir, 'bench-tokens.json'), await mintBenchTokens(ca.stateDir, 8));
+    note(`e2e: CA pid ${ca.pid} at ${ca.apiUrl} (--workers ${workers}, ${processes} process(es)); ${clients} clients for ${seconds}s`);
+    const client = spawnScript<E2eResult>('e2e-client.ts', ['--url', ca.apiUrl, '--ca-file', join(ca.stateDir, 'root-cert.pem'), '--tokens-file', tokensFile, '--clients', String(clients), '--seconds', String(seconds)], (seconds + 120) * 1000);
+    const r = await client.result;
+    return { ...r, workers, caProcesses: processes, caPeakRssMb: ca.peakRssMb() };
+  } finally {
+    await ca.stop();
+  }
+}
+
+const runs: Record<string, unknown>[] = [];
+for (const w of workerCounts) {
+  try {
+    runs.push(await runOnce(w));
+  } catch (e) {
+    note(`e2e --workers ${w} failed: ${(e as Error).message}`);
+    runs.push({ workers: w, error: (e as Error).message.slice(0, 500) });
+  }
+}
+emitResult(runs);

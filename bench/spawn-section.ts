@@ -1,0 +1,46 @@
+/** Runs `node --import tsx bench/<script>` as a child and returns its BENCH_RESULT value. */
+import { spawn } from 'node:child_process';
+import { REPO_ROOT } from './ca-process.js';
+import { RESULT_PREFIX } from './result-line.js';
+
+export interface SpawnedScript<T> {
+  readonly pid: number;
+  /** Lines the child printed on stdout other than the result (e.g. READY). */
+  onLine(listener: (line: string) => void): void;
+  send(line: string): void;
+  readonly result: Promise<T>;
+}
+
+export function spawnScript<T>(script: string, args: readonly string[], timeoutMs: number): SpawnedScript<T> {
+  const child = spawn(process.execPath, ['--import', 'tsx', `bench/${script}`, ...args], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
+  const listeners: Array<(line: string) => void> = [];
+  let buffered = '';
+  let value: T | undefined;
+  child.stdout.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString('utf8');
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      if (line.startsWith(RESULT_PREFIX)) value = JSON.parse(line.slice(RESULT_PREFIX.length)) as T;
+      else for (const l of listeners) l(line);
+    }
+  });
+  const result = new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`bench/${script} did not finish within ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (value !== undefined) resolve(value);
+      else reject(new Error(`bench/${script} exited (${code ?? signal}) without a result`));
+    });
+  });
+  return {
+    pid: child.pid!,
+    onLine: (l) => void listeners.push(l),
+    send: (line) => void child.stdin.write(`${line}\n`),
+    result,
+  };
+}
