@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import type { AuthenticatedCaller, AuthenticationRequest, Authenticator } from '../core/ports.js';
 import type { CaMetrics } from '../observability/ca-metrics.js';
-import type { CaRuntime } from '../runtime/ca-runtime.js';
+import type { CaAuthority } from '../runtime/ca-authority.js';
 
 /** The authenticator chain as the routes use it: first success wins, else it throws. */
 export interface CallerAuthenticator {
@@ -11,7 +11,7 @@ export interface CallerAuthenticator {
 }
 
 export interface CaServerDeps {
-  readonly runtime: CaRuntime;
+  readonly runtime: CaAuthority;
   readonly authenticator: CallerAuthenticator;
   /** Used on bundle polls to attribute reported sequences to a verified agent. */
   readonly svidAuthenticator: Authenticator;

@@ -21,7 +21,7 @@ async function requireAdmin(request: FastifyRequest, deps: CaServerDeps): Promis
 export function registerAdminRoutes(app: FastifyInstance, deps: CaServerDeps): void {
   app.get('/v1/admin/status', async (request) => {
     await requireAdmin(request, deps);
-    return deps.runtime.status();
+    return await deps.runtime.status();
   });
   for (const step of ['prepare', 'activate', 'retire'] as const) {
     app.post(`/v1/admin/roots/${step}`, async (request: FastifyRequest<{ Body: StepBody | undefined }>) => {
@@ -31,7 +31,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: CaServerDeps): v
       if (step === 'prepare') await deps.runtime.prepare(force);
       else if (step === 'activate') await deps.runtime.activate(force);
       else await deps.runtime.retire(force);
-      return deps.runtime.status();
+      return await deps.runtime.status();
     });
   }
 }

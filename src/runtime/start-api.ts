@@ -1,0 +1,123 @@
+/**
+ * Starts the CA's HTTPS API on top of a CaAuthority: authenticator chain, the serving SVID (kept
+ * current as the signer changes), and the fastify app. Used by the single-process CA and by every
+ * node:cluster worker.
+ */
+import type { Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { CaConfig } from '../config/ca-config.js';
+import { formatHostPort } from '../config/values.js';
+import type { Clock } from '../core/clock.js';
+import { ConfigError } from '../core/errors.js';
+import type { Authenticator } from '../core/ports.js';
+import { AuthenticatorChain } from '../authn/chain.js';
+import { createDevAuthenticator, ensureDevIssuer } from '../authn/dev.js';
+import { createJwksAuthenticator } from '../authn/jwks.js';
+import { createSvidAuthenticator } from '../authn/svid.js';
+import type { CaMetrics } from '../observability/ca-metrics.js';
+import { buildCaApp } from '../server/app.js';
+import { apiTlsOptions, issueServingCertificate, type ServingCertificate } from '../server/tls.js';
+import type { CaAuthority } from './ca-authority.js';
+
+const SERVING_TTL_MS = 24 * 3_600_000;
+
+export interface RunningApi {
+  readonly url: string;
+  readonly port: number;
+  servingCertificate(): ServingCertificate;
+  stop(): Promise<void>;
+}
+
+export interface StartApiOptions {
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly metrics: CaMetrics;
+  /** The TokenReview authenticator, when `kubernetes` is in --authn. */
+  readonly kubernetesAuthenticator?: () => Authenticator;
+}
+
+async function buildAuthenticators(config: CaConfig, svid: Authenticator, options: StartApiOptions): Promise<Authenticator[]> {
+  const { logger, clock } = options;
+  const out: Authenticator[] = [];
+  for (const name of config.authn) {
+    if (name === 'dev') {
+      await ensureDevIssuer(config.stateDir);
+      out.push(createDevAuthenticator({ stateDir: config.stateDir, trustDomain: config.trustDomain, clock, logger: logger.child({ component: 'authn-dev' }) }));
+    } else if (name === 'jwks') {
+      const j = config.jwks;
+      if (!j) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', '--authn jwks needs jwks settings');
+      const caFile = j.caFile ? { caFile: j.caFile } : {};
+      out.push(
+        createJwksAuthenticator({
+          issuer: j.issuer,
+          trustDomain: config.trustDomain,
+          audience: j.audience,
+          source: j.file ? { kind: 'file', path: j.file } : j.url ? { kind: 'url', url: j.url, ...caFile } : { kind: 'discovery', ...caFile },
+          clock,
+          logger: logger.child({ component: 'authn-jwks' }),
+        }),
+      );
+    } else if (name === 'kubernetes') {
+      if (!options.kubernetesAuthenticator) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', '--authn kubernetes needs Kubernetes access (--kubeconfig or in-cluster)');
+      out.push(options.kubernetesAuthenticator());
+    } else {
+      out.push(svid);
+    }
+  }
+  return out;
+}
+
+export async function startApi(config: CaConfig, authority: CaAuthority, options: StartApiOptions): Promise<RunningApi> {
+  const { logger, clock } = options;
+  const svid = createSvidAuthenticator({
+    trustAnchors: () => ({ trustDomain: config.trustDomain, rootsPem: authority.current().bundlePems }),
+    clock,
+    logger: logger.child({ component: 'authn-svid' }),
+  });
+  const chain = new AuthenticatorChain(await buildAuthenticators(config, svid, options), { logger: logger.child({ component: 'authn' }) });
+
+  const servingNames = ['localhost', '127.0.0.1', '::1', config.listen.host, ...config.servingNames].filter((n) => n !== '0.0.0.0' && n !== '::');
+  const issueServing = (): ServingCertificate => issueServingCertificate(authority.current(), { trustDomain: config.trustDomain, names: servingNames, ttlMs: SERVING_TTL_MS, clock });
+  let serving = issueServing();
+  const app = buildCaApp(
+    {
+      runtime: authority,
+      authenticator: chain,
+      svidAuthenticator: svid,
+      adminIdentities: config.adminIdentities,
+      metrics: options.metrics,
+      logger: logger.child({ component: 'api' }),
+      clock,
+      maxInFlight: config.maxInFlight,
+      bundleRefreshHintSeconds: Math.round(config.bundleRefreshIntervalMs / 1000),
+    },
+    apiTlsOptions(serving, authority.current().bundlePems),
+  );
+  const refreshServing = (): void => {
+    serving = issueServing();
+    (app.server as HttpsServer).setSecureContext(apiTlsOptions(serving, authority.current().bundlePems));
+    logger.info({ event: 'serving-certificate-renewed', notAfter: new Date(serving.notAfter).toISOString() }, 'CA serving certificate re-issued');
+  };
+  // A new signer (activate, intermediate renewal) or bundle means a new serving cert and CA
+  // list; both are rare, so re-issuing on every state change keeps this simple.
+  const unsubscribe = authority.onChange(() => refreshServing());
+  const servingTimer = setInterval(() => {
+    if (clock.now() >= serving.notBefore + (serving.notAfter - serving.notBefore) / 2) refreshServing();
+  }, 30_000);
+  servingTimer.unref();
+
+  await app.listen({ host: config.listen.host, port: config.listen.port });
+  const port = (app.server.address() as AddressInfo).port;
+  const host = config.listen.host === '0.0.0.0' || config.listen.host === '127.0.0.1' ? 'localhost' : config.listen.host === '::' ? 'localhost' : config.listen.host;
+  return {
+    url: `https://${formatHostPort({ host, port })}`,
+    port,
+    servingCertificate: () => serving,
+    async stop() {
+      clearInterval(servingTimer);
+      unsubscribe();
+      await app.close();
+    },
+  };
+}
