@@ -1,0 +1,237 @@
+/**
+ * CSR and request refusals over real HTTPS (DESIGN sections 3 and 6): each case answers the exact
+ * coded error and HTTP status, issues nothing, and TTLs are clamped (not refused).
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes, X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { startTestCa, type TestCa } from '../helpers/ca.js';
+import { httpsJson, type HttpsResult } from '../helpers/https.js';
+import { OpenSsl } from '../helpers/openssl.js';
+
+const ID = 'spiffe://cluster.local/ns/shop/sa/cart';
+const GENERIC_401 = 'authentication failed: present a valid service-account token or SVID client certificate';
+
+let ca: TestCa;
+let ssl: OpenSsl;
+let token: string;
+let goodCsr: string;
+
+before(async () => {
+  ca = await startTestCa();
+  ssl = await OpenSsl.create('rampart-refusals-');
+  token = await ca.token('shop', 'cart');
+  goodCsr = (await ssl.keyAndCsr()).csrPem;
+});
+
+after(async () => {
+  await ca?.close();
+  await ssl?.close();
+});
+
+const issuedLines = (): number => ca.logLines.filter((l) => l.includes('"msg":"certificate issued"')).length;
+
+function post(body: unknown, options: { token?: string | null; headers?: Record<string, string> } = {}): Promise<HttpsResult> {
+  const bearer = options.token === null ? undefined : (options.token ?? token);
+  return httpsJson(`${ca.apiUrl}/v1/certificates`, {
+    ca: ca.rootCertPem(),
+    body,
+    ...(bearer !== undefined ? { token: bearer } : {}),
+    ...(options.headers ? { headers: options.headers } : {}),
+  });
+}
+
+/** Asserts a coded error answer and that nothing was issued for it. */
+async function refused(send: () => Promise<HttpsResult>, status: number, code: string, message?: RegExp): Promise<HttpsResult> {
+  const before = issuedLines();
+  const res = await send();
+  assert.equal(res.status, status, res.text);
+  assert.equal(res.body?.error?.code, code, res.text);
+  assert.equal(typeof res.body.error.message, 'string');
+  if (message) assert.match(res.body.error.message, message);
+  assert.match(String(res.headers['content-type']), /^application\/json/);
+  assert.equal(res.body.certChain, undefined);
+  assert.equal(issuedLines(), before, 'nothing issued');
+  return res;
+}
+
+function pem(type: string, der: Buffer): string {
+  return `-----BEGIN ${type}-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END ${type}-----\n`;
+}
+
+function csrDer(csrPem: string): Buffer {
+  return Buffer.from(csrPem.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, ''), 'base64');
+}
+
+test('control: the same request with a good CSR is issued (200)', async () => {
+  const res = await post({ csr: goodCsr });
+  assert.equal(res.status, 200, res.text);
+  assert.equal(res.body.spiffeId, ID);
+});
+
+test('a CSR that is not PEM: 400 RAMPART_ERR_CSR_NOT_PEM', async () => {
+  await refused(() => post({ csr: 'hello, CA' }), 400, 'RAMPART_ERR_CSR_NOT_PEM', /one PEM block/);
+  await refused(() => post({ csr: goodCsr + goodCsr }), 400, 'RAMPART_ERR_CSR_NOT_PEM');
+  await refused(() => post({ csr: '-----BEGIN CERTIFICATE REQUEST-----\n!!!notbase64!!!\n-----END CERTIFICATE REQUEST-----\n' }), 400, 'RAMPART_ERR_CSR_NOT_PEM');
+});
+
+test('a PEM block of another type (CERTIFICATE): 400 RAMPART_ERR_CSR_WRONG_PEM_TYPE', async () => {
+  await refused(() => post({ csr: ca.rootCertPem() }), 400, 'RAMPART_ERR_CSR_WRONG_PEM_TYPE', /"CERTIFICATE".*expected "CERTIFICATE REQUEST"/);
+  const { keyPem } = await ssl.keyAndCsr();
+  await refused(() => post({ csr: keyPem }), 400, 'RAMPART_ERR_CSR_WRONG_PEM_TYPE', /PRIVATE KEY/);
+});
+
+test('garbage or truncated DER inside a CERTIFICATE REQUEST block: 400 RAMPART_ERR_CSR_MALFORMED', async () => {
+  await refused(() => post({ csr: pem('CERTIFICATE REQUEST', randomBytes(120)) }), 400, 'RAMPART_ERR_CSR_MALFORMED', /not a valid PKCS#10 request/);
+  const der = csrDer(goodCsr);
+  await refused(() => post({ csr: pem('CERTIFICATE REQUEST', der.subarray(0, der.length - 7)) }), 400, 'RAMPART_ERR_CSR_MALFORMED');
+  await refused(() => post({ csr: pem('CERTIFICATE REQUEST', Buffer.concat([der, Buffer.from([0])])) }), 400, 'RAMPART_ERR_CSR_MALFORMED', /trailing bytes/);
+});
+
+test('a flipped byte in the CSR signature: 400 RAMPART_ERR_CSR_BAD_SIGNATURE', async () => {
+  const der = Buffer.from(csrDer(goodCsr));
+  der[der.length - 1] = (der[der.length - 1] as number) ^ 0x01;
+  await refused(() => post({ csr: pem('CERTIFICATE REQUEST', der) }), 400, 'RAMPART_ERR_CSR_BAD_SIGNATURE', /does not verify/);
+  // openssl agrees the tampered CSR is bad (and the original good).
+  const tampered = await ssl.write('tampered.csr', pem('CERTIFICATE REQUEST', der));
+  const bad = await ssl.tryRun(['req', '-in', tampered, '-noout', '-verify']);
+  assert.match(bad.stdout + bad.stderr, /verify failure/);
+  const good = await ssl.tryRun(['req', '-in', await ssl.write('good.csr', goodCsr), '-noout', '-verify']);
+  assert.match(good.stdout + good.stderr, /verify OK/);
+});
+
+test('a URI SAN naming another identity: 403 RAMPART_ERR_CSR_IDENTITY_MISMATCH', async () => {
+  const { csrPem } = await ssl.keyAndCsr({ subjectAltName: 'URI:spiffe://cluster.local/ns/kube-system/sa/admin' });
+  await refused(() => post({ csr: csrPem }), 403, 'RAMPART_ERR_CSR_IDENTITY_MISMATCH', /spiffe:\/\/cluster\.local\/ns\/kube-system\/sa\/admin.*authenticated as "spiffe:\/\/cluster\.local\/ns\/shop\/sa\/cart"/);
+  const foreignTd = await ssl.keyAndCsr({ subjectAltName: 'URI:spiffe://evil.example/ns/shop/sa/cart' });
+  await refused(() => post({ csr: foreignTd.csrPem }), 403, 'RAMPART_ERR_CSR_IDENTITY_MISMATCH');
+  // The caller's own ID in the SAN is fine.
+  const own = await ssl.keyAndCsr({ subjectAltName: `URI:${ID}` });
+  const ok = await post({ csr: own.csrPem });
+  assert.equal(ok.status, 200, ok.text);
+  assert.equal(ok.body.spiffeId, ID);
+});
+
+for (const [kind, san] of [['DNS', 'DNS:cart.shop.svc.cluster.local'], ['IP', 'IP:10.0.0.7'], ['email', 'email:cart@example.org']] as const) {
+  test(`a ${kind} SAN: 400 RAMPART_ERR_CSR_FORBIDDEN_SAN`, async () => {
+    const { csrPem } = await ssl.keyAndCsr({ subjectAltName: san });
+    await refused(() => post({ csr: csrPem }), 400, 'RAMPART_ERR_CSR_FORBIDDEN_SAN', new RegExp(`asks for ${kind} SANs`));
+    // Alongside the caller's own URI it is refused all the same.
+    const mixed = await ssl.keyAndCsr({ subjectAltName: `URI:${ID},${san}` });
+    await refused(() => post({ csr: mixed.csrPem }), 400, 'RAMPART_ERR_CSR_FORBIDDEN_SAN');
+  });
+}
+
+test('two URI SANs: 400 RAMPART_ERR_CSR_MULTIPLE_URI_SANS', async () => {
+  const { csrPem } = await ssl.keyAndCsr({ subjectAltName: `URI:${ID},URI:${ID}` });
+  await refused(() => post({ csr: csrPem }), 400, 'RAMPART_ERR_CSR_MULTIPLE_URI_SANS', /carries 2 URI SANs/);
+});
+
+test('an RSA-1024 key: 400 RAMPART_ERR_CSR_UNSUPPORTED_KEY', async () => {
+  const { csrPem } = await ssl.keyAndCsr({ key: 'RSA-1024' });
+  await refused(() => post({ csr: csrPem }), 400, 'RAMPART_ERR_CSR_UNSUPPORTED_KEY', /RSA 1024-bit is not supported/);
+  // An EC key on a curve outside the list (secp256k1) too.
+  const k1 = ssl.path('k1.key');
+  await ssl.run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:secp256k1', '-nodes', '-keyout', k1, '-out', ssl.path('k1.csr'), '-subj', '/']);
+  await refused(async () => post({ csr: await readFile(ssl.path('k1.csr'), 'utf8') }), 400, 'RAMPART_ERR_CSR_UNSUPPORTED_KEY', /unsupported curve/);
+});
+
+test('basicConstraints cA=true or keyCertSign: 400 RAMPART_ERR_CSR_CA_REQUESTED', async () => {
+  const ca1 = await ssl.keyAndCsr({ requestCa: true });
+  await refused(() => post({ csr: ca1.csrPem }), 400, 'RAMPART_ERR_CSR_CA_REQUESTED', /CA powers/);
+  const ku = await ssl.keyAndCsr({ addext: ['keyUsage=critical,keyCertSign'] });
+  await refused(() => post({ csr: ku.csrPem }), 400, 'RAMPART_ERR_CSR_CA_REQUESTED');
+});
+
+test('an extension the CA does not accept: 400 RAMPART_ERR_CSR_UNSUPPORTED_EXTENSION', async () => {
+  const { csrPem } = await ssl.keyAndCsr({ addext: ['1.2.3.4=ASN1:NULL'] });
+  await refused(() => post({ csr: csrPem }), 400, 'RAMPART_ERR_CSR_UNSUPPORTED_EXTENSION', /1\.2\.3\.4/);
+});
+
+test('a body over 64 KiB: 413 RAMPART_ERR_BODY_TOO_LARGE', async () => {
+  await refused(() => post({ csr: goodCsr, pad: 'x'.repeat(65 * 1024) }), 413, 'RAMPART_ERR_BODY_TOO_LARGE');
+  // Just under the limit is parsed (and refused for its content, not its size).
+  await refused(() => post({ csr: 'y'.repeat(60 * 1024) }), 400, 'RAMPART_ERR_CSR_NOT_PEM');
+});
+
+test('a body that is not application/json: 415 RAMPART_ERR_UNSUPPORTED_MEDIA_TYPE', async () => {
+  const json = JSON.stringify({ csr: goodCsr });
+  await refused(() => post(json, { headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415, 'RAMPART_ERR_UNSUPPORTED_MEDIA_TYPE');
+  await refused(() => post(json, { headers: { 'content-type': 'application/octet-stream' } }), 415, 'RAMPART_ERR_UNSUPPORTED_MEDIA_TYPE');
+  const withCharset = await post(json, { headers: { 'content-type': 'application/json; charset=utf-8' } });
+  assert.equal(withCharset.status, 200);
+});
+
+test('text/plain body: 415 RAMPART_ERR_UNSUPPORTED_MEDIA_TYPE', { todo: 'bug: fastify\'s default text/plain parser accepts the body, so the CA answers 400 RAMPART_ERR_BAD_REQUEST instead of 415 (src/server/app.ts:21)' }, async () => {
+  await refused(() => post(JSON.stringify({ csr: goodCsr }), { headers: { 'content-type': 'text/plain' } }), 415, 'RAMPART_ERR_UNSUPPORTED_MEDIA_TYPE');
+});
+
+test('a body that is not the expected JSON object: 400 RAMPART_ERR_BAD_REQUEST', async () => {
+  await refused(() => post('{"csr": ', {}), 400, 'RAMPART_ERR_BAD_REQUEST');
+  await refused(() => post([goodCsr]), 400, 'RAMPART_ERR_BAD_REQUEST');
+  await refused(() => post({ ttlSeconds: 600 }), 400, 'RAMPART_ERR_BAD_REQUEST', /body\.csr must be a PEM string/);
+  await refused(() => post({ csr: 42 }), 400, 'RAMPART_ERR_BAD_REQUEST');
+});
+
+test('missing or invalid token: 401 with the generic message, the token never echoed', async () => {
+  const noToken = await refused(() => post({ csr: goodCsr }, { token: null }), 401, 'RAMPART_ERR_UNAUTHENTICATED');
+  assert.equal(noToken.body.error.message, GENERIC_401);
+  const forged = `${token.slice(0, -6)}AAAAAA`;
+  const wrongAudience = await ca.token('shop', 'cart', { audience: 'not-rampart' });
+  // A well-formed token from another CA's dev issuer.
+  const other = await startTestCa();
+  let foreign: string;
+  try {
+    foreign = await other.token('shop', 'cart');
+  } finally {
+    await other.close();
+  }
+  for (const bad of ['not-a-jwt', forged, wrongAudience, foreign]) {
+    const res = await refused(() => post({ csr: goodCsr }, { token: bad }), 401, 'RAMPART_ERR_UNAUTHENTICATED');
+    assert.equal(res.body.error.message, GENERIC_401);
+    assert.ok(!res.text.includes(bad), 'the token is not echoed');
+    assert.equal(Object.values(res.headers).some((v) => String(v).includes(bad)), false);
+  }
+  // A non-Bearer scheme is no credential at all.
+  const basic = await refused(() => post({ csr: goodCsr }, { token: null, headers: { authorization: `Basic ${token}` } }), 401, 'RAMPART_ERR_UNAUTHENTICATED');
+  assert.ok(!basic.text.includes(token));
+});
+
+test('ttlSeconds that is not a positive whole number: 400 RAMPART_ERR_TTL_INVALID', async () => {
+  for (const ttl of [0, -60, 1.5, '3600', true, 'abc']) {
+    await refused(() => post({ csr: goodCsr, ttlSeconds: ttl }), 400, 'RAMPART_ERR_TTL_INVALID', /positive whole number/);
+  }
+});
+
+async function grantedTtl(ttlSeconds?: number, target: TestCa = ca, bearer: string = token): Promise<{ ttl: number; lifetimeMs: number }> {
+  const before = Date.now();
+  const res = await httpsJson(`${target.apiUrl}/v1/certificates`, { ca: target.rootCertPem(), token: bearer, body: { csr: goodCsr, ...(ttlSeconds !== undefined ? { ttlSeconds } : {}) } });
+  assert.equal(res.status, 200, res.text);
+  const leaf = new X509Certificate(res.body.certChain[0]);
+  const notAfter = Date.parse(leaf.validTo);
+  assert.equal(Date.parse(res.body.expiresAt), notAfter, 'expiresAt is the certificate notAfter');
+  assert.ok(Math.abs(res.body.ttlSeconds - Math.round((notAfter - before) / 1000)) <= 5, 'ttlSeconds says what was granted');
+  return { ttl: res.body.ttlSeconds, lifetimeMs: notAfter - before };
+}
+
+const near = (actual: number, expected: number, what: string): void => assert.ok(Math.abs(actual - expected) <= 5, `${what}: ${actual} vs ${expected}`);
+
+test('TTL: default 1 h; 10 s is raised to the 5 min floor; 999999 s is clamped to 24 h', async () => {
+  near((await grantedTtl()).ttl, 3600, 'default');
+  near((await grantedTtl(10)).ttl, 300, 'floor');
+  near((await grantedTtl(999_999)).ttl, 86_400, 'ceiling');
+  near((await grantedTtl(7200)).ttl, 7200, 'inside the range');
+});
+
+test('TTL flags --min-ttl/--default-ttl/--max-ttl change the policy', async () => {
+  const custom = await startTestCa({ 'min-ttl': '1m', 'default-ttl': '2m', 'max-ttl': '10m' });
+  try {
+    const bearer = await custom.token('shop', 'cart');
+    near((await grantedTtl(undefined, custom, bearer)).ttl, 120, 'default');
+    near((await grantedTtl(10, custom, bearer)).ttl, 60, 'floor');
+    near((await grantedTtl(3600, custom, bearer)).ttl, 600, 'ceiling');
+  } finally {
+    await custom.close();
+  }
+});
