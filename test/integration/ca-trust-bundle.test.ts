@@ -1,0 +1,162 @@
+/**
+ * GET /v1/trust-bundle in its three formats, ETag/If-None-Match, the long-poll on the sequence,
+ * and the admin API that changes it (DESIGN sections 4 and 6).
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { X509Certificate, createHash } from 'node:crypto';
+import { startTestCa, type TestCa } from '../helpers/ca.js';
+import { httpsJson } from '../helpers/https.js';
+import { splitPemCertificates } from '../helpers/openssl.js';
+
+let ca: TestCa;
+let adminToken: string;
+let userToken: string;
+
+before(async () => {
+  ca = await startTestCa();
+  adminToken = await ca.token('rampart-system', 'rampart-admin');
+  userToken = await ca.token('shop', 'cart');
+});
+
+after(async () => {
+  await ca?.close();
+});
+
+const bundleUrl = (query = ''): string => `${ca.apiUrl}/v1/trust-bundle${query}`;
+const get = (query = '', headers: Record<string, string> = {}) => httpsJson(bundleUrl(query), { ca: ca.rootCertPem(), headers });
+const fingerprint = (pem: string): string => createHash('sha256').update(new X509Certificate(pem).raw).digest('hex');
+
+test('JSON (the default): trust domain, sequence and the active root with phase, notAfter and fingerprint', async () => {
+  const res = await get();
+  assert.equal(res.status, 200, res.text);
+  assert.match(String(res.headers['content-type']), /^application\/json/);
+  assert.deepEqual(Object.keys(res.body).sort(), ['roots', 'sequence', 'trustDomain']);
+  assert.equal(res.body.trustDomain, 'cluster.local');
+  assert.equal(res.body.sequence, 1);
+  assert.equal(res.body.roots.length, 1);
+  const [root] = res.body.roots;
+  assert.equal(root.phase, 'active');
+  assert.equal(root.pem, ca.rootCertPem());
+  assert.equal(root.fingerprint, fingerprint(root.pem));
+  assert.equal(Date.parse(root.notAfter), Date.parse(new X509Certificate(root.pem).validTo));
+  assert.deepEqual(await get('?format=json').then((r) => r.body), res.body);
+});
+
+test('PEM: the concatenated roots, the same bytes as <state-dir>/root-cert.pem', async () => {
+  const res = await get('?format=pem');
+  assert.equal(res.status, 200);
+  assert.match(String(res.headers['content-type']), /^application\/x-pem-file/);
+  assert.equal(res.text, ca.rootCertPem());
+  assert.equal(splitPemCertificates(res.text).length, 1);
+});
+
+test('JWKS: SPIFFE bundle keys with use x509-svid and x5c, plus spiffe_sequence and spiffe_refresh_hint', async () => {
+  const res = await get('?format=jwks');
+  assert.equal(res.status, 200);
+  assert.equal(res.body.spiffe_sequence, 1);
+  assert.equal(res.body.spiffe_refresh_hint, 60, 'default bundle refresh interval 60 s');
+  assert.equal(res.body.keys.length, 1);
+  const [key] = res.body.keys;
+  assert.equal(key.use, 'x509-svid');
+  assert.equal(key.kty, 'EC');
+  assert.equal(key.crv, 'P-256');
+  assert.equal(typeof key.x, 'string');
+  assert.equal(key.d, undefined, 'no private part');
+  assert.equal(key.x5c.length, 1);
+  const cert = new X509Certificate(Buffer.from(key.x5c[0], 'base64'));
+  assert.equal(cert.toString(), new X509Certificate(ca.rootCertPem()).toString());
+  const jwk = cert.publicKey.export({ format: 'jwk' });
+  assert.equal(key.x, jwk.x);
+  assert.equal(key.y, jwk.y);
+});
+
+test('an unknown format or a bad query number: 400 RAMPART_ERR_BAD_REQUEST', async () => {
+  for (const q of ['?format=der', '?after=-1&waitSeconds=1', '?after=1&waitSeconds=abc']) {
+    const res = await get(q);
+    assert.equal(res.status, 400, q);
+    assert.equal(res.body.error.code, 'RAMPART_ERR_BAD_REQUEST');
+  }
+});
+
+test('ETag is the sequence; If-None-Match with it answers 304, another value 200', async () => {
+  const res = await get();
+  assert.equal(res.headers.etag, `"${res.body.sequence}"`);
+  assert.equal(res.headers['rampart-bundle-sequence'], String(res.body.sequence));
+  const notModified = await get('', { 'if-none-match': res.headers.etag as string });
+  assert.equal(notModified.status, 304);
+  assert.equal(notModified.text, '');
+  const pemNotModified = await get('?format=pem', { 'if-none-match': res.headers.etag as string });
+  assert.equal(pemNotModified.status, 304);
+  const stale = await get('', { 'if-none-match': `"${res.body.sequence - 1}"` });
+  assert.equal(stale.status, 200);
+});
+
+test('long-poll: ?after=<current>&waitSeconds=1 waits about a second and answers the same sequence', async () => {
+  const current = (await get()).body.sequence as number;
+  const started = Date.now();
+  const res = await get(`?after=${current}&waitSeconds=1`);
+  const elapsed = Date.now() - started;
+  assert.equal(res.status, 200);
+  assert.equal(res.body.sequence, current);
+  assert.ok(elapsed >= 900, `the CA held the request (${elapsed} ms)`);
+  // A sequence already past `after` answers at once with the current bundle.
+  const past = await get(`?after=${current - 1}&waitSeconds=30`);
+  assert.equal(past.body.sequence, current);
+});
+
+test('admin API: a non-admin gets 403 RAMPART_ERR_NOT_ADMIN, no credentials 401, and nothing changes', async () => {
+  const before = (await get()).body.sequence;
+  for (const path of ['/v1/admin/roots/prepare', '/v1/admin/roots/activate', '/v1/admin/roots/retire']) {
+    const res = await httpsJson(`${ca.apiUrl}${path}`, { ca: ca.rootCertPem(), token: userToken, body: { force: true } });
+    assert.equal(res.status, 403, res.text);
+    assert.equal(res.body.error.code, 'RAMPART_ERR_NOT_ADMIN');
+    assert.match(res.body.error.message, /spiffe:\/\/cluster\.local\/ns\/shop\/sa\/cart is not an admin identity/);
+  }
+  const status = await httpsJson(`${ca.apiUrl}/v1/admin/status`, { ca: ca.rootCertPem(), token: userToken });
+  assert.equal(status.status, 403);
+  const anonymous = await httpsJson(`${ca.apiUrl}/v1/admin/roots/prepare`, { ca: ca.rootCertPem(), body: {} });
+  assert.equal(anonymous.status, 401);
+  assert.equal(anonymous.body.error.code, 'RAMPART_ERR_UNAUTHENTICATED');
+  assert.equal((await get()).body.sequence, before);
+});
+
+test('a long-poll returns early when an admin prepares a new root; every format then shows both roots', async () => {
+  const before = await get();
+  const seq = before.body.sequence as number;
+  const started = Date.now();
+  const poll = get(`?after=${seq}&waitSeconds=60`);
+  let prepared = false;
+  const polled = poll.then((r) => ({ r, preparedFirst: prepared }));
+  const prep = await httpsJson(`${ca.apiUrl}/v1/admin/roots/prepare`, { ca: ca.rootCertPem(), token: adminToken, body: {} });
+  prepared = true;
+  assert.equal(prep.status, 200, prep.text);
+  assert.equal(prep.body.sequence, seq + 1);
+  assert.deepEqual(prep.body.roots.map((r: { phase: string }) => r.phase), ['active', 'prepared']);
+  const { r } = await polled;
+  assert.equal(r.status, 200);
+  assert.equal(r.body.sequence, seq + 1, 'the poll answered the new sequence');
+  assert.ok(Date.now() - started < 55_000, 'well before waitSeconds ran out');
+  assert.deepEqual(r.body.roots.map((x: { phase: string }) => x.phase), ['active', 'prepared']);
+  assert.equal(r.headers.etag, `"${seq + 1}"`);
+  // The old ETag no longer matches.
+  assert.equal((await get('', { 'if-none-match': before.headers.etag as string })).status, 200);
+  assert.equal(splitPemCertificates((await get('?format=pem')).text).length, 2);
+  assert.equal(splitPemCertificates(ca.rootCertPem()).length, 2, 'root-cert.pem on disk follows');
+  const jwks = (await get('?format=jwks')).body;
+  assert.equal(jwks.keys.length, 2);
+  assert.equal(jwks.spiffe_sequence, seq + 1);
+  // The admin status reports the prepared root's propagation and the intermediate.
+  const status = await httpsJson(`${ca.apiUrl}/v1/admin/status`, { ca: ca.rootCertPem(), token: adminToken });
+  assert.equal(status.status, 200);
+  assert.equal(status.body.sequence, seq + 1);
+  assert.ok(status.body.roots[1].propagation, 'propagation of the prepared root');
+  assert.ok(Date.parse(status.body.intermediate.notAfter) > Date.now());
+  // A second prepare is refused with 409 while one is pending; activate without force waits for propagation.
+  const again = await httpsJson(`${ca.apiUrl}/v1/admin/roots/prepare`, { ca: ca.rootCertPem(), token: adminToken, body: {} });
+  assert.equal(again.status, 409);
+  assert.equal(again.body.error.code, 'RAMPART_ERR_ROTATION_NOT_ALLOWED');
+  const retire = await httpsJson(`${ca.apiUrl}/v1/admin/roots/retire`, { ca: ca.rootCertPem(), token: adminToken, body: {} });
+  assert.equal(retire.status, 409);
+  assert.match(retire.body.error.message, /no root is retiring/);
+});
