@@ -1,0 +1,58 @@
+/** The file store across restarts (DESIGN section 8): same root after a restart, one CA per state dir. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { startTestCa } from '../helpers/ca.js';
+import { spawnCli } from '../helpers/cli.js';
+import { httpsJson } from '../helpers/https.js';
+import { OpenSsl } from '../helpers/openssl.js';
+
+function collect(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawnCli(args);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+test('restart on the same state dir keeps the root; a second CA process on it exits with RAMPART_ERR_STATE_LOCKED', async () => {
+  const ssl = await OpenSsl.create('rampart-restart-');
+  let ca = await startTestCa();
+  const stateDir = ca.stateDir;
+  try {
+    const firstFingerprint = ca.runtime.current().activeRootFingerprint;
+    const firstBundle = ca.rootCertPem();
+    assert.equal(statSync(join(stateDir, 'state.json')).mode & 0o777, 0o600, 'state.json holds keys: 0600');
+
+    // While it runs, another `rampart ca` on the same directory must refuse to start.
+    const second = await collect(['ca', '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0']);
+    assert.notEqual(second.code, 0);
+    assert.equal(second.code, 2, 'a configuration problem: exit 2');
+    assert.match(second.stderr, /RAMPART_ERR_STATE_LOCKED/);
+    assert.doesNotMatch(second.stderr, /\n\s+at /, 'no stack trace');
+    // ...and the first one is unharmed.
+    const still = await httpsJson(`${ca.apiUrl}/v1/trust-bundle`, { ca: firstBundle });
+    assert.equal(still.status, 200);
+
+    const tokenBefore = await ca.token('shop', 'cart');
+    await ca.close({ keepState: true });
+    ca = await startTestCa({}, { stateDir });
+    assert.equal(ca.runtime.current().activeRootFingerprint, firstFingerprint, 'same root after restart');
+    assert.equal(ca.rootCertPem(), firstBundle);
+    const bundle = await httpsJson(`${ca.apiUrl}/v1/trust-bundle`, { ca: firstBundle });
+    assert.equal(bundle.status, 200, 'the restarted CA is trusted by the old bundle');
+    assert.equal(bundle.body.sequence, 1, 'a restart is no bundle change');
+    assert.equal(bundle.body.roots[0].fingerprint, firstFingerprint);
+    // Tokens minted before the restart still work (the dev issuer key persisted too).
+    const { csrPem } = await ssl.keyAndCsr();
+    const issued = await httpsJson(`${ca.apiUrl}/v1/certificates`, { ca: firstBundle, token: tokenBefore, body: { csr: csrPem } });
+    assert.equal(issued.status, 200, issued.text);
+    const v = await ssl.verify({ rootsPem: firstBundle, untrustedPems: [issued.body.certChain[1]], leafPem: issued.body.certChain[0], purpose: 'sslclient' });
+    assert.equal(v.code, 0, v.stderr);
+  } finally {
+    await ca.close();
+    await ssl.close();
+  }
+});
