@@ -1,0 +1,74 @@
+/**
+ * A process of simulated agents for the fleet figure. Before the clock starts it mints one dev
+ * token (own service account) and one fresh key + CSR per agent, then prints READY. On the
+ * stdin line `GO` every agent requests its certificate at once over its own new connection, as
+ * a freshly started pod would. 429/503 honour Retry-After plus up to 1 s of jitter; transport
+ * errors back off exponentially with full jitter from 1 s (DESIGN section 7); any other answer
+ * is a permanent failure, as is having no certificate at the deadline.
+ * Usage: node --import tsx bench/fleet-client.ts --url U --ca-file F --state-dir D
+ *        [--agents 5000] [--index 0] [--deadline 60]
+ */
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { makeDerCsrPem } from './csr-pool.js';
+import { mintBenchTokens } from './dev-tokens.js';
+import { csrBody, loopbackUrl, postCsr, type PostTarget } from './post-csr.js';
+import { argNumber, argString, emitResult, note } from './result-line.js';
+
+const agents = argNumber('agents', 5000);
+const index = argNumber('index', 0);
+const deadlineMs = argNumber('deadline', 60) * 1000;
+const target: PostTarget = { url: loopbackUrl(argString('url', '')), ca: readFileSync(argString('ca-file', ''), 'utf8'), agent: false, timeoutMs: 30_000 };
+
+const prepStarted = performance.now();
+const tokens = await mintBenchTokens(argString('state-dir', ''), agents, `fleet-${index}`);
+const bodies = Array.from({ length: agents }, () => csrBody(makeDerCsrPem()));
+note(`fleet client ${index}: ${agents} tokens + keys + CSRs in ${Math.round(performance.now() - prepStarted)} ms`);
+
+const counts = { attempts: 0, status429: 0, status503: 0, transportErrors: 0 };
+const failureKinds: Record<string, number> = {};
+let certified = 0;
+let lastCertifiedAt = 0;
+let deadlineAt = 0;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+
+async function agent(i: number): Promise<void> {
+  let backoffs = 0;
+  while (Date.now() < deadlineAt) {
+    counts.attempts++;
+    const r = await postCsr(target, tokens[i]!, bodies[i]!);
+    if (r.status === 200) {
+      certified++;
+      lastCertifiedAt = Math.max(lastCertifiedAt, Date.now());
+      return;
+    }
+    if (r.status === 429 || r.status === 503) {
+      if (r.status === 429) counts.status429++;
+      else counts.status503++;
+      await sleep((r.retryAfter ?? 1) * 1000 + Math.random() * 1000);
+    } else if (r.status === 0) {
+      counts.transportErrors++;
+      failureKinds[`transport:${r.error}`] = (failureKinds[`transport:${r.error}`] ?? 0) + 1;
+      await sleep(Math.random() * Math.min(60_000, 1000 * 2 ** backoffs++));
+    } else {
+      const key = `${r.status}:${r.code ?? '?'}`;
+      failureKinds[key] = (failureKinds[key] ?? 0) + 1;
+      return;
+    }
+  }
+  failureKinds['deadline'] = (failureKinds['deadline'] ?? 0) + 1;
+}
+
+process.stdout.write('READY\n');
+const lines = createInterface({ input: process.stdin });
+for await (const line of lines) {
+  if (line.startsWith('GO')) break;
+}
+lines.close();
+const goAt = Date.now();
+deadlineAt = goAt + deadlineMs;
+await Promise.all(Array.from({ length: agents }, (_, i) => agent(i)));
+const result = { index, agents, certified, permanentFailures: agents - certified, goAt, lastCertifiedAt, ...counts, failureKinds };
+note(`fleet client ${index}: ${JSON.stringify(result)}`);
+emitResult(result);

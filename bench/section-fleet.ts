@@ -1,0 +1,66 @@
+/**
+ * Fleet start: N simulated agents in P client processes start at once against a fresh CA
+ * process. Reports seconds until every agent holds a certificate, the CA's peak RSS (VmHWM)
+ * and permanent failures.
+ * Usage: node --import tsx bench/section-fleet.ts [--agents 10000] [--processes 2] [--deadline 60]
+ */
+import { join } from 'node:path';
+import { startCaProcess } from './ca-process.js';
+import { argNumber, emitResult, note } from './result-line.js';
+import { spawnScript } from './spawn-section.js';
+
+const agents = argNumber('agents', 10_000);
+const processes = argNumber('processes', 2);
+const deadline = argNumber('deadline', 60);
+
+interface ClientResult {
+  agents: number;
+  certified: number;
+  permanentFailures: number;
+  goAt: number;
+  lastCertifiedAt: number;
+  attempts: number;
+  status429: number;
+  status503: number;
+  transportErrors: number;
+  failureKinds: Record<string, number>;
+}
+
+const ca = await startCaProcess();
+try {
+  const per = Math.ceil(agents / processes);
+  const clients = Array.from({ length: processes }, (_, i) =>
+    spawnScript<ClientResult>(
+      'fleet-client.ts',
+      ['--url', ca.apiUrl, '--ca-file', join(ca.stateDir, 'root-cert.pem'), '--state-dir', ca.stateDir, '--agents', String(Math.min(per, agents - i * per)), '--index', String(i), '--deadline', String(deadline)],
+      (deadline + 300) * 1000,
+    ),
+  );
+  await Promise.all(clients.map((c) => new Promise<void>((res) => c.onLine((l) => l === 'READY' && res()))));
+  const rssBeforeMb = ca.peakRssMb();
+  note(`fleet: ${agents} agents in ${processes} processes ready; CA pid ${ca.pid} (${rssBeforeMb} MB); GO`);
+  const goAt = Date.now();
+  for (const c of clients) c.send('GO');
+  const results = await Promise.all(clients.map((c) => c.result));
+  const certified = results.reduce((a, r) => a + r.certified, 0);
+  const last = Math.max(...results.map((r) => r.lastCertifiedAt));
+  const sum = (k: 'attempts' | 'status429' | 'status503' | 'transportErrors'): number => results.reduce((a, r) => a + r[k], 0);
+  const failureKinds: Record<string, number> = {};
+  for (const r of results) for (const [k, v] of Object.entries(r.failureKinds)) failureKinds[k] = (failureKinds[k] ?? 0) + v;
+  emitResult({
+    agents,
+    clientProcesses: processes,
+    certified,
+    secondsToAllCertified: certified === agents ? Math.round((last - goAt) / 100) / 10 : null,
+    caPeakRssMb: ca.peakRssMb(),
+    caRssBeforeStartMb: rssBeforeMb,
+    permanentFailures: agents - certified,
+    attempts: sum('attempts'),
+    status429: sum('status429'),
+    status503: sum('status503'),
+    transportErrors: sum('transportErrors'),
+    failureKinds,
+  });
+} finally {
+  await ca.stop();
+}
