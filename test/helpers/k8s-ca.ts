@@ -13,13 +13,14 @@
  * await cluster.close();                      // stops every replica, the server, removes temp dirs
  * ```
  */
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import * as k8s from '@kubernetes/client-node';
+import type { CaState } from '../../src/core/ports.js';
+import { decodeState } from '../../src/store/state-codec.js';
 import { spawnCli } from './cli.js';
 import { startKubeApiServer, type KubeApiServer } from './kube-api-server/index.js';
 
@@ -66,8 +67,8 @@ export interface CaCluster {
   rootCertIn(namespace: string): Promise<string | undefined>;
   /** Names of Active namespaces. */
   activeNamespaces(): Promise<string[]>;
-  /** The CA state from Secret rampart-ca (parsed state.json). */
-  secretState(): Promise<{ sequence: number; roots: Array<{ phase: string; fingerprint: string; certPem: string }> }>;
+  /** The CA state from Secret rampart-ca, validated by the store's own codec (throws if corrupt). */
+  secretState(): Promise<CaState>;
   close(): Promise<void>;
 }
 
@@ -125,7 +126,7 @@ export async function startCaCluster(): Promise<CaCluster> {
           '--listen', '127.0.0.1:0',
           '--monitoring-listen', '127.0.0.1:0',
           '--state-dir', stateDir,
-          '--log-level', 'debug',
+          '--log-level', 'info',
           ...extraArgs,
         ],
         { env: { ...env, POD_NAME: name } },
@@ -222,7 +223,7 @@ export async function startCaCluster(): Promise<CaCluster> {
         const secret = await core.readNamespacedSecret({ name: STATE_SECRET, namespace: CA_NAMESPACE });
         const b64 = secret.data?.['state.json'];
         if (b64 === undefined) throw new Error('Secret rampart-ca has no state.json');
-        return JSON.parse(Buffer.from(b64, 'base64').toString('utf8'));
+        return decodeState(Buffer.from(b64, 'base64').toString('utf8'));
       },
       async close() {
         await Promise.all(replicas.map((r) => r.stop(5_000)));
@@ -304,10 +305,4 @@ export function issue(apiUrl: string, trust: { ca?: string; agent?: Agent }, tok
 /** A keep-alive connection pool trusting `caPem` (destroy it when done). */
 export function keepAliveAgent(caPem: string, maxSockets = 16): Agent {
   return new Agent({ keepAlive: true, maxSockets, ca: caPem });
-}
-
-/** Resolves when `child` exits (for callers holding a raw ChildProcess). */
-export async function exitOf(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  await once(child, 'exit');
 }
