@@ -16,6 +16,8 @@ export interface CaProcess {
   readonly rootPem: string;
   /** Peak RSS in MB of the CA and its direct children (cluster workers), from VmHWM. */
   peakRssMb(): number;
+  /** CPU seconds (utime+stime) the CA and its live direct children have used so far. */
+  cpuSeconds(): number;
   /** Last lines the CA wrote (for failure reports). */
   tail(): string;
   stop(): Promise<void>;
@@ -37,6 +39,18 @@ function statusKb(pid: number, field: string): number {
   try {
     const m = new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m === null ? 0 : Number(m[1]);
+  } catch {
+    return 0;
+  }
+}
+
+const CLK_TCK = 100; // USER_HZ on Linux
+
+function cpuTicks(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]);
   } catch {
     return 0;
   }
@@ -101,6 +115,7 @@ export async function startCaProcess(options: CaProcessOptions = {}): Promise<Ca
       sample();
       return Math.round(peakKb / 102.4) / 10;
     },
+    cpuSeconds: () => (cpuTicks(pid) + childPids(pid).reduce((a, c) => a + cpuTicks(c), 0)) / CLK_TCK,
     tail: () => output.slice(-2000),
     async stop() {
       if (stopped) return;

@@ -40,6 +40,7 @@ try {
   const rssBeforeMb = ca.peakRssMb();
   note(`fleet: ${agents} agents in ${processes} processes ready; CA pid ${ca.pid} (${rssBeforeMb} MB); GO`);
   const goAt = Date.now();
+  const cpuBefore = ca.cpuSeconds();
   for (const c of clients) c.send('GO');
   const results = await Promise.all(clients.map((c) => c.result));
   const certified = results.reduce((a, r) => a + r.certified, 0);
@@ -47,6 +48,7 @@ try {
   const sum = (k: 'attempts' | 'status429' | 'status503' | 'transportErrors'): number => results.reduce((a, r) => a + r[k], 0);
   const failureKinds: Record<string, number> = {};
   for (const r of results) for (const [k, v] of Object.entries(r.failureKinds)) failureKinds[k] = (failureKinds[k] ?? 0) + v;
+  const caCpuSeconds = Math.round((ca.cpuSeconds() - cpuBefore) * 100) / 100;
   emitResult({
     agents,
     clientProcesses: processes,
@@ -54,6 +56,8 @@ try {
     secondsToAllCertified: certified === agents ? Math.round((last - goAt) / 100) / 10 : null,
     caPeakRssMb: ca.peakRssMb(),
     caRssBeforeStartMb: rssBeforeMb,
+    caCpuSeconds,
+    caCpuMsPerAgent: Math.round((100_000 * caCpuSeconds) / Math.max(1, certified)) / 100,
     permanentFailures: agents - certified,
     attempts: sum('attempts'),
     status429: sum('status429'),

@@ -1,0 +1,73 @@
+// The bench's targets and its readable table (figure, value, target, met?).
+
+/** Go crypto/x509 two-worker rate on this box from the anchor's README (median), used when Go is absent. */
+export const GO_TWO_WORKER_README = 8366;
+
+export const TARGETS = {
+  'issuance.e2eHttps.certsPerSecond': '>= 0.4 x Go anchor two-worker rate (README median 8366 when go is absent)',
+  'issuance.e2eHttps.p99Ms': '<= 50',
+  'tokenReview.apiCallsPer1000Issuances': '<= 100',
+  'fleet.secondsToAllCertified': '<= 15',
+  'fleet.permanentFailures': '0',
+  'fleet.caPeakRssMb': '<= 512',
+};
+
+const fmt = (v) => (v === null || v === undefined ? 'n/a' : typeof v === 'number' ? String(Math.round(v * 100) / 100) : String(v));
+
+export function buildRows(r) {
+  const rows = [];
+  const add = (figure, value, target = '', met = null) => rows.push({ figure, value: value ?? null, target, met });
+  const i = r.issuance ?? {};
+  const goTwo = i.goX509TwoWorkers ?? GO_TWO_WORKER_README;
+  add('issuance.nativeLimitPerCore (certs/s)', i.nativeLimitPerCore);
+  add('issuance.inProcessPerCore (certs/s)', i.inProcessPerCore, i.nativeLimitPerCore ? `info: ${Math.round((100 * i.inProcessPerCore) / i.nativeLimitPerCore)}% of native limit` : '');
+  add('issuance.peculiarNaivePerCore (certs/s)', i.peculiarNaivePerCore);
+  add('issuance.goX509PerCore (certs/s)', i.goX509PerCore, i.goNote ?? '');
+  for (const [key, e] of [['e2eHttps', i.e2eHttps], ['e2eHttps --workers 2', i.e2eHttpsWorkers2]]) {
+    if (e === undefined) continue;
+    const label = `issuance.${key}`;
+    if (e === null || e.error) {
+      add(`${label}`, null, e?.error ? `failed: ${e.error.slice(0, 60)}` : 'not run');
+      continue;
+    }
+    const goal = Math.round(0.4 * goTwo);
+    add(`${label}.certsPerSecond (${e.clients} clients, ${e.caProcesses} CA proc)`, e.certsPerSecond, `>= ${goal}`, e.certsPerSecond >= goal);
+    add(`${label}.p50Ms`, e.p50Ms);
+    add(`${label}.p99Ms`, e.p99Ms, '<= 50', e.p99Ms <= 50);
+    add(`${label} CA CPU ms/cert`, e.caCpuMsPerCert, e.caCpuMsPerCert ? `info: ${Math.round(1000 / e.caCpuMsPerCert)} certs/s per CA core-second` : '');
+    add(`${label}.failures`, e.failures, '0', e.failures === 0);
+  }
+  if (r.tokenReview !== undefined) {
+    const t = r.tokenReview;
+    add('tokenReview.apiCallsPer1000Issuances', t?.apiCallsPer1000Issuances, '<= 100', t ? t.apiCallsPer1000Issuances <= 100 && t.failed === 0 : false);
+  }
+  if (r.proxy) {
+    for (const [kind, p] of Object.entries(r.proxy)) {
+      if (typeof p !== 'object' || p === null) continue;
+      add(`proxy.${kind} keepalive rps / p99 ms`, `${fmt(p.keepaliveRps)} / ${fmt(p.keepaliveP99Ms)}`);
+      add(`proxy.${kind} new-conn rps / p99 ms`, `${fmt(p.newConnRps)} / ${fmt(p.newConnP99Ms)}`);
+      if (p.rssMb !== null) add(`proxy.${kind} rssMb`, p.rssMb);
+    }
+  }
+  if (r.fleet !== undefined) {
+    const f = r.fleet;
+    add(`fleet.secondsToAllCertified (${f?.agents ?? '?'} agents)`, f?.secondsToAllCertified, '<= 15', f ? f.secondsToAllCertified !== null && f.secondsToAllCertified <= 15 : false);
+    add('fleet.permanentFailures', f?.permanentFailures, '0', f ? f.permanentFailures === 0 : false);
+    add('fleet.caPeakRssMb', f?.caPeakRssMb, '<= 512', f ? f.caPeakRssMb <= 512 : false);
+    if (f) add('fleet CA CPU ms/agent', f.caCpuMsPerAgent, f.caCpuMsPerAgent ? `info: ${f.caCpuSeconds} CPU s in total` : '');
+    if (f) add('fleet 429 / 503 / transport errors', `${f.status429} / ${f.status503} / ${f.transportErrors}`);
+  }
+  return rows;
+}
+
+export function printTable(rows, r) {
+  const w = [Math.max(...rows.map((x) => x.figure.length), 6), Math.max(...rows.map((x) => fmt(x.value).length), 5), Math.max(...rows.map((x) => x.target.length), 6)];
+  const line = (a, b, c, d) => `${a.padEnd(w[0])} | ${b.padStart(w[1])} | ${c.padEnd(w[2])} | ${d}`;
+  const m = r.machine;
+  console.log(`\nRampart bench (${m.mode}) ${m.date}, ${m.cpus} cpus (${m.cpuModel}), node ${m.node}, load avg ${m.loadAverageAtStart.join(' ')} -> ${m.loadAverageAtEnd.join(' ')}, ${m.seconds}s`);
+  console.log(line('figure', 'value', 'target', 'met?'));
+  console.log(`${'-'.repeat(w[0])}-+-${'-'.repeat(w[1])}-+-${'-'.repeat(w[2])}-+-----`);
+  for (const x of rows) console.log(line(x.figure, fmt(x.value), x.target, x.met === null ? '' : x.met ? 'yes' : 'NO'));
+  for (const n of r.notes) console.log(`note: ${n}`);
+  console.log('wrote bench-results.json');
+}
