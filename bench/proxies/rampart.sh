@@ -1,19 +1,43 @@
 # proxies/rampart.sh -- Rampart's TypeScript agent proxy (pooled HTTP/2 mTLS tunnel between
 # the two agents, falling back to plain mTLS per connection). Sourced by run.sh; see the
 # plugin contract at the top of run.sh. Set RAMPART_ROOT if the repo is not at /work/main.
-# Until the agent CLI exists this runs src/agent/proxy/bench-entry.ts through tsx; node is
-# exec'd directly so the echoed PID is the proxy process itself.
+#
+# Until the agent CLI exists this runs src/agent/proxy/bench-entry.ts. By default it is
+# bundled once per run with the esbuild that tsx ships (RAMPART_BENCH_LOADER=bundle):
+# the tsx loader keeps its own thread and compiler in every process (about 30 MB RSS), which
+# a built agent would not carry. RAMPART_BENCH_LOADER=tsx runs `node --import tsx` instead.
+# node is exec'd directly, so the echoed PID is the proxy process itself.
+# RAMPART_NODE_FLAGS (default "--max-semi-space-size=1 --v8-pool-size=1") keeps RSS near
+# 60 MB: a 1 MB young generation and one V8 helper thread instead of one per core.
+# RAMPART_LOG_LEVEL (default info: one line per connection).
 
 RAMPART_ROOT=${RAMPART_ROOT:-/work/main}
 [ -f "$RAMPART_ROOT/src/agent/proxy/bench-entry.ts" ] || { echo "rampart repo not found at $RAMPART_ROOT (set RAMPART_ROOT)" >&2; return 1; }
 command -v node >/dev/null 2>&1 || { echo "node not found" >&2; return 1; }
 RAMPART_TUNNEL_MODE=${RAMPART_TUNNEL_MODE:-auto}
 
+_rampart_entry() { # prints the node arguments that run the bench entry
+  local bundle="$BENCH_TMP/rampart-bench-entry.mjs" esb="$RAMPART_ROOT/node_modules/.bin/esbuild"
+  if [ "${RAMPART_BENCH_LOADER:-bundle}" = bundle ] && [ -x "$esb" ]; then
+    if [ ! -f "$bundle" ]; then
+      "$esb" "$RAMPART_ROOT/src/agent/proxy/bench-entry.ts" --bundle --platform=node --format=esm \
+        --target=node20 --log-level=warning --outfile="$bundle" \
+        --banner:js="import{createRequire as __cr}from'module';const require=__cr(import.meta.url);" >&2 ||
+        return 1
+    fi
+    echo "$bundle"
+  else
+    echo "--import tsx $RAMPART_ROOT/src/agent/proxy/bench-entry.ts"
+  fi
+}
+
 _rampart_start() { # ROLE LISTEN_PORT TARGET_PORT CERTDIR
+  local entry
+  entry=$(_rampart_entry) || return 1
   (
     cd "$RAMPART_ROOT" &&
       RAMPART_TUNNEL=$RAMPART_TUNNEL_MODE LOG_LEVEL=${RAMPART_LOG_LEVEL:-info} \
-        exec node --import tsx src/agent/proxy/bench-entry.ts "$1" "$2" "$3" "$4" \
+        exec node ${RAMPART_NODE_FLAGS---max-semi-space-size=1 --v8-pool-size=1} $entry "$1" "$2" "$3" "$4" \
         </dev/null >"$BENCH_TMP/rampart-$RAMPART_TUNNEL_MODE-$1.log" 2>&1
   ) &
   echo $!
@@ -25,4 +49,4 @@ start_inbound() { _rampart_start inbound "$1" "$2" "$3"; }
 # start_outbound LISTEN_PORT UPSTREAM_PORT CERTDIR: plain TCP in, mTLS (or h2 tunnel) out.
 start_outbound() { _rampart_start outbound "$1" "$2" "$3"; }
 
-proxy_version() { echo "rampart $(node -p "require('$RAMPART_ROOT/package.json').version") (node $(node -v), tunnel $RAMPART_TUNNEL_MODE)"; }
+proxy_version() { echo "rampart $(node -p "require('$RAMPART_ROOT/package.json').version") (node $(node -v), tunnel $RAMPART_TUNNEL_MODE, ${RAMPART_BENCH_LOADER:-bundle})"; }

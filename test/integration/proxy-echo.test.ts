@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
+import { Registry } from 'prom-client';
 import { StaticCredentialSource } from '../../src/agent/credentials.js';
 import { startInbound, startOutbound } from '../../src/agent/proxy/index.js';
 import { CLIENT_ID, SERVER_ID, INTRUDER_ID, captureLogs, connectAndWaitClose, exchange, makePki, startEchoBackend, type Pki } from './proxy-support.js';
@@ -15,8 +16,10 @@ for (const tunnel of ['auto', 'off'] as const) {
   test(`echo and half-close through outbound -> inbound -> backend (tunnel ${tunnel})`, async () => {
     const logs = captureLogs();
     const backend = await startEchoBackend();
-    const inbound = await startInbound({ listen: { host: '127.0.0.1', port: 0 }, backend: { host: '127.0.0.1', port: backend.port }, allow: ['spiffe://cluster.local/ns/a/*'], credentials: new StaticCredentialSource(pki.creds('server')), logger: logs.logger, tunnel });
-    const outbound = await startOutbound({ listen: { host: '127.0.0.1', port: 0 }, upstream: { host: '127.0.0.1', port: inbound.address.port }, expectedId: SERVER_ID, credentials: new StaticCredentialSource(pki.creds('client')), logger: logs.logger, tunnel });
+    // One registry shared by both sides, as in the agent: the second start must reuse the metrics.
+    const registry = new Registry();
+    const inbound = await startInbound({ listen: { host: '127.0.0.1', port: 0 }, backend: { host: '127.0.0.1', port: backend.port }, allow: ['spiffe://cluster.local/ns/a/*'], credentials: new StaticCredentialSource(pki.creds('server')), logger: logs.logger, tunnel, registry });
+    const outbound = await startOutbound({ listen: { host: '127.0.0.1', port: 0 }, upstream: { host: '127.0.0.1', port: inbound.address.port }, expectedId: SERVER_ID, credentials: new StaticCredentialSource(pki.creds('client')), logger: logs.logger, tunnel, registry });
     try {
       // The backend answers "done:<n>" only after it saw our FIN, so this proves the client's
       // half-close reached it while the response direction stayed open.
@@ -39,6 +42,11 @@ for (const tunnel of ['auto', 'off'] as const) {
       assert.equal(line['mode'], tunnel === 'auto' ? 'tunnel' : 'mtls');
       assert.equal(line['result'], 'ok');
       assert.equal(line['bytesOut'], 'hellodone:5'.length);
+      await logs.waitFor((l) => l['direction'] === 'outbound' && l['msg'] === 'connection closed' && l['bytesIn'] === big.length);
+      const counted = await registry.getSingleMetricAsString('rampart_agent_connections_total');
+      assert.match(counted, /rampart_agent_connections_total\{direction="outbound",result="ok"\} 10$/m);
+      await logs.waitFor((l) => l['direction'] === 'inbound' && l['msg'] === 'connection closed' && l['bytesIn'] === big.length);
+      assert.match(await registry.getSingleMetricAsString('rampart_agent_connections_total'), /direction="inbound",result="ok"\} 10$/m);
     } finally {
       await outbound.close({ drainMs: 0 });
       await inbound.close({ drainMs: 0 });
@@ -76,4 +84,29 @@ test('inbound rejects bad options with a coded error', async () => {
   await assert.rejects(startInbound({ ...base, allow: ['spiffe://Bad/x'] }), { code: 'RAMPART_ERR_CONFIG_INVALID' });
   await assert.rejects(startInbound({ ...base, allow: [CLIENT_ID], backend: { host: '127.0.0.1', port: 70000 } }), { code: 'RAMPART_ERR_CONFIG_INVALID' });
   await assert.rejects(startOutbound({ listen: base.listen, upstream: { host: '127.0.0.1', port: 1 }, expectedId: 'not-an-id', credentials: creds, logger: logs.logger }), { code: 'RAMPART_ERR_CONFIG_INVALID' });
+});
+
+test('outbound tunnel reconnects after the upstream session is lost', async () => {
+  const logs = captureLogs();
+  const backend = await startEchoBackend();
+  const inOpts = { backend: { host: '127.0.0.1', port: backend.port }, allow: [CLIENT_ID], credentials: new StaticCredentialSource(pki.creds('server')), logger: logs.logger };
+  const first = await startInbound({ ...inOpts, listen: { host: '127.0.0.1', port: 0 } });
+  const port = first.address.port;
+  const outbound = await startOutbound({ listen: { host: '127.0.0.1', port: 0 }, upstream: { host: '127.0.0.1', port }, expectedId: SERVER_ID, credentials: new StaticCredentialSource(pki.creds('client')), logger: logs.logger });
+  let second: Awaited<ReturnType<typeof startInbound>> | undefined;
+  try {
+    assert.equal((await exchange(outbound.address.port, 'one')).toString(), 'onedone:3');
+    assert.equal(outbound.tunnelSessions, 1);
+    await first.close({ drainMs: 0 });
+    await logs.waitFor((l) => l['direction'] === 'outbound' && l['mode'] === 'tunnel-session');
+    assert.equal(outbound.tunnelSessions, 0);
+    second = await startInbound({ ...inOpts, listen: { host: '127.0.0.1', port } });
+    assert.equal((await exchange(outbound.address.port, 'two')).toString(), 'twodone:3');
+    assert.equal(outbound.tunnelSessions, 1);
+  } finally {
+    await outbound.close({ drainMs: 0 });
+    await first.close({ drainMs: 0 });
+    await second?.close({ drainMs: 0 });
+    await backend.close();
+  }
 });

@@ -25,6 +25,11 @@ export const TUNNEL_SETTINGS: http2.Settings = {
 };
 /** Connection-level window for a tunnel session (shared by all its streams). */
 export const TUNNEL_SESSION_WINDOW = 16 << 20;
+/**
+ * nghttp2's memory cap per session in MB; it must exceed the session window, or a fast
+ * sender on a slow backend trips ENHANCE_YOUR_CALM instead of plain flow control.
+ */
+export const TUNNEL_MAX_SESSION_MEMORY_MB = 64;
 
 /** Accepts authorized `h2` TLS connections and serves CONNECT streams to one backend. */
 export interface TunnelAcceptor {
@@ -53,7 +58,7 @@ export interface TunnelAcceptorOptions {
 export function createTunnelAcceptor(o: TunnelAcceptorOptions): TunnelAcceptor {
   const sessions = new Map<http2.ServerHttp2Session, TunnelPeer>();
   let pendingPeer: TunnelPeer | undefined;
-  const h2 = http2.createServer({ settings: TUNNEL_SETTINGS });
+  const h2 = http2.createServer({ settings: TUNNEL_SETTINGS, maxSessionMemory: TUNNEL_MAX_SESSION_MEMORY_MB });
 
   // 'session' fires synchronously inside emit('connection'), so pendingPeer is the right one.
   h2.on('session', (session: http2.ServerHttp2Session) => {

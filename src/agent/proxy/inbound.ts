@@ -83,7 +83,7 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
   const handshakeMs = checkTimeout('timeouts.handshakeMs', options.timeouts?.handshakeMs, DEFAULT_HANDSHAKE_MS);
   const clock = options.clock ?? systemClock;
   const log = options.logger.child({ component: 'inbound', listen: `${listen.host}:${listen.port}` });
-  const metrics = proxyMetrics(options.registry);
+  const metrics = await proxyMetrics(options.registry);
   const relays = new Set<Relay>();
   const tunnels = createTunnelAcceptor({ backend, connectMs, idleMs, logger: log, metrics, clock, relays });
 

@@ -1,5 +1,4 @@
-import { Counter, Gauge } from 'prom-client';
-import type { Registry } from 'prom-client';
+import type { Counter, Gauge, Registry } from 'prom-client';
 
 /** Metrics the proxy updates; no-ops when no registry was given. */
 export interface ProxyMetrics {
@@ -13,9 +12,12 @@ const noop: ProxyMetrics = { connection() {}, active() {}, tunnelSession() {} };
 /**
  * Registers (or reuses, when an inbound and an outbound share a registry) the proxy metrics.
  * Reuse matters because prom-client throws on a second registration of the same name.
+ * prom-client is loaded only when a registry is given: it adds about 8 MB of RSS to a proxy
+ * process that exports no metrics.
  */
-export function proxyMetrics(registry: Registry | undefined): ProxyMetrics {
+export async function proxyMetrics(registry: Registry | undefined): Promise<ProxyMetrics> {
   if (registry === undefined) return noop;
+  const { Counter, Gauge } = await import('prom-client');
   const connections =
     (registry.getSingleMetric('rampart_agent_connections_total') as Counter<'direction' | 'result'> | undefined) ??
     new Counter({

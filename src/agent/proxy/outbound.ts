@@ -70,7 +70,7 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundP
   const clock = options.clock ?? systemClock;
   const expectedId = options.expectedId;
   const log = options.logger.child({ component: 'outbound', listen: `${listen.host}:${listen.port}`, upstream: `${upstream.host}:${upstream.port}` });
-  const metrics = proxyMetrics(options.registry);
+  const metrics = await proxyMetrics(options.registry);
   const checkIdentity = spiffeServerIdentityCheck(expectedId);
   const relays = new Set<Relay>();
 

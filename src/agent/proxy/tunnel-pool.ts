@@ -3,7 +3,7 @@ import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Clock } from '../../core/clock.js';
 import { describeError, type HostPort } from './errors.js';
-import { TUNNEL_SESSION_WINDOW, TUNNEL_SETTINGS } from './inbound-tunnel.js';
+import { TUNNEL_MAX_SESSION_MEMORY_MB, TUNNEL_SESSION_WINDOW, TUNNEL_SETTINGS } from './inbound-tunnel.js';
 import type { ProxyMetrics } from './metrics.js';
 import { connectUpstream, spiffeServerIdentityCheck, whenSecure } from './upstream-tls.js';
 
@@ -81,8 +81,21 @@ export class TunnelPool {
 
   /** Opens a CONNECT stream, or resolves null when the caller should use plain mTLS instead. */
   async open(): Promise<TunnelStream | null> {
-    const entry = this.pick() ?? (await this.connect());
-    if (entry === null) return null;
+    for (let attempt = 0; ; attempt++) {
+      const entry = this.pick() ?? (await this.connect());
+      if (entry === null) return null;
+      try {
+        return this.request(entry);
+      } catch (err) {
+        // The session went away between pick and request (GOAWAY, socket loss): retire it
+        // and try once more on a fresh session before failing the application connection.
+        this.retire(entry);
+        if (attempt >= 1) throw err;
+      }
+    }
+  }
+
+  private request(entry: Entry): TunnelStream {
     const stream = entry.session.request({ ':method': 'CONNECT', ':authority': this.authority }, { endStream: false });
     entry.streams++;
     stream.once('close', () => {
@@ -156,6 +169,7 @@ export class TunnelPool {
     const session = http2.connect(`https://${this.authority}`, {
       createConnection: () => socket,
       settings: TUNNEL_SETTINGS,
+      maxSessionMemory: TUNNEL_MAX_SESSION_MEMORY_MB,
       // Application connections are bursty; do not let nghttp2 refuse streams while a
       // session is still opening.
       peerMaxConcurrentStreams: 1000,
