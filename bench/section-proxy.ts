@@ -8,40 +8,12 @@ import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from './ca-process.js';
+import { parseHarnessTables } from './proxy-table.js';
 import { argString, emitResult, note } from './result-line.js';
 
 const HARNESS = process.env['RAMPART_PROXY_HARNESS'] ?? '/work/shared/anchors/mtls-proxy';
 const duration = argString('duration', '10s');
 const kinds = argString('kinds', 'direct,stunnel,haproxy,rampart,rampart-plain-tls').split(',');
-
-export interface ProxyFigures {
-  keepaliveRps: number;
-  keepaliveP99Ms: number;
-  newConnRps: number;
-  newConnP99Ms: number;
-  rssMb: number | null;
-}
-
-/** camelCase JSON key of a harness kind: rampart-plain-tls -> rampartPlainTls. */
-const keyOf = (kind: string): string => kind.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-
-function parseTables(out: string): Record<string, ProxyFigures> {
-  const figures: Record<string, ProxyFigures> = {};
-  for (const line of out.split('\n')) {
-    const cells = line.split('|').map((c) => c.trim());
-    if (cells.length === 7 && kinds.includes(cells[0]!) && /^\d+$/.test(cells[1]!)) {
-      figures[keyOf(cells[0]!)] = { keepaliveRps: Number(cells[1]), keepaliveP99Ms: Number(cells[3]), newConnRps: Number(cells[4]), newConnP99Ms: Number(cells[6]), rssMb: null };
-    }
-  }
-  for (const line of out.split('\n')) {
-    const cells = line.split('|').map((c) => c.trim());
-    if (cells.length === 8 && (cells[1] === 'inbound' || cells[1] === 'outbound') && /^\d+$/.test(cells[3]!)) {
-      const f = figures[keyOf(cells[0]!)];
-      if (f !== undefined) f.rssMb = Math.max(f.rssMb ?? 0, Math.round(Number(cells[3]) / 102.4) / 10);
-    }
-  }
-  return figures;
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'rampart-bench-proxy-'));
 try {
@@ -59,7 +31,7 @@ try {
   });
   const code = await new Promise<number | null>((res) => child.once('exit', res));
   if (code !== 0) throw new Error(`run.sh exited ${code}`);
-  emitResult({ ...parseTables(out), duration });
+  emitResult({ ...parseHarnessTables(out, kinds), duration });
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

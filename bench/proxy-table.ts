@@ -1,0 +1,32 @@
+/** Parses the two tables printed by the mtls-proxy harness's run.sh into bench JSON fields. */
+
+export interface ProxyFigures {
+  keepaliveRps: number;
+  keepaliveP99Ms: number;
+  newConnRps: number;
+  newConnP99Ms: number;
+  /** Max VmRSS (MB) of the inbound and outbound processes; null for `direct`. */
+  rssMb: number | null;
+}
+
+/** camelCase JSON key of a harness kind: rampart-plain-tls -> rampartPlainTls. */
+export const proxyKey = (kind: string): string => kind.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+export function parseHarnessTables(out: string, kinds: readonly string[]): Record<string, ProxyFigures> {
+  const figures: Record<string, ProxyFigures> = {};
+  const rows = out.split('\n').map((line) => line.split('|').map((c) => c.trim()));
+  // proxy | keepalive req/s | p50 | p99 | new-conn req/s | p50 | p99
+  for (const c of rows) {
+    if (c.length === 7 && kinds.includes(c[0]!) && /^\d+$/.test(c[1]!)) {
+      figures[proxyKey(c[0]!)] = { keepaliveRps: Number(c[1]), keepaliveP99Ms: Number(c[3]), newConnRps: Number(c[4]), newConnP99Ms: Number(c[6]), rssMb: null };
+    }
+  }
+  // proxy | side | pid | VmRSS kB | VmHWM kB | threads | CPU ms/1k keepalive | CPU ms/1k new-conn
+  for (const c of rows) {
+    if (c.length === 8 && (c[1] === 'inbound' || c[1] === 'outbound') && /^\d+$/.test(c[3]!)) {
+      const f = figures[proxyKey(c[0]!)];
+      if (f !== undefined) f.rssMb = Math.max(f.rssMb ?? 0, Math.round(Number(c[3]) / 102.4) / 10);
+    }
+  }
+  return figures;
+}
