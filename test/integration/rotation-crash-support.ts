@@ -97,8 +97,8 @@ export async function crashAndRecover(point: CrashPoint, flags: CaFlags = {}): P
       const restartedCa = ca;
       await waitFor(() => restartedCa.logLines.some((l) => l.includes('"event":"rotation-renew-intermediate"')), 'the restarted CA renews the intermediate');
       const renewed = assertConsistentDir(dir);
-      assert.ok(renewed.roots[0]!.intermediate.notAfter > restarted.roots[0]!.intermediate.notAfter, 'a later intermediate was saved');
-      assert.equal(renewed.sequence, restarted.sequence, 'renewal leaves the bundle alone');
+      assert.ok(renewed.roots[0]!.intermediate.notAfter > left!.roots[0]!.intermediate.notAfter, 'a later intermediate than the one the crash left was saved');
+      assert.equal(renewed.sequence, left!.sequence, 'renewal leaves the bundle alone');
     }
 
     // Continue: finish what was in flight, then one whole rotation, the activation by the CLI.

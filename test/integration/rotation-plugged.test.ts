@@ -1,0 +1,181 @@
+/**
+ * Plugged-in CA (Istio `cacerts`): an offline root and intermediate made with openssl. Leaves
+ * chain to that root under `openssl verify -x509_strict`; bad files are refused with
+ * RAMPART_ERR_PLUGGED_CA_INVALID (exit 2 from the CLI); a new plugged-in CA enters as `prepared`
+ * and then goes through activate and retire like any other root.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { strict as assert } from 'node:assert';
+import { after, before, test } from 'node:test';
+import { createKeyAndCsr } from '../../src/agent/csr.js';
+import { isRampartError } from '../../src/core/errors.js';
+import { startTestCa, type TestCa } from '../helpers/ca.js';
+import { httpsJson } from '../helpers/https.js';
+import { OpenSsl } from '../helpers/openssl.js';
+import { adminCall, assertConsistentDir, pemFingerprints, runCli } from './rotation-support.js';
+
+let ssl: OpenSsl;
+let scratch: string;
+
+before(async () => {
+  ssl = await OpenSsl.create('rampart-plugged-');
+  scratch = mkdtempSync(join(tmpdir(), 'rampart-plugged-state-'));
+});
+
+after(async () => {
+  await ssl?.close();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+
+/** A self-signed offline root; returns the file names of its cert and key. */
+async function offlineRoot(name: string): Promise<{ cert: string; key: string }> {
+  const cert = `${name}-cert.pem`;
+  const key = `${name}-key.pem`;
+  await ssl.run(['req', '-x509', ...EC, '-keyout', key, '-out', cert, '-subj', `/O=Offline ${name}/CN=${name}`, '-days', '3650',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  return { cert, key };
+}
+
+/** A certificate signed by `issuer`; `ca` picks CA or leaf extensions. */
+async function signed(name: string, issuer: { cert: string; key: string }, kind: { ca: boolean; pathLen?: number }): Promise<{ cert: string; key: string }> {
+  const cert = `${name}-cert.pem`;
+  const key = `${name}-key.pem`;
+  await ssl.run(['req', '-new', ...EC, '-keyout', key, '-out', `${name}.csr`, '-subj', `/O=Offline/CN=${name}`]);
+  const ext = kind.ca
+    ? `basicConstraints=critical,CA:TRUE${kind.pathLen === undefined ? '' : `,pathlen:${kind.pathLen}`}\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid:always\nsubjectAltName=URI:spiffe://cluster.local\n`
+    : 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid:always\n';
+  await ssl.write(`${name}.ext`, ext);
+  await ssl.run(['x509', '-req', '-in', `${name}.csr`, '-CA', issuer.cert, '-CAkey', issuer.key, '-CAcreateserial', '-days', '365', '-extfile', `${name}.ext`, '-out', cert]);
+  return { cert, key };
+}
+
+/** Writes an Istio `cacerts` directory. */
+function cacerts(dir: string, files: { caCert: string; caKey: string; chain: string[]; root: string }): string {
+  const path = join(scratch, dir);
+  mkdirSync(path, { recursive: true });
+  const read = (f: string): string => readFileSync(ssl.path(f), 'utf8');
+  writeFileSync(join(path, 'ca-cert.pem'), read(files.caCert));
+  writeFileSync(join(path, 'ca-key.pem'), read(files.caKey), { mode: 0o600 });
+  writeFileSync(join(path, 'cert-chain.pem'), files.chain.map(read).join(''));
+  writeFileSync(join(path, 'root-cert.pem'), read(files.root));
+  return path;
+}
+
+/** Issues a leaf from `ca` and checks it with openssl against `rootFile` only. */
+async function issueAndVerify(ca: TestCa, rootFile: string, intermediates: number): Promise<void> {
+  const { csrPem } = createKeyAndCsr();
+  const res = await httpsJson(`${ca.apiUrl}/v1/certificates`, { ca: ca.rootCertPem(), token: await ca.token('shop', 'web'), body: { csr: csrPem } });
+  assert.equal(res.status, 200, res.text);
+  const chain = res.body.certChain as string[];
+  assert.equal(chain.length, 1 + intermediates, 'leaf plus every intermediate up to the root');
+  const verdict = await ssl.verify({ rootsPem: readFileSync(ssl.path(rootFile), 'utf8'), leafPem: chain[0]!, untrustedPems: chain.slice(1), purpose: 'sslclient' });
+  assert.equal(verdict.code, 0, verdict.stderr + verdict.stdout);
+  assert.match(verdict.stdout, /OK/);
+}
+
+async function refusal(dir: string): Promise<string> {
+  const state = mkdtempSync(join(scratch, 'refused-'));
+  try {
+    await startTestCa({ 'plugged-ca': dir }, { stateDir: state });
+  } catch (err) {
+    assert.ok(isRampartError(err), String(err));
+    assert.equal(err.code, 'RAMPART_ERR_PLUGGED_CA_INVALID');
+    return err.message;
+  }
+  assert.fail('the plugged-in CA was accepted');
+}
+
+test('a plugged-in CA (one and two levels below an offline root) issues leaves that openssl verifies strictly', async () => {
+  const root = await offlineRoot('root-a');
+  const inter = await signed('inter-a', root, { ca: true, pathLen: 0 });
+  const dirA = cacerts('a', { caCert: inter.cert, caKey: inter.key, chain: [inter.cert, root.cert], root: root.cert });
+  const ca = await startTestCa({ 'plugged-ca': dirA }, { stateDir: join(scratch, 'state-one') });
+  try {
+    const state = assertConsistentDir(ca.stateDir);
+    assert.equal(state.roots[0]!.plugged, true);
+    assert.equal(state.roots[0]!.keyPem, null, 'the offline root key is never held');
+    assert.deepEqual(pemFingerprints(ca.rootCertPem()), pemFingerprints(readFileSync(ssl.path(root.cert), 'utf8')));
+    await issueAndVerify(ca, root.cert, 1);
+  } finally {
+    await ca.close();
+  }
+
+  const mid = await signed('mid-b', root, { ca: true, pathLen: 1 });
+  const low = await signed('low-b', mid, { ca: true, pathLen: 0 });
+  const dirB = cacerts('b', { caCert: low.cert, caKey: low.key, chain: [low.cert, mid.cert, root.cert], root: root.cert });
+  const deep = await startTestCa({ 'plugged-ca': dirB }, { stateDir: join(scratch, 'state-two') });
+  try {
+    await issueAndVerify(deep, root.cert, 2);
+  } finally {
+    await deep.close();
+  }
+});
+
+test('bad plugged-in CA files are refused with RAMPART_ERR_PLUGGED_CA_INVALID; the CLI exits 2', async () => {
+  const root = await offlineRoot('root-c');
+  const other = await offlineRoot('root-other');
+  const inter = await signed('inter-c', root, { ca: true, pathLen: 0 });
+  const stranger = await signed('inter-stranger', other, { ca: true, pathLen: 0 });
+  const leaf = await signed('leaf-c', root, { ca: false });
+
+  const wrongKey = cacerts('wrong-key', { caCert: inter.cert, caKey: stranger.key, chain: [inter.cert], root: root.cert });
+  const cli = await runCli(['ca', '--plugged-ca', wrongKey, '--state-dir', join(scratch, 'cli-state'), '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0']);
+  assert.equal(cli.status, 2, cli.stderr);
+  assert.match(cli.stderr, /plugged-in CA refused: ca-key\.pem does not match the public key of ca-cert\.pem \[RAMPART_ERR_PLUGGED_CA_INVALID\]/);
+
+  assert.match(await refusal(wrongKey), /ca-key\.pem does not match/);
+  assert.match(await refusal(cacerts('other-root', { caCert: stranger.cert, caKey: stranger.key, chain: [stranger.cert], root: root.cert })), /do not verify up to root-cert\.pem/);
+  assert.match(await refusal(cacerts('not-ca', { caCert: leaf.cert, caKey: leaf.key, chain: [leaf.cert], root: root.cert })), /ca-cert\.pem basicConstraints cA is not true: the certificate is not a CA/);
+  assert.match(await refusal(cacerts('root-not-root', { caCert: inter.cert, caKey: inter.key, chain: [], root: inter.cert })), /root-cert\.pem is not a self-signed root/);
+});
+
+test('moving to a new plugged-in CA goes prepared -> active -> retiring -> removed', async () => {
+  const rootA = await offlineRoot('root-d');
+  const interA = await signed('inter-d', rootA, { ca: true, pathLen: 0 });
+  const rootB = await offlineRoot('root-e');
+  const interB = await signed('inter-e', rootB, { ca: true, pathLen: 0 });
+  const dirA = cacerts('d', { caCert: interA.cert, caKey: interA.key, chain: [interA.cert, rootA.cert], root: rootA.cert });
+  const dirB = cacerts('e', { caCert: interB.cert, caKey: interB.key, chain: [interB.cert, rootB.cert], root: rootB.cert });
+  const stateDir = join(scratch, 'state-move');
+
+  const first = await startTestCa({ 'plugged-ca': dirA }, { stateDir });
+  await first.close({ keepState: true });
+
+  const ca = await startTestCa({ 'plugged-ca': dirB }, { stateDir });
+  try {
+    let state = assertConsistentDir(stateDir);
+    assert.deepEqual(state.roots.map((r) => [r.phase, r.plugged]), [['active', true], ['prepared', true]]);
+    assert.ok(ca.logLines.some((l) => l.includes('the plugged-in CA differs from the stored roots')));
+    assert.ok(ca.logLines.some((l) => l.includes('"event":"rotation-prepare"')));
+    // Still signing under A until activation, but B is trusted already.
+    await issueAndVerify(ca, rootA.cert, 1);
+    const admin = await ca.token('rampart-system', 'rampart-admin');
+
+    const activated = await adminCall(ca.apiUrl, ca.rootCertPem(), admin, 'activate', true);
+    assert.equal(activated.status, 200, activated.text);
+    state = assertConsistentDir(stateDir);
+    assert.deepEqual(state.roots.map((r) => r.phase), ['retiring', 'active']);
+    await issueAndVerify(ca, rootB.cert, 1);
+
+    const early = await adminCall(ca.apiUrl, ca.rootCertPem(), admin, 'retire');
+    assert.equal(early.status, 409);
+    assert.match(early.body.error.message, /may be valid until \d{4}-\d\d-\d\dT[\d:.]+Z \(in 1d5m\); retire then, or use --force/);
+    const retired = await adminCall(ca.apiUrl, ca.rootCertPem(), admin, 'retire', true);
+    assert.equal(retired.status, 200, retired.text);
+    state = assertConsistentDir(stateDir);
+    assert.deepEqual(state.roots.map((r) => r.fingerprint), pemFingerprints(readFileSync(ssl.path(rootB.cert), 'utf8')));
+  } finally {
+    await ca.close({ keepState: true });
+  }
+  // Starting again with the same plugged-in CA changes nothing.
+  const again = await startTestCa({ 'plugged-ca': dirB }, { stateDir });
+  try {
+    assert.deepEqual(assertConsistentDir(stateDir).roots.map((r) => r.phase), ['active']);
+  } finally {
+    await again.close();
+  }
+});
