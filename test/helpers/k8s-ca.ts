@@ -160,7 +160,7 @@ export async function startCaCluster(): Promise<CaCluster> {
       };
       let started: LogLine;
       try {
-        started = await waitForLine(logs, child, (l) => l.event === 'ca-started', `${name} to start`, 60_000);
+        started = await waitForLine(logs, child, (l) => l.event === 'ca-started', `${name} to start`, 120_000);
       } catch (e) {
         kill('SIGKILL');
         await exited;

@@ -122,16 +122,16 @@ test('root-cert ConfigMaps: in every namespace, created for new namespaces, recr
     const found = await Promise.all((await cluster.activeNamespaces()).map((ns) => cluster.rootCertIn(ns)));
     return found.every((f) => f === pem);
   };
-  await waitFor('rampart-root-cert equal to the bundle in every namespace', () => everywhere(bundlePem), 15_000);
+  await waitFor('rampart-root-cert equal to the bundle in every namespace', () => everywhere(bundlePem), 30_000);
   // The published bundle is a working trust anchor, as the agent uses it.
   const fromCm = (await cluster.rootCertIn('shop')) as string;
   assert.equal((await call(`${b.apiUrl}/v1/trust-bundle?format=pem`, { ca: fromCm })).text, bundlePem);
 
   await cluster.admin.core.createNamespace({ body: { metadata: { name: 'team-new' } } });
-  await waitFor('ConfigMap in the new namespace', async () => (await cluster.rootCertIn('team-new')) === bundlePem, 15_000);
+  await waitFor('ConfigMap in the new namespace', async () => (await cluster.rootCertIn('team-new')) === bundlePem, 30_000);
 
   await cluster.admin.core.deleteNamespacedConfigMap({ name: 'rampart-root-cert', namespace: 'shop' });
-  await waitFor('ConfigMap recreated after delete', async () => (await cluster.rootCertIn('shop')) === bundlePem, 15_000);
+  await waitFor('ConfigMap recreated after delete', async () => (await cluster.rootCertIn('shop')) === bundlePem, 30_000);
 });
 
 test('racing prepare on both replicas yields exactly one new root; the loser answers 409 or succeeds idempotently', async () => {
@@ -166,14 +166,14 @@ test('racing prepare on both replicas yields exactly one new root; the loser ans
     await waitFor(`${r.name} serves the new bundle`, async () => {
       const j = await call(`${r.apiUrl}/v1/trust-bundle`, { ca: bundlePem });
       return j.body.sequence === after.sequence && JSON.stringify(j.body.roots.map((x: { fingerprint: string }) => x.fingerprint).sort()) === JSON.stringify(expected);
-    }, 15_000);
+    }, 30_000);
   }
   const newPem = (await call(`${a.apiUrl}/v1/trust-bundle?format=pem`, { ca: bundlePem })).text;
   assert.equal(fingerprints(newPem).length, 2);
   await waitFor('ConfigMaps updated to the new bundle everywhere', async () => {
     const found = await Promise.all((await cluster.activeNamespaces()).map((ns) => cluster.rootCertIn(ns)));
     return found.every((f) => f === newPem);
-  }, 15_000);
+  }, 30_000);
   bundlePem = newPem;
 });
 
@@ -202,7 +202,7 @@ test('API server outage: cached tokens keep working, new tokens get 503, recover
     attempts += 1;
     const res = await issue(a.apiUrl, { ca: bundlePem }, fresh, csrs[1] as string);
     return res.status === 200 ? res : undefined;
-  }, 15_000);
+  }, 30_000);
   assert.equal(ok.body.spiffeId, `spiffe://${TD}/ns/shop/sa/fresh`);
   console.log(`# after comeBack a new token worked on attempt ${attempts}`);
   for (const r of [a, b]) assert.ok(r.alive(), `${r.name} survived the outage`);
@@ -266,6 +266,9 @@ test('leader failover under load: SIGKILL the leader; the survivor takes the Lea
   const killedWall = Date.now();
   leader.kill('SIGKILL');
   const load = issueAtScale(survivor, pool(), tokens, 10);
+  // The Deployment replaces the dead pod meanwhile; it joins as a follower of the same CA.
+  const replacement = cluster.spawnReplica('rampart-ca-c');
+  replacement.catch(() => undefined);
   await leader.exited;
   let takenAt = 0;
   let scale: Awaited<typeof load>;
@@ -274,7 +277,7 @@ test('leader failover under load: SIGKILL the leader; the survivor takes the Lea
       if ((await cluster.leaseHolder()) !== survivor.name) return false;
       takenAt = performance.now();
       return true;
-    }, 60_000);
+    }, 90_000);
     await waitFor('the survivor to log its election', () => survivor.logs.some((l) => l.msg === 'became leader'), 10_000);
   } finally {
     scale = await load;
@@ -304,11 +307,21 @@ test('leader failover under load: SIGKILL the leader; the survivor takes the Lea
   assert.ok(window.length > 0, 'issuances happened between the kill and the takeover');
   assert.ok((after.spec?.leaseTransitions ?? 0) >= 1);
 
+  const c = await replacement;
+  const [jc, js] = await Promise.all([c, survivor].map((r) => call(`${r.apiUrl}/v1/trust-bundle`, { ca: bundlePem })));
+  assert.equal(jc?.status, 200);
+  assert.deepEqual(jc?.body.roots, js?.body.roots, 'the replacement loads the same roots from the Secret');
+  const fromC = await issue(c.apiUrl, { ca: bundlePem }, tokens[0] as string, csrs[0] as string);
+  assert.equal(fromC.status, 200, fromC.text);
+  assertChain(fromC.body.certChain, bundlePem, `spiffe://${TD}/ns/load/sa/sa-000`);
+  assert.equal(await cluster.leaseHolder(), survivor.name, 'the survivor still leads');
+  assert.ok(!c.logs.some((l) => l.msg === 'became leader' || l.event === 'root-created'), 'the replacement neither leads nor creates a root');
+
   // The new leader publishes: repairs a deleted ConfigMap and serves a new namespace.
   await cluster.admin.core.deleteNamespacedConfigMap({ name: 'rampart-root-cert', namespace: 'shop' });
   await cluster.admin.core.createNamespace({ body: { metadata: { name: 'after-failover' } } });
-  await waitFor('the new leader recreates the deleted ConfigMap', async () => (await cluster.rootCertIn('shop')) === bundlePem, 15_000);
-  await waitFor('the new leader publishes into a new namespace', async () => (await cluster.rootCertIn('after-failover')) === bundlePem, 15_000);
+  await waitFor('the new leader recreates the deleted ConfigMap', async () => (await cluster.rootCertIn('shop')) === bundlePem, 30_000);
+  await waitFor('the new leader publishes into a new namespace', async () => (await cluster.rootCertIn('after-failover')) === bundlePem, 30_000);
 });
 
 test('RBAC of manifests/base allows every API call the replicas made (unused grants reported)', () => {
