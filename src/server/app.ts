@@ -1,6 +1,5 @@
 /** Builds the CA's API fastify instance (never listens: the caller decides where). */
 import { fastify, type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import type { Logger } from 'pino';
 import { makeErrorHandler, sendError } from './error-handler.js';
 import type { CaServerDeps } from './deps.js';
 import { registerAdminRoutes } from './routes/admin.js';
@@ -13,8 +12,8 @@ export const BODY_LIMIT_BYTES = 64 * 1024;
 /** Builds the API app. `https` is omitted in tests that use inject(). */
 export function buildCaApp(deps: CaServerDeps, https?: SecureContextOptions & { requestCert: boolean; rejectUnauthorized: boolean }): FastifyInstance {
   const options: FastifyServerOptions & { https?: unknown } = {
-    loggerInstance: deps.logger as Logger,
-    disableRequestLogging: true,
+    // Fastify's own per-request logging stays off: routes log one line per issuance themselves.
+    logger: false,
     bodyLimit: BODY_LIMIT_BYTES,
     keepAliveTimeout: 65_000,
     requestTimeout: 330_000,

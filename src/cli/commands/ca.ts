@@ -2,6 +2,11 @@
 import { loadCaConfig, type CaFlags } from '../../config/ca-config.js';
 import { createLogger } from '../../observability/logger.js';
 import { startCa } from '../../runtime/start-ca.js';
+import { isClusterWorker, startClusterPrimary, startClusterWorker } from '../../runtime/cluster-ca.js';
+import { decodeState } from '../../store/state-codec.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { CaConfig } from '../../config/ca-config.js';
 import { parseFlags, type FlagSpec } from '../args.js';
 import { waitForShutdownSignal } from '../signals.js';
 
@@ -66,10 +71,16 @@ export async function runCa(argv: readonly string[]): Promise<number> {
   }
   const config = loadCaConfig(values, process.env);
   const logger = createLogger({ name: 'rampart-ca', level: config.logLevel });
-  const ca = await startCa(config, { logger });
-  const status = ca.runtime.status();
+  if (isClusterWorker()) {
+    await startClusterWorker(config, logger.child({ worker: process.pid }));
+    // The primary stops workers by disconnecting them; signals from the terminal go to it too.
+    await new Promise<void>((resolve) => process.once('disconnect', () => resolve()));
+    return 0;
+  }
+  const ca = config.workers > 1 ? await startClusterPrimary(config, logger) : await startCa(config, { logger });
+  const status = await readStatus(config);
   const active = status.roots.find((r) => r.phase === 'active');
-  logger.info({ event: 'ca-started', apiUrl: ca.apiUrl, monitoringUrl: ca.monitoringUrl, trustDomain: config.trustDomain, authn: config.authn, rootFingerprint: active?.fingerprint, bundleSequence: status.sequence }, 'rampart CA is up');
+  logger.info({ event: 'ca-started', apiUrl: ca.apiUrl, monitoringUrl: ca.monitoringUrl, trustDomain: config.trustDomain, authn: config.authn, workers: config.workers, rootFingerprint: active?.fingerprint, bundleSequence: status.sequence }, 'rampart CA is up');
   if (config.store === 'file') {
     process.stderr.write(
       `\nRampart CA listening on ${ca.apiUrl}  (monitoring ${ca.monitoringUrl})\n` +
@@ -88,4 +99,11 @@ export async function runCa(argv: readonly string[]): Promise<number> {
   logger.info({ signal }, 'shutting down');
   await ca.stop();
   return 0;
+}
+
+/** Roots and sequence for the startup banner, read back from what the CA persisted. */
+async function readStatus(config: CaConfig): Promise<{ sequence: number; roots: Array<{ phase: string; fingerprint: string }> }> {
+  if (config.store !== 'file') return { sequence: 0, roots: [] };
+  const state = decodeState(readFileSync(join(config.stateDir, 'state.json'), 'utf8'));
+  return { sequence: state.sequence, roots: state.roots.map((r) => ({ phase: r.phase, fingerprint: r.fingerprint })) };
 }

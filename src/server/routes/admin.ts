@@ -27,7 +27,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: CaServerDeps): v
     app.post(`/v1/admin/roots/${step}`, async (request: FastifyRequest<{ Body: StepBody | undefined }>) => {
       const admin = await requireAdmin(request, deps);
       const force = typeof request.body === 'object' && request.body !== null && request.body.force === true;
-      request.log.info({ event: `admin-${step}`, admin, force }, `admin requested root ${step}`);
+      deps.logger.info({ reqId: request.id, event: `admin-${step}`, admin, force }, `admin requested root ${step}`);
       if (step === 'prepare') await deps.runtime.prepare(force);
       else if (step === 'activate') await deps.runtime.activate(force);
       else await deps.runtime.retire(force);

@@ -30,8 +30,17 @@ export function registerCertificateRoutes(app: FastifyInstance, deps: CaServerDe
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       deps.metrics.issued.inc({ result: 'ok' });
       deps.metrics.issueDuration.observe(seconds);
-      request.log.info(
-        { spiffeId: issued.spiffeId, serial: issued.serialHex, notAfter: new Date(issued.expiresAt).toISOString(), durationMs: Math.round(seconds * 1e6) / 1000, authenticator: caller.authenticator, keyType: issued.keyType, ttlSeconds: issued.grantedTtlSeconds },
+      deps.logger.info(
+        {
+          reqId: request.id,
+          spiffeId: issued.spiffeId,
+          serial: issued.serialHex,
+          notAfter: new Date(issued.expiresAt).toISOString(),
+          durationMs: Math.round(seconds * 1e6) / 1000,
+          authenticator: caller.authenticator,
+          keyType: issued.keyType,
+          ttlSeconds: issued.grantedTtlSeconds,
+        },
         'certificate issued',
       );
       void reply.header('rampart-bundle-sequence', String(issued.bundleSequence));

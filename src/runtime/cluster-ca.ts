@@ -1,0 +1,156 @@
+/**
+ * Multi-core CA with node:cluster. The primary owns the store and the runtime (so state keeps a
+ * single writer and one lock), serves monitoring, and forks `--workers` signing processes that
+ * share the API port; each worker signs with its own copy of the current intermediate.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { AggregatorRegistry, Registry } from 'prom-client';
+import type { CaConfig } from '../config/ca-config.js';
+import { formatHostPort } from '../config/values.js';
+import { systemClock } from '../core/clock.js';
+import { isRampartError } from '../core/errors.js';
+import { createCaMetrics } from '../observability/ca-metrics.js';
+import { buildMonitoringApp } from '../server/monitoring.js';
+import { isPrimaryMessage, isWorkerMessage, type PrimaryMessage, type WorkerMessage } from './cluster-messages.js';
+import { ReplicaRuntime } from './replica-runtime.js';
+import { startApi } from './start-api.js';
+import { startCaCore } from './start-ca.js';
+import { startKubernetesSupport } from './kubernetes-support.js';
+
+export interface RunningClusterCa {
+  readonly apiUrl: string;
+  readonly monitoringUrl: string;
+  stop(): Promise<void>;
+}
+
+/** Runs in the primary: state owner, monitoring, worker supervision. */
+export async function startClusterPrimary(config: CaConfig, logger: Logger): Promise<RunningClusterCa> {
+  const core = await startCaCore(config, { logger });
+  const runtime = core.runtime;
+  const workers = new Set<Worker>();
+  const metricWaiters = new Map<number, (m: unknown) => void>();
+  let nextMetricId = 1;
+  let stopping = false;
+  let resolveUrl: (url: string) => void = () => undefined;
+  const apiUrl = new Promise<string>((resolve) => (resolveUrl = resolve));
+
+  const sendTo = (worker: Worker, message: PrimaryMessage): void => {
+    if (worker.isConnected()) worker.send(message);
+  };
+  runtime.onChange(() => {
+    for (const w of workers) sendTo(w, { t: 'rampart-state', state: runtime.state() });
+  });
+
+  const handle = (worker: Worker, message: unknown): void => {
+    if (!isWorkerMessage(message)) return;
+    // A worker asks for the state once its listener is registered: 'online' fires too early.
+    if (message.t === 'rampart-hello') sendTo(worker, { t: 'rampart-state', state: runtime.state() });
+    else if (message.t === 'rampart-listening') resolveUrl(message.url);
+    else if (message.t === 'rampart-reports') for (const [id, seq] of message.entries) runtime.reportAgentSequence(id, seq);
+    else if (message.t === 'rampart-metrics') metricWaiters.get(message.id)?.(message.metrics);
+    else if (message.t === 'rampart-admin') {
+      const op = message.op;
+      const work = op === 'status' ? Promise.resolve(runtime.status()) : (op === 'prepare' ? runtime.prepare(message.force) : op === 'activate' ? runtime.activate(message.force) : runtime.retire(message.force)).then(() => runtime.status());
+      work.then(
+        (value) => sendTo(worker, { t: 'rampart-reply', id: message.id, ok: true, value }),
+        (err: unknown) => sendTo(worker, { t: 'rampart-reply', id: message.id, ok: false, code: isRampartError(err) ? err.code : 'RAMPART_ERR_INTERNAL', message: isRampartError(err) ? err.message : 'internal error; see the CA log' }),
+      );
+    }
+  };
+
+  const fork = (): void => {
+    const worker = cluster.fork({ RAMPART_CLUSTER_WORKER: '1' });
+    workers.add(worker);
+    worker.on('message', (m: unknown) => handle(worker, m));
+    worker.on('exit', (code, signal) => {
+      workers.delete(worker);
+      if (stopping) return;
+      logger.error({ event: 'worker-exited', code, signal }, 'a signing worker exited; starting another');
+      setTimeout(fork, 500).unref();
+    });
+  };
+  logger.info({ event: 'forking-workers', workers: config.workers }, 'starting signing workers');
+  for (let i = 0; i < config.workers; i++) fork();
+
+  // Workers' counters and histograms are summed with the primary's gauges into one exposition.
+  const workerMetrics = (w: Worker): Promise<object> =>
+    new Promise((resolve) => {
+      const id = nextMetricId++;
+      const timer = setTimeout(() => resolve([]), 2000);
+      metricWaiters.set(id, (m) => {
+        clearTimeout(timer);
+        metricWaiters.delete(id);
+        resolve(m as object);
+      });
+      sendTo(w, { t: 'rampart-metrics-request', id });
+    });
+  // Workers' counters and histograms are summed with the primary's gauges into one exposition.
+  const monitoring = buildMonitoringApp({
+    registry: core.registry,
+    metrics: async () => {
+      const parts: object[] = [await core.registry.getMetricsAsJSON(), ...(await Promise.all([...workers].map(workerMetrics)))];
+      return AggregatorRegistry.aggregate(parts).metrics();
+    },
+    ready: () => (runtime.ready && workers.size > 0 ? true : 'no signing worker or no valid intermediate'),
+  });
+  await monitoring.listen({ host: config.monitoringListen.host, port: config.monitoringListen.port });
+  const monPort = (monitoring.server.address() as AddressInfo).port;
+  const url = await apiUrl;
+  return {
+    apiUrl: url,
+    monitoringUrl: `http://${formatHostPort({ host: config.monitoringListen.host === '0.0.0.0' ? '127.0.0.1' : config.monitoringListen.host, port: monPort })}`,
+    async stop() {
+      stopping = true;
+      await Promise.all(
+        [...workers].map(
+          (w) =>
+            new Promise<void>((resolve) => {
+              w.once('exit', () => resolve());
+              w.disconnect();
+              setTimeout(() => {
+                w.kill('SIGKILL');
+                resolve();
+              }, 10_000).unref();
+            }),
+        ),
+      );
+      await monitoring.close();
+      await core.stop();
+    },
+  };
+}
+
+/** Runs in each worker: a replica fed by the primary, and the HTTPS API. */
+export async function startClusterWorker(config: CaConfig, logger: Logger): Promise<{ stop(): Promise<void> }> {
+  const send = (message: WorkerMessage): void => {
+    if (process.connected) process.send?.(message);
+  };
+  const registry = new Registry();
+  const metrics = createCaMetrics(registry);
+  const replica = new ReplicaRuntime(send, config.ttl, systemClock);
+  process.on('message', (message: unknown) => {
+    if (!isPrimaryMessage(message)) return;
+    if (message.t === 'rampart-metrics-request') {
+      void registry.getMetricsAsJSON().then((json) => send({ t: 'rampart-metrics', id: message.id, metrics: json }));
+      return;
+    }
+    replica.receive(message);
+  });
+  send({ t: 'rampart-hello' });
+  await replica.whenLoaded();
+  const kube = config.authn.includes('kubernetes') ? await startKubernetesSupport(config, { logger: logger.child({ component: 'kubernetes' }), registry, clock: systemClock, authOnly: true }) : null;
+  const api = await startApi(config, replica, { logger, clock: systemClock, metrics, ...(kube ? { kubernetesAuthenticator: () => kube.authenticator() } : {}) });
+  send({ t: 'rampart-listening', url: api.url });
+  const stop = async (): Promise<void> => {
+    replica.stop();
+    await api.stop();
+    await kube?.stop();
+  };
+  // The primary disconnects its workers to stop them; finish open requests and leave.
+  process.once('disconnect', () => void stop().finally(() => process.exit(0)));
+  return { stop };
+}
+
+export const isClusterWorker = (): boolean => cluster.isWorker && process.env['RAMPART_CLUSTER_WORKER'] === '1';

@@ -1,0 +1,33 @@
+/**
+ * Messages between the cluster primary (the single writer of CA state) and its signing workers.
+ * The primary pushes every state it adopts; workers forward admin steps and agent reports, which
+ * only the writer may act on.
+ */
+import type { CaState } from '../core/ports.js';
+
+export type AdminOp = 'status' | 'prepare' | 'activate' | 'retire';
+
+export type PrimaryMessage =
+  | { readonly t: 'rampart-state'; readonly state: CaState }
+  | { readonly t: 'rampart-reply'; readonly id: number; readonly ok: true; readonly value: unknown }
+  | { readonly t: 'rampart-reply'; readonly id: number; readonly ok: false; readonly code: string; readonly message: string }
+  | { readonly t: 'rampart-metrics-request'; readonly id: number };
+
+export type WorkerMessage =
+  | { readonly t: 'rampart-hello' }
+  | { readonly t: 'rampart-listening'; readonly url: string }
+  | { readonly t: 'rampart-admin'; readonly id: number; readonly op: AdminOp; readonly force: boolean }
+  | { readonly t: 'rampart-reports'; readonly entries: ReadonlyArray<readonly [string, number]> }
+  | { readonly t: 'rampart-metrics'; readonly id: number; readonly metrics: unknown };
+
+function isTagged(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && typeof (value as { t?: unknown }).t === 'string' && (value as { t: string }).t.startsWith('rampart-');
+}
+
+export function isPrimaryMessage(value: unknown): value is PrimaryMessage {
+  return isTagged(value);
+}
+
+export function isWorkerMessage(value: unknown): value is WorkerMessage {
+  return isTagged(value);
+}
