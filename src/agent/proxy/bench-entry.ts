@@ -2,7 +2,8 @@
  * Stand-alone entry for the mtls-proxy benchmark harness until the agent CLI exists:
  *   node --import tsx src/agent/proxy/bench-entry.ts inbound  LISTEN_PORT BACKEND_PORT  CERTDIR
  *   node --import tsx src/agent/proxy/bench-entry.ts outbound LISTEN_PORT UPSTREAM_PORT CERTDIR
- * Env: RAMPART_TUNNEL=auto|off, BENCH_TLS_VERSION=1.2|1.3, BENCH_TLS_RESUME=0|1, LOG_LEVEL.
+ * Env: RAMPART_TUNNEL=auto|off, BENCH_TLS_VERSION=1.2|1.3, BENCH_TLS_RESUME=0|1, LOG_LEVEL,
+ * RAMPART_LOG_SYNC=0|1.
  */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -22,8 +23,10 @@ if ((role !== 'inbound' && role !== 'outbound') || listenArg === undefined || ta
   process.exit(2);
 }
 // One line per connection adds up at thousands of connections per second: batch writes
-// (minLength) instead of one write(2) per line, and flush at least every second.
-const destination = pino.destination({ dest: 1, sync: false, minLength: 8_192 });
+// (minLength) instead of one write(2) per line, and flush at least every second. Synchronous
+// batched writes keep libuv's thread pool (and its memory) out of the process;
+// RAMPART_LOG_SYNC=0 switches to asynchronous writes.
+const destination = pino.destination({ dest: 1, sync: process.env['RAMPART_LOG_SYNC'] !== '0', minLength: 8_192 });
 setInterval(() => destination.flush(), 1_000).unref();
 const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'info' }, destination);
 const name = role === 'inbound' ? 'server' : 'client';
