@@ -163,7 +163,7 @@ test('moving to a new plugged-in CA goes prepared -> active -> retiring -> remov
 
     const early = await adminCall(ca.apiUrl, ca.rootCertPem(), admin, 'retire');
     assert.equal(early.status, 409);
-    assert.match(early.body.error.message, /may be valid until \d{4}-\d\d-\d\dT[\d:.]+Z \(in 1d5m\); retire then, or use --force/);
+    assert.match(early.body.error.message, /may be valid until \d{4}-\d\d-\d\dT[\d:.]+Z \(in 1d[0-5]m(\d+s)?\); retire then, or use --force/);
     const retired = await adminCall(ca.apiUrl, ca.rootCertPem(), admin, 'retire', true);
     assert.equal(retired.status, 200, retired.text);
     state = assertConsistentDir(stateDir);
