@@ -33,6 +33,8 @@ export interface KubernetesSettings {
   readonly inClusterPort?: string;
   /** This replica's name for leader election (POD_NAME, else hostname-pid). */
   readonly identity: string;
+  /** Lease timings; defaults follow client-go (15 s lease, 10 s renew deadline, 2 s retry). */
+  readonly leaderElection?: { readonly leaseDurationMs?: number; readonly renewDeadlineMs?: number; readonly retryPeriodMs?: number };
 }
 
 export interface CaConfig {
@@ -84,6 +86,9 @@ export interface CaFlags {
   readonly 'max-in-flight'?: string;
   readonly workers?: string;
   readonly 'log-level'?: string;
+  readonly 'lease-duration'?: string;
+  readonly 'renew-deadline'?: string;
+  readonly 'retry-period'?: string;
 }
 
 function invalid(message: string): ConfigError {
@@ -219,6 +224,7 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
       ...(env['KUBERNETES_SERVICE_HOST'] ? { inClusterHost: env['KUBERNETES_SERVICE_HOST'] } : {}),
       ...(env['KUBERNETES_SERVICE_PORT'] ? { inClusterPort: env['KUBERNETES_SERVICE_PORT'] } : {}),
       identity: env['POD_NAME'] ?? `${hostname()}-${process.pid}`,
+      ...leaseTimings(flags, k8s),
     },
     servingNames,
     autoRotate: autoRotate === 'true',
@@ -229,6 +235,18 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
     ...(env['RAMPART_CRASH_AT'] ? { crashAt: env['RAMPART_CRASH_AT'] } : {}),
   };
   return deepFreeze(config);
+}
+
+function leaseTimings(flags: CaFlags, k8s: Json): Pick<KubernetesSettings, 'leaderElection'> {
+  const lease = durationFlag(flags['lease-duration'] ?? str(k8s, 'leaseDuration'), '--lease-duration');
+  const renew = durationFlag(flags['renew-deadline'] ?? str(k8s, 'renewDeadline'), '--renew-deadline');
+  const retry = durationFlag(flags['retry-period'] ?? str(k8s, 'retryPeriod'), '--retry-period');
+  if (lease === undefined && renew === undefined && retry === undefined) return {};
+  const l = lease ?? 15_000;
+  const r = renew ?? Math.min(10_000, Math.floor((l * 2) / 3));
+  const p = retry ?? Math.min(2_000, Math.floor(r / 4));
+  if (!(l >= 1000 && l > r && r > p && p > 0)) throw invalid('leader election needs --lease-duration >= 1s > --renew-deadline > --retry-period > 0');
+  return { leaderElection: { leaseDurationMs: l, renewDeadlineMs: r, retryPeriodMs: p } };
 }
 
 function deepFreeze<T>(value: T): T {

@@ -38,7 +38,7 @@ export interface LeaderElectionTimings {
 
 /** Optional `kubernetes.leaderElection` the config layer may carry (read here if present). */
 function configuredTimings(config: CaConfig): LeaderElectionTimings | undefined {
-  return (config.kubernetes as CaConfig['kubernetes'] & { leaderElection?: LeaderElectionTimings }).leaderElection;
+  return config.kubernetes.leaderElection;
 }
 
 function clientSource(config: CaConfig): KubeClientSource {

@@ -14,7 +14,7 @@ test('rbac: rampart-ca is granted exactly what it needs, nothing wildcarded', ()
   assert.deepEqual(summary(grants), [
     'cluster authentication.k8s.io/tokenreviews create',
     'cluster core/configmaps create,get,list,update,watch',
-    'cluster core/namespaces get,list,watch',
+    'cluster core/namespaces list,watch',
     'namespace:rampart-system coordination.k8s.io/leases create,get,update',
     'namespace:rampart-system core/secrets create,get,list,update,watch',
   ]);

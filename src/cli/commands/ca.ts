@@ -27,6 +27,7 @@ Flags:
   --plugged-ca DIR             use ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem from DIR
   --jwks-issuer URL  --jwks-file FILE  --jwks-url URL   settings of the jwks authenticator
   --kubeconfig FILE  --namespace NS                     Kubernetes access (in-cluster otherwise)
+  --lease-duration D  --renew-deadline D  --retry-period D   leader election (default 15s, 10s, 2s)
   --serving-name NAME          extra DNS name/IP for the CA's serving certificate (repeatable)
   --auto-rotate true|false     run the root rotation schedule (default true)
   --bundle-refresh-interval D  how often agents refresh the bundle (default 60s)
@@ -61,6 +62,9 @@ const SPEC: FlagSpec = {
   'max-in-flight': { type: 'string' },
   workers: { type: 'string' },
   'log-level': { type: 'string' },
+  'lease-duration': { type: 'string' },
+  'renew-deadline': { type: 'string' },
+  'retry-period': { type: 'string' },
 };
 
 export async function runCa(argv: readonly string[]): Promise<number> {
