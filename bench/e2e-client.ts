@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { makeCsrPool } from './csr-pool.js';
-import { csrBody, loopbackUrl, postCsr, type PostTarget } from './post-csr.js';
+import { csrBody, loopbackUrl, postCsr, trustContext, type PostTarget } from './post-csr.js';
 import { argNumber, argString, emitResult, note } from './result-line.js';
 import { quantile, round } from './stats.js';
 
@@ -17,7 +17,7 @@ const warmupSeconds = argNumber('warmup', 1);
 const tokens = JSON.parse(readFileSync(argString('tokens-file', ''), 'utf8')) as string[];
 const bodies = makeCsrPool(argNumber('csrs', 256)).map(csrBody);
 const agent = new Agent({ keepAlive: true, maxSockets: clients, maxFreeSockets: clients });
-const target: PostTarget = { url: loopbackUrl(argString('url', '')), ca: readFileSync(argString('ca-file', ''), 'utf8'), agent, timeoutMs: 10_000 };
+const target: PostTarget = { url: loopbackUrl(argString('url', '')), secureContext: trustContext(readFileSync(argString('ca-file', ''), 'utf8')), agent, timeoutMs: 10_000 };
 
 const latencies: number[] = [];
 const failures: Record<string, number> = {};
