@@ -1,0 +1,89 @@
+/**
+ * The multi-core CA: `rampart ca --workers 2` as a real process tree. Workers sign and serve the
+ * API on one port; the primary keeps the single writer, so admin steps sent to any worker land
+ * in the one state, and /metrics adds up every worker's issuances.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { mintDevToken } from '../../src/authn/dev.js';
+import { spawnCli } from '../helpers/cli.js';
+import { httpsJson } from '../helpers/https.js';
+import { OpenSsl } from '../helpers/openssl.js';
+
+function waitForLogEvent(child: ReturnType<typeof spawnCli>, event: string, timeoutMs: number): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    let buffer = '';
+    const timer = setTimeout(() => reject(new Error(`no "${event}" log line within ${timeoutMs} ms`)), timeoutMs);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString('utf8');
+      let nl: number;
+      while ((nl = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        if (!line.includes(`"event":"${event}"`)) continue;
+        clearTimeout(timer);
+        resolve(JSON.parse(line) as Record<string, unknown>);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`CA exited with ${code} before "${event}"`)));
+  });
+}
+
+test('two signing workers share one port, one state and one metrics exposition', { timeout: 180_000 }, async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'rampart-cluster-'));
+  const ssl = await OpenSsl.create();
+  const ca = spawnCli(['ca', '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0', '--workers', '2']);
+  try {
+    const started = await waitForLogEvent(ca, 'ca-started', 150_000);
+    assert.equal(started['workers'], 2);
+    const apiUrl = String(started['apiUrl']);
+    const monitoringUrl = String(started['monitoringUrl']);
+    const roots = readFileSync(join(stateDir, 'root-cert.pem'), 'utf8');
+    const token = await mintDevToken({ stateDir, namespace: 'shop', serviceAccount: 'cart' });
+
+    const issued = 12;
+    const serials = new Set<string>();
+    for (let i = 0; i < issued; i++) {
+      const { csrPem } = await ssl.keyAndCsr();
+      const res = await httpsJson(`${apiUrl}/v1/certificates`, { ca: roots, token, body: { csr: csrPem } });
+      assert.equal(res.status, 200, res.text);
+      assert.equal(res.body.spiffeId, 'spiffe://cluster.local/ns/shop/sa/cart');
+      serials.add(res.body.serial as string);
+    }
+    assert.equal(serials.size, issued);
+
+    const metrics = await fetch(`${monitoringUrl}/metrics`).then((r) => r.text());
+    const okLine = metrics.split('\n').find((l) => l.startsWith('rampart_ca_certificates_issued_total{result="ok"}'));
+    assert.equal(Number(okLine?.split(' ')[1]), issued, 'the primary sums every worker\'s counter');
+    assert.match(metrics, /^rampart_ca_trust_bundle_sequence 1$/m);
+
+    // Admin steps reach the primary (the only writer) whichever worker takes the request.
+    const admin = await mintDevToken({ stateDir, namespace: 'rampart-system', serviceAccount: 'rampart-admin' });
+    const prepared = await httpsJson(`${apiUrl}/v1/admin/roots/prepare`, { ca: roots, token: admin, body: {} });
+    assert.equal(prepared.status, 200, prepared.text);
+    assert.equal(prepared.body.sequence, 2);
+    const again = await httpsJson(`${apiUrl}/v1/admin/roots/prepare`, { ca: roots, token: admin, body: {} });
+    assert.equal(again.status, 409);
+    assert.equal(again.body.error.code, 'RAMPART_ERR_ROTATION_NOT_ALLOWED');
+    for (let i = 0; i < 4; i++) {
+      const bundle = await httpsJson(`${apiUrl}/v1/trust-bundle?format=json`, { ca: roots });
+      assert.equal(bundle.body.sequence, 2, 'every worker follows the new state');
+      assert.equal(bundle.body.roots.length, 2);
+    }
+    const onDisk = JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8')) as { sequence: number; roots: unknown[] };
+    assert.equal(onDisk.sequence, 2);
+    assert.equal(onDisk.roots.length, 2);
+
+    ca.kill('SIGTERM');
+    const [code] = (await once(ca, 'exit')) as [number | null];
+    assert.equal(code, 0);
+  } finally {
+    if (ca.exitCode === null) ca.kill('SIGKILL');
+    await ssl.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
