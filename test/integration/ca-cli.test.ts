@@ -1,0 +1,126 @@
+/** The `rampart` CLI for the CA side: help, usage errors, token, cert inspect and bundle (DESIGN section 2). */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startTestCa, type TestCa } from '../helpers/ca.js';
+import { spawnCli } from '../helpers/cli.js';
+import { httpsJson } from '../helpers/https.js';
+import { OpenSsl } from '../helpers/openssl.js';
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI without blocking this process (the in-process CA must keep answering). */
+function cli(args: string[]): Promise<Run> {
+  const child = spawnCli(args);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+let ca: TestCa;
+let ssl: OpenSsl;
+let dir: string;
+
+before(async () => {
+  ca = await startTestCa();
+  ssl = await OpenSsl.create('rampart-cli-');
+  dir = await mkdtemp(join(tmpdir(), 'rampart-cli-state-'));
+});
+
+after(async () => {
+  await ca?.close();
+  await ssl?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+test('--help of ca, token, cert and bundle exits 0 and prints usage', async () => {
+  const runs = await Promise.all(['ca', 'token', 'cert', 'bundle'].map((c) => cli([c, '--help']).then((r) => [c, r] as const)));
+  for (const [command, r] of runs) {
+    assert.equal(r.code, 0, `${command}: ${r.stderr}`);
+    assert.match(r.stdout, new RegExp(`^Usage: rampart ${command}`), command);
+    assert.equal(r.stderr.includes(' at '), false);
+  }
+  assert.match(runs[0]?.[1].stdout ?? '', /--state-dir DIR[\s\S]*--min-ttl[\s\S]*--max-ttl/);
+});
+
+test('usage errors exit 2 with one clear line and no stack trace', async () => {
+  const [bogus, noNamespace, badFormat] = await Promise.all([
+    cli(['ca', '--bogus']),
+    cli(['token', '--service-account', 'cart', '--state-dir', dir]),
+    cli(['bundle', '--format', 'der', '--ca-bundle', `${ca.stateDir}/root-cert.pem`]),
+  ]);
+  assert.equal(bogus.code, 2);
+  const [first, ...rest] = bogus.stderr.trimEnd().split('\n');
+  assert.match(first ?? '', /^rampart ca: .*--bogus/);
+  assert.ok(rest.length <= 1 && rest.every((l) => /rampart ca --help/.test(l)), bogus.stderr);
+  assert.doesNotMatch(bogus.stderr, /\n\s+at /);
+  assert.equal(noNamespace.code, 2);
+  assert.match(noNamespace.stderr, /^rampart token: missing required flag --namespace$/m);
+  assert.doesNotMatch(noNamespace.stderr, /\n\s+at /);
+  assert.equal(noNamespace.stdout, '', 'no token printed');
+  assert.equal(badFormat.code, 2);
+  assert.match(badFormat.stderr, /--format must be pem, json or jwks/);
+});
+
+test('rampart token prints a JWT shaped like a projected service-account token, accepted by the CA', async () => {
+  const r = await cli(['token', '--namespace', 'shop', '--service-account', 'cart', '--state-dir', ca.stateDir]);
+  assert.equal(r.code, 0, r.stderr);
+  const token = r.stdout.trim();
+  const parts = token.split('.');
+  assert.equal(parts.length, 3);
+  for (const p of parts) assert.match(p, /^[A-Za-z0-9_-]+$/);
+  const header = JSON.parse(Buffer.from(parts[0] as string, 'base64url').toString()) as { alg: string };
+  const claims = JSON.parse(Buffer.from(parts[1] as string, 'base64url').toString()) as { sub: string; aud: string | string[]; exp: number };
+  assert.notEqual(header.alg, 'none');
+  assert.equal(claims.sub, 'system:serviceaccount:shop:cart');
+  assert.ok((Array.isArray(claims.aud) ? claims.aud : [claims.aud]).includes('rampart-ca'));
+  assert.ok(claims.exp * 1000 > Date.now());
+  const { csrPem } = await ssl.keyAndCsr();
+  const res = await httpsJson(`${ca.apiUrl}/v1/certificates`, { ca: ca.rootCertPem(), token, body: { csr: csrPem } });
+  assert.equal(res.status, 200, res.text);
+  assert.equal(res.body.spiffeId, 'spiffe://cluster.local/ns/shop/sa/cart');
+});
+
+test('rampart cert inspect FILE prints SPIFFE ID, serial, validity, key type and chain', { todo: 'bug: cert inspect exits 2 on every Rampart leaf: X509Certificate.subject is undefined for the empty subject, so .replace throws (src/cli/commands/cert.ts:33)' }, async () => {
+  const { csrPem } = await ssl.keyAndCsr({ key: 'P-384' });
+  const res = await httpsJson(`${ca.apiUrl}/v1/certificates`, { ca: ca.rootCertPem(), token: await ca.token('web', 'frontend'), body: { csr: csrPem } });
+  assert.equal(res.status, 200);
+  const file = join(dir, 'cert-chain.pem');
+  await writeFile(file, (res.body.certChain as string[]).join(''));
+  const r = await cli(['cert', 'inspect', file]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^SPIFFE ID:\s+spiffe:\/\/cluster\.local\/ns\/web\/sa\/frontend$/m);
+  assert.match(r.stdout, new RegExp(`^Serial:\\s+${res.body.serial}$`, 'mi'));
+  assert.match(r.stdout, new RegExp(`^Not after:\\s+${res.body.expiresAt.replace(/\./g, '\\.')}`, 'm'));
+  assert.match(r.stdout, new RegExp(`^Not before:\\s+${res.body.notBefore.replace(/\./g, '\\.')}`, 'm'));
+  assert.match(r.stdout, /^Key:\s+ECDSA P-384$/m);
+  assert.match(r.stdout, /^CA:\s+no$/m);
+  assert.match(r.stdout, /^\s+\[1\] .*Rampart Intermediate CA G1.*spiffe:\/\/cluster\.local /m);
+  const missing = await cli(['cert', 'inspect', join(dir, 'nope.pem')]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /cannot read .*nope\.pem: ENOENT/);
+});
+
+test('rampart bundle --ca-url --ca-bundle --format json|pem|jwks', async () => {
+  const base = ['bundle', '--ca-url', ca.apiUrl, '--ca-bundle', `${ca.stateDir}/root-cert.pem`];
+  const [json, pem, jwks] = await Promise.all([cli([...base, '--format', 'json']), cli([...base, '--format', 'pem']), cli([...base, '--format', 'jwks'])]);
+  assert.equal(json.code, 0, json.stderr);
+  const parsed = JSON.parse(json.stdout) as { trustDomain: string; sequence: number; roots: Array<{ pem: string; phase: string }> };
+  assert.equal(parsed.trustDomain, 'cluster.local');
+  assert.equal(parsed.sequence, 1);
+  assert.equal(parsed.roots[0]?.pem, ca.rootCertPem());
+  assert.equal(pem.code, 0, pem.stderr);
+  assert.equal(pem.stdout, ca.rootCertPem());
+  assert.equal(jwks.code, 0, jwks.stderr);
+  const set = JSON.parse(jwks.stdout) as { keys: Array<{ use: string; x5c: string[] }>; spiffe_sequence: number };
+  assert.equal(set.keys[0]?.use, 'x509-svid');
+  assert.equal(set.spiffe_sequence, 1);
+});
