@@ -45,31 +45,34 @@ test('every admin endpoint answers 403 RAMPART_ERR_NOT_ADMIN to non-admin tokens
   const issued = await httpsJson(`${ca.apiUrl}/v1/certificates`, { ca: ca.rootCertPem(), token: userToken, body: { csr: csrPem } });
   assert.equal(issued.status, 200, issued.text);
   const svid = { cert: (issued.body.certChain as string[]).join(''), key: keyPem };
-  for (const step of STEPS) {
-    for (const force of [false, true]) {
-      const byToken = await adminCall(ca.apiUrl, ca.rootCertPem(), userToken, step, force);
-      assert.equal(byToken.status, 403, `${step}: ${byToken.text}`);
-      assert.equal(byToken.body.error.code, 'RAMPART_ERR_NOT_ADMIN');
-      assert.match(byToken.body.error.message, /spiffe:\/\/cluster\.local\/ns\/shop\/sa\/web is not an admin identity; add it to admin\.identities/);
-    }
-    const path = step === 'status' ? '/v1/admin/status' : `/v1/admin/roots/${step}`;
-    const bySvid = await httpsJson(`${ca.apiUrl}${path}`, { ca: ca.rootCertPem(), ...svid, ...(step === 'status' ? {} : { body: { force: true } }) });
-    assert.equal(bySvid.status, 403, `${step} with an SVID: ${bySvid.text}`);
-    assert.equal(bySvid.body.error.code, 'RAMPART_ERR_NOT_ADMIN');
-    const anonymous = await httpsJson(`${ca.apiUrl}${path}`, { ca: ca.rootCertPem(), ...(step === 'status' ? {} : { body: {} }) });
-    assert.equal(anonymous.status, 401, `${step} without credentials: ${anonymous.text}`);
-  }
-  assert.equal(readState(ca.stateDir).sequence, 1, 'nothing changed');
-  const cli = await root('prepare', userTokenFile, '--force');
-  assert.equal(cli.status, 1);
-  assert.match(cli.stderr, /rampart root: spiffe:\/\/cluster\.local\/ns\/rampart-system\/sa\/default is not an admin identity.*\[RAMPART_ERR_NOT_ADMIN\]/);
+  // Independent requests, sent together: the answers must not depend on order.
+  await Promise.all(
+    STEPS.map(async (step) => {
+      for (const force of [false, true]) {
+        const byToken = await adminCall(ca.apiUrl, ca.rootCertPem(), userToken, step, force);
+        assert.equal(byToken.status, 403, `${step}: ${byToken.text}`);
+        assert.equal(byToken.body.error.code, 'RAMPART_ERR_NOT_ADMIN');
+        assert.match(byToken.body.error.message, /spiffe:\/\/cluster\.local\/ns\/shop\/sa\/web is not an admin identity; add it to admin\.identities/);
+      }
+      const path = step === 'status' ? '/v1/admin/status' : `/v1/admin/roots/${step}`;
+      const bySvid = await httpsJson(`${ca.apiUrl}${path}`, { ca: ca.rootCertPem(), ...svid, ...(step === 'status' ? {} : { body: { force: true } }) });
+      assert.equal(bySvid.status, 403, `${step} with an SVID: ${bySvid.text}`);
+      assert.equal(bySvid.body.error.code, 'RAMPART_ERR_NOT_ADMIN');
+      const anonymous = await httpsJson(`${ca.apiUrl}${path}`, { ca: ca.rootCertPem(), ...(step === 'status' ? {} : { body: {} }) });
+      assert.equal(anonymous.status, 401, `${step} without credentials: ${anonymous.text}`);
+    }),
+  );
   assert.equal(readState(ca.stateDir).sequence, 1, 'nothing changed');
 });
 
 test('rampart root prints a readable table or valid JSON, and relays 409s that say why and when', async () => {
-  const [table, json] = await Promise.all([root('status', adminTokenFile), root('status', adminTokenFile, '--json')]);
+  // Each CLI run is a new Node process: run the independent ones side by side.
+  const [table, json, notAdmin] = await Promise.all([root('status', adminTokenFile), root('status', adminTokenFile, '--json'), root('prepare', userTokenFile, '--force')]);
+  assert.equal(notAdmin.status, 1);
+  assert.match(notAdmin.stderr, /rampart root: spiffe:\/\/cluster\.local\/ns\/rampart-system\/sa\/default is not an admin identity.*\[RAMPART_ERR_NOT_ADMIN\]/);
   assert.equal(table.status, 0, table.stderr);
   const state = readState(ca.stateDir);
+  assert.equal(state.sequence, 1, 'the refused CLI call changed nothing');
   const first = state.roots[0]!;
   assert.match(table.stdout, /^trust domain cluster\.local, bundle sequence 1\n\nPHASE +GEN +FINGERPRINT +NOT AFTER +SOURCE +NOTE\n/);
   assert.match(table.stdout, new RegExp(`\\nactive +1 +${first.fingerprint.slice(0, 16)} +${new Date(first.notAfter).toISOString().replace(/\./g, '\\.')} +generated\\n`));
@@ -81,12 +84,9 @@ test('rampart root prints a readable table or valid JSON, and relays 409s that s
   assert.deepEqual(parsed.roots.map((r: { phase: string; fingerprint: string }) => [r.phase, r.fingerprint]), [['active', first.fingerprint]]);
   assert.match(parsed.roots[0].pem, /^-----BEGIN CERTIFICATE-----/);
 
-  const prepared = await root('prepare', adminTokenFile);
-  assert.equal(prepared.status, 0, prepared.stderr);
-  assert.match(prepared.stdout, /^prepare: done\n/);
-  assert.match(prepared.stdout, /\nprepared +2 +[0-9a-f]{16} .* generated +propagation 0\/0 agents\n/);
-
   const token = await ca.token('rampart-system', 'rampart-admin');
+  const prepared = await adminCall(ca.apiUrl, ca.rootCertPem(), token, 'prepare');
+  assert.equal(prepared.status, 200, prepared.text);
   const twice = await adminCall(ca.apiUrl, ca.rootCertPem(), token, 'prepare');
   assert.equal(twice.status, 409);
   assert.equal(twice.body.error.code, 'RAMPART_ERR_ROTATION_NOT_ALLOWED');
@@ -96,19 +96,19 @@ test('rampart root prints a readable table or valid JSON, and relays 409s that s
   assert.match(early.body.error.message, /no root is retiring; activate a prepared root first/);
 
   // Default refresh interval (60 s): not propagated yet, and the message says until when.
-  const refused = await root('activate', adminTokenFile);
+  const [preparedTable, refused] = await Promise.all([root('status', adminTokenFile), root('activate', adminTokenFile)]);
+  assert.match(preparedTable.stdout, /\nprepared +2 +[0-9a-f]{16} .* generated +propagation 0\/0 agents\n/);
   assert.equal(refused.status, 1);
   assert.match(refused.stderr, /the new trust bundle has not propagated yet: 0 of 0 agents seen recently hold bundle sequence 2; waiting until one refresh interval has passed since it was published \(\S+Z\); retry later or use --force \[RAMPART_ERR_ROTATION_NOT_ALLOWED\]/);
 
-  const forced = await root('activate', adminTokenFile, '--force', '--json');
-  assert.equal(forced.status, 0, forced.stderr);
-  assert.deepEqual(JSON.parse(forced.stdout).roots.map((r: { phase: string }) => r.phase), ['retiring', 'active']);
+  const forced = await adminCall(ca.apiUrl, ca.rootCertPem(), token, 'activate', true);
+  assert.equal(forced.status, 200, forced.text);
+  assert.deepEqual(forced.body.roots.map((r: { phase: string }) => r.phase), ['retiring', 'active']);
 
   const notYet = await adminCall(ca.apiUrl, ca.rootCertPem(), token, 'retire');
   assert.equal(notYet.status, 409);
   assert.match(notYet.body.error.message, /leaves issued under the retiring root may be valid until \S+Z \(in 1d[0-5]m(\d+s)?\); retire then, or use --force/);
-  const status = await adminCall(ca.apiUrl, ca.rootCertPem(), token, 'status');
-  const retiring = status.body.roots.find((r: { phase: string }) => r.phase === 'retiring');
+  const retiring = forced.body.roots.find((r: { phase: string }) => r.phase === 'retiring');
   assert.ok(notYet.body.error.message.includes(retiring.retireableAt), 'the 409 and the status agree on when');
   const table2 = await root('status', adminTokenFile);
   assert.match(table2.stdout, new RegExp(`\\nretiring +1 .* retire after ${retiring.retireableAt.replace(/\./g, '\\.')}\\n`));

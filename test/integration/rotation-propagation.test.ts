@@ -156,14 +156,29 @@ test('activation waits for every agent to hold the prepared root and one refresh
   assert.equal(forced.status, 200, forced.text);
   assert.deepEqual(forced.body.roots.map((r: { phase: string }) => r.phase), ['retiring', 'retiring', 'active']);
 
+  // Prepare the next root while two old ones are still retiring, then retire those: the bundle
+  // moves past the sequence the prepared root was added at. A restarted CA must still let it
+  // activate once every agent holds it and one interval has passed.
+  const next = await adminCall(ca.apiUrl, ca.rootCertPem(), adminToken, 'prepare');
+  assert.equal(next.status, 200, next.text);
   const retired = await adminCall(ca.apiUrl, ca.rootCertPem(), adminToken, 'retire', true);
   assert.equal(retired.status, 200, retired.text);
-  assert.deepEqual(retired.body.roots.map((r: { phase: string }) => r.phase), ['active']);
+  assert.deepEqual(retired.body.roots.map((r: { phase: string }) => r.phase), ['active', 'prepared']);
+  assert.equal(retired.body.sequence, next.body.sequence + 1);
   assert.equal(logged('rotation-retire').length, 1);
   m = await metrics();
   assert.equal(metricValue(m, 'rampart_ca_trust_bundle_sequence'), retired.body.sequence);
   const expiryLines = m.split('\n').filter((l) => l.startsWith('rampart_ca_root_expiry_timestamp_seconds{'));
-  assert.equal(expiryLines.length, 1, 'retired roots leave the expiry metric');
-  assert.ok(expiryLines[0]!.includes(retired.body.roots[0].fingerprint));
-  assert.deepEqual(pemFingerprints(ca.rootCertPem()), [retired.body.roots[0].fingerprint]);
+  assert.equal(expiryLines.length, 2, 'retired roots leave the expiry metric');
+  for (const r of retired.body.roots) assert.ok(expiryLines.some((l) => l.includes(r.fingerprint)));
+  assert.deepEqual(pemFingerprints(ca.rootCertPem()), retired.body.roots.map((r: { fingerprint: string }) => r.fingerprint));
+
+  await ca.close({ keepState: true });
+  ca = await startTestCa({ 'bundle-refresh-interval': '1s' }, { clock, stateDir: ca.stateDir });
+  for (const agent of agents) await renew(agent, retired.body.sequence);
+  assert.equal((await adminCall(ca.apiUrl, ca.rootCertPem(), adminToken, 'activate')).status, 409, 'one interval has not passed since the restart');
+  clock.advance(1_000);
+  const afterRestart = await adminCall(ca.apiUrl, ca.rootCertPem(), adminToken, 'activate');
+  assert.equal(afterRestart.status, 200, afterRestart.text);
+  assert.deepEqual(afterRestart.body.roots.map((r: { phase: string }) => r.phase), ['retiring', 'active']);
 });
