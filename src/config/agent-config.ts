@@ -74,9 +74,9 @@ function invalid(message: string): ConfigError {
   return new ConfigError('RAMPART_ERR_CONFIG_INVALID', message);
 }
 
-function splitOnce(text: string, sep: string, flag: string, shape: string): [string, string] {
+function splitOnce(text: string, sep: string, flag: string, shape: string, whole: string = text): [string, string] {
   const at = text.indexOf(sep);
-  if (at <= 0 || at === text.length - 1) throw invalid(`${flag} "${text}" must be ${shape}`);
+  if (at <= 0 || at === text.length - 1) throw invalid(`${flag} "${whole}" must be ${shape}`);
   return [text.slice(0, at), text.slice(at + 1)];
 }
 
@@ -110,7 +110,7 @@ export function parseInbound(text: string): InboundRoute {
 export function parseOutbound(text: string): OutboundRoute {
   const shape = 'LISTEN=HOST:PORT#SPIFFE_ID, e.g. 127.0.0.1:15001=backend:15006#spiffe://cluster.local/ns/shop/sa/backend';
   const [listen, rest] = splitOnce(text, '=', '--outbound', shape);
-  const [upstream, expectedId] = splitOnce(rest, '#', '--outbound', shape);
+  const [upstream, expectedId] = splitOnce(rest, '#', '--outbound', shape, text);
   if (!isValidSpiffeId(expectedId)) throw invalid(`--outbound "${text}": "${expectedId}" is not a valid SPIFFE ID (spiffe://<trust-domain>/<path>)`);
   return { listen: listenAddress(listen, '--outbound', text, shape), upstream: target(upstream, '--outbound', text, shape), expectedId };
 }
