@@ -87,7 +87,7 @@ export async function startCaProcess(options: CaProcessOptions = {}): Promise<Ca
   sampler.unref();
   const exited = new Promise<void>((res) => child.once('exit', () => res()));
   const apiUrl = await new Promise<string>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`CA did not start within ${options.startTimeoutMs ?? 30_000} ms:\n${output.slice(-2000)}`)), options.startTimeoutMs ?? 30_000);
+    const timer = setTimeout(() => rej(new Error(`CA did not start within ${options.startTimeoutMs ?? 120_000} ms:\n${output.slice(-2000)}`)), options.startTimeoutMs ?? 120_000);
     const onData = (chunk: Buffer): void => {
       output = (output + chunk.toString('utf8')).slice(-20_000);
       const m = BANNER.exec(output) ?? JSON_URL.exec(output);
