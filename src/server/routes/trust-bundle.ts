@@ -26,7 +26,9 @@ export function registerTrustBundleRoutes(app: FastifyInstance, deps: CaServerDe
     const format = request.query.format ?? 'json';
     if (format !== 'json' && format !== 'pem' && format !== 'jwks') throw new BadRequestError('RAMPART_ERR_BAD_REQUEST', 'format must be pem, json or jwks');
     const after = parseNonNegative(request.query.after, 'after');
-    const wait = Math.min(parseNonNegative(request.query.waitSeconds, 'waitSeconds') ?? 0, MAX_WAIT_SECONDS);
+    // A poll never outlasts the refresh interval, so a polling agent is always "seen recently"
+    // when the CA judges propagation (within two refresh intervals).
+    const wait = Math.min(parseNonNegative(request.query.waitSeconds, 'waitSeconds') ?? 0, MAX_WAIT_SECONDS, Math.max(1, deps.bundleRefreshHintSeconds));
 
     // Only a verified SVID may move the propagation counters: an anonymous report could fake them.
     const chain = clientCertChain(request);
