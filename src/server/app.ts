@@ -21,6 +21,8 @@ export function buildCaApp(deps: CaServerDeps, https?: SecureContextOptions & { 
     ...(https ? { https } : {}),
   };
   const app = fastify(options as FastifyServerOptions) as unknown as FastifyInstance;
+  // Only JSON bodies are accepted; without this fastify would parse text/plain and answer 400.
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler(makeErrorHandler(deps.logger));
   app.setNotFoundHandler((request, reply) => sendError(reply, 404, 'RAMPART_ERR_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
   registerCertificateRoutes(app, deps);

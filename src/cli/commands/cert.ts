@@ -32,8 +32,9 @@ export function summarize(der: Buffer): CertSummary {
   return {
     spiffeId: uris.find((u) => u.startsWith('spiffe://')) ?? null,
     serial: serialHex(parsed),
-    subject: x509.subject.replace(/\n/g, ', ') || '(empty)',
-    issuer: x509.issuer.replace(/\n/g, ', '),
+    // Node reports an empty subject (every SVID's) as undefined.
+    subject: (x509.subject ?? '').replace(/\n/g, ', ') || '(empty)',
+    issuer: (x509.issuer ?? '').replace(/\n/g, ', ') || '(empty)',
     notBefore: new Date(parsed.notBefore).toISOString(),
     notAfter: new Date(parsed.notAfter).toISOString(),
     keyType: inspectSpki(parsed.spki).description,
