@@ -1,0 +1,32 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { loadAgentConfig, parseInbound, parseOutbound } from '../../src/config/agent-config.js';
+
+test('defaults, repeatable routes and a frozen result', () => {
+  const c = loadAgentConfig({
+    inbound: ['0.0.0.0:15006=127.0.0.1:8080', '[::1]:15007=127.0.0.1:8081'],
+    allow: ['spiffe://cluster.local/ns/shop/sa/frontend', 'spiffe://cluster.local/ns/ops/*'],
+    outbound: ['127.0.0.1:15001=backend.shop.svc:15006#spiffe://cluster.local/ns/shop/sa/backend'],
+    ttl: '90m',
+  }, { POD_NAME: 'backend-7d9f/x' });
+  assert.equal(c.caUrl, 'https://localhost:8443');
+  assert.equal(c.caBundleFile, 'certs/root-cert.pem');
+  assert.equal(c.outDir, null);
+  assert.equal(c.ttlSeconds, 5400);
+  assert.deepEqual(c.inbound[1], { listen: { host: '::1', port: 15007 }, backend: { host: '127.0.0.1', port: 8081 } });
+  assert.deepEqual(c.outbound[0], { listen: { host: '127.0.0.1', port: 15001 }, upstream: { host: 'backend.shop.svc', port: 15006 }, expectedId: 'spiffe://cluster.local/ns/shop/sa/backend' });
+  assert.equal(c.agentId, 'backend-7d9f-x', 'header-safe instance id');
+  assert.equal(c.tunnel, 'auto');
+  assert.ok(Object.isFrozen(c) && Object.isFrozen(c.inbound));
+});
+
+test('malformed routes name the flag, the value and the expected shape', () => {
+  assert.throws(() => parseInbound('15006'), /--inbound "15006" must be LISTEN=BACKEND/);
+  assert.throws(() => parseInbound('127.0.0.1:1=127.0.0.1:0'), /destination port must be 1-65535/);
+  assert.throws(() => parseOutbound('127.0.0.1:1=h:2#spiffe://Bad Domain/x'), /is not a valid SPIFFE ID/);
+  assert.throws(() => parseOutbound('127.0.0.1:1=h:2'), /--outbound "127\.0\.0\.1:1=h:2" must be LISTEN=HOST:PORT#SPIFFE_ID/);
+  assert.throws(() => loadAgentConfig({ tunnel: 'maybe' }), /--tunnel "maybe" must be auto or off/);
+  assert.throws(() => loadAgentConfig({ 'ca-url': 'https://ca:8443/v1' }), /must be just https:\/\/HOST\[:PORT\]/);
+  assert.throws(() => loadAgentConfig({ allow: ['spiffe://cluster.local/ns/a/*'] }), /--allow only applies to --inbound/);
+  assert.throws(() => loadAgentConfig({ 'log-level': 'loud' }), /--log-level "loud"/);
+});
