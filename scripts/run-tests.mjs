@@ -23,9 +23,14 @@ if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
   process.exit(1);
 }
+// Child processes of the tests run the compiled CLI (see test/helpers/cli.ts): build it once.
+if (process.env.RAMPART_SKIP_BUILD !== '1') {
+  const build = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  if (build.status !== 0) process.exit(build.status ?? 1);
+}
 const result = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=240000', ...files],
-  { stdio: 'inherit', env: { ...process.env, RAMPART_TEST: '1' } },
+  { stdio: 'inherit', env: { ...process.env, RAMPART_TEST: '1', RAMPART_CLI: 'dist' } },
 );
 process.exit(result.status ?? 1);

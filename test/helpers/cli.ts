@@ -4,10 +4,15 @@ import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI_ENTRY = fileURLToPath(new URL('../../src/cli/entry.ts', import.meta.url));
+export const CLI_BIN = fileURLToPath(new URL('../../bin/rampart.js', import.meta.url));
 
-/** Arguments for `spawn(process.execPath, ...)` running `rampart ARGS`. */
+/**
+ * Arguments for `spawn(process.execPath, ...)` running `rampart ARGS`. scripts/run-tests.mjs
+ * builds dist/ first and sets RAMPART_CLI=dist, so child processes skip compiling TypeScript on
+ * every start; run directly, the tests fall back to the sources through tsx.
+ */
 export function cliArgs(args: readonly string[]): string[] {
-  return ['--import', 'tsx', CLI_ENTRY, ...args];
+  return process.env['RAMPART_CLI'] === 'dist' ? [CLI_BIN, ...args] : ['--import', 'tsx', CLI_ENTRY, ...args];
 }
 
 /** Runs `rampart ARGS` to completion. */
