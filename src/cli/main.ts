@@ -2,10 +2,6 @@
 import 'reflect-metadata';
 import { isRampartError } from '../core/errors.js';
 import { UsageError } from './args.js';
-import { runBundle } from './commands/bundle.js';
-import { runCa } from './commands/ca.js';
-import { runCert } from './commands/cert.js';
-import { runToken } from './commands/token.js';
 
 export const MAIN_HELP = `Usage: rampart <command> [flags]
 
@@ -30,11 +26,12 @@ async function lazy(path: string, name: string): Promise<Command> {
   return fn;
 }
 
+// Every command loads lazily: an agent sidecar should not pay for the CA's Kubernetes client.
 const COMMANDS: Record<string, () => Promise<Command>> = {
-  ca: async () => runCa,
-  token: async () => runToken,
-  cert: async () => runCert,
-  bundle: async () => runBundle,
+  ca: () => lazy('./commands/ca.js', 'runCa'),
+  token: () => lazy('./commands/token.js', 'runToken'),
+  cert: () => lazy('./commands/cert.js', 'runCert'),
+  bundle: () => lazy('./commands/bundle.js', 'runBundle'),
   agent: () => lazy('./commands/agent.js', 'runAgent'),
   root: () => lazy('./commands/root.js', 'runRoot'),
   demo: () => lazy('./commands/demo.js', 'runDemo'),

@@ -4,7 +4,7 @@
  * the store's lifetime so a second CA cannot use the same directory.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, realpath, stat, unlink } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, realpath, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError, ConflictError, isRampartError, StateError } from '../core/errors.js';
@@ -115,7 +115,10 @@ export class FileStateStore implements StateStore {
       const info = await stat(dir);
       if (!info.isDirectory()) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `state directory ${dir} is not a directory`);
       if ((info.mode & 0o077) !== 0) {
-        options.logger?.warn({ stateDir: dir, mode: (info.mode & 0o777).toString(8) }, 'state directory is accessible to other users; chmod 700 it');
+        // A checkout's certs/ comes out of git as 0755: tighten it when it is ours, warn otherwise.
+        const owned = typeof process.getuid === 'function' && info.uid === process.getuid();
+        if (owned) await chmod(dir, DIR_MODE);
+        else options.logger?.warn({ stateDir: dir, mode: (info.mode & 0o777).toString(8) }, 'state directory is accessible to other users; chmod 700 it');
       }
       resolved = await realpath(dir);
     } catch (error) {
