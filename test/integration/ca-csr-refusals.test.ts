@@ -96,7 +96,8 @@ test('a flipped byte in the CSR signature: 400 RAMPART_ERR_CSR_BAD_SIGNATURE', a
   // openssl agrees the tampered CSR is bad (and the original good).
   const tampered = await ssl.write('tampered.csr', pem('CERTIFICATE REQUEST', der));
   const bad = await ssl.tryRun(['req', '-in', tampered, '-noout', '-verify']);
-  assert.match(bad.stdout + bad.stderr, /verify failure/);
+  // Depending on the byte, openssl fails either the signature check or the load of the request.
+  assert.match(bad.stdout + bad.stderr, /verify failure|unable to load/i);
   const good = await ssl.tryRun(['req', '-in', await ssl.write('good.csr', goodCsr), '-noout', '-verify']);
   assert.match(good.stdout + good.stderr, /verify OK/);
 });
