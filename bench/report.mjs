@@ -27,7 +27,7 @@ export function buildRows(r) {
     if (e === undefined) continue;
     const label = `issuance.${key}`;
     if (e === null || e.error) {
-      add(`${label}`, null, e?.error ? `failed: ${e.error.slice(0, 60)}` : 'not run');
+      add(`${label}`, null, e?.error ? `failed: ${e.error.split('\n')[0].slice(0, 60)}` : 'not run');
       continue;
     }
     const goal = Math.round(0.4 * goTwo);
