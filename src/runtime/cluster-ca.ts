@@ -17,7 +17,6 @@ import { isPrimaryMessage, isWorkerMessage, type PrimaryMessage, type WorkerMess
 import { ReplicaRuntime } from './replica-runtime.js';
 import { startApi } from './start-api.js';
 import { startCaCore } from './start-ca.js';
-import { startKubernetesSupport } from './kubernetes-support.js';
 
 export interface RunningClusterCa {
   readonly apiUrl: string;
@@ -140,7 +139,7 @@ export async function startClusterWorker(config: CaConfig, logger: Logger): Prom
   });
   send({ t: 'rampart-hello' });
   await replica.whenLoaded();
-  const kube = config.authn.includes('kubernetes') ? await startKubernetesSupport(config, { logger: logger.child({ component: 'kubernetes' }), registry, clock: systemClock, authOnly: true }) : null;
+  const kube = config.authn.includes('kubernetes') ? await (await import('./kubernetes-support.js')).startKubernetesSupport(config, { logger: logger.child({ component: 'kubernetes' }), registry, clock: systemClock, authOnly: true }) : null;
   const api = await startApi(config, replica, { logger, clock: systemClock, metrics, ...(kube ? { kubernetesAuthenticator: () => kube.authenticator() } : {}) });
   send({ t: 'rampart-listening', url: api.url });
   const stop = async (): Promise<void> => {

@@ -17,7 +17,7 @@ import type { ServingCertificate } from '../server/tls.js';
 import { FileStateStore } from '../store/file-store.js';
 import { readPluggedCaFiles } from '../store/plugged-ca-files.js';
 import { CaRuntime, type CrashPoint } from './ca-runtime.js';
-import { startKubernetesSupport, type KubernetesSupport } from './kubernetes-support.js';
+import type { KubernetesSupport } from './kubernetes-support.js';
 import { startApi } from './start-api.js';
 
 export interface RunningCa {
@@ -55,6 +55,12 @@ function crashHook(crashAt: string | undefined, logger: Logger): ((point: CrashP
   };
 }
 
+/** Loaded only when used: @kubernetes/client-node costs seconds of start-up and tens of MB. */
+async function kubernetesSupport(...args: Parameters<typeof import('./kubernetes-support.js').startKubernetesSupport>): Promise<KubernetesSupport> {
+  const { startKubernetesSupport } = await import('./kubernetes-support.js');
+  return startKubernetesSupport(...args);
+}
+
 function loadPlugged(config: CaConfig, now: number): PluggedCa | undefined {
   return config.pluggedCaDir ? validatePluggedCa(readPluggedCaFiles(config.pluggedCaDir), now) : undefined;
 }
@@ -73,13 +79,13 @@ export async function startCaCore(config: CaConfig, options: StartCaOptions): Pr
   if (options.store) {
     store = options.store;
   } else if (config.store === 'kubernetes') {
-    kubernetes = await startKubernetesSupport(config, { logger: logger.child({ component: 'kubernetes' }), registry, clock });
+    kubernetes = await kubernetesSupport(config, { logger: logger.child({ component: 'kubernetes' }), registry, clock });
     store = kubernetes.store;
   } else {
     store = await FileStateStore.open(config.stateDir, { logger: logger.child({ component: 'store' }) });
   }
   if (!kubernetes && config.authn.includes('kubernetes')) {
-    kubernetes = await startKubernetesSupport(config, { logger: logger.child({ component: 'kubernetes' }), registry, clock, authOnly: true });
+    kubernetes = await kubernetesSupport(config, { logger: logger.child({ component: 'kubernetes' }), registry, clock, authOnly: true });
   }
   const hook = crashHook(config.crashAt, logger);
   const runtime = new CaRuntime({
@@ -104,8 +110,16 @@ export async function startCaCore(config: CaConfig, options: StartCaOptions): Pr
     throw err;
   }
   if (plugged && !runtime.state().roots.some((r) => r.fingerprint === plugged.rootFingerprint)) {
+    try {
+      await runtime.preparePlugged(plugged);
+    } catch (err) {
+      // E.g. another root is already prepared: say so and leave nothing running or locked.
+      await runtime.stop();
+      await kubernetes?.stop();
+      await store.close();
+      throw err;
+    }
     logger.warn({ root: plugged.rootFingerprint }, 'the plugged-in CA differs from the stored roots; it was added as a prepared root, activate it to switch');
-    await runtime.preparePlugged(plugged);
   }
   kubernetes?.followBundle(runtime);
   return {
