@@ -177,12 +177,12 @@ test('open on a path that is a file is a coded config error', async () => {
   });
 });
 
-test('an existing directory keeps its mode', async () => {
+test('an existing directory others can read is tightened to 0700 (a checkout\'s certs/ is 0755)', async () => {
   await withTempDir(async (dir) => {
-    await chmod(dir, 0o750);
+    await chmod(dir, 0o755);
     const store = await FileStateStore.open(dir);
     await store.close();
-    assert.equal(await mode(dir), 0o750);
+    assert.equal(await mode(dir), 0o700);
   });
 });
 
@@ -201,7 +201,10 @@ test('watch reports changes written by others, not by this instance', async () =
     // An external writer replaces the file after our own save.
     const external = encodeState(sampleState(7));
     await writeFileAtomic(join(dir, 'state.json'), external, { mode: 0o600 });
-    await arrived;
+    // The poller's timer is unref'd; a ref'd deadline keeps the loop alive while we wait.
+    let deadline: NodeJS.Timeout | undefined;
+    await Promise.race([arrived, new Promise((_, reject) => (deadline = setTimeout(() => reject(new Error('watch never reported the external write')), 10_000)))]);
+    clearTimeout(deadline);
     assert.equal(seen.length, 1);
     assert.equal(seen[0]!.state.sequence, 7);
     assert.notEqual(seen[0]!.revision, own);
