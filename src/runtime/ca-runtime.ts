@@ -3,6 +3,7 @@
  * state store with compare-and-swap, follows changes other replicas write, renews the
  * intermediate, runs the rotation schedule when it leads, and wakes bundle long-pollers.
  */
+import { Wakeups } from './wakeups.js';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import { ConflictError, isRampartError, StateError } from '../core/errors.js';
@@ -71,7 +72,7 @@ export class CaRuntime {
   private stored: StoredState | null = null;
   private context: SigningContext | null = null;
   private readonly listeners = new Set<Listener>();
-  private readonly waiters = new Set<() => void>();
+  private readonly waiters = new Wakeups();
   private readonly propagation = new PropagationTracker();
   /** When each bundle sequence was first seen by this process (propagation waits one interval). */
   private readonly sequenceSeenAt = new Map<number, number>();
@@ -114,7 +115,7 @@ export class CaRuntime {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.unwatch?.();
-    for (const wake of this.waiters) wake();
+    this.waiters.wakeAll();
     await this.mutating.catch(() => undefined);
   }
 
@@ -155,15 +156,7 @@ export class CaRuntime {
   /** Resolves once the bundle sequence passes `after`, or after `timeoutMs`. */
   waitForSequenceAfter(after: number, timeoutMs: number): Promise<void> {
     if (this.current().bundle.sequence > after) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, timeoutMs);
-      this.waiters.add(done);
-    });
+    return this.waiters.wait(timeoutMs);
   }
 
   /** Propagation of bundle sequence `targetSequence` (or later) among agents seen recently. */
@@ -315,7 +308,7 @@ export class CaRuntime {
     }
     this.updateMetrics();
     for (const listener of this.listeners) listener(context);
-    for (const wake of [...this.waiters]) wake();
+    this.waiters.wakeAll();
   }
 
   private updateMetrics(): void {

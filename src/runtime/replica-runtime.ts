@@ -3,6 +3,7 @@
  * with its own copy of the intermediate, and forwards everything that changes state (admin steps,
  * agent reports) to the primary, so the store keeps a single writer.
  */
+import { Wakeups } from './wakeups.js';
 import { ERROR_CATALOGUE, RampartError, StateError, type ErrorCode } from '../core/errors.js';
 import type { Clock } from '../core/clock.js';
 import { issueCertificate, signingContextFor, type IssuedCertificate, type IssueRequest, type SigningContext } from '../core/ca/authority.js';
@@ -16,7 +17,7 @@ export class ReplicaRuntime implements CaAuthority {
   private latest: CaState | null = null;
   private context: SigningContext | null = null;
   private readonly listeners = new Set<(c: SigningContext) => void>();
-  private readonly waiters = new Set<() => void>();
+  private readonly waiters = new Wakeups();
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private readonly reports = new Map<string, number>();
   private nextId = 1;
@@ -39,7 +40,7 @@ export class ReplicaRuntime implements CaAuthority {
       this.latest = message.state;
       this.context = signingContextFor(message.state);
       for (const l of this.listeners) l(this.context);
-      for (const wake of [...this.waiters]) wake();
+      this.waiters.wakeAll();
     } else if (message.t === 'rampart-reply') {
       const waiter = this.pending.get(message.id);
       if (!waiter) return;
@@ -92,15 +93,7 @@ export class ReplicaRuntime implements CaAuthority {
 
   waitForSequenceAfter(after: number, timeoutMs: number): Promise<void> {
     if (this.current().bundle.sequence > after) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, timeoutMs);
-      this.waiters.add(done);
-    });
+    return this.waiters.wait(timeoutMs);
   }
 
   status(): Promise<RotationStatus> {
@@ -122,7 +115,7 @@ export class ReplicaRuntime implements CaAuthority {
   stop(): void {
     clearInterval(this.flushTimer);
     this.flushReports();
-    for (const wake of [...this.waiters]) wake();
+    this.waiters.wakeAll();
   }
 
   private ask(op: AdminOp, force: boolean): Promise<unknown> {

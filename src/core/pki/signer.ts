@@ -89,21 +89,7 @@ export class LeafSigner {
     // Positive, fixed-length, never a leading zero byte: 126 random bits.
     serial[0] = ((serial[0] as number) & 0x3f) | 0x40;
     const tbs = this.encodeTbs(request, serial);
-    const signature = cryptoSign(this.hash, tbs, this.key);
-    const der = encodeCertificate(tbs, this.algorithm, signature);
-    checkIssuedLeaf(der, tbs, signature, {
-      hash: this.hash,
-      issuerPublicKey: this.issuerPublicKey,
-      issuerSubject: this.issuer.subject,
-      issuerKeyId: this.issuerKeyId,
-      issuerNotAfter: this.issuer.notAfter,
-      spiffeId: request.spiffeId,
-      spki: request.spki,
-      isRsa: request.isRsa,
-      notBefore: request.notBefore,
-      notAfter: request.notAfter,
-    });
-    return { der, serialHex: serial.toString('hex') };
+    return this.signAndCheck(tbs, serial, request);
   }
 
   /**
@@ -127,6 +113,11 @@ export class LeafSigner {
         subjectKeyIdentifierExtension(keyIdentifier(request.subjectPublicKey)),
       ],
     });
+    return this.signAndCheck(tbs, serial, request);
+  }
+
+  /** Signs a TBSCertificate and runs the post-signing check before anything leaves. */
+  private signAndCheck(tbs: Buffer, serial: Buffer, request: LeafRequest): SignedLeaf {
     const signature = cryptoSign(this.hash, tbs, this.key);
     const der = encodeCertificate(tbs, this.algorithm, signature);
     checkIssuedLeaf(der, tbs, signature, {
