@@ -2,7 +2,7 @@
  * Fleet start: N simulated agents in P client processes start at once against a fresh CA
  * process. Reports seconds until every agent holds a certificate, the CA's peak RSS (VmHWM)
  * and permanent failures.
- * Usage: node --import tsx bench/section-fleet.ts [--agents 10000] [--processes 2] [--deadline 60]
+ * Usage: node --import tsx bench/section-fleet.ts [--agents 10000] [--processes 2] [--deadline 60] [--workers 1]
  */
 import { join } from 'node:path';
 import { startCaProcess } from './ca-process.js';
@@ -12,6 +12,7 @@ import { spawnScript } from './spawn-section.js';
 const agents = argNumber('agents', 10_000);
 const processes = argNumber('processes', 2);
 const deadline = argNumber('deadline', 60);
+const workers = argNumber('workers', 1);
 
 interface ClientResult {
   agents: number;
@@ -26,7 +27,7 @@ interface ClientResult {
   failureKinds: Record<string, number>;
 }
 
-const ca = await startCaProcess();
+const ca = await startCaProcess(workers === 1 ? {} : { workers });
 try {
   const per = Math.ceil(agents / processes);
   const clients = Array.from({ length: processes }, (_, i) =>
@@ -52,6 +53,7 @@ try {
   emitResult({
     agents,
     clientProcesses: processes,
+    caWorkers: workers,
     certified,
     secondsToAllCertified: certified === agents ? Math.round((last - goAt) / 100) / 10 : null,
     caPeakRssMb: ca.peakRssMb(),
