@@ -2,6 +2,8 @@
  * The `jwks` authenticator: verifies Kubernetes projected service-account JWTs locally against
  * a JSON Web Key Set, sparing the API server a TokenReview per request (DESIGN section 5).
  */
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
 import type { JSONWebKeySet, JWSHeaderParameters, LocalJWKSet } from 'jose';
 import type { Logger } from 'pino';
@@ -18,6 +20,9 @@ export type { JwksSourceConfig, JwksCacheOptions } from './jwt-key-source.js';
 export const JWT_ALGORITHMS: readonly ['RS256', 'ES256'] = ['RS256', 'ES256'];
 /** Audience projected tokens must carry unless configured otherwise. */
 export const DEFAULT_AUDIENCE = 'rampart-ca';
+
+const VERIFIED_CACHE_ENTRIES = 10_000;
+const VERIFIED_CACHE_MS = 5 * 60_000;
 /** Allowed clock difference for exp/nbf/iat, in seconds. */
 export const DEFAULT_CLOCK_SKEW_SECONDS = 60;
 
@@ -106,11 +111,19 @@ export function createJwksAuthenticator(options: JwksAuthenticatorOptions): Auth
     }
   };
 
+  // Agents present the same token for up to an hour: a verified token's identity is reused
+  // until min(exp, 5 min) so repeat requests skip the signature check, as the kubernetes
+  // authenticator does with TokenReview. Keyed by SHA-256 so the cache never holds tokens.
+  const verified = new LRUCache<string, { identity: WorkloadIdentity; until: number }>({ max: VERIFIED_CACHE_ENTRIES });
+
   return {
     name,
     async authenticate(request: AuthenticationRequest): Promise<WorkloadIdentity | null> {
       const token = request.bearerToken;
       if (token === undefined || token.length === 0) return null;
+      const cacheKey = createHash('sha256').update(token).digest('base64');
+      const hit = verified.get(cacheKey);
+      if (hit !== undefined && clock.now() < hit.until) return hit.identity;
       if (token.length > MAX_TOKEN_CHARS) throw new AuthenticationError(`token rejected: longer than ${MAX_TOKEN_CHARS} characters`);
       if (!COMPACT_JWS.test(token)) throw new AuthenticationError('token rejected: not a compact JWS (header.payload.signature)');
       let header: JWSHeaderParameters;
@@ -146,7 +159,9 @@ export function createJwksAuthenticator(options: JwksAuthenticatorOptions): Auth
         if (isRampartError(err)) throw err;
         throw new AuthenticationError(rejectDetail(err));
       }
-      return identityFromServiceAccountClaims(payload, trustDomain);
+      const identity = identityFromServiceAccountClaims(payload, trustDomain);
+      if (typeof payload.exp === 'number') verified.set(cacheKey, { identity, until: Math.min(payload.exp * 1000, clock.now() + VERIFIED_CACHE_MS) });
+      return identity;
     },
   };
 }

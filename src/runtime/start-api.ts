@@ -107,7 +107,8 @@ export async function startApi(config: CaConfig, authority: CaAuthority, options
   }, 30_000);
   servingTimer.unref();
 
-  await app.listen({ host: config.listen.host, port: config.listen.port });
+  // A fleet reconnecting at once must queue in the kernel, not be reset: 511 is too small.
+  await app.listen({ host: config.listen.host, port: config.listen.port, backlog: 4096 });
   const port = (app.server.address() as AddressInfo).port;
   const host = config.listen.host === '0.0.0.0' || config.listen.host === '127.0.0.1' ? 'localhost' : config.listen.host === '::' ? 'localhost' : config.listen.host;
   return {

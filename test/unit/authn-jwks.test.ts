@@ -187,3 +187,20 @@ test('keeps the cached key set when a later reload fails', async () => {
   clock.advance(6 * 60_000);
   assert.ok(await auth.authenticate({ bearerToken: await sign(rsa, projectedClaims({ exp: Math.floor(clock.now() / 1000) + 600 })) }));
 });
+
+test('a verified token is reused from the cache, but never past its exp', async () => {
+  const path = join(dir, 'jwks-cache.json');
+  await writeJwks(path, [ec]);
+  const clock = new ManualClock(NOW);
+  const auth = authenticator(clock, path);
+  const token = await sign(ec);
+  assert.equal((await auth.authenticate({ bearerToken: token }))?.serviceAccount, 'cart');
+  // The key set no longer holds the signing key: only the cache can vouch now.
+  await writeJwks(path, [rsa]);
+  clock.advance(60_000);
+  assert.equal((await auth.authenticate({ bearerToken: token }))?.serviceAccount, 'cart');
+  // Past exp (and its skew) the cache does not answer: the token is checked again and refused.
+  await writeJwks(path, [ec]);
+  clock.set(NOW + 3600_000 + 61_000);
+  await assertRejected(auth.authenticate({ bearerToken: token }), token, /exp/);
+});
