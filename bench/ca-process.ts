@@ -71,7 +71,8 @@ const JSON_URL = /"event":"ca-started"[^\n]*?"apiUrl":"([^"]+)"/;
 
 export async function startCaProcess(options: CaProcessOptions = {}): Promise<CaProcess> {
   const stateDir = mkdtempSync(join(tmpdir(), 'rampart-bench-ca-'));
-  const args = [...profileArgs(), '--import', 'tsx', 'src/cli/entry.ts', 'ca', '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0', '--log-level', 'warn'];
+  // The CA under test runs as shipped (compiled dist/, which bench/run.mjs builds first).
+  const args = [...profileArgs(), 'bin/rampart.js', 'ca', '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0', '--log-level', 'warn'];
   if (options.workers !== undefined) args.push('--workers', String(options.workers));
   args.push(...(options.extraArgs ?? []));
   const child: ChildProcess = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });

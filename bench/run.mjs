@@ -27,6 +27,10 @@ const PLAN = {
   fleet: ['section-fleet.ts', quick ? ['--agents', '500', '--deadline', '20'] : ['--agents', '10000', '--deadline', '60'], 600],
 };
 
+// CA processes run the compiled CLI (bench/ca-process.ts): build it from the current sources.
+const build = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
+if (build.status !== 0) process.exit(build.status ?? 1);
+
 const PROXY_TOOLS = ['stunnel', 'haproxy', 'nginx', 'wrk', 'openssl'];
 const has = (cmd) => spawnSync('sh', ['-c', `PATH="$PATH:/usr/sbin:/sbin" command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 
