@@ -1,7 +1,7 @@
 /**
  * Stand-alone entry for the mtls-proxy benchmark harness until the agent CLI exists:
- *   node --import tsx src/agent/proxy/bench-entry.ts inbound  LISTEN_PORT BACKEND_PORT  CERTDIR
- *   node --import tsx src/agent/proxy/bench-entry.ts outbound LISTEN_PORT UPSTREAM_PORT CERTDIR
+ *   node --import tsx bench/proxy-entry.ts inbound  LISTEN_PORT BACKEND_PORT  CERTDIR
+ *   node --import tsx bench/proxy-entry.ts outbound LISTEN_PORT UPSTREAM_PORT CERTDIR
  * Env: RAMPART_TUNNEL=auto|off, BENCH_TLS_VERSION=1.2|1.3, BENCH_TLS_RESUME=0|1, LOG_LEVEL,
  * RAMPART_LOG_SYNC=0|1.
  */
@@ -9,17 +9,17 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { StaticCredentialSource } from '../credentials.js';
-import { startInbound } from './inbound.js';
-import { startOutbound } from './outbound.js';
-import type { TlsTuning } from './tls-settings.js';
+import { StaticCredentialSource } from '../src/agent/credentials.js';
+import { startInbound } from '../src/agent/proxy/inbound.js';
+import { startOutbound } from '../src/agent/proxy/outbound.js';
+import type { TlsTuning } from '../src/agent/proxy/tls-settings.js';
 
 const CLIENT_ID = 'spiffe://cluster.local/ns/a/sa/client';
 const SERVER_ID = 'spiffe://cluster.local/ns/b/sa/server';
 
 const [role, listenArg, targetArg, certDir] = process.argv.slice(2);
 if ((role !== 'inbound' && role !== 'outbound') || listenArg === undefined || targetArg === undefined || certDir === undefined) {
-  process.stderr.write('usage: bench-entry.ts inbound|outbound LISTEN_PORT TARGET_PORT CERTDIR\n');
+  process.stderr.write('usage: proxy-entry.ts inbound|outbound LISTEN_PORT TARGET_PORT CERTDIR\n');
   process.exit(2);
 }
 // One line per connection adds up at thousands of connections per second: batch writes

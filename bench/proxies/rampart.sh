@@ -2,7 +2,7 @@
 # the two agents, falling back to plain mTLS per connection). Sourced by run.sh; see the
 # plugin contract at the top of run.sh. Set RAMPART_ROOT if the repo is not at /work/main.
 #
-# Until the agent CLI exists this runs src/agent/proxy/bench-entry.ts. By default it is
+# The agent CLI takes its certificates from a CA; the harness hands out static files, so this runs bench/proxy-entry.ts. By default it is
 # bundled once per run with the esbuild that tsx ships (RAMPART_BENCH_LOADER=bundle):
 # the tsx loader keeps its own thread and compiler in every process (about 30 MB RSS), which
 # a built agent would not carry. RAMPART_BENCH_LOADER=tsx runs `node --import tsx` instead.
@@ -12,7 +12,7 @@
 # RAMPART_LOG_LEVEL (default info: one line per connection).
 
 RAMPART_ROOT=${RAMPART_ROOT:-/work/main}
-[ -f "$RAMPART_ROOT/src/agent/proxy/bench-entry.ts" ] || { echo "rampart repo not found at $RAMPART_ROOT (set RAMPART_ROOT)" >&2; return 1; }
+[ -f "$RAMPART_ROOT/bench/proxy-entry.ts" ] || { echo "rampart repo not found at $RAMPART_ROOT (set RAMPART_ROOT)" >&2; return 1; }
 command -v node >/dev/null 2>&1 || { echo "node not found" >&2; return 1; }
 RAMPART_TUNNEL_MODE=${RAMPART_TUNNEL_MODE:-auto}
 
@@ -20,14 +20,14 @@ _rampart_entry() { # prints the node arguments that run the bench entry
   local bundle="$BENCH_TMP/rampart-bench-entry.mjs" esb="$RAMPART_ROOT/node_modules/.bin/esbuild"
   if [ "${RAMPART_BENCH_LOADER:-bundle}" = bundle ] && [ -x "$esb" ]; then
     if [ ! -f "$bundle" ]; then
-      "$esb" "$RAMPART_ROOT/src/agent/proxy/bench-entry.ts" --bundle --platform=node --format=esm \
+      "$esb" "$RAMPART_ROOT/bench/proxy-entry.ts" --bundle --platform=node --format=esm \
         --target=node20 --log-level=warning --outfile="$bundle" \
         --banner:js="import{createRequire as __cr}from'module';const require=__cr(import.meta.url);" >&2 ||
         return 1
     fi
     echo "$bundle"
   else
-    echo "--import tsx $RAMPART_ROOT/src/agent/proxy/bench-entry.ts"
+    echo "--import tsx $RAMPART_ROOT/bench/proxy-entry.ts"
   fi
 }
 
