@@ -109,8 +109,19 @@ export function decodeOid(value: Uint8Array): string {
   return parts.join('.');
 }
 
-/** Encodes a dotted OID as a complete DER TLV. */
+const encodedOids = new Map<string, Buffer>();
+
+/** Encodes a dotted OID as a complete DER TLV (memoized: the signing path encodes the same few). */
 export function encodeOid(dotted: string): Buffer {
+  let encoded = encodedOids.get(dotted);
+  if (encoded === undefined) {
+    encoded = encodeOidUncached(dotted);
+    if (encodedOids.size < 1024) encodedOids.set(dotted, encoded);
+  }
+  return encoded;
+}
+
+function encodeOidUncached(dotted: string): Buffer {
   const arcs = dotted.split('.').map(Number);
   const [a, b, ...rest] = arcs;
   if (a === undefined || b === undefined) throw new DerError(`bad OID ${dotted}`);
