@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { webcrypto, randomBytes } from 'node:crypto';
+import { createPrivateKey, webcrypto, randomBytes } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
 /** PEM material for the test API server's HTTPS listener. */
@@ -14,8 +14,7 @@ const EC = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const;
 
 function keyToPem(der: ArrayBuffer): string {
-  const b64 = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').trimEnd();
-  return `-----BEGIN PRIVATE KEY-----\n${b64}\n-----END PRIVATE KEY-----\n`;
+  return createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' }).export({ format: 'pem', type: 'pkcs8' }).toString();
 }
 
 /**
