@@ -1,10 +1,10 @@
-import type { AddressInfo } from 'node:net';
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { refusalReason, type CredentialSource, type Credentials } from '../credentials.js';
+import { listenOn } from './listen.js';
 import { compileAllowList } from './authz.js';
 import { classifyResult, connectTcp } from './backend.js';
 import { recordConnection } from './conn-log.js';
@@ -166,15 +166,8 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
     metrics.active('inbound', 1);
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(listen.port, listen.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  const addr = await listenOn(server, listen);
   server.on('error', (err) => log.error({ error: describeError(err) }, 'inbound listener error'));
-  const addr = server.address() as AddressInfo;
   log.info({ port: addr.port, backend: `${backend.host}:${backend.port}`, tunnel: options.tunnel ?? 'auto' }, 'inbound listening');
 
   let closing: Promise<void> | undefined;

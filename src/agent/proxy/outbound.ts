@@ -1,6 +1,5 @@
 import http2 from 'node:http2';
 import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -8,6 +7,7 @@ import { systemClock, type Clock } from '../../core/clock.js';
 import { ConfigError } from '../../core/errors.js';
 import { isValidSpiffeId } from '../../core/identity.js';
 import { refusalReason, type CredentialSource, type Credentials } from '../credentials.js';
+import { listenOn } from './listen.js';
 import { classifyResult } from './backend.js';
 import { recordConnection } from './conn-log.js';
 import { checkHostPort, checkTimeout, describeError, type HostPort } from './errors.js';
@@ -190,15 +190,8 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundP
   });
   const sockets = trackSockets(server);
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(listen.port, listen.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  const addr = await listenOn(server, listen);
   server.on('error', (err) => log.error({ error: describeError(err) }, 'outbound listener error'));
-  const addr = server.address() as AddressInfo;
   log.info({ port: addr.port, expectedId, tunnel: options.tunnel ?? 'auto' }, 'outbound listening');
 
   let closing: Promise<void> | undefined;
