@@ -73,6 +73,7 @@ export class CaRuntime {
   private context: SigningContext | null = null;
   private readonly listeners = new Set<Listener>();
   private readonly waiters = new Wakeups();
+  private lastWaitLog: { at: number; reason: string } | undefined;
   private readonly propagation = new PropagationTracker();
   /** When each bundle sequence was first seen by this process (propagation waits one interval). */
   private readonly sequenceSeenAt = new Map<number, number>();
@@ -251,7 +252,13 @@ export class CaRuntime {
 
   private logNotYet(err: unknown): void {
     if (isRampartError(err) && err.code === 'RAMPART_ERR_ROTATION_NOT_ALLOWED') {
-      this.options.logger.info({ event: 'rotation-waiting', reason: err.message }, 'automatic activation is waiting');
+      // The schedule retries every tick (5 s), possibly for days: log what changed, and
+      // otherwise only every ten minutes.
+      const now = this.options.clock.now();
+      if (this.lastWaitLog?.reason !== err.message || now - this.lastWaitLog.at >= 600_000) {
+        this.lastWaitLog = { at: now, reason: err.message };
+        this.options.logger.warn({ event: 'rotation-waiting', reason: err.message }, 'automatic activation is waiting for the new bundle to reach every agent');
+      }
       return;
     }
     throw err;
