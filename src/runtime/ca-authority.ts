@@ -15,7 +15,7 @@ export interface CaAuthority {
   reportAgentSequence(agentId: string, sequence: number): void;
   waitForSequenceAfter(after: number, timeoutMs: number): Promise<void>;
   status(): RotationStatus | Promise<RotationStatus>;
-  prepare(force?: boolean): Promise<unknown>;
+  prepare(): Promise<unknown>;
   activate(force?: boolean): Promise<unknown>;
   retire(force?: boolean): Promise<unknown>;
 }

@@ -177,8 +177,8 @@ export class CaRuntime {
     return Number.isFinite(earliest) ? earliest : now;
   }
 
-  async prepare(force = false): Promise<CaState> {
-    void force;
+  /** Adds a new root to the bundle. It has no safety check to override, so no `force`. */
+  async prepare(): Promise<CaState> {
     return this.mutate('prepare', (s, now) => prepareRoot(s, now, this.options.lifetimes));
   }
 

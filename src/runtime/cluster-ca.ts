@@ -51,7 +51,7 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
     else if (message.t === 'rampart-metrics') metricWaiters.get(message.id)?.(message.metrics);
     else if (message.t === 'rampart-admin') {
       const op = message.op;
-      const work = op === 'status' ? Promise.resolve(runtime.status()) : (op === 'prepare' ? runtime.prepare(message.force) : op === 'activate' ? runtime.activate(message.force) : runtime.retire(message.force)).then(() => runtime.status());
+      const work = op === 'status' ? Promise.resolve(runtime.status()) : (op === 'prepare' ? runtime.prepare() : op === 'activate' ? runtime.activate(message.force) : runtime.retire(message.force)).then(() => runtime.status());
       work.then(
         (value) => sendTo(worker, { t: 'rampart-reply', id: message.id, ok: true, value }),
         (err: unknown) => sendTo(worker, { t: 'rampart-reply', id: message.id, ok: false, code: isRampartError(err) ? err.code : 'RAMPART_ERR_INTERNAL', message: isRampartError(err) ? err.message : 'internal error; see the CA log' }),

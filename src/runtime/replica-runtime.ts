@@ -100,8 +100,8 @@ export class ReplicaRuntime implements CaAuthority {
     return this.ask('status', false) as Promise<RotationStatus>;
   }
 
-  prepare(force = false): Promise<unknown> {
-    return this.ask('prepare', force);
+  prepare(): Promise<unknown> {
+    return this.ask('prepare', false);
   }
 
   activate(force = false): Promise<unknown> {

@@ -28,7 +28,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: CaServerDeps): v
       const admin = await requireAdmin(request, deps);
       const force = typeof request.body === 'object' && request.body !== null && request.body.force === true;
       deps.logger.info({ reqId: request.id, event: `admin-${step}`, admin, force }, `admin requested root ${step}`);
-      if (step === 'prepare') await deps.runtime.prepare(force);
+      if (step === 'prepare') await deps.runtime.prepare();
       else if (step === 'activate') await deps.runtime.activate(force);
       else await deps.runtime.retire(force);
       return await deps.runtime.status();
