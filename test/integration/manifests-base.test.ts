@@ -46,6 +46,10 @@ test('base: the CA Deployment runs `rampart ca` with the cluster flags, 2 replic
     '--authn', 'kubernetes,svid',
     '--trust-domain', 'cluster.local',
     '--config', '/etc/rampart/config.json',
+    '--serving-name', 'rampart-ca',
+    '--serving-name', 'rampart-ca.rampart-system',
+    '--serving-name', 'rampart-ca.rampart-system.svc',
+    '--serving-name', 'rampart-ca.rampart-system.svc.cluster.local',
   ]);
   const env = Object.fromEntries((c!.env ?? []).map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath]));
   assert.equal(env.POD_NAMESPACE, 'metadata.namespace');
