@@ -12,6 +12,7 @@ import { getThrough } from '../../src/demo/http-client.js';
 import type { LogRecord } from '../../src/demo/log-sink.js';
 import type { Mesh, MeshWorkload } from '../../src/demo/mesh.js';
 import { splitPemCertificates } from './openssl.js';
+import { eventually } from './poll.js';
 
 export { startMesh, type Mesh, type MeshOptions, type MeshWorkload, type WorkloadSpec } from '../../src/demo/mesh.js';
 
@@ -131,19 +132,8 @@ export function startTraffic(routes: readonly TrafficRoute[], options: { pauseMs
 }
 
 /** Polls `check` every 100 ms until it returns something other than undefined/false. */
-export async function until<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+export function until<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  return eventually(what, check, timeoutMs, 100);
 }
 
 /** What an agent's output directory holds right now. */
