@@ -4,8 +4,8 @@
  */
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
-import type { JSONWebKeySet, JWSHeaderParameters, LocalJWKSet } from 'jose';
+import { decodeProtectedHeader } from 'jose';
+import type { JSONWebKeySet, JWSHeaderParameters, JWTPayload } from 'jose';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../core/clock.js';
 import { AuthenticationError, ConfigError, isRampartError } from '../core/errors.js';
@@ -13,11 +13,11 @@ import { validateTrustDomain, type WorkloadIdentity } from '../core/identity.js'
 import type { AuthenticationRequest, Authenticator } from '../core/ports.js';
 import { identityFromServiceAccountClaims } from './jwt-claims.js';
 import { createJwksKeySource, type JwksCacheOptions, type JwksKeySource, type JwksSourceConfig } from './jwt-key-source.js';
+import { candidateKeys, checkClaims, checkHeader, decodePayload, JWT_ALGORITHMS, JwtRejection, verifyJwsSignature, type JwtAlgorithm } from './jwt-verify.js';
 
 export type { JwksSourceConfig, JwksCacheOptions } from './jwt-key-source.js';
 
-/** The only JWS algorithms accepted; never `none` and never HMAC (HS*). */
-export const JWT_ALGORITHMS: readonly ['RS256', 'ES256'] = ['RS256', 'ES256'];
+export { JWT_ALGORITHMS } from './jwt-verify.js';
 /** Audience projected tokens must carry unless configured otherwise. */
 export const DEFAULT_AUDIENCE = 'rampart-ca';
 
@@ -46,14 +46,6 @@ export interface JwksAuthenticatorOptions extends JwksCacheOptions {
   readonly logger?: Logger;
   /** Seconds of clock skew tolerated for exp/nbf (default 60). */
   readonly clockSkewSeconds?: number;
-}
-
-function rejectDetail(err: unknown): string {
-  if (err instanceof joseErrors.JOSEError) {
-    // jose messages name the failed check ("exp" claim timestamp check failed, ...), never the token.
-    return `token rejected (${err.code}): ${err.message}`;
-  }
-  return 'token rejected: it could not be verified';
 }
 
 function printable(value: unknown): string {
@@ -87,27 +79,17 @@ export function createJwksAuthenticator(options: JwksAuthenticatorOptions): Auth
     ...(options.minRefreshIntervalMs === undefined ? {} : { minRefreshIntervalMs: options.minRefreshIntervalMs }),
     ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
   });
-  // jose caches imported keys per LocalJWKSet; keep one per loaded set so keys import once.
-  const resolvers = new WeakMap<JSONWebKeySet, LocalJWKSet>();
-  const resolverFor = (set: JSONWebKeySet): LocalJWKSet => {
-    let resolver = resolvers.get(set);
-    if (resolver === undefined) {
-      resolver = createLocalJWKSet(set);
-      resolvers.set(set, resolver);
-    }
-    return resolver;
-  };
-
-  const getKey = async (header: JWSHeaderParameters) => {
+  // Signature with the current set; a token naming a key the set lacks triggers one reload
+  // (the issuer may have rotated its signing key since the set was cached).
+  const verifySignature = async (token: string, alg: JwtAlgorithm, kid: string | undefined): Promise<void> => {
     const set = await source.current();
     try {
-      return await resolverFor(set)(header);
+      verifyJwsSignature(token, alg, candidateKeys(set, alg, kid));
     } catch (err) {
-      if (!(err instanceof joseErrors.JWKSNoMatchingKey)) throw err;
-      // The issuer may have rotated its signing key since we cached the set.
-      const fresh = await source.refreshForUnknownKey();
+      if (!(err instanceof JwtRejection) || err.reason !== 'no-key') throw err;
+      const fresh: JSONWebKeySet = await source.refreshForUnknownKey();
       if (fresh === set) throw err;
-      return resolverFor(fresh)(header);
+      verifyJwsSignature(token, alg, candidateKeys(fresh, alg, kid));
     }
   };
 
@@ -136,28 +118,22 @@ export function createJwksAuthenticator(options: JwksAuthenticatorOptions): Auth
       if (typeof header.alg !== 'string' || !(JWT_ALGORITHMS as readonly string[]).includes(header.alg)) {
         throw new AuthenticationError(`token rejected: alg ${printable(header.alg)} is not one of ${JWT_ALGORITHMS.join(', ')}`);
       }
+      let payload: JWTPayload;
+      try {
+        checkHeader(header);
+        payload = decodePayload(token);
+      } catch (err) {
+        throw new AuthenticationError(`token rejected: ${(err as Error).message}`);
+      }
       // Another issuer's token (e.g. a cluster token meeting the dev authenticator first in the
       // chain) is refused before key lookup, so it cannot trigger JWKS reloads either.
-      let unverifiedIssuer: unknown;
+      if (payload.iss !== options.issuer) throw new AuthenticationError('token rejected: unexpected "iss" claim value');
       try {
-        unverifiedIssuer = decodeJwt(token).iss;
-      } catch {
-        throw new AuthenticationError('token rejected: malformed JWT payload');
-      }
-      if (unverifiedIssuer !== options.issuer) throw new AuthenticationError('token rejected: unexpected "iss" claim value');
-      let payload;
-      try {
-        ({ payload } = await jwtVerify(token, getKey, {
-          issuer: options.issuer,
-          audience,
-          algorithms: [...JWT_ALGORITHMS],
-          clockTolerance: skew,
-          currentDate: new Date(clock.now()),
-          requiredClaims: ['exp', 'sub'],
-        }));
+        await verifySignature(token, header.alg as JwtAlgorithm, typeof header.kid === 'string' ? header.kid : undefined);
+        checkClaims(payload, { issuer: options.issuer, audience, clockToleranceSeconds: skew, nowMs: clock.now() });
       } catch (err) {
-        if (isRampartError(err)) throw err;
-        throw new AuthenticationError(rejectDetail(err));
+        if (isRampartError(err) || !(err instanceof JwtRejection)) throw err;
+        throw new AuthenticationError(`token rejected: ${err.message}`);
       }
       const identity = identityFromServiceAccountClaims(payload, trustDomain);
       if (typeof payload.exp === 'number') verified.set(cacheKey, { identity, until: Math.min(payload.exp * 1000, clock.now() + VERIFIED_CACHE_MS) });
