@@ -17,10 +17,14 @@ import { createJwksAuthenticator } from '../authn/jwks.js';
 import { createSvidAuthenticator } from '../authn/svid.js';
 import type { CaMetrics } from '../observability/ca-metrics.js';
 import { buildCaApp } from '../server/app.js';
+import { admitHandshakesInOrder } from '../server/handshake-admission.js';
 import { apiTlsOptions, issueServingCertificate, type ServingCertificate } from '../server/tls.js';
 import type { CaAuthority } from './ca-authority.js';
 
 const SERVING_TTL_MS = 24 * 3_600_000;
+// Enough handshakes in flight to keep a core busy across loopback and LAN round trips; the
+// rest of a connecting fleet waits its turn (see handshake-admission.ts).
+const HANDSHAKES_IN_PROGRESS = 64;
 
 export interface RunningApi {
   readonly url: string;
@@ -107,6 +111,7 @@ export async function startApi(config: CaConfig, authority: CaAuthority, options
   }, 30_000);
   servingTimer.unref();
 
+  const admission = admitHandshakesInOrder(app.server as HttpsServer, { limit: HANDSHAKES_IN_PROGRESS });
   // A fleet reconnecting at once must queue in the kernel, not be reset: 511 is too small.
   await app.listen({ host: config.listen.host, port: config.listen.port, backlog: 4096 });
   const port = (app.server.address() as AddressInfo).port;
@@ -118,6 +123,7 @@ export async function startApi(config: CaConfig, authority: CaAuthority, options
     async stop() {
       clearInterval(servingTimer);
       unsubscribe();
+      admission.close();
       await app.close();
     },
   };
