@@ -12,13 +12,22 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { makeDerCsrPem } from './csr-pool.js';
 import { mintBenchTokens } from './dev-tokens.js';
-import { csrBody, loopbackUrl, postCsr, trustContext, type PostTarget } from './post-csr.js';
+import { postOverFreshTls, type FreshTlsTarget } from './fresh-tls-post.js';
+import { csrBody, trustContext } from './post-csr.js';
 import { argNumber, argString, emitResult, note } from './result-line.js';
 
 const agents = argNumber('agents', 5000);
 const index = argNumber('index', 0);
 const deadlineMs = argNumber('deadline', 60) * 1000;
-const target: PostTarget = { url: loopbackUrl(argString('url', '')), secureContext: trustContext(readFileSync(argString('ca-file', ''), 'utf8')), agent: false, timeoutMs: 15_000 }; // the agent's CaClient default
+const caUrl = new URL(argString('url', ''));
+const target: FreshTlsTarget = {
+  // localhost pinned to 127.0.0.1: no IPv6/DNS lookups per agent.
+  host: caUrl.hostname === 'localhost' ? '127.0.0.1' : caUrl.hostname,
+  port: Number(caUrl.port),
+  servername: caUrl.hostname,
+  secureContext: trustContext(readFileSync(argString('ca-file', ''), 'utf8')),
+  timeoutMs: 15_000, // the agent's CaClient default
+};
 
 const prepStarted = performance.now();
 const tokens = await mintBenchTokens(argString('state-dir', ''), agents, `fleet-${index}`);
@@ -37,7 +46,7 @@ async function agent(i: number): Promise<void> {
   let backoffs = 0;
   while (Date.now() < deadlineAt) {
     counts.attempts++;
-    const r = await postCsr(target, tokens[i]!, bodies[i]!);
+    const r = await postOverFreshTls(target, tokens[i]!, bodies[i]!);
     if (r.status === 200) {
       certified++;
       lastCertifiedAt = Math.max(lastCertifiedAt, Date.now());
@@ -67,8 +76,11 @@ for await (const line of lines) {
 }
 lines.close();
 const goAt = Date.now();
+const cpuAtGo = process.cpuUsage();
 deadlineAt = goAt + deadlineMs;
 await Promise.all(Array.from({ length: agents }, (_, i) => agent(i)));
-const result = { index, agents, certified, permanentFailures: agents - certified, goAt, lastCertifiedAt, ...counts, failureKinds };
+const cpu = process.cpuUsage(cpuAtGo);
+const cpuSeconds = Math.round((cpu.user + cpu.system) / 1e4) / 100;
+const result = { index, agents, certified, permanentFailures: agents - certified, goAt, lastCertifiedAt, cpuSeconds, ...counts, failureKinds };
 note(`fleet client ${index}: ${JSON.stringify(result)}`);
 emitResult(result);

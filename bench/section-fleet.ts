@@ -20,6 +20,7 @@ interface ClientResult {
   permanentFailures: number;
   goAt: number;
   lastCertifiedAt: number;
+  cpuSeconds: number;
   attempts: number;
   status429: number;
   status503: number;
@@ -61,6 +62,8 @@ try {
     caCpuSeconds,
     caCpuMsPerAgent: Math.round((100_000 * caCpuSeconds) / Math.max(1, certified)) / 100,
     permanentFailures: agents - certified,
+    // The simulated agents share the machine's cores with the CA: their CPU bounds the figure too.
+    clientCpuSeconds: Math.round(results.reduce((a, r) => a + r.cpuSeconds, 0) * 100) / 100,
     attempts: sum('attempts'),
     status429: sum('status429'),
     status503: sum('status503'),

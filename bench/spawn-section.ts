@@ -12,7 +12,7 @@ export interface SpawnedScript<T> {
 }
 
 export function spawnScript<T>(script: string, args: readonly string[], timeoutMs: number): SpawnedScript<T> {
-  const child = spawn(process.execPath, ['--import', 'tsx', `bench/${script}`, ...args], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...(process.env['BENCH_CLIENT_CPU_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_CLIENT_CPU_PROF']}`] : []), '--import', 'tsx', `bench/${script}`, ...args], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
   const listeners: Array<(line: string) => void> = [];
   let buffered = '';
   let value: T | undefined;
