@@ -20,10 +20,15 @@ export function buildRows(r) {
   const i = r.issuance ?? {};
   const goTwo = i.goX509TwoWorkers ?? GO_TWO_WORKER_README;
   add('issuance.nativeLimitPerCore (certs/s)', i.nativeLimitPerCore);
-  add('issuance.inProcessPerCore (certs/s)', i.inProcessPerCore, i.nativeLimitPerCore ? `info: ${Math.round((100 * i.inProcessPerCore) / i.nativeLimitPerCore)}% of native limit` : '');
+  add('issuance.nativeFreshKeyPerCore (certs/s)', i.nativeFreshKeyPerCore, 'info: native limit with a fresh CSR key per request');
+  add(
+    'issuance.inProcessPerCore (certs/s)',
+    i.inProcessPerCore,
+    i.nativeLimitPerCore ? `info: ${Math.round((100 * i.inProcessPerCore) / i.nativeLimitPerCore)}% of native limit${i.nativeFreshKeyPerCore ? `, ${Math.round((100 * i.inProcessPerCore) / i.nativeFreshKeyPerCore)}% of fresh-key limit` : ''}` : '',
+  );
   add('issuance.peculiarNaivePerCore (certs/s)', i.peculiarNaivePerCore);
   add('issuance.goX509PerCore (certs/s)', i.goX509PerCore, i.goNote ?? '');
-  for (const [key, e] of [['e2eHttps', i.e2eHttps], ['e2eHttps --workers 2', i.e2eHttpsWorkers2]]) {
+  for (const [key, e] of [['e2eHttps', i.e2eHttps], ['e2eHttpsOneProcess', i.e2eHttpsOneProcess]]) {
     if (e === undefined) continue;
     const label = `issuance.${key}`;
     if (e === null || e.error) {
@@ -31,9 +36,11 @@ export function buildRows(r) {
       continue;
     }
     const goal = Math.round(0.4 * goTwo);
-    add(`${label}.certsPerSecond (${e.clients} ${e.generator ?? 'node'} clients, ${e.caProcesses} CA proc)`, e.certsPerSecond, `>= ${goal}`, e.certsPerSecond >= goal);
+    // The targets apply to the CA as deployed (one process per core); the one-process run is context.
+    const judged = key === 'e2eHttps';
+    add(`${label}.certsPerSecond (${e.clients} ${e.generator ?? 'node'} clients, ${e.caProcesses} CA proc)`, e.certsPerSecond, judged ? `>= ${goal}` : 'info', judged ? e.certsPerSecond >= goal : null);
     add(`${label}.p50Ms`, e.p50Ms);
-    add(`${label}.p99Ms`, e.p99Ms, '<= 50', e.p99Ms <= 50);
+    add(`${label}.p99Ms`, e.p99Ms, judged ? '<= 50' : 'info', judged ? e.p99Ms <= 50 : null);
     add(`${label} CA CPU ms/cert`, e.caCpuMsPerCert, e.caCpuMsPerCert ? `info: ${Math.round(1000 / e.caCpuMsPerCert)} certs/s per CA core-second` : '');
     add(`${label}.failures`, e.failures, '0', e.failures === 0);
   }
@@ -55,6 +62,7 @@ export function buildRows(r) {
     add('fleet.permanentFailures', f?.permanentFailures, '0', f ? f.permanentFailures === 0 : false);
     add('fleet.caPeakRssMb', f?.caPeakRssMb, '<= 512', f ? f.caPeakRssMb <= 512 : false);
     if (f) add('fleet CA CPU ms/agent', f.caCpuMsPerAgent, f.caCpuMsPerAgent ? `info: ${f.caCpuSeconds} CPU s in total` : '');
+    if (f) add('fleet simulated agents CPU ms/agent (same cores)', f.clientCpuSeconds === undefined ? null : Math.round((100_000 * f.clientCpuSeconds) / Math.max(1, f.certified)) / 100, f.caWorkers ? `info: CA --workers ${f.caWorkers}` : '');
     if (f) add('fleet 429 / 503 / transport errors', `${f.status429} / ${f.status503} / ${f.transportErrors}`);
   }
   return rows;

@@ -17,6 +17,7 @@ try {
 note(`go anchor: ${JSON.stringify(go)}`);
 emitResult({
   nativeLimitPerCore: Math.round(inProcess.nativeLimitPerCore),
+  nativeFreshKeyPerCore: Math.round(inProcess.nativeFreshKeyPerCore),
   inProcessPerCore: Math.round(inProcess.inProcessPerCore),
   peculiarNaivePerCore: Math.round(inProcess.peculiarNaivePerCore),
   goX509PerCore: go.perCore,
