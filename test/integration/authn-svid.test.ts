@@ -189,6 +189,26 @@ test('reads the trust anchors on every call, following root rotation', async () 
   await assertRefused([await der('leaf'), await der('int')], /does not lead to a root/, auth);
 });
 
+test('a chain that verified is reused, but never past a certificate\'s expiry or after the roots change', async () => {
+  const clock = new ManualClock(Date.now());
+  const anchors: SvidTrustAnchors[] = [{ trustDomain: 'cluster.local', rootsPem: [await pem('root')] }];
+  const auth = await authenticator(() => anchors[0] as SvidTrustAnchors, clock);
+  const chain = [await der('leaf'), await der('int')];
+  assert.equal((await auth.authenticate({ clientCertChain: chain }))?.serviceAccount, 'cart');
+  assert.equal((await auth.authenticate({ clientCertChain: chain }))?.serviceAccount, 'cart', 'served again (from the cache)');
+  anchors[0] = { trustDomain: 'cluster.local', rootsPem: [await pem('other-root')] };
+  await assertRefused(chain, /does not lead to a root/, auth);
+  anchors[0] = { trustDomain: 'cluster.local', rootsPem: [await pem('root')] };
+  assert.equal((await auth.authenticate({ clientCertChain: chain }))?.serviceAccount, 'cart');
+  // A minute before the leaf expires it verifies; two minutes later (well inside the cache's
+  // five) the cached entry must not outlive it.
+  const nearExpiry = new ManualClock(Date.parse(new X509Certificate(chain[0] as Buffer).validTo) - 60_000);
+  const late = await authenticator(() => anchors[0] as SvidTrustAnchors, nearExpiry);
+  assert.equal((await late.authenticate({ clientCertChain: chain }))?.serviceAccount, 'cart');
+  nearExpiry.advance(120_000);
+  await assertRefused(chain, /leaf is outside its validity/, late);
+});
+
 test('authenticates the chain openssl s_client presents over a real TLS connection', async () => {
   const tls = await import('node:tls');
   const { spawn } = await import('node:child_process');
