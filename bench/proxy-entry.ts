@@ -8,6 +8,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { pino } from 'pino';
 import { StaticCredentialSource } from '../src/agent/credentials.js';
 import { startInbound } from '../src/agent/proxy/inbound.js';
@@ -57,7 +58,8 @@ process.once('SIGTERM', () => {
   // node runs with --expose-gc, to tell leaks from garbage).
   const gc = (globalThis as { gc?: () => void }).gc;
   if (gc !== undefined) gc();
-  logger.info({ memory: process.memoryUsage() }, 'memory at shutdown');
+  const spaces = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, { size: s.space_size, used: s.space_used_size }]));
+  logger.info({ memory: process.memoryUsage(), spaces }, 'memory at shutdown');
   void proxy.close({ drainMs: 2_000 }).then(() => {
     destination.flushSync();
     process.exit(0);

@@ -6,9 +6,9 @@
 # bundled once per run with the esbuild that tsx ships (RAMPART_BENCH_LOADER=bundle):
 # the tsx loader keeps its own thread and compiler in every process (about 30 MB RSS), which
 # a built agent would not carry. RAMPART_BENCH_LOADER=tsx runs `node --import tsx` instead.
-# node is exec'd directly, so the echoed PID is the proxy process itself.
-# RAMPART_NODE_FLAGS (default "--max-semi-space-size=1 --v8-pool-size=1") keeps RSS under
-# 60 MB: a 1 MB young generation and one V8 helper thread instead of one per core.
+# node is started through bin/agent-node, the launcher the agent container uses, so the runtime
+# settings measured are the shipped ones; it execs node, so the echoed PID is the proxy process
+# itself. RAMPART_NODE_FLAGS adds node flags for experiments (default none).
 # RAMPART_LOG_LEVEL (default info: one line per connection).
 
 RAMPART_ROOT=${RAMPART_ROOT:-/work/main}
@@ -37,7 +37,7 @@ _rampart_start() { # ROLE LISTEN_PORT TARGET_PORT CERTDIR
   (
     cd "$RAMPART_ROOT" &&
       RAMPART_TUNNEL=$RAMPART_TUNNEL_MODE LOG_LEVEL=${RAMPART_LOG_LEVEL:-info} \
-        exec node ${RAMPART_NODE_FLAGS---max-semi-space-size=1 --v8-pool-size=1} $entry "$1" "$2" "$3" "$4" \
+        exec "$RAMPART_ROOT/bin/agent-node" ${RAMPART_NODE_FLAGS-} $entry "$1" "$2" "$3" "$4" \
         </dev/null >"$BENCH_TMP/rampart-$RAMPART_TUNNEL_MODE-$1.log" 2>&1
   ) &
   echo $!

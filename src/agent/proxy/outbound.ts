@@ -16,7 +16,7 @@ import { proxyMetrics } from './metrics.js';
 import { abortSocket, relay, type Relay, type RelayEnd } from './relay.js';
 import { drainThenDestroy, trackSockets } from './shutdown.js';
 import { buildSecureContext, type TlsTuning } from './tls-settings.js';
-import { TunnelPool, type ContextGeneration } from './tunnel-pool.js';
+import { TunnelPool, type ContextGeneration, type TunnelStream } from './tunnel-pool.js';
 import { connectUpstream, spiffeServerIdentityCheck } from './upstream-tls.js';
 
 /** Options of {@link startOutbound}. */
@@ -139,26 +139,32 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundP
     startRelay(app, { stream: sock, abort: () => sock.destroy() }, finish('mtls', app, startedAt, remote, () => serial));
   }
 
+  function attachTunnel(t: TunnelStream, app: net.Socket, startedAt: number, remote: string | undefined): void {
+    const { stream } = t;
+    stream.on('error', () => {
+      // Reported through the relay.
+    });
+    if (app.destroyed) {
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      finish('tunnel', app, startedAt, remote, () => t.peerSerial)('downstream-error', new Error('application closed before the tunnel opened'));
+      return;
+    }
+    const handle = startRelay(app, { stream, abort: () => { if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL); } }, finish('tunnel', app, startedAt, remote, () => t.peerSerial));
+    stream.once('response', (headers) => {
+      if (headers[':status'] !== 200) handle.abort('refused');
+    });
+  }
+
   function tunnelled(app: net.Socket, startedAt: number, remote: string | undefined): void {
+    const ready = pool.tryOpen();
+    if (ready !== undefined) {
+      attachTunnel(ready, app, startedAt, remote);
+      return;
+    }
     pool.open().then(
       (t) => {
-        if (t === null) {
-          plain(app, startedAt, remote);
-          return;
-        }
-        const { stream } = t;
-        stream.on('error', () => {
-          // Reported through the relay.
-        });
-        if (app.destroyed) {
-          stream.close(http2.constants.NGHTTP2_CANCEL);
-          finish('tunnel', app, startedAt, remote, () => t.peerSerial)('downstream-error', new Error('application closed before the tunnel opened'));
-          return;
-        }
-        const handle = startRelay(app, { stream, abort: () => { if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL); } }, finish('tunnel', app, startedAt, remote, () => t.peerSerial));
-        stream.once('response', (headers) => {
-          if (headers[':status'] !== 200) handle.abort('refused');
-        });
+        if (t === null) plain(app, startedAt, remote);
+        else attachTunnel(t, app, startedAt, remote);
       },
       (err: unknown) => {
         abortSocket(app);

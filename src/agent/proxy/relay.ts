@@ -37,11 +37,25 @@ function endedCleanly(s: Duplex): boolean {
 }
 
 /**
- * Pipes two duplex streams into each other, keeping half-close (an end on one side becomes an
+ * Copies `src` into `dst` with backpressure and passes an end on. This is what `pipe` does for
+ * one source and one destination, without its per-pipe bookkeeping (about ten listeners and
+ * closures per direction, each promoted to the old generation when connections are short-lived);
+ * errors and closes are handled once for both directions by {@link relay}.
+ */
+function pump(src: Duplex, dst: Duplex): void {
+  src.on('data', (chunk: Buffer) => {
+    if (!dst.write(chunk)) src.pause();
+  });
+  dst.on('drain', () => src.resume());
+  src.once('end', () => dst.end());
+}
+
+/**
+ * Relays two duplex streams into each other, keeping half-close (an end on one side becomes an
  * end on the other while the reverse direction keeps flowing) and turning an error or abrupt
  * close on either side into an abort of the other. `done` runs once, after both sides closed.
- * `pipe` is used rather than `pipeline` because pipeline destroys a duplex as soon as one
- * direction finishes, which would break half-close.
+ * `pipeline` is not used because it destroys a duplex as soon as one direction finishes, which
+ * would break half-close.
  */
 export function relay(down: RelayEnd, up: RelayEnd, done: (result: RelayResult, error?: Error) => void): Relay {
   let result: RelayResult = 'ok';
@@ -58,16 +72,16 @@ export function relay(down: RelayEnd, up: RelayEnd, done: (result: RelayResult, 
     down.abort();
     up.abort();
   };
-  const onClose = (side: Duplex, other: Duplex) => () => {
+  const onClose = (side: Duplex, other: Duplex): void => {
     // A side that closed without finishing both directions was reset: pass that on.
     if (!endedCleanly(side) && !other.destroyed) abort('reset');
     if (++closed === 2) done(result, firstError);
   };
   down.stream.on('error', (err: Error) => abort('downstream-error', err));
   up.stream.on('error', (err: Error) => abort('upstream-error', err));
-  down.stream.once('close', onClose(down.stream, up.stream));
-  up.stream.once('close', onClose(up.stream, down.stream));
-  down.stream.pipe(up.stream);
-  up.stream.pipe(down.stream);
+  down.stream.once('close', () => onClose(down.stream, up.stream));
+  up.stream.once('close', () => onClose(up.stream, down.stream));
+  pump(down.stream, up.stream);
+  pump(up.stream, down.stream);
   return { abort: (r) => abort(r) };
 }

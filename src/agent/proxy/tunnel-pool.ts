@@ -79,6 +79,23 @@ export class TunnelPool {
     return this.entries.size;
   }
 
+  /**
+   * Opens a CONNECT stream on a session that is already up, or returns undefined when none can
+   * take one (the caller then awaits {@link open}). The common case thus costs no promise and
+   * no deferred callbacks per application connection.
+   */
+  tryOpen(): TunnelStream | undefined {
+    const entry = this.pick();
+    if (entry === null) return undefined;
+    try {
+      return this.request(entry);
+    } catch {
+      // The session went away since pick (GOAWAY, socket loss); open() starts a fresh one.
+      this.retire(entry);
+      return undefined;
+    }
+  }
+
   /** Opens a CONNECT stream, or resolves null when the caller should use plain mTLS instead. */
   async open(): Promise<TunnelStream | null> {
     for (let attempt = 0; ; attempt++) {
