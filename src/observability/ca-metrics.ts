@@ -9,6 +9,7 @@ export interface CaMetrics {
   readonly bundleSequence: Gauge<never>;
   readonly propagationRatio: Gauge<never>;
   readonly rotationSteps: Counter<'step'>;
+  readonly connectionsShed: Counter<never>;
 }
 
 /** Registers the CA metrics on `registry`. */
@@ -27,5 +28,10 @@ export function createCaMetrics(registry: Registry): CaMetrics {
     bundleSequence: new Gauge({ name: 'rampart_ca_trust_bundle_sequence', help: 'Current trust bundle sequence.', registers }),
     propagationRatio: new Gauge({ name: 'rampart_ca_bundle_propagation_ratio', help: 'Share of recently seen agents holding the newest bundle sequence.', registers }),
     rotationSteps: new Counter({ name: 'rampart_ca_rotation_steps_total', help: 'Root rotation steps taken.', labelNames: ['step'], registers }),
+    connectionsShed: new Counter({
+      name: 'rampart_ca_connections_shed_total',
+      help: 'Connections reset without a TLS handshake because they waited too long for their turn (a connection flood).',
+      registers,
+    }),
   };
 }

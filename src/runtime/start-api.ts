@@ -111,7 +111,7 @@ export async function startApi(config: CaConfig, authority: CaAuthority, options
   }, 30_000);
   servingTimer.unref();
 
-  const admission = admitHandshakesInOrder(app.server as HttpsServer, { limit: HANDSHAKES_IN_PROGRESS });
+  const admission = admitHandshakesInOrder(app.server as HttpsServer, { limit: HANDSHAKES_IN_PROGRESS, onShed: () => options.metrics.connectionsShed.inc() });
   // A fleet reconnecting at once must queue in the kernel, not be reset: 511 is too small.
   await app.listen({ host: config.listen.host, port: config.listen.port, backlog: 4096 });
   const port = (app.server.address() as AddressInfo).port;

@@ -25,6 +25,8 @@ export interface HandshakeAdmissionOptions {
    * retries (DESIGN section 7).
    */
   readonly maxWaitMs?: number;
+  /** Called once per connection reset for having waited too long. */
+  readonly onShed?: () => void;
 }
 
 export interface HandshakeAdmission {
@@ -69,6 +71,7 @@ export function admitHandshakesInOrder(server: TlsServer, options: HandshakeAdmi
 
   const shed = (socket: Socket): void => {
     shedCount++;
+    options.onShed?.();
     // Unread data makes the kernel answer with a reset: the client learns at once.
     socket.destroy();
   };

@@ -84,13 +84,15 @@ test('a silent client loses its slot after the slot timeout, so the next caller 
 });
 
 test('a connection that waited longer than maxWaitMs is reset without a handshake', async () => {
-  const t = await start({ limit: 1, slotTimeoutMs: 60_000, maxWaitMs: 200 });
+  let reported = 0;
+  const t = await start({ limit: 1, slotTimeoutMs: 60_000, maxWaitMs: 200, onShed: () => reported++ });
   try {
     await silentClient(t.port, t.sockets);
     await eventually('the silent client holds the only slot', () => t.admission.inProgress() === 1);
     const outcome = await tlsClient(t.port, t.sockets);
     assert.notEqual(outcome, 'secure');
     assert.equal(t.admission.shed(), 1);
+    assert.equal(reported, 1, 'each shed connection is reported once (the CA counts it in rampart_ca_connections_shed_total)');
     assert.equal(t.handshakes.length, 0);
   } finally {
     await t.stop();
