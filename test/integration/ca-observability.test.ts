@@ -89,6 +89,7 @@ test('/metrics: issuance counters and duration, root and intermediate expiry, bu
   assert.match(m, /^rampart_ca_certificates_issued_total\{result="RAMPART_ERR_CSR_CA_REQUESTED"\} 1$/m);
   assert.match(m, /^# TYPE rampart_ca_issue_duration_seconds histogram$/m);
   assert.match(m, /^rampart_ca_issue_duration_seconds_count 6$/m);
+  assert.match(m, /^rampart_ca_connections_shed_total 0$/m, 'no connection waited long enough to be shed');
   const fp = ca.runtime.current().activeRootFingerprint;
   const rootNotAfter = Date.parse(new X509Certificate(ca.rootCertPem()).validTo) / 1000;
   const rootLine = new RegExp(`^rampart_ca_root_expiry_timestamp_seconds\\{fingerprint="${fp}"\\} (\\d+(\\.\\d+)?)$`, 'm').exec(m);
