@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { Registry } from 'prom-client';
 import { StaticCredentialSource } from '../../src/agent/credentials.js';
@@ -108,5 +109,41 @@ test('outbound tunnel reconnects after the upstream session is lost', async () =
     await first.close({ drainMs: 0 });
     await second?.close({ drainMs: 0 });
     await backend.close();
+  }
+});
+
+test('a burst of connections spreads over new tunnel sessions instead of queueing on a full one', async () => {
+  const logs = captureLogs();
+  // A backend that answers nobody until all BURST connections are open at once, so every
+  // stream is concurrent: a full session would leave the rest waiting forever.
+  const BURST = 7;
+  const held = new Set<net.Socket>();
+  const backend = net.createServer((s) => {
+    held.add(s);
+    s.on('error', () => {});
+    if (held.size === BURST) for (const h of held) h.end('go');
+  });
+  await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+  const backendPort = (backend.address() as net.AddressInfo).port;
+  const inbound = await startInbound({ listen: { host: '127.0.0.1', port: 0 }, backend: { host: '127.0.0.1', port: backendPort }, allow: [CLIENT_ID], credentials: new StaticCredentialSource(pki.creds('server')), logger: logs.logger });
+  // Two streams per session: seven connections need four sessions.
+  const outbound = await startOutbound({ listen: { host: '127.0.0.1', port: 0 }, upstream: { host: '127.0.0.1', port: inbound.address.port }, expectedId: SERVER_ID, credentials: new StaticCredentialSource(pki.creds('client')), logger: logs.logger, maxStreamsPerSession: 2 });
+  try {
+    const replies = await Promise.all(
+      Array.from({ length: BURST }, () => new Promise<string>((resolve, reject) => {
+        const s = net.connect({ host: '127.0.0.1', port: outbound.address.port });
+        let data = '';
+        s.on('data', (d: Buffer) => (data += d.toString()));
+        s.on('end', () => resolve(data));
+        s.on('error', reject);
+      })),
+    );
+    assert.deepEqual(replies, Array(BURST).fill('go'));
+    assert.equal(outbound.tunnelSessions, Math.ceil(BURST / 2));
+  } finally {
+    await outbound.close({ drainMs: 0 });
+    await inbound.close({ drainMs: 0 });
+    for (const h of held) h.destroy();
+    await new Promise<void>((resolve) => backend.close(() => resolve()));
   }
 });

@@ -45,6 +45,9 @@ export interface TunnelPoolOptions {
 }
 
 const MAX_TIMER_MS = 2_147_483_647;
+// A stream waiting for room gives up after this many new sessions filled up before it: with
+// 100 streams per session that is a burst of 6,400 application connections at once.
+const MAX_SESSION_OPENS_PER_STREAM = 64;
 
 /**
  * Keeps long-lived HTTP/2-over-mTLS sessions to one upstream agent so an application
@@ -96,19 +99,33 @@ export class TunnelPool {
     }
   }
 
-  /** Opens a CONNECT stream, or resolves null when the caller should use plain mTLS instead. */
+  /**
+   * Opens a CONNECT stream, or resolves null when the caller should use plain mTLS instead.
+   *
+   * A burst of application connections all wait on the same new session. Once it is full the
+   * rest must not pile onto it (nghttp2 would queue them behind the peer's stream limit,
+   * stalling them until others close), so whoever finds no room opens the next session. Picking
+   * and opening the stream happen in one synchronous step so two waiters never both take the
+   * last slot.
+   */
   async open(): Promise<TunnelStream | null> {
-    for (let attempt = 0; ; attempt++) {
-      const entry = this.pick() ?? (await this.connect());
-      if (entry === null) return null;
-      try {
-        return this.request(entry);
-      } catch (err) {
-        // The session went away between pick and request (GOAWAY, socket loss): retire it
-        // and try once more on a fresh session before failing the application connection.
-        this.retire(entry);
-        if (attempt >= 1) throw err;
+    let failures = 0;
+    for (let opened = 0; ; ) {
+      const entry = this.pick();
+      if (entry !== null) {
+        try {
+          return this.request(entry);
+        } catch (err) {
+          // The session went away between pick and request (GOAWAY, socket loss): retire it
+          // and try once more on a fresh session before failing the application connection.
+          this.retire(entry);
+          if (++failures > 1) throw err;
+          continue;
+        }
       }
+      if (this.closed) return null;
+      if (opened++ >= MAX_SESSION_OPENS_PER_STREAM) throw new Error(`no tunnel session had room for another stream after ${MAX_SESSION_OPENS_PER_STREAM} new sessions`);
+      if ((await this.connect()) === null) return null;
     }
   }
 
