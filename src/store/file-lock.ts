@@ -65,6 +65,24 @@ function parseOwner(raw: string): LockOwner | null {
   }
 }
 
+const CONFIRM_INTERVAL_MS = 25;
+
+/**
+ * After creating the lock, makes sure no racer that judged the previous (stale) lock is about to
+ * displace it: the file must still be ours on two reads 25 ms apart. A racer may move it aside
+ * and straight back meanwhile (see removeStaleLock), so an absent file is looked at again.
+ */
+async function confirmHeld(path: string, raw: string): Promise<boolean> {
+  let confirmations = 0;
+  for (let look = 0; look < 6 && confirmations < 2; look++) {
+    await new Promise((resolve) => setTimeout(resolve, CONFIRM_INTERVAL_MS));
+    const now = await readRaw(path);
+    if (now === raw) confirmations++;
+    else if (now !== null) return false;
+  }
+  return confirmations >= 2;
+}
+
 async function readRaw(path: string): Promise<string | null> {
   try {
     return await readFile(path, 'utf8');
@@ -112,6 +130,8 @@ export class FileLock {
     const raw = `${JSON.stringify(owner)}\n`;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       if (await createExclusive(path, raw)) {
+        // Displaced by a racer acting on the stale lock it had read: look at the new holder.
+        if (!(await confirmHeld(path, raw))) continue;
         heldByThisProcess.set(path, raw);
         installExitHook();
         await fsyncDirectory(dir);
@@ -215,12 +235,16 @@ function isStale(path: string, holder: LockOwner): boolean {
 
 /**
  * Removes a stale lock file whose contents were `staleRaw`, without ever deleting a fresh lock
- * that a racing starter created after someone else removed the stale one: the file is renamed
- * aside first (atomic, so only one racer gets any given file), then checked; a fresh lock moved
- * by mistake is linked back. Returns true when this call removed the stale lock. Exported so
- * tests can replay the losing racer's interleaving deterministically.
+ * that a racing starter created after someone else removed the stale one. The file is read again
+ * just before it is moved, and moved only if it still holds the stale record; the move is
+ * atomic, so only one racer gets any given file; and should a fresh lock have been moved after
+ * all (created in the instant between that read and the move) it is linked back. Returns true
+ * when this call removed the stale lock. Exported so tests can replay the losing racer's
+ * interleaving deterministically.
  */
 export async function removeStaleLock(path: string, staleRaw: string): Promise<boolean> {
+  // The record may be long out of date (the caller read it, then checked the pid): look again.
+  if ((await readRaw(path)) !== staleRaw) return false;
   const aside = `${path}.stale-${process.pid}-${randomBytes(6).toString('hex')}`;
   try {
     await rename(path, aside);
@@ -231,7 +255,8 @@ export async function removeStaleLock(path: string, staleRaw: string): Promise<b
   try {
     if ((await readRaw(aside)) === staleRaw) return true;
     // Not the stale file: it is a live holder's lock. Put it back; if a third racer created a
-    // lock in the gap, that racer keeps it and the displaced holder's verify() will fail.
+    // lock in the gap, that racer keeps it, and the displaced holder finds out in its
+    // post-create confirmation or, later, in verify().
     await link(aside, path).catch(() => undefined);
     return false;
   } finally {

@@ -136,3 +136,20 @@ test('a racer holding an outdated view of the stale lock cannot remove the new h
     assert.deepEqual(await readdir(dir), []);
   });
 });
+
+test('a starter whose fresh lock is displaced before it confirms does not win', async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, LOCK_FILE_NAME);
+    const acquiring = FileLock.acquire(dir);
+    // As soon as the starter's lock appears, another live holder takes its place, as when a racer
+    // moves the fresh lock aside and a third one creates its own in the gap.
+    for (let i = 0; i < 2000; i++) {
+      const now = await readFile(path, 'utf8').catch(() => '');
+      if (now.includes(`"pid":${process.pid}`)) break;
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    await writeFile(path, lockRecord(process.ppid));
+    await assert.rejects(acquiring, (error: unknown) => isLocked(error) && new RegExp(`in use by pid ${process.ppid}`).test((error as Error).message));
+    assert.equal(await readFile(path, 'utf8'), lockRecord(process.ppid));
+  });
+});
