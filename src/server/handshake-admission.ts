@@ -48,6 +48,7 @@ const MAX_QUEUED = 20_000;
 /** Puts `server`'s TLS handshakes behind a FIFO admission gate. Call before it listens. */
 export function admitHandshakesInOrder(server: TlsServer, options: HandshakeAdmissionOptions): HandshakeAdmission {
   const slotTimeoutMs = options.slotTimeoutMs ?? DEFAULT_SLOT_TIMEOUT_MS;
+  const maxWaitMs = options.maxWaitMs ?? DEFAULT_MAX_WAIT_MS;
   const limit = Math.max(1, Math.floor(options.limit));
   // node:tls wraps each accepted socket in its 'connection' listener; run those on admission.
   const tlsListeners = server.listeners('connection') as Array<(socket: Socket) => void>;
@@ -55,7 +56,7 @@ export function admitHandshakesInOrder(server: TlsServer, options: HandshakeAdmi
   // Accepted sockets must stay unread until admitted, or TLS would miss their ClientHello.
   (server as TlsServer & { pauseOnConnect: boolean }).pauseOnConnect = true;
 
-  const maxWaitMs = options.maxWaitMs ?? DEFAULT_MAX_WAIT_MS;
+  // Waiting connections and when each arrived (parallel arrays: no object per connection).
   const queue: Socket[] = [];
   const queuedAt: number[] = [];
   let head = 0;
