@@ -56,6 +56,10 @@ export function buildRows(r) {
       if (p.rssMb !== null) add(`proxy.${kind} rssMb`, p.rssMb);
     }
   }
+  if (r.proxyBurst !== undefined) {
+    const b = r.proxyBurst;
+    add(`proxyBurst.secondsToAllAnswered (${b?.connections ?? '?'} connections at once, h2 tunnel)`, b?.secondsToAllAnswered, b ? `info: ${b.answeredWithin2s} within 2 s, ${b.tunnelSessions} sessions` : '');
+  }
   if (r.fleet !== undefined) {
     const f = r.fleet;
     add(`fleet.secondsToAllCertified (${f?.agents ?? '?'} agents)`, f?.secondsToAllCertified, '<= 15', f ? f.secondsToAllCertified !== null && f.secondsToAllCertified <= 15 : false);

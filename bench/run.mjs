@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run bench [-- --quick] [-- --only issuance,e2e,tokenReview,proxy,fleet]`
+// `npm run bench [-- --quick] [-- --only issuance,e2e,tokenReview,proxy,proxyBurst,fleet]`
 // Runs each section as `node --import tsx bench/section-<name>.ts` (one process each, so a
 // section's heap, JIT and CA processes never disturb the next), prints a table of figures
 // against their targets and writes bench-results.json in the current directory.
@@ -14,7 +14,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
 const onlyAt = argv.indexOf('--only');
-const ALL = ['issuance', 'e2e', 'tokenReview', 'proxy', 'fleet'];
+const ALL = ['issuance', 'e2e', 'tokenReview', 'proxy', 'proxyBurst', 'fleet'];
 const only = onlyAt >= 0 ? (argv[onlyAt + 1] ?? '').split(',').filter(Boolean) : ALL;
 for (const s of only) if (!ALL.includes(s)) throw new Error(`unknown section ${s}; known: ${ALL.join(',')}`);
 
@@ -27,6 +27,7 @@ const PLAN = {
   e2e: ['section-e2e.ts', quick ? ['--seconds', '3', '--workers', CORES] : ['--seconds', '10', '--workers', CORES === '1' ? '1' : `1,${CORES}`], 300],
   tokenReview: ['section-tokenreview.ts', quick ? ['--issuances', '300', '--identities', '30'] : ['--issuances', '1000', '--identities', '100'], 300],
   proxy: ['section-proxy.ts', ['--duration', '10s'], 900],
+  proxyBurst: ['section-proxy-burst.ts', quick ? ['--connections', '1000'] : ['--connections', '3000'], 120],
   fleet: ['section-fleet.ts', quick ? ['--agents', '500', '--deadline', '20', '--workers', CORES] : ['--agents', '10000', '--deadline', '60', '--workers', CORES], 600],
 };
 
@@ -96,6 +97,7 @@ for (const name of only) {
     results.issuance = { ...results.issuance, e2eHttps: runs.find((x) => x.workers === Number(CORES)) ?? null, e2eHttpsOneProcess: CORES === '1' ? undefined : runs.find((x) => x.workers === 1) };
   } else if (name === 'tokenReview') results.tokenReview = r.ok ? r.value : null;
   else if (name === 'proxy') results.proxy = r.ok ? r.value : null;
+  else if (name === 'proxyBurst') results.proxyBurst = r.ok ? r.value : null;
   else if (name === 'fleet') results.fleet = r.ok ? r.value : null;
 }
 results.machine.loadAverageAtEnd = loadavg().map((x) => Math.round(x * 100) / 100);
