@@ -1,5 +1,5 @@
 /** A small JSON-over-HTTPS request helper for tests (node:https, trusting only the given roots). */
-import { request as httpsRequest } from 'node:https';
+import { request as httpsRequest, type Agent } from 'node:https';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- test bodies are checked field by field
@@ -25,9 +25,13 @@ export interface HttpsOptions {
   readonly headers?: Record<string, string>;
   /** Host name checked against the server certificate (default: the URL's host). */
   readonly servername?: string;
+  /** Skip server certificate verification (bootstrap only, before the roots are known). */
+  readonly insecure?: boolean;
+  /** A keep-alive agent to reuse connections, as an agent does; its own TLS settings apply. */
+  readonly agent?: Agent;
 }
 
-/** Sends one request and reads the whole answer. Uses no keep-alive agent (nothing to clean up). */
+/** Sends one request and reads the whole answer. Uses no keep-alive agent unless given one. */
 export function httpsJson<T = any>(url: string, options: HttpsOptions = {}): Promise<HttpsResult<T>> {
   const target = new URL(url);
   const headers: Record<string, string> = { accept: 'application/json', ...(options.headers ?? {}) };
@@ -46,9 +50,10 @@ export function httpsJson<T = any>(url: string, options: HttpsOptions = {}): Pro
       {
         method: options.method ?? (options.body !== undefined ? 'POST' : 'GET'),
         headers,
-        agent: false,
-        ...(isHttps
+        agent: options.agent ?? false,
+        ...(isHttps && options.agent === undefined
           ? {
+              ...(options.insecure ? { rejectUnauthorized: false } : {}),
               ca: options.ca === undefined ? undefined : typeof options.ca === 'string' ? options.ca : [...options.ca],
               ...(options.cert !== undefined ? { cert: options.cert } : {}),
               ...(options.key !== undefined ? { key: options.key } : {}),

@@ -14,7 +14,7 @@
  * ```
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { Agent, request } from 'node:https';
+import { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -22,6 +22,7 @@ import * as k8s from '@kubernetes/client-node';
 import type { CaState } from '../../src/core/ports.js';
 import { decodeState } from '../../src/store/state-codec.js';
 import { spawnCli } from './cli.js';
+import { httpsJson, type HttpsResult } from './https.js';
 import { startKubeApiServer, type KubeApiServer } from './kube-api-server/index.js';
 
 /** The CA's own service account (manifests/base). */
@@ -239,52 +240,14 @@ export async function startCaCluster(): Promise<CaCluster> {
   }
 }
 
-export interface CallResult<T = any> {
-  readonly status: number;
-  readonly headers: Record<string, string | string[] | undefined>;
-  readonly text: string;
-  readonly body: T;
-}
+export type CallResult<T = any> = HttpsResult<T>;
 
 /**
  * One HTTPS request to a CA. `ca` trusts only the given bundle; `insecure` skips verification
  * (bootstrap only); `agent` reuses connections (keep-alive, as an agent does).
  */
 export function call<T = any>(url: string, o: { method?: string; ca?: string; insecure?: boolean; token?: string; body?: unknown; agent?: Agent } = {}): Promise<CallResult<T>> {
-  const payload = o.body === undefined ? undefined : Buffer.from(JSON.stringify(o.body));
-  const headers: Record<string, string> = { accept: 'application/json' };
-  if (payload) {
-    headers['content-type'] = 'application/json';
-    headers['content-length'] = String(payload.length);
-  }
-  if (o.token !== undefined) headers['authorization'] = `Bearer ${o.token}`;
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method: o.method ?? (payload ? 'POST' : 'GET'),
-        headers,
-        ...(o.agent ? { agent: o.agent } : { agent: false as const, ...(o.ca !== undefined ? { ca: o.ca } : {}), ...(o.insecure ? { rejectUnauthorized: false } : {}) }),
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let body: unknown;
-          try {
-            body = text ? JSON.parse(text) : undefined;
-          } catch {
-            body = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, body: body as T });
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
+  return httpsJson<T>(url, o);
 }
 
 /** The answer of POST /v1/certificates. */

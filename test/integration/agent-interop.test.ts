@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { startTestAgent, type TestAgent } from './agent-support.js';
-import { makePki, type Pki } from './proxy-support.js';
+import { makePki, runTool, type Pki } from './proxy-support.js';
 
 const CLIENT = 'spiffe://cluster.local/ns/a/sa/client';
 const SERVER = 'spiffe://cluster.local/ns/b/sa/server';
@@ -17,24 +17,13 @@ let server: TestAgent;
 let client: TestAgent;
 let intruder: TestAgent;
 
-function run(cmd: string, args: string[], input: string): Promise<{ out: string; code: number | null }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: 20_000 });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ out, code }));
-    p.stdin.end(input);
-  });
-}
 
 /** openssl s_client against the server agent's inbound, trusting the client agent's root-cert.pem. */
 function sClient(cert: { certPath: string; keyPath: string } | null): Promise<{ out: string; code: number | null }> {
   const args = ['s_client', '-connect', `127.0.0.1:${server.agent.inbound[0]?.address.port}`, '-CAfile', join(client.outDir, 'root-cert.pem'), '-verify_return_error', '-ign_eof'];
   // -cert sends only the first certificate; -cert_chain adds the intermediate the peer needs.
   if (cert) args.push('-cert', cert.certPath, '-cert_chain', cert.certPath, '-key', cert.keyPath);
-  return run('openssl', args, 'ping\n');
+  return runTool('openssl', args, 'ping\n');
 }
 
 const files = (a: TestAgent): { certPath: string; keyPath: string } => ({ certPath: join(a.outDir, 'cert-chain.pem'), keyPath: join(a.outDir, 'key.pem') });
@@ -106,10 +95,10 @@ except (ssl.SSLError, ConnectionError) as e:
 `;
   const port = String(server.agent.inbound[0]?.address.port);
   const root = join(client.outDir, 'root-cert.pem');
-  const ok = await run('python3', ['-c', script, port, root, files(client).certPath, files(client).keyPath], '');
+  const ok = await runTool('python3', ['-c', script, port, root, files(client).certPath, files(client).keyPath], '');
   assert.equal(ok.code, 0, ok.out);
   assert.match(ok.out, new RegExp(`san \\['${SERVER}'\\]`));
   assert.match(ok.out, /got echo:py/);
-  const bad = await run('python3', ['-c', script, port, root, files(intruder).certPath, files(intruder).keyPath], '');
+  const bad = await runTool('python3', ['-c', script, port, root, files(intruder).certPath, files(intruder).keyPath], '');
   assert.doesNotMatch(bad.out, /got echo/);
 });

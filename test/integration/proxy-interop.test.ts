@@ -5,30 +5,18 @@ import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { StaticCredentialSource } from '../../src/agent/credentials.js';
 import { startInbound, startOutbound, type InboundProxy } from '../../src/agent/proxy/index.js';
-import { CLIENT_ID, FOREIGN_ID, INTRUDER_ID, SERVER_ID, captureLogs, makePki, type LogCapture, type Pki } from './proxy-support.js';
+import { CLIENT_ID, FOREIGN_ID, INTRUDER_ID, SERVER_ID, captureLogs, makePki, runTool, type LogCapture, type Pki } from './proxy-support.js';
 
 let pki: Pki;
 let logs: LogCapture;
 let greeter: net.Server;
 let inbound: InboundProxy;
 
-/** Runs a tool with `input` on stdin; resolves with stdout+stderr once it exits. */
-function run(cmd: string, args: string[], input: string): Promise<{ out: string; code: number | null }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: 20_000 });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ out, code }));
-    p.stdin.end(input);
-  });
-}
 
 function sClient(port: number, leaf: 'client' | 'intruder' | 'foreign' | null): Promise<{ out: string; code: number | null }> {
   const args = ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', pki.caPath, '-verify_return_error', '-ign_eof'];
   if (leaf !== null) args.push('-cert', pki.leaves[leaf].certPath, '-key', pki.leaves[leaf].keyPath);
-  return run('openssl', args, 'ping\n');
+  return runTool('openssl', args, 'ping\n');
 }
 
 before(async () => {
@@ -109,7 +97,7 @@ with socket.create_connection(('127.0.0.1', int(sys.argv[1]))) as raw:
             data += chunk
         print('got', data.decode().strip())
 `;
-  const { out, code } = await run('python3', ['-c', script, String(inbound.address.port), pki.caPath, pki.leaves.client.certPath, pki.leaves.client.keyPath], '');
+  const { out, code } = await runTool('python3', ['-c', script, String(inbound.address.port), pki.caPath, pki.leaves.client.certPath, pki.leaves.client.keyPath], '');
   assert.equal(code, 0, out);
   assert.match(out, /version TLSv1\.3/);
   assert.match(out, new RegExp(`san \\['${SERVER_ID}'\\]`));
@@ -122,7 +110,7 @@ test('curl (offers h2 and http/1.1) is treated as a plain mTLS client and reache
   const webIn = await startInbound({ listen: { host: '127.0.0.1', port: 0 }, backend: { host: '127.0.0.1', port: (web.address() as net.AddressInfo).port }, allow: [CLIENT_ID], credentials: new StaticCredentialSource(pki.creds('server')), logger: logs.logger });
   try {
     // -k: curl checks DNS/IP names, which SVIDs do not carry; the chain is checked by s_client above.
-    const { out, code } = await run('curl', ['-sS', '-k', '--cert', pki.leaves.client.certPath, '--key', pki.leaves.client.keyPath, '-w', '\\n%{http_version}', `https://127.0.0.1:${webIn.address.port}/`], '');
+    const { out, code } = await runTool('curl', ['-sS', '-k', '--cert', pki.leaves.client.certPath, '--key', pki.leaves.client.keyPath, '-w', '\\n%{http_version}', `https://127.0.0.1:${webIn.address.port}/`], '');
     assert.equal(code, 0, out);
     assert.match(out, /hello over http\/1\.1\n1\.1/);
   } finally {

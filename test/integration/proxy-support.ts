@@ -2,7 +2,7 @@
  * Test support for the agent proxy tests: a throw-away SPIFFE PKI made with openssl at test
  * start, credential helpers, small TCP backends and a log capture. Not a test file itself.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -179,5 +179,18 @@ export function connectAndWaitClose(port: number, payload: string): Promise<{ da
     s.on('data', (d: Buffer) => (data += d.toString()));
     s.on('error', (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));
     s.on('close', () => resolve({ data, error }));
+  });
+}
+
+/** Runs a tool (openssl, python3) with `input` on stdin; resolves with stdout+stderr once it exits. */
+export function runTool(cmd: string, args: string[], input: string): Promise<{ out: string; code: number | null }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: 20_000 });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ out, code }));
+    p.stdin.end(input);
   });
 }
