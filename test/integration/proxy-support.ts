@@ -194,3 +194,48 @@ export function runTool(cmd: string, args: string[], input: string): Promise<{ o
     p.stdin.end(input);
   });
 }
+
+/**
+ * A TCP forwarder whose existing connections can be frozen: both directions stop moving while
+ * the sockets stay open, as when a peer's host dies or a network partitions without FIN or RST.
+ * Connections made after a freeze forward normally.
+ */
+export async function startFreezableForwarder(targetPort: number): Promise<{ port: number; freeze(): void; close(): Promise<void> }> {
+  const pairs = new Set<[net.Socket, net.Socket]>();
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const target = net.connect({ host: '127.0.0.1', port: targetPort });
+    const pair: [net.Socket, net.Socket] = [client, target];
+    pairs.add(pair);
+    sockets.add(client).add(target);
+    for (const s of pair) {
+      s.on('error', () => {});
+      s.on('close', () => {
+        pairs.delete(pair);
+        sockets.delete(s);
+        client.destroy();
+        target.destroy();
+      });
+    }
+    client.pipe(target);
+    target.pipe(client);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    freeze() {
+      for (const [client, target] of pairs) {
+        client.unpipe(target);
+        target.unpipe(client);
+        client.pause();
+        target.pause();
+      }
+      pairs.clear();
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}

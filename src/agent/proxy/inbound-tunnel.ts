@@ -7,6 +7,7 @@ import { recordConnection } from './conn-log.js';
 import { describeError, type HostPort } from './errors.js';
 import type { ProxyMetrics } from './metrics.js';
 import { abortSocket, relay, type Relay, type RelayResult } from './relay.js';
+import { watchSession } from './session-liveness.js';
 
 /** Who is on the other end of an authorized tunnel session. */
 export interface TunnelPeer {
@@ -45,6 +46,8 @@ export interface TunnelAcceptorOptions {
   readonly backend: HostPort;
   readonly connectMs: number;
   readonly idleMs: number;
+  /** Sessions are PINGed this often; a client that does not answer within `connectMs` is dropped. */
+  readonly pingIntervalMs: number;
   readonly logger: Logger;
   readonly metrics: ProxyMetrics;
   readonly clock: Clock;
@@ -75,6 +78,7 @@ export function createTunnelAcceptor(o: TunnelAcceptorOptions): TunnelAcceptor {
     session.on('error', (err) => {
       sessionError = err;
     });
+    watchSession(session, { intervalMs: o.pingIntervalMs, timeoutMs: o.connectMs });
     session.on('stream', () => {
       streams++;
     });

@@ -11,6 +11,7 @@ import { recordConnection } from './conn-log.js';
 import { checkHostPort, checkTimeout, describeError, type HostPort } from './errors.js';
 import { createTunnelAcceptor } from './inbound-tunnel.js';
 import { proxyMetrics } from './metrics.js';
+import { DEFAULT_PING_INTERVAL_MS } from './session-liveness.js';
 import { peerSpiffeId } from './peer-identity.js';
 import { abortSocket, relay, type Relay } from './relay.js';
 import { drainThenDestroy, trackSockets } from './shutdown.js';
@@ -24,6 +25,11 @@ export interface ProxyTimeouts {
   readonly idleMs?: number;
   /** TLS handshake (default 10 s). */
   readonly handshakeMs?: number;
+  /**
+   * Pooled HTTP/2 tunnel sessions are PINGed this often (default 30 s); a peer that does not
+   * answer within `connectMs` is dropped with the session.
+   */
+  readonly tunnelPingMs?: number;
 }
 
 /** Options of {@link startInbound}. */
@@ -81,11 +87,12 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
   const connectMs = checkTimeout('timeouts.connectMs', options.timeouts?.connectMs, DEFAULT_CONNECT_MS);
   const idleMs = checkTimeout('timeouts.idleMs', options.timeouts?.idleMs, DEFAULT_IDLE_MS);
   const handshakeMs = checkTimeout('timeouts.handshakeMs', options.timeouts?.handshakeMs, DEFAULT_HANDSHAKE_MS);
+  const pingIntervalMs = checkTimeout('timeouts.tunnelPingMs', options.timeouts?.tunnelPingMs, DEFAULT_PING_INTERVAL_MS);
   const clock = options.clock ?? systemClock;
   const log = options.logger.child({ component: 'inbound', listen: `${listen.host}:${listen.port}` });
   const metrics = await proxyMetrics(options.registry);
   const relays = new Set<Relay>();
-  const tunnels = createTunnelAcceptor({ backend, connectMs, idleMs, logger: log, metrics, clock, relays });
+  const tunnels = createTunnelAcceptor({ backend, connectMs, idleMs, pingIntervalMs, logger: log, metrics, clock, relays });
 
   let creds: Credentials | null = options.credentials.current();
   let refusing: string | null = null;

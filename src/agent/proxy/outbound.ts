@@ -13,6 +13,7 @@ import { recordConnection } from './conn-log.js';
 import { checkHostPort, checkTimeout, describeError, type HostPort } from './errors.js';
 import type { ProxyTimeouts } from './inbound.js';
 import { proxyMetrics } from './metrics.js';
+import { DEFAULT_PING_INTERVAL_MS } from './session-liveness.js';
 import { abortSocket, relay, type Relay, type RelayEnd } from './relay.js';
 import { drainThenDestroy, trackSockets } from './shutdown.js';
 import { buildSecureContext, type TlsTuning } from './tls-settings.js';
@@ -67,6 +68,7 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundP
   }
   const connectMs = checkTimeout('timeouts.connectMs', options.timeouts?.connectMs, DEFAULT_CONNECT_MS);
   const idleMs = checkTimeout('timeouts.idleMs', options.timeouts?.idleMs, DEFAULT_IDLE_MS);
+  const pingIntervalMs = checkTimeout('timeouts.tunnelPingMs', options.timeouts?.tunnelPingMs, DEFAULT_PING_INTERVAL_MS);
   const clock = options.clock ?? systemClock;
   const expectedId = options.expectedId;
   const log = options.logger.child({ component: 'outbound', listen: `${listen.host}:${listen.port}`, upstream: `${upstream.host}:${upstream.port}` });
@@ -86,7 +88,7 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundP
   let resumable: Buffer | undefined;
   if (creds !== null) adopt(creds);
 
-  const pool = new TunnelPool({ upstream, expectedId, context: () => current as ContextGeneration, connectMs, logger: log, metrics, clock, ...(options.maxStreamsPerSession === undefined ? {} : { maxStreamsPerSession: options.maxStreamsPerSession }) });
+  const pool = new TunnelPool({ upstream, expectedId, context: () => current as ContextGeneration, connectMs, pingIntervalMs, logger: log, metrics, clock, ...(options.maxStreamsPerSession === undefined ? {} : { maxStreamsPerSession: options.maxStreamsPerSession }) });
   const tunnel = options.tunnel !== 'off';
 
   const unsubscribe = options.credentials.onChange((next) => {

@@ -5,6 +5,7 @@ import type { Clock } from '../../core/clock.js';
 import { describeError, type HostPort } from './errors.js';
 import { TUNNEL_MAX_SESSION_MEMORY_MB, TUNNEL_SESSION_WINDOW, TUNNEL_SETTINGS } from './inbound-tunnel.js';
 import type { ProxyMetrics } from './metrics.js';
+import { DEFAULT_PING_INTERVAL_MS, watchSession, type SessionLiveness } from './session-liveness.js';
 import { connectUpstream, spiffeServerIdentityCheck, whenSecure } from './upstream-tls.js';
 
 /** The TLS context the pool should use for new sessions, tagged with its generation. */
@@ -19,6 +20,7 @@ interface Entry {
   readonly session: http2.ClientHttp2Session;
   readonly generation: number;
   readonly peerSerial: string | undefined;
+  readonly liveness: SessionLiveness;
   streams: number;
   draining: boolean;
   retireTimer: NodeJS.Timeout | undefined;
@@ -42,6 +44,8 @@ export interface TunnelPoolOptions {
   readonly maxStreamsPerSession?: number;
   /** After an upstream refused `h2`, ask again after this long (default 5 min). */
   readonly reprobeMs?: number;
+  /** Every session is PINGed this often and dropped if no answer comes within `connectMs`. */
+  readonly pingIntervalMs?: number;
 }
 
 const MAX_TIMER_MS = 2_147_483_647;
@@ -64,12 +68,14 @@ export class TunnelPool {
   private readonly authority: string;
   private readonly maxStreams: number;
   private readonly reprobeMs: number;
+  private readonly pingIntervalMs: number;
 
   constructor(private readonly o: TunnelPoolOptions) {
     this.checkIdentity = spiffeServerIdentityCheck(o.expectedId);
     this.authority = `${o.upstream.host.includes(':') ? `[${o.upstream.host}]` : o.upstream.host}:${o.upstream.port}`;
     this.maxStreams = o.maxStreamsPerSession ?? 100;
     this.reprobeMs = o.reprobeMs ?? 300_000;
+    this.pingIntervalMs = o.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
   }
 
   /** True while the upstream is known not to speak the tunnel. */
@@ -132,7 +138,12 @@ export class TunnelPool {
   private request(entry: Entry): TunnelStream {
     const stream = entry.session.request({ ':method': 'CONNECT', ':authority': this.authority }, { endStream: false });
     entry.streams++;
+    // The peer answers a CONNECT within its own connect timeout. A stream still waiting after
+    // ours makes the session suspect: a PING tells a slow backend from a dead peer.
+    const answerDue = setTimeout(() => entry.liveness.probe(), this.o.connectMs);
+    stream.once('response', () => clearTimeout(answerDue));
     stream.once('close', () => {
+      clearTimeout(answerDue);
       entry.streams--;
       if (entry.draining && entry.streams === 0 && !entry.session.closed) entry.session.close();
     });
@@ -208,7 +219,8 @@ export class TunnelPool {
       // session is still opening.
       peerMaxConcurrentStreams: 1000,
     });
-    const entry: Entry = { session, generation, peerSerial, streams: 0, draining: false, retireTimer: undefined };
+    const liveness = watchSession(session, { intervalMs: this.pingIntervalMs, timeoutMs: this.o.connectMs });
+    const entry: Entry = { session, generation, peerSerial, liveness, streams: 0, draining: false, retireTimer: undefined };
     this.entries.add(entry);
     const startedAt = this.o.clock.now();
     let sessionError: unknown;

@@ -24,7 +24,9 @@ Flags:
   --outbound LISTEN=HOST:PORT#SPIFFE_ID
                            plain TCP listener for the app, mTLS to the upstream, which must
                            present exactly SPIFFE_ID (repeatable)
-  --tunnel auto|off        pool agent-to-agent connections as HTTP/2 tunnels (default auto)
+  --tunnel auto|off        pool agent-to-agent connections as HTTP/2 tunnels (default auto);
+                           a pooled session is PINGed every 30 s and dropped when its peer
+                           stops answering
   --monitoring-listen HOST:PORT  /healthz /readyz /metrics (default 127.0.0.1:15020)
   --startup-timeout D      give up when no first certificate arrives within D (default 60s)
   --drain-timeout D        on SIGTERM, let open connections finish for up to D (default 5s)
