@@ -17,6 +17,7 @@ import {
   dueStep,
   prepareRoot,
   renewIntermediates,
+  replacePluggedIntermediate,
   retireableAt,
   retireRoots,
   rotationSchedule,
@@ -39,6 +40,8 @@ export interface CaRuntimeOptions {
   readonly ttlPolicy: TtlPolicy;
   readonly lifetimes: CaLifetimes;
   readonly plugged?: PluggedCa;
+  /** The plugged-in CA directory as it is now (followed on every tick, on the leader). */
+  readonly pluggedSource?: (now: number) => PluggedCa | undefined;
   /** How often agents refresh the bundle; propagation is judged against it. */
   readonly bundleRefreshIntervalMs: number;
   /** Whether the automatic rotation schedule runs (only on the leader). */
@@ -81,6 +84,8 @@ export class CaRuntime {
   private timer: NodeJS.Timeout | null = null;
   private mutating: Promise<unknown> = Promise.resolve();
   private ratioUpdatedAt = Number.NEGATIVE_INFINITY;
+  /** A plugged-in root that could not be prepared, so the refusal is logged once. */
+  private pluggedRefused: string | undefined;
 
   constructor(private readonly options: CaRuntimeOptions) {}
 
@@ -232,6 +237,8 @@ export class CaRuntime {
     try {
       const state = this.state();
       const now = this.options.clock.now();
+      const plugged = this.options.pluggedSource?.(now);
+      if (plugged !== undefined && this.options.isLeader()) await this.followPlugged(plugged, now);
       if (renewIntermediates(state, now, this.options.lifetimes) !== state && this.options.isLeader()) {
         await this.mutate('renew-intermediate', (s, t) => renewIntermediates(s, t, this.options.lifetimes), true);
       }
@@ -248,6 +255,29 @@ export class CaRuntime {
     } catch (err) {
       this.options.logger.error({ err }, 'periodic CA maintenance failed; will retry');
     }
+  }
+
+  /**
+   * The operator changed the plugged-in CA files: a new intermediate under a stored root signs
+   * from now on; a new root enters the bundle as prepared (activation stays the operator's call,
+   * as at start-up).
+   */
+  private async followPlugged(plugged: PluggedCa, now: number): Promise<void> {
+    const state = this.state();
+    if (!state.roots.some((r) => r.fingerprint === plugged.rootFingerprint)) {
+      if (this.pluggedRefused === plugged.rootFingerprint) return;
+      try {
+        await this.preparePlugged(plugged);
+        this.options.logger.warn({ root: plugged.rootFingerprint }, 'the plugged-in CA differs from the stored roots; it was added as a prepared root, activate it to switch');
+      } catch (err) {
+        this.pluggedRefused = plugged.rootFingerprint;
+        this.options.logger.warn({ root: plugged.rootFingerprint, reason: isRampartError(err) ? err.message : String(err) }, 'the plugged-in CA has a new root that cannot be prepared now');
+      }
+      return;
+    }
+    if (replacePluggedIntermediate(state, plugged, now) === state) return;
+    await this.mutate('renew-intermediate', (s, t) => replacePluggedIntermediate(s, plugged, t), true);
+    this.options.logger.info({ event: 'plugged-intermediate-replaced', root: plugged.rootFingerprint, notAfter: new Date(plugged.intermediate.notAfter).toISOString() }, 'signing with the intermediate now in the plugged-in CA files');
   }
 
   private logNotYet(err: unknown): void {

@@ -16,6 +16,7 @@ import { buildMonitoringApp } from '../server/monitoring.js';
 import type { ServingCertificate } from '../server/tls.js';
 import { FileStateStore } from '../store/file-store.js';
 import { readPluggedCaFiles } from '../store/plugged-ca-files.js';
+import { watchPluggedCaDir } from './plugged-ca-watch.js';
 import { CaRuntime, type CrashPoint } from './ca-runtime.js';
 import type { KubernetesSupport } from './kubernetes-support.js';
 import { startApi } from './start-api.js';
@@ -97,6 +98,7 @@ export async function startCaCore(config: CaConfig, options: StartCaOptions): Pr
     ttlPolicy: config.ttl,
     lifetimes: config.lifetimes,
     ...(plugged ? { plugged } : {}),
+    ...(config.pluggedCaDir ? { pluggedSource: watchPluggedCaDir(config.pluggedCaDir, logger.child({ component: 'plugged-ca' }), plugged) } : {}),
     bundleRefreshIntervalMs: config.bundleRefreshIntervalMs,
     autoRotate: config.autoRotate,
     isLeader: () => kubernetes?.isLeader() ?? true,

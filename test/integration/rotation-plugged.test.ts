@@ -179,3 +179,60 @@ test('moving to a new plugged-in CA goes prepared -> active -> retiring -> remov
     await again.close();
   }
 });
+
+/** The issuing intermediate of a fresh leaf (the certificate right above it in the chain). */
+async function issuerOfNewLeaf(ca: TestCa): Promise<string> {
+  const { csrPem } = createKeyAndCsr();
+  const res = await httpsJson(`${ca.apiUrl}/v1/certificates`, { ca: ca.rootCertPem(), token: await ca.token('shop', 'web'), body: { csr: csrPem } });
+  assert.equal(res.status, 200, res.text);
+  return (res.body.certChain as string[])[1]!;
+}
+
+test('an intermediate renewed by the operator in the plugged-in files is picked up live and across restarts', async () => {
+  const root = await offlineRoot('root-f');
+  const first = await signed('inter-f1', root, { ca: true, pathLen: 0 });
+  const second = await signed('inter-f2', root, { ca: true, pathLen: 0 });
+  const third = await signed('inter-f3', root, { ca: true, pathLen: 0 });
+  const dir = cacerts('f', { caCert: first.cert, caKey: first.key, chain: [first.cert, root.cert], root: root.cert });
+  const stateDir = join(scratch, 'state-renew');
+  const pem = (f: string): string => readFileSync(ssl.path(f), 'utf8');
+  const sameCert = (a: string, b: string): boolean => pemFingerprints(a)[0] === pemFingerprints(b)[0];
+
+  const ca = await startTestCa({ 'plugged-ca': dir }, { stateDir });
+  try {
+    const sequence = assertConsistentDir(stateDir).sequence;
+    assert.ok(sameCert(await issuerOfNewLeaf(ca), pem(first.cert)));
+
+    // Half-way through the operator's update the new certificate does not match the old key:
+    // refused, and the CA keeps signing with the intermediate it has.
+    writeFileSync(join(dir, 'ca-cert.pem'), pem(second.cert));
+    await ca.runtime.tick();
+    assert.ok(ca.logLines.some((l) => l.includes('plugged-in CA files changed but were refused') && l.includes('ca-key.pem does not match')));
+    assert.ok(sameCert(await issuerOfNewLeaf(ca), pem(first.cert)));
+
+    writeFileSync(join(dir, 'ca-key.pem'), pem(second.key), { mode: 0o600 });
+    writeFileSync(join(dir, 'cert-chain.pem'), pem(second.cert) + pem(root.cert));
+    await ca.runtime.tick();
+    assert.ok(ca.logLines.some((l) => l.includes('"event":"plugged-intermediate-replaced"')));
+    assert.ok(sameCert(await issuerOfNewLeaf(ca), pem(second.cert)));
+    await issueAndVerify(ca, root.cert, 1);
+    const state = assertConsistentDir(stateDir);
+    assert.equal(state.sequence, sequence, 'the bundle did not change: same root');
+    assert.ok(sameCert(state.roots[0]!.intermediate.certPem, pem(second.cert)));
+    assert.equal(ca.logLines.join('\n').includes(pem(second.key).split('\n')[1]!), false, 'no key material in the logs');
+  } finally {
+    await ca.close({ keepState: true });
+  }
+
+  // Renewed while the CA was down: the next start signs with the new one.
+  writeFileSync(join(dir, 'ca-cert.pem'), pem(third.cert));
+  writeFileSync(join(dir, 'ca-key.pem'), pem(third.key), { mode: 0o600 });
+  writeFileSync(join(dir, 'cert-chain.pem'), pem(third.cert) + pem(root.cert));
+  const again = await startTestCa({ 'plugged-ca': dir }, { stateDir });
+  try {
+    assert.ok(sameCert(await issuerOfNewLeaf(again), pem(third.cert)));
+    assert.deepEqual(assertConsistentDir(stateDir).roots.map((r) => [r.phase, r.plugged]), [['active', true]]);
+  } finally {
+    await again.close();
+  }
+});

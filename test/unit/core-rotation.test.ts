@@ -11,10 +11,12 @@ import {
   intermediateRenewalDue,
   prepareRoot,
   renewIntermediates,
+  replacePluggedIntermediate,
   retireableAt,
   retireRoots,
   rotationSchedule,
   type CaLifetimes,
+  type PluggedCa,
 } from '../../src/core/ca/rotation.js';
 import { bundleFromState } from '../../src/core/ca/trust-bundle.js';
 import type { CaState } from '../../src/core/ports.js';
@@ -187,4 +189,22 @@ test('over many rotation cycles the sequence only grows and the bundle is never 
   assert.ok(state.nextGeneration > 4, 'several generations were created');
   const generations = state.roots.map((r) => r.generation);
   assert.equal(new Set(generations).size, generations.length);
+});
+
+test('a plugged-in root takes the intermediate the operator supplies; nothing else does', () => {
+  const generated = bootstrapState('cluster.local', T0, LIFE);
+  const root = generated.roots[0]!;
+  const s: CaState = { ...generated, roots: [{ ...root, plugged: true, keyPem: null }] };
+  const supplied = { certPem: 'renewed-cert', keyPem: 'renewed-key', notBefore: T0, notAfter: T0 + 2 * DAY, chainPems: [] };
+  const plugged: PluggedCa = { rootCertPem: root.certPem, rootFingerprint: root.fingerprint, rootNotBefore: root.notBefore, rootNotAfter: root.notAfter, intermediate: supplied };
+
+  const replaced = replacePluggedIntermediate(s, plugged, T0 + HOUR);
+  assert.deepEqual(replaced.roots[0]?.intermediate, supplied);
+  assert.equal(replaced.sequence, s.sequence, 'same root, same bundle');
+  assert.equal(replacePluggedIntermediate(replaced, plugged, T0 + HOUR), replaced, 'unchanged files change nothing');
+  assert.equal(replacePluggedIntermediate(s, plugged, T0 + 3 * DAY), s, 'an expired intermediate is never taken');
+  assert.equal(replacePluggedIntermediate(generated, plugged, T0 + HOUR), generated, 'a generated root renews its own');
+  assert.equal(replacePluggedIntermediate(s, { ...plugged, rootFingerprint: 'f'.repeat(64) }, T0 + HOUR), s, 'another root');
+  const retiring: CaState = { ...s, roots: [{ ...s.roots[0]!, phase: 'retiring' }] };
+  assert.equal(replacePluggedIntermediate(retiring, plugged, T0 + HOUR), retiring, 'a retiring root signs nothing');
 });

@@ -24,7 +24,9 @@ Flags:
   --authn LIST                 authenticators in order: dev,jwks,kubernetes,svid (default dev,svid)
   --default-ttl D  --min-ttl D  --max-ttl D   leaf lifetimes (default 1h, 5m, 24h)
   --root-ttl D  --intermediate-ttl D          CA lifetimes (default 365d, 30d)
-  --plugged-ca DIR             use ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem from DIR
+  --plugged-ca DIR             use ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem from DIR;
+                               the files are re-read every 5 s: a renewed intermediate signs from
+                               then on, a new root is added as prepared
   --jwks-issuer URL  --jwks-file FILE  --jwks-url URL   settings of the jwks authenticator
   --kubeconfig FILE  --namespace NS                     Kubernetes access (in-cluster otherwise)
   --lease-duration D  --renew-deadline D  --retry-period D   leader election (default 15s, 10s, 2s)

@@ -174,6 +174,26 @@ export function renewIntermediates(state: CaState, now: number, life: CaLifetime
   return changed ? { ...state, roots, updatedAt: now } : state;
 }
 
+/**
+ * The operator renewed a plugged-in root's intermediate (new `ca-cert.pem`/`ca-key.pem` under the
+ * same `root-cert.pem`): sign with the supplied one from now on. Its root key is offline, so this
+ * is the only way such an intermediate is ever renewed. The bundle does not change, and leaves
+ * already issued keep chaining to the same root. Unchanged state when nothing differs.
+ */
+export function replacePluggedIntermediate(state: CaState, plugged: PluggedCa, now: number): CaState {
+  const supplied = plugged.intermediate;
+  const sameChain = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((pem, i) => pem === b[i]);
+  let changed = false;
+  const roots = state.roots.map((r): RootRecord => {
+    if (r.fingerprint !== plugged.rootFingerprint || !r.plugged || r.phase === 'retiring') return r;
+    if (r.intermediate.certPem === supplied.certPem && r.intermediate.keyPem === supplied.keyPem && sameChain(r.intermediate.chainPems, supplied.chainPems)) return r;
+    if (supplied.notAfter <= now) return r;
+    changed = true;
+    return { ...r, intermediate: supplied };
+  });
+  return changed ? { ...state, roots, updatedAt: now } : state;
+}
+
 /** Times of the automatic schedule for the active root (DESIGN section 4). */
 export function rotationSchedule(root: RootRecord): { prepareAt: number; activateAt: number } {
   const life = root.notAfter - root.notBefore;
