@@ -1,5 +1,6 @@
 /** The agent's certificate-lifecycle metrics; the proxy registers its own connection metrics. */
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { Counter, Gauge } from '../observability/prom-lean.js';
 
 /** What the certificate manager reports. */
 export interface AgentMetrics {

@@ -5,13 +5,15 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { CaClient } from '../client/ca-client.js';
 import type { AgentConfig } from '../config/agent-config.js';
 import { formatHostPort } from '../config/values.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
-import { buildMonitoringApp } from '../server/monitoring.js';
+import { registerProcessMetrics } from '../observability/process-metrics.js';
+import { Registry as LeanRegistry } from '../observability/prom-lean.js';
+import { createMonitoringServer } from '../server/monitoring.js';
 import { createAgentMetrics } from './agent-metrics.js';
 import { CertificateManager } from './certificate-manager.js';
 import { startInbound, startOutbound, type InboundProxy, type OutboundProxy } from './proxy/index.js';
@@ -62,8 +64,11 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   const startedAt = performance.now();
   const clock = options.clock ?? systemClock;
   const logger = options.logger;
-  const registry = options.registry ?? new Registry();
-  if (options.registry === undefined) collectDefaultMetrics({ register: registry, prefix: 'rampart_agent_process_' });
+  let registry = options.registry;
+  if (registry === undefined) {
+    registry = new LeanRegistry();
+    registerProcessMetrics(registry, 'rampart_agent_process_');
+  }
 
   let bootstrap = readBootstrapBundle(config.caBundleFile);
   const tokenSource = fileTokenSource(config.tokenFile);
@@ -101,7 +106,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   });
   const m = manager;
 
-  const monitoring = buildMonitoringApp({ registry, ready: () => m.notReadyReason() ?? true });
+  const monitoring = createMonitoringServer({ registry, ready: () => m.notReadyReason() ?? true });
   const inbound: InboundProxy[] = [];
   const outbound: OutboundProxy[] = [];
   const stopAll = async (drainMs: number): Promise<void> => {

@@ -12,7 +12,7 @@ import { formatHostPort } from '../config/values.js';
 import { systemClock } from '../core/clock.js';
 import { isRampartError } from '../core/errors.js';
 import { createCaMetrics } from '../observability/ca-metrics.js';
-import { buildMonitoringApp } from '../server/monitoring.js';
+import { createMonitoringServer } from '../server/monitoring.js';
 import { isPrimaryMessage, isWorkerMessage, type PrimaryMessage, type WorkerMessage } from './cluster-messages.js';
 import { ReplicaRuntime } from './replica-runtime.js';
 import { startApi } from './start-api.js';
@@ -86,7 +86,7 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
       sendTo(w, { t: 'rampart-metrics-request', id });
     });
   // Workers' counters and histograms are summed with the primary's gauges into one exposition.
-  const monitoring = buildMonitoringApp({
+  const monitoring = createMonitoringServer({
     registry: core.registry,
     metrics: async () => {
       const parts: object[] = [await core.registry.getMetricsAsJSON(), ...(await Promise.all([...workers].map(workerMetrics)))];

@@ -12,7 +12,7 @@ import { validatePluggedCa } from '../core/ca/plugged.js';
 import type { PluggedCa } from '../core/ca/rotation.js';
 import type { StateStore } from '../core/ports.js';
 import { createCaMetrics, type CaMetrics } from '../observability/ca-metrics.js';
-import { buildMonitoringApp } from '../server/monitoring.js';
+import { createMonitoringServer } from '../server/monitoring.js';
 import type { ServingCertificate } from '../server/tls.js';
 import { FileStateStore } from '../store/file-store.js';
 import { readPluggedCaFiles } from '../store/plugged-ca-files.js';
@@ -151,7 +151,7 @@ export async function startCa(config: CaConfig, options: StartCaOptions): Promis
     await core.stop();
     throw err;
   });
-  const monitoring = buildMonitoringApp({ registry: core.registry, ready: () => (core.runtime.ready ? true : 'no valid signing intermediate') });
+  const monitoring = createMonitoringServer({ registry: core.registry, ready: () => (core.runtime.ready ? true : 'no valid signing intermediate') });
   await monitoring.listen({ host: config.monitoringListen.host, port: config.monitoringListen.port });
   const monPort = (monitoring.server.address() as AddressInfo).port;
   const monHost = config.monitoringListen.host === '0.0.0.0' ? '127.0.0.1' : config.monitoringListen.host;

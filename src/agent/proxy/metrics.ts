@@ -12,12 +12,12 @@ const noop: ProxyMetrics = { connection() {}, active() {}, tunnelSession() {} };
 /**
  * Registers (or reuses, when an inbound and an outbound share a registry) the proxy metrics.
  * Reuse matters because prom-client throws on a second registration of the same name.
- * prom-client is loaded only when a registry is given: it adds about 8 MB of RSS to a proxy
- * process that exports no metrics.
+ * The metric classes are loaded only when a registry is given, so a proxy that exports no
+ * metrics carries none of prom-client.
  */
 export async function proxyMetrics(registry: Registry | undefined): Promise<ProxyMetrics> {
   if (registry === undefined) return noop;
-  const { Counter, Gauge } = await import('prom-client');
+  const { Counter, Gauge } = await import('../../observability/prom-lean.js');
   const connections =
     (registry.getSingleMetric('rampart_agent_connections_total') as Counter<'direction' | 'result'> | undefined) ??
     new Counter({
