@@ -14,6 +14,9 @@ import { StaticCredentialSource } from '../src/agent/credentials.js';
 import { startInbound } from '../src/agent/proxy/inbound.js';
 import { startOutbound } from '../src/agent/proxy/outbound.js';
 import type { TlsTuning } from '../src/agent/proxy/tls-settings.js';
+import { registerProcessMetrics } from '../src/observability/process-metrics.js';
+import { Registry } from '../src/observability/prom-lean.js';
+import { createMonitoringServer } from '../src/server/monitoring.js';
 
 const CLIENT_ID = 'spiffe://cluster.local/ns/a/sa/client';
 const SERVER_ID = 'spiffe://cluster.local/ns/b/sa/server';
@@ -48,10 +51,17 @@ const tunnel = process.env['RAMPART_TUNNEL'] === 'off' ? 'off' : 'auto';
 const listen = { host: '127.0.0.1', port: Number(listenArg) };
 const target = { host: '127.0.0.1', port: Number(targetArg) };
 
+// Metrics and the monitoring listener as the shipped agent has them (on by default there), so
+// the memory and CPU measured include them.
+const registry = new Registry();
+registerProcessMetrics(registry, 'rampart_agent_process_');
+const monitoring = createMonitoringServer({ registry, ready: () => true });
+await monitoring.listen({ host: '127.0.0.1', port: 0 });
+
 const proxy =
   role === 'inbound'
-    ? await startInbound({ listen, backend: target, allow: [CLIENT_ID], credentials, logger, tunnel, tls: tlsTuning })
-    : await startOutbound({ listen, upstream: target, expectedId: SERVER_ID, credentials, logger, tunnel, tls: tlsTuning, resumeSessions: process.env['BENCH_TLS_RESUME'] === '1' });
+    ? await startInbound({ listen, backend: target, allow: [CLIENT_ID], credentials, logger, tunnel, tls: tlsTuning, registry })
+    : await startOutbound({ listen, upstream: target, expectedId: SERVER_ID, credentials, logger, tunnel, tls: tlsTuning, registry, resumeSessions: process.env['BENCH_TLS_RESUME'] === '1' });
 
 process.once('SIGTERM', () => {
   // The harness reads RSS from /proc; this breaks it down for tuning (after a full GC when
@@ -60,7 +70,7 @@ process.once('SIGTERM', () => {
   if (gc !== undefined) gc();
   const spaces = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, { size: s.space_size, used: s.space_used_size }]));
   logger.info({ memory: process.memoryUsage(), spaces }, 'memory at shutdown');
-  void proxy.close({ drainMs: 2_000 }).then(() => {
+  void Promise.all([proxy.close({ drainMs: 2_000 }), monitoring.close()]).then(() => {
     destination.flushSync();
     process.exit(0);
   });

@@ -5,12 +5,12 @@
  * @opentelemetry/api: importing `prom-client` costs a sidecar about 7 MB of resident memory,
  * the three classes about 1 MB (measured from /proc/self/status around the require). They are
  * the very same classes the package entry exports, so registries mix freely with the CA's.
+ * Static imports (typed in prom-client-lib.d.ts) so bundlers follow them too.
  */
-import { createRequire } from 'node:module';
-import type PromClient from 'prom-client';
+import CounterClass from 'prom-client/lib/counter.js';
+import GaugeClass from 'prom-client/lib/gauge.js';
+import RegistryClass from 'prom-client/lib/registry.js';
 
-const load = createRequire(import.meta.url);
-
-export const Registry = load('prom-client/lib/registry') as typeof PromClient.Registry;
-export const Counter = load('prom-client/lib/counter') as typeof PromClient.Counter;
-export const Gauge = load('prom-client/lib/gauge') as typeof PromClient.Gauge;
+export const Registry = RegistryClass;
+export const Counter = CounterClass;
+export const Gauge = GaugeClass;
