@@ -38,7 +38,10 @@ const counts = { attempts: 0, status429: 0, status503: 0, transportErrors: 0 };
 const failureKinds: Record<string, number> = {};
 let certified = 0;
 let lastCertifiedAt = 0;
+/** When each agent got its certificate, in ms after GO (for the spread, not just the last). */
+const certifiedAfterMs: number[] = [];
 let deadlineAt = 0;
+let goAt = 0;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
@@ -50,6 +53,7 @@ async function agent(i: number): Promise<void> {
     if (r.status === 200) {
       certified++;
       lastCertifiedAt = Math.max(lastCertifiedAt, Date.now());
+      certifiedAfterMs.push(Date.now() - goAt);
       return;
     }
     if (r.status === 429 || r.status === 503) {
@@ -75,7 +79,7 @@ for await (const line of lines) {
   if (line.startsWith('GO')) break;
 }
 lines.close();
-const goAt = Date.now();
+goAt = Date.now();
 const cpuAtGo = process.cpuUsage();
 deadlineAt = goAt + deadlineMs;
 await Promise.all(Array.from({ length: agents }, (_, i) => agent(i)));
@@ -83,4 +87,5 @@ const cpu = process.cpuUsage(cpuAtGo);
 const cpuSeconds = Math.round((cpu.user + cpu.system) / 1e4) / 100;
 const result = { index, agents, certified, permanentFailures: agents - certified, goAt, lastCertifiedAt, cpuSeconds, ...counts, failureKinds };
 note(`fleet client ${index}: ${JSON.stringify(result)}`);
+Object.assign(result, { certifiedAfterMs });
 emitResult(result);

@@ -63,6 +63,7 @@ export function buildRows(r) {
   if (r.fleet !== undefined) {
     const f = r.fleet;
     add(`fleet.secondsToAllCertified (${f?.agents ?? '?'} agents)`, f?.secondsToAllCertified, '<= 15', f ? f.secondsToAllCertified !== null && f.secondsToAllCertified <= 15 : false);
+    if (f?.secondsToCertified) add('fleet seconds until 50% / 90% / 99% certified', `${f.secondsToCertified.p50} / ${f.secondsToCertified.p90} / ${f.secondsToCertified.p99}`, 'info: the spread behind the last agent');
     add('fleet.permanentFailures', f?.permanentFailures, '0', f ? f.permanentFailures === 0 : false);
     add('fleet.caPeakRssMb', f?.caPeakRssMb, '<= 512', f ? f.caPeakRssMb <= 512 : false);
     if (f) add('fleet CA CPU ms/agent', f.caCpuMsPerAgent, f.caCpuMsPerAgent ? `info: ${f.caCpuSeconds} CPU s in total` : '');

@@ -26,6 +26,7 @@ interface ClientResult {
   status503: number;
   transportErrors: number;
   failureKinds: Record<string, number>;
+  certifiedAfterMs: number[];
 }
 
 const ca = await startCaProcess(workers === 1 ? {} : { workers });
@@ -51,12 +52,16 @@ try {
   const failureKinds: Record<string, number> = {};
   for (const r of results) for (const [k, v] of Object.entries(r.failureKinds)) failureKinds[k] = (failureKinds[k] ?? 0) + v;
   const caCpuSeconds = Math.round((ca.cpuSeconds() - cpuBefore) * 100) / 100;
+  // Relative to this process's GO; the clients' own GO differs by the stdin hop (a few ms).
+  const spread = results.flatMap((r) => r.certifiedAfterMs.map((ms) => ms + (r.goAt - goAt))).sort((a, b) => a - b);
+  const secondsAt = (q: number): number | null => (spread.length === 0 ? null : Math.round((spread[Math.min(spread.length - 1, Math.ceil(q * spread.length) - 1)] ?? 0) / 100) / 10);
   emitResult({
     agents,
     clientProcesses: processes,
     caWorkers: workers,
     certified,
     secondsToAllCertified: certified === agents ? Math.round((last - goAt) / 100) / 10 : null,
+    secondsToCertified: { p50: secondsAt(0.5), p90: secondsAt(0.9), p99: secondsAt(0.99) },
     caPeakRssMb: ca.peakRssMb(),
     caRssBeforeStartMb: rssBeforeMb,
     caCpuSeconds,
