@@ -21,12 +21,18 @@ export function buildRows(r) {
   const goTwo = i.goX509TwoWorkers ?? GO_TWO_WORKER_README;
   add('issuance.nativeLimitPerCore (certs/s)', i.nativeLimitPerCore);
   add('issuance.nativeFreshKeyPerCore (certs/s)', i.nativeFreshKeyPerCore, 'info: native limit with a fresh CSR key per request');
+  const inProcessGoal = Math.max(i.goX509PerCore ?? 0, 0.8 * (i.nativeLimitPerCore ?? 0));
   add(
     'issuance.inProcessPerCore (certs/s)',
     i.inProcessPerCore,
-    i.nativeLimitPerCore ? `info: ${Math.round((100 * i.inProcessPerCore) / i.nativeLimitPerCore)}% of native limit${i.nativeFreshKeyPerCore ? `, ${Math.round((100 * i.inProcessPerCore) / i.nativeFreshKeyPerCore)}% of fresh-key limit` : ''}` : '',
+    i.nativeLimitPerCore ? `>= Go (${fmt(i.goX509PerCore)}) and >= 0.8 x native (${Math.round(0.8 * i.nativeLimitPerCore)}); now ${Math.round((100 * i.inProcessPerCore) / i.nativeLimitPerCore)}% of native${i.nativeFreshKeyPerCore ? `, ${Math.round((100 * i.inProcessPerCore) / i.nativeFreshKeyPerCore)}% of fresh-key` : ''}` : '',
+    i.inProcessPerCore && i.nativeLimitPerCore ? i.inProcessPerCore >= inProcessGoal : null,
   );
   add('issuance.peculiarNaivePerCore (certs/s)', i.peculiarNaivePerCore);
+  if (i.inProcessPerCore && i.peculiarNaivePerCore) {
+    const ratio = Math.round((10 * i.inProcessPerCore) / i.peculiarNaivePerCore) / 10;
+    add('issuance.inProcess / peculiarNaive (x)', ratio, '>= 20', ratio >= 20);
+  }
   add('issuance.goX509PerCore (certs/s)', i.goX509PerCore, i.goNote ?? '');
   for (const [key, e] of [['e2eHttps', i.e2eHttps], ['e2eHttpsOneProcess', i.e2eHttpsOneProcess]]) {
     if (e === undefined) continue;
@@ -54,6 +60,19 @@ export function buildRows(r) {
       add(`proxy.${kind} keepalive rps / p99 ms`, `${fmt(p.keepaliveRps)} / ${fmt(p.keepaliveP99Ms)}`);
       add(`proxy.${kind} new-conn rps / p99 ms`, `${fmt(p.newConnRps)} / ${fmt(p.newConnP99Ms)}`);
       if (p.rssMb !== null) add(`proxy.${kind} rssMb`, p.rssMb);
+    }
+    // The agent-proxy targets, judged on the tunnel mode against haproxy from the same run.
+    const ours = r.proxy.rampart;
+    const ha = r.proxy.haproxy;
+    if (ours && ha && typeof ours === 'object' && typeof ha === 'object') {
+      const ratio = (a, b) => (a && b ? Math.round((100 * a) / b) / 100 : null);
+      const ka = ratio(ours.keepaliveRps, ha.keepaliveRps);
+      const nc = ratio(ours.newConnRps, ha.newConnRps);
+      add('proxy.rampart keep-alive rps vs haproxy (x)', ka, '>= 1', ka === null ? null : ka >= 1);
+      add('proxy.rampart new-conn rps vs haproxy (x)', nc, '>= 2', nc === null ? null : nc >= 2);
+      add('proxy.rampart keep-alive p99 vs haproxy (ms)', `${fmt(ours.keepaliveP99Ms)} vs ${fmt(ha.keepaliveP99Ms)}`, '<= haproxy', ours.keepaliveP99Ms <= ha.keepaliveP99Ms);
+      add('proxy.rampart new-conn p99 vs haproxy (ms)', `${fmt(ours.newConnP99Ms)} vs ${fmt(ha.newConnP99Ms)}`, '<= haproxy', ours.newConnP99Ms <= ha.newConnP99Ms);
+      if (ours.rssMb !== null) add('proxy.rampart rssMb after the run', ours.rssMb, '<= 60', ours.rssMb <= 60);
     }
   }
   if (r.proxyBurst !== undefined) {
