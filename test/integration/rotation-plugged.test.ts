@@ -236,3 +236,27 @@ test('an intermediate renewed by the operator in the plugged-in files is picked 
     await again.close();
   }
 });
+
+test('a new root in the plugged-in files while the CA runs enters the bundle as prepared, once', async () => {
+  const rootG = await offlineRoot('root-g');
+  const interG = await signed('inter-g', rootG, { ca: true, pathLen: 0 });
+  const rootH = await offlineRoot('root-h');
+  const interH = await signed('inter-h', rootH, { ca: true, pathLen: 0 });
+  const dir = cacerts('g', { caCert: interG.cert, caKey: interG.key, chain: [interG.cert, rootG.cert], root: rootG.cert });
+  const ca = await startTestCa({ 'plugged-ca': dir }, { stateDir: join(scratch, 'state-live-root') });
+  try {
+    const before = assertConsistentDir(ca.stateDir).sequence;
+    cacerts('g', { caCert: interH.cert, caKey: interH.key, chain: [interH.cert, rootH.cert], root: rootH.cert });
+    await ca.runtime.tick();
+    await ca.runtime.tick();
+    const state = assertConsistentDir(ca.stateDir);
+    assert.deepEqual(state.roots.map((r) => [r.phase, r.plugged]), [['active', true], ['prepared', true]]);
+    assert.equal(state.sequence, before + 1, 'one bundle change for two ticks');
+    assert.deepEqual(pemFingerprints(ca.rootCertPem()), [...pemFingerprints(readFileSync(ssl.path(rootG.cert), 'utf8')), ...pemFingerprints(readFileSync(ssl.path(rootH.cert), 'utf8'))]);
+    assert.equal(ca.logLines.filter((l) => l.includes('it was added as a prepared root')).length, 1);
+    // Signing stays under the active root until an admin activates the new one.
+    await issueAndVerify(ca, rootG.cert, 1);
+  } finally {
+    await ca.close();
+  }
+});
