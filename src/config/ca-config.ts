@@ -9,6 +9,7 @@ import { formatSpiffeId, parseSpiffeId, validateTrustDomain } from '../core/iden
 import { DEFAULT_TTL_POLICY, type TtlPolicy } from '../core/ca/policy.js';
 import { DEFAULT_LIFETIMES, type CaLifetimes } from '../core/ca/rotation.js';
 import { durationFlag, hostPort, type HostPort } from './values.js';
+import { usableCpus } from './cpu-budget.js';
 
 export const AUTHENTICATOR_NAMES = ['dev', 'jwks', 'kubernetes', 'svid'] as const;
 export type AuthenticatorName = (typeof AUTHENTICATOR_NAMES)[number];
@@ -133,6 +134,13 @@ function positiveInt(text: string | undefined, name: string, fallback: number): 
   return Number(text);
 }
 
+/** `--workers N`, or `auto`: one signing process per CPU the process may use (cgroup quota included). */
+function workerCount(text: string | undefined): number {
+  if (text === 'auto') return usableCpus();
+  if (text !== undefined && !/^\d+$/.test(text)) throw invalid(`--workers must be a positive whole number or "auto", got "${text}"`);
+  return positiveInt(text, '--workers', 1);
+}
+
 /** Builds the frozen CA config. `env` is passed in so tests can control it. */
 export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
   const file = flags.config ? readConfigFile(flags.config) : {};
@@ -230,7 +238,7 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
     autoRotate: autoRotate === 'true',
     bundleRefreshIntervalMs: durationFlag(pick('bundle-refresh-interval', 'bundleRefreshInterval'), '--bundle-refresh-interval') ?? 60_000,
     maxInFlight: positiveInt(pick('max-in-flight', 'maxInFlight'), '--max-in-flight', 1024),
-    workers: positiveInt(pick('workers', 'workers'), '--workers', 1),
+    workers: workerCount(pick('workers', 'workers')),
     logLevel: logLevel as CaConfig['logLevel'],
     ...(env['RAMPART_CRASH_AT'] ? { crashAt: env['RAMPART_CRASH_AT'] } : {}),
   };

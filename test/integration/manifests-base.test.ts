@@ -46,6 +46,7 @@ test('base: the CA Deployment runs `rampart ca` with the cluster flags, 2 replic
     '--authn', 'kubernetes,svid',
     '--trust-domain', 'cluster.local',
     '--config', '/etc/rampart/config.json',
+    '--workers', 'auto',
     '--serving-name', 'rampart-ca',
     '--serving-name', 'rampart-ca.rampart-system',
     '--serving-name', 'rampart-ca.rampart-system.svc',

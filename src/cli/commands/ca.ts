@@ -34,7 +34,8 @@ Flags:
   --auto-rotate true|false     run the root rotation schedule (default true)
   --bundle-refresh-interval D  how often agents refresh the bundle (default 60s)
   --max-in-flight N            certificate requests in flight before answering 429 (default 1024)
-  --workers N                  signing processes (default 1)
+  --workers N|auto             signing processes; auto = one per usable CPU, container CPU
+                               limit included (default 1)
   --config FILE                JSON config file (flags win over it)
   --log-level LEVEL            pino level (default info)
 `;
