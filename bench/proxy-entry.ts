@@ -14,8 +14,7 @@ import { StaticCredentialSource } from '../src/agent/credentials.js';
 import { startInbound } from '../src/agent/proxy/inbound.js';
 import { startOutbound } from '../src/agent/proxy/outbound.js';
 import type { TlsTuning } from '../src/agent/proxy/tls-settings.js';
-import { registerProcessMetrics } from '../src/observability/process-metrics.js';
-import { Registry } from '../src/observability/prom-lean.js';
+import { createAgentRegistry } from '../src/agent/agent-metrics.js';
 import { createMonitoringServer } from '../src/server/monitoring.js';
 
 const CLIENT_ID = 'spiffe://cluster.local/ns/a/sa/client';
@@ -53,8 +52,7 @@ const target = { host: '127.0.0.1', port: Number(targetArg) };
 
 // Metrics and the monitoring listener as the shipped agent has them (on by default there), so
 // the memory and CPU measured include them.
-const registry = new Registry();
-registerProcessMetrics(registry, 'rampart_agent_process_');
+const registry = createAgentRegistry();
 const monitoring = createMonitoringServer({ registry, ready: () => true });
 await monitoring.listen({ host: '127.0.0.1', port: 0 });
 

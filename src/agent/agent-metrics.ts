@@ -1,6 +1,14 @@
 /** The agent's certificate-lifecycle metrics; the proxy registers its own connection metrics. */
 import type { Registry } from 'prom-client';
-import { Counter, Gauge } from '../observability/prom-lean.js';
+import { registerProcessMetrics } from '../observability/process-metrics.js';
+import { Counter, Gauge, Registry as LeanRegistry } from '../observability/prom-lean.js';
+
+/** A fresh registry with the agent's process metrics, as every agent process exports them. */
+export function createAgentRegistry(): Registry {
+  const registry = new LeanRegistry();
+  registerProcessMetrics(registry, 'rampart_agent_process_');
+  return registry;
+}
 
 /** What the certificate manager reports. */
 export interface AgentMetrics {

@@ -11,10 +11,8 @@ import type { AgentConfig } from '../config/agent-config.js';
 import { formatHostPort } from '../config/values.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
-import { registerProcessMetrics } from '../observability/process-metrics.js';
-import { Registry as LeanRegistry } from '../observability/prom-lean.js';
 import { createMonitoringServer } from '../server/monitoring.js';
-import { createAgentMetrics } from './agent-metrics.js';
+import { createAgentMetrics, createAgentRegistry } from './agent-metrics.js';
 import { CertificateManager } from './certificate-manager.js';
 import { startInbound, startOutbound, type InboundProxy, type OutboundProxy } from './proxy/index.js';
 import { fileTokenSource } from './token-source.js';
@@ -64,11 +62,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   const startedAt = performance.now();
   const clock = options.clock ?? systemClock;
   const logger = options.logger;
-  let registry = options.registry;
-  if (registry === undefined) {
-    registry = new LeanRegistry();
-    registerProcessMetrics(registry, 'rampart_agent_process_');
-  }
+  const registry = options.registry ?? createAgentRegistry();
 
   let bootstrap = readBootstrapBundle(config.caBundleFile);
   const tokenSource = fileTokenSource(config.tokenFile);

@@ -237,8 +237,9 @@ export class CaRuntime {
     try {
       const state = this.state();
       const now = this.options.clock.now();
-      const plugged = this.options.pluggedSource?.(now);
-      if (plugged !== undefined && this.options.isLeader()) await this.followPlugged(plugged, now);
+      // Only the leader writes state, so only it needs to read the plugged-in files.
+      const plugged = this.options.isLeader() ? this.options.pluggedSource?.(now) : undefined;
+      if (plugged !== undefined) await this.followPlugged(plugged, now);
       if (renewIntermediates(state, now, this.options.lifetimes) !== state && this.options.isLeader()) {
         await this.mutate('renew-intermediate', (s, t) => renewIntermediates(s, t, this.options.lifetimes), true);
       }

@@ -45,6 +45,13 @@ async function silentClient(port: number, into: Socket[]): Promise<Socket> {
   return socket;
 }
 
+/** A silent client takes the one handshake slot of a `limit: 1` listener; resolves once it holds it. */
+async function holdTheOnlySlot(t: Awaited<ReturnType<typeof start>>): Promise<Socket> {
+  const holder = await silentClient(t.port, t.sockets);
+  await eventually('the silent client holds the only slot', () => t.admission.inProgress() === 1);
+  return holder;
+}
+
 /** A TLS client that trusts the test root; resolves with 'secure' or the error code it met. */
 function tlsClient(port: number, into: Socket[]): Promise<string> {
   return new Promise((resolve) => {
@@ -58,8 +65,7 @@ function tlsClient(port: number, into: Socket[]): Promise<string> {
 test('connections wait unread behind a held slot and are admitted when it frees', async () => {
   const t = await start({ limit: 1, slotTimeoutMs: 60_000, maxWaitMs: 60_000 });
   try {
-    const holder = await silentClient(t.port, t.sockets);
-    await eventually('the silent client holds the only slot', () => t.admission.inProgress() === 1);
+    const holder = await holdTheOnlySlot(t);
     const results = [tlsClient(t.port, t.sockets), tlsClient(t.port, t.sockets), tlsClient(t.port, t.sockets)];
     await eventually('three handshakes wait their turn', () => t.admission.waiting() === 3);
     assert.equal(t.handshakes.length, 0, 'no handshake may run while the only slot is held');
@@ -75,8 +81,7 @@ test('connections wait unread behind a held slot and are admitted when it frees'
 test('a silent client loses its slot after the slot timeout, so the next caller gets through', async () => {
   const t = await start({ limit: 1, slotTimeoutMs: 200, maxWaitMs: 60_000 });
   try {
-    await silentClient(t.port, t.sockets);
-    await eventually('the silent client holds the only slot', () => t.admission.inProgress() === 1);
+    await holdTheOnlySlot(t);
     assert.equal(await tlsClient(t.port, t.sockets), 'secure');
   } finally {
     await t.stop();
@@ -87,8 +92,7 @@ test('a connection that waited longer than maxWaitMs is reset without a handshak
   let reported = 0;
   const t = await start({ limit: 1, slotTimeoutMs: 60_000, maxWaitMs: 200, onShed: () => reported++ });
   try {
-    await silentClient(t.port, t.sockets);
-    await eventually('the silent client holds the only slot', () => t.admission.inProgress() === 1);
+    await holdTheOnlySlot(t);
     const outcome = await tlsClient(t.port, t.sockets);
     assert.notEqual(outcome, 'secure');
     assert.equal(t.admission.shed(), 1);
@@ -102,8 +106,7 @@ test('a connection that waited longer than maxWaitMs is reset without a handshak
 test('close() resets every waiting connection', async () => {
   const t = await start({ limit: 1, slotTimeoutMs: 60_000, maxWaitMs: 60_000 });
   try {
-    await silentClient(t.port, t.sockets);
-    await eventually('the silent client holds the only slot', () => t.admission.inProgress() === 1);
+    await holdTheOnlySlot(t);
     const waiting = [tlsClient(t.port, t.sockets), tlsClient(t.port, t.sockets)];
     await eventually('two handshakes wait', () => t.admission.waiting() === 2);
     t.admission.close();

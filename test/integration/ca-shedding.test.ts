@@ -4,25 +4,23 @@
  * flight when the CA waits on something outside it: here the JWKS endpoint holds its answer.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { SignJWT, type JWK } from 'jose';
 import { createKeyAndCsr } from '../../src/agent/csr.js';
 import { startTestCa } from '../helpers/ca.js';
 import { httpsJson, type HttpsResult } from '../helpers/https.js';
+import { makeKey, projectedClaims, sign } from '../unit/authn-jwt-helpers.js';
 
 const ISSUER = 'https://issuer.test.example';
 
 test('beyond --max-in-flight the CA answers 429 with Retry-After; the retries succeed', async () => {
-  const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const jwk = { ...(pair.publicKey.export({ format: 'jwk' }) as JWK), kid: 'k1', alg: 'ES256', use: 'sig' };
+  const key = makeKey('ES256', 'k1');
   const held: Array<() => void> = [];
   let fetches = 0;
   const jwksServer = http.createServer((_req, res) => {
     fetches++;
-    held.push(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] })));
+    held.push(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [key.jwk] })));
   });
   await new Promise<void>((r) => jwksServer.listen(0, '127.0.0.1', r));
   const jwksUrl = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/keys`;
@@ -30,12 +28,7 @@ test('beyond --max-in-flight the CA answers 429 with Retry-After; the retries su
   try {
     const now = Math.floor(Date.now() / 1000);
     const tokenFor = (sa: string) =>
-      new SignJWT({ sub: `system:serviceaccount:shop:${sa}`, aud: ['rampart-ca'], 'kubernetes.io': { namespace: 'shop', serviceaccount: { name: sa, uid: `uid-${sa}` } } })
-        .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
-        .setIssuer(ISSUER)
-        .setIssuedAt(now)
-        .setExpirationTime(now + 600)
-        .sign(pair.privateKey);
+      sign(key, projectedClaims({ iss: ISSUER, sub: `system:serviceaccount:shop:${sa}`, iat: now, nbf: now, exp: now + 600, 'kubernetes.io': { namespace: 'shop', serviceaccount: { name: sa, uid: `uid-${sa}` } } }));
     const post = async (sa: string): Promise<HttpsResult> =>
       httpsJson(`${ca.apiUrl}/v1/certificates`, { ca: ca.rootCertPem(), token: await tokenFor(sa), body: { csr: createKeyAndCsr().csrPem } });
 

@@ -4,7 +4,7 @@
  * RAMPART_ERR_PLUGGED_CA_INVALID (exit 2 from the CLI); a new plugged-in CA enters as `prepared`
  * and then goes through activate and retire like any other root.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { strict as assert } from 'node:assert';
@@ -65,12 +65,24 @@ function cacerts(dir: string, files: { caCert: string; caKey: string; chain: str
   return path;
 }
 
-/** Issues a leaf from `ca` and checks it with openssl against `rootFile` only. */
-async function issueAndVerify(ca: TestCa, rootFile: string, intermediates: number): Promise<void> {
+/** An offline root with one intermediate below it, written as the cacerts directory `name`. */
+async function offlineCa(name: string): Promise<{ root: { cert: string; key: string }; dir: string }> {
+  const root = await offlineRoot(`root-${name}`);
+  const inter = await signed(`inter-${name}`, root, { ca: true, pathLen: 0 });
+  return { root, dir: cacerts(name, { caCert: inter.cert, caKey: inter.key, chain: [inter.cert, root.cert], root: root.cert }) };
+}
+
+/** Issues a fresh leaf from `ca`; returns its chain (leaf first). */
+async function issueChain(ca: TestCa): Promise<string[]> {
   const { csrPem } = createKeyAndCsr();
   const res = await httpsJson(`${ca.apiUrl}/v1/certificates`, { ca: ca.rootCertPem(), token: await ca.token('shop', 'web'), body: { csr: csrPem } });
   assert.equal(res.status, 200, res.text);
-  const chain = res.body.certChain as string[];
+  return res.body.certChain as string[];
+}
+
+/** Issues a leaf from `ca` and checks it with openssl against `rootFile` only. */
+async function issueAndVerify(ca: TestCa, rootFile: string, intermediates: number): Promise<void> {
+  const chain = await issueChain(ca);
   assert.equal(chain.length, 1 + intermediates, 'leaf plus every intermediate up to the root');
   const verdict = await ssl.verify({ rootsPem: readFileSync(ssl.path(rootFile), 'utf8'), leafPem: chain[0]!, untrustedPems: chain.slice(1), purpose: 'sslclient' });
   assert.equal(verdict.code, 0, verdict.stderr + verdict.stdout);
@@ -134,12 +146,8 @@ test('bad plugged-in CA files are refused with RAMPART_ERR_PLUGGED_CA_INVALID; t
 });
 
 test('moving to a new plugged-in CA goes prepared -> active -> retiring -> removed', async () => {
-  const rootA = await offlineRoot('root-d');
-  const interA = await signed('inter-d', rootA, { ca: true, pathLen: 0 });
-  const rootB = await offlineRoot('root-e');
-  const interB = await signed('inter-e', rootB, { ca: true, pathLen: 0 });
-  const dirA = cacerts('d', { caCert: interA.cert, caKey: interA.key, chain: [interA.cert, rootA.cert], root: rootA.cert });
-  const dirB = cacerts('e', { caCert: interB.cert, caKey: interB.key, chain: [interB.cert, rootB.cert], root: rootB.cert });
+  const { root: rootA, dir: dirA } = await offlineCa('d');
+  const { root: rootB, dir: dirB } = await offlineCa('e');
   const stateDir = join(scratch, 'state-move');
 
   const first = await startTestCa({ 'plugged-ca': dirA }, { stateDir });
@@ -182,10 +190,7 @@ test('moving to a new plugged-in CA goes prepared -> active -> retiring -> remov
 
 /** The issuing intermediate of a fresh leaf (the certificate right above it in the chain). */
 async function issuerOfNewLeaf(ca: TestCa): Promise<string> {
-  const { csrPem } = createKeyAndCsr();
-  const res = await httpsJson(`${ca.apiUrl}/v1/certificates`, { ca: ca.rootCertPem(), token: await ca.token('shop', 'web'), body: { csr: csrPem } });
-  assert.equal(res.status, 200, res.text);
-  return (res.body.certChain as string[])[1]!;
+  return (await issueChain(ca))[1]!;
 }
 
 test('an intermediate renewed by the operator in the plugged-in files is picked up live and across restarts', async () => {
@@ -238,15 +243,13 @@ test('an intermediate renewed by the operator in the plugged-in files is picked 
 });
 
 test('a new root in the plugged-in files while the CA runs enters the bundle as prepared, once', async () => {
-  const rootG = await offlineRoot('root-g');
-  const interG = await signed('inter-g', rootG, { ca: true, pathLen: 0 });
-  const rootH = await offlineRoot('root-h');
-  const interH = await signed('inter-h', rootH, { ca: true, pathLen: 0 });
-  const dir = cacerts('g', { caCert: interG.cert, caKey: interG.key, chain: [interG.cert, rootG.cert], root: rootG.cert });
+  const { root: rootG, dir } = await offlineCa('g');
+  // H's files are copied over G's directory while the CA runs.
+  const { root: rootH, dir: dirH } = await offlineCa('h');
   const ca = await startTestCa({ 'plugged-ca': dir }, { stateDir: join(scratch, 'state-live-root') });
   try {
     const before = assertConsistentDir(ca.stateDir).sequence;
-    cacerts('g', { caCert: interH.cert, caKey: interH.key, chain: [interH.cert, rootH.cert], root: rootH.cert });
+    cpSync(dirH, dir, { recursive: true });
     await ca.runtime.tick();
     await ca.runtime.tick();
     const state = assertConsistentDir(ca.stateDir);
