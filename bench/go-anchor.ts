@@ -9,10 +9,10 @@ import { join } from 'node:path';
 
 export const GO_ANCHOR_DIR = process.env['RAMPART_GO_ANCHOR'] ?? '/work/shared/anchors/go-x509-issue';
 
-export interface GoAnchorResult {
-  readonly perCore: number | null;
-  readonly twoWorkers: number | null;
-  readonly note: string;
+/** A built anchor binary; `run` measures certs/s with that many workers. */
+export interface GoAnchor {
+  run(workers: number, n: number): number;
+  dispose(): void;
 }
 
 function certsPerSecond(output: string): number {
@@ -22,19 +22,21 @@ function certsPerSecond(output: string): number {
   return value;
 }
 
-export function runGoAnchor(n: number): GoAnchorResult {
-  if (spawnSync('go', ['version'], { stdio: 'ignore' }).status !== 0) return { perCore: null, twoWorkers: null, note: 'go not on PATH' };
+/** Builds the anchor, or returns why it cannot (Go not installed). */
+export function buildGoAnchor(): GoAnchor | string {
+  if (spawnSync('go', ['version'], { stdio: 'ignore' }).status !== 0) return 'go not on PATH';
   const dir = mkdtempSync(join(tmpdir(), 'rampart-go-anchor-'));
   try {
     // The anchor directory is read-only; build a copy so go can write nothing next to it.
     cpSync(GO_ANCHOR_DIR, join(dir, 'src'), { recursive: true });
     const bin = join(dir, 'goissue');
     execFileSync('go', ['build', '-o', bin, '.'], { cwd: join(dir, 'src'), stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, GOFLAGS: '-mod=mod', GOCACHE: join(dir, 'cache'), GOPROXY: 'off' } });
-    const run = (workers: number): number => certsPerSecond(execFileSync(bin, ['-n', String(n), '-workers', String(workers)], { encoding: 'utf8', timeout: 300_000 }));
-    const perCore = run(1);
-    const twoWorkers = run(2);
-    return { perCore, twoWorkers, note: `go anchor -n ${n}` };
-  } finally {
+    return {
+      run: (workers, n) => certsPerSecond(execFileSync(bin, ['-n', String(n), '-workers', String(workers)], { encoding: 'utf8', timeout: 300_000 })),
+      dispose: () => rmSync(dir, { recursive: true, force: true }),
+    };
+  } catch (e) {
     rmSync(dir, { recursive: true, force: true });
+    throw e;
   }
 }

@@ -1,6 +1,8 @@
 /**
  * In-process issuance throughput on one core: the raw node:crypto limit (1 sign + 2 verifies
- * with the same keys), Rampart's full issue path, and the naive @peculiar/x509 generator path.
+ * with the same keys), the same with a fresh CSR key, Rampart's full issue path, and the naive
+ * @peculiar/x509 generator path. Each is a case that can be measured repeatedly, so a caller can
+ * interleave them in rounds and compare figures taken under the same machine conditions.
  */
 import 'reflect-metadata';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, X509Certificate, webcrypto } from 'node:crypto';
@@ -50,7 +52,14 @@ export interface InProcessResults {
   peculiarNaivePerCore: number;
 }
 
-export async function benchInProcess(seconds: number): Promise<InProcessResults> {
+/** One in-process figure: `measure` runs it for about `seconds` and returns certs/s. */
+export interface InProcessCase {
+  readonly name: keyof InProcessResults;
+  measure(seconds: number): Promise<number>;
+}
+
+/** Builds the keys, CSRs and signers once; returns the four cases in a fixed order. */
+export async function inProcessCases(): Promise<InProcessCase[]> {
   const state = bootstrapState('cluster.local', Date.now(), DEFAULT_LIFETIMES);
   const context = signingContextFor(state);
   const root = state.roots[0]!;
@@ -69,11 +78,11 @@ export async function benchInProcess(seconds: number): Promise<InProcessResults>
   const csrSig = sign('sha256', csrInfo, intermediateKey);
   const csrVerifyKey = intermediatePublic;
   void workloadPublic;
-  const nativeLimitPerCore = rate('native limit (1 sign + 2 verifies)', seconds, () => {
+  const nativeLimit = (): void => {
     verify('sha256', csrInfo, csrVerifyKey, csrSig);
     const s = sign('sha256', tbsLike, intermediateKey);
     verify('sha256', tbsLike, intermediatePublic, s);
-  });
+  };
 
   // The same three operations, but the CSR check uses a key seen for the first time, as every
   // real request's is: node:crypto (OpenSSL 3.0) must import it (JWK coordinates, the cheapest
@@ -83,23 +92,23 @@ export async function benchInProcess(seconds: number): Promise<InProcessResults>
     return { jwk: pair.publicKey.export({ format: 'jwk' }), sig: sign('sha256', csrInfo, pair.privateKey) };
   });
   let fresh = 0;
-  const nativeFreshKeyPerCore = rate('native, fresh CSR key per request', seconds, () => {
+  const nativeFreshKey = (): void => {
     const k = freshKeys[fresh++ & 255]!;
     verify('sha256', csrInfo, createPublicKey({ key: k.jwk, format: 'jwk' }), k.sig);
     const s = sign('sha256', tbsLike, intermediateKey);
     verify('sha256', tbsLike, intermediatePublic, s);
-  });
+  };
 
-  const inProcessPerCore = rate('rampart full issue path', seconds, () => {
+  const rampartIssue = (): void => {
     issueCertificate(context, DEFAULT_TTL_POLICY, systemClock, { csrPem, caller });
-  });
+  };
 
   // The naive path: a generic ASN.1 object model per request via @peculiar/x509 + WebCrypto.
   x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
   const alg = { name: 'ECDSA', hash: 'SHA-256', namedCurve: 'P-256' };
   const signingKey = await webcrypto.subtle.importKey('pkcs8', intermediateKey.export({ format: 'der', type: 'pkcs8' }), alg, false, ['sign']);
   const issuerCert = new x509.X509Certificate(root.intermediate.certPem);
-  const peculiarNaivePerCore = await asyncRate('@peculiar/x509 generator path', seconds, async () => {
+  const peculiarNaive = async (): Promise<void> => {
     const req = new x509.Pkcs10CertificateRequest(csrPem);
     if (!(await req.verify())) throw new Error('csr');
     const now = Date.now();
@@ -123,6 +132,11 @@ export async function benchInProcess(seconds: number): Promise<InProcessResults>
     });
     if (!(await cert.verify({ publicKey: issuerCert.publicKey }))) throw new Error('verify');
     cert.toString('pem');
-  });
-  return { nativeLimitPerCore, nativeFreshKeyPerCore, inProcessPerCore, peculiarNaivePerCore };
+  };
+  return [
+    { name: 'nativeLimitPerCore', measure: async (seconds) => rate('native limit (1 sign + 2 verifies)', seconds, nativeLimit) },
+    { name: 'nativeFreshKeyPerCore', measure: async (seconds) => rate('native, fresh CSR key per request', seconds, nativeFreshKey) },
+    { name: 'inProcessPerCore', measure: async (seconds) => rate('rampart full issue path', seconds, rampartIssue) },
+    { name: 'peculiarNaivePerCore', measure: (seconds) => asyncRate('@peculiar/x509 generator path', seconds, peculiarNaive) },
+  ];
 }

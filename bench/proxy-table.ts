@@ -1,4 +1,5 @@
 /** Parses the two tables printed by the mtls-proxy harness's run.sh into bench JSON fields. */
+import { median } from './stats.js';
 
 export interface ProxyFigures {
   keepaliveRps: number;
@@ -29,4 +30,32 @@ export function parseHarnessTables(out: string, kinds: readonly string[]): Recor
     }
   }
   return figures;
+}
+
+/** A kind's figures combined over passes, with each pass's own figures kept. */
+export interface CombinedProxyFigures extends ProxyFigures {
+  passes: ProxyFigures[];
+}
+
+/**
+ * Per kind: the median rate and p99 over the passes that measured it, and the highest RSS (the
+ * memory target is a ceiling, so the worst pass counts).
+ */
+export function combinePasses(passes: readonly Record<string, ProxyFigures>[]): Record<string, CombinedProxyFigures> {
+  const combined: Record<string, CombinedProxyFigures> = {};
+  const keys = [...new Set(passes.flatMap((p) => Object.keys(p)))];
+  for (const key of keys) {
+    const runs = passes.map((p) => p[key]).filter((f): f is ProxyFigures => f !== undefined);
+    const pick = (field: 'keepaliveRps' | 'keepaliveP99Ms' | 'newConnRps' | 'newConnP99Ms'): number => Math.round(median(runs.map((r) => r[field])) * 1000) / 1000;
+    const rss = runs.map((r) => r.rssMb).filter((v): v is number => v !== null);
+    combined[key] = {
+      keepaliveRps: Math.round(median(runs.map((r) => r.keepaliveRps))),
+      keepaliveP99Ms: pick('keepaliveP99Ms'),
+      newConnRps: Math.round(median(runs.map((r) => r.newConnRps))),
+      newConnP99Ms: pick('newConnP99Ms'),
+      rssMb: rss.length === 0 ? null : Math.max(...rss),
+      passes: runs,
+    };
+  }
+  return combined;
 }

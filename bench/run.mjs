@@ -23,10 +23,10 @@ for (const s of only) if (!ALL.includes(s)) throw new Error(`unknown section ${s
 const CORES = String(cpus().length);
 // Section -> [script, args, timeout seconds]. Quick mode keeps the whole run under a minute.
 const PLAN = {
-  issuance: ['section-issuance.ts', quick ? ['--seconds', '1', '--go-n', '5000'] : ['--seconds', '3', '--go-n', '20000'], 600],
+  issuance: ['section-issuance.ts', quick ? ['--seconds', '1', '--rounds', '1', '--go-n', '5000'] : ['--seconds', '3', '--rounds', '3', '--go-n', '20000'], 600],
   e2e: ['section-e2e.ts', quick ? ['--seconds', '3', '--workers', CORES] : ['--seconds', '10', '--workers', CORES === '1' ? '1' : `1,${CORES}`], 300],
   tokenReview: ['section-tokenreview.ts', quick ? ['--issuances', '300', '--identities', '30'] : ['--issuances', '1000', '--identities', '100'], 300],
-  proxy: ['section-proxy.ts', ['--duration', '10s'], 900],
+  proxy: ['section-proxy.ts', ['--duration', '10s', '--passes', '2'], 900],
   proxyBurst: ['section-proxy-burst.ts', quick ? ['--connections', '1000'] : ['--connections', '3000'], 120],
   fleet: ['section-fleet.ts', quick ? ['--agents', '500', '--deadline', '20', '--workers', CORES] : ['--agents', '10000', '--deadline', '60', '--workers', CORES], 600],
 };
@@ -79,7 +79,7 @@ for (const name of only) {
   if (name === 'proxy') {
     if (quick) {
       results.proxy = null;
-      results.notes.push('proxy: skipped in --quick mode (the harness needs about 2 minutes); run `npm run bench -- --only proxy`');
+      results.notes.push('proxy: skipped in --quick mode (two harness passes need about 4 minutes); run `npm run bench -- --only proxy`');
       continue;
     }
     const why = proxyToolsMissing();

@@ -1,26 +1,73 @@
 /**
  * In-process issuance per core (node:crypto limit, Rampart's issue path, @peculiar/x509) and
- * the Go anchor. Usage: node --import tsx bench/section-issuance.ts [--seconds 3] [--go-n 20000]
+ * the Go anchor, measured in interleaved rounds: every round runs each case for its share of the
+ * time, and each figure is the median over rounds. The targets are ratios between these
+ * figures; on a shared machine whose speed drifts by tens of percent within a minute, figures
+ * taken back to back in one block each would compare different machines.
+ * Usage: node --import tsx bench/section-issuance.ts [--seconds 3] [--rounds 3] [--go-n 20000]
+ * (--seconds and --go-n are per case in total, split over the rounds).
  */
-import { benchInProcess } from './issuance-inprocess.js';
-import { runGoAnchor } from './go-anchor.js';
+import { buildGoAnchor, type GoAnchor } from './go-anchor.js';
+import { inProcessCases } from './issuance-inprocess.js';
 import { argNumber, emitResult, note } from './result-line.js';
+import { median } from './stats.js';
 
 const seconds = argNumber('seconds', 3);
-const inProcess = await benchInProcess(seconds);
-let go;
+const rounds = Math.max(1, Math.round(argNumber('rounds', 3)));
+const goN = argNumber('go-n', 20_000);
+
+const cases = await inProcessCases();
+let go: GoAnchor | undefined;
+let goNote: string;
 try {
-  go = runGoAnchor(argNumber('go-n', 20_000));
+  const built = buildGoAnchor();
+  if (typeof built === 'string') goNote = built;
+  else {
+    go = built;
+    goNote = `go anchor -n ${Math.round(goN / rounds)} per round`;
+  }
 } catch (e) {
-  go = { perCore: null, twoWorkers: null, note: `go anchor failed: ${(e as Error).message.slice(0, 300)}` };
+  goNote = `go anchor failed: ${(e as Error).message.slice(0, 300)}`;
 }
-note(`go anchor: ${JSON.stringify(go)}`);
+
+const samples: Record<string, number[]> = {};
+const record = (name: string, value: number): void => {
+  (samples[name] ??= []).push(Math.round(value));
+};
+try {
+  for (let round = 1; round <= rounds; round++) {
+    note(`round ${round}/${rounds}`);
+    for (const c of cases) record(c.name, await c.measure(seconds / rounds));
+    if (go !== undefined) {
+      try {
+        record('goX509PerCore', go.run(1, Math.round(goN / rounds)));
+        record('goX509TwoWorkers', go.run(2, Math.round(goN / rounds)));
+        note(`go anchor: ${samples['goX509PerCore']!.at(-1)} /s one worker, ${samples['goX509TwoWorkers']!.at(-1)} /s two`);
+      } catch (e) {
+        goNote = `go anchor failed: ${(e as Error).message.slice(0, 300)}`;
+        go.dispose();
+        go = undefined;
+        delete samples['goX509PerCore'];
+        delete samples['goX509TwoWorkers'];
+      }
+    }
+  }
+} finally {
+  go?.dispose();
+}
+
+const figure = (name: string): number | null => {
+  const s = samples[name];
+  return s === undefined || s.length === 0 ? null : Math.round(median(s));
+};
 emitResult({
-  nativeLimitPerCore: Math.round(inProcess.nativeLimitPerCore),
-  nativeFreshKeyPerCore: Math.round(inProcess.nativeFreshKeyPerCore),
-  inProcessPerCore: Math.round(inProcess.inProcessPerCore),
-  peculiarNaivePerCore: Math.round(inProcess.peculiarNaivePerCore),
-  goX509PerCore: go.perCore,
-  goX509TwoWorkers: go.twoWorkers,
-  goNote: go.note,
+  nativeLimitPerCore: figure('nativeLimitPerCore'),
+  nativeFreshKeyPerCore: figure('nativeFreshKeyPerCore'),
+  inProcessPerCore: figure('inProcessPerCore'),
+  peculiarNaivePerCore: figure('peculiarNaivePerCore'),
+  goX509PerCore: figure('goX509PerCore'),
+  goX509TwoWorkers: figure('goX509TwoWorkers'),
+  goNote,
+  rounds,
+  samples,
 });

@@ -1,19 +1,30 @@
 /**
  * mTLS proxy hop: runs the shared harness (/work/shared/anchors/mtls-proxy) from a temp copy
  * with Rampart's plugins (bench/proxies/*.sh) added, and parses its two tables.
+ *
+ * The targets compare rampart with haproxy, and the harness measures kinds one after another,
+ * so a drift in machine speed during a pass favours whichever kind ran in the faster minute.
+ * After the first pass over every kind, each further pass measures only the compared kinds, in
+ * reverse order of the pass before; their rates and p99s are the median over passes and their
+ * RSS the highest. Every pass's own figures stay in `passes`.
  * Usage: node --import tsx bench/section-proxy.ts [--duration 10s] [--kinds direct,stunnel,...]
+ *        [--passes 2] [--compared haproxy,rampart]
  */
 import { spawn } from 'node:child_process';
 import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from './ca-process.js';
-import { parseHarnessTables } from './proxy-table.js';
-import { argString, emitResult, note } from './result-line.js';
+import { combinePasses, parseHarnessTables, type ProxyFigures } from './proxy-table.js';
+import { argNumber, argString, emitResult, note } from './result-line.js';
 
 const HARNESS = process.env['RAMPART_PROXY_HARNESS'] ?? '/work/shared/anchors/mtls-proxy';
 const duration = argString('duration', '10s');
 const kinds = argString('kinds', 'direct,stunnel,haproxy,rampart,rampart-plain-tls').split(',');
+const passes = Math.max(1, Math.round(argNumber('passes', 2)));
+const compared = argString('compared', 'haproxy,rampart')
+  .split(',')
+  .filter((k) => kinds.includes(k));
 
 const dir = mkdtempSync(join(tmpdir(), 'rampart-bench-proxy-'));
 try {
@@ -21,17 +32,29 @@ try {
   chmodSync(dir, 0o755);
   chmodSync(join(dir, 'proxies'), 0o755);
   for (const f of readdirSync(join(REPO_ROOT, 'bench/proxies'))) cpSync(join(REPO_ROOT, 'bench/proxies', f), join(dir, 'proxies', f));
-  note(`proxy: ${join(dir, 'run.sh')} ${kinds.join(' ')} (DURATION=${duration})`);
   const env = { ...process.env, DURATION: duration, RAMPART_ROOT: REPO_ROOT, RAMPART_LOG_LEVEL: 'warn', PATH: `${process.env['PATH'] ?? ''}:/usr/sbin:/sbin` };
-  const child = spawn('bash', [join(dir, 'run.sh'), ...kinds], { cwd: dir, env, stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (c: Buffer) => {
-    out += c.toString('utf8');
-    process.stderr.write(c);
-  });
-  const code = await new Promise<number | null>((res) => child.once('exit', res));
-  if (code !== 0) throw new Error(`run.sh exited ${code}`);
-  emitResult({ ...parseHarnessTables(out, kinds), duration });
+
+  const runPass = async (passKinds: readonly string[]): Promise<Record<string, ProxyFigures>> => {
+    note(`proxy: ${join(dir, 'run.sh')} ${passKinds.join(' ')} (DURATION=${duration})`);
+    const child = spawn('bash', [join(dir, 'run.sh'), ...passKinds], { cwd: dir, env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString('utf8');
+      process.stderr.write(c);
+    });
+    const code = await new Promise<number | null>((res) => child.once('exit', res));
+    if (code !== 0) throw new Error(`run.sh exited ${code}`);
+    return parseHarnessTables(out, passKinds);
+  };
+
+  const results: Record<string, ProxyFigures>[] = [await runPass(kinds)];
+  let order = [...compared];
+  for (let pass = 2; pass <= passes && compared.length > 0; pass++) {
+    // The first pass ran the compared kinds in `kinds` order; alternate from there.
+    order = pass % 2 === 0 ? [...compared].reverse() : [...compared];
+    results.push(await runPass(order));
+  }
+  emitResult({ ...combinePasses(results), duration });
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

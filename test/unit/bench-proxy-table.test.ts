@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
-import { parseHarnessTables, proxyKey } from '../../bench/proxy-table.js';
+import { combinePasses, parseHarnessTables, proxyKey } from '../../bench/proxy-table.js';
+import { median } from '../../bench/stats.js';
 
 const SAMPLE = `
 proxy      | keepalive req/s |      p50 |      p99 | new-conn req/s |      p50 |      p99
@@ -22,4 +23,21 @@ test('harness tables become per-proxy figures with the larger side RSS in MB', (
 test('kinds not asked for are ignored and names become camelCase keys', () => {
   assert.deepEqual(Object.keys(parseHarnessTables(SAMPLE, ['direct'])), ['direct']);
   assert.equal(proxyKey('rampart-plain-tls'), 'rampartPlainTls');
+});
+
+test('passes combine into median rates and p99s and the highest RSS, keeping each pass', () => {
+  const a = { keepaliveRps: 14000, keepaliveP99Ms: 2.4, newConnRps: 2100, newConnP99Ms: 20, rssMb: 63.5 };
+  const b = { keepaliveRps: 16000, keepaliveP99Ms: 2.0, newConnRps: 2300, newConnP99Ms: 18, rssMb: 65.1 };
+  const c = { keepaliveRps: 15500, keepaliveP99Ms: 3.1, newConnRps: 1900, newConnP99Ms: 25, rssMb: 62.0 };
+  const direct = { keepaliveRps: 30000, keepaliveP99Ms: 1, newConnRps: 9000, newConnP99Ms: 5, rssMb: null };
+  const combined = combinePasses([{ rampart: a, direct }, { rampart: b }, { rampart: c }]);
+  assert.deepEqual(combined['rampart'], { keepaliveRps: 15500, keepaliveP99Ms: 2.4, newConnRps: 2100, newConnP99Ms: 20, rssMb: 65.1, passes: [a, b, c] });
+  // A kind measured in one pass only keeps that pass's figures.
+  assert.deepEqual(combined['direct'], { ...direct, passes: [direct] });
+});
+
+test('median averages the middle two of an even count and ignores input order', () => {
+  assert.equal(median([3, 1, 2]), 2);
+  assert.equal(median([14000, 16000]), 15000);
+  assert.ok(Number.isNaN(median([])));
 });
