@@ -10,7 +10,8 @@ interface PeerCert {
 
 // getPeerCertificate(true) turns the whole chain into JS objects (~220 µs for an SVID and its
 // intermediate), and agents send a request per bundle long-poll on a kept-alive connection. A
-// TLS 1.3 connection's client certificate cannot change (no renegotiation), so it is read once.
+// connection's client certificate cannot change (TLS 1.3 has no renegotiation, and the API
+// listener refuses it for TLS 1.2: server/tls.ts), so it is read once per connection.
 const chainPerConnection = new WeakMap<object, Buffer[]>();
 
 /** DER of the certificates the TLS peer sent, leaf first. */
@@ -20,7 +21,7 @@ export function clientCertChain(request: FastifyRequest): Buffer[] {
   const cached = chainPerConnection.get(socket);
   if (cached !== undefined) return cached;
   const chain = readPeerChain(socket as TLSSocket);
-  if (socket.getProtocol?.() === 'TLSv1.3') chainPerConnection.set(socket, chain);
+  chainPerConnection.set(socket, chain);
   return chain;
 }
 

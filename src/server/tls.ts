@@ -3,6 +3,7 @@
  * names. Re-issued when the signer changes (so it moves to a new root at activate, like every
  * other leaf) and at half its life.
  */
+import { constants } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
 import type { Clock } from '../core/clock.js';
@@ -65,6 +66,10 @@ export function apiTlsOptions(serving: ServingCertificate, bundlePems: readonly 
     cert: serving.certChainPem,
     ca: [...bundlePems],
     minVersion: 'TLSv1.2',
+    // TLS 1.2 clients may not renegotiate: a connection's client certificate then never changes
+    // after the handshake, so it is read once per connection (server/caller.ts). Go's TLS server
+    // never supports renegotiation either.
+    secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
     requestCert: true,
     // The svid authenticator verifies client certificates itself against the current bundle, so
     // callers with tokens and no certificate still get in.

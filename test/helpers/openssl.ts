@@ -7,6 +7,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { eventually } from './poll.js';
 
 const run = promisify(execFile);
 
@@ -141,4 +142,30 @@ export function splitPemCertificates(text: string): string[] {
 /** The base64 body of a PEM block (no header/footer, no whitespace). */
 export function pemBody(pem: string): string {
   return pem.replace(/-----(BEGIN|END) [A-Z0-9 ]+-----/g, '').replace(/\s+/g, '');
+}
+
+/**
+ * Connects with `openssl s_client -tls1_2` (client certificate optional), asks for a
+ * renegotiation with s_client's `R` command once the handshake is done, and returns everything
+ * s_client printed once the server has answered: it contains "no renegotiation" when the server
+ * refused, or a second round of "verify return" lines when it went along.
+ */
+export async function tls12RenegotiationAttempt(options: { port: number; caPath: string; certPath?: string; keyPath?: string }): Promise<string> {
+  const args = ['s_client', '-tls1_2', '-connect', `127.0.0.1:${options.port}`, '-CAfile', options.caPath];
+  if (options.certPath !== undefined && options.keyPath !== undefined) args.push('-cert', options.certPath, '-key', options.keyPath);
+  const client = spawn('openssl', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  client.stdout.on('data', (c: Buffer) => (output += c.toString('utf8')));
+  client.stderr.on('data', (c: Buffer) => (output += c.toString('utf8')));
+  const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+  try {
+    await eventually('the TLS 1.2 handshake', () => output.includes('Verify return code:'));
+    client.stdin.write('R\n');
+    await eventually('an answer to the renegotiation', () => output.includes('no renegotiation') || (output.split('RENEGOTIATING')[1]?.includes('verify return:') ?? false));
+    return output;
+  } finally {
+    client.stdin.end();
+    client.kill();
+    await closed;
+  }
 }
