@@ -5,6 +5,7 @@ import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { StaticCredentialSource } from '../../src/agent/credentials.js';
 import { startInbound, startOutbound, type InboundProxy } from '../../src/agent/proxy/index.js';
+import { tls12RenegotiationAttempt } from '../helpers/openssl.js';
 import { CLIENT_ID, FOREIGN_ID, INTRUDER_ID, SERVER_ID, captureLogs, makePki, runTool, type LogCapture, type Pki } from './proxy-support.js';
 
 let pki: Pki;
@@ -50,6 +51,13 @@ test('openssl s_client with an allowed SVID is admitted, sees TLS 1.3 and gets d
   assert.match(out, /Verify return code: 0 \(ok\)/);
   const line = await logs.waitFor((l) => l['peer'] === CLIENT_ID && l['result'] === 'ok' && l['mode'] === 'mtls');
   assert.equal(line['bytesIn'], 5);
+});
+
+test('a TLS 1.2 client cannot renegotiate after it was authorized (openssl s_client R)', async () => {
+  // Authorization is decided once, on the certificate of the first handshake.
+  const output = await tls12RenegotiationAttempt({ port: inbound.address.port, caPath: pki.caPath, certPath: pki.leaves.client.certPath, keyPath: pki.leaves.client.keyPath });
+  assert.match(output, /Protocol *: TLSv1\.2/);
+  assert.match(output, /no renegotiation/);
 });
 
 test('a client without a certificate is refused during the handshake', async () => {

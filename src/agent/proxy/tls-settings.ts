@@ -1,3 +1,4 @@
+import { constants } from 'node:crypto';
 import tls from 'node:tls';
 import type { Credentials } from '../credentials.js';
 
@@ -17,12 +18,15 @@ export function tlsVersions(tuning: TlsTuning | undefined): { minVersion: tls.Se
 /**
  * Secure-context options for one credential generation. The bundle is the only trust anchor:
  * peers are authenticated by chain + SPIFFE ID, never against the system CA store.
+ * TLS 1.2 renegotiation is refused: a peer is authorized once, on the certificate of the first
+ * handshake, and must not swap it afterwards (Envoy does not renegotiate either).
  */
 export function secureContextOptions(c: Credentials, tuning: TlsTuning | undefined): tls.SecureContextOptions {
   const opts: tls.SecureContextOptions = {
     key: c.keyPem,
     cert: c.certChainPem,
     ca: c.bundlePem,
+    secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
     ...tlsVersions(tuning),
   };
   if (tuning?.ciphers !== undefined) opts.ciphers = tuning.ciphers;
