@@ -72,7 +72,7 @@ export function buildRows(r) {
       add('proxy.rampart new-conn rps vs haproxy (x)', nc, '>= 2', nc === null ? null : nc >= 2);
       add('proxy.rampart keep-alive p99 vs haproxy (ms)', `${fmt(ours.keepaliveP99Ms)} vs ${fmt(ha.keepaliveP99Ms)}`, '<= haproxy', ours.keepaliveP99Ms <= ha.keepaliveP99Ms);
       add('proxy.rampart new-conn p99 vs haproxy (ms)', `${fmt(ours.newConnP99Ms)} vs ${fmt(ha.newConnP99Ms)}`, '<= haproxy', ours.newConnP99Ms <= ha.newConnP99Ms);
-      if (ours.rssMb !== null) add('proxy.rampart rssMb after the run', ours.rssMb, '<= 60', ours.rssMb <= 60);
+      if (ours.rssMb !== null) add('proxy.rampart rssMb after the run', ours.rssMb, '<= 60 (MiB: VmRSS kB / 1024, highest side and pass)', ours.rssMb <= 60);
     }
   }
   if (r.proxyBurst !== undefined) {
