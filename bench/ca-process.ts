@@ -3,7 +3,7 @@
  * dir, finds its API URL, reads its memory from /proc, and stops it by PID.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -30,9 +30,11 @@ export interface CaProcessOptions {
 }
 
 /** `BENCH_CA_CPU_PROF=DIR` makes every bench CA write a V8 CPU profile into DIR on exit. */
+/** Node flags for the CA process: a CPU profile (BENCH_CA_CPU_PROF=DIR) and any experiment flags (BENCH_CA_NODE_FLAGS). */
 function profileArgs(): string[] {
   const dir = process.env['BENCH_CA_CPU_PROF'];
-  return dir ? ['--cpu-prof', '--cpu-prof-dir', dir] : [];
+  const extra = (process.env['BENCH_CA_NODE_FLAGS'] ?? '').split(/\s+/).filter(Boolean);
+  return [...(dir ? ['--cpu-prof', '--cpu-prof-dir', dir] : []), ...extra];
 }
 
 function statusKb(pid: number, field: string): number {
@@ -77,6 +79,9 @@ export async function startCaProcess(options: CaProcessOptions = {}): Promise<Ca
   args.push(...(options.extraArgs ?? []));
   const child: ChildProcess = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const pid = child.pid!;
+  // BENCH_CA_OUTPUT=FILE keeps everything the CA prints (e.g. with BENCH_CA_NODE_FLAGS=--trace-gc).
+  const tee = process.env['BENCH_CA_OUTPUT'];
+  if (tee) for (const s of [child.stdout!, child.stderr!]) s.on('data', (c: Buffer) => appendFileSync(tee, c));
   let output = '';
   let peakKb = 0;
   const sample = (): void => {
