@@ -48,11 +48,9 @@ try {
   };
 
   const results: Record<string, ProxyFigures>[] = [await runPass(kinds)];
-  let order = [...compared];
   for (let pass = 2; pass <= passes && compared.length > 0; pass++) {
     // The first pass ran the compared kinds in `kinds` order; alternate from there.
-    order = pass % 2 === 0 ? [...compared].reverse() : [...compared];
-    results.push(await runPass(order));
+    results.push(await runPass(pass % 2 === 0 ? [...compared].reverse() : compared));
   }
   emitResult({ ...combinePasses(results), duration });
 } finally {
