@@ -29,7 +29,6 @@ export interface CaProcessOptions {
   readonly startTimeoutMs?: number;
 }
 
-/** `BENCH_CA_CPU_PROF=DIR` makes every bench CA write a V8 CPU profile into DIR on exit. */
 /** Node flags for the CA process: a CPU profile (BENCH_CA_CPU_PROF=DIR) and any experiment flags (BENCH_CA_NODE_FLAGS). */
 function profileArgs(): string[] {
   const dir = process.env['BENCH_CA_CPU_PROF'];

@@ -1,5 +1,5 @@
 /** Parses the two tables printed by the mtls-proxy harness's run.sh into bench JSON fields. */
-import { median } from './stats.js';
+import { median, round } from './stats.js';
 
 export interface ProxyFigures {
   keepaliveRps: number;
@@ -46,13 +46,13 @@ export function combinePasses(passes: readonly Record<string, ProxyFigures>[]): 
   const keys = [...new Set(passes.flatMap((p) => Object.keys(p)))];
   for (const key of keys) {
     const runs = passes.map((p) => p[key]).filter((f): f is ProxyFigures => f !== undefined);
-    const pick = (field: 'keepaliveRps' | 'keepaliveP99Ms' | 'newConnRps' | 'newConnP99Ms'): number => Math.round(median(runs.map((r) => r[field])) * 1000) / 1000;
+    const mid = (field: 'keepaliveRps' | 'keepaliveP99Ms' | 'newConnRps' | 'newConnP99Ms'): number => median(runs.map((r) => r[field]));
     const rss = runs.map((r) => r.rssMb).filter((v): v is number => v !== null);
     combined[key] = {
-      keepaliveRps: Math.round(median(runs.map((r) => r.keepaliveRps))),
-      keepaliveP99Ms: pick('keepaliveP99Ms'),
-      newConnRps: Math.round(median(runs.map((r) => r.newConnRps))),
-      newConnP99Ms: pick('newConnP99Ms'),
+      keepaliveRps: Math.round(mid('keepaliveRps')),
+      keepaliveP99Ms: round(mid('keepaliveP99Ms'), 3),
+      newConnRps: Math.round(mid('newConnRps')),
+      newConnP99Ms: round(mid('newConnP99Ms'), 3),
       rssMb: rss.length === 0 ? null : Math.max(...rss),
       passes: runs,
     };

@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import https from 'node:https';
-import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { httpsJson } from '../helpers/https.js';
@@ -65,32 +65,19 @@ test('curl --cert --key: the same renewal from a client nobody here wrote', asyn
   assert.match(text, /URI:spiffe:\/\/cluster\.local\/ns\/shop\/sa\/cart/);
 });
 
-/** POSTs a CSR through `agent`; resolves with the status, parsed body and the socket used. */
-function postCsr(agent: https.Agent, url: string, csrPem: string): Promise<{ status: number; body: Record<string, unknown>; socket: Socket }> {
-  return new Promise((resolve, reject) => {
-    const req = https.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown>, socket: req.socket as Socket }));
-    });
-    req.on('error', reject);
-    req.end(JSON.stringify({ csr: csrPem }));
-  });
-}
-
 test('TLS 1.2: renewals on one kept-alive connection, and openssl s_client cannot renegotiate', async () => {
   const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: ca.rootCertPem(), cert: svid.chainPem, key: svid.keyPem, maxVersion: 'TLSv1.2' });
+  // A kept-alive agent hands each finished request's socket back with 'free'.
+  const sockets = new Set<TLSSocket>();
+  agent.on('free', (socket: TLSSocket) => sockets.add(socket));
   try {
-    const sockets = new Set<Socket>();
     for (let i = 0; i < 3; i++) {
-      const res = await postCsr(agent, `${ca.apiUrl}/v1/certificates`, (await ssl.keyAndCsr()).csrPem);
-      assert.equal(res.status, 200, JSON.stringify(res.body));
-      assert.equal(res.body['spiffeId'], ID);
-      assert.equal((res.socket as Socket & { getProtocol(): string | null }).getProtocol(), 'TLSv1.2');
-      sockets.add(res.socket);
+      const res = await httpsJson(`${ca.apiUrl}/v1/certificates`, { agent, body: { csr: (await ssl.keyAndCsr()).csrPem } });
+      assert.equal(res.status, 200, res.text);
+      assert.equal(res.body.spiffeId, ID);
     }
     assert.equal(sockets.size, 1, 'the three renewals shared one connection');
+    for (const socket of sockets) assert.equal(socket.getProtocol(), 'TLSv1.2');
     assert.equal(lastIssued()['authenticator'], 'svid');
   } finally {
     agent.destroy();
