@@ -28,7 +28,7 @@ const PLAN = {
   tokenReview: ['section-tokenreview.ts', quick ? ['--issuances', '300', '--identities', '30'] : ['--issuances', '1000', '--identities', '100'], 300],
   proxy: ['section-proxy.ts', ['--duration', '10s', '--passes', '2'], 900],
   proxyBurst: ['section-proxy-burst.ts', quick ? ['--connections', '1000'] : ['--connections', '3000'], 120],
-  fleet: ['section-fleet.ts', quick ? ['--agents', '500', '--deadline', '20', '--workers', CORES] : ['--agents', '10000', '--deadline', '60', '--workers', CORES], 600],
+  fleet: ['section-fleet.ts', quick ? ['--agents', '500', '--deadline', '20', '--workers', CORES, '--floor-connections', '300'] : ['--agents', '10000', '--deadline', '60', '--workers', CORES], 600],
 };
 
 // CA processes run the compiled CLI (bench/ca-process.ts): build it from the current sources.

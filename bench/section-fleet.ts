@@ -2,17 +2,22 @@
  * Fleet start: N simulated agents in P client processes start at once against a fresh CA
  * process. Reports seconds until every agent holds a certificate, the CA's peak RSS (VmHWM)
  * and permanent failures.
+ * Then, with the CA stopped, the TLS floor under that figure (bench/tls-floor.ts): the CPU a bare
+ * node:tls server with the CA's TLS settings and the agents' own client spend per new connection.
  * Usage: node --import tsx bench/section-fleet.ts [--agents 10000] [--processes 2] [--deadline 60] [--workers 1]
+ *        [--floor-connections 2000]
  */
 import { join } from 'node:path';
 import { startCaProcess } from './ca-process.js';
 import { argNumber, emitResult, note } from './result-line.js';
 import { spawnScript } from './spawn-section.js';
+import { measureTlsFloor } from './tls-floor.js';
 
 const agents = argNumber('agents', 10_000);
 const processes = argNumber('processes', 2);
 const deadline = argNumber('deadline', 60);
 const workers = argNumber('workers', 1);
+const floorConnections = argNumber('floor-connections', 2000);
 
 interface ClientResult {
   agents: number;
@@ -30,6 +35,7 @@ interface ClientResult {
 }
 
 const ca = await startCaProcess(workers === 1 ? {} : { workers });
+let fleet: Record<string, unknown>;
 try {
   const per = Math.ceil(agents / processes);
   const clients = Array.from({ length: processes }, (_, i) =>
@@ -55,7 +61,7 @@ try {
   // Relative to this process's GO; the clients' own GO differs by the stdin hop (a few ms).
   const spread = results.flatMap((r) => r.certifiedAfterMs.map((ms) => ms + (r.goAt - goAt))).sort((a, b) => a - b);
   const secondsAt = (q: number): number | null => (spread.length === 0 ? null : Math.round((spread[Math.min(spread.length - 1, Math.ceil(q * spread.length) - 1)] ?? 0) / 100) / 10);
-  emitResult({
+  fleet = {
     agents,
     clientProcesses: processes,
     caWorkers: workers,
@@ -74,7 +80,10 @@ try {
     status503: sum('status503'),
     transportErrors: sum('transportErrors'),
     failureKinds,
-  });
+  };
 } finally {
   await ca.stop();
 }
+const tlsFloor = await measureTlsFloor({ connections: floorConnections, concurrency: 32, agents });
+note(`fleet TLS floor: ${JSON.stringify(tlsFloor)}`);
+emitResult({ ...fleet, tlsFloor });
