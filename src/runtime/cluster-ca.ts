@@ -44,7 +44,7 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
 
   const handle = (worker: Worker, message: unknown): void => {
     if (!isWorkerMessage(message)) return;
-    // A worker asks for the state once its listener is registered: 'online' fires too early.
+    // A worker asks for the state before it listens: 'online' fires before its handlers are set.
     if (message.t === 'rampart-hello') sendTo(worker, { t: 'rampart-state', state: runtime.state() });
     else if (message.t === 'rampart-listening') resolveUrl(message.url);
     else if (message.t === 'rampart-reports') for (const [id, seq] of message.entries) runtime.reportAgentSequence(id, seq);
@@ -142,6 +142,8 @@ export async function startClusterWorker(config: CaConfig, logger: Logger): Prom
   const kube = config.authn.includes('kubernetes') ? await (await import('./kubernetes-support.js')).startKubernetesSupport(config, { logger: logger.child({ component: 'kubernetes' }), registry, clock: systemClock, authOnly: true }) : null;
   const api = await startApi(config, replica, { logger, clock: systemClock, metrics, ...(kube ? { kubernetesAuthenticator: () => kube.authenticator() } : {}) });
   send({ t: 'rampart-listening', url: api.url });
+  // Operators (and the cluster test) see when a worker, first or replacement, takes requests.
+  logger.info({ event: 'worker-serving' }, 'signing worker is serving the API');
   const stop = async (): Promise<void> => {
     replica.stop();
     await api.stop();

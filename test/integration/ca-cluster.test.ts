@@ -1,7 +1,8 @@
 /**
  * The multi-core CA: `rampart ca --workers 2` as a real process tree. Workers sign and serve the
  * API on one port; the primary keeps the single writer, so admin steps sent to any worker land
- * in the one state, and /metrics adds up every worker's issuances.
+ * in the one state, /metrics adds up every worker's issuances, and a worker that dies is replaced
+ * by one that starts from the current state.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -77,6 +78,26 @@ test('two signing workers share one port, one state and one metrics exposition',
     const onDisk = JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8')) as { sequence: number; roots: unknown[] };
     assert.equal(onDisk.sequence, 2);
     assert.equal(onDisk.roots.length, 2);
+
+    // A worker that dies is replaced, and the replacement starts from the current state. Then the
+    // other original worker is killed too, so the requests right after it are the replacement's.
+    const workerPids = (): number[] => readFileSync(`/proc/${ca.pid}/task/${ca.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    const [victim, survivor] = workerPids();
+    assert.ok(victim !== undefined && survivor !== undefined);
+    const exited = waitForLogEvent(ca, 'worker-exited', 10_000);
+    const replacementServing = waitForLogEvent(ca, 'worker-serving', 120_000);
+    process.kill(victim, 'SIGKILL');
+    assert.equal((await exited)['signal'], 'SIGKILL');
+    const replacement = Number((await replacementServing)['pid']);
+    assert.deepEqual(new Set(workerPids()), new Set([survivor, replacement]));
+    const survivorExited = waitForLogEvent(ca, 'worker-exited', 10_000);
+    process.kill(survivor, 'SIGKILL');
+    await survivorExited;
+    const { csrPem } = await ssl.keyAndCsr();
+    const res = await httpsJson(`${apiUrl}/v1/certificates`, { ca: roots, token, body: { csr: csrPem } });
+    assert.equal(res.status, 200, res.text);
+    const bundle = await httpsJson(`${apiUrl}/v1/trust-bundle?format=json`, { ca: roots });
+    assert.equal(bundle.body.sequence, 2, 'the replacement worker serves the current state');
 
     ca.kill('SIGTERM');
     const [code] = (await once(ca, 'exit')) as [number | null];
