@@ -6,12 +6,13 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { AggregatorRegistry, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import type { CaConfig } from '../config/ca-config.js';
 import { formatHostPort } from '../config/values.js';
 import { systemClock } from '../core/clock.js';
 import { isRampartError } from '../core/errors.js';
 import { createCaMetrics } from '../observability/ca-metrics.js';
+import { ClusterMetrics, type MetricsJson } from '../observability/cluster-metrics.js';
 import { createMonitoringServer } from '../server/monitoring.js';
 import { isPrimaryMessage, isWorkerMessage, type PrimaryMessage, type WorkerMessage } from './cluster-messages.js';
 import { ReplicaRuntime } from './replica-runtime.js';
@@ -30,6 +31,8 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
   const runtime = core.runtime;
   const workers = new Set<Worker>();
   const metricWaiters = new Map<number, (m: unknown) => void>();
+  // Keeps an exited worker's last counts in the exposition, so counters never go down.
+  const clusterMetrics = new ClusterMetrics();
   let nextMetricId = 1;
   let stopping = false;
   let resolveUrl: (url: string) => void = () => undefined;
@@ -65,6 +68,7 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
     worker.on('message', (m: unknown) => handle(worker, m));
     worker.on('exit', (code, signal) => {
       workers.delete(worker);
+      clusterMetrics.retire(worker.id);
       if (stopping) return;
       logger.error({ event: 'worker-exited', code, signal }, 'a signing worker exited; starting another');
       setTimeout(fork, 500).unref();
@@ -73,25 +77,22 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
   logger.info({ event: 'forking-workers', workers: config.workers }, 'starting signing workers');
   for (let i = 0; i < config.workers; i++) fork();
 
-  // Workers' counters and histograms are summed with the primary's gauges into one exposition.
-  const workerMetrics = (w: Worker): Promise<object> =>
+  const workerMetrics = (w: Worker): Promise<MetricsJson> =>
     new Promise((resolve) => {
       const id = nextMetricId++;
       const timer = setTimeout(() => resolve([]), 2000);
       metricWaiters.set(id, (m) => {
         clearTimeout(timer);
         metricWaiters.delete(id);
-        resolve(m as object);
+        if (workers.has(w)) clusterMetrics.observe(w.id, m as MetricsJson);
+        resolve(m as MetricsJson);
       });
       sendTo(w, { t: 'rampart-metrics-request', id });
     });
   // Workers' counters and histograms are summed with the primary's gauges into one exposition.
   const monitoring = createMonitoringServer({
     registry: core.registry,
-    metrics: async () => {
-      const parts: object[] = [await core.registry.getMetricsAsJSON(), ...(await Promise.all([...workers].map(workerMetrics)))];
-      return AggregatorRegistry.aggregate(parts).metrics();
-    },
+    metrics: async () => clusterMetrics.exposition(await core.registry.getMetricsAsJSON(), await Promise.all([...workers].map(workerMetrics))),
     ready: () => (runtime.ready && workers.size > 0 ? true : 'no signing worker or no valid intermediate'),
   });
   await monitoring.listen({ host: config.monitoringListen.host, port: config.monitoringListen.port });

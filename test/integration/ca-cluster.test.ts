@@ -98,6 +98,10 @@ test('two signing workers share one port, one state and one metrics exposition',
     assert.equal(res.status, 200, res.text);
     const bundle = await httpsJson(`${apiUrl}/v1/trust-bundle?format=json`, { ca: roots });
     assert.equal(bundle.body.sequence, 2, 'the replacement worker serves the current state');
+    // Both original workers are gone, but their counts stay: a drop would read as a reset.
+    const after = await fetch(`${monitoringUrl}/metrics`).then((r) => r.text());
+    const okAfter = after.split('\n').find((l) => l.startsWith('rampart_ca_certificates_issued_total{result="ok"}'));
+    assert.equal(Number(okAfter?.split(' ')[1]), issued + 1, 'the exited workers\' issuances are still counted');
 
     ca.kill('SIGTERM');
     const [code] = (await once(ca, 'exit')) as [number | null];
