@@ -28,7 +28,13 @@ const round2 = (x: number): number => Math.round(x * 100) / 100;
 
 export async function measureTlsFloor(options: { connections: number; concurrency: number; agents: number }): Promise<TlsFloor> {
   const server = spawnScript<{ cpuMs: number; connections: number }>('tls-floor-server.ts', [], 120_000);
-  const waitFor = (prefix: string): Promise<string> => new Promise((resolve) => server.onLine((l) => l.startsWith(prefix) && resolve(l.slice(prefix.length))));
+  // A server that dies before it answers fails the measurement instead of hanging it.
+  const exitedEarly = server.result.then(() => {
+    throw new Error('the TLS floor server exited before answering');
+  });
+  exitedEarly.catch(() => undefined);
+  const waitFor = (prefix: string): Promise<string> =>
+    Promise.race([new Promise<string>((resolve) => server.onLine((l) => l.startsWith(prefix) && resolve(l.slice(prefix.length)))), exitedEarly]);
   const ready = JSON.parse(await waitFor('READY ')) as { port: number; rootPem: string };
   const target = { host: '127.0.0.1', port: ready.port, servername: 'localhost', secureContext: trustContext(ready.rootPem), timeoutMs: 15_000 };
   // A request the size of an agent's: bearer token and CSR body are opaque to this server.
