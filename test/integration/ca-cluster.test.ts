@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -102,6 +103,81 @@ test('two signing workers share one port, one state and one metrics exposition',
     const after = await fetch(`${monitoringUrl}/metrics`).then((r) => r.text());
     const okAfter = after.split('\n').find((l) => l.startsWith('rampart_ca_certificates_issued_total{result="ok"}'));
     assert.equal(Number(okAfter?.split(' ')[1]), issued + 1, 'the exited workers\' issuances are still counted');
+
+    ca.kill('SIGTERM');
+    const [code] = (await once(ca, 'exit')) as [number | null];
+    assert.equal(code, 0);
+  } finally {
+    if (ca.exitCode === null) ca.kill('SIGKILL');
+    await ssl.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test('root rotation while two workers sign: every leaf links to the bundle served right after it', { timeout: 180_000 }, async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'rampart-cluster-rotation-'));
+  const ssl = await OpenSsl.create();
+  const ca = spawnCli(['ca', '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0', '--workers', '2']);
+  try {
+    const apiUrl = String((await waitForLogEvent(ca, 'ca-started', 150_000))['apiUrl']);
+    // The client trusts every root it has seen published: the CA's serving chain moves to the new root at activate.
+    const trusted = new Set([readFileSync(join(stateDir, 'root-cert.pem'), 'utf8')]);
+    const token = await mintDevToken({ stateDir, namespace: 'shop', serviceAccount: 'cart' });
+    const admin = await mintDevToken({ stateDir, namespace: 'rampart-system', serviceAccount: 'rampart-admin' });
+    const csrs: string[] = [];
+    for (let i = 0; i < 4; i++) csrs.push((await ssl.keyAndCsr()).csrPem);
+
+    let rotating = true;
+    let issued = 0;
+    const problems: string[] = [];
+    const sequences = new Set<number>();
+    let last: { leafPem: string; chainPems: string[]; rootPems: string[] } | undefined;
+    const issueLoop = async (loop: number): Promise<void> => {
+      while (rotating) {
+        const res = await httpsJson(`${apiUrl}/v1/certificates`, { ca: [...trusted], token, body: { csr: csrs[(issued + loop) % csrs.length] } });
+        if (res.status !== 200) {
+          problems.push(`issue answered ${res.status}: ${res.text}`);
+          continue;
+        }
+        const chainPems = res.body.certChain as string[];
+        const bundle = await httpsJson(`${apiUrl}/v1/trust-bundle?format=json`, { ca: [...trusted] });
+        const rootPems = (bundle.body.roots as Array<{ pem: string }>).map((r) => r.pem);
+        sequences.add(bundle.body.sequence as number);
+        for (const pem of rootPems) trusted.add(pem);
+        const [leaf, intermediate] = chainPems.map((p) => new X509Certificate(p));
+        const linked = leaf !== undefined && intermediate !== undefined && leaf.verify(intermediate.publicKey) && rootPems.some((pem) => {
+          const root = new X509Certificate(pem);
+          return intermediate.checkIssued(root) && intermediate.verify(root.publicKey);
+        });
+        if (!linked) problems.push(`a leaf does not link to bundle sequence ${String(bundle.body.sequence)}`);
+        issued++;
+        last = { leafPem: chainPems[0] as string, chainPems, rootPems };
+      }
+    };
+    const loops = [0, 1, 2].map(issueLoop);
+    const step = async (name: string, body: object): Promise<void> => {
+      await new Promise((r) => setTimeout(r, 300));
+      const res = await httpsJson(`${apiUrl}/v1/admin/roots/${name}`, { ca: [...trusted], token: admin, body });
+      assert.equal(res.status, 200, `${name}: ${res.text}`);
+    };
+    try {
+      await step('prepare', {});
+      await step('activate', { force: true });
+      await step('retire', { force: true });
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      rotating = false;
+      await Promise.all(loops);
+    }
+
+    assert.deepEqual(problems, []);
+    assert.ok(issued > 0);
+    // prepare, activate and retire each published a bundle, and the loops saw the last one.
+    assert.ok(sequences.has(4), `sequences seen: ${[...sequences].join(', ')}`);
+    assert.ok(last !== undefined);
+    assert.equal(last.rootPems.length, 1, 'only the new root is left');
+    const verified = await ssl.verify({ rootsPem: last.rootPems.join(''), leafPem: last.leafPem, untrustedPems: last.chainPems.slice(1) });
+    assert.equal(verified.code, 0, verified.stderr);
 
     ca.kill('SIGTERM');
     const [code] = (await once(ca, 'exit')) as [number | null];
