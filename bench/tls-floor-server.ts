@@ -12,6 +12,7 @@ import { createInterface } from 'node:readline';
 import { signingContextFor } from '../src/core/ca/authority.js';
 import { bootstrapState, DEFAULT_LIFETIMES } from '../src/core/ca/rotation.js';
 import { systemClock } from '../src/core/clock.js';
+import { certificatePem, decodeCertificates } from '../src/core/pki/pem.js';
 import { apiTlsOptions, issueServingCertificate } from '../src/server/tls.js';
 import { emitResult } from './result-line.js';
 
@@ -19,7 +20,7 @@ const TRUST_DOMAIN = 'cluster.local';
 const state = bootstrapState(TRUST_DOMAIN, Date.now(), DEFAULT_LIFETIMES);
 const context = signingContextFor(state);
 const serving = issueServingCertificate(context, { trustDomain: TRUST_DOMAIN, names: ['localhost', '127.0.0.1', '::1'], ttlMs: 3_600_000, clock: systemClock });
-const body = JSON.stringify({ certChain: serving.certChainPem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----\n?/g), trustBundle: context.bundlePems });
+const body = JSON.stringify({ certChain: decodeCertificates(serving.certChainPem).map(certificatePem), trustBundle: context.bundlePems });
 const answer = Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`, 'latin1');
 
 let connections = 0;

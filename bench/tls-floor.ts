@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import { postOverFreshTls } from './fresh-tls-post.js';
 import { trustContext } from './post-csr.js';
 import { spawnScript } from './spawn-section.js';
+import { round } from './stats.js';
 
 export interface TlsFloor {
   readonly connections: number;
@@ -21,10 +22,8 @@ export interface TlsFloor {
 
 /** `agents × (server + client) ms / cores`: a lower bound, since both sides share the cores. */
 export function handshakeSeconds(agents: number, serverMs: number, clientMs: number, cores: number): number {
-  return Math.round(((agents * (serverMs + clientMs)) / 1000 / Math.max(1, cores)) * 10) / 10;
+  return round((agents * (serverMs + clientMs)) / 1000 / Math.max(1, cores));
 }
-
-const round2 = (x: number): number => Math.round(x * 100) / 100;
 
 export async function measureTlsFloor(options: { connections: number; concurrency: number; agents: number }): Promise<TlsFloor> {
   const server = spawnScript<{ cpuMs: number; connections: number }>('tls-floor-server.ts', [], 120_000);
@@ -67,8 +66,8 @@ export async function measureTlsFloor(options: { connections: number; concurrenc
   return {
     connections: options.connections,
     concurrency: options.concurrency,
-    serverCpuMsPerConnection: round2(serverMs),
-    clientCpuMsPerConnection: round2(clientMs),
+    serverCpuMsPerConnection: round(serverMs, 2),
+    clientCpuMsPerConnection: round(clientMs, 2),
     secondsForAgents: handshakeSeconds(options.agents, serverMs, clientMs, cores),
     agents: options.agents,
     cores,

@@ -6,6 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -35,15 +36,46 @@ function waitForLogEvent(child: ReturnType<typeof spawnCli>, event: string, time
   });
 }
 
-test('two signing workers share one port, one state and one metrics exposition', { timeout: 180_000 }, async () => {
+interface ClusterCa {
+  readonly ca: ChildProcess;
+  readonly stateDir: string;
+  readonly ssl: OpenSsl;
+  readonly started: Record<string, unknown>;
+  readonly apiUrl: string;
+  readonly monitoringUrl: string;
+}
+
+/**
+ * Runs `body` against a fresh `rampart ca --workers 2`, then requires a clean exit on SIGTERM;
+ * the process tree, openssl helper and state dir are removed whatever happens.
+ */
+async function withClusterCa(body: (cluster: ClusterCa) => Promise<void>): Promise<void> {
   const stateDir = mkdtempSync(join(tmpdir(), 'rampart-cluster-'));
   const ssl = await OpenSsl.create();
   const ca = spawnCli(['ca', '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0', '--workers', '2']);
   try {
     const started = await waitForLogEvent(ca, 'ca-started', 150_000);
+    await body({ ca, stateDir, ssl, started, apiUrl: String(started['apiUrl']), monitoringUrl: String(started['monitoringUrl']) });
+    ca.kill('SIGTERM');
+    const [code] = (await once(ca, 'exit')) as [number | null];
+    assert.equal(code, 0);
+  } finally {
+    if (ca.exitCode === null) ca.kill('SIGKILL');
+    await ssl.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+/** `rampart_ca_certificates_issued_total{result="ok"}` as the primary exposes it. */
+async function issuedOk(monitoringUrl: string): Promise<number> {
+  const metrics = await fetch(`${monitoringUrl}/metrics`).then((r) => r.text());
+  const line = metrics.split('\n').find((l) => l.startsWith('rampart_ca_certificates_issued_total{result="ok"}'));
+  return Number(line?.split(' ')[1]);
+}
+
+test('two signing workers share one port, one state and one metrics exposition', { timeout: 180_000 }, () =>
+  withClusterCa(async ({ ca, stateDir, ssl, started, apiUrl, monitoringUrl }) => {
     assert.equal(started['workers'], 2);
-    const apiUrl = String(started['apiUrl']);
-    const monitoringUrl = String(started['monitoringUrl']);
     const roots = readFileSync(join(stateDir, 'root-cert.pem'), 'utf8');
     const token = await mintDevToken({ stateDir, namespace: 'shop', serviceAccount: 'cart' });
 
@@ -58,10 +90,8 @@ test('two signing workers share one port, one state and one metrics exposition',
     }
     assert.equal(serials.size, issued);
 
-    const metrics = await fetch(`${monitoringUrl}/metrics`).then((r) => r.text());
-    const okLine = metrics.split('\n').find((l) => l.startsWith('rampart_ca_certificates_issued_total{result="ok"}'));
-    assert.equal(Number(okLine?.split(' ')[1]), issued, 'the primary sums every worker\'s counter');
-    assert.match(metrics, /^rampart_ca_trust_bundle_sequence 1$/m);
+    assert.equal(await issuedOk(monitoringUrl), issued, 'the primary sums every worker\'s counter');
+    assert.match(await fetch(`${monitoringUrl}/metrics`).then((r) => r.text()), /^rampart_ca_trust_bundle_sequence 1$/m);
 
     // Admin steps reach the primary (the only writer) whichever worker takes the request.
     const admin = await mintDevToken({ stateDir, namespace: 'rampart-system', serviceAccount: 'rampart-admin' });
@@ -100,26 +130,11 @@ test('two signing workers share one port, one state and one metrics exposition',
     const bundle = await httpsJson(`${apiUrl}/v1/trust-bundle?format=json`, { ca: roots });
     assert.equal(bundle.body.sequence, 2, 'the replacement worker serves the current state');
     // Both original workers are gone, but their counts stay: a drop would read as a reset.
-    const after = await fetch(`${monitoringUrl}/metrics`).then((r) => r.text());
-    const okAfter = after.split('\n').find((l) => l.startsWith('rampart_ca_certificates_issued_total{result="ok"}'));
-    assert.equal(Number(okAfter?.split(' ')[1]), issued + 1, 'the exited workers\' issuances are still counted');
+    assert.equal(await issuedOk(monitoringUrl), issued + 1, 'the exited workers\' issuances are still counted');
+  }));
 
-    ca.kill('SIGTERM');
-    const [code] = (await once(ca, 'exit')) as [number | null];
-    assert.equal(code, 0);
-  } finally {
-    if (ca.exitCode === null) ca.kill('SIGKILL');
-    await ssl.close();
-    rmSync(stateDir, { recursive: true, force: true });
-  }
-});
-
-test('root rotation while two workers sign: every leaf links to the bundle served right after it', { timeout: 180_000 }, async () => {
-  const stateDir = mkdtempSync(join(tmpdir(), 'rampart-cluster-rotation-'));
-  const ssl = await OpenSsl.create();
-  const ca = spawnCli(['ca', '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0', '--workers', '2']);
-  try {
-    const apiUrl = String((await waitForLogEvent(ca, 'ca-started', 150_000))['apiUrl']);
+test('root rotation while two workers sign: every leaf links to the bundle served right after it', { timeout: 180_000 }, () =>
+  withClusterCa(async ({ stateDir, ssl, apiUrl }) => {
     // The client trusts every root it has seen published: the CA's serving chain moves to the new root at activate.
     const trusted = new Set([readFileSync(join(stateDir, 'root-cert.pem'), 'utf8')]);
     const token = await mintDevToken({ stateDir, namespace: 'shop', serviceAccount: 'cart' });
@@ -178,13 +193,4 @@ test('root rotation while two workers sign: every leaf links to the bundle serve
     assert.equal(last.rootPems.length, 1, 'only the new root is left');
     const verified = await ssl.verify({ rootsPem: last.rootPems.join(''), leafPem: last.leafPem, untrustedPems: last.chainPems.slice(1) });
     assert.equal(verified.code, 0, verified.stderr);
-
-    ca.kill('SIGTERM');
-    const [code] = (await once(ca, 'exit')) as [number | null];
-    assert.equal(code, 0);
-  } finally {
-    if (ca.exitCode === null) ca.kill('SIGKILL');
-    await ssl.close();
-    rmSync(stateDir, { recursive: true, force: true });
-  }
-});
+  }));
