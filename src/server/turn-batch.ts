@@ -9,8 +9,9 @@
  * wakes an idle peer costs tens of microseconds inside writev; held to the turn's end, the CA's
  * CPU per certificate and the load generator's per request both fell (`npm run bench`, e2e).
  *
- * Bounded, unlike Nagle's algorithm: a response waits for at most `maxBatch - 1` others or
- * `maxDelayMs`, whichever comes first. A lone response waits only for the rest of its turn.
+ * Bounded, unlike Nagle's algorithm: a response waits until its turn ends, until `maxBatch - 1`
+ * others are ready, or until a later one finds it held for `maxDelayMs`, whichever comes first.
+ * A lone response waits only for the rest of its turn (one setImmediate hop when idle).
  */
 export interface TurnBatchOptions {
   /** Responses held at most; the one that fills the batch releases it at once. */
