@@ -2,10 +2,8 @@
  * The Go crypto/x509 anchor (/work/shared/anchors/go-x509-issue): built into a temp dir when
  * `go` is on PATH, run with 1 and 2 workers; null figures when Go is not installed.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { buildGoProgram } from './go-build.js';
 
 export const GO_ANCHOR_DIR = process.env['RAMPART_GO_ANCHOR'] ?? '/work/shared/anchors/go-x509-issue';
 
@@ -24,19 +22,10 @@ function certsPerSecond(output: string): number {
 
 /** Builds the anchor, or returns why it cannot (Go not installed). */
 export function buildGoAnchor(): GoAnchor | string {
-  if (spawnSync('go', ['version'], { stdio: 'ignore' }).status !== 0) return 'go not on PATH';
-  const dir = mkdtempSync(join(tmpdir(), 'rampart-go-anchor-'));
-  try {
-    // The anchor directory is read-only; build a copy so go can write nothing next to it.
-    cpSync(GO_ANCHOR_DIR, join(dir, 'src'), { recursive: true });
-    const bin = join(dir, 'goissue');
-    execFileSync('go', ['build', '-o', bin, '.'], { cwd: join(dir, 'src'), stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, GOFLAGS: '-mod=mod', GOCACHE: join(dir, 'cache'), GOPROXY: 'off' } });
-    return {
-      run: (workers, n) => certsPerSecond(execFileSync(bin, ['-n', String(n), '-workers', String(workers)], { encoding: 'utf8', timeout: 300_000 })),
-      dispose: () => rmSync(dir, { recursive: true, force: true }),
-    };
-  } catch (e) {
-    rmSync(dir, { recursive: true, force: true });
-    throw e;
-  }
+  const binary = buildGoProgram(GO_ANCHOR_DIR, 'goissue');
+  if (typeof binary === 'string') return binary;
+  return {
+    run: (workers, n) => certsPerSecond(execFileSync(binary.path, ['-n', String(n), '-workers', String(workers)], { encoding: 'utf8', timeout: 300_000 })),
+    dispose: () => binary.dispose(),
+  };
 }
