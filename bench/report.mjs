@@ -86,11 +86,11 @@ export function buildRows(r) {
     add('fleet.permanentFailures', f?.permanentFailures, '0', f ? f.permanentFailures === 0 : false);
     add('fleet.caPeakRssMb', f?.caPeakRssMb, '<= 512', f ? f.caPeakRssMb <= 512 : false);
     if (f) add('fleet CA CPU ms/agent', f.caCpuMsPerAgent, f.caCpuMsPerAgent ? `info: ${f.caCpuSeconds} CPU s in total` : '');
-    if (f) add('fleet simulated agents CPU ms/agent (same cores)', f.clientCpuSeconds === undefined ? null : Math.round((100_000 * f.clientCpuSeconds) / Math.max(1, f.certified)) / 100, f.caWorkers ? `info: CA --workers ${f.caWorkers}` : '');
+    if (f) add('fleet simulated agents CPU ms/agent (same cores)', f.clientCpuSeconds === undefined ? null : Math.round((100_000 * f.clientCpuSeconds) / Math.max(1, f.certified)) / 100, `info: ${f.client ?? 'node'} client${f.caWorkers ? `, CA --workers ${f.caWorkers}` : ''}`);
     if (f) add('fleet 429 / 503 / transport errors', `${f.status429} / ${f.status503} / ${f.transportErrors}`);
     const t = f?.tlsFloor;
     if (t) {
-      add('fleet TLS floor CPU ms/connection, CA side / agent side', `${t.serverCpuMsPerConnection} / ${t.clientCpuMsPerConnection}`, 'info: bare node:tls, the CA\'s TLS settings, no HTTP or signing');
+      add('fleet TLS floor CPU ms/connection, CA side / agent side', `${t.serverCpuMsPerConnection} / ${t.clientCpuMsPerConnection}`, `info: bare node:tls server with the CA's TLS settings, ${t.client ?? 'node'} client, no HTTP or signing`);
       add(`fleet TLS floor: handshakes of ${t.agents} agents on ${t.cores} cores (s)`, t.secondsForAgents, 'info: a lower bound under fleet.secondsToAllCertified');
     }
   }

@@ -4,13 +4,22 @@
  * and permanent failures.
  * Then, with the CA stopped, the TLS floor under that figure (bench/tls-floor.ts): the CPU a bare
  * node:tls server with the CA's TLS settings and the agents' own client spend per new connection.
+ *
+ * The simulated agents share the machine's cores with the CA, so their own CPU bounds the
+ * figure. `--client auto` (the default) runs them in the compiled client bench/fleet-go when Go
+ * is installed (same protocol and behaviour as bench/fleet-client.ts, at a fraction of node:tls's
+ * CPU per connection), else in Node; `--client node` or `--client go` forces one.
  * Usage: node --import tsx bench/section-fleet.ts [--agents 10000] [--processes 2] [--deadline 60] [--workers 1]
- *        [--floor-connections 2000]
+ *        [--floor-connections 2000] [--client auto|go|node]
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCaProcess } from './ca-process.js';
-import { argNumber, emitResult, note } from './result-line.js';
-import { spawnScript } from './spawn-section.js';
+import { REPO_ROOT, startCaProcess } from './ca-process.js';
+import { mintBenchTokens } from './dev-tokens.js';
+import { buildGoProgram, type GoBinary } from './go-build.js';
+import { argNumber, argString, emitResult, note } from './result-line.js';
+import { spawnProgram, spawnScript, type SpawnedScript } from './spawn-section.js';
 import { measureTlsFloor } from './tls-floor.js';
 
 const agents = argNumber('agents', 10_000);
@@ -18,6 +27,18 @@ const processes = argNumber('processes', 2);
 const deadline = argNumber('deadline', 60);
 const workers = argNumber('workers', 1);
 const floorConnections = argNumber('floor-connections', 2000);
+const clientChoice = argString('client', 'auto');
+if (!['auto', 'go', 'node'].includes(clientChoice)) throw new Error(`--client must be auto, go or node, not ${clientChoice}`);
+
+let goClient: GoBinary | undefined;
+if (clientChoice !== 'node') {
+  const built = buildGoProgram(join(REPO_ROOT, 'bench/fleet-go'), 'fleet-go');
+  if (typeof built !== 'string') goClient = built;
+  else if (clientChoice === 'go') throw new Error(`--client go: ${built}`);
+  else note(`fleet: ${built}; the simulated agents run in Node`);
+}
+const client = goClient === undefined ? 'node' : 'go';
+const tokenDir = mkdtempSync(join(tmpdir(), 'rampart-fleet-tokens-'));
 
 interface ClientResult {
   agents: number;
@@ -38,16 +59,20 @@ const ca = await startCaProcess(workers === 1 ? {} : { workers });
 let fleet: Record<string, unknown>;
 try {
   const per = Math.ceil(agents / processes);
-  const clients = Array.from({ length: processes }, (_, i) =>
-    spawnScript<ClientResult>(
-      'fleet-client.ts',
-      ['--url', ca.apiUrl, '--ca-file', join(ca.stateDir, 'root-cert.pem'), '--state-dir', ca.stateDir, '--agents', String(Math.min(per, agents - i * per)), '--index', String(i), '--deadline', String(deadline)],
-      (deadline + 300) * 1000,
-    ),
-  );
+  const spawnClient = async (i: number): Promise<SpawnedScript<ClientResult>> => {
+    const count = Math.min(per, agents - i * per);
+    const common = ['--url', ca.apiUrl, '--ca-file', join(ca.stateDir, 'root-cert.pem'), '--agents', String(count), '--index', String(i), '--deadline', String(deadline)];
+    const timeoutMs = (deadline + 300) * 1000;
+    if (goClient === undefined) return spawnScript<ClientResult>('fleet-client.ts', [...common, '--state-dir', ca.stateDir], timeoutMs);
+    // Minted here with the same service accounts the Node client would mint for itself.
+    const tokensFile = join(tokenDir, `tokens-${i}.txt`);
+    writeFileSync(tokensFile, (await mintBenchTokens(ca.stateDir, count, `fleet-${i}`)).join('\n'), { mode: 0o600 });
+    return spawnProgram<ClientResult>(goClient.path, [...common, '--tokens-file', tokensFile], 'bench/fleet-go', timeoutMs);
+  };
+  const clients = await Promise.all(Array.from({ length: processes }, (_, i) => spawnClient(i)));
   await Promise.all(clients.map((c) => new Promise<void>((res) => c.onLine((l) => l === 'READY' && res()))));
   const rssBeforeMb = ca.peakRssMb();
-  note(`fleet: ${agents} agents in ${processes} processes ready; CA pid ${ca.pid} (${rssBeforeMb} MB); GO`);
+  note(`fleet: ${agents} agents in ${processes} ${client} processes ready; CA pid ${ca.pid} (${rssBeforeMb} MB); GO`);
   const goAt = Date.now();
   const cpuBefore = ca.cpuSeconds();
   for (const c of clients) c.send('GO');
@@ -64,6 +89,7 @@ try {
   fleet = {
     agents,
     clientProcesses: processes,
+    client,
     caWorkers: workers,
     certified,
     secondsToAllCertified: certified === agents ? Math.round((last - goAt) / 100) / 10 : null,
@@ -83,7 +109,12 @@ try {
   };
 } finally {
   await ca.stop();
+  rmSync(tokenDir, { recursive: true, force: true });
 }
-const tlsFloor = await measureTlsFloor({ connections: floorConnections, concurrency: 32, agents });
-note(`fleet TLS floor: ${JSON.stringify(tlsFloor)}`);
-emitResult({ ...fleet, tlsFloor });
+try {
+  const tlsFloor = await measureTlsFloor({ connections: floorConnections, concurrency: 32, agents, ...(goClient === undefined ? {} : { goClient: goClient.path }) });
+  note(`fleet TLS floor: ${JSON.stringify(tlsFloor)}`);
+  emitResult({ ...fleet, tlsFloor });
+} finally {
+  goClient?.dispose();
+}

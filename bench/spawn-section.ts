@@ -1,4 +1,4 @@
-/** Runs `node --import tsx bench/<script>` as a child and returns its BENCH_RESULT value. */
+/** Runs a bench child (`node --import tsx bench/<script>`, or a built program) and returns its BENCH_RESULT value. */
 import { spawn } from 'node:child_process';
 import { REPO_ROOT } from './ca-process.js';
 import { RESULT_PREFIX } from './result-line.js';
@@ -12,7 +12,13 @@ export interface SpawnedScript<T> {
 }
 
 export function spawnScript<T>(script: string, args: readonly string[], timeoutMs: number): SpawnedScript<T> {
-  const child = spawn(process.execPath, [...(process.env['BENCH_CLIENT_CPU_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_CLIENT_CPU_PROF']}`] : []), '--import', 'tsx', `bench/${script}`, ...args], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
+  const profile = process.env['BENCH_CLIENT_CPU_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_CLIENT_CPU_PROF']}`] : [];
+  return spawnProgram<T>(process.execPath, [...profile, '--import', 'tsx', `bench/${script}`, ...args], `bench/${script}`, timeoutMs);
+}
+
+/** Runs `command` with the same READY/GO line protocol and BENCH_RESULT line as a bench script. */
+export function spawnProgram<T>(command: string, args: readonly string[], label: string, timeoutMs: number): SpawnedScript<T> {
+  const child = spawn(command, args, { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
   const listeners: Array<(line: string) => void> = [];
   let buffered = '';
   let value: T | undefined;
@@ -29,12 +35,12 @@ export function spawnScript<T>(script: string, args: readonly string[], timeoutM
   const result = new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`bench/${script} did not finish within ${timeoutMs} ms`));
+      reject(new Error(`${label} did not finish within ${timeoutMs} ms`));
     }, timeoutMs);
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
       if (value !== undefined) resolve(value);
-      else reject(new Error(`bench/${script} exited (${code ?? signal}) without a result`));
+      else reject(new Error(`${label} exited (${code ?? signal}) without a result`));
     });
   });
   return {

@@ -1,12 +1,15 @@
 /**
  * Measures the TLS floor under the fleet figure: CPU per new connection in a bare node:tls
  * server with the CA's TLS settings (bench/tls-floor-server.ts) and in the fleet's own agent
- * client (postOverFreshTls), at a concurrency the server keeps up with, so nothing is wasted.
+ * client (postOverFreshTls, or the compiled bench/fleet-go when the fleet ran that), at a
+ * concurrency the server keeps up with, so nothing is wasted.
  */
-import { availableParallelism } from 'node:os';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { postOverFreshTls } from './fresh-tls-post.js';
 import { trustContext } from './post-csr.js';
-import { spawnScript } from './spawn-section.js';
+import { spawnProgram, spawnScript } from './spawn-section.js';
 import { round } from './stats.js';
 
 export interface TlsFloor {
@@ -18,6 +21,7 @@ export interface TlsFloor {
   readonly secondsForAgents: number;
   readonly agents: number;
   readonly cores: number;
+  readonly client: 'node' | 'go';
 }
 
 /** `agents × (server + client) ms / cores`: a lower bound, since both sides share the cores. */
@@ -25,7 +29,20 @@ export function handshakeSeconds(agents: number, serverMs: number, clientMs: num
   return round((agents * (serverMs + clientMs)) / 1000 / Math.max(1, cores));
 }
 
-export async function measureTlsFloor(options: { connections: number; concurrency: number; agents: number }): Promise<TlsFloor> {
+/** CPU seconds the Go client spent on `connections` connections after its warm-up. */
+async function goClientCpuSeconds(binary: string, port: number, rootFile: string, connections: number, concurrency: number, markServer: () => Promise<void>): Promise<number> {
+  const client = spawnProgram<{ cpuSeconds: number }>(binary, ['--url', `https://localhost:${port}`, '--ca-file', rootFile, '--floor', String(connections), '--concurrency', String(concurrency)], 'bench/fleet-go --floor', 120_000);
+  const failed = client.result.then(() => {
+    throw new Error('the Go floor client exited before its warm-up ended');
+  });
+  failed.catch(() => undefined);
+  await Promise.race([new Promise<void>((resolve) => client.onLine((l) => l === 'WARMED' && resolve())), failed]);
+  await markServer();
+  client.send('GO');
+  return (await client.result).cpuSeconds;
+}
+
+export async function measureTlsFloor(options: { connections: number; concurrency: number; agents: number; goClient?: string }): Promise<TlsFloor> {
   const server = spawnScript<{ cpuMs: number; connections: number }>('tls-floor-server.ts', [], 120_000);
   // A server that dies before it answers fails the measurement instead of hanging it.
   const exitedEarly = server.result.then(() => {
@@ -50,18 +67,34 @@ export async function measureTlsFloor(options: { connections: number; concurrenc
       }),
     );
   };
-  await run(Math.min(200, options.connections)); // warm-up: JIT and first-use costs on both sides
-  const marked = waitFor('MARKED');
-  server.send('MARK');
-  await marked;
-  const cpuBefore = process.cpuUsage();
-  await run(options.connections);
-  const cpu = process.cpuUsage(cpuBefore);
+  const markServer = async (): Promise<void> => {
+    const marked = waitFor('MARKED');
+    server.send('MARK');
+    await marked;
+  };
+  let clientCpuSeconds: number;
+  if (options.goClient === undefined) {
+    await run(Math.min(200, options.connections)); // warm-up: JIT and first-use costs on both sides
+    await markServer();
+    const cpuBefore = process.cpuUsage();
+    await run(options.connections);
+    const cpu = process.cpuUsage(cpuBefore);
+    clientCpuSeconds = (cpu.user + cpu.system) / 1e6;
+  } else {
+    const rootDir = mkdtempSync(join(tmpdir(), 'rampart-floor-root-'));
+    try {
+      const rootFile = join(rootDir, 'root.pem');
+      writeFileSync(rootFile, ready.rootPem);
+      clientCpuSeconds = await goClientCpuSeconds(options.goClient, ready.port, rootFile, options.connections, options.concurrency, markServer);
+    } finally {
+      rmSync(rootDir, { recursive: true, force: true });
+    }
+  }
   server.send('STOP');
   const serverResult = await server.result;
   if (serverResult.connections !== options.connections) throw new Error(`TLS floor server saw ${serverResult.connections} of ${options.connections} connections`);
   const serverMs = serverResult.cpuMs / options.connections;
-  const clientMs = (cpu.user + cpu.system) / 1000 / options.connections;
+  const clientMs = (clientCpuSeconds * 1000) / options.connections;
   const cores = availableParallelism();
   return {
     connections: options.connections,
@@ -71,5 +104,6 @@ export async function measureTlsFloor(options: { connections: number; concurrenc
     secondsForAgents: handshakeSeconds(options.agents, serverMs, clientMs, cores),
     agents: options.agents,
     cores,
+    client: options.goClient === undefined ? 'node' : 'go',
   };
 }

@@ -39,12 +39,15 @@ test('bench table: issuance and agent-proxy targets are judged from the same run
 });
 
 test('bench table: the fleet rows show the TLS floor beside the figure it bounds', () => {
-  const tlsFloor = { connections: 2000, concurrency: 32, serverCpuMsPerConnection: 0.9, clientCpuMsPerConnection: 1.8, secondsForAgents: 13.5, agents: 10000, cores: 2 };
-  const fleet = { agents: 10000, secondsToAllCertified: 29.1, permanentFailures: 0, caPeakRssMb: 339, caCpuMsPerAgent: 2.46, caCpuSeconds: 24.6, clientCpuSeconds: 29.9, certified: 10000, status429: 0, status503: 0, transportErrors: 5129 };
+  const tlsFloor = { connections: 2000, concurrency: 32, serverCpuMsPerConnection: 0.9, clientCpuMsPerConnection: 1.8, secondsForAgents: 13.5, agents: 10000, cores: 2, client: 'go' };
+  const fleet = { agents: 10000, client: 'go', caWorkers: 2, secondsToAllCertified: 29.1, permanentFailures: 0, caPeakRssMb: 339, caCpuMsPerAgent: 2.46, caCpuSeconds: 24.6, clientCpuSeconds: 29.9, certified: 10000, status429: 0, status503: 0, transportErrors: 5129 };
   const rows = buildRows({ fleet: { ...fleet, tlsFloor } }) as Row[];
   assert.equal(row(rows, 'fleet.secondsToAllCertified').met, false);
   assert.equal(row(rows, 'fleet TLS floor CPU ms/connection').value, '0.9 / 1.8');
   assert.equal(row(rows, 'fleet TLS floor: handshakes of 10000 agents on 2 cores').value, 13.5);
+  // Which simulated-agent client ran decides both CPU figures, so the table names it.
+  assert.match(row(rows, 'fleet TLS floor CPU ms/connection').target, /go client/);
+  assert.match(row(rows, 'fleet simulated agents CPU ms/agent').target, /^info: go client, CA --workers 2$/);
   const without = buildRows({ fleet }) as Row[];
   assert.equal(without.some((r) => r.figure.startsWith('fleet TLS floor')), false);
 });

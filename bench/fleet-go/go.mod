@@ -1,0 +1,3 @@
+module rampartfleet
+
+go 1.19
