@@ -39,6 +39,10 @@ if (clientChoice !== 'node') {
 }
 const client = goClient === undefined ? 'node' : 'go';
 const tokenDir = mkdtempSync(join(tmpdir(), 'rampart-fleet-tokens-'));
+process.once('exit', () => {
+  goClient?.dispose();
+  rmSync(tokenDir, { recursive: true, force: true });
+});
 
 interface ClientResult {
   agents: number;
@@ -109,12 +113,7 @@ try {
   };
 } finally {
   await ca.stop();
-  rmSync(tokenDir, { recursive: true, force: true });
 }
-try {
-  const tlsFloor = await measureTlsFloor({ connections: floorConnections, concurrency: 32, agents, ...(goClient === undefined ? {} : { goClient: goClient.path }) });
-  note(`fleet TLS floor: ${JSON.stringify(tlsFloor)}`);
-  emitResult({ ...fleet, tlsFloor });
-} finally {
-  goClient?.dispose();
-}
+const tlsFloor = await measureTlsFloor({ connections: floorConnections, concurrency: 32, agents, ...(goClient === undefined ? {} : { goClient: goClient.path }) });
+note(`fleet TLS floor: ${JSON.stringify(tlsFloor)}`);
+emitResult({ ...fleet, tlsFloor });

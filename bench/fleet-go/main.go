@@ -57,7 +57,6 @@ type result struct {
 	TransportErrors   int            `json:"transportErrors"`
 	FailureKinds      map[string]int `json:"failureKinds"`
 	CertifiedAfterMs  []int64        `json:"certifiedAfterMs"`
-	Client            string         `json:"client"`
 }
 
 var (
@@ -262,7 +261,7 @@ func runFleet(addr, hostHeader string, cfg *tls.Config, tokensFile string, agent
 	fmt.Println("READY")
 	waitForGo()
 
-	res := result{Index: index, Agents: agents, FailureKinds: map[string]int{}, CertifiedAfterMs: []int64{}, Client: "go"}
+	res := result{Index: index, Agents: agents, FailureKinds: map[string]int{}, CertifiedAfterMs: []int64{}}
 	var mu sync.Mutex
 	res.GoAt = nowMs()
 	cpuAtGo := cpuSeconds()
