@@ -24,6 +24,11 @@ export interface TlsFloor {
   readonly client: 'node' | 'go';
 }
 
+// A request the size of an agent's (bearer token and CSR body); both are opaque to the floor
+// server. The Go client is told these sizes, so both clients send the same request.
+const FLOOR_TOKEN_BYTES = 900;
+const FLOOR_BODY_BYTES = 560;
+
 /** `agents × (server + client) ms / cores`: a lower bound, since both sides share the cores. */
 export function handshakeSeconds(agents: number, serverMs: number, clientMs: number, cores: number): number {
   return round((agents * (serverMs + clientMs)) / 1000 / Math.max(1, cores));
@@ -31,7 +36,8 @@ export function handshakeSeconds(agents: number, serverMs: number, clientMs: num
 
 /** CPU seconds the Go client spent on `connections` connections after its warm-up. */
 async function goClientCpuSeconds(binary: string, port: number, rootFile: string, connections: number, concurrency: number, markServer: () => Promise<void>): Promise<number> {
-  const client = spawnProgram<{ cpuSeconds: number }>(binary, ['--url', `https://localhost:${port}`, '--ca-file', rootFile, '--floor', String(connections), '--concurrency', String(concurrency)], 'bench/fleet-go --floor', 120_000);
+  const args = ['--url', `https://localhost:${port}`, '--ca-file', rootFile, '--floor', String(connections), '--concurrency', String(concurrency), '--token-bytes', String(FLOOR_TOKEN_BYTES), '--body-bytes', String(FLOOR_BODY_BYTES)];
+  const client = spawnProgram<{ cpuSeconds: number }>(binary, args, 'bench/fleet-go --floor', 120_000);
   const failed = client.result.then(() => {
     throw new Error('the Go floor client exited before its warm-up ended');
   });
@@ -53,9 +59,8 @@ export async function measureTlsFloor(options: { connections: number; concurrenc
     Promise.race([new Promise<string>((resolve) => server.onLine((l) => l.startsWith(prefix) && resolve(l.slice(prefix.length)))), exitedEarly]);
   const ready = JSON.parse(await waitFor('READY ')) as { port: number; rootPem: string };
   const target = { host: '127.0.0.1', port: ready.port, servername: 'localhost', secureContext: trustContext(ready.rootPem), timeoutMs: 15_000 };
-  // A request the size of an agent's: bearer token and CSR body are opaque to this server.
-  const token = 'x'.repeat(900);
-  const body = Buffer.alloc(560, 0x41);
+  const token = 'x'.repeat(FLOOR_TOKEN_BYTES);
+  const body = Buffer.alloc(FLOOR_BODY_BYTES, 0x41);
   const run = async (count: number): Promise<void> => {
     let next = 0;
     await Promise.all(

@@ -159,6 +159,8 @@ func main() {
 	deadlineS := flag.Int("deadline", 60, "seconds")
 	floor := flag.Int("floor", 0, "TLS floor mode: this many connections")
 	concurrency := flag.Int("concurrency", 32, "TLS floor mode: connections at a time")
+	tokenBytes := flag.Int("token-bytes", 0, "TLS floor mode: size of the opaque bearer token")
+	bodyBytes := flag.Int("body-bytes", 0, "TLS floor mode: size of the opaque request body")
 	flag.Parse()
 
 	u, err := url.Parse(*caURL)
@@ -183,7 +185,10 @@ func main() {
 	cfg := &tls.Config{RootCAs: roots, ServerName: host, MinVersion: tls.VersionTLS12}
 
 	if *floor > 0 {
-		runFloor(addr, u.Host, cfg, *floor, *concurrency)
+		if *tokenBytes <= 0 || *bodyBytes <= 0 {
+			fail("-floor needs -token-bytes and -body-bytes")
+		}
+		runFloor(addr, u.Host, cfg, *floor, *concurrency, *tokenBytes, *bodyBytes)
 		return
 	}
 	runFleet(addr, u.Host, cfg, *tokensFile, *agents, *index, *deadlineS)
@@ -209,9 +214,9 @@ func request(hostHeader, token string, body []byte) []byte {
 
 const timeout = 15 * time.Second // the agent's CaClient default
 
-func runFloor(addr, hostHeader string, cfg *tls.Config, connections, concurrency int) {
+func runFloor(addr, hostHeader string, cfg *tls.Config, connections, concurrency, tokenBytes, bodyBytes int) {
 	// Opaque to the floor server: a request the size of an agent's (token and CSR body).
-	req := request(hostHeader, strings.Repeat("x", 900), bytes.Repeat([]byte{'A'}, 560))
+	req := request(hostHeader, strings.Repeat("x", tokenBytes), bytes.Repeat([]byte{'A'}, bodyBytes))
 	run := func(count int) {
 		var next int64
 		var wg sync.WaitGroup
