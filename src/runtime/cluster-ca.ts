@@ -2,6 +2,12 @@
  * Multi-core CA with node:cluster. The primary owns the store and the runtime (so state keeps a
  * single writer and one lock), serves monitoring, and forks `--workers` signing processes that
  * share the API port; each worker signs with its own copy of the current intermediate.
+ *
+ * Workers accept from the shared socket themselves (SCHED_NONE). With node's round robin the
+ * primary accepts every connection and passes it over IPC, one at a time per worker: on the
+ * 10,000-agent fleet that hand-off cost the CA 0.4-0.9 ms of CPU per agent, and the flood waited
+ * in the primary where no worker could see its age. The workers' open connections are summed
+ * here so each can give up its excess (server/connection-balance.ts).
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { AddressInfo } from 'node:net';
@@ -13,11 +19,15 @@ import { systemClock } from '../core/clock.js';
 import { isRampartError } from '../core/errors.js';
 import { createCaMetrics } from '../observability/ca-metrics.js';
 import { ClusterMetrics, type MetricsJson } from '../observability/cluster-metrics.js';
+import type { ConnectionBalance } from '../server/connection-balance.js';
 import { createMonitoringServer } from '../server/monitoring.js';
 import { isPrimaryMessage, isWorkerMessage, type PrimaryMessage, type WorkerMessage } from './cluster-messages.js';
 import { ReplicaRuntime } from './replica-runtime.js';
 import { startApi } from './start-api.js';
 import { startCaCore } from './start-ca.js';
+
+// Often enough to undo a burst's imbalance within a few requests per connection.
+const CONNECTION_COUNT_INTERVAL_MS = 250;
 
 export interface RunningClusterCa {
   readonly apiUrl: string;
@@ -41,6 +51,12 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
   const sendTo = (worker: Worker, message: PrimaryMessage): void => {
     if (worker.isConnected()) worker.send(message);
   };
+  const openConnections = new Map<Worker, number>();
+  const reportConnections = (): void => {
+    let open = 0;
+    for (const n of openConnections.values()) open += n;
+    for (const w of workers) sendTo(w, { t: 'rampart-connections-total', open, workers: workers.size });
+  };
   runtime.onChange(() => {
     for (const w of workers) sendTo(w, { t: 'rampart-state', state: runtime.state() });
   });
@@ -50,7 +66,10 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
     // A worker asks for the state before it listens: 'online' fires before its handlers are set.
     if (message.t === 'rampart-hello') sendTo(worker, { t: 'rampart-state', state: runtime.state() });
     else if (message.t === 'rampart-listening') resolveUrl(message.url);
-    else if (message.t === 'rampart-reports') for (const [id, seq] of message.entries) runtime.reportAgentSequence(id, seq);
+    else if (message.t === 'rampart-connections') {
+      openConnections.set(worker, message.open);
+      reportConnections();
+    } else if (message.t === 'rampart-reports') for (const [id, seq] of message.entries) runtime.reportAgentSequence(id, seq);
     else if (message.t === 'rampart-metrics') metricWaiters.get(message.id)?.(message.metrics);
     else if (message.t === 'rampart-admin') {
       const op = message.op;
@@ -68,12 +87,14 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
     worker.on('message', (m: unknown) => handle(worker, m));
     worker.on('exit', (code, signal) => {
       workers.delete(worker);
+      openConnections.delete(worker);
       clusterMetrics.retire(worker.id);
       if (stopping) return;
       logger.error({ event: 'worker-exited', code, signal }, 'a signing worker exited; starting another');
       setTimeout(fork, 500).unref();
     });
   };
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
   logger.info({ event: 'forking-workers', workers: config.workers }, 'starting signing workers');
   for (let i = 0; i < config.workers; i++) fork();
 
@@ -130,8 +151,14 @@ export async function startClusterWorker(config: CaConfig, logger: Logger): Prom
   const registry = new Registry();
   const metrics = createCaMetrics(registry);
   const replica = new ReplicaRuntime(send, config.ttl, systemClock);
+  // Totals that arrive before the API is up are dropped: the next report carries them again.
+  let balance: ConnectionBalance | null = null;
   process.on('message', (message: unknown) => {
     if (!isPrimaryMessage(message)) return;
+    if (message.t === 'rampart-connections-total') {
+      balance?.update(message.open, message.workers);
+      return;
+    }
     if (message.t === 'rampart-metrics-request') {
       void registry.getMetricsAsJSON().then((json) => send({ t: 'rampart-metrics', id: message.id, metrics: json }));
       return;
@@ -141,11 +168,21 @@ export async function startClusterWorker(config: CaConfig, logger: Logger): Prom
   send({ t: 'rampart-hello' });
   await replica.whenLoaded();
   const kube = config.authn.includes('kubernetes') ? await (await import('./kubernetes-support.js')).startKubernetesSupport(config, { logger: logger.child({ component: 'kubernetes' }), registry, clock: systemClock, authOnly: true }) : null;
-  const api = await startApi(config, replica, { logger, clock: systemClock, metrics, ...(kube ? { kubernetesAuthenticator: () => kube.authenticator() } : {}) });
+  const api = await startApi(config, replica, { logger, clock: systemClock, metrics, balanceConnections: true, ...(kube ? { kubernetesAuthenticator: () => kube.authenticator() } : {}) });
+  balance = api.connectionBalance;
   send({ t: 'rampart-listening', url: api.url });
+  let reportedOpen = 0;
+  const countTimer = setInterval(() => {
+    const open = balance?.open() ?? 0;
+    if (open === reportedOpen) return;
+    reportedOpen = open;
+    send({ t: 'rampart-connections', open });
+  }, CONNECTION_COUNT_INTERVAL_MS);
+  countTimer.unref();
   // Operators (and the cluster test) see when a worker, first or replacement, takes requests.
   logger.info({ event: 'worker-serving' }, 'signing worker is serving the API');
   const stop = async (): Promise<void> => {
+    clearInterval(countTimer);
     replica.stop();
     await api.stop();
     await kube?.stop();

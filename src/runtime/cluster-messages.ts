@@ -11,14 +11,16 @@ export type PrimaryMessage =
   | { readonly t: 'rampart-state'; readonly state: CaState }
   | { readonly t: 'rampart-reply'; readonly id: number; readonly ok: true; readonly value: unknown }
   | { readonly t: 'rampart-reply'; readonly id: number; readonly ok: false; readonly code: string; readonly message: string }
-  | { readonly t: 'rampart-metrics-request'; readonly id: number };
+  | { readonly t: 'rampart-metrics-request'; readonly id: number }
+  | { readonly t: 'rampart-connections-total'; readonly open: number; readonly workers: number };
 
 export type WorkerMessage =
   | { readonly t: 'rampart-hello' }
   | { readonly t: 'rampart-listening'; readonly url: string }
   | { readonly t: 'rampart-admin'; readonly id: number; readonly op: AdminOp; readonly force: boolean }
   | { readonly t: 'rampart-reports'; readonly entries: ReadonlyArray<readonly [string, number]> }
-  | { readonly t: 'rampart-metrics'; readonly id: number; readonly metrics: unknown };
+  | { readonly t: 'rampart-metrics'; readonly id: number; readonly metrics: unknown }
+  | { readonly t: 'rampart-connections'; readonly open: number };
 
 function isTagged(value: unknown): boolean {
   return typeof value === 'object' && value !== null && typeof (value as { t?: unknown }).t === 'string' && (value as { t: string }).t.startsWith('rampart-');

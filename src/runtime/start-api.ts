@@ -17,6 +17,7 @@ import { createJwksAuthenticator } from '../authn/jwks.js';
 import { createSvidAuthenticator } from '../authn/svid.js';
 import type { CaMetrics } from '../observability/ca-metrics.js';
 import { buildCaApp } from '../server/app.js';
+import { balanceConnections, type ConnectionBalance } from '../server/connection-balance.js';
 import { admitHandshakesInOrder } from '../server/handshake-admission.js';
 import { apiTlsOptions, issueServingCertificate, type ServingCertificate } from '../server/tls.js';
 import type { CaAuthority } from './ca-authority.js';
@@ -29,6 +30,8 @@ const HANDSHAKES_IN_PROGRESS = 64;
 export interface RunningApi {
   readonly url: string;
   readonly port: number;
+  /** This worker's side of spreading connections over the cluster; null in a single process. */
+  readonly connectionBalance: ConnectionBalance | null;
   servingCertificate(): ServingCertificate;
   stop(): Promise<void>;
 }
@@ -39,6 +42,8 @@ export interface StartApiOptions {
   readonly metrics: CaMetrics;
   /** The TokenReview authenticator, when `kubernetes` is in --authn. */
   readonly kubernetesAuthenticator?: () => Authenticator;
+  /** A cluster worker: count connections and give up excess ones (server/connection-balance.ts). */
+  readonly balanceConnections?: boolean;
 }
 
 async function buildAuthenticators(config: CaConfig, svid: Authenticator, options: StartApiOptions): Promise<Authenticator[]> {
@@ -111,6 +116,7 @@ export async function startApi(config: CaConfig, authority: CaAuthority, options
   }, 30_000);
   servingTimer.unref();
 
+  const connectionBalance = options.balanceConnections === true ? balanceConnections(app) : null;
   const admission = admitHandshakesInOrder(app.server as HttpsServer, { limit: HANDSHAKES_IN_PROGRESS, onShed: () => options.metrics.connectionsShed.inc() });
   // A fleet reconnecting at once must queue in the kernel, not be reset: 511 is too small.
   await app.listen({ host: config.listen.host, port: config.listen.port, backlog: 4096 });
@@ -119,6 +125,7 @@ export async function startApi(config: CaConfig, authority: CaAuthority, options
   return {
     url: `https://${formatHostPort({ host, port })}`,
     port,
+    connectionBalance,
     servingCertificate: () => serving,
     async stop() {
       clearInterval(servingTimer);

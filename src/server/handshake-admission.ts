@@ -7,9 +7,8 @@
  * run at a time and the rest wait unread, their ClientHello in the kernel buffer, in arrival
  * order; waiting costs the CA nothing and the earliest callers are served first.
  *
- * Under node:cluster (--workers) a flood queues in the primary's round-robin hand-off before it
- * reaches this gate, so the wait measured here starts late and agents may time out first (the
- * README's Benchmarks section has the measurement).
+ * Under --workers each signing process accepts for itself (runtime/cluster-ca.ts), so the wait
+ * measured here starts when the connection leaves the kernel's backlog.
  */
 import type { Socket } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';

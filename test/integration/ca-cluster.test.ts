@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mintDevToken } from '../../src/authn/dev.js';
@@ -193,4 +194,62 @@ test('root rotation while two workers sign: every leaf links to the bundle serve
     assert.equal(last.rootPems.length, 1, 'only the new root is left');
     const verified = await ssl.verify({ rootsPem: last.rootPems.join(''), leafPem: last.leafPem, untrustedPems: last.chainPems.slice(1) });
     assert.equal(verified.code, 0, verified.stderr);
+  }));
+
+/** Established connections to `port` held by each of `pids`, from /proc/net/tcp{,6} and each process's fds. */
+function connectionsHeldBy(pids: readonly number[], port: number): number[] {
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(table, 'utf8').trim().split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[3] === '01' && parseInt((f[1] ?? '').split(':')[1] ?? '', 16) === port) inodes.add(f[9] as string);
+    }
+  }
+  return pids.map(
+    (pid) =>
+      readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+        try {
+          return inodes.has(/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? '');
+        } catch {
+          return false; // closed while we looked
+        }
+      }).length,
+  );
+}
+
+test('keep-alive connections opened in one burst end up spread over both workers', { timeout: 180_000 }, () =>
+  withClusterCa(async ({ ca, stateDir, apiUrl }) => {
+    const roots = readFileSync(join(stateDir, 'root-cert.pem'), 'utf8');
+    const lanes = 24;
+    const agent = new HttpsAgent({ keepAlive: true, maxSockets: lanes, ca: roots });
+    const get = (): Promise<string | undefined> =>
+      new Promise((resolve, reject) => {
+        const req = httpsRequest(`${apiUrl}/v1/trust-bundle`, { agent }, (res) => {
+          res.resume();
+          res.on('end', () => (res.statusCode === 200 ? resolve(res.headers.connection) : reject(new Error(`status ${res.statusCode}`))));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      // Rounds of one request per lane at once, for long enough that the workers' counts reach
+      // each other (they are reported every 250 ms), then until a whole round keeps every connection.
+      let closedInRound = lanes;
+      let closedInAll = 0;
+      const settleBy = Date.now() + 2_000;
+      for (let round = 0; round < 100 && (closedInRound > 0 || Date.now() < settleBy); round++) {
+        const answers = await Promise.all(Array.from({ length: lanes }, get));
+        closedInRound = answers.filter((c) => c === 'close').length;
+        closedInAll += closedInRound;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(closedInRound, 0, 'the workers kept closing connections');
+      const workerPids = readFileSync(`/proc/${ca.pid}/task/${ca.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+      const held = connectionsHeldBy(workerPids, Number(new URL(apiUrl).port));
+      assert.equal(held.reduce((a, b) => a + b, 0), lanes, `connections per worker: ${held.join(', ')}`);
+      // A worker's share of 24 is 12, and it closes connections beyond 12 + 2.
+      for (const n of held) assert.ok(n <= 14, `connections per worker: ${held.join(', ')} (${closedInAll} closed to balance)`);
+    } finally {
+      agent.destroy();
+    }
   }));
