@@ -5,7 +5,7 @@
  *
  * Workers accept from the shared socket themselves (SCHED_NONE). With node's round robin the
  * primary accepts every connection and passes it over IPC, one at a time per worker: on the
- * 10,000-agent fleet that hand-off cost the CA 0.4-0.9 ms of CPU per agent, and the flood waited
+ * 10,000-agent fleet that hand-off cost the CA 0.1-0.9 ms of CPU per agent, and the flood waited
  * in the primary where no worker could see its age. The workers' open connections are summed
  * here so each can give up its excess (server/connection-balance.ts).
  */

@@ -13,13 +13,17 @@ import type { TLSSocket } from 'node:tls';
 import type { Server as HttpsServer } from 'node:https';
 import type { FastifyInstance } from 'fastify';
 
-/** How many of `localOpen` connections this worker should give up (0 when within its share). */
-export function excessConnections(localOpen: number, clusterOpen: number, workers: number): number {
-  if (workers < 2 || clusterOpen <= 0) return 0;
+/** Connections a worker may hold before it gives some up: its share plus slack (no limit alone). */
+export function connectionLimit(clusterOpen: number, workers: number): number {
+  if (workers < 2 || clusterOpen <= 0) return Infinity;
   const share = Math.ceil(clusterOpen / workers);
   // Slack keeps a worker from closing connections over a difference of one or two.
-  const slack = Math.max(2, Math.ceil(share / 10));
-  return Math.max(0, localOpen - (share + slack));
+  return share + Math.max(2, Math.ceil(share / 10));
+}
+
+/** How many of `localOpen` connections this worker should give up (0 when within its share). */
+export function excessConnections(localOpen: number, clusterOpen: number, workers: number): number {
+  return Math.max(0, localOpen - connectionLimit(clusterOpen, workers));
 }
 
 export interface ConnectionBalance {
@@ -34,8 +38,8 @@ export function balanceConnections(app: FastifyInstance): ConnectionBalance {
   const server = app.server as HttpsServer;
   let open = 0;
   let closing = 0;
-  let clusterOpen = 0;
-  let workers = 1;
+  // Derived once per report from the primary, so a request only compares two numbers.
+  let limit = Infinity;
   const marked = new WeakSet<object>();
   server.on('secureConnection', (socket: TLSSocket) => {
     open++;
@@ -43,7 +47,7 @@ export function balanceConnections(app: FastifyInstance): ConnectionBalance {
   });
   app.addHook('onRequest', (request, reply, done) => {
     const socket = request.raw.socket;
-    if (excessConnections(open - closing, clusterOpen, workers) > 0 && !marked.has(socket)) {
+    if (open - closing > limit && !marked.has(socket)) {
       marked.add(socket);
       closing++;
       socket.once('close', () => closing--);
@@ -54,8 +58,7 @@ export function balanceConnections(app: FastifyInstance): ConnectionBalance {
   return {
     open: () => open,
     update(total, count) {
-      clusterOpen = total;
-      workers = count;
+      limit = connectionLimit(total, count);
     },
   };
 }

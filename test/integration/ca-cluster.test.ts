@@ -10,7 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Agent as HttpsAgent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mintDevToken } from '../../src/authn/dev.js';
@@ -222,15 +222,11 @@ test('keep-alive connections opened in one burst end up spread over both workers
     const roots = readFileSync(join(stateDir, 'root-cert.pem'), 'utf8');
     const lanes = 24;
     const agent = new HttpsAgent({ keepAlive: true, maxSockets: lanes, ca: roots });
-    const get = (): Promise<string | undefined> =>
-      new Promise((resolve, reject) => {
-        const req = httpsRequest(`${apiUrl}/v1/trust-bundle`, { agent }, (res) => {
-          res.resume();
-          res.on('end', () => (res.statusCode === 200 ? resolve(res.headers.connection) : reject(new Error(`status ${res.statusCode}`))));
-        });
-        req.on('error', reject);
-        req.end();
-      });
+    const get = async (): Promise<string | undefined> => {
+      const res = await httpsJson(`${apiUrl}/v1/trust-bundle`, { agent });
+      assert.equal(res.status, 200, res.text);
+      return res.headers.connection;
+    };
     try {
       // Rounds of one request per lane at once, for long enough that the workers' counts reach
       // each other (they are reported every 250 ms), then until a whole round keeps every connection.

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Agent, request } from 'node:https';
+import { Agent } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { fastify, type FastifyInstance } from 'fastify';
 import { signingContextFor } from '../../src/core/ca/authority.js';
@@ -13,6 +13,7 @@ import { bootstrapState, DEFAULT_LIFETIMES } from '../../src/core/ca/rotation.js
 import { systemClock } from '../../src/core/clock.js';
 import { balanceConnections, excessConnections } from '../../src/server/connection-balance.js';
 import { issueServingCertificate } from '../../src/server/tls.js';
+import { httpsJson } from '../helpers/https.js';
 import { eventually } from '../helpers/poll.js';
 
 const state = bootstrapState('cluster.local', Date.now(), DEFAULT_LIFETIMES);
@@ -34,20 +35,7 @@ test('excess connections are closed after their next answer, and only those', as
   const port = (app.server.address() as AddressInfo).port;
   const agent = new Agent({ keepAlive: true, maxSockets: 10, ca: state.roots[0]!.certPem });
   const round = (lanes: number): Promise<Array<string | undefined>> =>
-    Promise.all(
-      Array.from(
-        { length: lanes },
-        () =>
-          new Promise<string | undefined>((resolve, reject) => {
-            const req = request({ host: '127.0.0.1', port, path: '/ping', agent, servername: 'localhost' }, (res) => {
-              res.resume();
-              res.on('end', () => resolve(res.headers.connection));
-            });
-            req.on('error', reject);
-            req.end();
-          }),
-      ),
-    );
+    Promise.all(Array.from({ length: lanes }, async () => (await httpsJson(`https://127.0.0.1:${port}/ping`, { agent })).headers.connection));
   const closes = (answers: Array<string | undefined>): number => answers.filter((c) => c === 'close').length;
   try {
     assert.equal(closes(await round(10)), 0, 'nothing is closed before the primary reports a count');
