@@ -12,6 +12,8 @@ export type ErrorCategory =
   | 'not-found'
   | 'conflict'
   | 'payload-too-large'
+  | 'headers-too-large'
+  | 'request-timeout'
   | 'unsupported-media-type'
   | 'rate-limited'
   | 'unavailable'
@@ -26,7 +28,7 @@ interface CatalogueEntry {
 
 /** Every code Rampart emits. Adding a code here without documenting it fails a unit test. */
 export const ERROR_CATALOGUE = {
-  RAMPART_ERR_BAD_REQUEST: { category: 'bad-request', summary: 'The request body is not the JSON object the endpoint expects.' },
+  RAMPART_ERR_BAD_REQUEST: { category: 'bad-request', summary: 'The request (HTTP framing, URL, query or JSON body) is not what the endpoint expects.' },
   RAMPART_ERR_CSR_NOT_PEM: { category: 'bad-request', summary: 'The CSR is not PEM text.' },
   RAMPART_ERR_CSR_WRONG_PEM_TYPE: { category: 'bad-request', summary: 'The PEM block is not a CERTIFICATE REQUEST.' },
   RAMPART_ERR_CSR_MALFORMED: { category: 'bad-request', summary: 'The CSR is not valid PKCS#10 DER.' },
@@ -40,6 +42,8 @@ export const ERROR_CATALOGUE = {
   RAMPART_ERR_TTL_INVALID: { category: 'bad-request', summary: 'ttlSeconds is not a positive whole number.' },
   RAMPART_ERR_SPIFFE_ID_INVALID: { category: 'bad-request', summary: 'A SPIFFE ID does not follow the SPIFFE-ID specification.' },
   RAMPART_ERR_BODY_TOO_LARGE: { category: 'payload-too-large', summary: 'The request body is over 64 KiB.' },
+  RAMPART_ERR_HEADERS_TOO_LARGE: { category: 'headers-too-large', summary: "The request's headers are over Node's 16 KiB limit." },
+  RAMPART_ERR_REQUEST_TIMEOUT: { category: 'request-timeout', summary: 'The request did not arrive in full within the server\'s time limit.' },
   RAMPART_ERR_UNSUPPORTED_MEDIA_TYPE: { category: 'unsupported-media-type', summary: 'The request body is not application/json.' },
   RAMPART_ERR_UNAUTHENTICATED: { category: 'unauthenticated', summary: 'No authenticator accepted the caller (token or client certificate).' },
   RAMPART_ERR_NOT_ADMIN: { category: 'forbidden', summary: 'The caller is authenticated but not in admin.identities.' },

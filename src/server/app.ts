@@ -1,6 +1,7 @@
 /** Builds the CA's API fastify instance (never listens: the caller decides where). */
 import { fastify, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { makeErrorHandler, sendError } from './error-handler.js';
+import { answerClientError, answerFrameworkError } from './framing-errors.js';
 import type { CaServerDeps } from './deps.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerCertificateRoutes } from './routes/certificates.js';
@@ -17,13 +18,31 @@ export function buildCaApp(deps: CaServerDeps, https?: SecureContextOptions & { 
     bodyLimit: BODY_LIMIT_BYTES,
     keepAliveTimeout: 65_000,
     requestTimeout: 330_000,
-    return503OnClosing: true,
+    // fastify's own 503 while closing is not a coded error; the onRequest hook below answers instead.
+    return503OnClosing: false,
+    clientErrorHandler: answerClientError,
+    frameworkErrors: answerFrameworkError,
     ...(https ? { https } : {}),
   };
   const app = fastify(options as FastifyServerOptions) as unknown as FastifyInstance;
   // Only JSON bodies are accepted; without this fastify would parse text/plain and answer 400.
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler(makeErrorHandler(deps.logger));
+  // A request that arrives on a kept-alive connection while this process shuts down is told to
+  // come back on a new connection, which the Service sends to a replica (or worker) still serving.
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', (_request, reply, done) => {
+    if (!closing) {
+      done();
+      return;
+    }
+    void reply.header('connection', 'close');
+    sendError(reply, 503, 'RAMPART_ERR_NOT_READY', 'this CA process is shutting down; retry on a new connection', 1);
+  });
   app.setNotFoundHandler((request, reply) => sendError(reply, 404, 'RAMPART_ERR_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
   registerCertificateRoutes(app, deps);
   registerTrustBundleRoutes(app, deps);

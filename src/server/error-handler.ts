@@ -10,6 +10,8 @@ export const STATUS_OF: Readonly<Record<ErrorCategory, number>> = {
   'not-found': 404,
   conflict: 409,
   'payload-too-large': 413,
+  'headers-too-large': 431,
+  'request-timeout': 408,
   'unsupported-media-type': 415,
   'rate-limited': 429,
   unavailable: 503,

@@ -8,6 +8,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { answerClientError } from './framing-errors.js';
 
 export interface MonitoringOptions {
   readonly registry: Registry;
@@ -52,6 +53,7 @@ export function createMonitoringServer(options: MonitoringOptions): MonitoringSe
       );
     }
   });
+  server.on('clientError', answerClientError);
   // Scrapers and probes hold keep-alive connections; they must not keep a stopping process up.
   server.keepAliveTimeout = 5_000;
   return {

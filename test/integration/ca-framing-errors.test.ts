@@ -1,0 +1,157 @@
+/**
+ * Requests that never reach a route still get the coded error body of DESIGN section 6, over real
+ * TLS on loopback: bytes that are not HTTP/1.1, headers over node's limit (sent by curl), a URL
+ * that does not percent-decode, garbage on the plain monitoring listener, and a request that
+ * arrives on a kept-alive connection while the CA shuts down. The CA keeps serving throughout.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { connect as netConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { promisify } from 'node:util';
+import { startTestCa, type TestCa } from '../helpers/ca.js';
+import { httpsJson } from '../helpers/https.js';
+
+const run = promisify(execFile);
+
+interface RawAnswer {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: { error?: { code?: string; message?: string } };
+}
+
+/** Splits raw HTTP/1.1 bytes into answers; bodies are sized by content-length. */
+function parseAnswers(raw: string): RawAnswer[] {
+  const answers: RawAnswer[] = [];
+  let rest = raw;
+  while (rest.startsWith('HTTP/1.1 ')) {
+    const headEnd = rest.indexOf('\r\n\r\n');
+    assert.ok(headEnd > 0, `a complete head in ${JSON.stringify(rest.slice(0, 200))}`);
+    const [statusLine, ...lines] = rest.slice(0, headEnd).split('\r\n');
+    const headers: Record<string, string> = {};
+    for (const line of lines) {
+      const colon = line.indexOf(':');
+      headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+    }
+    const length = Number(headers['content-length']);
+    const body = rest.slice(headEnd + 4, headEnd + 4 + length);
+    answers.push({ status: Number((statusLine as string).split(' ')[1]), headers, body: JSON.parse(body) as RawAnswer['body'] });
+    rest = rest.slice(headEnd + 4 + length);
+  }
+  assert.equal(rest, '', 'nothing follows the answers');
+  return answers;
+}
+
+/** Runs `steps` over one TLS connection (a string is written, a number waits that many ms, a function is called), then reads until the server closes. */
+async function rawTls(ca: TestCa, steps: ReadonlyArray<string | number | (() => void)>): Promise<{ answers: RawAnswer[]; closedByServer: boolean }> {
+  const url = new URL(ca.apiUrl);
+  const socket = tlsConnect({ host: '127.0.0.1', port: Number(url.port), servername: 'localhost', ca: ca.rootCertPem() });
+  await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+  let raw = '';
+  socket.setEncoding('utf8').on('data', (d: string) => (raw += d));
+  const ended = new Promise<boolean>((resolve) => {
+    socket.once('end', () => resolve(true));
+    socket.once('close', () => resolve(false));
+  });
+  for (const step of steps) {
+    if (typeof step === 'string') socket.write(step);
+    else if (typeof step === 'number') await new Promise((r) => setTimeout(r, step));
+    else step();
+  }
+  const closedByServer = await ended;
+  socket.destroy();
+  return { answers: parseAnswers(raw), closedByServer };
+}
+
+async function stillIssues(ca: TestCa): Promise<void> {
+  const bundle = await httpsJson(`${ca.apiUrl}/v1/trust-bundle?format=json`, { ca: ca.rootCertPem() });
+  assert.equal(bundle.status, 200, 'the CA still answers');
+}
+
+test('bytes that are not HTTP/1.1 get a coded 400 and the connection is closed', async () => {
+  const ca = await startTestCa();
+  try {
+    const { answers, closedByServer } = await rawTls(ca, ['BREW /pot HTCPCP/1.0\r\nHost: x\r\n\r\n']);
+    assert.ok(closedByServer);
+    assert.equal(answers.length, 1);
+    assert.equal(answers[0]?.status, 400);
+    assert.equal(answers[0]?.headers['connection'], 'close');
+    assert.equal(answers[0]?.body.error?.code, 'RAMPART_ERR_BAD_REQUEST');
+    assert.match(answers[0]?.body.error?.message ?? '', /^the request is not valid HTTP\/1\.1 \(HPE_[A-Z_]+\)$/);
+
+    const badUrl = await rawTls(ca, ['GET /v1/trust-bundle%ff%fe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
+    assert.equal(badUrl.answers[0]?.status, 400);
+    assert.equal(badUrl.answers[0]?.body.error?.code, 'RAMPART_ERR_BAD_REQUEST');
+    assert.match(badUrl.answers[0]?.body.error?.message ?? '', /does not percent-decode/);
+    await stillIssues(ca);
+  } finally {
+    await ca.close();
+  }
+});
+
+test('headers over 16 KiB get a coded 431, seen by curl', async () => {
+  const ca = await startTestCa();
+  try {
+    const huge = `Authorization: Bearer ${'a'.repeat(20_000)}`;
+    const { stdout } = await run('curl', ['-sS', '--cacert', `${ca.stateDir}/root-cert.pem`, '-H', huge, '-w', '\n%{http_code}', `${ca.apiUrl}/v1/trust-bundle`]);
+    const lines = stdout.trim().split('\n');
+    assert.equal(lines.at(-1), '431');
+    const body = JSON.parse(lines.slice(0, -1).join('\n')) as RawAnswer['body'];
+    assert.equal(body.error?.code, 'RAMPART_ERR_HEADERS_TOO_LARGE');
+    assert.ok(!(body.error?.message ?? '').includes('aaaa'), 'the header is not echoed');
+    await stillIssues(ca);
+  } finally {
+    await ca.close();
+  }
+});
+
+test('the plain monitoring listener answers garbage with a coded 400', async () => {
+  const ca = await startTestCa();
+  try {
+    const url = new URL(ca.monitoringUrl);
+    const socket = netConnect({ host: url.hostname, port: Number(url.port) });
+    let raw = '';
+    socket.setEncoding('utf8').on('data', (d: string) => (raw += d));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.write('\x16\x03\x01 not http\r\n\r\n');
+    await closed;
+    const [answer] = parseAnswers(raw);
+    assert.equal(answer?.status, 400);
+    assert.equal(answer?.body.error?.code, 'RAMPART_ERR_BAD_REQUEST');
+    const health = await httpsJson(`${ca.monitoringUrl}/healthz`);
+    assert.equal(health.status, 200);
+  } finally {
+    await ca.close();
+  }
+});
+
+test('a request on a kept-alive connection during shutdown gets a coded 503 and the connection closes', async () => {
+  const ca = await startTestCa();
+  let stopping: Promise<void> | undefined;
+  try {
+    const sequence = Number((await httpsJson(`${ca.apiUrl}/v1/trust-bundle?format=json`, { ca: ca.rootCertPem() })).headers['rampart-bundle-sequence']);
+    // The long poll keeps the connection busy, so the shutdown cannot close it as idle; the second
+    // request is pipelined behind it and is routed once the CA has begun to stop.
+    const { answers, closedByServer } = await rawTls(ca, [
+      `GET /v1/trust-bundle?format=json&after=${sequence}&waitSeconds=2 HTTP/1.1\r\nHost: localhost\r\n\r\n`,
+      300,
+      () => {
+        stopping = ca.stop();
+      },
+      100,
+      'GET /v1/trust-bundle?format=json HTTP/1.1\r\nHost: localhost\r\n\r\n',
+    ]);
+    assert.ok(closedByServer);
+    assert.equal(answers.length, 2);
+    assert.equal(answers[0]?.status, 200, 'the long poll in flight is answered');
+    assert.equal(answers[1]?.status, 503);
+    assert.equal(answers[1]?.headers['connection'], 'close');
+    assert.equal(answers[1]?.headers['retry-after'], '1');
+    assert.equal(answers[1]?.body.error?.code, 'RAMPART_ERR_NOT_READY');
+    await stopping;
+  } finally {
+    await stopping;
+    await ca.close();
+  }
+});
