@@ -1,15 +1,18 @@
 /**
  * Requests that never reach a route still get the coded error body of DESIGN section 6, over real
  * TLS on loopback: bytes that are not HTTP/1.1, headers over node's limit (sent by curl), a URL
- * that does not percent-decode, garbage on the plain monitoring listener, and a request that
- * arrives on a kept-alive connection while the CA shuts down. The CA keeps serving throughout.
+ * that does not percent-decode, garbage on the plain monitoring listener, a request that stalls
+ * mid-headers, and a request that arrives on a kept-alive connection while the CA shuts down.
+ * The CA keeps serving throughout.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { connect as netConnect } from 'node:net';
+import { createServer } from 'node:http';
+import { connect as netConnect, type AddressInfo } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
+import { answerClientError } from '../../src/server/framing-errors.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { httpsJson } from '../helpers/https.js';
 
@@ -123,6 +126,28 @@ test('the plain monitoring listener answers garbage with a coded 400', async () 
     assert.equal(health.status, 200);
   } finally {
     await ca.close();
+  }
+});
+
+test('a request that stalls mid-headers gets a coded 408', async () => {
+  // The CA's own limit is 60 s for headers; a node:http server with the same clientError listener
+  // and a 100 ms limit shows the answer without the wait.
+  const server = createServer({ headersTimeout: 100, requestTimeout: 200, connectionsCheckingInterval: 25 }, () => assert.fail('no request should complete'));
+  server.on('clientError', answerClientError);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const socket = netConnect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port });
+    let raw = '';
+    socket.setEncoding('utf8').on('data', (d: string) => (raw += d));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n');
+    await closed;
+    const [answer] = parseAnswers(raw);
+    assert.equal(answer?.status, 408);
+    assert.equal(answer?.body.error?.code, 'RAMPART_ERR_REQUEST_TIMEOUT');
+  } finally {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });
 
