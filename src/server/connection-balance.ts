@@ -1,9 +1,9 @@
 /**
  * Keeps long-lived connections spread over the CA's signing workers.
  *
- * The workers accept from the shared listening socket themselves (node:cluster SCHED_NONE): a
- * connecting fleet then waits in the kernel's backlog at no cost, instead of being accepted by
- * the primary and passed to a worker over IPC one connection at a time. But a burst of
+ * The workers accept from the shared listening socket themselves (node:cluster SCHED_NONE),
+ * instead of the primary accepting every connection and passing it to a worker over IPC one at
+ * a time. But a burst of
  * keep-alive clients can land on whichever worker wakes first, and stays there. So a worker
  * that holds more than its share of the cluster's connections answers the next request on an
  * excess connection with `Connection: close`; the client reconnects, and the kernel gives the
