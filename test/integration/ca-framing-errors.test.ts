@@ -5,7 +5,7 @@
  * mid-headers, and a request that arrives on a kept-alive connection while the CA shuts down.
  * The CA keeps serving throughout.
  */
-import { test } from 'node:test';
+import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createServer } from 'node:http';
@@ -67,66 +67,65 @@ async function rawTls(ca: TestCa, steps: ReadonlyArray<string | number | (() => 
   return { answers: parseAnswers(raw), closedByServer };
 }
 
+/** Writes `bytes` over plain TCP and reads until the server closes. */
+async function rawTcp(host: string, port: number, bytes: string): Promise<RawAnswer[]> {
+  const socket = netConnect({ host, port });
+  let raw = '';
+  socket.setEncoding('utf8').on('data', (d: string) => (raw += d));
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.write(bytes);
+  await closed;
+  return parseAnswers(raw);
+}
+
 async function stillIssues(ca: TestCa): Promise<void> {
   const bundle = await httpsJson(`${ca.apiUrl}/v1/trust-bundle?format=json`, { ca: ca.rootCertPem() });
   assert.equal(bundle.status, 200, 'the CA still answers');
 }
 
-test('bytes that are not HTTP/1.1 get a coded 400 and the connection is closed', async () => {
-  const ca = await startTestCa();
-  try {
-    const { answers, closedByServer } = await rawTls(ca, ['BREW /pot HTCPCP/1.0\r\nHost: x\r\n\r\n']);
-    assert.ok(closedByServer);
-    assert.equal(answers.length, 1);
-    assert.equal(answers[0]?.status, 400);
-    assert.equal(answers[0]?.headers['connection'], 'close');
-    assert.equal(answers[0]?.body.error?.code, 'RAMPART_ERR_BAD_REQUEST');
-    assert.match(answers[0]?.body.error?.message ?? '', /^the request is not valid HTTP\/1\.1 \(HPE_[A-Z_]+\)$/);
+// One CA serves the cases that leave it running; the shutdown case starts its own.
+let ca: TestCa;
+before(async () => {
+  ca = await startTestCa();
+});
+after(async () => {
+  await ca?.close();
+});
 
-    const badUrl = await rawTls(ca, ['GET /v1/trust-bundle%ff%fe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
-    assert.equal(badUrl.answers[0]?.status, 400);
-    assert.equal(badUrl.answers[0]?.body.error?.code, 'RAMPART_ERR_BAD_REQUEST');
-    assert.match(badUrl.answers[0]?.body.error?.message ?? '', /does not percent-decode/);
-    await stillIssues(ca);
-  } finally {
-    await ca.close();
-  }
+test('bytes that are not HTTP/1.1 get a coded 400 and the connection is closed', async () => {
+  const { answers, closedByServer } = await rawTls(ca, ['BREW /pot HTCPCP/1.0\r\nHost: x\r\n\r\n']);
+  assert.ok(closedByServer);
+  assert.equal(answers.length, 1);
+  assert.equal(answers[0]?.status, 400);
+  assert.equal(answers[0]?.headers['connection'], 'close');
+  assert.equal(answers[0]?.body.error?.code, 'RAMPART_ERR_BAD_REQUEST');
+  assert.match(answers[0]?.body.error?.message ?? '', /^the request is not valid HTTP\/1\.1 \(HPE_[A-Z_]+\)$/);
+
+  const badUrl = await rawTls(ca, ['GET /v1/trust-bundle%ff%fe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
+  assert.equal(badUrl.answers[0]?.status, 400);
+  assert.equal(badUrl.answers[0]?.body.error?.code, 'RAMPART_ERR_BAD_REQUEST');
+  assert.match(badUrl.answers[0]?.body.error?.message ?? '', /does not percent-decode/);
+  await stillIssues(ca);
 });
 
 test('headers over 16 KiB get a coded 431, seen by curl', async () => {
-  const ca = await startTestCa();
-  try {
-    const huge = `Authorization: Bearer ${'a'.repeat(20_000)}`;
-    const { stdout } = await run('curl', ['-sS', '--cacert', `${ca.stateDir}/root-cert.pem`, '-H', huge, '-w', '\n%{http_code}', `${ca.apiUrl}/v1/trust-bundle`]);
-    const lines = stdout.trim().split('\n');
-    assert.equal(lines.at(-1), '431');
-    const body = JSON.parse(lines.slice(0, -1).join('\n')) as RawAnswer['body'];
-    assert.equal(body.error?.code, 'RAMPART_ERR_HEADERS_TOO_LARGE');
-    assert.ok(!(body.error?.message ?? '').includes('aaaa'), 'the header is not echoed');
-    await stillIssues(ca);
-  } finally {
-    await ca.close();
-  }
+  const huge = `Authorization: Bearer ${'a'.repeat(20_000)}`;
+  const { stdout } = await run('curl', ['-sS', '--cacert', `${ca.stateDir}/root-cert.pem`, '-H', huge, '-w', '\n%{http_code}', `${ca.apiUrl}/v1/trust-bundle`]);
+  const lines = stdout.trim().split('\n');
+  assert.equal(lines.at(-1), '431');
+  const body = JSON.parse(lines.slice(0, -1).join('\n')) as RawAnswer['body'];
+  assert.equal(body.error?.code, 'RAMPART_ERR_HEADERS_TOO_LARGE');
+  assert.ok(!(body.error?.message ?? '').includes('aaaa'), 'the header is not echoed');
+  await stillIssues(ca);
 });
 
 test('the plain monitoring listener answers garbage with a coded 400', async () => {
-  const ca = await startTestCa();
-  try {
-    const url = new URL(ca.monitoringUrl);
-    const socket = netConnect({ host: url.hostname, port: Number(url.port) });
-    let raw = '';
-    socket.setEncoding('utf8').on('data', (d: string) => (raw += d));
-    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-    socket.write('\x16\x03\x01 not http\r\n\r\n');
-    await closed;
-    const [answer] = parseAnswers(raw);
-    assert.equal(answer?.status, 400);
-    assert.equal(answer?.body.error?.code, 'RAMPART_ERR_BAD_REQUEST');
-    const health = await httpsJson(`${ca.monitoringUrl}/healthz`);
-    assert.equal(health.status, 200);
-  } finally {
-    await ca.close();
-  }
+  const url = new URL(ca.monitoringUrl);
+  const [answer] = await rawTcp(url.hostname, Number(url.port), '\x16\x03\x01 not http\r\n\r\n');
+  assert.equal(answer?.status, 400);
+  assert.equal(answer?.body.error?.code, 'RAMPART_ERR_BAD_REQUEST');
+  const health = await httpsJson(`${ca.monitoringUrl}/healthz`);
+  assert.equal(health.status, 200);
 });
 
 test('a request that stalls mid-headers gets a coded 408', async () => {
@@ -136,13 +135,7 @@ test('a request that stalls mid-headers gets a coded 408', async () => {
   server.on('clientError', answerClientError);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   try {
-    const socket = netConnect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port });
-    let raw = '';
-    socket.setEncoding('utf8').on('data', (d: string) => (raw += d));
-    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-    socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n');
-    await closed;
-    const [answer] = parseAnswers(raw);
+    const [answer] = await rawTcp('127.0.0.1', (server.address() as AddressInfo).port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n');
     assert.equal(answer?.status, 408);
     assert.equal(answer?.body.error?.code, 'RAMPART_ERR_REQUEST_TIMEOUT');
   } finally {
@@ -152,17 +145,17 @@ test('a request that stalls mid-headers gets a coded 408', async () => {
 });
 
 test('a request on a kept-alive connection during shutdown gets a coded 503 and the connection closes', async () => {
-  const ca = await startTestCa();
+  const stoppingCa = await startTestCa();
   let stopping: Promise<void> | undefined;
   try {
-    const sequence = Number((await httpsJson(`${ca.apiUrl}/v1/trust-bundle?format=json`, { ca: ca.rootCertPem() })).headers['rampart-bundle-sequence']);
+    const sequence = Number((await httpsJson(`${stoppingCa.apiUrl}/v1/trust-bundle?format=json`, { ca: stoppingCa.rootCertPem() })).headers['rampart-bundle-sequence']);
     // The long poll keeps the connection busy, so the shutdown cannot close it as idle; the second
     // request is pipelined behind it and is routed once the CA has begun to stop.
-    const { answers, closedByServer } = await rawTls(ca, [
+    const { answers, closedByServer } = await rawTls(stoppingCa, [
       `GET /v1/trust-bundle?format=json&after=${sequence}&waitSeconds=2 HTTP/1.1\r\nHost: localhost\r\n\r\n`,
       300,
       () => {
-        stopping = ca.stop();
+        stopping = stoppingCa.stop();
       },
       100,
       'GET /v1/trust-bundle?format=json HTTP/1.1\r\nHost: localhost\r\n\r\n',
@@ -177,6 +170,6 @@ test('a request on a kept-alive connection during shutdown gets a coded 503 and 
     await stopping;
   } finally {
     await stopping;
-    await ca.close();
+    await stoppingCa.close();
   }
 });
