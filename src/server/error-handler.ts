@@ -29,6 +29,8 @@ const FASTIFY_CODES: Readonly<Record<string, { status: number; code: ErrorCode; 
   FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, code: 'RAMPART_ERR_UNSUPPORTED_MEDIA_TYPE', message: 'send the request body as application/json' },
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, code: 'RAMPART_ERR_BAD_REQUEST', message: 'content-length does not match the body' },
   FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'RAMPART_ERR_BAD_REQUEST', message: 'request body is empty; send a JSON object' },
+  // fastify drops the parser's own reason, so the message names both ways to fail it.
+  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'RAMPART_ERR_BAD_REQUEST', message: 'request body is not valid JSON, or it has a __proto__ or constructor.prototype key (refused)' },
 };
 
 export function sendError(reply: FastifyReply, status: number, code: ErrorCode, message: string, retryAfterSeconds?: number): FastifyReply {

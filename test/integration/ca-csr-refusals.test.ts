@@ -169,7 +169,8 @@ test('text/plain body: 415 RAMPART_ERR_UNSUPPORTED_MEDIA_TYPE', async () => {
 });
 
 test('a body that is not the expected JSON object: 400 RAMPART_ERR_BAD_REQUEST', async () => {
-  await refused(() => post('{"csr": ', {}), 400, 'RAMPART_ERR_BAD_REQUEST');
+  await refused(() => post('{"csr": ', {}), 400, 'RAMPART_ERR_BAD_REQUEST', /^request body is not valid JSON, or it has a __proto__/);
+  await refused(() => post(`{"__proto__": {"admin": true}, "csr": ${JSON.stringify(goodCsr)}}`, {}), 400, 'RAMPART_ERR_BAD_REQUEST', /__proto__ or constructor\.prototype key/);
   await refused(() => post([goodCsr]), 400, 'RAMPART_ERR_BAD_REQUEST');
   await refused(() => post({ ttlSeconds: 600 }), 400, 'RAMPART_ERR_BAD_REQUEST', /body\.csr must be a PEM string/);
   await refused(() => post({ csr: 42 }), 400, 'RAMPART_ERR_BAD_REQUEST');
