@@ -41,9 +41,9 @@ export function buildCaApp(deps: CaServerDeps, https?: SecureContextOptions & { 
       return;
     }
     void reply.header('connection', 'close');
-    sendError(reply, 503, 'RAMPART_ERR_NOT_READY', 'this CA process is shutting down; retry on a new connection', 1);
+    sendError(reply, 'RAMPART_ERR_NOT_READY', 'this CA process is shutting down; retry on a new connection', 1);
   });
-  app.setNotFoundHandler((request, reply) => sendError(reply, 404, 'RAMPART_ERR_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
+  app.setNotFoundHandler((request, reply) => sendError(reply, 'RAMPART_ERR_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
   registerCertificateRoutes(app, deps);
   registerTrustBundleRoutes(app, deps);
   registerAdminRoutes(app, deps);

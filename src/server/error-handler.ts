@@ -1,7 +1,7 @@
 /** The only place that maps Rampart errors (and fastify's own) to HTTP status and error bodies. */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { AuthenticationError, isRampartError, type ErrorCategory, type ErrorCode } from '../core/errors.js';
+import { AuthenticationError, ERROR_CATALOGUE, isRampartError, type ErrorCategory, type ErrorCode } from '../core/errors.js';
 
 export const STATUS_OF: Readonly<Record<ErrorCategory, number>> = {
   'bad-request': 400,
@@ -19,21 +19,28 @@ export const STATUS_OF: Readonly<Record<ErrorCategory, number>> = {
   internal: 500,
 };
 
+/** The HTTP status a code is answered with: its category's. */
+export function statusOf(code: ErrorCode): number {
+  return STATUS_OF[ERROR_CATALOGUE[code].category];
+}
+
 /** The wire shape of every error response. */
 export interface ErrorBody {
   readonly error: { readonly code: ErrorCode; readonly message: string };
 }
 
-const FASTIFY_CODES: Readonly<Record<string, { status: number; code: ErrorCode; message: string }>> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'RAMPART_ERR_BODY_TOO_LARGE', message: 'request body is over 64 KiB' },
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, code: 'RAMPART_ERR_UNSUPPORTED_MEDIA_TYPE', message: 'send the request body as application/json' },
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, code: 'RAMPART_ERR_BAD_REQUEST', message: 'content-length does not match the body' },
-  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'RAMPART_ERR_BAD_REQUEST', message: 'request body is empty; send a JSON object' },
+const FASTIFY_CODES: Readonly<Record<string, { code: ErrorCode; message: string }>> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: { code: 'RAMPART_ERR_BODY_TOO_LARGE', message: 'request body is over 64 KiB' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { code: 'RAMPART_ERR_UNSUPPORTED_MEDIA_TYPE', message: 'send the request body as application/json' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { code: 'RAMPART_ERR_BAD_REQUEST', message: 'content-length does not match the body' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { code: 'RAMPART_ERR_BAD_REQUEST', message: 'request body is empty; send a JSON object' },
   // fastify drops the parser's own reason, so the message names both ways to fail it.
-  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'RAMPART_ERR_BAD_REQUEST', message: 'request body is not valid JSON, or it has a __proto__ or constructor.prototype key (refused)' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { code: 'RAMPART_ERR_BAD_REQUEST', message: 'request body is not valid JSON, or it has a __proto__ or constructor.prototype key (refused)' },
 };
 
-export function sendError(reply: FastifyReply, status: number, code: ErrorCode, message: string, retryAfterSeconds?: number): FastifyReply {
+/** Answers with `code`'s coded body and the status of its category. */
+export function sendError(reply: FastifyReply, code: ErrorCode, message: string, retryAfterSeconds?: number): FastifyReply {
+  const status = statusOf(code);
   if (retryAfterSeconds !== undefined) void reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterSeconds))));
   const body: ErrorBody = { error: { code, message } };
   return reply.code(status).type('application/json').send(body);
@@ -49,15 +56,15 @@ export function makeErrorHandler(logger: Logger) {
       } else if (status >= 500) {
         logger.error({ reqId: request.id, code: error.code, err: error }, error.message);
       }
-      return sendError(reply, status, error.code, error.message, error.retryAfterSeconds ?? (status === 429 || status === 503 ? 1 : undefined));
+      return sendError(reply, error.code, error.message, error.retryAfterSeconds ?? (status === 429 || status === 503 ? 1 : undefined));
     }
     const fastifyCode = (error as FastifyError).code;
     const mapped = fastifyCode === undefined ? undefined : FASTIFY_CODES[fastifyCode];
-    if (mapped) return sendError(reply, mapped.status, mapped.code, mapped.message);
+    if (mapped) return sendError(reply, mapped.code, mapped.message);
     if (fastifyCode === 'FST_ERR_VALIDATION' || (error as SyntaxError).name === 'SyntaxError' || (error as FastifyError).statusCode === 400) {
-      return sendError(reply, 400, 'RAMPART_ERR_BAD_REQUEST', `request body is not valid: ${error.message.slice(0, 200)}`);
+      return sendError(reply, 'RAMPART_ERR_BAD_REQUEST', `request body is not valid: ${error.message.slice(0, 200)}`);
     }
     logger.error({ reqId: request.id, err: error }, 'unexpected error');
-    return sendError(reply, 500, 'RAMPART_ERR_INTERNAL', 'internal error; see the CA log');
+    return sendError(reply, 'RAMPART_ERR_INTERNAL', 'internal error; see the CA log');
   };
 }

@@ -9,24 +9,23 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorCode } from '../core/errors.js';
-import { sendError } from './error-handler.js';
+import { sendError, statusOf } from './error-handler.js';
 
 interface FramingAnswer {
-  readonly status: number;
   readonly code: ErrorCode;
   readonly message: string;
 }
 
 function classify(err: Error & { code?: string }): FramingAnswer {
   if (err.code === 'HPE_HEADER_OVERFLOW') {
-    return { status: 431, code: 'RAMPART_ERR_HEADERS_TOO_LARGE', message: 'request headers are over 16 KiB; a service-account token fits well within that' };
+    return { code: 'RAMPART_ERR_HEADERS_TOO_LARGE', message: 'request headers are over 16 KiB; a service-account token fits well within that' };
   }
   if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    return { status: 408, code: 'RAMPART_ERR_REQUEST_TIMEOUT', message: 'the request did not arrive in full in time' };
+    return { code: 'RAMPART_ERR_REQUEST_TIMEOUT', message: 'the request did not arrive in full in time' };
   }
   // The parser's code names the fault; its message could quote the peer's bytes, so it is not used.
   const parserCode = typeof err.code === 'string' && /^HPE_[A-Z_]+$/.test(err.code) ? ` (${err.code})` : '';
-  return { status: 400, code: 'RAMPART_ERR_BAD_REQUEST', message: `the request is not valid HTTP/1.1${parserCode}` };
+  return { code: 'RAMPART_ERR_BAD_REQUEST', message: `the request is not valid HTTP/1.1${parserCode}` };
 }
 
 /**
@@ -40,7 +39,8 @@ export function answerClientError(err: Error & { code?: string }, socket: Duplex
   // As node does: never write into the middle of a response already under way on this socket.
   const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
   if (socket.writable && inFlight?.headersSent !== true) {
-    const { status, code, message } = classify(err);
+    const { code, message } = classify(err);
+    const status = statusOf(code);
     const body = JSON.stringify({ error: { code, message } });
     socket.write(
       `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\n` +
@@ -53,5 +53,5 @@ export function answerClientError(err: Error & { code?: string }, socket: Duplex
 /** fastify's `frameworkErrors`: a URL that does not percent-decode, or a path segment too long to route. */
 export function answerFrameworkError(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const message = error.code === 'FST_ERR_BAD_URL' ? 'the request URL is not valid: it does not percent-decode' : 'the request URL cannot be routed';
-  return sendError(reply, 400, 'RAMPART_ERR_BAD_REQUEST', message);
+  return sendError(reply, 'RAMPART_ERR_BAD_REQUEST', message);
 }
