@@ -78,7 +78,9 @@ export function issueCertificate(context: SigningContext, policy: TtlPolicy, clo
     serialHex: leaf.serialHex,
     notBefore: Math.floor(notBefore / 1000) * 1000,
     expiresAt,
-    grantedTtlSeconds: Math.max(0, Math.round((expiresAt - now) / 1000)),
+    // The certificate holds whole seconds; counted from the same truncated "now", the TTL granted is
+    // exactly what was asked (or the clamp), never a second short because of the request's milliseconds.
+    grantedTtlSeconds: Math.max(0, Math.ceil((expiresAt - now) / 1000)),
     keyType: csr.keyType,
   };
 }
