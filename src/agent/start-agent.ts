@@ -11,6 +11,7 @@ import type { AgentConfig } from '../config/agent-config.js';
 import { formatHostPort } from '../config/values.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { ConfigError } from '../core/errors.js';
+import { listenNamed } from '../server/listen-failure.js';
 import { createMonitoringServer } from '../server/monitoring.js';
 import { createAgentMetrics, createAgentRegistry } from './agent-metrics.js';
 import { CertificateManager } from './certificate-manager.js';
@@ -110,14 +111,14 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   };
 
   try {
-    await monitoring.listen({ host: config.monitoringListen.host, port: config.monitoringListen.port });
+    await listenNamed('--monitoring-listen', config.monitoringListen, () => monitoring.listen({ host: config.monitoringListen.host, port: config.monitoringListen.port }));
     m.start();
     logger.info({ event: 'agent-starting', caUrl: config.caUrl, tokenFile: config.tokenFile, outDir: config.outDir, agentId: config.agentId }, 'requesting the first certificate');
     await m.waitForFirstCertificate(config.startupTimeoutMs);
     const firstCertificateMs = performance.now() - startedAt;
     const common = { credentials: m, logger, registry, clock, tunnel: config.tunnel };
-    for (const route of config.inbound) inbound.push(await startInbound({ ...common, listen: route.listen, backend: route.backend, allow: config.allow }));
-    for (const route of config.outbound) outbound.push(await startOutbound({ ...common, listen: route.listen, upstream: route.upstream, expectedId: route.expectedId }));
+    for (const route of config.inbound) inbound.push(await listenNamed('--inbound', route.listen, () => startInbound({ ...common, listen: route.listen, backend: route.backend, allow: config.allow })));
+    for (const route of config.outbound) outbound.push(await listenNamed('--outbound', route.listen, () => startOutbound({ ...common, listen: route.listen, upstream: route.upstream, expectedId: route.expectedId })));
     const monPort = (monitoring.server.address() as AddressInfo).port;
     const monHost = config.monitoringListen.host === '0.0.0.0' ? '127.0.0.1' : config.monitoringListen.host === '::' ? '::1' : config.monitoringListen.host;
     const monitoringUrl = `http://${formatHostPort({ host: monHost, port: monPort })}`;

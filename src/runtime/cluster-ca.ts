@@ -16,10 +16,11 @@ import { Registry } from 'prom-client';
 import type { CaConfig } from '../config/ca-config.js';
 import { formatHostPort } from '../config/values.js';
 import { systemClock } from '../core/clock.js';
-import { isRampartError } from '../core/errors.js';
+import { ERROR_CATALOGUE, isRampartError, RampartError, type ErrorCode } from '../core/errors.js';
 import { createCaMetrics } from '../observability/ca-metrics.js';
 import { ClusterMetrics, type MetricsJson } from '../observability/cluster-metrics.js';
 import type { ConnectionBalance } from '../server/connection-balance.js';
+import { listenNamed } from '../server/listen-failure.js';
 import { createMonitoringServer } from '../server/monitoring.js';
 import { isPrimaryMessage, isWorkerMessage, type PrimaryMessage, type WorkerMessage } from './cluster-messages.js';
 import { ReplicaRuntime } from './replica-runtime.js';
@@ -46,7 +47,15 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
   let nextMetricId = 1;
   let stopping = false;
   let resolveUrl: (url: string) => void = () => undefined;
-  const apiUrl = new Promise<string>((resolve) => (resolveUrl = resolve));
+  let failStartup: (err: RampartError) => void = () => undefined;
+  let serving = false;
+  const apiUrl = new Promise<string>((resolve, reject) => {
+    resolveUrl = (url) => {
+      serving = true;
+      resolve(url);
+    };
+    failStartup = reject;
+  });
 
   const sendTo = (worker: Worker, message: PrimaryMessage): void => {
     if (worker.isConnected()) worker.send(message);
@@ -66,6 +75,11 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
     // A worker asks for the state before it listens: 'online' fires before its handlers are set.
     if (message.t === 'rampart-hello') sendTo(worker, { t: 'rampart-state', state: runtime.state() });
     else if (message.t === 'rampart-listening') resolveUrl(message.url);
+    else if (message.t === 'rampart-failed') {
+      const code = (message.code in ERROR_CATALOGUE ? message.code : 'RAMPART_ERR_INTERNAL') as ErrorCode;
+      if (!serving) failStartup(new RampartError(code, message.message));
+      else logger.error({ event: 'worker-start-failed', code, reason: message.message }, 'a replacement signing worker could not start');
+    }
     else if (message.t === 'rampart-connections') {
       openConnections.set(worker, message.open);
       reportConnections();
@@ -90,14 +104,15 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
       openConnections.delete(worker);
       clusterMetrics.retire(worker.id);
       if (stopping) return;
+      // Before any worker serves, an exit is a start-up failure: restarting would loop forever.
+      if (!serving) {
+        failStartup(new RampartError('RAMPART_ERR_INTERNAL', `a signing worker exited during start-up (exit code ${String(code)}, signal ${String(signal)}); see its log`));
+        return;
+      }
       logger.error({ event: 'worker-exited', code, signal }, 'a signing worker exited; starting another');
       setTimeout(fork, 500).unref();
     });
   };
-  cluster.schedulingPolicy = cluster.SCHED_NONE;
-  logger.info({ event: 'forking-workers', workers: config.workers }, 'starting signing workers');
-  for (let i = 0; i < config.workers; i++) fork();
-
   const workerMetrics = (w: Worker): Promise<MetricsJson> =>
     new Promise((resolve) => {
       const id = nextMetricId++;
@@ -116,35 +131,68 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
     metrics: async () => clusterMetrics.exposition(await core.registry.getMetricsAsJSON(), await Promise.all([...workers].map(workerMetrics))),
     ready: () => (runtime.ready && workers.size > 0 ? true : 'no signing worker or no valid intermediate'),
   });
-  await monitoring.listen({ host: config.monitoringListen.host, port: config.monitoringListen.port });
+  try {
+    await listenNamed('--monitoring-listen', config.monitoringListen, () => monitoring.listen({ host: config.monitoringListen.host, port: config.monitoringListen.port }));
+  } catch (err) {
+    await core.stop();
+    throw err;
+  }
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  logger.info({ event: 'forking-workers', workers: config.workers }, 'starting signing workers');
+  for (let i = 0; i < config.workers; i++) fork();
+
   const monPort = (monitoring.server.address() as AddressInfo).port;
-  const url = await apiUrl;
+  const stopWorkersAndCore = async (): Promise<void> => {
+    stopping = true;
+    await Promise.all(
+      [...workers].map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            w.once('exit', () => resolve());
+            // A worker that failed at start-up may have dropped its channel already.
+            if (w.isConnected()) w.disconnect();
+            else w.kill();
+            setTimeout(() => {
+              w.kill('SIGKILL');
+              resolve();
+            }, 10_000).unref();
+          }),
+      ),
+    );
+    await monitoring.close();
+    await core.stop();
+  };
+  let url: string;
+  try {
+    url = await apiUrl;
+  } catch (err) {
+    await stopWorkersAndCore();
+    throw err;
+  }
   return {
     apiUrl: url,
     monitoringUrl: `http://${formatHostPort({ host: config.monitoringListen.host === '0.0.0.0' ? '127.0.0.1' : config.monitoringListen.host, port: monPort })}`,
-    async stop() {
-      stopping = true;
-      await Promise.all(
-        [...workers].map(
-          (w) =>
-            new Promise<void>((resolve) => {
-              w.once('exit', () => resolve());
-              w.disconnect();
-              setTimeout(() => {
-                w.kill('SIGKILL');
-                resolve();
-              }, 10_000).unref();
-            }),
-        ),
-      );
-      await monitoring.close();
-      await core.stop();
-    },
+    stop: stopWorkersAndCore,
   };
 }
 
-/** Runs in each worker: a replica fed by the primary, and the HTTPS API. */
+/**
+ * Runs in each worker: a replica fed by the primary, and the HTTPS API. A worker that cannot start
+ * (its port is taken, say) tells the primary why and exits 2; the primary reports it once and
+ * stops the others.
+ */
 export async function startClusterWorker(config: CaConfig, logger: Logger): Promise<{ stop(): Promise<void> }> {
+  try {
+    return await serveAsWorker(config, logger);
+  } catch (err) {
+    const failure: WorkerMessage = { t: 'rampart-failed', code: isRampartError(err) ? err.code : 'RAMPART_ERR_INTERNAL', message: isRampartError(err) ? err.message : 'a signing worker could not start; see its log' };
+    if (!isRampartError(err)) logger.error({ err }, 'signing worker start-up failed');
+    await new Promise<void>((resolve) => (process.connected && process.send ? process.send(failure, () => resolve()) : resolve()));
+    process.exit(2);
+  }
+}
+
+async function serveAsWorker(config: CaConfig, logger: Logger): Promise<{ stop(): Promise<void> }> {
   const send = (message: WorkerMessage): void => {
     if (process.connected) process.send?.(message);
   };

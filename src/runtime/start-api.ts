@@ -14,11 +14,13 @@ import type { Authenticator } from '../core/ports.js';
 import { AuthenticatorChain } from '../authn/chain.js';
 import { createDevAuthenticator, ensureDevIssuer } from '../authn/dev.js';
 import { createJwksAuthenticator } from '../authn/jwks.js';
+import { checkJwksFileNow } from '../authn/jwt-key-source.js';
 import { createSvidAuthenticator } from '../authn/svid.js';
 import type { CaMetrics } from '../observability/ca-metrics.js';
 import { buildCaApp } from '../server/app.js';
 import { balanceConnections, type ConnectionBalance } from '../server/connection-balance.js';
 import { admitHandshakesInOrder } from '../server/handshake-admission.js';
+import { listenNamed } from '../server/listen-failure.js';
 import { apiTlsOptions, issueServingCertificate, type ServingCertificate } from '../server/tls.js';
 import type { CaAuthority } from './ca-authority.js';
 
@@ -57,6 +59,7 @@ async function buildAuthenticators(config: CaConfig, svid: Authenticator, option
       const j = config.jwks;
       if (!j) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', '--authn jwks needs jwks settings');
       const caFile = j.caFile ? { caFile: j.caFile } : {};
+      if (j.file) checkJwksFileNow(j.file);
       out.push(
         createJwksAuthenticator({
           issuer: j.issuer,
@@ -118,8 +121,16 @@ export async function startApi(config: CaConfig, authority: CaAuthority, options
 
   const connectionBalance = options.balanceConnections === true ? balanceConnections(app) : null;
   const admission = admitHandshakesInOrder(app.server as HttpsServer, { limit: HANDSHAKES_IN_PROGRESS, onShed: () => options.metrics.connectionsShed.inc() });
-  // A fleet reconnecting at once must queue in the kernel, not be reset: 511 is too small.
-  await app.listen({ host: config.listen.host, port: config.listen.port, backlog: 4096 });
+  try {
+    // A fleet reconnecting at once must queue in the kernel, not be reset: 511 is too small.
+    await listenNamed('--listen', config.listen, () => app.listen({ host: config.listen.host, port: config.listen.port, backlog: 4096 }));
+  } catch (err) {
+    clearInterval(servingTimer);
+    unsubscribe();
+    admission.close();
+    await app.close();
+    throw err;
+  }
   const port = (app.server.address() as AddressInfo).port;
   const host = config.listen.host === '0.0.0.0' || config.listen.host === '127.0.0.1' ? 'localhost' : config.listen.host === '::' ? 'localhost' : config.listen.host;
   return {

@@ -12,6 +12,7 @@ import { validatePluggedCa } from '../core/ca/plugged.js';
 import type { PluggedCa } from '../core/ca/rotation.js';
 import type { StateStore } from '../core/ports.js';
 import { createCaMetrics, type CaMetrics } from '../observability/ca-metrics.js';
+import { listenNamed } from '../server/listen-failure.js';
 import { createMonitoringServer } from '../server/monitoring.js';
 import type { ServingCertificate } from '../server/tls.js';
 import { FileStateStore } from '../store/file-store.js';
@@ -71,7 +72,8 @@ export async function startCaCore(config: CaConfig, options: StartCaOptions): Pr
   const logger = options.logger;
   const clock = options.clock ?? systemClock;
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'rampart_ca_process_' });
+  // prom-client's names already start with process_ or nodejs_, so the prefix is only the component.
+  collectDefaultMetrics({ register: registry, prefix: 'rampart_ca_' });
   const metrics = createCaMetrics(registry);
   const plugged = loadPlugged(config, clock.now());
 
@@ -152,7 +154,14 @@ export async function startCa(config: CaConfig, options: StartCaOptions): Promis
     throw err;
   });
   const monitoring = createMonitoringServer({ registry: core.registry, ready: () => (core.runtime.ready ? true : 'no valid signing intermediate') });
-  await monitoring.listen({ host: config.monitoringListen.host, port: config.monitoringListen.port });
+  try {
+    await listenNamed('--monitoring-listen', config.monitoringListen, () => monitoring.listen({ host: config.monitoringListen.host, port: config.monitoringListen.port }));
+  } catch (err) {
+    // Leave nothing serving or locked: a CA without monitoring would look dead to its probes.
+    await api.stop();
+    await core.stop();
+    throw err;
+  }
   const monPort = (monitoring.server.address() as AddressInfo).port;
   const monHost = config.monitoringListen.host === '0.0.0.0' ? '127.0.0.1' : config.monitoringListen.host;
   let stopped = false;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,9 +60,19 @@ test('bad input: one line saying what to fix, exit 2, never a stack trace', () =
   failsWith([...base(), '--ttl', 'soon'], /--ttl "soon" is not a duration/);
 });
 
-test('start-up problems: unreadable token file, unreadable bundle, a CA URL that does not answer', () => {
+test('start-up problems: unreadable token file, unreadable bundle, a port in use, a CA URL that does not answer', async () => {
   failsWith(['--ca-bundle', bundleFile, '--token-file', join(dir, 'missing-token'), '--monitoring-listen', '127.0.0.1:0'], /cannot read token file .*missing-token \(ENOENT\); check --token-file/);
   failsWith(['--ca-bundle', join(dir, 'missing.pem'), '--token-file', tokenFile, '--monitoring-listen', '127.0.0.1:0'], /cannot read --ca-bundle .*missing\.pem \(ENOENT\)/);
+  // A monitoring port someone else holds: named by flag and address, exit 2, nothing left running.
+  const held = net.createServer().listen(0, '127.0.0.1');
+  await once(held, 'listening');
+  try {
+    const port = (held.address() as net.AddressInfo | null)?.port ?? 0;
+    assert.ok(port > 0);
+    failsWith(['--ca-bundle', bundleFile, '--token-file', tokenFile, '--monitoring-listen', `127.0.0.1:${port}`], new RegExp(`--monitoring-listen 127\\.0\\.0\\.1:${port}: cannot listen: the address is already in use.*\\[RAMPART_ERR_LISTEN_FAILED\\]$`));
+  } finally {
+    held.close();
+  }
   // Port 1 on loopback: nothing listens there.
   failsWith([...base(), '--ca-url', 'https://127.0.0.1:1', '--startup-timeout', '2s'], /no certificate within 2s: cannot reach the CA at https:\/\/127\.0\.0\.1:1: ECONNREFUSED; check --ca-url/);
 });
