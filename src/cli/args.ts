@@ -14,11 +14,25 @@ export interface Parsed<T> {
 /** Parses argv against a spec; unknown flags and missing values become UsageErrors. */
 export function parseFlags<T>(argv: readonly string[], spec: FlagSpec, allowPositionals = false): Parsed<T> {
   try {
-    const { values, positionals } = parseArgs({ args: [...argv], options: { ...spec, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals });
+    const { values, positionals, tokens } = parseArgs({ args: [...argv], options: { ...spec, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals, tokens: true });
+    refuseRepeats(tokens, spec);
     return { values: values as T, positionals };
   } catch (err) {
+    if (err instanceof UsageError) throw err;
     const message = (err as Error).message.replace(/\. To specify a positional argument.*$/s, '');
     throw new UsageError(message);
+  }
+}
+
+// parseArgs keeps the last of a repeated flag; `--listen A --listen B` is almost always a mistake
+// (a copied line, a config merged twice), so it is refused unless the flag is a list.
+function refuseRepeats(tokens: ReadonlyArray<{ kind: string; name?: string }>, spec: FlagSpec): void {
+  const seen = new Set<string>();
+  for (const token of tokens) {
+    if (token.kind !== 'option' || token.name === undefined) continue;
+    if (spec[token.name]?.multiple === true) continue;
+    if (seen.has(token.name)) throw new UsageError(`--${token.name} is given more than once; give it once`);
+    seen.add(token.name);
   }
 }
 

@@ -46,21 +46,21 @@ export async function runCli(argv: readonly string[]): Promise<number> {
   }
   const load = COMMANDS[name];
   if (!load) {
-    process.stderr.write(`rampart: unknown command "${name}"\nRun "rampart --help" for the list of commands.\n`);
+    process.stderr.write(`rampart: unknown command "${name}" [RAMPART_ERR_USAGE]\nRun "rampart --help" for the list of commands.\n`);
     return 2;
   }
   try {
     return await (await load())(rest);
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`rampart ${name}: ${err.message}\nRun "rampart ${name} --help" for usage.\n`);
+      process.stderr.write(`rampart ${name}: ${err.message} [RAMPART_ERR_USAGE]\nRun "rampart ${name} --help" for usage.\n`);
       return 2;
     }
     if (isRampartError(err)) {
       process.stderr.write(`rampart ${name}: ${err.message} [${err.code}]\n`);
       return err.category === 'config' ? 2 : 1;
     }
-    process.stderr.write(`rampart ${name}: unexpected error: ${(err as Error).message ?? String(err)}\n`);
+    process.stderr.write(`rampart ${name}: unexpected error: ${(err as Error).message ?? String(err)} [RAMPART_ERR_INTERNAL]\n`);
     return 1;
   }
 }

@@ -56,6 +56,8 @@ export const ERROR_CATALOGUE = {
   RAMPART_ERR_STATE_LOCKED: { category: 'config', summary: 'Another CA process holds the state directory lock.' },
   RAMPART_ERR_STATE_CORRUPT: { category: 'internal', summary: 'The persisted CA state cannot be read or fails validation.' },
   RAMPART_ERR_CONFIG_INVALID: { category: 'config', summary: 'A flag, environment variable or config file value is invalid.' },
+  RAMPART_ERR_USAGE: { category: 'config', summary: 'The command line is not what the command expects: an unknown flag, a missing value, or a file argument that cannot be used.' },
+  RAMPART_ERR_LISTEN_FAILED: { category: 'config', summary: 'A listener cannot bind its address: in use, not an address of this host, or not permitted.' },
   RAMPART_ERR_PLUGGED_CA_INVALID: { category: 'config', summary: 'The plugged-in CA files do not form a valid signing CA.' },
   RAMPART_ERR_TOKEN_FILE: { category: 'config', summary: 'The service-account token file cannot be read.' },
   RAMPART_ERR_CA_UNREACHABLE: { category: 'unavailable', summary: 'The agent or CLI cannot reach the CA.' },

@@ -52,22 +52,29 @@ test('--help of ca, token, cert and bundle exits 0 and prints usage', async () =
 });
 
 test('usage errors exit 2 with one clear line and no stack trace', async () => {
-  const [bogus, noNamespace, badFormat] = await Promise.all([
+  const [bogus, noNamespace, badFormat, twice, unknown] = await Promise.all([
     cli(['ca', '--bogus']),
     cli(['token', '--service-account', 'cart', '--state-dir', dir]),
     cli(['bundle', '--format', 'der', '--ca-bundle', `${ca.stateDir}/root-cert.pem`]),
+    cli(['ca', '--listen', '127.0.0.1:1', '--listen', '127.0.0.1:2']),
+    cli(['frobnicate']),
   ]);
   assert.equal(bogus.code, 2);
   const [first, ...rest] = bogus.stderr.trimEnd().split('\n');
-  assert.match(first ?? '', /^rampart ca: .*--bogus/);
+  assert.match(first ?? '', /^rampart ca: .*--bogus.* \[RAMPART_ERR_USAGE\]$/);
   assert.ok(rest.length <= 1 && rest.every((l) => /rampart ca --help/.test(l)), bogus.stderr);
   assert.doesNotMatch(bogus.stderr, /\n\s+at /);
   assert.equal(noNamespace.code, 2);
-  assert.match(noNamespace.stderr, /^rampart token: missing required flag --namespace$/m);
+  assert.match(noNamespace.stderr, /^rampart token: missing required flag --namespace \[RAMPART_ERR_USAGE\]$/m);
   assert.doesNotMatch(noNamespace.stderr, /\n\s+at /);
   assert.equal(noNamespace.stdout, '', 'no token printed');
   assert.equal(badFormat.code, 2);
   assert.match(badFormat.stderr, /--format must be pem, json or jwks/);
+  // A flag given twice is refused rather than silently taking the last value.
+  assert.equal(twice.code, 2);
+  assert.match(twice.stderr, /^rampart ca: --listen is given more than once; give it once \[RAMPART_ERR_USAGE\]$/m);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /^rampart: unknown command "frobnicate" \[RAMPART_ERR_USAGE\]$/m);
 });
 
 test('rampart token prints a JWT shaped like a projected service-account token, accepted by the CA', async () => {
