@@ -3,6 +3,7 @@
  * once and frozen; nothing else in the CA reads flags, files or the environment for settings.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { ConfigError } from '../core/errors.js';
 import { formatSpiffeId, parseSpiffeId, validateTrustDomain } from '../core/identity.js';
@@ -114,11 +115,57 @@ function readConfigFile(path: string): Json {
   }
 }
 
+/**
+ * Every key a config file may hold, per section (docs/configuration.md). A misspelt key is
+ * refused rather than ignored: `trustdomain` silently running as cluster.local is an outage later.
+ */
+const CONFIG_KEYS = {
+  '': ['stateDir', 'store', 'listen', 'monitoringListen', 'trustDomain', 'authn', 'defaultTtl', 'minTtl', 'maxTtl', 'rootTtl', 'intermediateTtl', 'pluggedCa', 'admin', 'jwks', 'kubernetes', 'servingNames', 'autoRotate', 'bundleRefreshInterval', 'maxInFlight', 'workers', 'logLevel'],
+  admin: ['identities'],
+  jwks: ['issuer', 'file', 'url', 'caFile', 'audience'],
+  kubernetes: ['kubeconfig', 'namespace', 'audience', 'tokenReviewRatePerSecond', 'leaseDuration', 'renewDeadline', 'retryPeriod'],
+} as const;
+
+function checkKeys(object: Json, where: keyof typeof CONFIG_KEYS): void {
+  const known: readonly string[] = CONFIG_KEYS[where];
+  for (const key of Object.keys(object)) {
+    if (!known.includes(key)) {
+      const path = where === '' ? key : `${where}.${key}`;
+      throw invalid(`config "${path}" is not a known key; ${where === '' ? 'top-level' : `"${where}"`} keys are ${known.join(', ')} (docs/configuration.md)`);
+    }
+  }
+}
+
+/** A scalar setting: strings as they are; numbers and booleans as their flag text (`"workers": 2`). */
 function str(file: Json, key: string): string | undefined {
   const v = file[key];
   if (v === undefined) return undefined;
-  if (typeof v !== 'string') throw invalid(`config "${key}" must be a string`);
+  if (typeof v === 'string') return v;
+  if ((typeof v === 'number' && Number.isFinite(v)) || typeof v === 'boolean') return String(v);
+  throw invalid(`config "${key}" must be a string, number or boolean`);
+}
+
+/** A list setting: a JSON list of strings, or (for lists that have a comma form) one string. */
+function stringList(file: Json, key: string): readonly string[] | undefined {
+  const v = file[key];
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v) || v.some((item) => typeof item !== 'string')) throw invalid(`config "${key}" must be a list of strings`);
+  return v as string[];
+}
+
+function positiveNumber(file: Json, key: string, where: string, fallback: number): number {
+  const v = file[key];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw invalid(`config "${where}.${key}" must be a positive number`);
   return v;
+}
+
+// A DNS name of RFC 1123 labels, optionally with a wildcard first label, as a serving SAN allows.
+const DNS_NAME = /^(?:\*\.)?(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+function servingName(name: string): string {
+  if (isIP(name) !== 0 || (name.length <= 253 && DNS_NAME.test(name))) return name;
+  throw invalid(`--serving-name "${name}" is neither a DNS name (letters, digits, "-", dots; "*." only as the first label) nor an IP address`);
 }
 
 function section(file: Json, key: string): Json {
@@ -144,6 +191,7 @@ function workerCount(text: string | undefined): number {
 /** Builds the frozen CA config. `env` is passed in so tests can control it. */
 export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
   const file = flags.config ? readConfigFile(flags.config) : {};
+  checkKeys(file, '');
   const pick = (flag: keyof CaFlags, key: string): string | undefined => (flags[flag] as string | undefined) ?? str(file, key);
 
   const trustDomain = pick('trust-domain', 'trustDomain') ?? 'cluster.local';
@@ -152,7 +200,7 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
   } catch {
     throw invalid(`--trust-domain "${trustDomain}" is not a valid trust domain (lowercase letters, digits, ".", "-", "_")`);
   }
-  const authnText = pick('authn', 'authn') ?? 'dev,svid';
+  const authnText = flags.authn ?? (Array.isArray(file['authn']) ? stringList(file, 'authn')?.join(',') : str(file, 'authn')) ?? 'dev,svid';
   const authn = authnText.split(',').map((s) => s.trim()).filter(Boolean);
   for (const name of authn) {
     if (!(AUTHENTICATOR_NAMES as readonly string[]).includes(name)) throw invalid(`--authn "${name}" is unknown; choose from ${AUTHENTICATOR_NAMES.join(', ')}`);
@@ -176,6 +224,7 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
   if (lifetimes.intermediateTtlMs > lifetimes.rootTtlMs) throw invalid('--intermediate-ttl must not exceed --root-ttl');
 
   const admin = section(file, 'admin');
+  checkKeys(admin, 'admin');
   const rawAdmins = admin['identities'] ?? [formatSpiffeId(trustDomain, 'ns', 'rampart-system', 'sa', 'rampart-admin')];
   if (!Array.isArray(rawAdmins) || rawAdmins.some((a) => typeof a !== 'string')) throw invalid('config admin.identities must be a list of SPIFFE IDs');
   for (const id of rawAdmins as string[]) {
@@ -187,8 +236,13 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
   }
 
   const jwksFile = section(file, 'jwks');
+  checkKeys(jwksFile, 'jwks');
   const jwksIssuer = flags['jwks-issuer'] ?? str(jwksFile, 'issuer');
   let jwks: JwksSettings | undefined;
+  if (!authn.includes('jwks')) {
+    const stray = (['jwks-issuer', 'jwks-file', 'jwks-url'] as const).find((f) => flags[f] !== undefined);
+    if (stray) throw invalid(`--${stray} only applies to the jwks authenticator; add jwks to --authn or drop --${stray}`);
+  }
   if (authn.includes('jwks')) {
     if (!jwksIssuer) throw invalid('--authn jwks needs --jwks-issuer (and --jwks-file or --jwks-url, or OIDC discovery from the issuer)');
     const fileP = flags['jwks-file'] ?? str(jwksFile, 'file');
@@ -203,6 +257,7 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
   }
 
   const k8s = section(file, 'kubernetes');
+  checkKeys(k8s, 'kubernetes');
   const store = pick('store', 'store') ?? 'file';
   if (store !== 'file' && store !== 'kubernetes') throw invalid(`--store must be file or kubernetes, got "${store}"`);
   const kubeconfig = flags.kubeconfig ?? str(k8s, 'kubeconfig') ?? env['KUBECONFIG'];
@@ -210,7 +265,7 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw invalid(`--log-level "${logLevel}" is not a pino level`);
   const autoRotate = pick('auto-rotate', 'autoRotate') ?? 'true';
   if (autoRotate !== 'true' && autoRotate !== 'false') throw invalid('--auto-rotate must be true or false');
-  const servingNames = [...(flags['serving-name'] ?? []), ...((Array.isArray(file['servingNames']) ? file['servingNames'] : []) as string[])];
+  const servingNames = [...(flags['serving-name'] ?? []), ...(stringList(file, 'servingNames') ?? [])].map(servingName);
 
   const config: CaConfig = {
     stateDir: pick('state-dir', 'stateDir') ?? 'certs',
@@ -228,7 +283,7 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
       namespace: flags.namespace ?? str(k8s, 'namespace') ?? env['POD_NAMESPACE'] ?? 'rampart-system',
       ...(kubeconfig ? { kubeconfig } : {}),
       audience: str(k8s, 'audience') ?? 'rampart-ca',
-      tokenReviewRatePerSecond: typeof k8s['tokenReviewRatePerSecond'] === 'number' ? (k8s['tokenReviewRatePerSecond'] as number) : 50,
+      tokenReviewRatePerSecond: positiveNumber(k8s, 'tokenReviewRatePerSecond', 'kubernetes', 50),
       ...(env['KUBERNETES_SERVICE_HOST'] ? { inClusterHost: env['KUBERNETES_SERVICE_HOST'] } : {}),
       ...(env['KUBERNETES_SERVICE_PORT'] ? { inClusterPort: env['KUBERNETES_SERVICE_PORT'] } : {}),
       identity: env['POD_NAME'] ?? `${hostname()}-${process.pid}`,

@@ -36,7 +36,8 @@ Flags:
   --max-in-flight N            certificate requests in flight before answering 429 (default 1024)
   --workers N|auto             signing processes; auto = one per usable CPU, container CPU
                                limit included (default 1)
-  --config FILE                JSON config file (flags win over it)
+  --config FILE                JSON config file; its keys are in docs/configuration.md
+                               (flags win over it; unknown keys are refused)
   --log-level LEVEL            pino level (default info)
 `;
 

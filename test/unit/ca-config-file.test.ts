@@ -1,0 +1,63 @@
+/** `rampart ca --config FILE`: every key is known or refused, values may be JSON-typed, and serving names are checked. */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { loadCaConfig, type CaFlags } from '../../src/config/ca-config.js';
+import { ConfigError } from '../../src/core/errors.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'rampart-config-file-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+let n = 0;
+function withFile(content: unknown, flags: CaFlags = {}) {
+  const path = join(dir, `c${n++}.json`);
+  writeFileSync(path, JSON.stringify(content));
+  return loadCaConfig({ ...flags, config: path }, {});
+}
+
+function refused(run: () => unknown, message: RegExp): void {
+  assert.throws(run, (err: unknown) => err instanceof ConfigError && err.code === 'RAMPART_ERR_CONFIG_INVALID' && message.test(err.message), String(message));
+}
+
+test('a misspelt key is refused by name, at the top level and inside sections', () => {
+  refused(() => withFile({ trustdomain: 'example.org' }), /config "trustdomain" is not a known key; top-level keys are .*trustDomain/);
+  refused(() => withFile({ admin: { identity: [] } }), /config "admin\.identity" is not a known key; "admin" keys are identities/);
+  refused(() => withFile({ jwks: { issuer: 'https://i', File: 'x' } }), /config "jwks\.File" is not a known key/);
+  refused(() => withFile({ kubernetes: { leaseDurationSeconds: 15 } }), /config "kubernetes\.leaseDurationSeconds" is not a known key/);
+});
+
+test('numbers, booleans and lists are taken in their JSON types', () => {
+  const c = withFile({ maxInFlight: 10, workers: 2, autoRotate: false, authn: ['dev', 'svid'], trustDomain: 'example.org', servingNames: ['ca.example.org', '10.0.0.7'], kubernetes: { tokenReviewRatePerSecond: 20 } });
+  assert.equal(c.maxInFlight, 10);
+  assert.equal(c.workers, 2);
+  assert.equal(c.autoRotate, false);
+  assert.deepEqual(c.authn, ['dev', 'svid']);
+  assert.equal(c.trustDomain, 'example.org');
+  assert.deepEqual(c.servingNames, ['ca.example.org', '10.0.0.7']);
+  assert.equal(c.kubernetes.tokenReviewRatePerSecond, 20);
+  // Flags still win over the file.
+  assert.equal(withFile({ maxInFlight: 10 }, { 'max-in-flight': '7' }).maxInFlight, 7);
+});
+
+test('values of the wrong shape are refused, never cast or ignored', () => {
+  refused(() => withFile({ servingNames: [1, 2] }), /config "servingNames" must be a list of strings/);
+  refused(() => withFile({ servingNames: 'ca.example' }), /config "servingNames" must be a list of strings/);
+  refused(() => withFile({ kubernetes: { tokenReviewRatePerSecond: 'fast' } }), /config "kubernetes\.tokenReviewRatePerSecond" must be a positive number/);
+  refused(() => withFile({ maxInFlight: { n: 1 } }), /config "maxInFlight" must be a string, number or boolean/);
+  refused(() => withFile({ workers: 0 }), /--workers must be a positive whole number/);
+});
+
+test('--serving-name must be a DNS name (wildcard only as the first label) or an IP address', () => {
+  const ok = loadCaConfig({ 'serving-name': ['rampart-ca.rampart-system.svc', '*.ca.example', '::1', '192.0.2.4'] }, {});
+  assert.deepEqual(ok.servingNames, ['rampart-ca.rampart-system.svc', '*.ca.example', '::1', '192.0.2.4']);
+  for (const bad of ['bad name!', '', 'a.*.example', '-lead.example', 'x'.repeat(64) + '.example']) {
+    refused(() => loadCaConfig({ 'serving-name': [bad] }, {}), /--serving-name ".*" is neither a DNS name/);
+  }
+});
+
+test('jwks flags without the jwks authenticator are refused rather than ignored', () => {
+  refused(() => loadCaConfig({ 'jwks-file': '/tmp/keys.json' }, {}), /--jwks-file only applies to the jwks authenticator/);
+  assert.equal(loadCaConfig({ authn: 'jwks', 'jwks-issuer': 'https://issuer.example', 'jwks-file': '/tmp/keys.json' }, {}).jwks?.file, '/tmp/keys.json');
+});
