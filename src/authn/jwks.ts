@@ -8,7 +8,7 @@ import { decodeProtectedHeader } from 'jose';
 import type { JSONWebKeySet, JWSHeaderParameters, JWTPayload } from 'jose';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../core/clock.js';
-import { AuthenticationError, ConfigError, isRampartError } from '../core/errors.js';
+import { AuthenticationError, ConfigError, isRampartError, UnavailableError } from '../core/errors.js';
 import { validateTrustDomain, type WorkloadIdentity } from '../core/identity.js';
 import type { AuthenticationRequest, Authenticator } from '../core/ports.js';
 import { identityFromServiceAccountClaims } from './jwt-claims.js';
@@ -81,13 +81,24 @@ export function createJwksAuthenticator(options: JwksAuthenticatorOptions): Auth
   });
   // Signature with the current set; a token naming a key the set lacks triggers one reload
   // (the issuer may have rotated its signing key since the set was cached).
+  // Callers learn only that the keys are unavailable; where they come from (a file path, an
+  // internal URL) and why they failed is for the CA's log.
+  const keysOrUnavailable = async (load: () => Promise<JSONWebKeySet>): Promise<JSONWebKeySet> => {
+    try {
+      return await load();
+    } catch (err) {
+      if (!isRampartError(err) || err.code !== 'RAMPART_ERR_AUTHN_BACKEND_UNAVAILABLE') throw err;
+      options.logger?.warn({ source: source.description, reason: err.message }, 'JWKS cannot be loaded and no key set is cached');
+      throw new UnavailableError('RAMPART_ERR_AUTHN_BACKEND_UNAVAILABLE', `the ${name} authenticator cannot load its issuer's signing keys now; retry later`, { retryAfterSeconds: err.retryAfterSeconds ?? 5 });
+    }
+  };
   const verifySignature = async (token: string, alg: JwtAlgorithm, kid: string | undefined): Promise<void> => {
-    const set = await source.current();
+    const set = await keysOrUnavailable(() => source.current());
     try {
       verifyJwsSignature(token, alg, candidateKeys(set, alg, kid));
     } catch (err) {
       if (!(err instanceof JwtRejection) || err.reason !== 'no-key') throw err;
-      const fresh: JSONWebKeySet = await source.refreshForUnknownKey();
+      const fresh: JSONWebKeySet = await keysOrUnavailable(() => source.refreshForUnknownKey());
       if (fresh === set) throw err;
       verifyJwsSignature(token, alg, candidateKeys(fresh, alg, kid));
     }

@@ -71,6 +71,30 @@ export function sanitizeJwks(doc: unknown, description: string): JSONWebKeySet {
   return { keys };
 }
 
+/**
+ * Checks at start-up that a configured JWKS file is there and usable: a typo in --jwks-file must
+ * stop the CA with a config error, not surface later as a 503 on every token. Throws ConfigError.
+ */
+export function checkJwksFileNow(path: string): void {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `--jwks-file ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `--jwks-file ${path} is not JSON`);
+  }
+  try {
+    sanitizeJwks(doc, path);
+  } catch (err) {
+    throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `--jwks-file ${(err as Error).message.replace(/^JWKS from /, '')}`);
+  }
+}
+
 function readCaFile(caFile: string | undefined): string | undefined {
   if (caFile === undefined) return undefined;
   try {

@@ -53,6 +53,10 @@ export function makeErrorHandler(logger: Logger) {
       const status = STATUS_OF[error.category];
       if (error instanceof AuthenticationError) {
         logger.info({ reqId: request.id, code: error.code, reason: error.detail, url: request.url }, 'authentication failed');
+      } else if (status === 503) {
+        // A dependency that is down or a CA that is stopping: an operating condition, not a bug,
+        // so no stack; the code and message say what it is.
+        logger.warn({ reqId: request.id, code: error.code, reason: error.message }, 'request answered 503');
       } else if (status >= 500) {
         logger.error({ reqId: request.id, code: error.code, err: error }, error.message);
       }

@@ -4,8 +4,10 @@ import { createHmac } from 'node:crypto';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { ManualClock } from '../../src/core/clock.js';
-import { UnavailableError } from '../../src/core/errors.js';
+import type { Logger } from 'pino';
+import { ConfigError, UnavailableError } from '../../src/core/errors.js';
 import { createJwksAuthenticator } from '../../src/authn/jwks.js';
+import { checkJwksFileNow } from '../../src/authn/jwt-key-source.js';
 import { ISSUER, NOW, assertRejected, makeKey, projectedClaims, sign, tempDir, writeJwks, type TestKey } from './authn-jwt-helpers.js';
 
 let dir: string;
@@ -160,21 +162,42 @@ test('refuses a key set carrying private key material', async () => {
   const path = join(dir, 'private.json');
   await writeFile(path, JSON.stringify({ keys: [rsa.privateKey.export({ format: 'jwk' })] }));
   const token = await sign(rsa);
-  await assert.rejects(authenticator(new ManualClock(NOW), path).authenticate({ bearerToken: token }), (err: unknown) => {
-    assert.ok(err instanceof UnavailableError);
-    assert.match(err.message, /private/);
-    return true;
-  });
+  const logged: Array<Record<string, unknown>> = [];
+  const logger = { warn: (fields: Record<string, unknown>) => logged.push(fields) } as unknown as Logger;
+  const auth = createJwksAuthenticator({ issuer: ISSUER, trustDomain: 'cluster.local', source: { kind: 'file', path }, clock: new ManualClock(NOW), logger });
+  await assert.rejects(auth.authenticate({ bearerToken: token }), UnavailableError);
+  assert.match(String(logged[0]?.['reason']), /private or symmetric key material/);
+  assert.throws(() => checkJwksFileNow(path), /private or symmetric key material/, 'and refused at start-up');
 });
 
-test('answers UnavailableError when the JWKS file is missing and nothing is cached', async () => {
+test('answers UnavailableError when the JWKS file is missing and nothing is cached; the path and cause go to the log only', async () => {
   const token = await sign(rsa);
-  await assert.rejects(authenticator(new ManualClock(NOW), join(dir, 'absent.json')).authenticate({ bearerToken: token }), (err: unknown) => {
+  const absent = join(dir, 'absent.json');
+  const logged: Array<Record<string, unknown>> = [];
+  const logger = { warn: (fields: Record<string, unknown>) => logged.push(fields) } as unknown as Logger;
+  const auth = createJwksAuthenticator({ issuer: ISSUER, trustDomain: 'cluster.local', source: { kind: 'file', path: absent }, clock: new ManualClock(NOW), logger });
+  await assert.rejects(auth.authenticate({ bearerToken: token }), (err: unknown) => {
     assert.ok(err instanceof UnavailableError);
     assert.equal(err.code, 'RAMPART_ERR_AUTHN_BACKEND_UNAVAILABLE');
     assert.ok(!err.message.includes(token));
+    assert.ok(!err.message.includes(absent), `no server path for callers: ${err.message}`);
+    assert.match(err.message, /cannot load its issuer's signing keys now; retry later/);
     return true;
   });
+  assert.equal(logged.length, 1);
+  assert.equal(logged[0]?.['source'], absent);
+  assert.match(String(logged[0]?.['reason']), /ENOENT/);
+});
+
+test('checkJwksFileNow: a missing, non-JSON or keyless --jwks-file is a config error at start-up', async () => {
+  assert.doesNotThrow(() => checkJwksFileNow(jwksPath));
+  const notJson = join(dir, 'not-json.json');
+  const keyless = join(dir, 'keyless.json');
+  await writeFile(notJson, 'garbage');
+  await writeFile(keyless, JSON.stringify({ keys: 'x' }));
+  for (const [path, why] of [[join(dir, 'absent.json'), /cannot be read \(ENOENT\)/], [notJson, /is not JSON/], [keyless, /is unusable: expected a JSON object with a "keys" array/]] as const) {
+    assert.throws(() => checkJwksFileNow(path), (err: unknown) => err instanceof ConfigError && err.code === 'RAMPART_ERR_CONFIG_INVALID' && why.test(err.message) && err.message.startsWith(`--jwks-file ${path}`), path);
+  }
 });
 
 test('keeps the cached key set when a later reload fails', async () => {
