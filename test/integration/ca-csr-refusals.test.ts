@@ -131,7 +131,7 @@ test('two URI SANs: 400 RAMPART_ERR_CSR_MULTIPLE_URI_SANS', async () => {
 
 test('an RSA-1024 key: 400 RAMPART_ERR_CSR_UNSUPPORTED_KEY', async () => {
   const { csrPem } = await ssl.keyAndCsr({ key: 'RSA-1024' });
-  await refused(() => post({ csr: csrPem }), 400, 'RAMPART_ERR_CSR_UNSUPPORTED_KEY', /RSA 1024-bit is not supported/);
+  await refused(() => post({ csr: csrPem }), 400, 'RAMPART_ERR_CSR_UNSUPPORTED_KEY', /the CSR key \(RSA 1024-bit\) is not supported/);
   // An EC key on a curve outside the list (secp256k1) too.
   const k1 = ssl.path('k1.key');
   await ssl.run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:secp256k1', '-nodes', '-keyout', k1, '-out', ssl.path('k1.csr'), '-subj', '/']);

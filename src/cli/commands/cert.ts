@@ -43,6 +43,15 @@ export function summarize(der: Buffer): CertSummary {
   };
 }
 
+/** A remaining lifetime in the largest unit that keeps it readable: 42 min, 5 h 12 min, 364 days. */
+function roughly(ms: number): string {
+  const minutes = Math.floor(ms / 60_000);
+  if (minutes < 120) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return `${hours} h ${minutes % 60} min`;
+  return `${Math.floor(hours / 24)} days`;
+}
+
 export async function runCert(argv: readonly string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === '--help' || sub === '-h' || sub === undefined) {
@@ -83,11 +92,11 @@ export async function runCert(argv: readonly string[]): Promise<number> {
     `Subject:     ${leaf.subject}`,
     `Issuer:      ${leaf.issuer}`,
     `Not before:  ${leaf.notBefore}`,
-    `Not after:   ${leaf.notAfter}  (${remaining > 0 ? `expires in ${Math.round(remaining / 60_000)} min` : 'EXPIRED'})`,
+    `Not after:   ${leaf.notAfter}  (${remaining > 0 ? `expires in ${roughly(remaining)}` : 'EXPIRED'})`,
     `Key:         ${leaf.keyType}`,
     `CA:          ${leaf.isCa ? 'yes' : 'no'}`,
     `SHA-256:     ${leaf.fingerprintSha256}`,
-    `Chain:       ${chain.length === 0 ? '(leaf only)' : ''}`,
+    `Chain:       ${chain.length > 0 ? '' : leaf.subject === leaf.issuer && leaf.isCa ? '(self-signed root)' : leaf.isCa ? '(this CA certificate only)' : '(leaf only)'}`,
     ...chain.map((c, i) => `  [${i + 1}] ${c.subject}  ${c.spiffeId ?? ''}  until ${c.notAfter}  sha256 ${c.fingerprintSha256.slice(0, 16)}…`),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

@@ -1,6 +1,7 @@
 /** `rampart demo`: a whole mesh on loopback; prints what happened and exits 0. */
 import { runDemoScenario } from '../../demo/run-demo.js';
-import { parseFlags, type FlagSpec } from '../args.js';
+import { parseDuration } from '../../core/clock.js';
+import { parseFlags, UsageError, type FlagSpec } from '../args.js';
 import { waitForShutdownSignal } from '../signals.js';
 
 export const DEMO_HELP = `Usage: rampart demo [flags]
@@ -35,6 +36,13 @@ interface DemoFlags {
 }
 
 /** Runs the demo; returns the exit code. */
+// The demo's CA grants from 2 s (so a renewal shows within seconds) up to the usual 24 h.
+function demoLeafTtl(text: string): string {
+  const ms = parseDuration(text);
+  if (ms === null || ms < 2000 || ms > 86_400_000) throw new UsageError(`--leaf-ttl "${text}" must be a duration from 2s to 24h, e.g. 8s`);
+  return text;
+}
+
 export async function runDemo(argv: readonly string[]): Promise<number> {
   const { values } = parseFlags<DemoFlags>(argv, SPEC);
   if (values.help) {
@@ -52,7 +60,7 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
     out: process.stdout,
     logMirror: values.verbose ? process.stderr : null,
     keepLogs: values['keep-logs'] === true,
-    ...(values['leaf-ttl'] ? { leafTtl: values['leaf-ttl'] } : {}),
+    ...(values['leaf-ttl'] ? { leafTtl: demoLeafTtl(values['leaf-ttl']) } : {}),
     ...(values['keep-running'] ? { holdOpen: () => signal } : {}),
   });
   const summary = await scenario;

@@ -1,6 +1,8 @@
 /** `rampart token`: mint a dev service-account token for the embedded dev issuer. */
 import { mintDevToken } from '../../authn/dev.js';
 import { parseDuration } from '../../core/clock.js';
+import { isRampartError } from '../../core/errors.js';
+import { validatePathSegment } from '../../core/identity.js';
 import { parseFlags, required, UsageError, type FlagSpec } from '../args.js';
 
 export const TOKEN_HELP = `Usage: rampart token --namespace NS --service-account SA [flags]
@@ -38,6 +40,16 @@ interface TokenFlags {
   help?: boolean;
 }
 
+/** Names the flag when a value cannot be a SPIFFE path segment, rather than the ID it would make. */
+function pathSegmentFlag(value: string, flag: string): string {
+  try {
+    return validatePathSegment(value);
+  } catch (err) {
+    const reason = isRampartError(err) ? err.message.replace(/^invalid SPIFFE ID ".*": /s, '') : 'it is not a SPIFFE path segment';
+    throw new UsageError(`--${flag} "${value}" cannot be part of a SPIFFE ID: ${reason}`);
+  }
+}
+
 export async function runToken(argv: readonly string[]): Promise<number> {
   const { values } = parseFlags<TokenFlags>(argv, SPEC);
   if (values.help) {
@@ -52,8 +64,8 @@ export async function runToken(argv: readonly string[]): Promise<number> {
   }
   const token = await mintDevToken({
     stateDir: values['state-dir'] ?? 'certs',
-    namespace: required(values.namespace, 'namespace'),
-    serviceAccount: required(values['service-account'], 'service-account'),
+    namespace: pathSegmentFlag(required(values.namespace, 'namespace'), 'namespace'),
+    serviceAccount: pathSegmentFlag(required(values['service-account'], 'service-account'), 'service-account'),
     ...(values.audience !== undefined ? { audience: values.audience } : {}),
     ...(ttlSeconds !== undefined ? { ttlSeconds } : {}),
     ...(values['pod-name'] !== undefined ? { podName: values['pod-name'] } : {}),

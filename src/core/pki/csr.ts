@@ -152,7 +152,7 @@ export function parseCsr(der: Buffer): ParsedCsr {
     throw err;
   }
   if (keyInfo.keyType === null) {
-    throw bad('RAMPART_ERR_CSR_UNSUPPORTED_KEY', `csr key ${keyInfo.description} is not supported; use ECDSA P-256 (recommended), P-384, or RSA 2048/3072/4096`);
+    throw bad('RAMPART_ERR_CSR_UNSUPPORTED_KEY', `the CSR key (${keyInfo.description}) is not supported; use ECDSA P-256 (recommended), P-384, or RSA 2048/3072/4096`);
   }
   const hash = SIGNATURE_HASH[sigAlgOid];
   const rsaAlg = sigAlgOid.startsWith('1.2.840.113549.1.1.');
