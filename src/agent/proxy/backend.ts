@@ -28,6 +28,6 @@ export function connectTcp(target: HostPort, connectMs: number, idleMs: number, 
 /** Names a relay outcome for logs and metrics, singling out connect timeouts. */
 export function classifyResult(result: string, err: Error | undefined): string {
   if (err instanceof ConnectTimeoutError) return 'connect-timeout';
-  if ((err as NodeJS.ErrnoException | undefined)?.code === 'ERR_RAMPART_PEER_ID_MISMATCH') return 'upstream-id-mismatch';
+  if ((err as NodeJS.ErrnoException | undefined)?.code === 'RAMPART_ERR_PEER_ID_MISMATCH') return 'upstream-id-mismatch';
   return result;
 }

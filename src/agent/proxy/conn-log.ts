@@ -6,7 +6,10 @@ export interface ConnectionRecord {
   readonly direction: 'inbound' | 'outbound';
   /** `mtls`: one TLS connection per app connection; `tunnel`: an HTTP/2 CONNECT stream. */
   readonly mode: 'mtls' | 'tunnel';
+  /** SPIFFE ID the peer presented, when known. */
   readonly peer: string | undefined;
+  /** Outbound only: the SPIFFE ID the upstream had to present. */
+  readonly expectedPeer?: string | undefined;
   /** Serial of the peer's leaf, so operators can tell which certificate generation was used. */
   readonly peerSerial: string | undefined;
   readonly remote: string | undefined;
@@ -26,6 +29,7 @@ export function recordConnection(logger: Logger, metrics: ProxyMetrics, rec: Con
     direction: rec.direction,
     mode: rec.mode,
     peer: rec.peer,
+    expectedPeer: rec.expectedPeer,
     peerSerial: rec.peerSerial,
     remote: rec.remote,
     bytesIn: rec.bytesIn,

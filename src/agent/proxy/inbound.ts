@@ -53,6 +53,8 @@ export interface InboundProxy {
   readonly address: HostPort;
   /** Application connections (plain or tunnelled) currently open. */
   readonly activeConnections: number;
+  /** Accepted TCP connections not yet closed, including those still in the TLS handshake. */
+  readonly openSockets: number;
   /**
    * Stops accepting, lets open connections finish for up to `drainMs` (default 10 s; tunnel
    * sessions get GOAWAY), then destroys what is left.
@@ -134,6 +136,9 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
   });
 
   server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
+    // With a tlsClientError listener Node leaves the socket to us, even on a handshake
+    // timeout: without this, a client that never speaks TLS holds its fd forever.
+    socket.destroy();
     // The hang-up of a connection refused above for want of credentials was already recorded.
     if (refusing !== null && (err as NodeJS.ErrnoException).code === 'ECONNRESET') return;
     recordConnection(log, metrics, { direction: 'inbound', mode: 'mtls', peer: undefined, peerSerial: undefined, remote: socket.remoteAddress, startedAt: clock.now(), result: 'tls-error', bytesIn: 0, bytesOut: 0, error: describeError(err) }, clock.now());
@@ -182,6 +187,9 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
     address: { host: addr.address, port: addr.port },
     get activeConnections() {
       return relays.size;
+    },
+    get openSockets() {
+      return sockets.size;
     },
     close(opts) {
       closing ??= (async () => {

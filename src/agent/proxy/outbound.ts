@@ -18,7 +18,7 @@ import { abortSocket, relay, type Relay, type RelayEnd } from './relay.js';
 import { drainThenDestroy, trackSockets } from './shutdown.js';
 import { buildSecureContext, type TlsTuning } from './tls-settings.js';
 import { TunnelPool, type ContextGeneration, type TunnelStream } from './tunnel-pool.js';
-import { connectUpstream, spiffeServerIdentityCheck } from './upstream-tls.js';
+import { connectUpstream, PeerIdMismatchError, spiffeServerIdentityCheck } from './upstream-tls.js';
 
 /** Options of {@link startOutbound}. */
 export interface OutboundOptions {
@@ -48,6 +48,12 @@ export interface OutboundProxy {
   readonly tunnelSessions: number;
   /** Stops accepting, lets open connections finish for up to `drainMs` (default 10 s), then destroys the rest. */
   close(options?: { drainMs?: number }): Promise<void>;
+}
+
+/** The upstream's identity as far as known: unset until its certificate was seen. */
+interface PeerSeen {
+  id: string | undefined;
+  serial: string | undefined;
 }
 
 const DEFAULT_CONNECT_MS = 5_000;
@@ -102,16 +108,22 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundP
   });
 
   let refusing: string | null = null;
-  const finish = (mode: 'mtls' | 'tunnel', app: net.Socket, startedAt: number, remote: string | undefined, peerSerial: () => string | undefined) =>
+  /**
+   * `seen` is filled in once the upstream's certificate is known. The logged `peer` is who
+   * actually answered (the presented ID when it was refused as a mismatch), never merely the
+   * ID we expected, which goes in `expectedPeer`.
+   */
+  const finish = (mode: 'mtls' | 'tunnel', app: net.Socket, startedAt: number, remote: string | undefined, seen: PeerSeen) =>
     (result: string, err?: Error) => {
       metrics.active('outbound', -1);
-      recordConnection(log, metrics, { direction: 'outbound', mode, peer: expectedId, peerSerial: peerSerial(), remote, startedAt, result: classifyResult(result, err), bytesIn: app.bytesRead, bytesOut: app.bytesWritten, error: describeError(err) }, clock.now());
+      const peer = seen.id ?? (err instanceof PeerIdMismatchError ? err.peer : undefined);
+      recordConnection(log, metrics, { direction: 'outbound', mode, peer, expectedPeer: expectedId, peerSerial: seen.serial, remote, startedAt, result: classifyResult(result, err), bytesIn: app.bytesRead, bytesOut: app.bytesWritten, error: describeError(err) }, clock.now());
     };
 
-  const appEnd = (app: net.Socket): RelayEnd => ({ stream: app, abort: () => abortSocket(app) });
-
-  function startRelay(app: net.Socket, up: RelayEnd, done: (result: string, err?: Error) => void): Relay {
-    const handle = relay(appEnd(app), up, (result, err) => {
+  /** `endApp` replaces passing the upstream's end on to the application as a plain end. */
+  function startRelay(app: net.Socket, up: RelayEnd, done: (result: string, err?: Error) => void, endApp?: () => void): Relay {
+    const down: RelayEnd = { stream: app, abort: () => abortSocket(app), end: endApp };
+    const handle = relay(down, up, (result, err) => {
       relays.delete(handle);
       done(result, err);
     });
@@ -124,37 +136,65 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundP
   function plain(app: net.Socket, startedAt: number, remote: string | undefined): void {
     const gen = current as ContextGeneration;
     const sock: tls.TLSSocket = connectUpstream(upstream, gen.context, checkIdentity, { allowHalfOpen: true, session: options.resumeSessions === true ? resumable : undefined });
-    let serial: string | undefined;
+    const seen: PeerSeen = { id: undefined, serial: undefined };
+    let secure = false;
     sock.setTimeout(connectMs, () => {
       if (!sock.destroyed) sock.destroy(new Error(`TLS connect to upstream timed out after ${connectMs} ms`));
     });
     sock.once('secureConnect', () => {
+      secure = true;
       sock.setTimeout(0);
       const cert = sock.getPeerCertificate();
-      serial = 'serialNumber' in cert ? cert.serialNumber : undefined;
+      // secureConnect only follows a passed identity check: the peer is expectedId.
+      seen.id = expectedId;
+      seen.serial = 'serialNumber' in cert ? cert.serialNumber : undefined;
     });
     if (options.resumeSessions === true) {
       sock.on('session', (s: Buffer) => {
         if (current === gen) resumable = s;
       });
     }
-    startRelay(app, { stream: sock, abort: () => sock.destroy() }, finish('mtls', app, startedAt, remote, () => serial));
+    // An end passed to a TLS socket mid-handshake shuts TCP down under the handshake and is
+    // lost, so an application that half-closes at once is held until the upstream is secure.
+    // Data needs no such care: TLS queues writes until the handshake is done.
+    const end = (): void => {
+      if (secure) sock.end();
+      else sock.once('secureConnect', () => sock.end());
+    };
+    startRelay(app, { stream: sock, abort: () => sock.destroy(), end }, finish('mtls', app, startedAt, remote, seen));
   }
 
   function attachTunnel(t: TunnelStream, app: net.Socket, startedAt: number, remote: string | undefined): void {
     const { stream } = t;
+    // Pooled sessions only exist once the upstream proved it is expectedId.
+    const seen: PeerSeen = { id: expectedId, serial: t.peerSerial };
     stream.on('error', () => {
       // Reported through the relay.
     });
     if (app.destroyed) {
       stream.close(http2.constants.NGHTTP2_CANCEL);
-      finish('tunnel', app, startedAt, remote, () => t.peerSerial)('downstream-error', new Error('application closed before the tunnel opened'));
+      finish('tunnel', app, startedAt, remote, seen)('downstream-error', new Error('application closed before the tunnel opened'));
       return;
     }
-    const handle = startRelay(app, { stream, abort: () => { if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL); } }, finish('tunnel', app, startedAt, remote, () => t.peerSerial));
-    stream.once('response', (headers) => {
-      if (headers[':status'] !== 200) handle.abort('refused');
+    // Only a 200 answer to the CONNECT means the inbound took the connection. A stream that
+    // ends or closes without one was turned away (the inbound dropped our session because our
+    // SPIFFE ID is not allowed, or it is going away): the application must see a reset and the
+    // log a refusal, not a clean, empty close.
+    let accepted = false;
+    let handle: Relay | undefined;
+    const turnedAway = (): void => handle?.abort('refused', new Error('the upstream closed the tunnel stream without accepting the connection; it may not allow this SPIFFE ID'));
+    stream.once('close', () => {
+      if (!accepted) turnedAway();
     });
+    stream.once('response', (headers) => {
+      if (headers[':status'] === 200) accepted = true;
+      else handle?.abort('refused', new Error(`the upstream answered the tunnel CONNECT with status ${String(headers[':status'])}`));
+    });
+    const endApp = (): void => {
+      if (accepted) app.end();
+      else turnedAway();
+    };
+    handle = startRelay(app, { stream, abort: () => { if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL); } }, finish('tunnel', app, startedAt, remote, seen), endApp);
   }
 
   function tunnelled(app: net.Socket, startedAt: number, remote: string | undefined): void {
@@ -165,12 +205,14 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundP
     }
     pool.open().then(
       (t) => {
-        if (t === null) plain(app, startedAt, remote);
-        else attachTunnel(t, app, startedAt, remote);
+        if (t !== null) attachTunnel(t, app, startedAt, remote);
+        // The relay would never see the 'close' that already happened.
+        else if (app.destroyed) finish('mtls', app, startedAt, remote, { id: undefined, serial: undefined })('downstream-error', new Error('application closed before the upstream was reached'));
+        else plain(app, startedAt, remote);
       },
       (err: unknown) => {
         abortSocket(app);
-        finish('tunnel', app, startedAt, remote, () => undefined)('upstream-error', err instanceof Error ? err : new Error(String(err)));
+        finish('tunnel', app, startedAt, remote, { id: undefined, serial: undefined })('upstream-error', err instanceof Error ? err : new Error(String(err)));
       },
     );
   }
@@ -188,7 +230,7 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundP
       refusing = reason;
     }
     if (reason !== null) {
-      recordConnection(log, metrics, { direction: 'outbound', mode: 'mtls', peer: expectedId, peerSerial: undefined, remote, startedAt, result: 'no-credentials', bytesIn: 0, bytesOut: 0 }, clock.now());
+      recordConnection(log, metrics, { direction: 'outbound', mode: 'mtls', peer: undefined, expectedPeer: expectedId, peerSerial: undefined, remote, startedAt, result: 'no-credentials', bytesIn: 0, bytesOut: 0 }, clock.now());
       abortSocket(app);
       return;
     }

@@ -6,6 +6,11 @@ export interface RelayEnd {
   readonly stream: Duplex;
   /** Abort the side so the peer sees a reset rather than a clean end. */
   readonly abort: () => void;
+  /**
+   * Passes the other side's end on to this one (default `stream.end()`); for a side that cannot
+   * take an end yet, such as a TLS socket still in its handshake.
+   */
+  readonly end?: () => void;
 }
 
 /** How a relayed connection ended. */
@@ -13,8 +18,8 @@ export type RelayResult = 'ok' | 'downstream-error' | 'upstream-error' | 'reset'
 
 /** Handle on a running relay. */
 export interface Relay {
-  /** Tears down both sides, recording `result` unless an earlier failure was recorded. */
-  abort(result: RelayResult): void;
+  /** Tears down both sides, recording `result` (and `error`) unless an earlier failure was recorded. */
+  abort(result: RelayResult, error?: Error): void;
 }
 
 /** Aborts a plain TCP socket with an RST so the peer notices, or destroys any other socket. */
@@ -42,12 +47,15 @@ function endedCleanly(s: Duplex): boolean {
  * closures per direction, each promoted to the old generation when connections are short-lived);
  * errors and closes are handled once for both directions by {@link relay}.
  */
-function pump(src: Duplex, dst: Duplex): void {
+function pump(src: Duplex, dst: Duplex, endDst: () => void): void {
   src.on('data', (chunk: Buffer) => {
     if (!dst.write(chunk)) src.pause();
   });
   dst.on('drain', () => src.resume());
-  src.once('end', () => dst.end());
+  // A source that half-closed with nothing buffered, before the relay was attached (while the
+  // outbound waited for a tunnel session), has already emitted its 'end': pass it on now.
+  if (src.readableEnded) endDst();
+  else src.once('end', endDst);
 }
 
 /**
@@ -81,7 +89,7 @@ export function relay(down: RelayEnd, up: RelayEnd, done: (result: RelayResult, 
   up.stream.on('error', (err: Error) => abort('upstream-error', err));
   down.stream.once('close', () => onClose(down.stream, up.stream));
   up.stream.once('close', () => onClose(up.stream, down.stream));
-  pump(down.stream, up.stream);
-  pump(up.stream, down.stream);
-  return { abort: (r) => abort(r) };
+  pump(down.stream, up.stream, up.end ?? (() => up.stream.end()));
+  pump(up.stream, down.stream, down.end ?? (() => down.stream.end()));
+  return { abort };
 }

@@ -5,9 +5,10 @@ import { peerSpiffeId } from './peer-identity.js';
 
 /** The upstream presented a valid chain but not the SPIFFE ID this outbound expects. */
 export class PeerIdMismatchError extends Error {
-  readonly code = 'ERR_RAMPART_PEER_ID_MISMATCH';
-  constructor(expected: string, got: string) {
-    super(`upstream identity ${got} does not match the expected ${expected}`);
+  readonly code = 'RAMPART_ERR_PEER_ID_MISMATCH';
+  /** `peer`: the SPIFFE ID presented, or undefined (with `reason`) when there was none usable. */
+  constructor(expected: string, readonly peer: string | undefined, reason?: string) {
+    super(`upstream identity ${peer ?? `(none: ${reason ?? 'no SPIFFE ID'})`} does not match the expected ${expected}`);
   }
 }
 
@@ -18,7 +19,7 @@ export class PeerIdMismatchError extends Error {
 export function spiffeServerIdentityCheck(expectedId: string): (host: string, cert: PeerCertificate) => Error | undefined {
   return (_host, cert) => {
     const peer = peerSpiffeId(cert);
-    if (!peer.ok) return new PeerIdMismatchError(expectedId, `(none: ${peer.reason})`);
+    if (!peer.ok) return new PeerIdMismatchError(expectedId, undefined, peer.reason);
     return peer.id === expectedId ? undefined : new PeerIdMismatchError(expectedId, peer.id);
   };
 }

@@ -1,0 +1,119 @@
+/**
+ * Inbound connections that never finish the TLS handshake must be closed when the handshake
+ * timeout fires; otherwise every silent TCP client pins a file descriptor forever.
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, test } from 'node:test';
+import { StaticCredentialSource } from '../../src/agent/credentials.js';
+import { startInbound, startOutbound, type InboundProxy } from '../../src/agent/proxy/index.js';
+import { eventually } from '../helpers/poll.js';
+import { CLIENT_ID, SERVER_ID, captureLogs, exchange, makePki, startEchoBackend, type LogCapture, type Pki } from './proxy-support.js';
+
+const HANDSHAKE_MS = 300;
+
+let pki: Pki;
+before(() => {
+  pki = makePki();
+});
+after(() => pki.cleanup());
+
+/** Resolves with when (ms after connect) the server ended or closed a client that never spoke TLS. */
+function silentClient(port: number): { socket: net.Socket; closedAfter: Promise<number> } {
+  const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+  const started = Date.now();
+  const closedAfter = new Promise<number>((resolve) => {
+    socket.on('error', () => {
+      // A reset is a close too; 'close' follows.
+    });
+    // 'end' is the server's FIN (clean close); 'close' covers an RST.
+    socket.once('end', () => resolve(Date.now() - started));
+    socket.once('close', () => resolve(Date.now() - started));
+  });
+  return { socket, closedAfter };
+}
+
+async function withInbound(tunnel: 'auto' | 'off', fn: (inbound: InboundProxy, logs: LogCapture) => Promise<void>): Promise<void> {
+  const logs = captureLogs();
+  const backend = await startEchoBackend();
+  const inbound = await startInbound({
+    listen: { host: '127.0.0.1', port: 0 },
+    backend: { host: '127.0.0.1', port: backend.port },
+    allow: [CLIENT_ID],
+    credentials: new StaticCredentialSource(pki.creds('server')),
+    logger: logs.logger,
+    tunnel,
+    timeouts: { handshakeMs: HANDSHAKE_MS },
+  });
+  try {
+    await fn(inbound, logs);
+  } finally {
+    await inbound.close({ drainMs: 0 });
+    await backend.close();
+  }
+}
+
+for (const tunnel of ['auto', 'off'] as const) {
+  test(`inbound closes TCP clients that send nothing once the handshake times out (tunnel ${tunnel})`, async () => {
+    await withInbound(tunnel, async (inbound, logs) => {
+      const clients = Array.from({ length: 20 }, () => silentClient(inbound.address.port));
+      try {
+        await eventually('the inbound to accept every silent client', () => inbound.openSockets === clients.length, 5_000, 10);
+        // Each must be closed by the server soon after the handshake timeout, while the client
+        // itself still holds its end open.
+        const waits = await Promise.all(
+          clients.map((c) => Promise.race([c.closedAfter, new Promise<number>((r) => setTimeout(() => r(Number.POSITIVE_INFINITY), HANDSHAKE_MS + 3_000))])),
+        );
+        for (const ms of waits) {
+          assert.ok(ms >= HANDSHAKE_MS - 50, `closed after ${ms} ms, before the handshake timeout`);
+          assert.ok(Number.isFinite(ms), 'a silent client was never closed by the inbound');
+        }
+        // Server side: no socket is left behind, even though our ends were never closed.
+        await eventually('the inbound to release every socket', () => inbound.openSockets === 0, 3_000, 10);
+        const timeouts = logs.lines.filter((l) => l['result'] === 'tls-error' && String(l['error']).includes('ERR_TLS_HANDSHAKE_TIMEOUT'));
+        assert.equal(timeouts.length, clients.length, 'each timeout is logged once');
+      } finally {
+        for (const c of clients) c.socket.destroy();
+      }
+    });
+  });
+}
+
+test('inbound releases a client that closes before the handshake (no CLOSE-WAIT left behind)', async () => {
+  await withInbound('auto', async (inbound) => {
+    const clients = Array.from({ length: 10 }, () => silentClient(inbound.address.port));
+    await eventually('the inbound to accept every client', () => inbound.openSockets === clients.length, 5_000, 10);
+    // Half-close only: our FIN reaches the server, which must then close its side.
+    for (const c of clients) c.socket.end();
+    const waits = await Promise.all(clients.map((c) => Promise.race([c.closedAfter, new Promise<number>((r) => setTimeout(() => r(Number.POSITIVE_INFINITY), HANDSHAKE_MS + 3_000))])));
+    assert.ok(waits.every(Number.isFinite), 'every half-closed client was closed by the inbound');
+    await eventually('the inbound to release every socket', () => inbound.openSockets === 0, 3_000, 10);
+    for (const c of clients) c.socket.destroy();
+  });
+});
+
+test('a short handshake timeout does not disturb a client that completes the handshake', async () => {
+  // The handshake timer must not fire on an established connection that is merely quiet.
+  await withInbound('off', async (inbound) => {
+    const logs = captureLogs();
+    const outbound = await startOutbound({ listen: { host: '127.0.0.1', port: 0 }, upstream: { host: '127.0.0.1', port: inbound.address.port }, expectedId: SERVER_ID, credentials: new StaticCredentialSource(pki.creds('client')), logger: logs.logger, tunnel: 'off' });
+    try {
+      const s = net.connect({ host: '127.0.0.1', port: outbound.address.port, allowHalfOpen: true });
+      s.on('error', () => {});
+      await new Promise<void>((r) => s.once('connect', () => r()));
+      s.write('a');
+      await new Promise((r) => setTimeout(r, HANDSHAKE_MS * 3));
+      const reply = await new Promise<string>((resolve) => {
+        let data = '';
+        s.on('data', (d: Buffer) => (data += d.toString()));
+        s.on('end', () => resolve(data));
+        s.end('b');
+      });
+      assert.equal(reply, 'abdone:2');
+      assert.equal((await exchange(outbound.address.port, 'x')).toString(), 'xdone:1');
+      s.destroy();
+    } finally {
+      await outbound.close({ drainMs: 0 });
+    }
+  });
+});
