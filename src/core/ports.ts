@@ -36,7 +36,10 @@ export interface RootRecord {
   readonly activatedAt?: number;
   /** When this root's intermediate stopped signing (activate of its successor). */
   readonly signingEndedAt?: number;
-  /** Longest leaf TTL the CA could grant while this root signed; retire waits this long after signingEndedAt. */
+  /**
+   * Longest leaf TTL the CA could grant while this root signed, raised whenever a CA starts with a
+   * higher --max-ttl; retire waits this long after signingEndedAt.
+   */
   readonly maxLeafTtlMs?: number;
   readonly intermediate: IntermediateRecord;
 }

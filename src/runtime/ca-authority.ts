@@ -13,7 +13,8 @@ export interface CaAuthority {
   onChange(listener: (context: SigningContext) => void): () => void;
   issue(request: IssueRequest): IssuedCertificate;
   reportAgentSequence(agentId: string, sequence: number): void;
-  waitForSequenceAfter(after: number, timeoutMs: number): Promise<void>;
+  /** Resolves once the bundle sequence exceeds `after`, after `timeoutMs`, or when `signal` aborts. */
+  waitForSequenceAfter(after: number, timeoutMs: number, signal?: AbortSignal): Promise<void>;
   status(): RotationStatus | Promise<RotationStatus>;
   prepare(): Promise<unknown>;
   activate(force?: boolean): Promise<unknown>;

@@ -16,6 +16,7 @@ import {
   bootstrapState,
   dueStep,
   prepareRoot,
+  recordLeafTtlCeiling,
   renewIntermediates,
   replacePluggedIntermediate,
   retireableAt,
@@ -29,7 +30,8 @@ import type { CaState, StateStore, StoredState } from '../core/ports.js';
 import type { CaMetrics } from '../observability/ca-metrics.js';
 
 /** Named points between the steps of a state change; tests arm one to crash the process there. */
-export type CrashPoint = `${'bootstrap' | 'prepare' | 'activate' | 'retire' | 'renew-intermediate'}:${'before-save' | 'after-save'}`;
+type Step = 'prepare' | 'activate' | 'retire' | 'renew-intermediate' | 'record-leaf-ttl';
+export type CrashPoint = `${'bootstrap' | Step}:${'before-save' | 'after-save'}`;
 
 export interface CaRuntimeOptions {
   readonly store: StateStore;
@@ -74,6 +76,8 @@ export interface RotationStatus {
 export class CaRuntime {
   private stored: StoredState | null = null;
   private context: SigningContext | null = null;
+  // Sequence whose bundle the store last published; -1 until the first one is.
+  private publishedSequence = -1;
   private readonly listeners = new Set<Listener>();
   private readonly waiters = new Wakeups();
   private lastWaitLog: { at: number; reason: string } | undefined;
@@ -110,6 +114,8 @@ export class CaRuntime {
       throw new StateError('RAMPART_ERR_STATE_CORRUPT', `the stored CA state is for trust domain "${stored.state.trustDomain}" but --trust-domain is "${this.options.trustDomain}"; use another state directory or the matching trust domain`);
     }
     await this.adopt(stored);
+    // Before the first certificate: this CA may grant leaves up to its --max-ttl under the active root.
+    await this.mutate('record-leaf-ttl', (s, now) => recordLeafTtlCeiling(s, this.options.ttlPolicy.maxTtlMs, now), true);
     this.unwatch = this.options.store.watch((next) => {
       void this.adopt(next).catch((err: unknown) => this.options.logger.error({ err }, 'could not adopt CA state written by another replica'));
     });
@@ -160,9 +166,9 @@ export class CaRuntime {
   }
 
   /** Resolves once the bundle sequence passes `after`, or after `timeoutMs`. */
-  waitForSequenceAfter(after: number, timeoutMs: number): Promise<void> {
+  waitForSequenceAfter(after: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (this.current().bundle.sequence > after) return Promise.resolve();
-    return this.waiters.wait(timeoutMs);
+    return this.waiters.wait(timeoutMs, signal);
   }
 
   /** Propagation of bundle sequence `targetSequence` (or later) among agents seen recently. */
@@ -235,6 +241,7 @@ export class CaRuntime {
   /** Periodic work: intermediate renewal, automatic rotation on the leader, metrics. */
   async tick(): Promise<void> {
     try {
+      await this.publishBundleFile(false);
       const state = this.state();
       const now = this.options.clock.now();
       // Only the leader writes state, so only it needs to read the plugged-in files.
@@ -299,7 +306,7 @@ export class CaRuntime {
    * Applies a pure transition with compare-and-swap, re-reading and retrying when another replica
    * wrote first. Serialized within this process so concurrent admin calls do not race each other.
    */
-  private async mutate(step: 'prepare' | 'activate' | 'retire' | 'renew-intermediate', transition: (s: CaState, now: number) => CaState, quiet = false): Promise<CaState> {
+  private async mutate(step: Step, transition: (s: CaState, now: number) => CaState, quiet = false): Promise<CaState> {
     const run = async (): Promise<CaState> => {
       for (let attempt = 0; attempt < 5; attempt++) {
         const base = this.stored ?? (await this.options.store.load());
@@ -311,7 +318,7 @@ export class CaRuntime {
           const revision = await this.options.store.save(next, base.revision);
           this.crash(`${step}:after-save`);
           await this.adopt({ state: next, revision });
-          this.options.metrics.rotationSteps.inc({ step });
+          if (step !== 'record-leaf-ttl') this.options.metrics.rotationSteps.inc({ step });
           if (!quiet || step === 'renew-intermediate') this.logStep(step, base.state, next);
           return next;
         } catch (err) {
@@ -341,12 +348,29 @@ export class CaRuntime {
     this.stored = stored;
     this.context = context;
     if (!this.sequenceSeenAt.has(stored.state.sequence)) this.sequenceSeenAt.set(stored.state.sequence, this.options.clock.now());
-    if (previous === null || previous.state.sequence !== stored.state.sequence) {
-      await this.options.store.publishBundle(bundleToPem(context.bundle));
-    }
+    await this.publishBundleFile(previous === null);
     this.updateMetrics();
     for (const listener of this.listeners) listener(context);
     this.waiters.wakeAll();
+  }
+
+  /**
+   * Writes the current bundle for local consumers (root-cert.pem) unless that sequence is already
+   * written. At start-up a failure stops the CA. Later the state change has already been saved, so
+   * a failed write (a full disk, say) must not make the step look failed or skip the wake-ups:
+   * it is logged and retried on every tick until it succeeds.
+   */
+  private async publishBundleFile(strict: boolean): Promise<void> {
+    const stored = this.stored;
+    const context = this.context;
+    if (stored === null || context === null || this.publishedSequence === stored.state.sequence) return;
+    try {
+      await this.options.store.publishBundle(bundleToPem(context.bundle));
+      this.publishedSequence = stored.state.sequence;
+    } catch (err) {
+      if (strict) throw err;
+      this.options.logger.error({ event: 'bundle-publish-failed', sequence: stored.state.sequence, reason: (err as Error).message }, 'could not publish the trust bundle file; retrying every 5 s');
+    }
   }
 
   private updateMetrics(): void {

@@ -91,9 +91,9 @@ export class ReplicaRuntime implements CaAuthority {
     this.reports.set(agentId, Math.max(sequence, this.reports.get(agentId) ?? 0));
   }
 
-  waitForSequenceAfter(after: number, timeoutMs: number): Promise<void> {
+  waitForSequenceAfter(after: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (this.current().bundle.sequence > after) return Promise.resolve();
-    return this.waiters.wait(timeoutMs);
+    return this.waiters.wait(timeoutMs, signal);
   }
 
   status(): Promise<RotationStatus> {

@@ -2,15 +2,18 @@
 export class Wakeups {
   private readonly waiters = new Set<() => void>();
 
-  /** Resolves on the next `wakeAll()` or after `timeoutMs`. */
-  wait(timeoutMs: number): Promise<void> {
+  /** Resolves on the next `wakeAll()`, after `timeoutMs`, or when `signal` aborts (a server stopping). */
+  wait(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
         this.waiters.delete(done);
         resolve();
       };
       const timer = setTimeout(done, timeoutMs);
+      signal?.addEventListener('abort', done, { once: true });
       this.waiters.add(done);
     });
   }

@@ -31,8 +31,12 @@ export function buildCaApp(deps: CaServerDeps, https?: SecureContextOptions & { 
   // A request that arrives on a kept-alive connection while this process shuts down is told to
   // come back on a new connection, which the Service sends to a replica (or worker) still serving.
   let closing = false;
+  // Long polls in progress answer at once when the server stops, instead of holding the
+  // shutdown for up to a refresh interval; the agent polls again, on a serving replica.
+  const stopping = new AbortController();
   app.addHook('preClose', (done) => {
     closing = true;
+    stopping.abort();
     done();
   });
   app.addHook('onRequest', (_request, reply, done) => {
@@ -45,7 +49,7 @@ export function buildCaApp(deps: CaServerDeps, https?: SecureContextOptions & { 
   });
   app.setNotFoundHandler((request, reply) => sendError(reply, 'RAMPART_ERR_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
   registerCertificateRoutes(app, deps);
-  registerTrustBundleRoutes(app, deps);
+  registerTrustBundleRoutes(app, deps, stopping.signal);
   registerAdminRoutes(app, deps);
   return app;
 }

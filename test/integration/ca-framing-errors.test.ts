@@ -148,21 +148,21 @@ test('a request on a kept-alive connection during shutdown gets a coded 503 and 
   const stoppingCa = await startTestCa();
   let stopping: Promise<void> | undefined;
   try {
-    const sequence = Number((await httpsJson(`${stoppingCa.apiUrl}/v1/trust-bundle?format=json`, { ca: stoppingCa.rootCertPem() })).headers['rampart-bundle-sequence']);
-    // The long poll keeps the connection busy, so the shutdown cannot close it as idle; the second
-    // request is pipelined behind it and is routed once the CA has begun to stop.
+    // A request whose body is still arriving keeps the connection busy, so the shutdown cannot
+    // close it as idle (a long poll no longer does: it answers at once when the CA stops); the
+    // second request is pipelined behind it and is routed once the CA has begun to stop.
     const { answers, closedByServer } = await rawTls(stoppingCa, [
-      `GET /v1/trust-bundle?format=json&after=${sequence}&waitSeconds=2 HTTP/1.1\r\nHost: localhost\r\n\r\n`,
+      'POST /v1/certificates HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{',
       300,
       () => {
         stopping = stoppingCa.stop();
       },
       100,
-      'GET /v1/trust-bundle?format=json HTTP/1.1\r\nHost: localhost\r\n\r\n',
+      '}GET /v1/trust-bundle?format=json HTTP/1.1\r\nHost: localhost\r\n\r\n',
     ]);
     assert.ok(closedByServer);
     assert.equal(answers.length, 2);
-    assert.equal(answers[0]?.status, 200, 'the long poll in flight is answered');
+    assert.equal(answers[0]?.status, 400, 'the request in flight is answered (an empty body, so a coded 400)');
     assert.equal(answers[1]?.status, 503);
     assert.equal(answers[1]?.headers['connection'], 'close');
     assert.equal(answers[1]?.headers['retry-after'], '1');

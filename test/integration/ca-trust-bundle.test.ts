@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { X509Certificate, createHash } from 'node:crypto';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { httpsJson } from '../helpers/https.js';
+import { createKeyAndCsr } from '../../src/agent/csr.js';
 import { splitPemCertificates } from '../helpers/openssl.js';
 
 let ca: TestCa;
@@ -159,4 +160,26 @@ test('a long-poll returns early when an admin prepares a new root; every format 
   const retire = await httpsJson(`${ca.apiUrl}/v1/admin/roots/retire`, { ca: ca.rootCertPem(), token: adminToken, body: {} });
   assert.equal(retire.status, 409);
   assert.match(retire.body.error.message, /no root is retiring/);
+});
+
+test('a long poll in progress answers at once, with Connection: close, when the CA stops (it held shutdown for up to the refresh interval)', { timeout: 60_000 }, async () => {
+  // A 300 s refresh interval lets a poll wait 300 s, far past this test's 60 s limit.
+  const stopping = await startTestCa({ 'bundle-refresh-interval': '300s' });
+  const { keyPem, csrPem } = createKeyAndCsr();
+  const issued = await httpsJson(`${stopping.apiUrl}/v1/certificates`, { ca: stopping.rootCertPem(), token: await stopping.token('shop', 'poller'), body: { csr: csrPem } });
+  assert.equal(issued.status, 200, issued.text);
+  // An agent's poll: its SVID and the sequence it holds, which the CA records just before parking it.
+  const poll = httpsJson(`${stopping.apiUrl}/v1/trust-bundle?after=1&waitSeconds=300`, {
+    ca: stopping.rootCertPem(),
+    cert: (issued.body.certChain as string[]).join(''),
+    key: keyPem,
+    headers: { 'rampart-bundle-sequence': '1' },
+  });
+  while (stopping.runtime.propagationStatus(1).agentsSeen === 0) await new Promise((r) => setTimeout(r, 20));
+  const closed = stopping.close();
+  const answer = await poll;
+  await closed;
+  assert.equal(answer.status, 200, answer.text);
+  assert.equal(answer.body.sequence, 1);
+  assert.equal(answer.headers['connection'], 'close');
 });

@@ -95,6 +95,18 @@ export function prepareRoot(state: CaState, now: number, life: CaLifetimes, plug
   return { ...state, sequence, nextGeneration: state.nextGeneration + 1, roots: [...state.roots, root], updatedAt: now };
 }
 
+/**
+ * Records on the active root the longest leaf TTL the CA may grant from now on, so that retiring
+ * the root later waits for the longest leaf it ever signed, even if a restart lowered --max-ttl in
+ * between. Not a bundle change, so the sequence stays. Returns the same state when the root
+ * already records at least that much.
+ */
+export function recordLeafTtlCeiling(state: CaState, maxLeafTtlMs: number, now: number): CaState {
+  const active = activeRoot(state);
+  if (!active || (active.maxLeafTtlMs ?? 0) >= maxLeafTtlMs) return state;
+  return { ...state, roots: state.roots.map((r) => (r === active ? { ...r, maxLeafTtlMs } : r)), updatedAt: now };
+}
+
 /** Whether the prepared root has reached every agent (computed by the propagation tracker). */
 export interface PropagationVerdict {
   readonly propagated: boolean;
@@ -112,8 +124,9 @@ export function activateRoot(state: CaState, now: number, options: { propagation
   if (prepared.notAfter <= now) throw notAllowed(`the prepared root expired at ${new Date(prepared.notAfter).toISOString()}; prepare a new root`);
   if (prepared.intermediate.notAfter <= now) throw notAllowed(`the prepared root's intermediate expired at ${new Date(prepared.intermediate.notAfter).toISOString()}; renew it or prepare a new root`);
   const roots = state.roots.map((r): RootRecord => {
-    if (r === prepared) return { ...r, phase: 'active', activatedAt: now };
-    if (r.phase === 'active') return { ...r, phase: 'retiring', signingEndedAt: now, maxLeafTtlMs: options.maxLeafTtlMs };
+    if (r === prepared) return { ...r, phase: 'active', activatedAt: now, maxLeafTtlMs: options.maxLeafTtlMs };
+    // The ceiling recorded while it signed may be higher than today's: a restart can lower --max-ttl.
+    if (r.phase === 'active') return { ...r, phase: 'retiring', signingEndedAt: now, maxLeafTtlMs: Math.max(r.maxLeafTtlMs ?? 0, options.maxLeafTtlMs) };
     return r;
   });
   return { ...state, sequence: state.sequence + 1, roots, updatedAt: now };

@@ -21,7 +21,7 @@ function parseNonNegative(value: string | undefined, name: string): number | und
   return Number(value);
 }
 
-export function registerTrustBundleRoutes(app: FastifyInstance, deps: CaServerDeps): void {
+export function registerTrustBundleRoutes(app: FastifyInstance, deps: CaServerDeps, stopping: AbortSignal): void {
   app.get('/v1/trust-bundle', async (request: FastifyRequest<{ Querystring: BundleQuery }>, reply) => {
     const format = request.query.format ?? 'json';
     if (format !== 'json' && format !== 'pem' && format !== 'jwks') throw new BadRequestError('RAMPART_ERR_BAD_REQUEST', 'format must be pem, json or jwks');
@@ -36,7 +36,8 @@ export function registerTrustBundleRoutes(app: FastifyInstance, deps: CaServerDe
       const identity = await deps.svidAuthenticator.authenticate({ clientCertChain: chain }).catch(() => null);
       if (identity) recordAgentReport(request, deps, workloadSpiffeId(identity));
     }
-    if (after !== undefined && wait > 0) await deps.runtime.waitForSequenceAfter(after, wait * 1000);
+    if (after !== undefined && wait > 0) await deps.runtime.waitForSequenceAfter(after, wait * 1000, stopping);
+    if (stopping.aborted) void reply.header('connection', 'close');
 
     const bundle = deps.runtime.current().bundle;
     const etag = `"${bundle.sequence}"`;
