@@ -12,6 +12,8 @@ import { DEFAULT_LIFETIMES, type CaLifetimes } from '../core/ca/rotation.js';
 import { durationFlag, hostPort, type HostPort } from './values.js';
 import { usableCpus } from './cpu-budget.js';
 
+const MIN_ROOT_TTL_MS = 3_600_000;
+
 export const AUTHENTICATOR_NAMES = ['dev', 'jwks', 'kubernetes', 'svid'] as const;
 export type AuthenticatorName = (typeof AUTHENTICATOR_NAMES)[number];
 
@@ -222,6 +224,10 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
     intermediateTtlMs: durationFlag(pick('intermediate-ttl', 'intermediateTtl'), '--intermediate-ttl') ?? DEFAULT_LIFETIMES.intermediateTtlMs,
   };
   if (lifetimes.intermediateTtlMs > lifetimes.rootTtlMs) throw invalid('--intermediate-ttl must not exceed --root-ttl');
+  // The schedule prepares a successor at 1/2 of a root's life and activates it at 5/6, and a
+  // retiring root holds back the next prepare for RETIRE_MARGIN_MS: with roots much shorter than an
+  // hour a root expires before its successor can sign (measured from outside with 6m roots).
+  if (lifetimes.rootTtlMs < MIN_ROOT_TTL_MS) throw invalid(`--root-ttl must be at least 1h, so that each root's successor is prepared, propagated and active before it expires`);
 
   const admin = section(file, 'admin');
   checkKeys(admin, 'admin');

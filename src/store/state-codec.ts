@@ -145,6 +145,9 @@ function checkInvariants(state: CaState): void {
   if (state.roots.length === 0 && state.sequence > 0) throw corrupt('roots', 'is empty although a trust bundle was published (sequence > 0)');
   const active = state.roots.filter((r) => r.phase === 'active');
   if (active.length > 1) throw corrupt('roots', `has ${active.length} active roots; at most one may sign`);
+  // Every transition keeps one root signing; none would leave the CA unable to issue at all.
+  if (active.length === 0 && state.roots.length > 0) throw corrupt('roots', 'has no active root; exactly one must sign');
+  if (state.roots.filter((r) => r.phase === 'prepared').length > 1) throw corrupt('roots', 'has more than one prepared root');
   const fingerprints = new Set<string>();
   const generations = new Set<number>();
   state.roots.forEach((root, i) => {

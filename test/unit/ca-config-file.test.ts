@@ -61,3 +61,8 @@ test('jwks flags without the jwks authenticator are refused rather than ignored'
   refused(() => loadCaConfig({ 'jwks-file': '/tmp/keys.json' }, {}), /--jwks-file only applies to the jwks authenticator/);
   assert.equal(loadCaConfig({ authn: 'jwks', 'jwks-issuer': 'https://issuer.example', 'jwks-file': '/tmp/keys.json' }, {}).jwks?.file, '/tmp/keys.json');
 });
+
+test('--root-ttl below 1h is refused: the rotation schedule could not keep a valid signer', () => {
+  refused(() => loadCaConfig({ 'root-ttl': '6m', 'intermediate-ttl': '6m' }, {}), /--root-ttl must be at least 1h/);
+  assert.equal(loadCaConfig({ 'root-ttl': '1h', 'intermediate-ttl': '20m' }, {}).lifetimes.rootTtlMs, 3_600_000);
+});

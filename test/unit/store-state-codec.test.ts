@@ -131,6 +131,15 @@ test('invariants: one active root, non-empty published bundle, unique roots, gen
   assertCorrupt(tampered((o) => (o.roots[1].generation = 1)), 'roots[1].generation');
   assertCorrupt(tampered((o) => (o.nextGeneration = 2)), 'nextGeneration');
   assertCorrupt(tampered((o) => (o.roots[1].addedAtSequence = 3)), 'roots[1].addedAtSequence');
+  assertCorrupt(tampered((o) => (o.roots[1].phase = 'retiring')), 'has no active root');
+  assertCorrupt(
+    tampered((o) => {
+      o.roots[0].phase = 'prepared';
+      o.roots.push({ ...o.roots[1], fingerprint: 'a'.repeat(64), generation: 3, phase: 'prepared', addedAtSequence: 2 });
+      o.nextGeneration = 4;
+    }),
+    'more than one prepared root',
+  );
 });
 
 test('encodeState refuses to serialize an invalid state', () => {

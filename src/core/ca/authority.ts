@@ -5,7 +5,7 @@
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { Clock } from '../clock.js';
-import { UnavailableError } from '../errors.js';
+import { StateError, UnavailableError } from '../errors.js';
 import { workloadSpiffeId } from '../identity.js';
 import { checkCsrIdentity, parseCsrPem } from '../pki/csr.js';
 import { certificatePem } from '../pki/pem.js';
@@ -29,7 +29,14 @@ export interface SigningContext {
 export function signingContextFor(state: CaState): SigningContext {
   const root = activeRoot(state);
   if (!root) throw new UnavailableError('RAMPART_ERR_NOT_READY', 'the CA state has no active root');
-  const signer = new LeafSigner(new X509Certificate(root.intermediate.certPem).raw, createPrivateKey(root.intermediate.keyPem));
+  const intermediateCert = new X509Certificate(root.intermediate.certPem);
+  const intermediateKey = createPrivateKey(root.intermediate.keyPem);
+  // A key stored beside another intermediate's certificate would fail every post-signing check;
+  // say what is wrong with the state once, instead of answering each request with that failure.
+  if (!intermediateCert.checkPrivateKey(intermediateKey)) {
+    throw new StateError('RAMPART_ERR_STATE_CORRUPT', `the active root ${root.fingerprint.slice(0, 16)}'s intermediate key does not belong to its certificate; restore the state from a backup`);
+  }
+  const signer = new LeafSigner(intermediateCert.raw, intermediateKey);
   const bundle = bundleFromState(state);
   return {
     signer,
