@@ -131,3 +131,30 @@ test('rampart bundle --ca-url --ca-bundle --format json|pem|jwks', async () => {
   assert.equal(set.keys[0]?.use, 'x509-svid');
   assert.equal(set.spiffe_sequence, 1);
 });
+
+test('cert inspect on a two-root bundle says it is no chain; root and bundle file errors carry their codes without a --help hint', async () => {
+  const rotated = await startTestCa({ 'auto-rotate': 'false' });
+  try {
+    await rotated.runtime.prepare();
+    const bundle = join(dir, 'two-roots.pem');
+    await writeFile(bundle, rotated.rootCertPem());
+    const inspected = await cli(['cert', 'inspect', bundle]);
+    assert.equal(inspected.code, 0, inspected.stderr);
+    assert.match(inspected.stdout, /^Chain:\s+\(none: the other certificates in the file do not issue this one; a trust bundle\?\)$/m);
+    assert.match(inspected.stdout, /^Also in file:\n\s+\[1\] .*Rampart Root CA G2/m);
+    assert.match(inspected.stdout, /\(expires in \d+ days\)/);
+  } finally {
+    await rotated.close();
+  }
+  const [noToken, noBundle, flagFirst] = await Promise.all([
+    cli(['root', 'status', '--ca-bundle', `${ca.stateDir}/root-cert.pem`, '--token-file', join(dir, 'absent.token')]),
+    cli(['root', 'status', '--ca-bundle', join(dir, 'absent.pem'), '--token-file', join(dir, 'absent.token')]),
+    cli(['root', '--ca-url', ca.apiUrl]),
+  ]);
+  assert.equal(noToken.code, 2);
+  assert.match(noToken.stderr, /^rampart root: cannot read --token-file .*absent\.token \(ENOENT\) \[RAMPART_ERR_TOKEN_FILE\]\n$/);
+  assert.equal(noBundle.code, 2);
+  assert.match(noBundle.stderr, /^rampart root: cannot read --ca-bundle .*absent\.pem \(ENOENT\); .* \[RAMPART_ERR_CONFIG_INVALID\]\n$/);
+  assert.equal(flagFirst.code, 2);
+  assert.match(flagFirst.stderr, /the step comes first: rampart root status\|prepare\|activate\|retire/);
+});

@@ -65,6 +65,22 @@ test('every admin endpoint answers 403 RAMPART_ERR_NOT_ADMIN to non-admin tokens
   assert.equal(readState(ca.stateDir).sequence, 1, 'nothing changed');
 });
 
+test('a rotation step body other than empty or {"force": boolean} is a coded 400 and changes nothing', async () => {
+  const token = await ca.token('rampart-system', 'rampart-admin');
+  const post = (body: unknown) => httpsJson(`${ca.apiUrl}/v1/admin/roots/prepare`, { ca: ca.rootCertPem(), token, body });
+  for (const [body, message] of [
+    [{ force: 'yes' }, /"force" must be true or false/],
+    [[1], /must be a JSON object such as \{"force": true\}, or empty/],
+    [{ force: true, confirm: true }, /unknown field "confirm" in a rotation step/],
+  ] as const) {
+    const res = await post(body);
+    assert.equal(res.status, 400, `${JSON.stringify(body)}: ${res.text}`);
+    assert.equal(res.body.error.code, 'RAMPART_ERR_BAD_REQUEST');
+    assert.match(res.body.error.message, message);
+  }
+  assert.equal(readState(ca.stateDir).sequence, 1, 'nothing changed');
+});
+
 test('rampart root prints a readable table or valid JSON, and relays 409s that say why and when', async () => {
   // Each CLI run is a new Node process: run the independent ones side by side.
   const [table, json, notAdmin] = await Promise.all([root('status', adminTokenFile), root('status', adminTokenFile, '--json'), root('prepare', userTokenFile, '--force')]);

@@ -4,6 +4,7 @@ import { X509Certificate } from 'node:crypto';
 import { basicConstraints, parseCertificate, serialHex, uriSans } from '../../core/pki/certificate.js';
 import { inspectSpki } from '../../core/pki/keys.js';
 import { decodeCertificates } from '../../core/pki/pem.js';
+import { ConfigError } from '../../core/errors.js';
 import { parseFlags, UsageError } from '../args.js';
 
 export const CERT_HELP = `Usage: rampart cert inspect FILE [--json]
@@ -70,15 +71,15 @@ export async function runCert(argv: readonly string[]): Promise<number> {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    throw new ConfigError('RAMPART_ERR_USAGE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
   }
   const ders = decodeCertificates(text);
-  if (ders.length === 0) throw new UsageError(`${file} holds no PEM CERTIFICATE block`);
+  if (ders.length === 0) throw new ConfigError('RAMPART_ERR_USAGE', `${file} holds no PEM CERTIFICATE block`);
   let summaries: CertSummary[];
   try {
     summaries = ders.map(summarize);
   } catch (err) {
-    throw new UsageError(`${file} holds a certificate that cannot be parsed: ${(err as Error).message}`);
+    throw new ConfigError('RAMPART_ERR_USAGE', `${file} holds a certificate that cannot be parsed: ${(err as Error).message}`);
   }
   if (values.json) {
     process.stdout.write(`${JSON.stringify(summaries, null, 2)}\n`);
@@ -86,6 +87,8 @@ export async function runCert(argv: readonly string[]): Promise<number> {
   }
   const [leaf, ...chain] = summaries as [CertSummary, ...CertSummary[]];
   const remaining = Date.parse(leaf.notAfter) - Date.now();
+  // A chain names each certificate's issuer next; a bundle of roots (root-cert.pem) does not.
+  const linked = chain.every((c, i) => (i === 0 ? leaf : chain[i - 1])?.issuer === c.subject);
   const lines = [
     `SPIFFE ID:   ${leaf.spiffeId ?? '(none)'}`,
     `Serial:      ${leaf.serial}`,
@@ -96,7 +99,8 @@ export async function runCert(argv: readonly string[]): Promise<number> {
     `Key:         ${leaf.keyType}`,
     `CA:          ${leaf.isCa ? 'yes' : 'no'}`,
     `SHA-256:     ${leaf.fingerprintSha256}`,
-    `Chain:       ${chain.length > 0 ? '' : leaf.subject === leaf.issuer && leaf.isCa ? '(self-signed root)' : leaf.isCa ? '(this CA certificate only)' : '(leaf only)'}`,
+    `Chain:       ${chain.length > 0 ? (linked ? '' : '(none: the other certificates in the file do not issue this one; a trust bundle?)') : leaf.subject === leaf.issuer && leaf.isCa ? '(self-signed root)' : leaf.isCa ? '(this CA certificate only)' : '(leaf only)'}`,
+    ...(linked ? [] : ['Also in file:']),
     ...chain.map((c, i) => `  [${i + 1}] ${c.subject}  ${c.spiffeId ?? ''}  until ${c.notAfter}  sha256 ${c.fingerprintSha256.slice(0, 16)}…`),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

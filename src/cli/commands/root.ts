@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { CaClient } from '../../client/ca-client.js';
 import type { RotationStatus } from '../../runtime/ca-runtime.js';
+import { ConfigError } from '../../core/errors.js';
 import { parseFlags, UsageError, type FlagSpec } from '../args.js';
 import { readTrustFile } from './bundle.js';
 
@@ -69,6 +70,7 @@ export async function runRoot(argv: readonly string[]): Promise<number> {
     process.stdout.write(ROOT_HELP);
     return step === undefined ? 2 : 0;
   }
+  if (step.startsWith('-')) throw new UsageError('the step comes first: rampart root status|prepare|activate|retire [flags]');
   if (!['status', 'prepare', 'activate', 'retire'].includes(step)) throw new UsageError(`unknown step "${step}"; use status, prepare, activate or retire`);
   const { values } = parseFlags<RootFlags>(rest, SPEC);
   if (values.help) {
@@ -81,7 +83,7 @@ export async function runRoot(argv: readonly string[]): Promise<number> {
     try {
       token = readFileSync(values['token-file'], 'utf8').trim();
     } catch (err) {
-      throw new UsageError(`cannot read --token-file ${values['token-file']} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new ConfigError('RAMPART_ERR_TOKEN_FILE', `cannot read --token-file ${values['token-file']} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     }
   } else {
     throw new UsageError('missing --token-file: the admin API needs the token of an admin identity (e.g. rampart token --namespace rampart-system --service-account rampart-admin > admin.token)');

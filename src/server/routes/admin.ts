@@ -1,6 +1,6 @@
 /** Admin API: rotation status and steps, for identities listed in admin.identities only. */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ForbiddenError } from '../../core/errors.js';
+import { BadRequestError, ForbiddenError } from '../../core/errors.js';
 import { workloadSpiffeId } from '../../core/identity.js';
 import { authenticationRequest } from '../caller.js';
 import type { CaServerDeps } from '../deps.js';
@@ -18,6 +18,20 @@ async function requireAdmin(request: FastifyRequest, deps: CaServerDeps): Promis
   return id;
 }
 
+/**
+ * A step's body is empty or `{"force": true|false}`. Anything else is refused rather than read as
+ * "no force": an admin who sent `{"force": "yes"}` must not believe the safety checks were skipped.
+ */
+function forceOf(body: unknown): boolean {
+  if (body === undefined || body === null) return false;
+  if (typeof body !== 'object' || Array.isArray(body)) throw new BadRequestError('RAMPART_ERR_BAD_REQUEST', 'the body of a rotation step must be a JSON object such as {"force": true}, or empty');
+  const extra = Object.keys(body).find((k) => k !== 'force');
+  if (extra !== undefined) throw new BadRequestError('RAMPART_ERR_BAD_REQUEST', `unknown field "${extra.slice(0, 40)}" in a rotation step; only "force" is accepted`);
+  const force = (body as StepBody).force;
+  if (force !== undefined && typeof force !== 'boolean') throw new BadRequestError('RAMPART_ERR_BAD_REQUEST', '"force" must be true or false');
+  return force === true;
+}
+
 export function registerAdminRoutes(app: FastifyInstance, deps: CaServerDeps): void {
   app.get('/v1/admin/status', async (request) => {
     await requireAdmin(request, deps);
@@ -26,7 +40,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: CaServerDeps): v
   for (const step of ['prepare', 'activate', 'retire'] as const) {
     app.post(`/v1/admin/roots/${step}`, async (request: FastifyRequest<{ Body: StepBody | undefined }>) => {
       const admin = await requireAdmin(request, deps);
-      const force = typeof request.body === 'object' && request.body !== null && request.body.force === true;
+      const force = forceOf(request.body);
       deps.logger.info({ reqId: request.id, event: `admin-${step}`, admin, force }, `admin requested root ${step}`);
       if (step === 'prepare') await deps.runtime.prepare();
       else if (step === 'activate') await deps.runtime.activate(force);
