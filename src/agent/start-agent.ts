@@ -2,7 +2,7 @@
  * Composition root of `rampart agent`: token source, CA clients, certificate manager, the
  * monitoring listener and the inbound/outbound proxies. Used by the CLI and by tests.
  */
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync, statSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -43,6 +43,20 @@ export interface RunningAgent {
   stop(options?: { drainMs?: number }): Promise<void>;
 }
 
+/**
+ * The output directory must be usable before the agent asks for a certificate: an application
+ * waiting for files that can never be written is worse off than a pod that fails to start.
+ */
+function checkOutDir(outDir: string): void {
+  try {
+    mkdirSync(outDir, { recursive: true });
+    if (!statSync(outDir).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+    accessSync(outDir, constants.W_OK | constants.X_OK);
+  } catch (err) {
+    throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `--out-dir ${outDir} cannot be used (${(err as NodeJS.ErrnoException).code ?? 'error'}); it must be a directory this agent can write`);
+  }
+}
+
 function readBootstrapBundle(path: string): string {
   let text: string;
   try {
@@ -66,6 +80,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   const registry = options.registry ?? createAgentRegistry();
 
   let bootstrap = readBootstrapBundle(config.caBundleFile);
+  if (config.outDir !== null) checkOutDir(config.outDir);
   const tokenSource = fileTokenSource(config.tokenFile);
   // Fail fast on a token file that is wrong from the start; later failures are retried.
   await tokenSource.read();

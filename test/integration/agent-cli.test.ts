@@ -63,6 +63,10 @@ test('bad input: one line saying what to fix, exit 2, never a stack trace', () =
 test('start-up problems: unreadable token file, unreadable bundle, a port in use, a CA URL that does not answer', async () => {
   failsWith(['--ca-bundle', bundleFile, '--token-file', join(dir, 'missing-token'), '--monitoring-listen', '127.0.0.1:0'], /cannot read token file .*missing-token \(ENOENT\); check --token-file/);
   failsWith(['--ca-bundle', join(dir, 'missing.pem'), '--token-file', tokenFile, '--monitoring-listen', '127.0.0.1:0'], /cannot read --ca-bundle .*missing\.pem \(ENOENT\)/);
+  // An --out-dir that is a file: the agent stops before asking for a certificate.
+  const notADir = join(dir, 'a-file');
+  writeFileSync(notADir, 'x');
+  failsWith([...base(), '--out-dir', notADir], /--out-dir .*a-file cannot be used \((EEXIST|ENOTDIR)\); it must be a directory this agent can write \[RAMPART_ERR_CONFIG_INVALID\]$/);
   // A monitoring port someone else holds: named by flag and address, exit 2, nothing left running.
   const held = net.createServer().listen(0, '127.0.0.1');
   await once(held, 'listening');
