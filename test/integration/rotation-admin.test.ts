@@ -113,7 +113,7 @@ test('rampart root prints a readable table or valid JSON, and relays 409s that s
 
   // Default refresh interval (60 s): not propagated yet, and the message says until when.
   const [preparedTable, refused] = await Promise.all([root('status', adminTokenFile), root('activate', adminTokenFile)]);
-  assert.match(preparedTable.stdout, /\nprepared +2 +[0-9a-f]{16} .* generated +propagation 0\/0 agents\n/);
+  assert.match(preparedTable.stdout, /\nprepared +2 +[0-9a-f]{16} .* generated +propagation 0\/0 agents: not yet, 0 of 0 agents seen recently hold bundle sequence 2; waiting until one refresh interval has passed since it was published \(\S+Z\)\n/);
   assert.equal(refused.status, 1);
   assert.match(refused.stderr, /the new trust bundle has not propagated yet: 0 of 0 agents seen recently hold bundle sequence 2; waiting until one refresh interval has passed since it was published \(\S+Z\); retry later or use --force \[RAMPART_ERR_ROTATION_NOT_ALLOWED\]/);
 

@@ -44,7 +44,7 @@ function pad(text: string, width: number): string {
 export function formatStatus(status: RotationStatus): string {
   const rows = status.roots.map((r) => {
     let note = '';
-    if (r.propagation) note = `propagation ${r.propagation.agentsUpToDate}/${r.propagation.agentsSeen} agents${r.propagation.propagated ? ' (ready to activate)' : ''}`;
+    if (r.propagation) note = `propagation ${r.propagation.agentsUpToDate}/${r.propagation.agentsSeen} agents${r.propagation.propagated ? ' (ready to activate)' : `: not yet, ${r.propagation.reason}`}`;
     if (r.retireableAt) note = `retire after ${r.retireableAt}`;
     return [r.phase, String(r.generation), r.fingerprint.slice(0, 16), r.notAfter, r.plugged ? 'plugged' : 'generated', note];
   });
