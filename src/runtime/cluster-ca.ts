@@ -99,6 +99,10 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
     const worker = cluster.fork({ RAMPART_CLUSTER_WORKER: '1' });
     workers.add(worker);
     worker.on('message', (m: unknown) => handle(worker, m));
+    // A send can race a worker's exit (EPIPE on its channel); unhandled, that error would take
+    // the primary, and with it the state lock and every other worker, down. The exit handler
+    // below deals with the worker itself.
+    worker.on('error', (err: Error) => logger.warn({ event: 'worker-channel-error', reason: err.message }, 'a message to a signing worker was lost'));
     worker.on('exit', (code, signal) => {
       workers.delete(worker);
       openConnections.delete(worker);
