@@ -147,7 +147,7 @@ function str(file: Json, key: string): string | undefined {
   throw invalid(`config "${key}" must be a string, number or boolean`);
 }
 
-/** A list setting: a JSON list of strings, or (for lists that have a comma form) one string. */
+/** A list setting: a JSON list of strings (`authn` also takes its comma-separated flag form). */
 function stringList(file: Json, key: string): readonly string[] | undefined {
   const v = file[key];
   if (v === undefined) return undefined;

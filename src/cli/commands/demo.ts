@@ -35,7 +35,6 @@ interface DemoFlags {
   'leaf-ttl'?: string;
 }
 
-/** Runs the demo; returns the exit code. */
 // The demo's CA grants from 2 s (so a renewal shows within seconds) up to the usual 24 h.
 function demoLeafTtl(text: string): string {
   const ms = parseDuration(text);
@@ -43,6 +42,7 @@ function demoLeafTtl(text: string): string {
   return text;
 }
 
+/** Runs the demo; returns the exit code. */
 export async function runDemo(argv: readonly string[]): Promise<number> {
   const { values } = parseFlags<DemoFlags>(argv, SPEC);
   if (values.help) {
