@@ -165,9 +165,9 @@ function positiveNumber(file: Json, key: string, where: string, fallback: number
 // A DNS name of RFC 1123 labels, optionally with a wildcard first label, as a serving SAN allows.
 const DNS_NAME = /^(?:\*\.)?(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 
-function servingName(name: string): string {
+function servingName(name: string, label: string): string {
   if (isIP(name) !== 0 || (name.length <= 253 && DNS_NAME.test(name))) return name;
-  throw invalid(`--serving-name "${name}" is neither a DNS name (letters, digits, "-", dots; "*." only as the first label) nor an IP address`);
+  throw invalid(`${label} "${name}" is neither a DNS name (letters, digits, "-", dots; "*." only as the first label) nor an IP address`);
 }
 
 function section(file: Json, key: string): Json {
@@ -184,10 +184,10 @@ function positiveInt(text: string | undefined, name: string, fallback: number): 
 }
 
 /** `--workers N`, or `auto`: one signing process per CPU the process may use (cgroup quota included). */
-function workerCount(text: string | undefined): number {
+function workerCount(text: string | undefined, name: string): number {
   if (text === 'auto') return usableCpus();
-  if (text !== undefined && !/^\d+$/.test(text)) throw invalid(`--workers must be a positive whole number or "auto", got "${text}"`);
-  return positiveInt(text, '--workers', 1);
+  if (text !== undefined && !/^\d+$/.test(text)) throw invalid(`${name} must be a positive whole number or "auto", got "${text}"`);
+  return positiveInt(text, name, 1);
 }
 
 /** Builds the frozen CA config. `env` is passed in so tests can control it. */
@@ -195,12 +195,14 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
   const file = flags.config ? readConfigFile(flags.config) : {};
   checkKeys(file, '');
   const pick = (flag: keyof CaFlags, key: string): string | undefined => (flags[flag] as string | undefined) ?? str(file, key);
+  // Messages name the setting where the bad value came from: the flag, or the config file's key.
+  const named = (flag: keyof CaFlags, key: string): string => (flags[flag] === undefined && file[key] !== undefined ? `config "${key}"` : `--${flag}`);
 
   const trustDomain = pick('trust-domain', 'trustDomain') ?? 'cluster.local';
   try {
     validateTrustDomain(trustDomain);
   } catch {
-    throw invalid(`--trust-domain "${trustDomain}" is not a valid trust domain (lowercase letters, digits, ".", "-", "_")`);
+    throw invalid(`${named('trust-domain', 'trustDomain')} "${trustDomain}" is not a valid trust domain (lowercase letters, digits, ".", "-", "_")`);
   }
   const authnText = flags.authn ?? (Array.isArray(file['authn']) ? stringList(file, 'authn')?.join(',') : str(file, 'authn')) ?? 'dev,svid';
   const authn = authnText.split(',').map((s) => s.trim()).filter(Boolean);
@@ -210,24 +212,24 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
   if (authn.length === 0) throw invalid('--authn must name at least one authenticator');
 
   const ttl: TtlPolicy = {
-    defaultTtlMs: durationFlag(pick('default-ttl', 'defaultTtl'), '--default-ttl') ?? DEFAULT_TTL_POLICY.defaultTtlMs,
-    minTtlMs: durationFlag(pick('min-ttl', 'minTtl'), '--min-ttl') ?? DEFAULT_TTL_POLICY.minTtlMs,
-    maxTtlMs: durationFlag(pick('max-ttl', 'maxTtl'), '--max-ttl') ?? DEFAULT_TTL_POLICY.maxTtlMs,
+    defaultTtlMs: durationFlag(pick('default-ttl', 'defaultTtl'), named('default-ttl', 'defaultTtl')) ?? DEFAULT_TTL_POLICY.defaultTtlMs,
+    minTtlMs: durationFlag(pick('min-ttl', 'minTtl'), named('min-ttl', 'minTtl')) ?? DEFAULT_TTL_POLICY.minTtlMs,
+    maxTtlMs: durationFlag(pick('max-ttl', 'maxTtl'), named('max-ttl', 'maxTtl')) ?? DEFAULT_TTL_POLICY.maxTtlMs,
   };
   if (!(ttl.minTtlMs <= ttl.defaultTtlMs && ttl.defaultTtlMs <= ttl.maxTtlMs)) {
-    throw invalid('TTLs must satisfy --min-ttl <= --default-ttl <= --max-ttl');
+    throw invalid('TTLs must satisfy --min-ttl <= --default-ttl <= --max-ttl (minTtl, defaultTtl, maxTtl in a config file)');
   }
-  if (ttl.minTtlMs < 1000) throw invalid('--min-ttl must be at least 1s');
+  if (ttl.minTtlMs < 1000) throw invalid(`${named('min-ttl', 'minTtl')} must be at least 1s`);
 
   const lifetimes: CaLifetimes = {
-    rootTtlMs: durationFlag(pick('root-ttl', 'rootTtl'), '--root-ttl') ?? DEFAULT_LIFETIMES.rootTtlMs,
-    intermediateTtlMs: durationFlag(pick('intermediate-ttl', 'intermediateTtl'), '--intermediate-ttl') ?? DEFAULT_LIFETIMES.intermediateTtlMs,
+    rootTtlMs: durationFlag(pick('root-ttl', 'rootTtl'), named('root-ttl', 'rootTtl')) ?? DEFAULT_LIFETIMES.rootTtlMs,
+    intermediateTtlMs: durationFlag(pick('intermediate-ttl', 'intermediateTtl'), named('intermediate-ttl', 'intermediateTtl')) ?? DEFAULT_LIFETIMES.intermediateTtlMs,
   };
   if (lifetimes.intermediateTtlMs > lifetimes.rootTtlMs) throw invalid('--intermediate-ttl must not exceed --root-ttl');
   // The schedule prepares a successor at 1/2 of a root's life and activates it at 5/6, and a
   // retiring root holds back the next prepare for RETIRE_MARGIN_MS: with roots much shorter than an
   // hour a root expires before its successor can sign (measured from outside with 6m roots).
-  if (lifetimes.rootTtlMs < MIN_ROOT_TTL_MS) throw invalid(`--root-ttl must be at least 1h, so that each root's successor is prepared, propagated and active before it expires`);
+  if (lifetimes.rootTtlMs < MIN_ROOT_TTL_MS) throw invalid(`${named('root-ttl', 'rootTtl')} must be at least 1h, so that each root's successor is prepared, propagated and active before it expires`);
 
   const admin = section(file, 'admin');
   checkKeys(admin, 'admin');
@@ -265,19 +267,21 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
   const k8s = section(file, 'kubernetes');
   checkKeys(k8s, 'kubernetes');
   const store = pick('store', 'store') ?? 'file';
-  if (store !== 'file' && store !== 'kubernetes') throw invalid(`--store must be file or kubernetes, got "${store}"`);
+  if (store !== 'file' && store !== 'kubernetes') throw invalid(`${named('store', 'store')} must be file or kubernetes, got "${store}"`);
   const kubeconfig = flags.kubeconfig ?? str(k8s, 'kubeconfig') ?? env['KUBECONFIG'];
   const logLevel = pick('log-level', 'logLevel') ?? env['RAMPART_LOG_LEVEL'] ?? 'info';
-  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw invalid(`--log-level "${logLevel}" is not a pino level`);
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw invalid(`${flags['log-level'] === undefined && file['logLevel'] === undefined ? 'RAMPART_LOG_LEVEL' : named('log-level', 'logLevel')} "${logLevel}" is not a pino level`);
   const autoRotate = pick('auto-rotate', 'autoRotate') ?? 'true';
-  if (autoRotate !== 'true' && autoRotate !== 'false') throw invalid('--auto-rotate must be true or false');
-  const servingNames = [...(flags['serving-name'] ?? []), ...(stringList(file, 'servingNames') ?? [])].map(servingName);
+  if (autoRotate !== 'true' && autoRotate !== 'false') throw invalid(`${named('auto-rotate', 'autoRotate')} must be true or false`);
+  // Like every other setting, the flags replace the file's list rather than add to it.
+  const fileServingNames = stringList(file, 'servingNames');
+  const servingNames = (flags['serving-name'] ?? fileServingNames ?? []).map((n) => servingName(n, flags['serving-name'] ? '--serving-name' : 'config "servingNames"'));
 
   const config: CaConfig = {
     stateDir: pick('state-dir', 'stateDir') ?? 'certs',
     store,
-    listen: hostPort(pick('listen', 'listen') ?? '127.0.0.1:8443', '--listen'),
-    monitoringListen: hostPort(pick('monitoring-listen', 'monitoringListen') ?? '127.0.0.1:9090', '--monitoring-listen'),
+    listen: hostPort(pick('listen', 'listen') ?? '127.0.0.1:8443', named('listen', 'listen')),
+    monitoringListen: hostPort(pick('monitoring-listen', 'monitoringListen') ?? '127.0.0.1:9090', named('monitoring-listen', 'monitoringListen')),
     trustDomain,
     authn: authn as AuthenticatorName[],
     ttl,
@@ -297,9 +301,9 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
     },
     servingNames,
     autoRotate: autoRotate === 'true',
-    bundleRefreshIntervalMs: durationFlag(pick('bundle-refresh-interval', 'bundleRefreshInterval'), '--bundle-refresh-interval') ?? 60_000,
-    maxInFlight: positiveInt(pick('max-in-flight', 'maxInFlight'), '--max-in-flight', 1024),
-    workers: workerCount(pick('workers', 'workers')),
+    bundleRefreshIntervalMs: durationFlag(pick('bundle-refresh-interval', 'bundleRefreshInterval'), named('bundle-refresh-interval', 'bundleRefreshInterval')) ?? 60_000,
+    maxInFlight: positiveInt(pick('max-in-flight', 'maxInFlight'), named('max-in-flight', 'maxInFlight'), 1024),
+    workers: workerCount(pick('workers', 'workers'), named('workers', 'workers')),
     logLevel: logLevel as CaConfig['logLevel'],
     ...(env['RAMPART_CRASH_AT'] ? { crashAt: env['RAMPART_CRASH_AT'] } : {}),
   };
@@ -307,9 +311,9 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
 }
 
 function leaseTimings(flags: CaFlags, k8s: Json): Pick<KubernetesSettings, 'leaderElection'> {
-  const lease = durationFlag(flags['lease-duration'] ?? str(k8s, 'leaseDuration'), '--lease-duration');
-  const renew = durationFlag(flags['renew-deadline'] ?? str(k8s, 'renewDeadline'), '--renew-deadline');
-  const retry = durationFlag(flags['retry-period'] ?? str(k8s, 'retryPeriod'), '--retry-period');
+  const lease = durationFlag(flags['lease-duration'] ?? str(k8s, 'leaseDuration'), flags['lease-duration'] === undefined && k8s['leaseDuration'] !== undefined ? 'config "kubernetes.leaseDuration"' : '--lease-duration');
+  const renew = durationFlag(flags['renew-deadline'] ?? str(k8s, 'renewDeadline'), flags['renew-deadline'] === undefined && k8s['renewDeadline'] !== undefined ? 'config "kubernetes.renewDeadline"' : '--renew-deadline');
+  const retry = durationFlag(flags['retry-period'] ?? str(k8s, 'retryPeriod'), flags['retry-period'] === undefined && k8s['retryPeriod'] !== undefined ? 'config "kubernetes.retryPeriod"' : '--retry-period');
   if (lease === undefined && renew === undefined && retry === undefined) return {};
   const l = lease ?? 15_000;
   const r = renew ?? Math.min(10_000, Math.floor((l * 2) / 3));

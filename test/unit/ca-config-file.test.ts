@@ -46,7 +46,7 @@ test('values of the wrong shape are refused, never cast or ignored', () => {
   refused(() => withFile({ servingNames: 'ca.example' }), /config "servingNames" must be a list of strings/);
   refused(() => withFile({ kubernetes: { tokenReviewRatePerSecond: 'fast' } }), /config "kubernetes\.tokenReviewRatePerSecond" must be a positive number/);
   refused(() => withFile({ maxInFlight: { n: 1 } }), /config "maxInFlight" must be a string, number or boolean/);
-  refused(() => withFile({ workers: 0 }), /--workers must be a positive whole number/);
+  refused(() => withFile({ workers: 0 }), /config "workers" must be a positive whole number/);
 });
 
 test('--serving-name must be a DNS name (wildcard only as the first label) or an IP address', () => {
@@ -65,4 +65,15 @@ test('jwks flags without the jwks authenticator are refused rather than ignored'
 test('--root-ttl below 1h is refused: the rotation schedule could not keep a valid signer', () => {
   refused(() => loadCaConfig({ 'root-ttl': '6m', 'intermediate-ttl': '6m' }, {}), /--root-ttl must be at least 1h/);
   assert.equal(loadCaConfig({ 'root-ttl': '1h', 'intermediate-ttl': '20m' }, {}).lifetimes.rootTtlMs, 3_600_000);
+});
+
+test('a bad value from the file is named by its config key, and --serving-name replaces the file\'s list', () => {
+  refused(() => withFile({ workers: 'two' }), /^config "workers" must be a positive whole number or "auto", got "two"$/);
+  refused(() => withFile({ defaultTtl: 'soon' }), /^config "defaultTtl" "soon" is not a duration/);
+  refused(() => withFile({ listen: 'nowhere' }), /^config "listen" "nowhere" must be HOST:PORT/);
+  refused(() => withFile({ servingNames: ['bad name!'] }), /^config "servingNames" "bad name!" is neither a DNS name/);
+  refused(() => withFile({ kubernetes: { leaseDuration: 'long' } }), /^config "kubernetes\.leaseDuration" "long" is not a duration/);
+  refused(() => withFile({ workers: 'two' }, { workers: 'three' }), /^--workers must be a positive whole number or "auto", got "three"$/);
+  assert.deepEqual(withFile({ servingNames: ['from-file.example'] }, { 'serving-name': ['from-flag.example'] }).servingNames, ['from-flag.example']);
+  assert.deepEqual(withFile({ servingNames: ['from-file.example'] }).servingNames, ['from-file.example']);
 });

@@ -38,7 +38,7 @@ Flags:
                                limit included (default 1)
   --config FILE                JSON config file; its keys are in docs/configuration.md
                                (flags win over it; unknown keys are refused)
-  --log-level LEVEL            pino level (default info)
+  --log-level LEVEL            pino level (default $RAMPART_LOG_LEVEL, else info)
 `;
 
 const SPEC: FlagSpec = {
