@@ -153,8 +153,11 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
         (w) =>
           new Promise<void>((resolve) => {
             w.once('exit', () => resolve());
+            // Asked, a worker runs its own shutdown: open long polls answer at once and kept-alive
+            // clients are told to reconnect. A bare disconnect() waits for the worker's
+            // connections to end by themselves, which kept a stopping CA up for the full 10 s.
             // A worker that failed at start-up may have dropped its channel already.
-            if (w.isConnected()) w.disconnect();
+            if (w.isConnected()) w.send({ t: 'rampart-stop' } satisfies PrimaryMessage);
             else w.kill();
             setTimeout(() => {
               w.kill('SIGKILL');
@@ -205,10 +208,16 @@ async function serveAsWorker(config: CaConfig, logger: Logger): Promise<{ stop()
   const replica = new ReplicaRuntime(send, config.ttl, systemClock);
   // Totals that arrive before the API is up are dropped: the next report carries them again.
   let balance: ConnectionBalance | null = null;
+  // Until the API is up there is nothing to drain: a stop request just ends the process.
+  let stopOnce: () => Promise<void> = () => Promise.resolve();
   process.on('message', (message: unknown) => {
     if (!isPrimaryMessage(message)) return;
     if (message.t === 'rampart-connections-total') {
       balance?.update(message.open, message.workers);
+      return;
+    }
+    if (message.t === 'rampart-stop') {
+      void stopOnce().finally(() => process.exit(0));
       return;
     }
     if (message.t === 'rampart-metrics-request') {
@@ -239,9 +248,11 @@ async function serveAsWorker(config: CaConfig, logger: Logger): Promise<{ stop()
     await api.stop();
     await kube?.stop();
   };
-  // The primary disconnects its workers to stop them; finish open requests and leave.
-  process.once('disconnect', () => void stop().finally(() => process.exit(0)));
-  return { stop };
+  let stopping: Promise<void> | undefined;
+  stopOnce = () => (stopping ??= stop());
+  // The primary asks its workers to stop (or disconnects, or dies); finish open requests and leave.
+  process.once('disconnect', () => void stopOnce().finally(() => process.exit(0)));
+  return { stop: stopOnce };
 }
 
 export const isClusterWorker = (): boolean => cluster.isWorker && process.env['RAMPART_CLUSTER_WORKER'] === '1';

@@ -12,7 +12,8 @@ export type PrimaryMessage =
   | { readonly t: 'rampart-reply'; readonly id: number; readonly ok: true; readonly value: unknown }
   | { readonly t: 'rampart-reply'; readonly id: number; readonly ok: false; readonly code: string; readonly message: string }
   | { readonly t: 'rampart-metrics-request'; readonly id: number }
-  | { readonly t: 'rampart-connections-total'; readonly open: number; readonly workers: number };
+  | { readonly t: 'rampart-connections-total'; readonly open: number; readonly workers: number }
+  | { readonly t: 'rampart-stop' };
 
 export type WorkerMessage =
   | { readonly t: 'rampart-hello' }

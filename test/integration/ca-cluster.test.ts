@@ -13,6 +13,7 @@ import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'no
 import { Agent as HttpsAgent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createKeyAndCsr } from '../../src/agent/csr.js';
 import { mintDevToken } from '../../src/authn/dev.js';
 import { spawnCli } from '../helpers/cli.js';
 import { httpsJson } from '../helpers/https.js';
@@ -249,3 +250,37 @@ test('keep-alive connections opened in one burst end up spread over both workers
       agent.destroy();
     }
   }));
+
+test('SIGTERM to a --workers 2 CA ends a parked long poll with an answer, not a killed worker', { timeout: 180_000 }, async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'rampart-cluster-stop-'));
+  // A 300 s refresh interval lets a poll wait 300 s: only the workers' own shutdown can end it.
+  const ca = spawnCli(['ca', '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0', '--workers', '2', '--bundle-refresh-interval', '300s']);
+  try {
+    const started = await waitForLogEvent(ca, 'ca-started', 150_000);
+    const apiUrl = String(started['apiUrl']);
+    const roots = readFileSync(join(stateDir, 'root-cert.pem'), 'utf8');
+    const admin = await mintDevToken({ stateDir, namespace: 'rampart-system', serviceAccount: 'rampart-admin' });
+    assert.equal((await httpsJson(`${apiUrl}/v1/admin/roots/prepare`, { ca: roots, token: admin, body: {} })).status, 200);
+    const { keyPem, csrPem } = createKeyAndCsr();
+    const issued = await httpsJson(`${apiUrl}/v1/certificates`, { ca: roots, token: await mintDevToken({ stateDir, namespace: 'shop', serviceAccount: 'poller' }), body: { csr: csrPem } });
+    assert.equal(issued.status, 200, issued.text);
+    const poll = httpsJson(`${apiUrl}/v1/trust-bundle?after=2&waitSeconds=300`, { ca: roots, cert: (issued.body.certChain as string[]).join(''), key: keyPem, headers: { 'rampart-bundle-sequence': '2' } });
+    // The worker records the poller's report just before parking it, then forwards it to the
+    // primary: once the status counts the agent, the poll is parked.
+    const seen = async (): Promise<number> => {
+      const status = await httpsJson(`${apiUrl}/v1/admin/status`, { ca: roots, token: admin });
+      return Number((status.body.roots as Array<{ phase: string; propagation?: { agentsSeen: number } }>).find((r) => r.phase === 'prepared')?.propagation?.agentsSeen ?? 0);
+    };
+    while ((await seen()) === 0) await new Promise((r) => setTimeout(r, 100));
+    ca.kill('SIGTERM');
+    const answer = await poll;
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal(answer.body.sequence, 2);
+    assert.equal(answer.headers['connection'], 'close');
+    const [code] = (await once(ca, 'exit')) as [number | null];
+    assert.equal(code, 0);
+  } finally {
+    if (ca.exitCode === null) ca.kill('SIGKILL');
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
