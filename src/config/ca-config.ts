@@ -112,8 +112,8 @@ function readConfigFile(path: string): Json {
     const parsed: unknown = JSON.parse(text);
     if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
     return parsed as Json;
-  } catch {
-    throw invalid(`--config ${path} is not a JSON object`);
+  } catch (err) {
+    throw invalid(err instanceof SyntaxError ? `--config ${path} is not valid JSON` : `--config ${path} is not a JSON object`);
   }
 }
 
@@ -225,11 +225,11 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
     rootTtlMs: durationFlag(pick('root-ttl', 'rootTtl'), named('root-ttl', 'rootTtl')) ?? DEFAULT_LIFETIMES.rootTtlMs,
     intermediateTtlMs: durationFlag(pick('intermediate-ttl', 'intermediateTtl'), named('intermediate-ttl', 'intermediateTtl')) ?? DEFAULT_LIFETIMES.intermediateTtlMs,
   };
-  if (lifetimes.intermediateTtlMs > lifetimes.rootTtlMs) throw invalid('--intermediate-ttl must not exceed --root-ttl');
   // The schedule prepares a successor at 1/2 of a root's life and activates it at 5/6, and a
   // retiring root holds back the next prepare for RETIRE_MARGIN_MS: with roots much shorter than an
   // hour a root expires before its successor can sign (measured from outside with 6m roots).
   if (lifetimes.rootTtlMs < MIN_ROOT_TTL_MS) throw invalid(`${named('root-ttl', 'rootTtl')} must be at least 1h, so that each root's successor is prepared, propagated and active before it expires`);
+  if (lifetimes.intermediateTtlMs > lifetimes.rootTtlMs) throw invalid('--intermediate-ttl must not exceed --root-ttl');
 
   const admin = section(file, 'admin');
   checkKeys(admin, 'admin');

@@ -6,6 +6,7 @@ import type { CaServerDeps } from './deps.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerCertificateRoutes } from './routes/certificates.js';
 import { registerTrustBundleRoutes } from './routes/trust-bundle.js';
+import { setMaxListeners } from 'node:events';
 import type { SecureContextOptions } from 'node:tls';
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
@@ -34,6 +35,8 @@ export function buildCaApp(deps: CaServerDeps, https?: SecureContextOptions & { 
   // Long polls in progress answer at once when the server stops, instead of holding the
   // shutdown for up to a refresh interval; the agent polls again, on a serving replica.
   const stopping = new AbortController();
+  // Every parked poll listens on this one signal, thousands with a fleet: not a leak to warn of.
+  setMaxListeners(0, stopping.signal);
   app.addHook('preClose', (done) => {
     closing = true;
     stopping.abort();

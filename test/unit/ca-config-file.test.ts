@@ -77,3 +77,11 @@ test('a bad value from the file is named by its config key, and --serving-name r
   assert.deepEqual(withFile({ servingNames: ['from-file.example'] }, { 'serving-name': ['from-flag.example'] }).servingNames, ['from-flag.example']);
   assert.deepEqual(withFile({ servingNames: ['from-file.example'] }).servingNames, ['from-file.example']);
 });
+
+test('a config file that is not JSON says so', () => {
+  const path = join(dir, 'broken.json');
+  writeFileSync(path, '{bad');
+  refused(() => loadCaConfig({ config: path }, {}), /is not valid JSON$/);
+  writeFileSync(path, '[1]');
+  refused(() => loadCaConfig({ config: path }, {}), /is not a JSON object$/);
+});
