@@ -12,6 +12,7 @@ import type { Clock } from '../core/clock.js';
 import { isRampartError, RampartError } from '../core/errors.js';
 import { parseSpiffeId } from '../core/identity.js';
 import type { AgentMetrics } from './agent-metrics.js';
+import { chainsToBundle } from './chain-check.js';
 import { createKeyAndCsr } from './csr.js';
 import type { Credentials, CredentialSource } from './credentials.js';
 import { writeCredentials } from './output-writer.js';
@@ -192,6 +193,19 @@ export class CertificateManager implements CredentialSource {
     });
   }
 
+  /**
+   * The held certificate's root left the trust bundle (a forced retire): peers holding the new
+   * bundle would refuse it, so renew now rather than at the scheduled time.
+   */
+  private renewNow(serial: string): void {
+    const held = this.held;
+    if (held === null || held.serial !== serial || this.stopped) return;
+    this.log.warn({ event: 'certificate-root-retired', serial, bundleSequence: this.sequence }, 'the current certificate no longer chains to the trust bundle; renewing now');
+    this.held = { ...held, renewAt: Math.min(held.renewAt, this.options.clock.now()) };
+    this.retryAt = null;
+    if (this.renewing === null) this.schedule(0);
+  }
+
   private noteExpiry(now: number): void {
     const held = this.held;
     if (held === null || held.credentials.notAfter > now) return;
@@ -328,6 +342,7 @@ export class CertificateManager implements CredentialSource {
           if (held) {
             this.held = { ...held, credentials: { ...held.credentials, bundlePem: this.bundlePem ?? '' } };
             await this.publish();
+            if (!chainsToBundle(held.credentials.certChainPem, this.bundlePem ?? '')) this.renewNow(held.serial);
           }
         }
       } catch (err) {

@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { CaClient } from '../../src/client/ca-client.js';
 import type { RotationStatus } from '../../src/runtime/ca-runtime.js';
+import { chainsToBundle } from '../../src/agent/chain-check.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
+import { OpenSsl, splitPemCertificates } from '../helpers/openssl.js';
 import { eventually, metricValue, monitoring, startTestAgent } from './agent-support.js';
 
 let ca: TestCa;
@@ -50,5 +52,39 @@ test('bundle change: a prepared root reaches root-cert.pem by long-poll and the 
   } finally {
     admin.close();
     await t.close();
+  }
+});
+
+test('a forced retire of the root under the agent\'s certificate makes it renew at once, not at its scheduled time', { timeout: 60_000 }, async () => {
+  // Its own CA: this test rotates roots. A 1 h certificate is not due for renewal for 30 minutes.
+  const rotating = await startTestCa({ 'auto-rotate': 'false' });
+  const t = await startTestAgent(rotating, 'shop', 'retiree', { ttl: '1h' });
+  try {
+    const serialBefore = t.agent.manager.serial;
+    await rotating.runtime.prepare();
+    await rotating.runtime.activate(true);
+    await eventually('the agent to hold the activated bundle', () => (t.agent.manager.bundleSequence === 3 ? true : undefined), 15_000);
+    assert.equal(t.agent.manager.serial, serialBefore, 'while the old root is still in the bundle the certificate is kept');
+    await rotating.runtime.retire(true);
+    const renewed = await t.logs.waitFor((l) => l['event'] === 'certificate-root-retired');
+    assert.equal(renewed['serial'], serialBefore);
+    await eventually('a certificate that chains to the new bundle', () => (t.agent.manager.serial !== serialBefore ? true : undefined), 15_000);
+    const files = { chain: readFileSync(join(t.outDir, 'cert-chain.pem'), 'utf8'), roots: readFileSync(join(t.outDir, 'root-cert.pem'), 'utf8') };
+    await eventually('the output files to agree', () => {
+      files.chain = readFileSync(join(t.outDir, 'cert-chain.pem'), 'utf8');
+      files.roots = readFileSync(join(t.outDir, 'root-cert.pem'), 'utf8');
+      return count(files.roots) === 1 && chainsToBundle(files.chain, files.roots) ? true : undefined;
+    }, 15_000);
+    const ssl = await OpenSsl.create('rampart-retiree-');
+    try {
+      const [leafPem, ...rest] = splitPemCertificates(files.chain);
+      const verified = await ssl.verify({ rootsPem: files.roots, leafPem: leafPem ?? '', untrustedPems: rest });
+      assert.equal(verified.code, 0, verified.stderr);
+    } finally {
+      await ssl.close();
+    }
+  } finally {
+    await t.close();
+    await rotating.close();
   }
 });
