@@ -85,6 +85,9 @@ export async function runCa(argv: readonly string[]): Promise<number> {
     await new Promise<void>((resolve) => process.once('disconnect', () => resolve()));
     return 0;
   }
+  // Listening for SIGTERM from the start: one that arrives while the CA starts (or right after it
+  // says it is up) stops it cleanly once it is up, instead of killing it mid-write.
+  const shutdown = waitForShutdownSignal();
   const ca = config.workers > 1 ? await startClusterPrimary(config, logger) : await startCa(config, { logger });
   const status = await readStatus(config);
   const active = status.roots.find((r) => r.phase === 'active');
@@ -103,7 +106,7 @@ export async function runCa(argv: readonly string[]): Promise<number> {
         `  (or let the agent do it: npx rampart agent --help)\n\n`,
     );
   }
-  const signal = await waitForShutdownSignal();
+  const signal = await shutdown;
   logger.info({ signal }, 'shutting down');
   await ca.stop();
   return 0;
