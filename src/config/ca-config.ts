@@ -177,6 +177,11 @@ function section(file: Json, key: string): Json {
   return v as Json;
 }
 
+/** Names a setting in messages where its bad value came from: the flag, or the config file's key. */
+function settingName(flags: CaFlags, flag: keyof CaFlags, section: Json, key: string, path = key): string {
+  return flags[flag] === undefined && section[key] !== undefined ? `config "${path}"` : `--${flag}`;
+}
+
 function positiveInt(text: string | undefined, name: string, fallback: number): number {
   if (text === undefined) return fallback;
   if (!/^\d+$/.test(text) || Number(text) < 1) throw invalid(`${name} must be a positive whole number, got "${text}"`);
@@ -195,8 +200,7 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
   const file = flags.config ? readConfigFile(flags.config) : {};
   checkKeys(file, '');
   const pick = (flag: keyof CaFlags, key: string): string | undefined => (flags[flag] as string | undefined) ?? str(file, key);
-  // Messages name the setting where the bad value came from: the flag, or the config file's key.
-  const named = (flag: keyof CaFlags, key: string): string => (flags[flag] === undefined && file[key] !== undefined ? `config "${key}"` : `--${flag}`);
+  const named = (flag: keyof CaFlags, key: string): string => settingName(flags, flag, file, key);
 
   const trustDomain = pick('trust-domain', 'trustDomain') ?? 'cluster.local';
   try {
@@ -311,9 +315,11 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
 }
 
 function leaseTimings(flags: CaFlags, k8s: Json): Pick<KubernetesSettings, 'leaderElection'> {
-  const lease = durationFlag(flags['lease-duration'] ?? str(k8s, 'leaseDuration'), flags['lease-duration'] === undefined && k8s['leaseDuration'] !== undefined ? 'config "kubernetes.leaseDuration"' : '--lease-duration');
-  const renew = durationFlag(flags['renew-deadline'] ?? str(k8s, 'renewDeadline'), flags['renew-deadline'] === undefined && k8s['renewDeadline'] !== undefined ? 'config "kubernetes.renewDeadline"' : '--renew-deadline');
-  const retry = durationFlag(flags['retry-period'] ?? str(k8s, 'retryPeriod'), flags['retry-period'] === undefined && k8s['retryPeriod'] !== undefined ? 'config "kubernetes.retryPeriod"' : '--retry-period');
+  const duration = (flag: 'lease-duration' | 'renew-deadline' | 'retry-period', key: string): number | undefined =>
+    durationFlag(flags[flag] ?? str(k8s, key), settingName(flags, flag, k8s, key, `kubernetes.${key}`));
+  const lease = duration('lease-duration', 'leaseDuration');
+  const renew = duration('renew-deadline', 'renewDeadline');
+  const retry = duration('retry-period', 'retryPeriod');
   if (lease === undefined && renew === undefined && retry === undefined) return {};
   const l = lease ?? 15_000;
   const r = renew ?? Math.min(10_000, Math.floor((l * 2) / 3));
