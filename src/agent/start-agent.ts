@@ -2,11 +2,12 @@
  * Composition root of `rampart agent`: token source, CA clients, certificate manager, the
  * monitoring listener and the inbound/outbound proxies. Used by the CLI and by tests.
  */
-import { accessSync, constants, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { CaClient } from '../client/ca-client.js';
+import { readTrustFile } from '../client/trust-file.js';
 import type { AgentConfig } from '../config/agent-config.js';
 import { formatHostPort } from '../config/values.js';
 import { systemClock, type Clock } from '../core/clock.js';
@@ -57,16 +58,6 @@ function checkOutDir(outDir: string): void {
   }
 }
 
-function readBootstrapBundle(path: string): string {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `cannot read --ca-bundle ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'}); point it at the CA's root-cert.pem`);
-  }
-  if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `--ca-bundle ${path} holds no PEM certificate; point it at the CA's root-cert.pem`);
-  return text;
-}
 
 /**
  * Starts the agent and resolves once it holds its first certificate and every listener is up.
@@ -79,7 +70,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   const logger = options.logger;
   const registry = options.registry ?? createAgentRegistry();
 
-  let bootstrap = readBootstrapBundle(config.caBundleFile);
+  let bootstrap = readTrustFile(config.caBundleFile, '--ca-bundle');
   if (config.outDir !== null) checkOutDir(config.outDir);
   const tokenSource = fileTokenSource(config.tokenFile);
   // Fail fast on a token file that is wrong from the start; later failures are retried.
@@ -91,7 +82,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     if (held) return held;
     // Before the first certificate the bootstrap file is the only anchor; kubelet may update it.
     try {
-      bootstrap = readBootstrapBundle(config.caBundleFile);
+      bootstrap = readTrustFile(config.caBundleFile, '--ca-bundle');
     } catch {
       // Keep the copy read at start.
     }

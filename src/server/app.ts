@@ -29,21 +29,19 @@ export function buildCaApp(deps: CaServerDeps, https?: SecureContextOptions & { 
   // Only JSON bodies are accepted; without this fastify would parse text/plain and answer 400.
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler(makeErrorHandler(deps.logger));
-  // A request that arrives on a kept-alive connection while this process shuts down is told to
-  // come back on a new connection, which the Service sends to a replica (or worker) still serving.
-  let closing = false;
-  // Long polls in progress answer at once when the server stops, instead of holding the
-  // shutdown for up to a refresh interval; the agent polls again, on a serving replica.
+  // Aborted when this process starts to shut down. A request that then arrives on a kept-alive
+  // connection is told to come back on a new one, which the Service sends to a replica (or
+  // worker) still serving; long polls in progress answer at once instead of holding the
+  // shutdown for up to a refresh interval.
   const stopping = new AbortController();
   // Every parked poll listens on this one signal, thousands with a fleet: not a leak to warn of.
   setMaxListeners(0, stopping.signal);
   app.addHook('preClose', (done) => {
-    closing = true;
     stopping.abort();
     done();
   });
   app.addHook('onRequest', (_request, reply, done) => {
-    if (!closing) {
+    if (!stopping.signal.aborted) {
       done();
       return;
     }

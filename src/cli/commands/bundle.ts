@@ -1,7 +1,6 @@
 /** `rampart bundle`: fetch the CA's trust bundle. */
-import { readFileSync } from 'node:fs';
 import { CaClient } from '../../client/ca-client.js';
-import { ConfigError } from '../../core/errors.js';
+import { readTrustFile } from '../../client/trust-file.js';
 import { parseFlags, UsageError, type FlagSpec } from '../args.js';
 
 export const BUNDLE_HELP = `Usage: rampart bundle [--ca-url URL] [--ca-bundle FILE] [--format pem|json|jwks]
@@ -15,18 +14,6 @@ Flags:
 `;
 
 const SPEC: FlagSpec = { 'ca-url': { type: 'string' }, 'ca-bundle': { type: 'string' }, format: { type: 'string' } };
-
-/** Reads a bootstrap trust file; a coded config error names the flag when it is unreadable. */
-export function readTrustFile(path: string, flag: string): string {
-  try {
-    const text = readFileSync(path, 'utf8');
-    if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `${flag} ${path} holds no PEM certificate; point it at the CA's root-cert.pem`);
-    return text;
-  } catch (err) {
-    if (err instanceof ConfigError) throw err;
-    throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `cannot read ${flag} ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'}); start the CA first or point ${flag} at its root-cert.pem`);
-  }
-}
 
 export async function runBundle(argv: readonly string[]): Promise<number> {
   const { values } = parseFlags<{ 'ca-url'?: string; 'ca-bundle'?: string; format?: string; help?: boolean }>(argv, SPEC);

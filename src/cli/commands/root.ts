@@ -4,7 +4,7 @@ import { CaClient } from '../../client/ca-client.js';
 import type { RotationStatus } from '../../runtime/ca-runtime.js';
 import { ConfigError } from '../../core/errors.js';
 import { parseFlags, UsageError, type FlagSpec } from '../args.js';
-import { readTrustFile } from './bundle.js';
+import { readTrustFile } from '../../client/trust-file.js';
 
 export const ROOT_HELP = `Usage: rampart root status|prepare|activate|retire [flags]
 
