@@ -28,6 +28,10 @@ const SERVING_TTL_MS = 24 * 3_600_000;
 // Enough handshakes in flight to keep a core busy across loopback and LAN round trips; the
 // rest of a connecting fleet waits its turn (see handshake-admission.ts).
 const HANDSHAKES_IN_PROGRESS = 64;
+// Node's default is 120 s. A client admitted to the handshake that then says nothing would hold
+// a file descriptor that long; agents give up on a request after 15 s anyway, and the agent's
+// inbound listener uses the same 10 s.
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 export interface RunningApi {
   readonly url: string;
@@ -46,6 +50,8 @@ export interface StartApiOptions {
   readonly kubernetesAuthenticator?: () => Authenticator;
   /** A cluster worker: count connections and give up excess ones (server/connection-balance.ts). */
   readonly balanceConnections?: boolean;
+  /** Longest TLS handshake, counted from admission (default 10 s). */
+  readonly handshakeTimeoutMs?: number;
 }
 
 async function buildAuthenticators(config: CaConfig, svid: Authenticator, options: StartApiOptions): Promise<Authenticator[]> {
@@ -104,7 +110,7 @@ export async function startApi(config: CaConfig, authority: CaAuthority, options
       maxInFlight: config.maxInFlight,
       bundleRefreshHintSeconds: Math.round(config.bundleRefreshIntervalMs / 1000),
     },
-    apiTlsOptions(serving, authority.current().bundlePems),
+    { ...apiTlsOptions(serving, authority.current().bundlePems), handshakeTimeout: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS },
   );
   const refreshServing = (): void => {
     serving = issueServing();

@@ -37,6 +37,8 @@ export interface StartCaOptions {
   readonly clock?: Clock;
   /** Overrides the store (tests); otherwise built from config. */
   readonly store?: StateStore;
+  /** The API's TLS handshake timeout (tests; default in start-api.ts). */
+  readonly apiHandshakeTimeoutMs?: number;
 }
 
 /** The state-owning half of a CA: store, runtime, Kubernetes support. Shared with the cluster primary. */
@@ -149,6 +151,7 @@ export async function startCa(config: CaConfig, options: StartCaOptions): Promis
     clock,
     metrics: core.metrics,
     ...(kube ? { kubernetesAuthenticator: () => kube.authenticator() } : {}),
+    ...(options.apiHandshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: options.apiHandshakeTimeoutMs } : {}),
   }).catch(async (err: unknown) => {
     await core.stop();
     throw err;

@@ -7,12 +7,12 @@ import { registerAdminRoutes } from './routes/admin.js';
 import { registerCertificateRoutes } from './routes/certificates.js';
 import { registerTrustBundleRoutes } from './routes/trust-bundle.js';
 import { setMaxListeners } from 'node:events';
-import type { SecureContextOptions } from 'node:tls';
+import type { TlsOptions } from 'node:tls';
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
 
 /** Builds the API app. `https` is omitted in tests that use inject(). */
-export function buildCaApp(deps: CaServerDeps, https?: SecureContextOptions & { requestCert: boolean; rejectUnauthorized: boolean }): FastifyInstance {
+export function buildCaApp(deps: CaServerDeps, https?: TlsOptions & { requestCert: boolean; rejectUnauthorized: boolean }): FastifyInstance {
   const options: FastifyServerOptions & { https?: unknown } = {
     // Fastify's own per-request logging stays off: routes log one line per issuance themselves.
     logger: false,

@@ -24,7 +24,7 @@ export interface TestCa extends RunningCa {
   close(options?: { keepState?: boolean }): Promise<void>;
 }
 
-export async function startTestCa(flags: CaFlags = {}, options: { clock?: Clock; stateDir?: string } = {}): Promise<TestCa> {
+export async function startTestCa(flags: CaFlags = {}, options: { clock?: Clock; stateDir?: string; apiHandshakeTimeoutMs?: number } = {}): Promise<TestCa> {
   const stateDir = options.stateDir ?? mkdtempSync(join(tmpdir(), 'rampart-ca-'));
   const logLines: string[] = [];
   const sink = new Writable({
@@ -35,7 +35,11 @@ export async function startTestCa(flags: CaFlags = {}, options: { clock?: Clock;
   });
   const config = loadCaConfig({ listen: '127.0.0.1:0', 'monitoring-listen': '127.0.0.1:0', 'state-dir': stateDir, ...flags }, {});
   const logger = createLogger({ name: 'rampart-ca', level: 'debug', destination: sink });
-  const ca = await startCa(config, { logger, ...(options.clock ? { clock: options.clock } : {}) });
+  const ca = await startCa(config, {
+    logger,
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.apiHandshakeTimeoutMs !== undefined ? { apiHandshakeTimeoutMs: options.apiHandshakeTimeoutMs } : {}),
+  });
   return {
     ...ca,
     stateDir,
