@@ -114,7 +114,11 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
         return;
       }
       logger.error({ event: 'worker-exited', code, signal }, 'a signing worker exited; starting another');
-      setTimeout(fork, 500).unref();
+      // A signal sent to the whole process group (Ctrl-C, systemd's stop) can end a worker just
+      // before the primary hears it: no replacement once the primary is stopping too.
+      setTimeout(() => {
+        if (!stopping) fork();
+      }, 500).unref();
     });
   };
   const workerMetrics = (w: Worker): Promise<MetricsJson> =>
@@ -210,6 +214,9 @@ async function serveAsWorker(config: CaConfig, logger: Logger): Promise<{ stop()
   let balance: ConnectionBalance | null = null;
   // Until the API is up there is nothing to drain: a stop request just ends the process.
   let stopOnce: () => Promise<void> = () => Promise.resolve();
+  // Ctrl-C in a terminal and systemd's stop signal the whole process group, workers included.
+  // Left to the default action, a worker would die with its requests and long polls unanswered.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => void stopOnce().finally(() => process.exit(0)));
   process.on('message', (message: unknown) => {
     if (!isPrimaryMessage(message)) return;
     if (message.t === 'rampart-connections-total') {

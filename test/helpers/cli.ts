@@ -27,6 +27,6 @@ export function runCliSync(args: readonly string[], options: { cwd?: string; env
 }
 
 /** Starts `rampart ARGS` in the background. */
-export function spawnCli(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): ChildProcess {
-  return spawn(process.execPath, cliArgs(args), { cwd: options.cwd ?? REPO_ROOT, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnCli(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; ownProcessGroup?: boolean } = {}): ChildProcess {
+  return spawn(process.execPath, cliArgs(args), { cwd: options.cwd ?? REPO_ROOT, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], detached: options.ownProcessGroup === true });
 }

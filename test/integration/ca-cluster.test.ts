@@ -251,10 +251,19 @@ test('keep-alive connections opened in one burst end up spread over both workers
     }
   }));
 
-test('SIGTERM to a --workers 2 CA ends a parked long poll with an answer, not a killed worker', { timeout: 180_000 }, async () => {
+// SIGTERM to the primary is how Kubernetes stops a container; a terminal's Ctrl-C (and systemd's
+// stop) signal the whole process group, workers included.
+const STOP_SIGNALS = [
+  { name: 'SIGTERM to the primary', signal: 'SIGTERM', group: false },
+  { name: 'SIGINT to the whole process group', signal: 'SIGINT', group: true },
+] as const;
+
+for (const stop of STOP_SIGNALS) test(`${stop.name} of a --workers 2 CA ends a parked long poll with an answer, not a killed worker`, { timeout: 180_000 }, async () => {
   const stateDir = mkdtempSync(join(tmpdir(), 'rampart-cluster-stop-'));
   // A 300 s refresh interval lets a poll wait 300 s: only the workers' own shutdown can end it.
-  const ca = spawnCli(['ca', '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0', '--workers', '2', '--bundle-refresh-interval', '300s']);
+  const ca = spawnCli(['ca', '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0', '--workers', '2', '--bundle-refresh-interval', '300s'], { ownProcessGroup: stop.group });
+  let output = '';
+  ca.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   try {
     const started = await waitForLogEvent(ca, 'ca-started', 150_000);
     const apiUrl = String(started['apiUrl']);
@@ -272,15 +281,20 @@ test('SIGTERM to a --workers 2 CA ends a parked long poll with an answer, not a 
       return Number((status.body.roots as Array<{ phase: string; propagation?: { agentsSeen: number } }>).find((r) => r.phase === 'prepared')?.propagation?.agentsSeen ?? 0);
     };
     while ((await seen()) === 0) await new Promise((r) => setTimeout(r, 100));
-    ca.kill('SIGTERM');
+    if (stop.group) process.kill(-(ca.pid as number), stop.signal);
+    else ca.kill(stop.signal);
     const answer = await poll;
     assert.equal(answer.status, 200, answer.text);
     assert.equal(answer.body.sequence, 2);
     assert.equal(answer.headers['connection'], 'close');
     const [code] = (await once(ca, 'exit')) as [number | null];
     assert.equal(code, 0);
+    assert.doesNotMatch(output, /"event":"worker-exited"/, 'no worker was replaced while the CA stopped');
   } finally {
-    if (ca.exitCode === null) ca.kill('SIGKILL');
+    if (ca.exitCode === null) {
+      if (stop.group) process.kill(-(ca.pid as number), 'SIGKILL');
+      else ca.kill('SIGKILL');
+    }
     rmSync(stateDir, { recursive: true, force: true });
   }
 });

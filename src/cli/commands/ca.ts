@@ -81,7 +81,7 @@ export async function runCa(argv: readonly string[]): Promise<number> {
   const logger = createLogger({ name: 'rampart-ca', level: config.logLevel });
   if (isClusterWorker()) {
     await startClusterWorker(config, logger.child({ worker: process.pid }));
-    // The primary stops workers by disconnecting them; signals from the terminal go to it too.
+    // The worker ends itself when the primary asks or goes away, or on a signal (cluster-ca.ts).
     await new Promise<void>((resolve) => process.once('disconnect', () => resolve()));
     return 0;
   }
