@@ -71,8 +71,11 @@ export interface StateStore {
    * another writer got there first.
    */
   save(next: CaState, expectedRevision: string | null): Promise<string>;
-  /** Subscribes to changes written by other processes/replicas; returns an unsubscribe function. */
-  watch(listener: (stored: StoredState) => void): () => void;
+  /**
+   * Subscribes to changes written by other processes/replicas; returns an unsubscribe function.
+   * `null` means the stored state is gone (deleted, or its key removed) while this one runs.
+   */
+  watch(listener: (stored: StoredState | null) => void): () => void;
   /** Makes the trust bundle PEM available to local consumers (the file store writes root-cert.pem). */
   publishBundle(pem: string): Promise<void>;
   /** Releases locks and watches. */

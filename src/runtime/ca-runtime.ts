@@ -117,7 +117,13 @@ export class CaRuntime {
     // Before the first certificate: this CA may grant leaves up to its --max-ttl under the active root.
     await this.mutate('record-leaf-ttl', (s, now) => recordLeafTtlCeiling(s, this.options.ttlPolicy.maxTtlMs, now), true);
     this.unwatch = this.options.store.watch((next) => {
-      void this.adopt(next).catch((err: unknown) => this.options.logger.error({ err }, 'could not adopt CA state written by another replica'));
+      if (next !== null && !this.isBehind(next)) {
+        void this.adopt(next).catch((err: unknown) => this.options.logger.error({ err }, 'could not adopt CA state written by another replica'));
+        return;
+      }
+      void this.serialized(() => this.adoptOrRestore(next)).catch((err: unknown) =>
+        this.options.logger.error({ event: 'state-restore-failed', reason: err instanceof Error ? err.message : String(err) }, 'could not write the CA state back to the store; retrying on the next change'),
+      );
     });
     await this.tick();
     this.timer = setInterval(() => void this.tick(), 5_000);
@@ -323,15 +329,56 @@ export class CaRuntime {
           return next;
         } catch (err) {
           if (!(err instanceof ConflictError) || err.code !== 'RAMPART_ERR_STATE_CONFLICT') throw err;
-          const fresh = await this.options.store.load();
-          if (fresh) await this.adopt(fresh);
+          await this.adoptOrRestore(await this.options.store.load());
         }
       }
       throw new ConflictError('RAMPART_ERR_STATE_CONFLICT', 'the CA state kept changing under this replica; retry');
     };
-    const result = this.mutating.then(run, run);
+    return this.serialized(run);
+  }
+
+  /** Runs `fn` after every store write this process started before it. */
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.mutating.then(fn, fn);
     this.mutating = result.catch(() => undefined);
     return result;
+  }
+
+  /** True when `stored` is older than the state this process already holds. */
+  private isBehind(stored: StoredState): boolean {
+    return this.stored !== null && stored.state.sequence < this.stored.state.sequence;
+  }
+
+  /**
+   * Adopts what the store holds, unless the store lost the state or went back to an older bundle
+   * sequence while this process ran (a deleted Secret, an old backup put back, a replica that
+   * created a second root meanwhile). Then this process writes its state back, because the
+   * sequence must never decrease and every valid leaf must chain to a bundled root (DESIGN
+   * section 4). To restore a backup or start over on purpose, every CA process must be stopped.
+   */
+  private async adoptOrRestore(fresh: StoredState | null): Promise<void> {
+    const held = this.stored;
+    if (fresh !== null && !this.isBehind(fresh)) {
+      await this.adopt(fresh);
+      return;
+    }
+    if (held === null) return;
+    try {
+      const revision = await this.options.store.save(held.state, fresh === null ? null : fresh.revision);
+      this.stored = { state: held.state, revision };
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err;
+      // Someone wrote meanwhile, perhaps another replica restoring the same state: take it if it is not older.
+      const now = await this.options.store.load();
+      if (now !== null && !this.isBehind(now)) await this.adopt(now);
+      return;
+    }
+    this.options.logger.error(
+      { event: 'state-restored', code: 'RAMPART_ERR_STATE_CORRUPT', found: fresh === null ? 'nothing' : `sequence ${fresh.state.sequence}`, restoredSequence: held.state.sequence },
+      fresh === null
+        ? `the CA state disappeared from the store while this CA ran; wrote bundle sequence ${held.state.sequence} back (stop every CA process before removing or restoring the state on purpose)`
+        : `the CA state in the store went back from bundle sequence ${held.state.sequence} to ${fresh.state.sequence}; wrote sequence ${held.state.sequence} back (stop every CA process before restoring an old backup)`,
+    );
   }
 
   private logStep(step: string, before: CaState, after: CaState): void {

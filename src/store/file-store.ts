@@ -76,6 +76,9 @@ function isDeadLockLeftover(name: string): boolean {
 }
 
 /** {@link StateStore} on a local directory. Create with {@link FileStateStore.open}. */
+// Stands in for a stat signature while state.json does not exist.
+const STATE_FILE_MISSING = 'missing';
+
 export class FileStateStore implements StateStore {
   /** Absolute, symlink-free path of the state directory. */
   readonly dir: string;
@@ -88,7 +91,7 @@ export class FileStateStore implements StateStore {
   private knownRevision: string | null = null;
   /** stat() fingerprint of state.json at the last poll, so unchanged files are not re-read. */
   private lastStat = '';
-  private readonly listeners = new Set<(stored: StoredState) => void>();
+  private readonly listeners = new Set<(stored: StoredState | null) => void>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   /** Serializes save/publish/poll within this process; the lock covers other processes. */
@@ -211,7 +214,7 @@ export class FileStateStore implements StateStore {
     });
   }
 
-  watch(listener: (stored: StoredState) => void): () => void {
+  watch(listener: (stored: StoredState | null) => void): () => void {
     this.ensureOpen();
     this.listeners.add(listener);
     if (this.timer === undefined) {
@@ -239,8 +242,13 @@ export class FileStateStore implements StateStore {
         const info = await stat(this.statePath);
         signature = `${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
       } catch (error) {
-        if (isFsError(error, 'ENOENT')) return;
-        throw error;
+        if (!isFsError(error, 'ENOENT')) throw error;
+        // Reported once per disappearance of a state this instance knew; the runtime writes it back.
+        if (this.knownRevision !== null && this.lastStat !== STATE_FILE_MISSING) {
+          this.lastStat = STATE_FILE_MISSING;
+          this.emit(null);
+        }
+        return;
       }
       if (signature === this.lastStat) return;
       const bytes = await readIfExists(this.statePath);
@@ -251,16 +259,20 @@ export class FileStateStore implements StateStore {
       if (revision === this.knownRevision) return;
       const state = decodeState(bytes.toString('utf8'));
       this.knownRevision = revision;
-      for (const listener of [...this.listeners]) {
-        try {
-          listener({ state, revision });
-        } catch (error) {
-          this.logger?.error({ err: error }, 'state watch listener failed');
-        }
-      }
+      this.emit({ state, revision });
     } catch (error) {
       // Keep polling: a corrupt or unreadable file may be fixed by the operator.
       this.logger?.warn({ err: error, stateFile: this.statePath }, 'cannot read changed CA state');
+    }
+  }
+
+  private emit(stored: StoredState | null): void {
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(stored);
+      } catch (error) {
+        this.logger?.error({ err: error }, 'state watch listener failed');
+      }
     }
   }
 

@@ -40,7 +40,7 @@ function conflict(name: string): ConflictError {
 /** StateStore on one Secret with resourceVersion compare-and-swap and a self-healing watch. */
 export class KubernetesStateStore implements StateStore {
   private readonly name: string;
-  private readonly listeners = new Set<(stored: StoredState) => void>();
+  private readonly listeners = new Set<(stored: StoredState | null) => void>();
   /** Revisions this instance wrote; their watch events are not "changes by others". */
   private readonly ownRevisions = new Set<string>();
   private lastSeenRevision: string | undefined;
@@ -131,7 +131,7 @@ export class KubernetesStateStore implements StateStore {
   }
 
   /** Calls `listener` with every state another writer saves. Returns the unsubscribe function. */
-  watch(listener: (stored: StoredState) => void): () => void {
+  watch(listener: (stored: StoredState | null) => void): () => void {
     this.listeners.add(listener);
     if (!this.watching && !this.closed) {
       this.watching = true;
@@ -161,10 +161,17 @@ export class KubernetesStateStore implements StateStore {
     try {
       stored = this.decode(secret);
     } catch (e) {
-      this.opts.logger?.error({ secret: this.name, revision, code: isRampartError(e) ? e.code : undefined }, 'CA state Secret changed to content that does not validate; ignoring it');
+      this.opts.logger?.error(
+        { secret: this.name, revision, code: isRampartError(e) ? e.code : undefined, reason: e instanceof Error ? e.message : String(e) },
+        'CA state Secret changed to content that does not validate; ignoring it',
+      );
       return;
     }
-    if (stored === null) return;
+    this.notify(stored);
+  }
+
+  /** `null`: the Secret, or its state key, is gone. */
+  private notify(stored: StoredState | null): void {
     for (const l of [...this.listeners]) {
       try {
         l(stored);
@@ -212,6 +219,7 @@ export class KubernetesStateStore implements StateStore {
         else if (type === 'DELETED') {
           this.lastSeenRevision = obj.metadata?.resourceVersion;
           this.opts.logger?.warn({ secret: this.name }, 'CA state Secret was deleted');
+          this.notify(null);
         } else if (type === 'BOOKMARK') this.lastSeenRevision = obj.metadata?.resourceVersion ?? this.lastSeenRevision;
       },
       (err: unknown) => {

@@ -1,12 +1,13 @@
 /** The file store across restarts (DESIGN section 8): same root after a restart, one CA per state dir. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestCa } from '../helpers/ca.js';
 import { spawnCli } from '../helpers/cli.js';
 import { httpsJson } from '../helpers/https.js';
 import { OpenSsl } from '../helpers/openssl.js';
+import { eventually } from '../helpers/poll.js';
 
 function collect(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawnCli(args);
@@ -54,5 +55,25 @@ test('restart on the same state dir keeps the root; a second CA process on it ex
   } finally {
     await ca.close();
     await ssl.close();
+  }
+});
+
+test('a state.json removed while the CA runs is written back, so a restart keeps the root', async () => {
+  let ca = await startTestCa();
+  const stateDir = ca.stateDir;
+  const statePath = join(stateDir, 'state.json');
+  try {
+    const fingerprint = ca.runtime.current().activeRootFingerprint;
+    const before = readFileSync(statePath, 'utf8');
+    rmSync(statePath);
+    await eventually('state.json written back', () => existsSync(statePath), 15_000);
+    assert.equal(readFileSync(statePath, 'utf8'), before);
+    assert.equal(statSync(statePath).mode & 0o777, 0o600);
+    assert.ok(ca.logLines.some((l) => l.includes('"event":"state-restored"')), 'the write-back is logged');
+    await ca.close({ keepState: true });
+    ca = await startTestCa({}, { stateDir });
+    assert.equal(ca.runtime.current().activeRootFingerprint, fingerprint, 'same root after restart');
+  } finally {
+    await ca.close();
   }
 });

@@ -67,27 +67,27 @@ test('watch delivers writes by the other replica, not our own, and survives drop
   const a = store('store-watch');
   const b = store('store-watch');
   let rev = await a.save(state(1), null);
-  const seenByB: StoredState[] = [];
-  const seenByA: StoredState[] = [];
+  const seenByB: Array<StoredState | null> = [];
+  const seenByA: Array<StoredState | null> = [];
   b.watch((s) => seenByB.push(s));
   a.watch((s) => seenByA.push(s));
   // Let both watches establish (their list shows up in the request log).
   await waitFor('both watches open', () => api.requests.filter((r) => r.verb === 'watch' && r.namespace === 'store-watch').length >= 2);
   rev = await a.save(state(2), rev);
-  await waitFor('B sees A\'s write', () => seenByB.some((s) => s.state.updatedAt === 2));
+  await waitFor('B sees A\'s write', () => seenByB.some((s) => s?.state.updatedAt === 2));
   assert.equal(seenByB.at(-1)?.revision, rev);
 
   api.closeWatches(); // server-side watch timeout
   rev = await a.save(state(3), rev);
-  await waitFor('B sees the write made while its watch was down', () => seenByB.some((s) => s.state.updatedAt === 3));
+  await waitFor('B sees the write made while its watch was down', () => seenByB.some((s) => s?.state.updatedAt === 3));
 
   await api.goDown();
   await assert.rejects(a.load(), (e: unknown) => (e as RampartError).code === 'RAMPART_ERR_NOT_READY');
   await api.comeBack();
   rev = await a.save(state(4), rev);
-  await waitFor('B sees the write after the outage', () => seenByB.some((s) => s.state.updatedAt === 4), 8000);
+  await waitFor('B sees the write after the outage', () => seenByB.some((s) => s?.state.updatedAt === 4), 8000);
   assert.deepEqual(seenByA, [], 'a replica is not told about its own writes');
-  assert.deepEqual(seenByB.map((s) => s.state.updatedAt), [2, 3, 4]);
+  assert.deepEqual(seenByB.map((s) => s?.state.updatedAt), [2, 3, 4]);
 });
 
 test('a pre-created empty Secret (shipped so RBAC can name it) is filled by the first save', async () => {

@@ -188,7 +188,7 @@ test('an existing directory others can read is tightened to 0700 (a checkout\'s 
 
 test('watch reports changes written by others, not by this instance', async () => {
   await withStore(async (store, dir) => {
-    const seen: StoredState[] = [];
+    const seen: Array<StoredState | null> = [];
     let wake: () => void = () => undefined;
     const unsubscribe = store.watch((stored) => {
       seen.push(stored);
