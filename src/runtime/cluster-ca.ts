@@ -41,6 +41,8 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
   const core = await startCaCore(config, { logger });
   const runtime = core.runtime;
   const workers = new Set<Worker>();
+  // Workers whose API listens: readiness counts these, not workers merely forked.
+  const servingWorkers = new Set<Worker>();
   const metricWaiters = new Map<number, (m: unknown) => void>();
   // Keeps an exited worker's last counts in the exposition, so counters never go down.
   const clusterMetrics = new ClusterMetrics();
@@ -74,7 +76,10 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
     if (!isWorkerMessage(message)) return;
     // A worker asks for the state before it listens: 'online' fires before its handlers are set.
     if (message.t === 'rampart-hello') sendTo(worker, { t: 'rampart-state', state: runtime.state() });
-    else if (message.t === 'rampart-listening') resolveUrl(message.url);
+    else if (message.t === 'rampart-listening') {
+      servingWorkers.add(worker);
+      resolveUrl(message.url);
+    }
     else if (message.t === 'rampart-failed') {
       const code = (message.code in ERROR_CATALOGUE ? message.code : 'RAMPART_ERR_INTERNAL') as ErrorCode;
       if (!serving) failStartup(new RampartError(code, message.message));
@@ -105,6 +110,7 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
     worker.on('error', (err: Error) => logger.warn({ event: 'worker-channel-error', reason: err.message }, 'a message to a signing worker was lost'));
     worker.on('exit', (code, signal) => {
       workers.delete(worker);
+      servingWorkers.delete(worker);
       openConnections.delete(worker);
       clusterMetrics.retire(worker.id);
       if (stopping) return;
@@ -137,7 +143,7 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
   const monitoring = createMonitoringServer({
     registry: core.registry,
     metrics: async () => clusterMetrics.exposition(await core.registry.getMetricsAsJSON(), await Promise.all([...workers].map(workerMetrics))),
-    ready: () => (runtime.ready && workers.size > 0 ? true : 'no signing worker or no valid intermediate'),
+    ready: () => (!runtime.ready ? 'no valid signing intermediate' : servingWorkers.size === 0 ? 'no signing worker serves the API yet' : true),
   });
   try {
     await listenNamed('--monitoring-listen', config.monitoringListen, () => monitoring.listen({ host: config.monitoringListen.host, port: config.monitoringListen.port }));

@@ -18,6 +18,7 @@ import { mintDevToken } from '../../src/authn/dev.js';
 import { spawnCli } from '../helpers/cli.js';
 import { httpsJson } from '../helpers/https.js';
 import { OpenSsl } from '../helpers/openssl.js';
+import { freePort } from '../helpers/ports.js';
 
 function waitForLogEvent(child: ReturnType<typeof spawnCli>, event: string, timeoutMs: number): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
@@ -295,6 +296,33 @@ for (const stop of STOP_SIGNALS) test(`${stop.name} of a --workers 2 CA ends a p
       if (stop.group) process.kill(-(ca.pid as number), 'SIGKILL');
       else ca.kill('SIGKILL');
     }
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test('a --workers 2 CA answers /readyz 200 only once a worker serves the API', { timeout: 180_000 }, async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'rampart-cluster-ready-'));
+  const [apiPort, monitoringPort] = [await freePort(), await freePort()];
+  const ca = spawnCli(['ca', '--state-dir', stateDir, '--listen', `127.0.0.1:${apiPort}`, '--monitoring-listen', `127.0.0.1:${monitoringPort}`, '--workers', '2']);
+  const notReady = new Set<string>();
+  try {
+    // Poll from the moment the process starts; the first 200 must find the API answering.
+    for (;;) {
+      assert.equal(ca.exitCode, null, 'the CA is still running');
+      const answer = await fetch(`http://127.0.0.1:${monitoringPort}/readyz`).then(
+        async (r) => ({ status: r.status, text: await r.text() }),
+        () => null,
+      );
+      if (answer?.status === 200) break;
+      if (answer) notReady.add(answer.text);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const bundle = await httpsJson(`https://127.0.0.1:${apiPort}/v1/trust-bundle`, { ca: readFileSync(join(stateDir, 'root-cert.pem'), 'utf8') });
+    assert.equal(bundle.status, 200, 'the API serves once /readyz says ready');
+    assert.ok([...notReady].some((t) => t.includes('no signing worker serves the API yet')), `a not-ready answer says why (saw ${[...notReady].join(' | ')})`);
+  } finally {
+    ca.kill('SIGTERM');
+    await once(ca, 'exit');
     rmSync(stateDir, { recursive: true, force: true });
   }
 });

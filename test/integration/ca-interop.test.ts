@@ -6,12 +6,13 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, createPublicKey } from 'node:crypto';
-import { connect, createServer, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { readFile, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { httpsJson } from '../helpers/https.js';
 import { OpenSsl } from '../helpers/openssl.js';
+import { freePort } from '../helpers/ports.js';
 
 const run = promisify(execFile);
 
@@ -54,14 +55,6 @@ async function issue(ns: string, sa: string): Promise<{ keyPath: string; certPat
   assert.equal(res.status, 200, res.text);
   const [leaf, ...chain] = res.body.certChain as string[];
   return { keyPath: k.keyPath, certPath: await ssl.write(`${sa}.crt`, leaf as string), chainPath: await ssl.write(`${sa}-chain.pem`, chain.join('')), leafPem: leaf as string };
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
 }
 
 test('curl --cacert <state-dir>/root-cert.pem verifies the CA serving certificate for localhost and 127.0.0.1', async () => {
