@@ -108,7 +108,7 @@ export class KubernetesAuthenticator implements Authenticator {
 
   private reject(key: string, detail: string): AuthenticationError {
     this.opts.logger?.info({ authenticator: this.name, tokenSha256Prefix: key.slice(0, 12), reason: detail }, 'service-account token rejected');
-    return new AuthenticationError(`kubernetes: ${detail}`);
+    return new AuthenticationError(detail);
   }
 
   private async review(token: string, key: string): Promise<CachedIdentity> {

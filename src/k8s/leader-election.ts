@@ -143,7 +143,8 @@ export class LeaderElector {
       leaseDurationSeconds: Math.ceil(this.leaseDurationMs / 1000),
       acquireTime: takeover ? stamp : (previous?.acquireTime ?? stamp),
       renewTime: stamp,
-      leaseTransitions: (previous?.leaseTransitions ?? 0) + (takeover && previous !== undefined && (previous.holderIdentity ?? '') !== '' ? 1 : 0),
+      // As client-go counts: every acquisition by a non-holder, a released Lease's included.
+      leaseTransitions: (previous?.leaseTransitions ?? 0) + (takeover && previous !== undefined ? 1 : 0),
     };
   }
 

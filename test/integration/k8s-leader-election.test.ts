@@ -83,6 +83,8 @@ test('a leader that stops gracefully releases the lease for an immediate success
   const lease = await readLease('le-release');
   // b took a released lease: it did not need to observe the old one for a whole lease duration.
   assert.equal(lease.spec?.holderIdentity, 'ca-b');
+  // client-go counts taking a released Lease as a transition too.
+  assert.equal(lease.spec?.leaseTransitions, 1);
 });
 
 test('a leader cut off from the API server steps down after the renew deadline', async () => {
