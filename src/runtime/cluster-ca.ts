@@ -211,7 +211,12 @@ export async function startClusterWorker(config: CaConfig, logger: Logger): Prom
 
 async function serveAsWorker(config: CaConfig, logger: Logger): Promise<{ stop(): Promise<void> }> {
   const send = (message: WorkerMessage): void => {
-    if (process.connected) process.send?.(message);
+    if (!process.connected) return;
+    // With a callback a failed send (EPIPE as the primary dies) is reported here instead of as an
+    // unhandled 'error' that would crash this worker in the middle of its requests.
+    process.send?.(message, undefined, {}, (err: Error | null) => {
+      if (err) logger.warn({ event: 'primary-channel-error', reason: err.message }, 'a message to the primary was lost');
+    });
   };
   const registry = new Registry();
   const metrics = createCaMetrics(registry);

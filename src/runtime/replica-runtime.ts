@@ -4,7 +4,7 @@
  * agent reports) to the primary, so the store keeps a single writer.
  */
 import { Wakeups } from './wakeups.js';
-import { ERROR_CATALOGUE, RampartError, StateError, type ErrorCode } from '../core/errors.js';
+import { ERROR_CATALOGUE, RampartError, StateError, UnavailableError, type ErrorCode } from '../core/errors.js';
 import type { Clock } from '../core/clock.js';
 import { issueCertificate, signingContextFor, type IssuedCertificate, type IssueRequest, type SigningContext } from '../core/ca/authority.js';
 import type { TtlPolicy } from '../core/ca/policy.js';
@@ -116,6 +116,9 @@ export class ReplicaRuntime implements CaAuthority {
     clearInterval(this.flushTimer);
     this.flushReports();
     this.waiters.wakeAll();
+    // The primary is going away or asked us to stop: admin calls still waiting get a coded answer.
+    for (const waiter of this.pending.values()) waiter.reject(new UnavailableError('RAMPART_ERR_NOT_READY', 'this CA process is shutting down; retry on a new connection', { retryAfterSeconds: 1 }));
+    this.pending.clear();
   }
 
   private ask(op: AdminOp, force: boolean): Promise<unknown> {
