@@ -55,6 +55,8 @@ export interface BackoffInput {
   readonly random: number;
   /** The CA's Retry-After, in seconds, when it sent one. */
   readonly retryAfterSeconds?: number | undefined;
+  /** How long the certificate still held stays valid, when one is held and not yet expired. */
+  readonly expiresInMs?: number | undefined;
   readonly baseMs?: number;
   readonly maxMs?: number;
 }
@@ -62,10 +64,16 @@ export interface BackoffInput {
 /**
  * Delay before the next attempt: full jitter (uniform in [0, ceiling]) so a fleet of agents
  * that lost the CA together does not return together; never shorter than the CA's Retry-After.
+ * While a certificate is still valid the wait is at most half of what it has left (and at least
+ * the base delay), so retries come closer together as it nears expiry instead of one long
+ * backoff outliving it while the CA is already back.
  */
 export function retryDelay(input: BackoffInput): number {
   const ceiling = backoffCeiling(input.failures, input.baseMs, input.maxMs);
-  const jittered = Math.floor(clamp01(input.random) * ceiling);
+  let jittered = Math.floor(clamp01(input.random) * ceiling);
+  if (input.expiresInMs !== undefined && Number.isFinite(input.expiresInMs) && input.expiresInMs > 0) {
+    jittered = Math.min(jittered, Math.max(input.baseMs ?? BACKOFF_BASE_MS, Math.floor(input.expiresInMs / 2)));
+  }
   const retryAfter = input.retryAfterSeconds === undefined || !Number.isFinite(input.retryAfterSeconds) || input.retryAfterSeconds <= 0 ? 0 : Math.min(input.retryAfterSeconds * 1000, MAX_RETRY_AFTER_MS);
   return Math.max(jittered, retryAfter);
 }

@@ -55,6 +55,15 @@ test('Retry-After is honoured as a lower bound and capped', () => {
   assert.equal(retryDelay({ failures: 1, random: 0, retryAfterSeconds: Number.NaN }), 0);
 });
 
+test('while a certificate is valid, a retry waits at most half of what it has left (and at least 1 s); Retry-After still wins', () => {
+  // The outside QA case: sixth failure, a 31.9 s draw, 29 s left on the certificate.
+  assert.equal(retryDelay({ failures: 6, random: 0.997, expiresInMs: 29_000 }), 14_500);
+  assert.equal(retryDelay({ failures: 6, random: 0.997, expiresInMs: 1_000 }), 1_000);
+  assert.equal(retryDelay({ failures: 6, random: 0.1, expiresInMs: 3_600_000 }), Math.floor(0.1 * 32_000), 'far from expiry the backoff is unchanged');
+  assert.equal(retryDelay({ failures: 6, random: 0.997, expiresInMs: 29_000, retryAfterSeconds: 20 }), 20_000);
+  assert.equal(retryDelay({ failures: 6, random: 0.997, expiresInMs: 0 }), Math.floor(0.997 * 32_000), 'an expired certificate leaves the plain backoff');
+});
+
 test('decide: fetch at once without a certificate, wait for the renewal point, backoff wins after a failure', () => {
   const now = cert.notBefore + 1000;
   assert.deepEqual(decide({ renewAt: null, retryAt: null }, now), { action: 'renew' });
