@@ -4,6 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { StaticCredentialSource } from '../../src/agent/credentials.js';
 import { startInbound, startOutbound, type InboundProxy } from '../../src/agent/proxy/index.js';
@@ -33,7 +35,7 @@ function silentClient(port: number): { socket: net.Socket; closedAfter: Promise<
   return { socket, closedAfter };
 }
 
-async function withInbound(tunnel: 'auto' | 'off', fn: (inbound: InboundProxy, logs: LogCapture) => Promise<void>): Promise<void> {
+async function withInbound(tunnel: 'auto' | 'off', fn: (inbound: InboundProxy, logs: LogCapture) => Promise<void>, handshakeMs = HANDSHAKE_MS): Promise<void> {
   const logs = captureLogs();
   const backend = await startEchoBackend();
   const inbound = await startInbound({
@@ -43,7 +45,7 @@ async function withInbound(tunnel: 'auto' | 'off', fn: (inbound: InboundProxy, l
     credentials: new StaticCredentialSource(pki.creds('server')),
     logger: logs.logger,
     tunnel,
-    timeouts: { handshakeMs: HANDSHAKE_MS },
+    timeouts: { handshakeMs },
   });
   try {
     await fn(inbound, logs);
@@ -116,4 +118,33 @@ test('a short handshake timeout does not disturb a client that completes the han
       await outbound.close({ drainMs: 0 });
     }
   });
+});
+
+/** A TLS client with `leaf`'s certificate that trusts only `caPath`; resolves when it is closed. */
+function tlsClient(port: number, leaf: 'client' | 'foreign', caPath: string): Promise<void> {
+  return new Promise((resolve) => {
+    const { certPath, keyPath } = pki.leaves[leaf];
+    const socket = tls.connect({ host: '127.0.0.1', port, ca: readFileSync(caPath), cert: readFileSync(certPath), key: readFileSync(keyPath), checkServerIdentity: () => undefined });
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve());
+  });
+}
+
+test('the inbound logs why a handshake failed: the refused client chain, or a client that refused ours, at once', async () => {
+  // A handshake timeout far beyond the wait below: a client's hang-up must not wait for it.
+  await withInbound(
+    'auto',
+    async (inbound, logs) => {
+      const failed = (): Array<Record<string, unknown>> => logs.lines.filter((l) => l['result'] === 'tls-error');
+      await tlsClient(inbound.address.port, 'foreign', pki.caPath);
+      const refused = await eventually('the refused client chain to be logged', () => failed()[0], 10_000);
+      assert.match(String(refused['error']), /^client certificate refused: [A-Z_]+$/);
+      // This client trusts another root, so it hangs up in the middle of the handshake.
+      await tlsClient(inbound.address.port, 'client', pki.foreignCaPath);
+      const hungUp = await eventually('the hang-up to be logged', () => failed()[1], 10_000);
+      assert.match(String(hungUp['error']), /closed the connection during the TLS handshake/);
+      await eventually('the inbound to release every socket', () => inbound.openSockets === 0, 10_000, 10);
+    },
+    60_000,
+  );
 });

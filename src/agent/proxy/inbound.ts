@@ -110,6 +110,12 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
   });
 
   const sockets = trackSockets(server);
+  // Half-open only once secure (for the relay): during the handshake a client's FIN (it refused
+  // our certificate, say) must close the connection now, not leave it to the handshake timeout.
+  // Runs before node's own listener, which copies the raw socket's setting into the TLS socket.
+  server.prependListener('connection', (raw: net.Socket) => {
+    raw.allowHalfOpen = false;
+  });
 
   const unsubscribe = options.credentials.onChange((next) => {
     try {
@@ -135,16 +141,25 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
     socket.destroy();
   });
 
+  /** A client that hangs up mid-handshake usually refused our certificate; say so. */
+  const describeHandshakeError = (err: Error): string | undefined =>
+    (err as NodeJS.ErrnoException).code === 'ECONNRESET' ? 'the client closed the connection during the TLS handshake (does it trust this agent\'s certificate?)' : describeError(err);
+
   server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
     // With a tlsClientError listener Node leaves the socket to us, even on a handshake
     // timeout: without this, a client that never speaks TLS holds its fd forever.
     socket.destroy();
     // The hang-up of a connection refused above for want of credentials was already recorded.
     if (refusing !== null && (err as NodeJS.ErrnoException).code === 'ECONNRESET') return;
-    recordConnection(log, metrics, { direction: 'inbound', mode: 'mtls', peer: undefined, peerSerial: undefined, remote: socket.remoteAddress, startedAt: clock.now(), result: 'tls-error', bytesIn: 0, bytesOut: 0, error: describeError(err) }, clock.now());
+    // Node closes a client whose certificate chain fails verification without an error of its
+    // own; the verification code is the reason worth logging, not the hang-up that follows.
+    const refusedChain = (socket as tls.TLSSocket & { authorizationError?: string }).authorizationError;
+    const error = refusedChain ? `client certificate refused: ${refusedChain}` : describeHandshakeError(err);
+    recordConnection(log, metrics, { direction: 'inbound', mode: 'mtls', peer: undefined, peerSerial: undefined, remote: socket.remoteAddress, startedAt: clock.now(), result: 'tls-error', bytesIn: 0, bytesOut: 0, error }, clock.now());
   });
 
   server.on('secureConnection', (socket: tls.TLSSocket) => {
+    socket.allowHalfOpen = true;
     const startedAt = clock.now();
     socket.on('error', () => {
       // Reported by the relay; an error before it starts must not crash the process.
