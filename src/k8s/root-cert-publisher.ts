@@ -163,7 +163,11 @@ export class RootCertPublisher {
     }
     if (existing.data?.[ROOT_CERT_KEY] === pem) return;
     try {
-      await core.replaceNamespacedConfigMap({ name: ROOT_CERT_CONFIGMAP, namespace, body: { ...existing, data: { ...existing.data, [ROOT_CERT_KEY]: pem } } });
+      // The API server refuses a key in both data and binaryData: a copy moved there goes.
+      const { [ROOT_CERT_KEY]: _moved, ...binaryData } = existing.binaryData ?? {};
+      const body: k8s.V1ConfigMap = { ...existing, data: { ...existing.data, [ROOT_CERT_KEY]: pem } };
+      if (existing.binaryData !== undefined) body.binaryData = binaryData;
+      await core.replaceNamespacedConfigMap({ name: ROOT_CERT_CONFIGMAP, namespace, body });
       this.opts.logger?.info({ namespace }, 'updated root certificate ConfigMap');
     } catch (e) {
       if (isHttpStatus(e, 409)) this.queue.add(namespace);

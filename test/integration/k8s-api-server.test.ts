@@ -65,6 +65,15 @@ test('secrets: stringData folds into base64 data; bad base64 and bad names are r
   assert.equal(bad.status.reason, 'Invalid');
 });
 
+test('configmaps: binaryData must be base64, and a key may not be in both data and binaryData', async () => {
+  await core.createNamespace({ body: { metadata: { name: 'cms' } } });
+  assert.equal((await rejection(core.createNamespacedConfigMap({ namespace: 'cms', body: { metadata: { name: 'a' }, binaryData: { k: '!!' } } }))).code, 400);
+  const dup = await rejection(core.createNamespacedConfigMap({ namespace: 'cms', body: { metadata: { name: 'b' }, data: { k: 'x' }, binaryData: { k: 'eA==' } } }));
+  assert.equal(dup.code, 422);
+  assert.match(dup.status.message ?? '', /duplicate of key present in data/);
+  await core.createNamespacedConfigMap({ namespace: 'cms', body: { metadata: { name: 'c' }, data: { k: 'x' }, binaryData: { other: 'eA==' } } });
+});
+
 test('watch streams ADDED, MODIFIED and DELETED for namespaces and configmaps (namespaced, cluster-wide, by name)', async () => {
   const nsWatch = await recordWatch(kc, '/api/v1/namespaces', { resourceVersion: String((await core.listNamespace()).metadata?.resourceVersion) });
   const allCm = await recordWatch(kc, '/api/v1/configmaps');

@@ -59,6 +59,14 @@ test('publishes into existing and new namespaces, follows bundle changes, repair
   await core.replaceNamespacedConfigMap({ name: 'rampart-root-cert', namespace: 'default', body: { ...cm, data: { 'root-cert.pem': 'tampered' } } });
   await waitFor('hand edit reverted', async () => (await bundleIn('default')) === PEM_2);
 
+  // The bundle moved into binaryData by hand: the API server refuses the key in both, so it goes.
+  const moved = await core.readNamespacedConfigMap({ name: 'rampart-root-cert', namespace: 'default' });
+  await core.replaceNamespacedConfigMap({ name: 'rampart-root-cert', namespace: 'default', body: { ...moved, data: { note: 'hand edit' }, binaryData: { 'root-cert.pem': 'eA==', extra: 'eQ==' } } });
+  await waitFor('binaryData copy replaced', async () => (await bundleIn('default')) === PEM_2);
+  const repaired = await core.readNamespacedConfigMap({ name: 'rampart-root-cert', namespace: 'default' });
+  assert.deepEqual(repaired.binaryData, { extra: 'eQ==' });
+  assert.equal(repaired.data?.['note'], 'hand edit');
+
   // Steady state: no further writes once everything matches.
   await publisher.whenIdle();
   const writes = () => api.requests.filter((r) => r.resource === 'configmaps' && ['create', 'update'].includes(r.verb)).length;

@@ -65,6 +65,10 @@ export function validateAndDefault(r: ResourceType, obj: KubeObject, t: ErrorTar
     case 'ConfigMap': {
       checkStringMap(r, t, 'data', obj['data']);
       checkStringMap(r, t, 'binaryData', obj['binaryData']);
+      for (const [k, v] of Object.entries((obj['binaryData'] as Record<string, string> | undefined) ?? {})) {
+        if (!STRICT_BASE64.test(v)) throw errors.badRequest(`ConfigMap in version "v1" cannot be handled as a ConfigMap: illegal base64 data in binaryData[${k}]`);
+        if (Object.hasOwn((obj['data'] as Record<string, string> | undefined) ?? {}, k)) throw errors.invalid(r.kind, t, `data[${k}]`, `Invalid value: "${k}": duplicate of key present in data`);
+      }
       const size = checkDataKeys(r, t, 'data', obj['data'] as Record<string, unknown> | undefined) + checkDataKeys(r, t, 'binaryData', obj['binaryData'] as Record<string, unknown> | undefined);
       if (size > MAX_DATA_BYTES) throw errors.invalid(r.kind, t, '[]', 'Too long: must have at most 1048576 bytes');
       break;
