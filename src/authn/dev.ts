@@ -37,6 +37,16 @@ export interface MintDevTokenOptions {
   readonly clock?: Clock;
 }
 
+// Kubernetes' own limits (a DNS label and a DNS subdomain), which also keep every dev identity's
+// SPIFFE ID far below the spec's 2048 bytes.
+const MAX_NAMESPACE_CHARS = 63;
+const MAX_SERVICE_ACCOUNT_CHARS = 253;
+
+function kubernetesName(name: string, what: string, max: number): string {
+  if (name.length > max) throw new BadRequestError('RAMPART_ERR_SPIFFE_ID_INVALID', `the ${what} name is ${name.length} characters long; Kubernetes allows at most ${max}`);
+  return name;
+}
+
 /** A stable UUID-shaped uid per service account, as a real cluster would have one. */
 function serviceAccountUid(namespace: string, serviceAccount: string): string {
   const h = createHash('sha256').update(`rampart-dev:${namespace}/${serviceAccount}`).digest('hex');
@@ -50,8 +60,8 @@ function serviceAccountUid(namespace: string, serviceAccount: string): string {
  * (RAMPART_ERR_TTL_INVALID) for a bad TTL and ConfigError for other bad options.
  */
 export async function mintDevToken(options: MintDevTokenOptions): Promise<string> {
-  const namespace = validatePathSegment(options.namespace);
-  const serviceAccount = validatePathSegment(options.serviceAccount);
+  const namespace = kubernetesName(validatePathSegment(options.namespace), 'namespace', MAX_NAMESPACE_CHARS);
+  const serviceAccount = kubernetesName(validatePathSegment(options.serviceAccount), 'service account', MAX_SERVICE_ACCOUNT_CHARS);
   const audience = options.audience ?? DEFAULT_AUDIENCE;
   if (audience.length === 0) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', 'the token audience must not be empty');
   const ttl = options.ttlSeconds ?? DEFAULT_DEV_TOKEN_TTL_SECONDS;

@@ -88,7 +88,9 @@ export function isValidSpiffeId(input: string): boolean {
 export function formatSpiffeId(trustDomain: string, ...segments: string[]): string {
   validateTrustDomain(trustDomain);
   for (const s of segments) validatePathSegment(s, `${SCHEME}${trustDomain}/${segments.join('/')}`);
-  return segments.length === 0 ? `${SCHEME}${trustDomain}` : `${SCHEME}${trustDomain}/${segments.join('/')}`;
+  const id = segments.length === 0 ? `${SCHEME}${trustDomain}` : `${SCHEME}${trustDomain}/${segments.join('/')}`;
+  if (Buffer.byteLength(id, 'utf8') > MAX_ID_BYTES) throw invalid(id, 'longer than 2048 bytes');
+  return id;
 }
 
 /** The SPIFFE ID of a Kubernetes workload: `spiffe://<td>/ns/<ns>/sa/<sa>`. */

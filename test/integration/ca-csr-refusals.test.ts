@@ -6,6 +6,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { SignJWT } from 'jose';
+import { DEV_ISSUER, ensureDevIssuer } from '../../src/authn/dev.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { httpsJson, type HttpsResult } from '../helpers/https.js';
 import { OpenSsl } from '../helpers/openssl.js';
@@ -112,6 +114,29 @@ test('a URI SAN naming another identity: 403 RAMPART_ERR_CSR_IDENTITY_MISMATCH',
   const ok = await post({ csr: own.csrPem });
   assert.equal(ok.status, 200, ok.text);
   assert.equal(ok.body.spiffeId, ID);
+});
+
+test('a URI SAN that is not a SPIFFE ID: 400 RAMPART_ERR_SPIFFE_ID_INVALID', async () => {
+  for (const uri of ['https://cluster.local/ns/shop/sa/cart', 'spiffe://Cluster.local/ns/shop/sa/cart', 'spiffe://cluster.local/ns/shop/sa/cart/']) {
+    const { csrPem } = await ssl.keyAndCsr({ subjectAltName: `URI:${uri}` });
+    await refused(() => post({ csr: csrPem }), 400, 'RAMPART_ERR_SPIFFE_ID_INVALID', /is not a valid SPIFFE ID/);
+  }
+});
+
+test('a token whose identity would make a SPIFFE ID over 2048 bytes: 400 RAMPART_ERR_SPIFFE_ID_INVALID', async () => {
+  // Signed with the dev issuer's own key: `rampart token` refuses such names before this point.
+  const issuer = await ensureDevIssuer(ca.stateDir);
+  const namespace = 'a'.repeat(3000);
+  const now = Math.floor(Date.now() / 1000);
+  const long = await new SignJWT({ 'kubernetes.io': { namespace, serviceaccount: { name: 'web', uid: '00000000-0000-8000-a000-000000000000' } } })
+    .setProtectedHeader({ alg: 'ES256', kid: issuer.kid })
+    .setIssuer(DEV_ISSUER)
+    .setSubject(`system:serviceaccount:${namespace}:web`)
+    .setAudience(['rampart-ca'])
+    .setIssuedAt(now)
+    .setExpirationTime(now + 600)
+    .sign(issuer.privateKey);
+  await refused(() => post({ csr: goodCsr }, { token: long }), 400, 'RAMPART_ERR_SPIFFE_ID_INVALID', /longer than 2048 bytes/);
 });
 
 for (const [kind, san] of [['DNS', 'DNS:cart.shop.svc.cluster.local'], ['IP', 'IP:10.0.0.7'], ['email', 'email:cart@example.org']] as const) {

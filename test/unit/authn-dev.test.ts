@@ -129,6 +129,11 @@ test('mintDevToken refuses names that are not SPIFFE path segments and bad TTLs'
   for (const [namespace, serviceAccount] of [['', 'sa'], ['..', 'sa'], ['ns', 'a/b'], ['ns', 'a:b'], ['ns ', 'sa']] as const) {
     await assert.rejects(mintDevToken({ stateDir: dir, namespace, serviceAccount }), (err: unknown) => err instanceof BadRequestError && err.code === 'RAMPART_ERR_SPIFFE_ID_INVALID');
   }
+  // Kubernetes name limits: a namespace is a DNS label (63), a service account a DNS subdomain (253).
+  for (const [namespace, serviceAccount] of [['n'.repeat(64), 'sa'], ['ns', 's'.repeat(254)]] as const) {
+    await assert.rejects(mintDevToken({ stateDir: dir, namespace, serviceAccount }), (err: unknown) => err instanceof BadRequestError && err.code === 'RAMPART_ERR_SPIFFE_ID_INVALID' && /Kubernetes allows at most/.test(err.message));
+  }
+  await mintDevToken({ stateDir: dir, namespace: 'n'.repeat(63), serviceAccount: 's'.repeat(253) });
   for (const ttlSeconds of [0, -5, 1.5, Number.NaN, 10 ** 12]) {
     await assert.rejects(mintDevToken({ stateDir: dir, namespace: 'ns', serviceAccount: 'sa', ttlSeconds }), (err: unknown) => err instanceof BadRequestError && err.code === 'RAMPART_ERR_TTL_INVALID');
   }

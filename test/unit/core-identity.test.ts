@@ -100,6 +100,8 @@ test('at most 2048 bytes, counted in UTF-8 bytes', () => {
   assert.throws(() => parseSpiffeId(exactly + 'a'), (err: Error) => err.message.length < 200);
   // 1100 two-byte characters are 2200 bytes though only 1100 UTF-16 units: still too long.
   assertInvalid(prefix + 'é'.repeat(1100), /longer than 2048 bytes/);
+  // Formatting checks the whole ID as well as each segment.
+  assert.throws(() => workloadSpiffeId({ trustDomain: 'cluster.local', namespace: 'a'.repeat(3000), serviceAccount: 'web' }), /longer than 2048 bytes/);
 });
 
 test('formatSpiffeId, workloadSpiffeId, trustDomainId and identityFromSpiffeId round-trip', () => {

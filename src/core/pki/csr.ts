@@ -183,8 +183,11 @@ export function checkCsrIdentity(csr: ParsedCsr, callerSpiffeId: string): void {
   const [requested] = csr.uriSans;
   if (requested === undefined || requested === callerSpiffeId) return;
   const shown = requested.length > 120 ? `${requested.slice(0, 120)}…` : requested;
-  const what = isValidSpiffeId(requested) ? `"${shown}"` : `"${shown}" (not even a valid SPIFFE ID)`;
-  throw new ForbiddenError('RAMPART_ERR_CSR_IDENTITY_MISMATCH', `csr asks for ${what} but the caller is authenticated as "${callerSpiffeId}"; omit the SAN or use the caller's own ID`);
+  // A SAN that is no SPIFFE ID at all is a malformed request, not a claim to someone else's identity.
+  if (!isValidSpiffeId(requested)) {
+    throw new BadRequestError('RAMPART_ERR_SPIFFE_ID_INVALID', `csr URI SAN "${shown}" is not a valid SPIFFE ID; omit the SAN or use the caller's own ID "${callerSpiffeId}"`);
+  }
+  throw new ForbiddenError('RAMPART_ERR_CSR_IDENTITY_MISMATCH', `csr asks for "${shown}" but the caller is authenticated as "${callerSpiffeId}"; omit the SAN or use the caller's own ID`);
 }
 
 /** Parses a PEM CSR (see `parseCsr`). */
