@@ -61,6 +61,7 @@ export const ERROR_CATALOGUE = {
   RAMPART_ERR_PLUGGED_CA_INVALID: { category: 'config', summary: 'The plugged-in CA files do not form a valid signing CA.' },
   RAMPART_ERR_TOKEN_FILE: { category: 'config', summary: 'The service-account token file cannot be read.' },
   RAMPART_ERR_CA_UNREACHABLE: { category: 'unavailable', summary: 'The agent or CLI cannot reach the CA.' },
+  RAMPART_ERR_PEER_ID_MISMATCH: { category: 'forbidden', summary: "An agent's outbound upstream presented a valid certificate for another SPIFFE ID than the one expected." },
   RAMPART_ERR_SIGNING_CHECK_FAILED: { category: 'internal', summary: 'A freshly signed certificate failed its post-signing check and was withheld.' },
   RAMPART_ERR_INTERNAL: { category: 'internal', summary: 'An unexpected internal error; see the CA log.' },
 } as const satisfies Record<string, CatalogueEntry>;

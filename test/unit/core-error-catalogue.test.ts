@@ -1,7 +1,7 @@
 /** Keeps docs/errors.md in sync with ERROR_CATALOGUE and the HTTP mapping of the error handler. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ERROR_CATALOGUE, RampartError, type ErrorCode } from '../../src/core/errors.js';
 import { STATUS_OF } from '../../src/server/error-handler.js';
@@ -92,4 +92,13 @@ test('the status mapping covers every category with a sensible HTTP status', () 
   assert.equal(STATUS_OF['unsupported-media-type'], 415);
   assert.equal(STATUS_OF['rate-limited'], 429);
   assert.equal(STATUS_OF.unavailable, 503);
+});
+
+test('every RAMPART_ERR_ code written anywhere in src/ is in the catalogue', () => {
+  const srcDir = fileURLToPath(new URL('../../src/', import.meta.url));
+  const files = readdirSync(srcDir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
+  const used = new Set<string>();
+  for (const f of files) for (const m of readFileSync(`${srcDir}${f}`, 'utf8').matchAll(/RAMPART_ERR_[A-Z_]+/g)) used.add(m[0]);
+  const missing = [...used].filter((c) => !(c in ERROR_CATALOGUE));
+  assert.deepEqual(missing, [], 'codes used in src/ but not catalogued');
 });

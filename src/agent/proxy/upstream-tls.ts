@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../../core/errors.js';
 import type { PeerCertificate } from 'node:tls';
 import tls from 'node:tls';
 import type { HostPort } from './errors.js';
@@ -5,7 +6,7 @@ import { peerSpiffeId } from './peer-identity.js';
 
 /** The upstream presented a valid chain but not the SPIFFE ID this outbound expects. */
 export class PeerIdMismatchError extends Error {
-  readonly code = 'RAMPART_ERR_PEER_ID_MISMATCH';
+  readonly code: ErrorCode = 'RAMPART_ERR_PEER_ID_MISMATCH';
   /** `peer`: the SPIFFE ID presented, or undefined (with `reason`) when there was none usable. */
   constructor(expected: string, readonly peer: string | undefined, reason?: string) {
     super(`upstream identity ${peer ?? `(none: ${reason ?? 'no SPIFFE ID'})`} does not match the expected ${expected}`);
