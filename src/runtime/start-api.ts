@@ -96,7 +96,10 @@ export async function startApi(config: CaConfig, authority: CaAuthority, options
   const chain = new AuthenticatorChain(await buildAuthenticators(config, svid, options), { logger: logger.child({ component: 'authn' }) });
 
   const servingNames = ['localhost', '127.0.0.1', '::1', config.listen.host, ...config.servingNames].filter((n) => n !== '0.0.0.0' && n !== '::');
-  const issueServing = (): ServingCertificate => issueServingCertificate(authority.current(), { trustDomain: config.trustDomain, names: servingNames, ttlMs: SERVING_TTL_MS, clock });
+  // The serving certificate is a leaf like any other: under --max-ttl, so a root retired once its
+  // leaves have expired never leaves a valid serving certificate behind.
+  const servingTtlMs = Math.min(SERVING_TTL_MS, config.ttl.maxTtlMs);
+  const issueServing = (): ServingCertificate => issueServingCertificate(authority.current(), { trustDomain: config.trustDomain, names: servingNames, ttlMs: servingTtlMs, clock });
   let serving = issueServing();
   const app = buildCaApp(
     {

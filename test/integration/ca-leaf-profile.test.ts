@@ -7,6 +7,7 @@ import 'reflect-metadata';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate as NodeX509 } from 'node:crypto';
+import { connect as tlsConnect } from 'node:tls';
 import * as x509 from '@peculiar/x509';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { httpsJson } from '../helpers/https.js';
@@ -227,6 +228,24 @@ test('a leaf never outlives its signer: NotAfter is clamped to the intermediate 
     assert.ok(issued.body.ttlSeconds <= 1800 && issued.body.ttlSeconds >= 1790, `response says what was granted: ${issued.body.ttlSeconds}`);
     const v = await ssl.verify({ rootsPem: short.rootCertPem(), untrustedPems: [interPem], leafPem, purpose: 'sslserver' });
     assert.equal(v.code, 0, v.stderr);
+  } finally {
+    await short.close();
+  }
+});
+
+test('the CA serving certificate is a leaf like the others: never longer than --max-ttl', async () => {
+  const short = await startTestCa({ 'min-ttl': '5m', 'default-ttl': '5m', 'max-ttl': '10m' });
+  try {
+    const url = new URL(short.apiUrl);
+    const served = await new Promise<NodeX509>((resolve, reject) => {
+      const socket = tlsConnect({ host: url.hostname, port: Number(url.port), ca: short.rootCertPem(), servername: 'localhost' }, () => {
+        resolve(new NodeX509(socket.getPeerX509Certificate()!.raw));
+        socket.destroy();
+      });
+      socket.on('error', reject);
+    });
+    const lifetimeMs = Date.parse(served.validTo) - Date.now();
+    assert.ok(lifetimeMs <= 10 * 60_000 && lifetimeMs > 8 * 60_000, `serving certificate valid for ${Math.round(lifetimeMs / 1000)} s more`);
   } finally {
     await short.close();
   }
