@@ -38,10 +38,29 @@ const FASTIFY_CODES: Readonly<Record<string, { code: ErrorCode; message: string 
   FST_ERR_CTP_INVALID_JSON_BODY: { code: 'RAMPART_ERR_BAD_REQUEST', message: 'request body is not valid JSON, or it has a __proto__ or constructor.prototype key (refused)' },
 };
 
+/** fastify's own request error (body parsing, content type) as a Rampart code and message, if it is one. */
+function mappedFastifyError(error: FastifyError | Error): { code: ErrorCode; message: string } | undefined {
+  const fastifyCode = (error as FastifyError).code;
+  const mapped = fastifyCode === undefined ? undefined : FASTIFY_CODES[fastifyCode];
+  if (mapped) return mapped;
+  if (fastifyCode === 'FST_ERR_VALIDATION' || (error as SyntaxError).name === 'SyntaxError' || (error as FastifyError).statusCode === 400) {
+    return { code: 'RAMPART_ERR_BAD_REQUEST', message: `request body is not valid: ${error.message.slice(0, 200)}` };
+  }
+  return undefined;
+}
+
+/** The code any error is answered with (what metrics count it as). */
+export function answeredCode(error: FastifyError | Error): ErrorCode {
+  if (isRampartError(error)) return error.code;
+  return mappedFastifyError(error)?.code ?? 'RAMPART_ERR_INTERNAL';
+}
+
 /** Answers with `code`'s coded body and the status of its category. */
 export function sendError(reply: FastifyReply, code: ErrorCode, message: string, retryAfterSeconds?: number): FastifyReply {
   const status = statusOf(code);
   if (retryAfterSeconds !== undefined) void reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterSeconds))));
+  // RFC 9110 requires a 401 to name the scheme it wants: a bearer token (or an SVID at the TLS layer).
+  if (status === 401) void reply.header('www-authenticate', 'Bearer realm="rampart-ca"');
   const body: ErrorBody = { error: { code, message } };
   return reply.code(status).type('application/json').send(body);
 }
@@ -62,12 +81,8 @@ export function makeErrorHandler(logger: Logger) {
       }
       return sendError(reply, error.code, error.message, error.retryAfterSeconds ?? (status === 429 || status === 503 ? 1 : undefined));
     }
-    const fastifyCode = (error as FastifyError).code;
-    const mapped = fastifyCode === undefined ? undefined : FASTIFY_CODES[fastifyCode];
+    const mapped = mappedFastifyError(error);
     if (mapped) return sendError(reply, mapped.code, mapped.message);
-    if (fastifyCode === 'FST_ERR_VALIDATION' || (error as SyntaxError).name === 'SyntaxError' || (error as FastifyError).statusCode === 400) {
-      return sendError(reply, 'RAMPART_ERR_BAD_REQUEST', `request body is not valid: ${error.message.slice(0, 200)}`);
-    }
     logger.error({ reqId: request.id, err: error }, 'unexpected error');
     return sendError(reply, 'RAMPART_ERR_INTERNAL', 'internal error; see the CA log');
   };

@@ -204,6 +204,7 @@ test('a body that is not the expected JSON object: 400 RAMPART_ERR_BAD_REQUEST',
 test('missing or invalid token: 401 with the generic message, the token never echoed', async () => {
   const noToken = await refused(() => post({ csr: goodCsr }, { token: null }), 401, 'RAMPART_ERR_UNAUTHENTICATED');
   assert.equal(noToken.body.error.message, GENERIC_401);
+  assert.equal(noToken.headers['www-authenticate'], 'Bearer realm="rampart-ca"', 'a 401 names the scheme it wants');
   const forged = `${token.slice(0, -6)}AAAAAA`;
   const wrongAudience = await ca.token('shop', 'cart', { audience: 'not-rampart' });
   // A well-formed token from another CA's dev issuer.

@@ -62,6 +62,11 @@ before(async () => {
   // A refused CSR too (its error path logs as well).
   const res = await httpsJson(`${ca.apiUrl}/v1/certificates`, { ca: ca.rootCertPem(), token: tokensUsed[0], body: { csr: (await ssl.keyAndCsr({ requestCa: true })).csrPem } });
   assert.equal(res.status, 400);
+  // Refusals fastify makes before the route runs are counted too.
+  const tooLarge = await httpsJson(`${ca.apiUrl}/v1/certificates`, { ca: ca.rootCertPem(), token: tokensUsed[0], body: { csr: 'x'.repeat(70_000) } });
+  assert.equal(tooLarge.status, 413);
+  const wrongType = await httpsJson(`${ca.apiUrl}/v1/certificates`, { ca: ca.rootCertPem(), token: tokensUsed[0], body: 'csr=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  assert.equal(wrongType.status, 415);
 });
 
 after(async () => {
@@ -87,6 +92,8 @@ test('/metrics: issuance counters and duration, root and intermediate expiry, bu
   assert.match(m, /^rampart_ca_certificates_issued_total\{result="ok"\} 6$/m, 'three token issuances + three renewals');
   assert.match(m, /^rampart_ca_certificates_issued_total\{result="RAMPART_ERR_UNAUTHENTICATED"\} 3$/m);
   assert.match(m, /^rampart_ca_certificates_issued_total\{result="RAMPART_ERR_CSR_CA_REQUESTED"\} 1$/m);
+  assert.match(m, /^rampart_ca_certificates_issued_total\{result="RAMPART_ERR_BODY_TOO_LARGE"\} 1$/m);
+  assert.match(m, /^rampart_ca_certificates_issued_total\{result="RAMPART_ERR_UNSUPPORTED_MEDIA_TYPE"\} 1$/m);
   assert.match(m, /^# TYPE rampart_ca_issue_duration_seconds histogram$/m);
   assert.match(m, /^rampart_ca_issue_duration_seconds_count 6$/m);
   assert.match(m, /^rampart_ca_connections_shed_total 0$/m, 'no connection waited long enough to be shed');

@@ -1,6 +1,7 @@
 /** POST /v1/certificates: authenticate, check the CSR, sign, answer with chain and bundle. */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { BadRequestError, isRampartError, UnavailableError } from '../../core/errors.js';
+import { BadRequestError, UnavailableError } from '../../core/errors.js';
+import { answeredCode } from '../error-handler.js';
 import { workloadSpiffeId } from '../../core/identity.js';
 import { authenticationRequest } from '../caller.js';
 import type { CaServerDeps } from '../deps.js';
@@ -20,10 +21,15 @@ interface CertificateBody {
 export function registerCertificateRoutes(app: FastifyInstance, deps: CaServerDeps): void {
   let inFlight = 0;
   const answers = createTurnBatch({ maxBatch: RESPONSES_HELD_AT_MOST, maxDelayMs: HOLD_AT_MOST_MS });
-  app.post('/v1/certificates', async (request: FastifyRequest<{ Body: CertificateBody }>, reply) => {
+  // Every refusal is counted here, including those fastify makes before the handler runs (a body
+  // over 64 KiB, a wrong content type), under the code the caller is answered with.
+  const countRefusal = (_request: FastifyRequest, _reply: unknown, error: Error, done: () => void): void => {
+    deps.metrics.issued.inc({ result: answeredCode(error) });
+    done();
+  };
+  app.post<{ Body: CertificateBody }>('/v1/certificates', { onError: countRefusal }, async (request, reply) => {
     const started = process.hrtime.bigint();
     if (inFlight >= deps.maxInFlight) {
-      deps.metrics.issued.inc({ result: 'RAMPART_ERR_RATE_LIMITED' });
       throw new UnavailableError('RAMPART_ERR_RATE_LIMITED', 'the CA is at capacity; retry after the Retry-After delay', { retryAfterSeconds: 1 + Math.floor(Math.random() * 3) });
     }
     inFlight++;
@@ -62,9 +68,6 @@ export function registerCertificateRoutes(app: FastifyInstance, deps: CaServerDe
         ttlSeconds: issued.grantedTtlSeconds,
         serial: issued.serialHex,
       };
-    } catch (err) {
-      deps.metrics.issued.inc({ result: isRampartError(err) ? err.code : 'RAMPART_ERR_INTERNAL' });
-      throw err;
     } finally {
       inFlight--;
     }
