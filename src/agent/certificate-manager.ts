@@ -9,7 +9,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { CaClient, CertificateResponse } from '../client/ca-client.js';
 import type { Clock } from '../core/clock.js';
-import { isRampartError, RampartError } from '../core/errors.js';
+import { ERROR_CATALOGUE, isRampartError, RampartError, type ErrorCode } from '../core/errors.js';
 import { parseSpiffeId } from '../core/identity.js';
 import type { AgentMetrics } from './agent-metrics.js';
 import { chainsToBundle } from './chain-check.js';
@@ -401,7 +401,8 @@ export class FirstCertificateTimeout extends RampartError {
   readonly lastCode: string | undefined;
   constructor(timeoutMs: number, last: Failure | null) {
     super(
-      last !== null && last.code in CODE_CATEGORY_HINT ? (last.code as keyof typeof CODE_CATEGORY_HINT) : 'RAMPART_ERR_CA_UNREACHABLE',
+      // The last failure's own code when it has one: a CA that answered is not "unreachable".
+      last !== null && last.code in ERROR_CATALOGUE ? (last.code as ErrorCode) : 'RAMPART_ERR_CA_UNREACHABLE',
       `no certificate within ${Math.round(timeoutMs / 100) / 10}s: ${last?.message ?? 'the CA did not answer'}${hintFor(last?.code)}`,
     );
     this.lastCode = last?.code;
@@ -412,6 +413,7 @@ const CODE_CATEGORY_HINT = {
   RAMPART_ERR_CA_UNREACHABLE: '; check --ca-url and that the CA is running',
   RAMPART_ERR_UNAUTHENTICATED: '; check that --token-file holds a token the CA accepts',
   RAMPART_ERR_TOKEN_FILE: '',
+  RAMPART_ERR_AUTHN_BACKEND_UNAVAILABLE: '; the CA is up but cannot check tokens now (its Kubernetes API server or JWKS source)',
 } as const;
 
 function hintFor(code: string | undefined): string {

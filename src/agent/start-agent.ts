@@ -17,6 +17,7 @@ import { createMonitoringServer } from '../server/monitoring.js';
 import { createAgentMetrics, createAgentRegistry } from './agent-metrics.js';
 import { CertificateManager } from './certificate-manager.js';
 import { startInbound, startOutbound, type InboundProxy, type OutboundProxy } from './proxy/index.js';
+import { proxyMetrics } from './proxy/metrics.js';
 import { fileTokenSource } from './token-source.js';
 
 /** Options that are not operator settings. */
@@ -107,6 +108,8 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   });
   const m = manager;
 
+  // The proxy metrics exist from the start, at zero, whether or not this agent proxies (DESIGN section 10).
+  await proxyMetrics(registry);
   const monitoring = createMonitoringServer({ registry, ready: () => m.notReadyReason() ?? true });
   const inbound: InboundProxy[] = [];
   const outbound: OutboundProxy[] = [];

@@ -44,6 +44,8 @@ test('output dir: three files, key 0600 matching the cert, root-cert.pem is the 
     const metrics = (await monitoring(t.agent, '/metrics')).body;
     assert.equal(metricValue(metrics, 'rampart_agent_certificate_expiry_timestamp_seconds'), Date.parse(leaf.validTo) / 1000);
     assert.ok(metricValue(metrics, 'rampart_agent_renewals_total', 'result="ok"') >= 1);
+    // DESIGN section 10 names it for every agent, one that proxies nothing included.
+    assert.match(metrics, /^# TYPE rampart_agent_connections_total counter$/m);
     assert.ok(!t.logs.lines.some((l) => JSON.stringify(l).includes('PRIVATE KEY')), 'no key material in logs');
     assert.ok(!t.logs.lines.some((l) => JSON.stringify(l).includes(readFileSync(t.tokenFile, 'utf8').trim())), 'no token in logs');
   } finally {
