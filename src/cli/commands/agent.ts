@@ -18,6 +18,9 @@ Flags:
   --token-file FILE        service-account token, re-read on every request
                            (default /var/run/secrets/rampart/token)
   --out-dir DIR            write cert-chain.pem, key.pem (0600), root-cert.pem here, atomically
+                           (all three swap together through the ..data link, as kubelet does: an
+                           app that reads the key and chain as a pair should read both from
+                           DIR/..data/ after resolving it once)
   --ttl D                  requested certificate lifetime, e.g. 1h (the CA clamps it)
   --inbound LISTEN=BACKEND mTLS listener forwarding to a local backend (repeatable)
   --allow ID_OR_PATTERN    peers admitted by --inbound: a SPIFFE ID or spiffe://td/ns/x/* (repeatable)
