@@ -1,8 +1,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as k8s from '@kubernetes/client-node';
+import { execFile, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startKubeApiServer, type KubeApiServer } from '../helpers/kube-api-server/index.js';
 import { apiFailure, recordWatch, waitFor } from '../helpers/kube-api-server/testing.js';
+
+const execFileAsync = promisify(execFile);
 
 let api: KubeApiServer;
 let kc: k8s.KubeConfig;
@@ -188,4 +195,33 @@ test('goDown drops connections and refuses new ones; comeBack serves the same st
   await api.comeBack();
   const got = await core.readNamespacedConfigMap({ name: 'survivor', namespace: 'default' });
   assert.equal(got.metadata?.name, 'survivor');
+});
+
+test('kubectl works against it: discovery, create, get with a field selector, merge patch, delete', async (t) => {
+  if (spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status !== 0) {
+    t.skip('kubectl is not installed');
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'rampart-kubectl-'));
+  try {
+    const kubeconfig = await api.writeKubeconfig(join(dir, 'kubeconfig'));
+    // Asynchronous: the API server answers from this very process.
+    const kubectl = async (...args: string[]): Promise<string> => {
+      try {
+        return (await execFileAsync('kubectl', ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8', env: { ...process.env, HOME: dir } })).stdout;
+      } catch (e) {
+        assert.fail(`kubectl ${args.join(' ')}: ${(e as { stderr?: string }).stderr ?? String(e)}`);
+      }
+    };
+    assert.match(await kubectl('api-resources', '--no-headers'), /^leases\s.*coordination\.k8s\.io\/v1\s+true\s+Lease$/m);
+    await kubectl('create', 'namespace', 'kubectl-ns');
+    await kubectl('-n', 'kubectl-ns', 'create', 'configmap', 'rampart-root-cert', '--from-literal=root-cert.pem=x');
+    assert.match(await kubectl('get', 'configmaps', '-A', '--field-selector', 'metadata.name=rampart-root-cert', '-o', 'name'), /^configmap\/rampart-root-cert$/m);
+    await kubectl('-n', 'kubectl-ns', 'patch', 'configmap', 'rampart-root-cert', '--type', 'merge', '-p', '{"data":{"extra":"y"}}');
+    assert.equal(await kubectl('-n', 'kubectl-ns', 'get', 'configmap', 'rampart-root-cert', '-o', 'jsonpath={.data.extra}'), 'y');
+    await kubectl('-n', 'kubectl-ns', 'delete', 'configmap', 'rampart-root-cert');
+    assert.equal(await kubectl('-n', 'kubectl-ns', 'get', 'configmaps', '-o', 'name'), '');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -27,6 +27,8 @@
  *   emits nothing), PATCH (merge, strategic-merge treated as merge, JSON patch), delete
  *   (preconditions honoured), and watch (`?watch=true`, `resourceVersion`, `fieldSelector`,
  *   `labelSelector`, `timeoutSeconds`), namespaced or cluster-wide (`/api/v1/configmaps?watch=1`).
+ * - Discovery (`/api`, `/api/v1`, `/apis`, `/apis/<group>/<version>`) and `/version`, so
+ *   `kubectl` can be pointed at the server (`writeKubeconfig`).
  * - `metadata.resourceVersion` comes from one global counter bumped on every write. Watch with
  *   no resourceVersion or "0" first sends synthetic ADDED events; with N it replays history after
  *   N, or sends one `ERROR` event with a 410 Expired Status when N is older than the retained

@@ -6,6 +6,7 @@ import { errors, KubeApiError, type KubeStatus } from './status.js';
 import { jsonPatch, mergePatch } from './patch.js';
 import type { ObjectStore, WatchEvent } from './object-store.js';
 import type { ServiceAccountIssuer, TokenReviewStatus } from './service-account-issuer.js';
+import { discoveryDocument } from './discovery.js';
 import type { KubeObject } from './validation.js';
 
 /** One served request, as an RBAC audit would see it. */
@@ -174,6 +175,10 @@ async function dispatch(ctx: RouterContext, req: IncomingMessage, res: ServerRes
   if (method === 'GET' && url.pathname === '/openid/v1/jwks') return send(res, 200, await ctx.issuer.jwks());
   if (method === 'GET' && url.pathname === '/.well-known/openid-configuration') {
     return send(res, 200, { issuer: ctx.issuer.issuer, jwks_uri: `${ctx.issuer.issuer}/openid/v1/jwks`, response_types_supported: ['id_token'], subject_types_supported: ['public'], id_token_signing_alg_values_supported: ['RS256'] });
+  }
+  if (method === 'GET') {
+    const discovery = discoveryDocument(url.pathname, req.headers.host ?? '127.0.0.1');
+    if (discovery !== undefined) return send(res, 200, discovery);
   }
   if (p === null) throw errors.pathNotFound();
   if (p.group === 'authentication.k8s.io' && p.version === 'v1' && p.plural === 'tokenreviews') {
