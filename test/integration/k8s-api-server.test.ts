@@ -164,6 +164,27 @@ test('TokenReview accepts valid service-account tokens and rejects the rest', as
   assert.notEqual((await review(good))?.authenticated, true, 'tokens bound to a deleted pod stop validating');
 });
 
+test('TokenReview checks the ServiceAccount object: a deleted or re-created account invalidates its tokens', async () => {
+  const auth = kc.makeApiClient(k8s.AuthenticationV1Api);
+  const review = async (token: string) => (await auth.createTokenReview({ body: { spec: { token, audiences: ['rampart-ca'] } } })).status;
+  await core.createNamespace({ body: { metadata: { name: 'sa-life' } } });
+  const token = await api.mintServiceAccountToken({ namespace: 'sa-life', serviceAccount: 'api', audiences: ['rampart-ca'] });
+  // Minting made the ServiceAccount object, and the token carries its uid.
+  const account = await core.readNamespacedServiceAccount({ name: 'api', namespace: 'sa-life' });
+  const ok = await review(token);
+  assert.equal(ok?.authenticated, true);
+  assert.equal(ok?.user?.uid, account.metadata?.uid);
+  await core.deleteNamespacedServiceAccount({ name: 'api', namespace: 'sa-life' });
+  const gone = await review(token);
+  assert.notEqual(gone?.authenticated, true);
+  assert.match(gone?.error ?? '', /serviceaccounts "api" not found/);
+  await core.createNamespacedServiceAccount({ namespace: 'sa-life', body: { metadata: { name: 'api' } } });
+  const recreated = await review(token);
+  assert.notEqual(recreated?.authenticated, true, 'a token of the old object does not pass for the new one');
+  assert.match(recreated?.error ?? '', /does not match claim/);
+  assert.equal((await review(await api.mintServiceAccountToken({ namespace: 'sa-life', serviceAccount: 'api', audiences: ['rampart-ca'] })))?.authenticated, true);
+});
+
 test('Lease times must be MicroTime with six fractional digits, like a real API server', async () => {
   const coord = kc.makeApiClient(k8s.CoordinationV1Api);
   const bad = await rejection(coord.createNamespacedLease({ namespace: 'default', body: { metadata: { name: 'l' }, spec: { holderIdentity: 'a', renewTime: new Date() as unknown as k8s.V1MicroTime } } }));

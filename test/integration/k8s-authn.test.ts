@@ -114,6 +114,19 @@ test('the cache lasts until the token expires, and at most maxCacheMs', async ()
   assert.equal(api.tokenReviews.total, start + 2);
 });
 
+test('a deleted ServiceAccount: its token is refused once the cached review runs out (at most maxCacheMs)', async () => {
+  const core = api.kubeConfig().makeApiClient(k8s.CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: 'short-lived' } } });
+  const clock = new ManualClock(Date.now());
+  const authn = authenticator({ clock, maxCacheMs: 5 * 60_000 });
+  const token = await mint({ namespace: 'short-lived', serviceAccount: 'batch' });
+  assert.equal((await authn.authenticate({ bearerToken: token }))?.serviceAccount, 'batch');
+  await core.deleteNamespacedServiceAccount({ name: 'batch', namespace: 'short-lived' });
+  assert.equal((await authn.authenticate({ bearerToken: token }))?.serviceAccount, 'batch', 'still cached');
+  clock.advance(5 * 60_000 + 1_000);
+  await assert.rejects(authn.authenticate({ bearerToken: token }), (e: unknown) => e instanceof AuthenticationError && /serviceaccounts "batch" not found/.test(e.detail));
+});
+
 test('outage: cached identities keep working, new tokens get 503 BACKEND_UNAVAILABLE, recovery after comeBack', async () => {
   const authn = authenticator();
   const cached = await mint({ serviceAccount: 'cached' });

@@ -59,8 +59,8 @@ import { randomBytes } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import { generateServingTls } from './tls.js';
 import { ObjectStore } from './object-store.js';
-import { RESOURCES } from './resources.js';
-import { ServiceAccountIssuer, type MintOptions } from './service-account-issuer.js';
+import { RESOURCES, type ResourceType } from './resources.js';
+import { ServiceAccountIssuer, type MintOptions, type ServiceAccountDirectory } from './service-account-issuer.js';
 import { route, type Fault, type RequestLogEntry, type TokenReviewCounters } from './router.js';
 
 export type { MintOptions } from './service-account-issuer.js';
@@ -134,12 +134,34 @@ function listen(server: Server, port: number): Promise<number> {
   });
 }
 
+/** ServiceAccount objects in `store`, for the token issuer. */
+function serviceAccountDirectory(store: ObjectStore): ServiceAccountDirectory {
+  const saType = RESOURCES.find((r) => r.plural === 'serviceaccounts') as ResourceType;
+  const nsType = RESOURCES.find((r) => r.plural === 'namespaces') as ResourceType;
+  const uidOf = (r: ResourceType, namespace: string | undefined, name: string): string | undefined => {
+    try {
+      return store.get(r, namespace, name).metadata.uid;
+    } catch {
+      return undefined;
+    }
+  };
+  return {
+    lookup: (namespace, name) => uidOf(saType, namespace, name),
+    ensure(namespace, name) {
+      const existing = uidOf(saType, namespace, name);
+      if (existing !== undefined) return existing;
+      if (uidOf(nsType, undefined, namespace) === undefined) return undefined;
+      return store.create(saType, namespace, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name } }).metadata.uid;
+    },
+  };
+}
+
 /** Starts a Kubernetes API test server on 127.0.0.1 with a fresh CA and issuer key. */
 export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promise<KubeApiServer> {
   const now = opts.now ?? Date.now;
   const tls = await generateServingTls();
-  const issuer = new ServiceAccountIssuer(opts.issuerUrl ?? 'https://kubernetes.default.svc.cluster.local', now, opts.apiAudiences);
   const store = new ObjectStore({ historyLimit: opts.historyLimit ?? 10_000, namespaceTerminationMs: opts.namespaceTerminationMs ?? 0, now });
+  const issuer = new ServiceAccountIssuer(opts.issuerUrl ?? 'https://kubernetes.default.svc.cluster.local', now, opts.apiAudiences, serviceAccountDirectory(store));
   const nsType = RESOURCES.find((r) => r.plural === 'namespaces');
   for (const name of ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
     if (nsType !== undefined) store.create(nsType, undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });

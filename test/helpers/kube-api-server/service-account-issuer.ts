@@ -5,6 +5,14 @@
 import { generateKeyPairSync, randomUUID, createHash, type KeyObject } from 'node:crypto';
 import { SignJWT, jwtVerify, exportJWK, errors as joseErrors } from 'jose';
 
+/** The ServiceAccount objects of the API server's store, as the token issuer and reviewer see them. */
+export interface ServiceAccountDirectory {
+  /** The uid of the stored object, created if missing; undefined when its namespace does not exist. */
+  ensure(namespace: string, name: string): string | undefined;
+  /** The uid of the stored object, or undefined when there is none. */
+  lookup(namespace: string, name: string): string | undefined;
+}
+
 /** What `mintServiceAccountToken` accepts. */
 export interface MintOptions {
   readonly namespace: string;
@@ -40,8 +48,15 @@ export class ServiceAccountIssuer {
   readonly keyId: string;
   private readonly saUids = new Map<string, string>();
   private readonly revokedPods = new Set<string>();
+  /** Accounts whose tokens were minted against a stored ServiceAccount object (ns/name). */
+  private readonly stored = new Set<string>();
 
-  constructor(issuer: string, private readonly now: () => number, apiAudiences?: readonly string[]) {
+  constructor(
+    issuer: string,
+    private readonly now: () => number,
+    apiAudiences?: readonly string[],
+    private readonly accounts?: ServiceAccountDirectory,
+  ) {
     this.issuer = issuer;
     this.apiAudiences = apiAudiences ?? [issuer];
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -50,9 +65,18 @@ export class ServiceAccountIssuer {
     this.keyId = createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('base64url');
   }
 
-  /** The stable uid of a service account (created on first use). */
+  /**
+   * The uid of a service account. When its namespace exists, that of the stored ServiceAccount
+   * object (created on first use, as if an admin had), so deleting or re-creating the object
+   * invalidates tokens minted before, as on a real cluster; otherwise a stable uid of its own.
+   */
   serviceAccountUid(namespace: string, serviceAccount: string): string {
     const k = `${namespace}/${serviceAccount}`;
+    const objectUid = this.accounts?.ensure(namespace, serviceAccount);
+    if (objectUid !== undefined) {
+      this.stored.add(k);
+      return objectUid;
+    }
     let uid = this.saUids.get(k);
     if (uid === undefined) {
       uid = randomUUID();
@@ -119,6 +143,12 @@ export class ServiceAccountIssuer {
     const ns = kube?.namespace;
     const sa = kube?.serviceaccount?.name;
     if (ns === undefined || sa === undefined || payload['sub'] !== `system:serviceaccount:${ns}:${sa}`) return fail('service account token claims are malformed');
+    if (this.stored.has(`${ns}/${sa}`)) {
+      // The API server checks the token against the ServiceAccount object itself.
+      const uid = this.accounts?.lookup(ns, sa);
+      if (uid === undefined) return fail(`serviceaccounts "${sa}" not found`);
+      if (uid !== kube?.serviceaccount?.uid) return fail(`service account UID (${uid}) does not match claim (${kube?.serviceaccount?.uid ?? ''})`);
+    }
     if (kube?.pod?.uid !== undefined && this.revokedPods.has(kube.pod.uid)) return fail(`pod "${kube.pod.name ?? ''}" is not found`);
     const extra: Record<string, string[]> = {};
     if (kube?.pod !== undefined) {
