@@ -73,7 +73,7 @@ export function issueCertificate(context: SigningContext, policy: TtlPolicy, clo
   checkCsrIdentity(csr, spiffeId);
   const now = clock.now();
   const issuerNotAfter = context.signer.issuer.notAfter;
-  if (issuerNotAfter <= now) throw new UnavailableError('RAMPART_ERR_NOT_READY', 'the signing intermediate has expired; the CA must renew it', { retryAfterSeconds: 5 });
+  if (issuerNotAfter <= now) throw new UnavailableError('RAMPART_ERR_NOT_READY', 'the signing intermediate has expired: a CA renews its own before that, so this is a plugged-in CA whose files (--plugged-ca) must be replaced, or a clock far off', { retryAfterSeconds: 5 });
   const { notBefore, notAfter } = leafValidity(now, ttlMs, issuerNotAfter);
   const leaf = context.signer.sign({ spki: csr.spki, subjectPublicKey: csr.subjectPublicKey, isRsa: csr.isRsa, spiffeId, notBefore, notAfter });
   const expiresAt = Math.floor(notAfter / 1000) * 1000;
