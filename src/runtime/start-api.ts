@@ -99,7 +99,15 @@ export async function startApi(config: CaConfig, authority: CaAuthority, options
   // The serving certificate is a leaf like any other: under --max-ttl, so a root retired once its
   // leaves have expired never leaves a valid serving certificate behind.
   const servingTtlMs = Math.min(SERVING_TTL_MS, config.ttl.maxTtlMs);
-  const issueServing = (): ServingCertificate => issueServingCertificate(authority.current(), { trustDomain: config.trustDomain, names: servingNames, ttlMs: servingTtlMs, clock });
+  // Renewed half-way from issue to expiry (NotBefore is backdated, so it is no guide), checked
+  // often enough that even a --max-ttl of seconds is renewed in time.
+  let servingRenewAt = 0;
+  const issueServing = (): ServingCertificate => {
+    const issued = issueServingCertificate(authority.current(), { trustDomain: config.trustDomain, names: servingNames, ttlMs: servingTtlMs, clock });
+    const now = clock.now();
+    servingRenewAt = now + (issued.notAfter - now) / 2;
+    return issued;
+  };
   let serving = issueServing();
   const app = buildCaApp(
     {
@@ -124,8 +132,8 @@ export async function startApi(config: CaConfig, authority: CaAuthority, options
   // list; both are rare, so re-issuing on every state change keeps this simple.
   const unsubscribe = authority.onChange(() => refreshServing());
   const servingTimer = setInterval(() => {
-    if (clock.now() >= serving.notBefore + (serving.notAfter - serving.notBefore) / 2) refreshServing();
-  }, 30_000);
+    if (clock.now() >= servingRenewAt) refreshServing();
+  }, Math.min(30_000, servingTtlMs / 4));
   servingTimer.unref();
 
   const connectionBalance = options.balanceConnections === true ? balanceConnections(app) : null;
