@@ -225,9 +225,11 @@ async function serveAsWorker(config: CaConfig, logger: Logger): Promise<{ stop()
   let balance: ConnectionBalance | null = null;
   // Until the API is up there is nothing to drain: a stop request just ends the process.
   let stopOnce: () => Promise<void> = () => Promise.resolve();
+  /** Finishes open requests (once the API is up) and ends this worker. */
+  const leave = (): void => void stopOnce().finally(() => process.exit(0));
   // Ctrl-C in a terminal and systemd's stop signal the whole process group, workers included.
   // Left to the default action, a worker would die with its requests and long polls unanswered.
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => void stopOnce().finally(() => process.exit(0)));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, leave);
   process.on('message', (message: unknown) => {
     if (!isPrimaryMessage(message)) return;
     if (message.t === 'rampart-connections-total') {
@@ -235,7 +237,7 @@ async function serveAsWorker(config: CaConfig, logger: Logger): Promise<{ stop()
       return;
     }
     if (message.t === 'rampart-stop') {
-      void stopOnce().finally(() => process.exit(0));
+      leave();
       return;
     }
     if (message.t === 'rampart-metrics-request') {
@@ -269,7 +271,7 @@ async function serveAsWorker(config: CaConfig, logger: Logger): Promise<{ stop()
   let stopping: Promise<void> | undefined;
   stopOnce = () => (stopping ??= stop());
   // The primary asks its workers to stop (or disconnects, or dies); finish open requests and leave.
-  process.once('disconnect', () => void stopOnce().finally(() => process.exit(0)));
+  process.once('disconnect', leave);
   return { stop: stopOnce };
 }
 

@@ -1,6 +1,6 @@
-import type { ErrorCode } from '../../core/errors.js';
 import type { PeerCertificate } from 'node:tls';
 import tls from 'node:tls';
+import type { ErrorCode } from '../../core/errors.js';
 import type { HostPort } from './errors.js';
 import { peerSpiffeId } from './peer-identity.js';
 
