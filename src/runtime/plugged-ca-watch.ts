@@ -12,7 +12,7 @@ import { readPluggedCaFiles } from '../store/plugged-ca-files.js';
 /** Returns the directory's current CA, or the last valid one while the files are being replaced. */
 export type PluggedCaSource = (now: number) => PluggedCa | undefined;
 
-export function watchPluggedCaDir(dir: string, logger: Logger, initial?: PluggedCa): PluggedCaSource {
+export function watchPluggedCaDir(dir: string, trustDomain: string, logger: Logger, initial?: PluggedCa): PluggedCaSource {
   let lastFiles: PluggedCaFiles | undefined;
   let lastValid = initial;
   const same = (a: PluggedCaFiles, b: PluggedCaFiles): boolean =>
@@ -30,7 +30,7 @@ export function watchPluggedCaDir(dir: string, logger: Logger, initial?: Plugged
     if (lastFiles !== undefined && same(files, lastFiles)) return lastValid;
     lastFiles = files;
     try {
-      lastValid = validatePluggedCa(files, now);
+      lastValid = validatePluggedCa(files, trustDomain, now);
     } catch (err) {
       // E.g. the new certificate was written before its key: wait for the next change. The
       // message names files and checks, never key material.

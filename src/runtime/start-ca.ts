@@ -66,7 +66,7 @@ async function kubernetesSupport(...args: Parameters<typeof import('./kubernetes
 }
 
 function loadPlugged(config: CaConfig, now: number): PluggedCa | undefined {
-  return config.pluggedCaDir ? validatePluggedCa(readPluggedCaFiles(config.pluggedCaDir), now) : undefined;
+  return config.pluggedCaDir ? validatePluggedCa(readPluggedCaFiles(config.pluggedCaDir), config.trustDomain, now) : undefined;
 }
 
 /** Opens the store and starts the runtime (the single writer of CA state). */
@@ -102,7 +102,7 @@ export async function startCaCore(config: CaConfig, options: StartCaOptions): Pr
     ttlPolicy: config.ttl,
     lifetimes: config.lifetimes,
     ...(plugged ? { plugged } : {}),
-    ...(config.pluggedCaDir ? { pluggedSource: watchPluggedCaDir(config.pluggedCaDir, logger.child({ component: 'plugged-ca' }), plugged) } : {}),
+    ...(config.pluggedCaDir ? { pluggedSource: watchPluggedCaDir(config.pluggedCaDir, config.trustDomain, logger.child({ component: 'plugged-ca' }), plugged) } : {}),
     bundleRefreshIntervalMs: config.bundleRefreshIntervalMs,
     autoRotate: config.autoRotate,
     isLeader: () => kubernetes?.isLeader() ?? true,

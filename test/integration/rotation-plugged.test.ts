@@ -41,12 +41,12 @@ async function offlineRoot(name: string): Promise<{ cert: string; key: string }>
 }
 
 /** A certificate signed by `issuer`; `ca` picks CA or leaf extensions. */
-async function signed(name: string, issuer: { cert: string; key: string }, kind: { ca: boolean; pathLen?: number }): Promise<{ cert: string; key: string }> {
+async function signed(name: string, issuer: { cert: string; key: string }, kind: { ca: boolean; pathLen?: number; san?: string; extra?: string }): Promise<{ cert: string; key: string }> {
   const cert = `${name}-cert.pem`;
   const key = `${name}-key.pem`;
   await ssl.run(['req', '-new', ...EC, '-keyout', key, '-out', `${name}.csr`, '-subj', `/O=Offline/CN=${name}`]);
   const ext = kind.ca
-    ? `basicConstraints=critical,CA:TRUE${kind.pathLen === undefined ? '' : `,pathlen:${kind.pathLen}`}\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid:always\nsubjectAltName=URI:spiffe://cluster.local\n`
+    ? `basicConstraints=critical,CA:TRUE${kind.pathLen === undefined ? '' : `,pathlen:${kind.pathLen}`}\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid:always\nsubjectAltName=URI:${kind.san ?? 'spiffe://cluster.local'}\n${kind.extra ?? ''}`
     : 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid:always\n';
   await ssl.write(`${name}.ext`, ext);
   await ssl.run(['x509', '-req', '-in', `${name}.csr`, '-CA', issuer.cert, '-CAkey', issuer.key, '-CAcreateserial', '-days', '365', '-extfile', `${name}.ext`, '-out', cert]);
@@ -143,6 +143,18 @@ test('bad plugged-in CA files are refused with RAMPART_ERR_PLUGGED_CA_INVALID; t
   assert.match(await refusal(cacerts('other-root', { caCert: stranger.cert, caKey: stranger.key, chain: [stranger.cert], root: root.cert })), /do not verify up to root-cert\.pem/);
   assert.match(await refusal(cacerts('not-ca', { caCert: leaf.cert, caKey: leaf.key, chain: [leaf.cert], root: root.cert })), /ca-cert\.pem basicConstraints cA is not true: the certificate is not a CA/);
   assert.match(await refusal(cacerts('root-not-root', { caCert: inter.cert, caKey: inter.key, chain: [], root: inter.cert })), /root-cert\.pem is not a self-signed root/);
+
+  // Chains openssl itself would refuse to verify leaves under, or whose leaves could not do mTLS.
+  const capped = await signed('mid-capped', root, { ca: true, pathLen: 0 });
+  const below = await signed('low-capped', capped, { ca: true, pathLen: 0 });
+  assert.match(await refusal(cacerts('pathlen', { caCert: below.cert, caKey: below.key, chain: [below.cert, capped.cert, root.cert], root: root.cert })), /cert-chain\.pem certificate 1 allows 0 CA certificate\(s\) below it \(pathLenConstraint\) but 1 sit below it/);
+  const serverOnly = await signed('inter-server-only', root, { ca: true, pathLen: 0, extra: 'extendedKeyUsage=serverAuth\n' });
+  assert.match(await refusal(cacerts('eku', { caCert: serverOnly.cert, caKey: serverOnly.key, chain: [serverOnly.cert], root: root.cert })), /ca-cert\.pem restricts extendedKeyUsage without both serverAuth and clientAuth/);
+  const both = await signed('inter-both-eku', root, { ca: true, pathLen: 0, extra: 'extendedKeyUsage=serverAuth,clientAuth\n' });
+  const ok = await startTestCa({ 'plugged-ca': cacerts('eku-both', { caCert: both.cert, caKey: both.key, chain: [both.cert], root: root.cert }) }, { stateDir: join(scratch, 'state-eku-both') });
+  await ok.close();
+  const foreign = await signed('inter-foreign-td', root, { ca: true, pathLen: 0, san: 'spiffe://evil.example' });
+  assert.match(await refusal(cacerts('wrong-td', { caCert: foreign.cert, caKey: foreign.key, chain: [foreign.cert], root: root.cert })), /ca-cert\.pem names spiffe:\/\/evil\.example but this CA's trust domain is spiffe:\/\/cluster\.local/);
 });
 
 test('moving to a new plugged-in CA goes prepared -> active -> retiring -> removed', async () => {

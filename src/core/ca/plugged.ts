@@ -1,13 +1,15 @@
 /**
  * Validation of a plugged-in CA (Istio `cacerts`: ca-cert.pem, ca-key.pem, cert-chain.pem,
  * root-cert.pem). The signing certificate must be a CA, its key must match, and the chain must
- * verify up to the root.
+ * verify up to the root with the constraints a verifier applies (path length, key usage, trust
+ * domain).
  */
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { ConfigError } from '../errors.js';
 import { certificateFingerprint } from '../pki/ca-certs.js';
 import { decodeCertificates, certificatePem } from '../pki/pem.js';
-import { caCertificateProblems, chainToRoot, keyMatchesCertificate } from '../pki/verify.js';
+import { trustDomainId } from '../identity.js';
+import { caCertificateProblems, chainToRoot, issuingPathProblems, keyMatchesCertificate } from '../pki/verify.js';
 import type { PluggedCa } from './rotation.js';
 
 export interface PluggedCaFiles {
@@ -22,7 +24,7 @@ function refuse(message: string): ConfigError {
 }
 
 /** Checks the files and returns the root + intermediate records to store. */
-export function validatePluggedCa(files: PluggedCaFiles, now: number): PluggedCa {
+export function validatePluggedCa(files: PluggedCaFiles, trustDomain: string, now: number): PluggedCa {
   const [caDer] = decodeCertificates(files.caCertPem);
   if (caDer === undefined) throw refuse('ca-cert.pem holds no certificate');
   const [rootDer, ...extraRoots] = decodeCertificates(files.rootCertPem);
@@ -57,6 +59,12 @@ export function validatePluggedCa(files: PluggedCaFiles, now: number): PluggedCa
     });
   if (caFingerprint === rootFingerprint) throw refuse('ca-cert.pem is the root itself; plug in an intermediate signed by the root');
   if (chainToRoot([caPem, ...between], [rootPem]) === null) throw refuse('ca-cert.pem and cert-chain.pem do not verify up to root-cert.pem');
+  for (const [i, pem] of between.entries()) {
+    const betweenProblems = caCertificateProblems(pem, now);
+    if (betweenProblems.length > 0) throw refuse(`cert-chain.pem certificate ${i + 1} ${betweenProblems.join('; ')}`);
+  }
+  const pathProblems = issuingPathProblems([caPem, ...between, rootPem], trustDomainId(trustDomain));
+  if (pathProblems.length > 0) throw refuse(pathProblems.join('; '));
   const ca = new X509Certificate(caPem);
   // Leaves are clamped to this: a chain is only as long-lived as its shortest link.
   const notAfter = Math.min(...[caPem, ...between, rootPem].map((pem) => Date.parse(new X509Certificate(pem).validTo)));

@@ -20,6 +20,7 @@ export const OID = {
   extKeyUsage: '2.5.29.37',
   serverAuth: '1.3.6.1.5.5.7.3.1',
   clientAuth: '1.3.6.1.5.5.7.3.2',
+  anyExtendedKeyUsage: '2.5.29.37.0',
   commonName: '2.5.4.3',
   serialNumber: '2.5.4.5',
   organization: '2.5.4.10',

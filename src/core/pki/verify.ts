@@ -85,6 +85,33 @@ export function caCertificateProblems(certPem: string, now: number): string[] {
   return problems;
 }
 
+/**
+ * Problems a verifier would find in the CA path a plugged-in CA signs under: `caPems` runs from the
+ * issuing CA up to the root. Each one limits how many CAs may sit below it (pathLenConstraint),
+ * and one that restricts extendedKeyUsage must allow both serverAuth and clientAuth, or its
+ * leaves fail as one end of mutual TLS. The issuing CA may name only this trust domain.
+ */
+export function issuingPathProblems(caPems: readonly string[], trustDomainId: string): string[] {
+  const problems: string[] = [];
+  caPems.forEach((pem, below) => {
+    const cert = parseCertificate(new X509Certificate(pem).raw);
+    const name = below === 0 ? 'ca-cert.pem' : below === caPems.length - 1 ? 'root-cert.pem' : `cert-chain.pem certificate ${below}`;
+    const pathLen = basicConstraints(cert)?.pathLen;
+    if (pathLen !== undefined && pathLen < below) problems.push(`${name} allows ${pathLen} CA certificate(s) below it (pathLenConstraint) but ${below} sit below it`);
+    if (cert.extensions.has(OID.extKeyUsage)) {
+      const eku = extKeyUsages(cert);
+      if (!eku.includes(OID.anyExtendedKeyUsage) && !(eku.includes(OID.serverAuth) && eku.includes(OID.clientAuth))) {
+        problems.push(`${name} restricts extendedKeyUsage without both serverAuth and clientAuth, so its leaves could not serve both ends of mutual TLS`);
+      }
+    }
+    if (below === 0) {
+      const uris = uriSans(cert);
+      if (uris.length > 0 && !uris.includes(trustDomainId)) problems.push(`ca-cert.pem names ${uris.join(', ')} but this CA's trust domain is ${trustDomainId}`);
+    }
+  });
+  return problems;
+}
+
 /** True when `certPem`'s public key is the public half of `keyObject`. */
 export function keyMatchesCertificate(certPem: string, privateKey: KeyObject): boolean {
   try {
