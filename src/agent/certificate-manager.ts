@@ -239,12 +239,12 @@ export class CertificateManager implements CredentialSource {
     const code = isRampartError(err) ? err.code : 'RAMPART_ERR_INTERNAL';
     const message = err instanceof Error ? err.message : String(err);
     this.failures++;
-    const validFor = this.held === null ? 0 : this.held.credentials.notAfter - this.options.clock.now();
+    const validFor = this.held === null ? undefined : this.held.credentials.notAfter - this.options.clock.now();
     const delay = retryDelay({
       failures: this.failures,
       random: this.random(),
       retryAfterSeconds: isRampartError(err) ? err.retryAfterSeconds : undefined,
-      ...(validFor > 0 ? { expiresInMs: validFor } : {}),
+      ...(validFor === undefined ? {} : { expiresInMs: validFor }),
       ...(this.options.retry?.baseMs === undefined ? {} : { baseMs: this.options.retry.baseMs }),
       ...(this.options.retry?.maxMs === undefined ? {} : { maxMs: this.options.retry.maxMs }),
     });

@@ -11,6 +11,8 @@ export const RENEWAL_JITTER = 0.1;
 /** Retry delays: full jitter under a ceiling that doubles from 1 s up to 60 s. */
 export const BACKOFF_BASE_MS = 1_000;
 export const BACKOFF_MAX_MS = 60_000;
+/** Ceiling of the retry delay while the certificate held has expired: the pod is down meanwhile. */
+export const EXPIRED_RETRY_MAX_MS = 5_000;
 /** A Retry-After beyond this is treated as this: a CA must not park agents for hours. */
 export const MAX_RETRY_AFTER_MS = 300_000;
 
@@ -55,7 +57,7 @@ export interface BackoffInput {
   readonly random: number;
   /** The CA's Retry-After, in seconds, when it sent one. */
   readonly retryAfterSeconds?: number | undefined;
-  /** How long the certificate still held stays valid, when one is held and not yet expired. */
+  /** How long the certificate held stays valid (zero or less once it has expired); undefined when none is held. */
   readonly expiresInMs?: number | undefined;
   readonly baseMs?: number;
   readonly maxMs?: number;
@@ -66,13 +68,14 @@ export interface BackoffInput {
  * that lost the CA together does not return together; never shorter than the CA's Retry-After.
  * While a certificate is still valid the wait is at most half of what it has left (and at least
  * the base delay), so retries come closer together as it nears expiry instead of one long
- * backoff outliving it while the CA is already back.
+ * backoff outliving it while the CA is already back; once it has expired, at most 5 s.
  */
 export function retryDelay(input: BackoffInput): number {
   const ceiling = backoffCeiling(input.failures, input.baseMs, input.maxMs);
   let jittered = Math.floor(clamp01(input.random) * ceiling);
-  if (input.expiresInMs !== undefined && Number.isFinite(input.expiresInMs) && input.expiresInMs > 0) {
-    jittered = Math.min(jittered, Math.max(input.baseMs ?? BACKOFF_BASE_MS, Math.floor(input.expiresInMs / 2)));
+  if (input.expiresInMs !== undefined && Number.isFinite(input.expiresInMs)) {
+    const cap = input.expiresInMs > 0 ? Math.max(input.baseMs ?? BACKOFF_BASE_MS, Math.floor(input.expiresInMs / 2)) : EXPIRED_RETRY_MAX_MS;
+    jittered = Math.min(jittered, cap);
   }
   const retryAfter = input.retryAfterSeconds === undefined || !Number.isFinite(input.retryAfterSeconds) || input.retryAfterSeconds <= 0 ? 0 : Math.min(input.retryAfterSeconds * 1000, MAX_RETRY_AFTER_MS);
   return Math.max(jittered, retryAfter);

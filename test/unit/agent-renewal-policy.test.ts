@@ -61,7 +61,9 @@ test('while a certificate is valid, a retry waits at most half of what it has le
   assert.equal(retryDelay({ failures: 6, random: 0.997, expiresInMs: 1_000 }), 1_000);
   assert.equal(retryDelay({ failures: 6, random: 0.1, expiresInMs: 3_600_000 }), Math.floor(0.1 * 32_000), 'far from expiry the backoff is unchanged');
   assert.equal(retryDelay({ failures: 6, random: 0.997, expiresInMs: 29_000, retryAfterSeconds: 20 }), 20_000);
-  assert.equal(retryDelay({ failures: 6, random: 0.997, expiresInMs: 0 }), Math.floor(0.997 * 32_000), 'an expired certificate leaves the plain backoff');
+  assert.equal(retryDelay({ failures: 6, random: 0.997, expiresInMs: 0 }), 5_000, 'an expired certificate: at most 5 s, the pod is down meanwhile');
+  assert.equal(retryDelay({ failures: 6, random: 0.1, expiresInMs: -60_000 }), Math.floor(0.1 * 32_000));
+  assert.equal(retryDelay({ failures: 6, random: 0.997 }), Math.floor(0.997 * 32_000), 'no certificate held yet: the plain backoff');
 });
 
 test('decide: fetch at once without a certificate, wait for the renewal point, backoff wins after a failure', () => {
