@@ -143,7 +143,7 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
   const monitoring = createMonitoringServer({
     registry: core.registry,
     metrics: async () => clusterMetrics.exposition(await core.registry.getMetricsAsJSON(), await Promise.all([...workers].map(workerMetrics))),
-    ready: () => (!runtime.ready ? 'no valid signing intermediate' : servingWorkers.size === 0 ? 'no signing worker serves the API yet' : true),
+    ready: () => (stopping ? 'shutting down' : !runtime.ready ? 'no valid signing intermediate' : servingWorkers.size === 0 ? 'no signing worker serves the API yet' : true),
   });
   try {
     await listenNamed('--monitoring-listen', config.monitoringListen, () => monitoring.listen({ host: config.monitoringListen.host, port: config.monitoringListen.port }));

@@ -156,7 +156,9 @@ export async function startCa(config: CaConfig, options: StartCaOptions): Promis
     await core.stop();
     throw err;
   });
-  const monitoring = createMonitoringServer({ registry: core.registry, ready: () => (core.runtime.ready ? true : 'no valid signing intermediate') });
+  let stopped = false;
+  // Not ready from the moment stopping begins: the API stops accepting before monitoring closes.
+  const monitoring = createMonitoringServer({ registry: core.registry, ready: () => (stopped ? 'shutting down' : core.runtime.ready ? true : 'no valid signing intermediate') });
   try {
     await listenNamed('--monitoring-listen', config.monitoringListen, () => monitoring.listen({ host: config.monitoringListen.host, port: config.monitoringListen.port }));
   } catch (err) {
@@ -167,7 +169,6 @@ export async function startCa(config: CaConfig, options: StartCaOptions): Promis
   }
   const monPort = (monitoring.server.address() as AddressInfo).port;
   const monHost = config.monitoringListen.host === '0.0.0.0' ? '127.0.0.1' : config.monitoringListen.host;
-  let stopped = false;
   return {
     apiUrl: api.url,
     monitoringUrl: `http://${formatHostPort({ host: monHost, port: monPort })}`,
