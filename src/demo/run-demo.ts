@@ -22,6 +22,15 @@ export interface DemoOptions {
   readonly holdOpen?: (mesh: Mesh) => Promise<unknown>;
   /** Leaf lifetime the CA grants (default 8 s, so a renewal happens within the demo). */
   readonly leafTtl?: string;
+  /** Aborted on Ctrl-C: the narrative stops at its next step and the mesh is cleaned up. */
+  readonly interrupt?: AbortSignal;
+}
+
+/** The demo was stopped by its user before the narrative ended. */
+export class DemoInterrupted extends Error {
+  constructor() {
+    super('interrupted');
+  }
 }
 
 /** What the demo saw; the summary is printed from it. */
@@ -46,7 +55,10 @@ function describe(r: GetResult): string {
 
 /** Runs the demo; resolves with the summary once the mesh is stopped again. */
 export async function runDemoScenario(options: DemoOptions): Promise<DemoSummary> {
+  const interrupt = options.interrupt;
   const say = (line = ''): void => {
+    // Each line starts a step or reports one: an interrupted demo stops here, not at the end.
+    if (interrupt?.aborted === true) throw new DemoInterrupted();
     options.out.write(`${line}\n`);
   };
   const dir = mkdtempSync(join(tmpdir(), 'rampart-demo-'));
@@ -128,6 +140,11 @@ export async function runDemoScenario(options: DemoOptions): Promise<DemoSummary
         return false;
       };
       const poll = setInterval(check, 100);
+      interrupt?.addEventListener('abort', () => {
+        clearInterval(poll);
+        clearTimeout(timer);
+        reject(new DemoInterrupted());
+      });
       const timer = setTimeout(() => {
         clearInterval(poll);
         reject(new Error(`the frontend agent did not renew its certificate within ${ROTATION_WAIT_MS / 1000} s (see ${join(dir, 'agent-frontend.log')})`));
@@ -172,7 +189,7 @@ export async function runDemoScenario(options: DemoOptions): Promise<DemoSummary
     if (options.keepLogs) {
       // Keys and tokens go; the log files stay for reading.
       for (const name of readdirSync(dir)) if (!name.endsWith('.log')) rmSync(join(dir, name), { recursive: true, force: true });
-      say(`Logs kept in ${dir}`);
+      options.out.write(`Logs kept in ${dir}\n`);
     } else {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -108,4 +108,31 @@ test('rampart demo --keep-running serves the printed ports until SIGINT, then cl
     if (child.exitCode === null) child.kill('SIGKILL');
   }
 });
+test('Ctrl-C in the middle of the demo stops it at once (exit 130, no summary), twice included, and removes its directory', async () => {
+  // A 60 s leaf: the renewal step would wait about 30 s if the interrupt were not honoured.
+  const child = spawnCli(['demo', '--leaf-ttl', '60s']);
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const onData = (): void => {
+        if (/5\. certificate rotation/.test(out)) {
+          child.stdout?.off('data', onData);
+          resolve();
+        }
+      };
+      child.stdout?.on('data', onData);
+      void exited.then((code) => reject(new Error(`demo exited (${code}) before the renewal step:\n${out}`)));
+    });
+    child.kill('SIGINT');
+    child.kill('SIGINT');
+    const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running after 15 s'), 15_000))]);
+    assert.equal(code, 130, out);
+    assert.doesNotMatch(out, /result:/, 'an interrupted demo prints no verdict');
+    assert.equal(existsSync(workingDir(out)), false, 'the demo directory (keys included) was removed');
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+});
 });

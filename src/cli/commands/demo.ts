@@ -1,5 +1,5 @@
 /** `rampart demo`: a whole mesh on loopback; prints what happened and exits 0. */
-import { runDemoScenario } from '../../demo/run-demo.js';
+import { DemoInterrupted, runDemoScenario } from '../../demo/run-demo.js';
 import { parseDuration } from '../../core/clock.js';
 import { parseFlags, UsageError, type FlagSpec } from '../args.js';
 import { waitForShutdownSignal } from '../signals.js';
@@ -51,19 +51,27 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
   }
   // Ctrl-C during start-up or the narrative must still clean up: the scenario stops the mesh
   // in its finally; a second signal leaves at once.
-  let interrupted = false;
+  const interrupt = new AbortController();
   const signal = waitForShutdownSignal().then((s) => {
-    interrupted = true;
+    interrupt.abort();
+    // Cleanup takes a moment (the mesh stops, the directory with keys goes): further Ctrl-Cs
+    // must not cut it short and leave key material behind.
+    for (const again of ['SIGINT', 'SIGTERM'] as const) process.on(again, () => undefined);
     return s;
   });
-  const scenario = runDemoScenario({
-    out: process.stdout,
-    logMirror: values.verbose ? process.stderr : null,
-    keepLogs: values['keep-logs'] === true,
-    ...(values['leaf-ttl'] ? { leafTtl: demoLeafTtl(values['leaf-ttl']) } : {}),
-    ...(values['keep-running'] ? { holdOpen: () => signal } : {}),
-  });
-  const summary = await scenario;
-  if (interrupted && !values['keep-running']) return 130;
-  return summary.ok ? 0 : 1;
+  const leafTtl = values['leaf-ttl'] ? demoLeafTtl(values['leaf-ttl']) : undefined;
+  try {
+    const summary = await runDemoScenario({
+      out: process.stdout,
+      logMirror: values.verbose ? process.stderr : null,
+      keepLogs: values['keep-logs'] === true,
+      interrupt: values['keep-running'] ? new AbortController().signal : interrupt.signal,
+      ...(leafTtl ? { leafTtl } : {}),
+      ...(values['keep-running'] ? { holdOpen: () => signal } : {}),
+    });
+    return summary.ok ? 0 : 1;
+  } catch (err) {
+    if (err instanceof DemoInterrupted) return 130;
+    throw err;
+  }
 }
