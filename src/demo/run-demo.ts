@@ -140,11 +140,15 @@ export async function runDemoScenario(options: DemoOptions): Promise<DemoSummary
         return false;
       };
       const poll = setInterval(check, 100);
-      interrupt?.addEventListener('abort', () => {
-        clearInterval(poll);
-        clearTimeout(timer);
-        reject(new DemoInterrupted());
-      });
+      interrupt?.addEventListener(
+        'abort',
+        () => {
+          clearInterval(poll);
+          clearTimeout(timer);
+          reject(new DemoInterrupted());
+        },
+        { once: true },
+      );
       const timer = setTimeout(() => {
         clearInterval(poll);
         reject(new Error(`the frontend agent did not renew its certificate within ${ROTATION_WAIT_MS / 1000} s (see ${join(dir, 'agent-frontend.log')})`));

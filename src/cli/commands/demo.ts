@@ -65,9 +65,9 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
       out: process.stdout,
       logMirror: values.verbose ? process.stderr : null,
       keepLogs: values['keep-logs'] === true,
-      interrupt: values['keep-running'] ? new AbortController().signal : interrupt.signal,
       ...(leafTtl ? { leafTtl } : {}),
-      ...(values['keep-running'] ? { holdOpen: () => signal } : {}),
+      // With --keep-running, Ctrl-C is what ends the hold; otherwise it interrupts the narrative.
+      ...(values['keep-running'] ? { holdOpen: () => signal } : { interrupt: interrupt.signal }),
     });
     return summary.ok ? 0 : 1;
   } catch (err) {
