@@ -13,15 +13,16 @@ import { PropagationTracker, type PropagationStatus } from '../core/ca/propagati
 import {
   activateRoot,
   activeRoot,
+  automaticSchedule,
   bootstrapState,
   dueStep,
+  intermediateRenewalAt,
   prepareRoot,
   recordLeafTtlCeiling,
   renewIntermediates,
   replacePluggedIntermediate,
   retireableAt,
   retireRoots,
-  rotationSchedule,
   type CaLifetimes,
   type PluggedCa,
 } from '../core/ca/rotation.js';
@@ -68,8 +69,13 @@ export interface RotationStatus {
     retireableAt?: string;
     propagation?: PropagationStatus;
   }>;
-  readonly intermediate: { notAfter: string; renewAt: string } | null;
-  readonly schedule: { prepareAt: string; activateAt: string } | null;
+  /**
+   * The active root's intermediate; for a plugged-in one `notAfter` is the supplied chain's first
+   * expiry and `renewAt` is null, because only the operator can replace it.
+   */
+  readonly intermediate: { notAfter: string; renewAt: string | null; plugged: boolean } | null;
+  /** The automatic schedule for the active root; a plugged-in root has no `prepareAt`. */
+  readonly schedule: { prepareAt: string | null; activateAt: string } | null;
   readonly nextStep: string | null;
 }
 
@@ -221,8 +227,8 @@ export class CaRuntime {
     const state = this.state();
     const active = activeRoot(state);
     const now = this.options.clock.now();
-    const schedule = active ? rotationSchedule(active) : null;
-    const inter = active?.intermediate;
+    const schedule = active ? automaticSchedule(active) : null;
+    const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
     return {
       trustDomain: state.trustDomain,
       sequence: state.sequence,
@@ -236,10 +242,8 @@ export class CaRuntime {
         ...(r.phase === 'retiring' ? { retireableAt: new Date(retireableAt(r)).toISOString() } : {}),
         ...(r.phase === 'prepared' ? { propagation: this.propagationStatus(r.addedAtSequence) } : {}),
       })),
-      intermediate: inter
-        ? { notAfter: new Date(inter.notAfter).toISOString(), renewAt: new Date(inter.notBefore + ((inter.notAfter - inter.notBefore) * 2) / 3).toISOString() }
-        : null,
-      schedule: schedule ? { prepareAt: new Date(schedule.prepareAt).toISOString(), activateAt: new Date(schedule.activateAt).toISOString() } : null,
+      intermediate: active ? { notAfter: new Date(active.intermediate.notAfter).toISOString(), renewAt: iso(intermediateRenewalAt(active)), plugged: active.plugged } : null,
+      schedule: schedule ? { prepareAt: iso(schedule.prepareAt), activateAt: new Date(schedule.activateAt).toISOString() } : null,
       nextStep: this.options.autoRotate ? dueStep(state, now) : null,
     };
   }
@@ -257,11 +261,9 @@ export class CaRuntime {
         await this.mutate('renew-intermediate', (s, t) => renewIntermediates(s, t, this.options.lifetimes), true);
       }
       if (this.options.autoRotate && this.options.isLeader()) {
+        // dueStep never prepares after a plugged-in root: the operator supplies its successor.
         const step = dueStep(this.state(), now);
-        // An operator-supplied (plugged-in) CA is replaced by the operator, never by a generated
-        // root; removing a root whose leaves have expired is safe either way.
-        const pluggedActive = activeRoot(this.state())?.plugged === true;
-        if (step === 'prepare' && !pluggedActive) await this.prepare();
+        if (step === 'prepare') await this.prepare();
         else if (step === 'activate') await this.activate(false).catch((err: unknown) => this.logNotYet(err));
         else if (step === 'retire') await this.retire(false);
       }

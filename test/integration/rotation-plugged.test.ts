@@ -4,13 +4,16 @@
  * RAMPART_ERR_PLUGGED_CA_INVALID (exit 2 from the CLI); a new plugged-in CA enters as `prepared`
  * and then goes through activate and retire like any other root.
  */
+import { X509Certificate } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { strict as assert } from 'node:assert';
 import { after, before, test } from 'node:test';
 import { createKeyAndCsr } from '../../src/agent/csr.js';
+import { ManualClock } from '../../src/core/clock.js';
 import { isRampartError } from '../../src/core/errors.js';
+import { formatStatus } from '../../src/cli/commands/root.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { httpsJson } from '../helpers/https.js';
 import { OpenSsl } from '../helpers/openssl.js';
@@ -32,16 +35,16 @@ after(async () => {
 const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
 
 /** A self-signed offline root; returns the file names of its cert and key. */
-async function offlineRoot(name: string): Promise<{ cert: string; key: string }> {
+async function offlineRoot(name: string, days = 3650): Promise<{ cert: string; key: string }> {
   const cert = `${name}-cert.pem`;
   const key = `${name}-key.pem`;
-  await ssl.run(['req', '-x509', ...EC, '-keyout', key, '-out', cert, '-subj', `/O=Offline ${name}/CN=${name}`, '-days', '3650',
+  await ssl.run(['req', '-x509', ...EC, '-keyout', key, '-out', cert, '-subj', `/O=Offline ${name}/CN=${name}`, '-days', String(days),
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
   return { cert, key };
 }
 
 /** A certificate signed by `issuer`; `ca` picks CA or leaf extensions. */
-async function signed(name: string, issuer: { cert: string; key: string }, kind: { ca: boolean; pathLen?: number; san?: string; extra?: string }): Promise<{ cert: string; key: string }> {
+async function signed(name: string, issuer: { cert: string; key: string }, kind: { ca: boolean; pathLen?: number; san?: string; extra?: string; days?: number }): Promise<{ cert: string; key: string }> {
   const cert = `${name}-cert.pem`;
   const key = `${name}-key.pem`;
   await ssl.run(['req', '-new', ...EC, '-keyout', key, '-out', `${name}.csr`, '-subj', `/O=Offline/CN=${name}`]);
@@ -49,7 +52,7 @@ async function signed(name: string, issuer: { cert: string; key: string }, kind:
     ? `basicConstraints=critical,CA:TRUE${kind.pathLen === undefined ? '' : `,pathlen:${kind.pathLen}`}\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid:always\nsubjectAltName=URI:${kind.san ?? 'spiffe://cluster.local'}\n${kind.extra ?? ''}`
     : 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid:always\n';
   await ssl.write(`${name}.ext`, ext);
-  await ssl.run(['x509', '-req', '-in', `${name}.csr`, '-CA', issuer.cert, '-CAkey', issuer.key, '-CAcreateserial', '-days', '365', '-extfile', `${name}.ext`, '-out', cert]);
+  await ssl.run(['x509', '-req', '-in', `${name}.csr`, '-CA', issuer.cert, '-CAkey', issuer.key, '-CAcreateserial', '-days', String(kind.days ?? 365), '-extfile', `${name}.ext`, '-out', cert]);
   return { cert, key };
 }
 
@@ -273,5 +276,46 @@ test('a new root in the plugged-in files while the CA runs enters the bundle as 
     await issueAndVerify(ca, rootG.cert, 1);
   } finally {
     await ca.close();
+  }
+});
+
+test('root status of a plugged-in CA says it is plugged in and when its chain ends, with no renewal or automatic prepare that would never run', async () => {
+  const root = await offlineRoot('root-s', 60);
+  const inter = await signed('inter-s', root, { ca: true, pathLen: 0, days: 50 });
+  const dir = cacerts('s', { caCert: inter.cert, caKey: inter.key, chain: [inter.cert, root.cert], root: root.cert });
+  const chainEnd = new Date(Date.parse(new X509Certificate(readFileSync(ssl.path(inter.cert))).validTo)).toISOString();
+  const stateDir = join(scratch, 'state-status');
+
+  // Through the admin API and the CLI, as an operator reads it.
+  const ca = await startTestCa({ 'plugged-ca': dir }, { stateDir });
+  try {
+    const admin = await ca.token('rampart-system', 'rampart-admin');
+    const tokenFile = join(scratch, 'status-admin.token');
+    writeFileSync(tokenFile, admin, { mode: 0o600 });
+    const api = await adminCall(ca.apiUrl, ca.rootCertPem(), admin, 'status');
+    assert.equal(api.status, 200, api.text);
+    assert.deepEqual(api.body.intermediate, { notAfter: chainEnd, renewAt: null, plugged: true });
+    assert.equal(api.body.schedule.prepareAt, null);
+    const cli = await runCli(['root', 'status', '--ca-url', ca.apiUrl, '--ca-bundle', join(stateDir, 'root-cert.pem'), '--token-file', tokenFile]);
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.match(cli.stdout, /^plugged-in CA: the operator supplies the root and intermediate \(--plugged-ca\); the CA renews neither$/m);
+    assert.match(cli.stdout, new RegExp(`^plugged-in chain valid until ${chainEnd.replace(/\./g, '\\.')} \\(its first expiry\\): replace ca-cert\\.pem and ca-key\\.pem before then$`, 'm'));
+    assert.match(cli.stdout, /^automatic schedule: no new root is prepared for a plugged-in root \(plug in its successor\); a root prepared meanwhile is activated from \S+$/m);
+    assert.doesNotMatch(cli.stdout, /renews at|prepare at/);
+  } finally {
+    await ca.close();
+  }
+
+  // 40 days on, a generated root of this 60-day life would be due for its successor (30 days
+  // before its end); a plugged-in one is not, and the status must not say it is.
+  const later = await startTestCa({ 'plugged-ca': dir }, { stateDir, clock: new ManualClock(Date.now() + 40 * 86_400_000) });
+  try {
+    await later.runtime.tick();
+    const status = later.runtime.status();
+    assert.equal(status.nextStep, null);
+    assert.deepEqual(assertConsistentDir(stateDir).roots.map((r) => r.phase), ['active'], 'and the CA prepared nothing');
+    assert.doesNotMatch(formatStatus(status), /next automatic step|renews at|prepare at/);
+  } finally {
+    await later.close();
   }
 });

@@ -6,8 +6,10 @@ import { ConflictError } from '../../src/core/errors.js';
 import {
   activateRoot,
   activeRoot,
+  automaticSchedule,
   bootstrapState,
   dueStep,
+  intermediateRenewalAt,
   intermediateRenewalDue,
   prepareRoot,
   renewIntermediates,
@@ -207,4 +209,22 @@ test('a plugged-in root takes the intermediate the operator supplies; nothing el
   assert.equal(replacePluggedIntermediate(s, { ...plugged, rootFingerprint: 'f'.repeat(64) }, T0 + HOUR), s, 'another root');
   const retiring: CaState = { ...s, roots: [{ ...s.roots[0]!, phase: 'retiring' }] };
   assert.equal(replacePluggedIntermediate(retiring, plugged, T0 + HOUR), retiring, 'a retiring root signs nothing');
+});
+
+test('after a plugged-in active root the schedule prepares nothing and renews no intermediate, but still activates a prepared root', () => {
+  const generated = bootstrapState('cluster.local', T0, LIFE);
+  const root = generated.roots[0]!;
+  const s: CaState = { ...generated, roots: [{ ...root, plugged: true, keyPem: null }] };
+  const { prepareAt, activateAt } = rotationSchedule(root);
+  assert.deepEqual(automaticSchedule(s.roots[0]!), { prepareAt: null, activateAt });
+  assert.deepEqual(automaticSchedule(root), { prepareAt, activateAt });
+  assert.equal(dueStep(s, prepareAt), null);
+  assert.equal(dueStep(s, root.notAfter - 1), null);
+  assert.equal(dueStep(generated, prepareAt), 'prepare');
+  assert.equal(intermediateRenewalAt(s.roots[0]!), null);
+  assert.equal(intermediateRenewalAt(root), root.intermediate.notBefore + ((root.intermediate.notAfter - root.intermediate.notBefore) * 2) / 3);
+  // A root prepared meanwhile (the operator's next plugged-in root, or an admin's prepare) is activated on time.
+  const prepared = prepareRoot(s, T0 + HOUR, LIFE);
+  assert.equal(dueStep(prepared, activateAt - 1), null);
+  assert.equal(dueStep(prepared, activateAt), 'activate');
 });

@@ -40,6 +40,16 @@ function pad(text: string, width: number): string {
   return text.length >= width ? text : text + ' '.repeat(width - text.length);
 }
 
+/** What signs now, and who renews it: the CA itself, or the operator for a plugged-in CA. */
+function intermediateLines(intermediate: RotationStatus['intermediate']): string[] {
+  if (intermediate === null) return ['no signing intermediate'];
+  if (!intermediate.plugged) return [`signing intermediate valid until ${intermediate.notAfter} (renews at ${intermediate.renewAt ?? '?'})`];
+  return [
+    'plugged-in CA: the operator supplies the root and intermediate (--plugged-ca); the CA renews neither',
+    `plugged-in chain valid until ${intermediate.notAfter} (its first expiry): replace ca-cert.pem and ca-key.pem before then`,
+  ];
+}
+
 /** Renders the admin status as a readable table. */
 export function formatStatus(status: RotationStatus): string {
   const rows = status.roots.map((r) => {
@@ -57,9 +67,16 @@ export function formatStatus(status: RotationStatus): string {
     line(header),
     ...rows.map(line),
     '',
-    status.intermediate ? `signing intermediate valid until ${status.intermediate.notAfter} (renews at ${status.intermediate.renewAt})` : 'no signing intermediate',
+    ...intermediateLines(status.intermediate),
   ];
-  if (status.schedule) out.push(`automatic schedule: prepare at ${status.schedule.prepareAt}, activate at ${status.schedule.activateAt}`);
+  const schedule = status.schedule;
+  if (schedule) {
+    out.push(
+      schedule.prepareAt === null
+        ? `automatic schedule: no new root is prepared for a plugged-in root (plug in its successor); a root prepared meanwhile is activated from ${schedule.activateAt}`
+        : `automatic schedule: prepare at ${schedule.prepareAt}, activate at ${schedule.activateAt}`,
+    );
+  }
   if (status.nextStep) out.push(`next automatic step due now: ${status.nextStep}`);
   return `${out.join('\n')}\n`;
 }

@@ -216,21 +216,41 @@ export function rotationSchedule(root: RootRecord): { prepareAt: number; activat
   };
 }
 
+/**
+ * The automatic schedule as the CA follows it for the active root. A plugged-in root's successor
+ * comes from the operator (new files under --plugged-ca), never from a generated root, so it has
+ * no prepare time; a root prepared meanwhile is still activated on time.
+ */
+export function automaticSchedule(root: RootRecord): { prepareAt: number | null; activateAt: number } {
+  const { prepareAt, activateAt } = rotationSchedule(root);
+  return { prepareAt: root.plugged ? null : prepareAt, activateAt };
+}
+
+/**
+ * When the CA renews a root's intermediate by itself (at 2/3 of its life), or null when it cannot:
+ * a plugged-in root's key is offline, so the operator supplies each new intermediate.
+ */
+export function intermediateRenewalAt(root: RootRecord): number | null {
+  if (root.keyPem === null) return null;
+  const { notBefore, notAfter } = root.intermediate;
+  return notBefore + ((notAfter - notBefore) * 2) / 3;
+}
+
 /** The step the automatic schedule wants now, if any. */
 export type ScheduledStep = 'prepare' | 'activate' | 'retire' | null;
 
 /**
  * Retire first (it only shrinks the bundle), then activate a prepared root once the active one
  * reaches its activation time, then prepare; never prepare while an older root is still retiring,
- * so the bundle holds at most three roots.
+ * so the bundle holds at most three roots, nor after a plugged-in root (automaticSchedule).
  */
 export function dueStep(state: CaState, now: number): ScheduledStep {
   if (state.roots.some((r) => r.phase === 'retiring' && now >= retireableAt(r))) return 'retire';
   const active = activeRoot(state);
   if (!active) return null;
-  const schedule = rotationSchedule(active);
+  const schedule = automaticSchedule(active);
   const prepared = state.roots.find((r) => r.phase === 'prepared');
   if (prepared) return now >= schedule.activateAt ? 'activate' : null;
   if (state.roots.some((r) => r.phase === 'retiring')) return null;
-  return now >= schedule.prepareAt ? 'prepare' : null;
+  return schedule.prepareAt !== null && now >= schedule.prepareAt ? 'prepare' : null;
 }
