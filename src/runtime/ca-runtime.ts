@@ -96,6 +96,7 @@ export class CaRuntime {
   private ratioUpdatedAt = Number.NEGATIVE_INFINITY;
   /** A plugged-in root that could not be prepared, so the refusal is logged once. */
   private pluggedRefused: string | undefined;
+  private wroteFirstState = false;
 
   constructor(private readonly options: CaRuntimeOptions) {}
 
@@ -108,7 +109,11 @@ export class CaRuntime {
       try {
         const revision = await this.options.store.save(state, null);
         stored = { state, revision };
-        this.options.logger.info({ event: 'root-created', fingerprint: state.roots[0]?.fingerprint, phase: 'active', sequence: state.sequence }, 'created the first root and signing intermediate');
+        this.wroteFirstState = true;
+        // A plugged-in CA's root is the operator's, not created here: start-ca.ts logs plugged-ca-loaded.
+        if (this.options.plugged === undefined) {
+          this.options.logger.info({ event: 'root-created', fingerprint: state.roots[0]?.fingerprint, phase: 'active', sequence: state.sequence }, 'created the first root and signing intermediate');
+        }
       } catch (err) {
         if (!(err instanceof ConflictError)) throw err;
         stored = await this.options.store.load();
@@ -147,6 +152,11 @@ export class CaRuntime {
   current(): SigningContext {
     if (this.context === null) throw new StateError('RAMPART_ERR_NOT_READY', 'the CA has not loaded its state yet');
     return this.context;
+  }
+
+  /** Whether start() found no stored state and wrote the first one (another replica may have). */
+  get createdState(): boolean {
+    return this.wroteFirstState;
   }
 
   get ready(): boolean {

@@ -69,6 +69,25 @@ function loadPlugged(config: CaConfig, now: number): PluggedCa | undefined {
   return config.pluggedCaDir ? validatePluggedCa(readPluggedCaFiles(config.pluggedCaDir), config.trustDomain, now) : undefined;
 }
 
+/** Says which plugged-in CA this process loaded and where its root stands; no root was created. */
+function logPluggedLoaded(logger: Logger, runtime: CaRuntime, plugged: PluggedCa): void {
+  const state = runtime.state();
+  const phase = state.roots.find((r) => r.fingerprint === plugged.rootFingerprint)?.phase;
+  logger.info(
+    {
+      event: 'plugged-ca-loaded',
+      fingerprint: plugged.rootFingerprint,
+      phase,
+      chainNotAfter: new Date(plugged.intermediate.notAfter).toISOString(),
+      sequence: state.sequence,
+      newState: runtime.createdState,
+    },
+    runtime.createdState
+      ? 'started a new CA state with the plugged-in CA as its active root (its root comes from --plugged-ca; none was created)'
+      : `loaded the plugged-in CA; its root is ${phase ?? 'not'} in the trust bundle`,
+  );
+}
+
 /** Opens the store and starts the runtime (the single writer of CA state). */
 export async function startCaCore(config: CaConfig, options: StartCaOptions): Promise<CaCore> {
   const logger = options.logger;
@@ -127,6 +146,7 @@ export async function startCaCore(config: CaConfig, options: StartCaOptions): Pr
     }
     logger.warn({ root: plugged.rootFingerprint }, 'the plugged-in CA differs from the stored roots; it was added as a prepared root, activate it to switch');
   }
+  if (plugged) logPluggedLoaded(logger, runtime, plugged);
   kubernetes?.followBundle(runtime);
   return {
     runtime,

@@ -75,6 +75,11 @@ async function offlineCa(name: string): Promise<{ root: { cert: string; key: str
   return { root, dir: cacerts(name, { caCert: inter.cert, caKey: inter.key, chain: [inter.cert, root.cert], root: root.cert }) };
 }
 
+/** The CA's log lines with event `name`, parsed. */
+function events(ca: TestCa, name: string): Array<Record<string, unknown>> {
+  return ca.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l['event'] === name);
+}
+
 /** Issues a fresh leaf from `ca`; returns its chain (leaf first). */
 async function issueChain(ca: TestCa): Promise<string[]> {
   const { csrPem } = createKeyAndCsr();
@@ -113,6 +118,12 @@ test('a plugged-in CA (one and two levels below an offline root) issues leaves t
     const state = assertConsistentDir(ca.stateDir);
     assert.equal(state.roots[0]!.plugged, true);
     assert.equal(state.roots[0]!.keyPem, null, 'the offline root key is never held');
+    // No root was created: the log says which plugged-in CA was loaded.
+    assert.deepEqual(events(ca, 'root-created'), []);
+    assert.deepEqual(
+      events(ca, 'plugged-ca-loaded').map((l) => [l['fingerprint'], l['phase'], l['newState']]),
+      [[state.roots[0]!.fingerprint, 'active', true]],
+    );
     assert.deepEqual(pemFingerprints(ca.rootCertPem()), pemFingerprints(readFileSync(ssl.path(root.cert), 'utf8')));
     await issueAndVerify(ca, root.cert, 1);
   } finally {
@@ -173,6 +184,7 @@ test('moving to a new plugged-in CA goes prepared -> active -> retiring -> remov
     let state = assertConsistentDir(stateDir);
     assert.deepEqual(state.roots.map((r) => [r.phase, r.plugged]), [['active', true], ['prepared', true]]);
     assert.ok(ca.logLines.some((l) => l.includes('the plugged-in CA differs from the stored roots')));
+    assert.deepEqual(events(ca, 'plugged-ca-loaded').map((l) => [l['fingerprint'], l['phase'], l['newState']]), [[state.roots[1]!.fingerprint, 'prepared', false]]);
     assert.ok(ca.logLines.some((l) => l.includes('"event":"rotation-prepare"')));
     // Still signing under A until activation, but B is trusted already.
     await issueAndVerify(ca, rootA.cert, 1);
@@ -198,6 +210,8 @@ test('moving to a new plugged-in CA goes prepared -> active -> retiring -> remov
   const again = await startTestCa({ 'plugged-ca': dirB }, { stateDir });
   try {
     assert.deepEqual(assertConsistentDir(stateDir).roots.map((r) => r.phase), ['active']);
+    assert.deepEqual(events(again, 'plugged-ca-loaded').map((l) => [l['phase'], l['newState']]), [['active', false]]);
+    assert.deepEqual(events(again, 'root-created'), []);
   } finally {
     await again.close();
   }
