@@ -23,6 +23,7 @@ import type { ConnectionBalance } from '../server/connection-balance.js';
 import { listenNamed } from '../server/listen-failure.js';
 import { createMonitoringServer } from '../server/monitoring.js';
 import { isPrimaryMessage, isWorkerMessage, type PrimaryMessage, type WorkerMessage } from './cluster-messages.js';
+import type { CaRuntime } from './ca-runtime.js';
 import { ReplicaRuntime } from './replica-runtime.js';
 import { startApi } from './start-api.js';
 import { startCaCore } from './start-ca.js';
@@ -33,6 +34,8 @@ const CONNECTION_COUNT_INTERVAL_MS = 250;
 export interface RunningClusterCa {
   readonly apiUrl: string;
   readonly monitoringUrl: string;
+  /** The primary's runtime, which holds the CA state. */
+  readonly runtime: CaRuntime;
   stop(): Promise<void>;
 }
 
@@ -189,6 +192,7 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
   return {
     apiUrl: url,
     monitoringUrl: `http://${formatHostPort({ host: config.monitoringListen.host === '0.0.0.0' ? '127.0.0.1' : config.monitoringListen.host, port: monPort })}`,
+    runtime,
     stop: stopWorkersAndCore,
   };
 }

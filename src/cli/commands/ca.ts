@@ -3,9 +3,6 @@ import { loadCaConfig, type CaFlags } from '../../config/ca-config.js';
 import { createLogger } from '../../observability/logger.js';
 import { startCa } from '../../runtime/start-ca.js';
 import { isClusterWorker, startClusterPrimary, startClusterWorker } from '../../runtime/cluster-ca.js';
-import { decodeState } from '../../store/state-codec.js';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { CaConfig } from '../../config/ca-config.js';
 import { parseFlags, type FlagSpec } from '../args.js';
 import { waitForShutdownSignal } from '../signals.js';
@@ -89,32 +86,39 @@ export async function runCa(argv: readonly string[]): Promise<number> {
   // says it is up) stops it cleanly once it is up, instead of killing it mid-write.
   const shutdown = waitForShutdownSignal();
   const ca = config.workers > 1 ? await startClusterPrimary(config, logger) : await startCa(config, { logger });
-  const status = await readStatus(config);
-  const active = status.roots.find((r) => r.phase === 'active');
-  logger.info({ event: 'ca-started', apiUrl: ca.apiUrl, monitoringUrl: ca.monitoringUrl, trustDomain: config.trustDomain, authn: config.authn, workers: config.workers, rootFingerprint: active?.fingerprint, bundleSequence: status.sequence }, 'rampart CA is up');
-  if (config.store === 'file') {
-    process.stderr.write(
-      `\nRampart CA listening on ${ca.apiUrl}  (monitoring ${ca.monitoringUrl})\n` +
-        `  trust domain: ${config.trustDomain}\n` +
-        `  root:         ${active?.fingerprint ?? '?'}  (state in ${config.stateDir}/)\n` +
-        `  trust bundle: ${config.stateDir}/root-cert.pem\n\n` +
-        `Get a token and a certificate (in another shell):\n` +
-        `  TOKEN=$(npx rampart token --namespace default --service-account demo --state-dir ${config.stateDir})\n` +
-        `  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout demo.key -subj / -out demo.csr\n` +
-        `  curl --cacert ${config.stateDir}/root-cert.pem -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \\\n` +
-        `       --data "{\\"csr\\":\\"$(awk '{printf "%s\\\\n", $0}' demo.csr)\\"}" ${ca.apiUrl}/v1/certificates\n` +
-        `  (or let the agent do it: npx rampart agent --help)\n\n`,
-    );
-  }
+  // What the CA holds now, whichever store it came from (the file store, or the Kubernetes Secret).
+  const state = ca.runtime.state();
+  const active = state.roots.find((r) => r.phase === 'active');
+  logger.info({ event: 'ca-started', apiUrl: ca.apiUrl, monitoringUrl: ca.monitoringUrl, trustDomain: config.trustDomain, authn: config.authn, workers: config.workers, rootFingerprint: active?.fingerprint, bundleSequence: state.sequence }, 'rampart CA is up');
+  process.stderr.write(await banner(config, ca.apiUrl, ca.monitoringUrl, active?.fingerprint ?? '?'));
   const signal = await shutdown;
   logger.info({ signal }, 'shutting down');
   await ca.stop();
   return 0;
 }
 
-/** Roots and sequence for the startup banner, read back from what the CA persisted. */
-async function readStatus(config: CaConfig): Promise<{ sequence: number; roots: Array<{ phase: string; fingerprint: string }> }> {
-  if (config.store !== 'file') return { sequence: 0, roots: [] };
-  const state = decodeState(readFileSync(join(config.stateDir, 'state.json'), 'utf8'));
-  return { sequence: state.sequence, roots: state.roots.map((r) => ({ phase: r.phase, fingerprint: r.fingerprint })) };
+/** What an operator needs first: where the CA listens, its root, where its state and bundle are. */
+async function banner(config: CaConfig, apiUrl: string, monitoringUrl: string, rootFingerprint: string): Promise<string> {
+  const head = `\nRampart CA listening on ${apiUrl}  (monitoring ${monitoringUrl})\n  trust domain: ${config.trustDomain}\n`;
+  if (config.store === 'kubernetes') {
+    // Already loaded by the Kubernetes store; imported here so a file-store CA never loads it.
+    const [{ STATE_SECRET_NAME }, { ROOT_CERT_CONFIGMAP }] = await Promise.all([import('../../store/kubernetes-store.js'), import('../../k8s/root-cert-publisher.js')]);
+    return (
+      head +
+      `  root:         ${rootFingerprint}  (state in Secret ${config.kubernetes.namespace}/${STATE_SECRET_NAME})\n` +
+      `  trust bundle: ConfigMap ${ROOT_CERT_CONFIGMAP} (key root-cert.pem) in every namespace, kept by the leader,\n` +
+      `                or ${apiUrl}/v1/trust-bundle?format=pem\n\n`
+    );
+  }
+  return (
+    head +
+    `  root:         ${rootFingerprint}  (state in ${config.stateDir}/)\n` +
+    `  trust bundle: ${config.stateDir}/root-cert.pem\n\n` +
+    `Get a token and a certificate (in another shell):\n` +
+    `  TOKEN=$(npx rampart token --namespace default --service-account demo --state-dir ${config.stateDir})\n` +
+    `  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout demo.key -subj / -out demo.csr\n` +
+    `  curl --cacert ${config.stateDir}/root-cert.pem -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \\\n` +
+    `       --data "{\\"csr\\":\\"$(awk '{printf "%s\\\\n", $0}' demo.csr)\\"}" ${apiUrl}/v1/certificates\n` +
+    `  (or let the agent do it: npx rampart agent --help)\n\n`
+  );
 }
