@@ -110,10 +110,27 @@ test('rampart cert inspect FILE prints SPIFFE ID, serial, validity, key type and
   assert.match(r.stdout, new RegExp(`^Not before:\\s+${res.body.notBefore.replace(/\./g, '\\.')}`, 'm'));
   assert.match(r.stdout, /^Key:\s+ECDSA P-384$/m);
   assert.match(r.stdout, /^CA:\s+no$/m);
+  assert.doesNotMatch(r.stdout, /^Warning:/m);
   assert.match(r.stdout, /^\s+\[1\] .*Rampart Intermediate CA G1.*spiffe:\/\/cluster\.local /m);
   const missing = await cli(['cert', 'inspect', join(dir, 'nope.pem')]);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /cannot read .*nope\.pem: ENOENT/);
+});
+
+test('cert inspect on a certificate with two URI SANs says it is no X.509-SVID instead of showing the first as its SPIFFE ID', async () => {
+  const sans = ['spiffe://cluster.local/ns/shop/sa/web', 'spiffe://cluster.local/ns/shop/sa/admin'];
+  await ssl.run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'two-uris.key', '-out', 'two-uris.pem', '-subj', '/O=Two URIs', '-days', '1',
+    '-addext', `subjectAltName=${sans.map((u) => `URI:${u}`).join(',')}`, '-addext', 'basicConstraints=critical,CA:FALSE', '-addext', 'keyUsage=critical,digitalSignature']);
+  const [text, json] = await Promise.all([cli(['cert', 'inspect', ssl.path('two-uris.pem')]), cli(['cert', 'inspect', ssl.path('two-uris.pem'), '--json'])]);
+  // As for an expired certificate or a bundle: the file was read, so the verdict is in the output.
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /^SPIFFE ID:\s+\(none: not an X\.509-SVID\)$/m);
+  assert.match(text.stdout, /^Warning:\s+2 URI SANs \(spiffe:\/\/cluster\.local\/ns\/shop\/sa\/web, spiffe:\/\/cluster\.local\/ns\/shop\/sa\/admin\); an X\.509-SVID must have exactly one, so this is no SVID$/m);
+  assert.equal(json.code, 0, json.stderr);
+  const [summary] = JSON.parse(json.stdout) as Array<{ spiffeId: string | null; uriSans: string[]; warnings: string[] }>;
+  assert.equal(summary?.spiffeId, null);
+  assert.deepEqual(summary?.uriSans, sans);
+  assert.equal(summary?.warnings.length, 1);
 });
 
 test('rampart bundle --ca-url --ca-bundle --format json|pem|jwks', async () => {

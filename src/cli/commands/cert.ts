@@ -10,11 +10,17 @@ import { parseFlags, UsageError } from '../args.js';
 export const CERT_HELP = `Usage: rampart cert inspect FILE [--json]
 
 Prints the SPIFFE ID, serial, validity, key type and chain of a PEM certificate file
-(e.g. an agent's cert-chain.pem).
+(e.g. an agent's cert-chain.pem). Problems with what the file says (an expired certificate, one
+that is no X.509-SVID) are printed, and the exit status stays 0; it is 2 when the file cannot be
+read or holds no certificate.
 `;
 
 export interface CertSummary {
+  /** The SPIFFE ID, only when the certificate carries exactly one URI SAN and it is a spiffe:// URI. */
   spiffeId: string | null;
+  uriSans: string[];
+  /** What keeps this certificate from being a valid X.509-SVID, in words. */
+  warnings: string[];
   serial: string;
   subject: string;
   issuer: string;
@@ -30,8 +36,14 @@ export function summarize(der: Buffer): CertSummary {
   const x509 = new X509Certificate(der);
   const uris = uriSans(parsed);
   const bc = basicConstraints(parsed);
+  const warnings: string[] = [];
+  // SPIFFE X509-SVID spec, section 2: "An X.509 SVID MUST contain exactly one URI SAN". With two,
+  // a verifier cannot tell which identity is meant, so neither is this certificate's.
+  if (uris.length > 1) warnings.push(`${uris.length} URI SANs (${uris.join(', ')}); an X.509-SVID must have exactly one, so this is no SVID`);
   return {
-    spiffeId: uris.find((u) => u.startsWith('spiffe://')) ?? null,
+    spiffeId: uris.length === 1 && uris[0]?.startsWith('spiffe://') ? uris[0] : null,
+    uriSans: uris,
+    warnings,
     serial: serialHex(parsed),
     // Node reports an empty subject (every SVID's) as undefined.
     subject: (x509.subject ?? '').replace(/\n/g, ', ') || '(empty)',
@@ -90,7 +102,8 @@ export async function runCert(argv: readonly string[]): Promise<number> {
   // A chain names each certificate's issuer next; a bundle of roots (root-cert.pem) does not.
   const linked = chain.every((c, i) => (i === 0 ? leaf : chain[i - 1])?.issuer === c.subject);
   const lines = [
-    `SPIFFE ID:   ${leaf.spiffeId ?? '(none)'}`,
+    `SPIFFE ID:   ${leaf.spiffeId ?? (leaf.warnings.length > 0 ? '(none: not an X.509-SVID)' : '(none)')}`,
+    ...leaf.warnings.map((w) => `Warning:     ${w}`),
     `Serial:      ${leaf.serial}`,
     `Subject:     ${leaf.subject}`,
     `Issuer:      ${leaf.issuer}`,
