@@ -76,6 +76,8 @@ export interface RotationStatus {
   readonly intermediate: { notAfter: string; renewAt: string | null; plugged: boolean } | null;
   /** The automatic schedule for the active root; a plugged-in root has no `prepareAt`. */
   readonly schedule: { prepareAt: string | null; activateAt: string } | null;
+  /** Whether the CA takes the schedule's steps itself (`--auto-rotate`); if not, they are advice. */
+  readonly autoRotate: boolean;
   readonly nextStep: string | null;
 }
 
@@ -254,6 +256,7 @@ export class CaRuntime {
       })),
       intermediate: active ? { notAfter: new Date(active.intermediate.notAfter).toISOString(), renewAt: iso(intermediateRenewalAt(active)), plugged: active.plugged } : null,
       schedule: schedule ? { prepareAt: iso(schedule.prepareAt), activateAt: new Date(schedule.activateAt).toISOString() } : null,
+      autoRotate: this.options.autoRotate,
       nextStep: this.options.autoRotate ? dueStep(state, now) : null,
     };
   }

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { formatStatus } from '../../src/cli/commands/root.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { spawnCli } from '../helpers/cli.js';
 import { httpsJson } from '../helpers/https.js';
@@ -153,6 +154,11 @@ test('cert inspect on a two-root bundle says it is no chain; root and bundle fil
   const rotated = await startTestCa({ 'auto-rotate': 'false' });
   try {
     await rotated.runtime.prepare();
+    // A CA that runs no schedule must not call the schedule it would follow "automatic".
+    const manual = formatStatus(rotated.runtime.status());
+    assert.match(manual, /^automatic rotation is off \(--auto-rotate false\), nothing runs by itself; the schedule it would follow: prepare at /m);
+    assert.doesNotMatch(manual, /^automatic schedule:/m);
+    assert.match(formatStatus(ca.runtime.status()), /^automatic schedule: prepare at \S+, activate at \S+$/m);
     const bundle = join(dir, 'two-roots.pem');
     await writeFile(bundle, rotated.rootCertPem());
     const inspected = await cli(['cert', 'inspect', bundle]);

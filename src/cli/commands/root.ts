@@ -71,10 +71,12 @@ export function formatStatus(status: RotationStatus): string {
   ];
   const schedule = status.schedule;
   if (schedule) {
+    // Older CAs do not send autoRotate; they always ran the schedule.
+    const heading = status.autoRotate === false ? 'automatic rotation is off (--auto-rotate false), nothing runs by itself; the schedule it would follow:' : 'automatic schedule:';
     out.push(
       schedule.prepareAt === null
-        ? `automatic schedule: no new root is prepared for a plugged-in root (plug in its successor); a root prepared meanwhile is activated from ${schedule.activateAt}`
-        : `automatic schedule: prepare at ${schedule.prepareAt}, activate at ${schedule.activateAt}`,
+        ? `${heading} no new root is prepared for a plugged-in root (plug in its successor); a root prepared meanwhile is activated from ${schedule.activateAt}`
+        : `${heading} prepare at ${schedule.prepareAt}, activate at ${schedule.activateAt}`,
     );
   }
   if (status.nextStep) out.push(`next automatic step due now: ${status.nextStep}`);
