@@ -259,6 +259,14 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
     if (!jwksIssuer) throw invalid('--authn jwks needs --jwks-issuer (and --jwks-file or --jwks-url, or OIDC discovery from the issuer)');
     const fileP = flags['jwks-file'] ?? str(jwksFile, 'file');
     const url = flags['jwks-url'] ?? str(jwksFile, 'url');
+    // Each names where the keys come from; taking one and dropping the other silently would
+    // verify tokens against keys the operator did not mean (a flag does not override the other
+    // setting's config key either: the two are different settings).
+    if (fileP && url) {
+      const fileName = settingName(flags, 'jwks-file', jwksFile, 'file', 'jwks.file');
+      const urlName = settingName(flags, 'jwks-url', jwksFile, 'url', 'jwks.url');
+      throw invalid(`${fileName} and ${urlName} both say where the jwks keys come from; give one of them (or neither, for OIDC discovery from the issuer)`);
+    }
     const caFile = str(jwksFile, 'caFile');
     jwks = {
       issuer: jwksIssuer,

@@ -78,6 +78,13 @@ test('usage errors exit 2 with one clear line and no stack trace', async () => {
   assert.match(unknown.stderr, /^rampart: unknown command "frobnicate" \[RAMPART_ERR_USAGE\]$/m);
 });
 
+test('rampart ca with both --jwks-file and --jwks-url refuses to start (exit 2, config error naming both)', async () => {
+  const r = await cli(['ca', '--state-dir', dir, '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0', '--authn', 'jwks', '--jwks-issuer', 'https://issuer.example', '--jwks-file', join(dir, 'keys.json'), '--jwks-url', 'https://issuer.example/keys']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /^rampart ca: --jwks-file and --jwks-url both say where the jwks keys come from; .* \[RAMPART_ERR_CONFIG_INVALID\]$/m);
+  assert.doesNotMatch(r.stderr, /listening|\n\s+at /);
+});
+
 test('rampart token prints a JWT shaped like a projected service-account token, accepted by the CA', async () => {
   const r = await cli(['token', '--namespace', 'shop', '--service-account', 'cart', '--state-dir', ca.stateDir]);
   assert.equal(r.code, 0, r.stderr);

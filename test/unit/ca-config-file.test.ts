@@ -62,6 +62,15 @@ test('jwks flags without the jwks authenticator are refused rather than ignored'
   assert.equal(loadCaConfig({ authn: 'jwks', 'jwks-issuer': 'https://issuer.example', 'jwks-file': '/tmp/keys.json' }, {}).jwks?.file, '/tmp/keys.json');
 });
 
+test('a JWKS file and a JWKS URL together are refused, from flags, the file or both, rather than the URL ignored', () => {
+  const jwks = { authn: 'jwks', 'jwks-issuer': 'https://issuer.example' } as const;
+  refused(() => loadCaConfig({ ...jwks, 'jwks-file': '/tmp/keys.json', 'jwks-url': 'https://issuer.example/keys' }, {}), /^--jwks-file and --jwks-url both say where the jwks keys come from; give one of them/);
+  refused(() => withFile({ authn: 'jwks', jwks: { issuer: 'https://issuer.example', file: '/tmp/keys.json', url: 'https://issuer.example/keys' } }), /^config "jwks\.file" and config "jwks\.url" both say/);
+  refused(() => withFile({ authn: 'jwks', jwks: { issuer: 'https://issuer.example', file: '/tmp/keys.json' } }, { 'jwks-url': 'https://issuer.example/keys' }), /^config "jwks\.file" and --jwks-url both say/);
+  assert.equal(loadCaConfig({ ...jwks, 'jwks-url': 'https://issuer.example/keys' }, {}).jwks?.url, 'https://issuer.example/keys');
+  assert.equal(loadCaConfig(jwks, {}).jwks?.discovery, true);
+});
+
 test('--root-ttl below 1h is refused: the rotation schedule could not keep a valid signer', () => {
   refused(() => loadCaConfig({ 'root-ttl': '6m', 'intermediate-ttl': '6m' }, {}), /--root-ttl must be at least 1h/);
   assert.equal(loadCaConfig({ 'root-ttl': '1h', 'intermediate-ttl': '20m' }, {}).lifetimes.rootTtlMs, 3_600_000);

@@ -24,7 +24,8 @@ Flags:
   --plugged-ca DIR             use ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem from DIR;
                                the files are re-read every 5 s: a renewed intermediate signs from
                                then on, a new root is added as prepared
-  --jwks-issuer URL  --jwks-file FILE  --jwks-url URL   settings of the jwks authenticator
+  --jwks-issuer URL  --jwks-file FILE  --jwks-url URL   settings of the jwks authenticator: its keys
+                               come from the file or the URL (not both), else by OIDC discovery
   --kubeconfig FILE  --namespace NS                     Kubernetes access (in-cluster otherwise)
   --lease-duration D  --renew-deadline D  --retry-period D   leader election (default 15s, 10s, 2s)
   --serving-name NAME          extra DNS name/IP for the CA's serving certificate (repeatable)
