@@ -83,22 +83,24 @@ export function createJwksAuthenticator(options: JwksAuthenticatorOptions): Auth
   // (the issuer may have rotated its signing key since the set was cached).
   // Callers learn only that the keys are unavailable; where they come from (a file path, an
   // internal URL) and why they failed is for the CA's log.
-  const keysOrUnavailable = async (load: () => Promise<JSONWebKeySet>): Promise<JSONWebKeySet> => {
+  const keysOrUnavailable = async (load: () => Promise<JSONWebKeySet>, logMessage: string): Promise<JSONWebKeySet> => {
     try {
       return await load();
     } catch (err) {
       if (!isRampartError(err) || err.code !== 'RAMPART_ERR_AUTHN_BACKEND_UNAVAILABLE') throw err;
-      options.logger?.warn({ source: source.description, reason: err.message }, 'JWKS cannot be loaded and no key set is cached');
+      options.logger?.warn({ source: source.description, reason: err.message }, logMessage);
       throw new UnavailableError('RAMPART_ERR_AUTHN_BACKEND_UNAVAILABLE', `the ${name} authenticator cannot load its issuer's signing keys now; retry later`, { retryAfterSeconds: err.retryAfterSeconds ?? 5 });
     }
   };
   const verifySignature = async (token: string, alg: JwtAlgorithm, kid: string | undefined): Promise<void> => {
-    const set = await keysOrUnavailable(() => source.current());
+    const set = await keysOrUnavailable(() => source.current(), 'JWKS cannot be loaded and no key set is cached');
     try {
       verifyJwsSignature(token, alg, candidateKeys(set, alg, kid));
     } catch (err) {
       if (!(err instanceof JwtRejection) || err.reason !== 'no-key') throw err;
-      const fresh: JSONWebKeySet = await keysOrUnavailable(() => source.refreshForUnknownKey());
+      // The cached set lacks the token's key and cannot be refreshed: the issuer may have rotated
+      // to that key, so the token is neither accepted nor called bad; the caller retries.
+      const fresh: JSONWebKeySet = await keysOrUnavailable(() => source.refreshForUnknownKey(), 'a token names a key the cached JWKS lacks and the JWKS cannot be reloaded; answering unavailable');
       if (fresh === set) throw err;
       verifyJwsSignature(token, alg, candidateKeys(fresh, alg, kid));
     }

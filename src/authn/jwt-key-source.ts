@@ -3,6 +3,8 @@
  * they are cached: loaded on first use, reloaded when older than `maxAgeMs`, reloaded early when
  * a token names an unknown `kid` (at most once per `minRefreshIntervalMs`, so garbage tokens
  * cannot turn the CA into a request amplifier against the issuer), and kept when a reload fails.
+ * A kept set still verifies the tokens it has keys for, but it cannot settle an unknown `kid`:
+ * while the latest load failed, such a token is answered "unavailable" (503, retry), not 401.
  */
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -35,7 +37,12 @@ export interface JwksKeySource {
   readonly description: string;
   /** The key set, loading or reloading it when missing or stale. */
   current(): Promise<JSONWebKeySet>;
-  /** Reloads now unless a load happened within the rate limit; returns the key set to use. */
+  /**
+   * Reloads now unless a load was tried within the rate limit; returns the key set to use.
+   * Rejects with the load's UnavailableError when the latest load failed (now or within the
+   * rate limit), even with a set cached: a key missing from a set that may be out of date says
+   * nothing about the token.
+   */
   refreshForUnknownKey(): Promise<JSONWebKeySet>;
 }
 
@@ -174,9 +181,12 @@ export function createJwksKeySource(
   let keys: JSONWebKeySet | undefined;
   let loadedAt = 0;
   let lastAttemptAt = Number.NEGATIVE_INFINITY;
+  // Why the latest load failed; undefined once a load succeeds.
+  let lastFailure: unknown;
   let inflight: Promise<JSONWebKeySet> | undefined;
 
-  const reload = (): Promise<JSONWebKeySet> => {
+  // Rejects when the load fails, cached set or not; callers decide whether the cache will do.
+  const attemptLoad = (): Promise<JSONWebKeySet> => {
     // One load at a time: a burst of requests with a cold cache costs one fetch.
     inflight ??= (async () => {
       lastAttemptAt = clock.now();
@@ -184,28 +194,37 @@ export function createJwksKeySource(
         const fresh = sanitizeJwks(await load(), description);
         keys = fresh;
         loadedAt = clock.now();
+        lastFailure = undefined;
         return fresh;
       } catch (err) {
-        if (keys === undefined) throw err;
-        options.logger?.warn({ source: description, err: (err as Error).message }, 'JWKS reload failed; keeping the cached key set');
-        return keys;
+        lastFailure = err;
+        if (keys !== undefined) options.logger?.warn({ source: description, err: (err as Error).message }, 'JWKS reload failed; keeping the cached key set');
+        throw err;
       } finally {
         inflight = undefined;
       }
     })();
     return inflight;
   };
+  const reloadKeepingCache = (): Promise<JSONWebKeySet> =>
+    attemptLoad().catch((err: unknown) => {
+      if (keys === undefined) throw err;
+      return keys;
+    });
 
   return {
     description,
     current: () => {
-      if (keys === undefined) return reload();
-      if (clock.now() - loadedAt >= maxAgeMs && clock.now() - lastAttemptAt >= minRefreshMs) return reload();
+      if (keys === undefined) return attemptLoad();
+      if (clock.now() - loadedAt >= maxAgeMs && clock.now() - lastAttemptAt >= minRefreshMs) return reloadKeepingCache();
       return Promise.resolve(keys);
     },
     refreshForUnknownKey: () => {
-      if (keys !== undefined && clock.now() - lastAttemptAt < minRefreshMs) return Promise.resolve(keys);
-      return reload();
+      if (inflight !== undefined) return inflight;
+      if (keys !== undefined && clock.now() - lastAttemptAt < minRefreshMs) {
+        return lastFailure === undefined ? Promise.resolve(keys) : Promise.reject(lastFailure as Error);
+      }
+      return attemptLoad();
     },
   };
 }

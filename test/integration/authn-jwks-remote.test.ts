@@ -10,6 +10,9 @@ import { promisify } from 'node:util';
 import { ManualClock } from '../../src/core/clock.js';
 import { UnavailableError } from '../../src/core/errors.js';
 import { createJwksAuthenticator } from '../../src/authn/jwks.js';
+import { createKeyAndCsr } from '../../src/agent/csr.js';
+import { startTestCa } from '../helpers/ca.js';
+import { httpsJson } from '../helpers/https.js';
 import { NOW, assertRejected, makeKey, projectedClaims, sign, tempDir, type TestKey } from '../unit/authn-jwt-helpers.js';
 
 const run = promisify(execFile);
@@ -200,6 +203,64 @@ test('picks up a rotated issuer key on an unknown kid', async () => {
     assert.equal(issuer.hits.get('/keys'), 2);
   } finally {
     await issuer.close();
+  }
+});
+
+test('an unknown kid while the JWKS URL fails is UnavailableError with Retry-After, not 401; once the URL answers it is 401 again', async () => {
+  const issuer = await startIssuer(http.createServer(), 'http', [rsa]);
+  try {
+    const clock = new ManualClock(NOW);
+    const auth = createJwksAuthenticator({ issuer: issuer.base, trustDomain: 'cluster.local', source: { kind: 'url', url: `${issuer.base}/keys` }, clock });
+    assert.ok(await auth.authenticate({ bearerToken: await sign(rsa, claimsFor(issuer)) }));
+    issuer.failWith = 503;
+    clock.advance(10_000);
+    const stranger = makeKey('ES256', 'rotated-in');
+    const unavailable = (token: string) => (err: unknown) => {
+      assert.ok(err instanceof UnavailableError, `expected UnavailableError, got ${String(err)}`);
+      assert.equal(err.code, 'RAMPART_ERR_AUTHN_BACKEND_UNAVAILABLE');
+      assert.ok((err.retryAfterSeconds ?? 0) >= 1, 'a Retry-After for the caller');
+      assert.ok(!err.message.includes(token) && !err.message.includes(issuer.base), err.message);
+      return true;
+    };
+    const first = await sign(stranger, claimsFor(issuer), 'rotated-in');
+    await assert.rejects(auth.authenticate({ bearerToken: first }), unavailable(first));
+    assert.equal(issuer.hits.get('/keys'), 2, 'one reload was tried');
+    // Within the refresh interval no new fetch is made, and the answer is still "unavailable".
+    const again = await sign(stranger, claimsFor(issuer), 'rotated-in-2');
+    await assert.rejects(auth.authenticate({ bearerToken: again }), unavailable(again));
+    assert.equal(issuer.hits.get('/keys'), 2);
+    // A token whose key is cached is still accepted while the URL fails.
+    assert.ok(await auth.authenticate({ bearerToken: await sign(rsa, projectedClaims({ iss: issuer.base, jti: 'fresh' })) }));
+    // The URL answers again without the key: now the key is known not to exist.
+    delete issuer.failWith;
+    clock.advance(10_000);
+    await assertRejected(auth.authenticate({ bearerToken: first }), first, /no applicable key/);
+    assert.equal(issuer.hits.get('/keys'), 3);
+    await assertRejected(auth.authenticate({ bearerToken: again }), again, /no applicable key/);
+    assert.equal(issuer.hits.get('/keys'), 3);
+  } finally {
+    await issuer.close();
+  }
+});
+
+test('through the CA: an unknown kid while nothing listens at --jwks-url answers 503 with Retry-After and a code', async () => {
+  const issuer = await startIssuer(http.createServer(), 'http', [rsa]);
+  const clock = new ManualClock(Date.now());
+  const ca = await startTestCa({ authn: 'jwks', 'jwks-issuer': issuer.base, 'jwks-url': `${issuer.base}/keys` }, { clock });
+  try {
+    const now = Math.floor(clock.now() / 1000);
+    const claims = (sa: string) => projectedClaims({ iss: issuer.base, sub: `system:serviceaccount:shop:${sa}`, iat: now, nbf: now, exp: now + 3600, 'kubernetes.io': { namespace: 'shop' } });
+    const post = async (token: string) => httpsJson(`${ca.apiUrl}/v1/certificates`, { ca: ca.rootCertPem(), token, body: { csr: createKeyAndCsr().csrPem } });
+    assert.equal((await post(await sign(rsa, claims('cart')))).status, 200);
+    await issuer.close();
+    clock.advance(10_000);
+    const res = await post(await sign(makeKey('ES256', 'rotated-in'), claims('cart'), 'rotated-in'));
+    assert.equal(res.status, 503, res.text);
+    assert.equal(res.body.error.code, 'RAMPART_ERR_AUTHN_BACKEND_UNAVAILABLE');
+    assert.match(String(res.headers['retry-after']), /^[1-9]\d*$/);
+    assert.doesNotMatch(res.text, /127\.0\.0\.1|\/keys/, 'no internal URL for callers');
+  } finally {
+    await ca.close();
   }
 });
 
