@@ -78,6 +78,7 @@ export function createJwksAuthenticator(options: JwksAuthenticatorOptions): Auth
     ...(options.maxAgeMs === undefined ? {} : { maxAgeMs: options.maxAgeMs }),
     ...(options.minRefreshIntervalMs === undefined ? {} : { minRefreshIntervalMs: options.minRefreshIntervalMs }),
     ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+    ...(options.initialKeys === undefined ? {} : { initialKeys: options.initialKeys }),
   });
   // Signature with the current set; a token naming a key the set lacks triggers one reload
   // (the issuer may have rotated its signing key since the set was cached).

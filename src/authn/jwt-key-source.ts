@@ -29,6 +29,11 @@ export interface JwksCacheOptions {
   readonly minRefreshIntervalMs?: number;
   /** Per-request timeout for URL and discovery sources (default 5 s). */
   readonly timeoutMs?: number;
+  /**
+   * A key set just read from the source (see {@link readJwksFileNow}), counted as its first
+   * load: the source is not read again until it is stale or a token names a key it lacks.
+   */
+  readonly initialKeys?: JSONWebKeySet;
 }
 
 /** A cached key set with rate-limited reloads. */
@@ -79,10 +84,12 @@ export function sanitizeJwks(doc: unknown, description: string): JSONWebKeySet {
 }
 
 /**
- * Checks at start-up that a configured JWKS file is there and usable: a typo in --jwks-file must
- * stop the CA with a config error, not surface later as a 503 on every token. Throws ConfigError.
+ * Reads a configured JWKS file at start-up: a typo in --jwks-file must stop the CA with a config
+ * error, not surface later as a 503 on every token. Returns the usable key set, for the key
+ * source to start from (`initialKeys`) so the file is read once, not again on the first token.
+ * Throws ConfigError.
  */
-export function checkJwksFileNow(path: string): void {
+export function readJwksFileNow(path: string): JSONWebKeySet {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -96,7 +103,7 @@ export function checkJwksFileNow(path: string): void {
     throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `--jwks-file ${path} is not JSON`);
   }
   try {
-    sanitizeJwks(doc, path);
+    return sanitizeJwks(doc, path);
   } catch (err) {
     throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `--jwks-file ${(err as Error).message.replace(/^JWKS from /, '')}`);
   }
@@ -178,9 +185,9 @@ export function createJwksKeySource(
   const maxAgeMs = options.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
   const minRefreshMs = options.minRefreshIntervalMs ?? DEFAULT_MIN_REFRESH_MS;
   const clock = options.clock;
-  let keys: JSONWebKeySet | undefined;
-  let loadedAt = 0;
-  let lastAttemptAt = Number.NEGATIVE_INFINITY;
+  let keys: JSONWebKeySet | undefined = options.initialKeys === undefined ? undefined : sanitizeJwks(options.initialKeys, description);
+  let loadedAt = keys === undefined ? 0 : clock.now();
+  let lastAttemptAt = keys === undefined ? Number.NEGATIVE_INFINITY : loadedAt;
   // Why the latest load failed; undefined once a load succeeds.
   let lastFailure: unknown;
   let inflight: Promise<JSONWebKeySet> | undefined;

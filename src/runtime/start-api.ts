@@ -14,7 +14,7 @@ import type { Authenticator } from '../core/ports.js';
 import { AuthenticatorChain } from '../authn/chain.js';
 import { createDevAuthenticator, ensureDevIssuer } from '../authn/dev.js';
 import { createJwksAuthenticator } from '../authn/jwks.js';
-import { checkJwksFileNow } from '../authn/jwt-key-source.js';
+import { readJwksFileNow } from '../authn/jwt-key-source.js';
 import { createSvidAuthenticator } from '../authn/svid.js';
 import type { CaMetrics } from '../observability/ca-metrics.js';
 import { buildCaApp } from '../server/app.js';
@@ -65,9 +65,11 @@ async function buildAuthenticators(config: CaConfig, svid: Authenticator, option
       const j = config.jwks;
       if (!j) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', '--authn jwks needs jwks settings');
       const caFile = j.caFile ? { caFile: j.caFile } : {};
-      if (j.file) checkJwksFileNow(j.file);
+      // Read once here: a bad file stops the start, and the key source starts from what was read.
+      const initialKeys = j.file ? readJwksFileNow(j.file) : undefined;
       out.push(
         createJwksAuthenticator({
+          ...(initialKeys === undefined ? {} : { initialKeys }),
           issuer: j.issuer,
           trustDomain: config.trustDomain,
           audience: j.audience,

@@ -7,7 +7,7 @@ import { ManualClock } from '../../src/core/clock.js';
 import type { Logger } from 'pino';
 import { ConfigError, UnavailableError } from '../../src/core/errors.js';
 import { createJwksAuthenticator } from '../../src/authn/jwks.js';
-import { checkJwksFileNow } from '../../src/authn/jwt-key-source.js';
+import { readJwksFileNow } from '../../src/authn/jwt-key-source.js';
 import { ISSUER, NOW, assertRejected, makeKey, projectedClaims, sign, tempDir, writeJwks, type TestKey } from './authn-jwt-helpers.js';
 
 let dir: string;
@@ -167,7 +167,7 @@ test('refuses a key set carrying private key material', async () => {
   const auth = createJwksAuthenticator({ issuer: ISSUER, trustDomain: 'cluster.local', source: { kind: 'file', path }, clock: new ManualClock(NOW), logger });
   await assert.rejects(auth.authenticate({ bearerToken: token }), UnavailableError);
   assert.match(String(logged[0]?.['reason']), /private or symmetric key material/);
-  assert.throws(() => checkJwksFileNow(path), /private or symmetric key material/, 'and refused at start-up');
+  assert.throws(() => readJwksFileNow(path), /private or symmetric key material/, 'and refused at start-up');
 });
 
 test('answers UnavailableError when the JWKS file is missing and nothing is cached; the path and cause go to the log only', async () => {
@@ -189,14 +189,14 @@ test('answers UnavailableError when the JWKS file is missing and nothing is cach
   assert.match(String(logged[0]?.['reason']), /ENOENT/);
 });
 
-test('checkJwksFileNow: a missing, non-JSON or keyless --jwks-file is a config error at start-up', async () => {
-  assert.doesNotThrow(() => checkJwksFileNow(jwksPath));
+test('readJwksFileNow: a missing, non-JSON or keyless --jwks-file is a config error at start-up', async () => {
+  assert.doesNotThrow(() => readJwksFileNow(jwksPath));
   const notJson = join(dir, 'not-json.json');
   const keyless = join(dir, 'keyless.json');
   await writeFile(notJson, 'garbage');
   await writeFile(keyless, JSON.stringify({ keys: 'x' }));
   for (const [path, why] of [[join(dir, 'absent.json'), /cannot be read \(ENOENT\)/], [notJson, /is not JSON/], [keyless, /is unusable: expected a JSON object with a "keys" array/]] as const) {
-    assert.throws(() => checkJwksFileNow(path), (err: unknown) => err instanceof ConfigError && err.code === 'RAMPART_ERR_CONFIG_INVALID' && why.test(err.message) && err.message.startsWith(`--jwks-file ${path}`), path);
+    assert.throws(() => readJwksFileNow(path), (err: unknown) => err instanceof ConfigError && err.code === 'RAMPART_ERR_CONFIG_INVALID' && why.test(err.message) && err.message.startsWith(`--jwks-file ${path}`), path);
   }
 });
 
