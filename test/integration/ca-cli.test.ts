@@ -9,6 +9,7 @@ import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { spawnCli } from '../helpers/cli.js';
 import { httpsJson } from '../helpers/https.js';
 import { OpenSsl } from '../helpers/openssl.js';
+import { makeKey, writeJwks } from '../unit/authn-jwt-helpers.js';
 
 interface Run {
   code: number | null;
@@ -83,6 +84,50 @@ test('rampart ca with both --jwks-file and --jwks-url refuses to start (exit 2, 
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /^rampart ca: --jwks-file and --jwks-url both say where the jwks keys come from; .* \[RAMPART_ERR_CONFIG_INVALID\]$/m);
   assert.doesNotMatch(r.stderr, /listening|\n\s+at /);
+});
+
+/** Starts `rampart ca ARGS` on port 0, returns its start banner (stderr) and stops it with SIGTERM. */
+async function startBanner(args: string[]): Promise<string> {
+  const child = spawnCli(['ca', '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0', ...args]);
+  let stderr = '';
+  child.stdout?.resume();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no banner within 60 s: ${stderr}`)), 60_000);
+      child.stderr?.on('data', (c: Buffer) => {
+        stderr += c.toString();
+        if (stderr.includes('Rampart CA listening') && stderr.endsWith('\n\n')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`rampart ca exited ${String(code)}: ${stderr}`));
+      });
+    });
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    }
+  }
+  return stderr;
+}
+
+test('the start banner suggests rampart token only when the dev issuer runs; under --authn jwks it names the accepted tokens', { timeout: 150_000 }, async () => {
+  const key = makeKey('ES256', 'banner');
+  const jwksFile = join(dir, 'banner-keys.json');
+  await writeJwks(jwksFile, [key]);
+  const [dev, jwks] = await Promise.all([
+    startBanner(['--state-dir', join(dir, 'banner-dev')]),
+    startBanner(['--state-dir', join(dir, 'banner-jwks'), '--authn', 'jwks,svid', '--jwks-issuer', 'https://issuer.banner.example', '--jwks-file', jwksFile]),
+  ]);
+  assert.match(dev, /TOKEN=\$\(npx rampart token --namespace default --service-account demo --state-dir .*banner-dev\)/);
+  assert.doesNotMatch(jwks, /rampart token/);
+  assert.match(jwks, /Accepted callers \(--authn jwks,svid\):\n  jwks: .*issued by https:\/\/issuer\.banner\.example for audience rampart-ca\n  svid: /);
+  assert.match(jwks, /TOKEN=\$\(cat \/path\/to\/service-account\.token\)\n  openssl req /);
 });
 
 test('rampart token prints a JWT shaped like a projected service-account token, accepted by the CA', async () => {

@@ -5,6 +5,7 @@ import { startCa } from '../../runtime/start-ca.js';
 import { isClusterWorker, startClusterPrimary, startClusterWorker } from '../../runtime/cluster-ca.js';
 import type { CaConfig } from '../../config/ca-config.js';
 import { parseFlags, type FlagSpec } from '../args.js';
+import { caStartBanner, type KubernetesBannerFacts } from './ca-banner.js';
 import { waitForShutdownSignal } from '../signals.js';
 
 export const CA_HELP = `Usage: rampart ca [flags]
@@ -91,35 +92,17 @@ export async function runCa(argv: readonly string[]): Promise<number> {
   const state = ca.runtime.state();
   const active = state.roots.find((r) => r.phase === 'active');
   logger.info({ event: 'ca-started', apiUrl: ca.apiUrl, monitoringUrl: ca.monitoringUrl, trustDomain: config.trustDomain, authn: config.authn, workers: config.workers, rootFingerprint: active?.fingerprint, bundleSequence: state.sequence }, 'rampart CA is up');
-  process.stderr.write(await banner(config, ca.apiUrl, ca.monitoringUrl, active?.fingerprint ?? '?'));
+  process.stderr.write(caStartBanner(config, { apiUrl: ca.apiUrl, monitoringUrl: ca.monitoringUrl, rootFingerprint: active?.fingerprint, kubernetes: await kubernetesObjectNames(config) }));
   const signal = await shutdown;
   logger.info({ signal }, 'shutting down');
   await ca.stop();
   return 0;
 }
 
-/** What an operator needs first: where the CA listens, its root, where its state and bundle are. */
-async function banner(config: CaConfig, apiUrl: string, monitoringUrl: string, rootFingerprint: string): Promise<string> {
-  const head = `\nRampart CA listening on ${apiUrl}  (monitoring ${monitoringUrl})\n  trust domain: ${config.trustDomain}\n`;
-  if (config.store === 'kubernetes') {
-    // Already loaded by the Kubernetes store; imported here so a file-store CA never loads it.
-    const [{ STATE_SECRET_NAME }, { ROOT_CERT_CONFIGMAP }] = await Promise.all([import('../../store/kubernetes-store.js'), import('../../k8s/root-cert-publisher.js')]);
-    return (
-      head +
-      `  root:         ${rootFingerprint}  (state in Secret ${config.kubernetes.namespace}/${STATE_SECRET_NAME})\n` +
-      `  trust bundle: ConfigMap ${ROOT_CERT_CONFIGMAP} (key root-cert.pem) in every namespace, kept by the leader,\n` +
-      `                or ${apiUrl}/v1/trust-bundle?format=pem\n\n`
-    );
-  }
-  return (
-    head +
-    `  root:         ${rootFingerprint}  (state in ${config.stateDir}/)\n` +
-    `  trust bundle: ${config.stateDir}/root-cert.pem\n\n` +
-    `Get a token and a certificate (in another shell):\n` +
-    `  TOKEN=$(npx rampart token --namespace default --service-account demo --state-dir ${config.stateDir})\n` +
-    `  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout demo.key -subj / -out demo.csr\n` +
-    `  curl --cacert ${config.stateDir}/root-cert.pem -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \\\n` +
-    `       --data "{\\"csr\\":\\"$(awk '{printf "%s\\\\n", $0}' demo.csr)\\"}" ${apiUrl}/v1/certificates\n` +
-    `  (or let the agent do it: npx rampart agent --help)\n\n`
-  );
+/** The Kubernetes objects that hold a `--store kubernetes` CA's state and bundle, for its banner. */
+async function kubernetesObjectNames(config: CaConfig): Promise<KubernetesBannerFacts | undefined> {
+  if (config.store !== 'kubernetes') return undefined;
+  // Already loaded by the Kubernetes store; imported here so a file-store CA never loads it.
+  const [{ STATE_SECRET_NAME }, { ROOT_CERT_CONFIGMAP }] = await Promise.all([import('../../store/kubernetes-store.js'), import('../../k8s/root-cert-publisher.js')]);
+  return { namespace: config.kubernetes.namespace, stateSecret: STATE_SECRET_NAME, rootCertConfigMap: ROOT_CERT_CONFIGMAP };
 }
