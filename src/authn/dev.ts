@@ -12,6 +12,7 @@ import { BadRequestError, ConfigError, UnavailableError } from '../core/errors.j
 import { validatePathSegment, type WorkloadIdentity } from '../core/identity.js';
 import type { AuthenticationRequest, Authenticator } from '../core/ports.js';
 import { DEFAULT_AUDIENCE, createJwksAuthenticator } from './jwks.js';
+import { MAX_NAMESPACE_CHARS, MAX_SERVICE_ACCOUNT_CHARS } from './jwt-claims.js';
 import { DEV_JWKS_FILE, ensureDevIssuer } from './jwt-dev-issuer.js';
 
 export { DEV_JWKS_FILE, DEV_KEY_FILE, ensureDevIssuer, type DevIssuer } from './jwt-dev-issuer.js';
@@ -37,11 +38,8 @@ export interface MintDevTokenOptions {
   readonly clock?: Clock;
 }
 
-// Kubernetes' own limits (a DNS label and a DNS subdomain), which also keep every dev identity's
-// SPIFFE ID far below the spec's 2048 bytes.
-const MAX_NAMESPACE_CHARS = 63;
-const MAX_SERVICE_ACCOUNT_CHARS = 253;
 
+// Kubernetes' own limits, which the authenticators also apply to every token's names.
 function kubernetesName(name: string, what: string, max: number): string {
   if (name.length > max) throw new BadRequestError('RAMPART_ERR_SPIFFE_ID_INVALID', `the ${what} name is ${name.length} characters long; Kubernetes allows at most ${max}`);
   return name;

@@ -8,12 +8,23 @@ import { validatePathSegment, type WorkloadIdentity } from '../core/identity.js'
 
 const SA_PREFIX = 'system:serviceaccount:';
 
-function segmentOrReject(value: string, what: string): string {
+/**
+ * Kubernetes' own name limits: a namespace is a DNS label (63 characters), a service account a
+ * DNS subdomain (253). A cluster never issues longer names, and they keep every workload's SPIFFE
+ * ID far below the spec's 2048 bytes.
+ */
+export const MAX_NAMESPACE_CHARS = 63;
+export const MAX_SERVICE_ACCOUNT_CHARS = 253;
+
+function segmentOrReject(value: string, what: string, maxChars: number): string {
   try {
-    return validatePathSegment(value);
+    validatePathSegment(value);
   } catch {
     throw new AuthenticationError(`token ${what} is not a valid SPIFFE path segment`);
   }
+  // A signed claim no cluster would make is as unusable as a malformed one: refused like it.
+  if (value.length > maxChars) throw new AuthenticationError(`token ${what} is ${value.length} characters long; Kubernetes allows at most ${maxChars}`);
+  return value;
 }
 
 function objectClaim(value: unknown): Record<string, unknown> | undefined {
@@ -22,8 +33,9 @@ function objectClaim(value: unknown): Record<string, unknown> | undefined {
 
 /**
  * Maps `sub: system:serviceaccount:<ns>:<sa>` plus the optional `kubernetes.io` claim to a
- * WorkloadIdentity. Throws AuthenticationError for any other subject, and when the
- * `kubernetes.io` claim contradicts the subject (a token must not name two workloads).
+ * WorkloadIdentity. Throws AuthenticationError for any other subject, for names that are no
+ * SPIFFE path segment or over Kubernetes' limits, and when the `kubernetes.io` claim contradicts
+ * the subject (a token must not name two workloads).
  */
 export function identityFromServiceAccountClaims(payload: JWTPayload, trustDomain: string): WorkloadIdentity {
   const sub = payload.sub;
@@ -32,8 +44,8 @@ export function identityFromServiceAccountClaims(payload: JWTPayload, trustDomai
   }
   const parts = sub.slice(SA_PREFIX.length).split(':');
   if (parts.length !== 2) throw new AuthenticationError('token subject is not of the form system:serviceaccount:<ns>:<sa>');
-  const namespace = segmentOrReject(parts[0] ?? '', 'namespace');
-  const serviceAccount = segmentOrReject(parts[1] ?? '', 'service account');
+  const namespace = segmentOrReject(parts[0] ?? '', 'namespace', MAX_NAMESPACE_CHARS);
+  const serviceAccount = segmentOrReject(parts[1] ?? '', 'service account', MAX_SERVICE_ACCOUNT_CHARS);
 
   const k8s = objectClaim(payload['kubernetes.io']);
   if (k8s === undefined) return { trustDomain, namespace, serviceAccount };

@@ -123,7 +123,7 @@ test('a URI SAN that is not a SPIFFE ID: 400 RAMPART_ERR_SPIFFE_ID_INVALID', asy
   }
 });
 
-test('a token whose identity would make a SPIFFE ID over 2048 bytes: 400 RAMPART_ERR_SPIFFE_ID_INVALID', async () => {
+test('a signed token whose namespace is over Kubernetes\' 63 characters (here 3000, an ID over 2048 bytes): 401, the reason in the log', async () => {
   // Signed with the dev issuer's own key: `rampart token` refuses such names before this point.
   const issuer = await ensureDevIssuer(ca.stateDir);
   const namespace = 'a'.repeat(3000);
@@ -136,7 +136,9 @@ test('a token whose identity would make a SPIFFE ID over 2048 bytes: 400 RAMPART
     .setIssuedAt(now)
     .setExpirationTime(now + 600)
     .sign(issuer.privateKey);
-  await refused(() => post({ csr: goodCsr }, { token: long }), 400, 'RAMPART_ERR_SPIFFE_ID_INVALID', /longer than 2048 bytes/);
+  await refused(() => post({ csr: goodCsr }, { token: long }), 401, 'RAMPART_ERR_UNAUTHENTICATED', new RegExp(`^${GENERIC_401}$`));
+  assert.ok(ca.logLines.some((l) => l.includes('namespace is 3000 characters long; Kubernetes allows at most 63')), 'the reason is logged');
+  assert.ok(!ca.logLines.some((l) => l.includes(long)), 'never the token');
 });
 
 for (const [kind, san] of [['DNS', 'DNS:cart.shop.svc.cluster.local'], ['IP', 'IP:10.0.0.7'], ['email', 'email:cart@example.org']] as const) {

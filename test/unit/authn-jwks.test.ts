@@ -123,6 +123,17 @@ test('rejects a subject that is not a service account', async () => {
   }
 });
 
+test('rejects a validly signed token whose namespace or service account is over Kubernetes\' limits (63, 253 characters)', async () => {
+  const claimsFor = (namespace: string, serviceAccount: string) =>
+    projectedClaims({ sub: `system:serviceaccount:${namespace}:${serviceAccount}`, 'kubernetes.io': { namespace, serviceaccount: { name: serviceAccount, uid: 'x' } } });
+  for (const [namespace, serviceAccount, what] of [['n'.repeat(64), 'cart', /namespace is 64 characters long; Kubernetes allows at most 63/], ['shop', 's'.repeat(254), /service account is 254 characters long; Kubernetes allows at most 253/]] as const) {
+    const token = await sign(rsa, claimsFor(namespace, serviceAccount));
+    await assertRejected(authenticator().authenticate({ bearerToken: token }), token, what);
+  }
+  const longest = await authenticator().authenticate({ bearerToken: await sign(rsa, claimsFor('n'.repeat(63), 's'.repeat(253))) });
+  assert.deepEqual([longest?.namespace.length, longest?.serviceAccount.length], [63, 253]);
+});
+
 test('rejects a token whose kubernetes.io claim contradicts its subject', async () => {
   const token = await sign(rsa, projectedClaims({ 'kubernetes.io': { namespace: 'kube-system', serviceaccount: { name: 'cart', uid: 'x' } } }));
   await assertRejected(authenticator().authenticate({ bearerToken: token }), token, /disagrees/);
