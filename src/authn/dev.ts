@@ -21,8 +21,8 @@ export { DEV_JWKS_FILE, DEV_KEY_FILE, ensureDevIssuer, type DevIssuer } from './
 export const DEV_ISSUER = 'https://rampart.dev.local';
 /** Default lifetime of a minted dev token, in seconds. */
 export const DEFAULT_DEV_TOKEN_TTL_SECONDS = 3600;
-// Long enough for any demo, short enough that a leaked dev token does not live forever.
-const MAX_DEV_TOKEN_TTL_SECONDS = 366 * 24 * 3600;
+/** Longest dev token lifetime: long enough for any demo, short enough that a leaked one does not live forever. */
+export const MAX_DEV_TOKEN_TTL_SECONDS = 366 * 24 * 3600;
 
 /** Options for {@link mintDevToken}. */
 export interface MintDevTokenOptions {

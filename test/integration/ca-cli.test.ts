@@ -130,6 +130,23 @@ test('the start banner suggests rampart token only when the dev issuer runs; und
   assert.match(jwks, /TOKEN=\$\(cat \/path\/to\/service-account\.token\)\n  openssl req /);
 });
 
+test('rampart token --ttl out of range, too short or too long, is one usage error (exit 2); the bounds 1s and 366d mint', async () => {
+  const base = ['token', '--namespace', 'shop', '--service-account', 'cart', '--state-dir', dir];
+  const runs = await Promise.all(['0s', '400d', '500ms', 'soon', '1s', '366d'].map((ttl) => cli([...base, '--ttl', ttl])));
+  const [zero, tooLong, subSecond, notDuration, shortest, longest] = runs as [Run, Run, Run, Run, Run, Run];
+  for (const [r, ttl] of [[zero, '0s'], [tooLong, '400d'], [subSecond, '500ms']] as const) {
+    assert.equal(r.code, 2, `${ttl}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^rampart token: --ttl "${ttl}" is out of range: a dev token lives from 1s to 366d \\[RAMPART_ERR_USAGE\\]$`, 'm'));
+    assert.equal(r.stdout, '', 'no token printed');
+  }
+  assert.equal(notDuration.code, 2);
+  assert.match(notDuration.stderr, /--ttl "soon" is not a duration such as 10m or 1h \[RAMPART_ERR_USAGE\]/);
+  for (const r of [shortest, longest]) assert.equal(r.code, 0, r.stderr);
+  const exp = (r: Run) => (JSON.parse(Buffer.from(r.stdout.trim().split('.')[1] as string, 'base64url').toString()) as { iat: number; exp: number });
+  assert.equal(exp(shortest).exp - exp(shortest).iat, 1);
+  assert.equal(exp(longest).exp - exp(longest).iat, 366 * 86_400);
+});
+
 test('rampart token prints a JWT shaped like a projected service-account token, accepted by the CA', async () => {
   const r = await cli(['token', '--namespace', 'shop', '--service-account', 'cart', '--state-dir', ca.stateDir]);
   assert.equal(r.code, 0, r.stderr);

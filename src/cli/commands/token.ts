@@ -1,6 +1,6 @@
 /** `rampart token`: mint a dev service-account token for the embedded dev issuer. */
-import { mintDevToken } from '../../authn/dev.js';
-import { parseDuration } from '../../core/clock.js';
+import { MAX_DEV_TOKEN_TTL_SECONDS, mintDevToken } from '../../authn/dev.js';
+import { formatDuration, parseDuration } from '../../core/clock.js';
 import { isRampartError } from '../../core/errors.js';
 import { validatePathSegment } from '../../core/identity.js';
 import { parseFlags, required, UsageError, type FlagSpec } from '../args.js';
@@ -14,7 +14,7 @@ Flags:
   --namespace NS          (required)
   --service-account SA    (required)
   --audience AUD          token audience (default rampart-ca)
-  --ttl D                 lifetime, e.g. 10m, 1h (default 1h)
+  --ttl D                 lifetime, e.g. 10m, 1h (default 1h; from 1s to 366d)
   --pod-name NAME  --pod-uid UID   pod the token is bound to (optional)
   --state-dir DIR         CA state directory (default certs/)
 `;
@@ -59,7 +59,11 @@ export async function runToken(argv: readonly string[]): Promise<number> {
   let ttlSeconds: number | undefined;
   if (values.ttl !== undefined) {
     const ms = parseDuration(values.ttl);
-    if (ms === null || ms < 1000) throw new UsageError(`--ttl "${values.ttl}" is not a duration such as 10m or 1h`);
+    if (ms === null) throw new UsageError(`--ttl "${values.ttl}" is not a duration such as 10m or 1h`);
+    // Too short and too long are one kind of mistake, refused alike (0s was a usage error, 400d a TTL_INVALID exit 1).
+    if (ms < 1000 || ms > MAX_DEV_TOKEN_TTL_SECONDS * 1000) {
+      throw new UsageError(`--ttl "${values.ttl}" is out of range: a dev token lives from 1s to ${formatDuration(MAX_DEV_TOKEN_TTL_SECONDS * 1000)}`);
+    }
     ttlSeconds = Math.round(ms / 1000);
   }
   const token = await mintDevToken({
