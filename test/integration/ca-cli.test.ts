@@ -147,6 +147,23 @@ test('rampart token --ttl out of range, too short or too long, is one usage erro
   assert.equal(exp(longest).exp - exp(longest).iat, 366 * 86_400);
 });
 
+test('rampart token refuses names over Kubernetes\' limits as a usage error (exit 2), like any name it cannot use; exactly 63 and 253 characters mint', async () => {
+  const base = ['token', '--state-dir', dir];
+  const [longNs, longSa, spaced, atLimit] = (await Promise.all([
+    cli([...base, '--namespace', 'n'.repeat(64), '--service-account', 'cart']),
+    cli([...base, '--namespace', 'shop', '--service-account', 's'.repeat(254)]),
+    cli([...base, '--namespace', 'a b', '--service-account', 'cart']),
+    cli([...base, '--namespace', 'n'.repeat(63), '--service-account', 's'.repeat(253)]),
+  ])) as [Run, Run, Run, Run];
+  assert.equal(longNs.code, 2, longNs.stderr);
+  assert.match(longNs.stderr, /^rampart token: --namespace is 64 characters long; Kubernetes allows at most 63 \[RAMPART_ERR_USAGE\]$/m);
+  assert.equal(longSa.code, 2, longSa.stderr);
+  assert.match(longSa.stderr, /^rampart token: --service-account is 254 characters long; Kubernetes allows at most 253 \[RAMPART_ERR_USAGE\]$/m);
+  assert.equal(spaced.code, 2, spaced.stderr);
+  for (const r of [longNs, longSa, spaced]) assert.equal(r.stdout, '', 'no token printed');
+  assert.equal(atLimit.code, 0, atLimit.stderr);
+});
+
 test('rampart token prints a JWT shaped like a projected service-account token, accepted by the CA', async () => {
   const r = await cli(['token', '--namespace', 'shop', '--service-account', 'cart', '--state-dir', ca.stateDir]);
   assert.equal(r.code, 0, r.stderr);

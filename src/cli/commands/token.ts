@@ -1,5 +1,6 @@
 /** `rampart token`: mint a dev service-account token for the embedded dev issuer. */
 import { MAX_DEV_TOKEN_TTL_SECONDS, mintDevToken } from '../../authn/dev.js';
+import { MAX_NAMESPACE_CHARS, MAX_SERVICE_ACCOUNT_CHARS } from '../../authn/jwt-claims.js';
 import { formatDuration, parseDuration } from '../../core/clock.js';
 import { isRampartError } from '../../core/errors.js';
 import { validatePathSegment } from '../../core/identity.js';
@@ -40,14 +41,19 @@ interface TokenFlags {
   help?: boolean;
 }
 
-/** Names the flag when a value cannot be a SPIFFE path segment, rather than the ID it would make. */
-function pathSegmentFlag(value: string, flag: string): string {
+/**
+ * Names the flag when a value cannot be a SPIFFE path segment or a Kubernetes name of that kind,
+ * rather than the ID it would make: both are a flag value the command cannot use (exit 2).
+ */
+function kubernetesNameFlag(value: string, flag: string, maxChars: number): string {
   try {
-    return validatePathSegment(value);
+    validatePathSegment(value);
   } catch (err) {
     const reason = isRampartError(err) ? err.message.replace(/^invalid SPIFFE ID ".*": /s, '') : 'it is not a SPIFFE path segment';
     throw new UsageError(`--${flag} "${value}" cannot be part of a SPIFFE ID: ${reason}`);
   }
+  if (value.length > maxChars) throw new UsageError(`--${flag} is ${value.length} characters long; Kubernetes allows at most ${maxChars}`);
+  return value;
 }
 
 export async function runToken(argv: readonly string[]): Promise<number> {
@@ -68,8 +74,8 @@ export async function runToken(argv: readonly string[]): Promise<number> {
   }
   const token = await mintDevToken({
     stateDir: values['state-dir'] ?? 'certs',
-    namespace: pathSegmentFlag(required(values.namespace, 'namespace'), 'namespace'),
-    serviceAccount: pathSegmentFlag(required(values['service-account'], 'service-account'), 'service-account'),
+    namespace: kubernetesNameFlag(required(values.namespace, 'namespace'), 'namespace', MAX_NAMESPACE_CHARS),
+    serviceAccount: kubernetesNameFlag(required(values['service-account'], 'service-account'), 'service-account', MAX_SERVICE_ACCOUNT_CHARS),
     ...(values.audience !== undefined ? { audience: values.audience } : {}),
     ...(ttlSeconds !== undefined ? { ttlSeconds } : {}),
     ...(values['pod-name'] !== undefined ? { podName: values['pod-name'] } : {}),
