@@ -268,6 +268,8 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
       throw invalid(`${fileName} and ${urlName} both say where the jwks keys come from; give one of them (or neither, for OIDC discovery from the issuer)`);
     }
     const caFile = str(jwksFile, 'caFile');
+    // A CA bundle means the operator expects an HTTPS fetch; with a file there is none to trust it for.
+    if (caFile && fileP) throw invalid(`jwks.caFile only applies to a JWKS URL or OIDC discovery, not to ${settingName(flags, 'jwks-file', jwksFile, 'file', 'jwks.file')}; drop one of them`);
     jwks = {
       issuer: jwksIssuer,
       audience: str(jwksFile, 'audience') ?? 'rampart-ca',

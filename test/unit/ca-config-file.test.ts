@@ -71,6 +71,12 @@ test('a JWKS file and a JWKS URL together are refused, from flags, the file or b
   assert.equal(loadCaConfig(jwks, {}).jwks?.discovery, true);
 });
 
+test('jwks.caFile with a JWKS file is refused: it only applies to an HTTPS fetch, and was silently ignored', () => {
+  refused(() => withFile({ authn: 'jwks', jwks: { issuer: 'https://issuer.example', file: '/tmp/keys.json', caFile: '/tmp/ca.pem' } }), /^jwks\.caFile only applies to a JWKS URL or OIDC discovery, not to config "jwks\.file"/);
+  refused(() => withFile({ authn: 'jwks', jwks: { issuer: 'https://issuer.example', caFile: '/tmp/ca.pem' } }, { 'jwks-file': '/tmp/keys.json' }), /not to --jwks-file; drop one of them/);
+  assert.equal(withFile({ authn: 'jwks', jwks: { issuer: 'https://issuer.example', url: 'https://issuer.example/keys', caFile: '/tmp/ca.pem' } }).jwks?.caFile, '/tmp/ca.pem');
+});
+
 test('--root-ttl below 1h is refused: the rotation schedule could not keep a valid signer', () => {
   refused(() => loadCaConfig({ 'root-ttl': '6m', 'intermediate-ttl': '6m' }, {}), /--root-ttl must be at least 1h/);
   assert.equal(loadCaConfig({ 'root-ttl': '1h', 'intermediate-ttl': '20m' }, {}).lifetimes.rootTtlMs, 3_600_000);
