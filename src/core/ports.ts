@@ -61,6 +61,16 @@ export interface StoredState {
   readonly revision: string;
 }
 
+/** A stored revision whose content does not decode as a CA state (hand-edited, truncated, emptied). */
+export interface UnreadableState {
+  /** The revision to compare-and-swap against when writing a good state over it. */
+  readonly revision: string;
+  /** Why it does not decode: field names and rules only, never content (the state holds keys). */
+  readonly reason: string;
+  /** It names a schema version above this build's: a newer Rampart wrote it, so it is not ours to overwrite. */
+  readonly newerSchema: boolean;
+}
+
 /** Persistence of CA state (file store, Kubernetes Secret store). */
 export interface StateStore {
   /** Reads the current state, or null when none was ever written. */
@@ -73,9 +83,10 @@ export interface StateStore {
   save(next: CaState, expectedRevision: string | null): Promise<string>;
   /**
    * Subscribes to changes written by other processes/replicas; returns an unsubscribe function.
-   * `null` means the stored state is gone (deleted, or its key removed) while this one runs.
+   * `null` means the stored state is gone (deleted, or its key removed) while this one runs;
+   * `onUnreadable` hears of a change to content that does not decode as a CA state.
    */
-  watch(listener: (stored: StoredState | null) => void): () => void;
+  watch(listener: (stored: StoredState | null) => void, onUnreadable?: (unreadable: UnreadableState) => void): () => void;
   /** Makes the trust bundle PEM available to local consumers (the file store writes root-cert.pem). */
   publishBundle(pem: string): Promise<void>;
   /** Releases locks and watches. */

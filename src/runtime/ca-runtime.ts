@@ -27,7 +27,7 @@ import {
   type PluggedCa,
 } from '../core/ca/rotation.js';
 import { bundleToPem } from '../core/ca/trust-bundle.js';
-import type { CaState, StateStore, StoredState } from '../core/ports.js';
+import type { CaState, StateStore, StoredState, UnreadableState } from '../core/ports.js';
 import type { CaMetrics } from '../observability/ca-metrics.js';
 
 /** Named points between the steps of a state change; tests arm one to crash the process there. */
@@ -134,9 +134,9 @@ export class CaRuntime {
         void this.adopt(next).catch((err: unknown) => this.options.logger.error({ err }, 'could not adopt CA state written by another replica'));
         return;
       }
-      void this.serialized(() => this.adoptOrRestore(next)).catch((err: unknown) =>
-        this.options.logger.error({ event: 'state-restore-failed', reason: err instanceof Error ? err.message : String(err) }, 'could not write the CA state back to the store; retrying on the next change'),
-      );
+      void this.serialized(() => this.adoptOrRestore(next)).catch((err: unknown) => this.logRestoreFailed(err));
+    }, (unreadable) => {
+      void this.serialized(() => this.restoreOverUnreadable(unreadable)).catch((err: unknown) => this.logRestoreFailed(err));
     });
     await this.tick();
     this.timer = setInterval(() => void this.tick(), 5_000);
@@ -394,6 +394,41 @@ export class CaRuntime {
         ? `the CA state disappeared from the store while this CA ran; wrote bundle sequence ${held.state.sequence} back (stop every CA process before removing or restoring the state on purpose)`
         : `the CA state in the store went back from bundle sequence ${held.state.sequence} to ${fresh.state.sequence}; wrote sequence ${held.state.sequence} back (stop every CA process before restoring an old backup)`,
     );
+  }
+
+  /**
+   * The store now holds content that does not decode (a truncated file, a hand-edited or emptied
+   * Secret). This process still holds the last good state and signs with it, but a CA started now
+   * would refuse to start, so the good state is written back over it, compare-and-swap against the
+   * unreadable revision. Content that names a newer schema is left alone: a newer Rampart wrote it
+   * (a rolling upgrade), and overwriting it would undo that version's changes.
+   */
+  private async restoreOverUnreadable(unreadable: UnreadableState): Promise<void> {
+    const held = this.stored;
+    if (held === null) return;
+    if (unreadable.newerSchema) {
+      this.options.logger.error(
+        { event: 'state-unreadable', code: 'RAMPART_ERR_STATE_CORRUPT', reason: unreadable.reason, heldSequence: held.state.sequence },
+        'the CA state in the store was written by a newer Rampart version; this CA keeps signing with the state it holds and does not overwrite it (finish the upgrade)',
+      );
+      return;
+    }
+    try {
+      const revision = await this.options.store.save(held.state, unreadable.revision);
+      this.stored = { state: held.state, revision };
+    } catch (err) {
+      // Someone wrote meanwhile; the watch delivers what they wrote.
+      if (err instanceof ConflictError) return;
+      throw err;
+    }
+    this.options.logger.error(
+      { event: 'state-restored', code: 'RAMPART_ERR_STATE_CORRUPT', found: 'unreadable content', reason: unreadable.reason, restoredSequence: held.state.sequence },
+      `the CA state in the store changed to content that does not decode; wrote bundle sequence ${held.state.sequence} back (stop every CA process before editing the state by hand)`,
+    );
+  }
+
+  private logRestoreFailed(err: unknown): void {
+    this.options.logger.error({ event: 'state-restore-failed', reason: err instanceof Error ? err.message : String(err) }, 'could not write the CA state back to the store; retrying on the next change');
   }
 
   private logStep(step: string, before: CaState, after: CaState): void {

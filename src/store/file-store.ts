@@ -8,10 +8,10 @@ import { chmod, mkdir, readdir, readFile, realpath, stat, unlink } from 'node:fs
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError, ConflictError, isRampartError, StateError } from '../core/errors.js';
-import type { CaState, StateStore, StoredState } from '../core/ports.js';
+import type { CaState, StateStore, StoredState, UnreadableState } from '../core/ports.js';
 import { isAtomicTempFile, isFsError, writeFileAtomic } from './atomic-file.js';
 import { FileLock, LOCK_FILE_NAME } from './file-lock.js';
-import { decodeState, encodeState } from './state-codec.js';
+import { declaresNewerSchema, decodeState, encodeState } from './state-codec.js';
 
 /** File holding the CA state inside the state directory. */
 export const STATE_FILE_NAME = 'state.json';
@@ -92,6 +92,7 @@ export class FileStateStore implements StateStore {
   /** stat() fingerprint of state.json at the last poll, so unchanged files are not re-read. */
   private lastStat = '';
   private readonly listeners = new Set<(stored: StoredState | null) => void>();
+  private readonly unreadableListeners = new Set<(unreadable: UnreadableState) => void>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   /** Serializes save/publish/poll within this process; the lock covers other processes. */
@@ -214,9 +215,10 @@ export class FileStateStore implements StateStore {
     });
   }
 
-  watch(listener: (stored: StoredState | null) => void): () => void {
+  watch(listener: (stored: StoredState | null) => void, onUnreadable?: (unreadable: UnreadableState) => void): () => void {
     this.ensureOpen();
     this.listeners.add(listener);
+    if (onUnreadable !== undefined) this.unreadableListeners.add(onUnreadable);
     if (this.timer === undefined) {
       this.timer = setInterval(() => void this.serialize(() => this.poll()), this.pollIntervalMs);
       // Polling must never be what keeps a finished CA process alive.
@@ -224,6 +226,7 @@ export class FileStateStore implements StateStore {
     }
     return () => {
       this.listeners.delete(listener);
+      if (onUnreadable !== undefined) this.unreadableListeners.delete(onUnreadable);
       if (this.listeners.size === 0) this.stopTimer();
     };
   }
@@ -257,12 +260,30 @@ export class FileStateStore implements StateStore {
       this.lastStat = signature;
       const revision = stateRevision(bytes);
       if (revision === this.knownRevision) return;
-      const state = decodeState(bytes.toString('utf8'));
+      const text = bytes.toString('utf8');
+      let state: CaState;
+      try {
+        state = decodeState(text);
+      } catch (error) {
+        if (!isRampartError(error) || this.unreadableListeners.size === 0) throw error;
+        this.emitUnreadable({ revision, reason: error.message, newerSchema: declaresNewerSchema(text) });
+        return;
+      }
       this.knownRevision = revision;
       this.emit({ state, revision });
     } catch (error) {
       // Keep polling: a corrupt or unreadable file may be fixed by the operator.
       this.logger?.warn({ err: error, stateFile: this.statePath }, 'cannot read changed CA state');
+    }
+  }
+
+  private emitUnreadable(unreadable: UnreadableState): void {
+    for (const listener of [...this.unreadableListeners]) {
+      try {
+        listener(unreadable);
+      } catch (error) {
+        this.logger?.error({ err: error }, 'state watch listener failed');
+      }
     }
   }
 

@@ -6,9 +6,9 @@
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ConflictError, StateError, UnavailableError, isRampartError } from '../core/errors.js';
-import type { CaState, StateStore, StoredState } from '../core/ports.js';
+import type { CaState, StateStore, StoredState, UnreadableState } from '../core/ports.js';
 import { classifyKubeError, isHttpStatus } from '../k8s/api-errors.js';
-import { decodeState, encodeState } from './state-codec.js';
+import { declaresNewerSchema, decodeState, encodeState } from './state-codec.js';
 
 /** Default Secret name (DESIGN section 8). */
 export const STATE_SECRET_NAME = 'rampart-ca';
@@ -41,6 +41,7 @@ function conflict(name: string): ConflictError {
 export class KubernetesStateStore implements StateStore {
   private readonly name: string;
   private readonly listeners = new Set<(stored: StoredState | null) => void>();
+  private readonly unreadableListeners = new Set<(unreadable: UnreadableState) => void>();
   /** Revisions this instance wrote; their watch events are not "changes by others". */
   private readonly ownRevisions = new Set<string>();
   private lastSeenRevision: string | undefined;
@@ -131,14 +132,16 @@ export class KubernetesStateStore implements StateStore {
   }
 
   /** Calls `listener` with every state another writer saves. Returns the unsubscribe function. */
-  watch(listener: (stored: StoredState | null) => void): () => void {
+  watch(listener: (stored: StoredState | null) => void, onUnreadable?: (unreadable: UnreadableState) => void): () => void {
     this.listeners.add(listener);
+    if (onUnreadable !== undefined) this.unreadableListeners.add(onUnreadable);
     if (!this.watching && !this.closed) {
       this.watching = true;
       void this.establish(true);
     }
     return () => {
       this.listeners.delete(listener);
+      if (onUnreadable !== undefined) this.unreadableListeners.delete(onUnreadable);
       if (this.listeners.size === 0) this.stopWatch();
     };
   }
@@ -161,6 +164,18 @@ export class KubernetesStateStore implements StateStore {
     try {
       stored = this.decode(secret);
     } catch (e) {
+      if (isRampartError(e) && this.unreadableListeners.size > 0) {
+        const b64 = secret.data?.[STATE_SECRET_KEY] ?? '';
+        const unreadable: UnreadableState = { revision, reason: e.message, newerSchema: declaresNewerSchema(Buffer.from(b64, 'base64').toString('utf8')) };
+        for (const l of [...this.unreadableListeners]) {
+          try {
+            l(unreadable);
+          } catch (err) {
+            this.opts.logger?.error({ err: err instanceof Error ? err.message : String(err) }, 'state watch listener threw');
+          }
+        }
+        return;
+      }
       this.opts.logger?.error(
         { secret: this.name, revision, code: isRampartError(e) ? e.code : undefined, reason: e instanceof Error ? e.message : String(e) },
         'CA state Secret changed to content that does not validate; ignoring it',
@@ -248,6 +263,7 @@ export class KubernetesStateStore implements StateStore {
   async close(): Promise<void> {
     this.closed = true;
     this.listeners.clear();
+    this.unreadableListeners.clear();
     this.stopWatch();
   }
 }

@@ -8,6 +8,8 @@ import { StateError } from '../core/errors.js';
 import { validateTrustDomain } from '../core/identity.js';
 import type { CaState, IntermediateRecord, RootPhase, RootRecord } from '../core/ports.js';
 
+/** The schema version this build reads and writes. */
+export const STATE_SCHEMA_VERSION = 1;
 const PHASES: readonly RootPhase[] = ['prepared', 'active', 'retiring'];
 const FINGERPRINT = /^[0-9a-f]{64}$/;
 const CERT_PEM = /^\s*(-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\s*)$/;
@@ -123,7 +125,7 @@ function decodeRoot(value: unknown, field: string): RootRecord {
  */
 export function validateState(value: unknown): CaState {
   const o = object(value, '(root)');
-  if (o['schemaVersion'] !== 1) throw corrupt('schemaVersion', 'is not 1 (state written by an unknown Rampart version)');
+  if (o['schemaVersion'] !== STATE_SCHEMA_VERSION) throw corrupt('schemaVersion', `is not ${STATE_SCHEMA_VERSION} (state written by an unknown Rampart version)`);
   const trustDomain = o['trustDomain'];
   if (typeof trustDomain !== 'string') throw corrupt('trustDomain', 'is not a string');
   try {
@@ -170,6 +172,21 @@ export function encodeState(state: CaState): string {
  * Parses and validates stored state text. Throws `StateError` `RAMPART_ERR_STATE_CORRUPT`;
  * the JSON parser's own message is withheld because it can quote the surrounding key text.
  */
+/**
+ * Whether undecodable state text says it was written by a newer Rampart (a higher
+ * `schemaVersion`), as during a rolling upgrade: such a state must not be overwritten with ours.
+ */
+export function declaresNewerSchema(text: string): boolean {
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (typeof parsed !== 'object' || parsed === null) return false;
+    const version = (parsed as Record<string, unknown>)['schemaVersion'];
+    return typeof version === 'number' && version > STATE_SCHEMA_VERSION;
+  } catch {
+    return false;
+  }
+}
+
 export function decodeState(text: string): CaState {
   let parsed: unknown;
   try {

@@ -1,7 +1,7 @@
 /** The file store across restarts (DESIGN section 8): same root after a restart, one CA per state dir. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestCa } from '../helpers/ca.js';
 import { spawnCli } from '../helpers/cli.js';
@@ -70,6 +70,40 @@ test('a state.json removed while the CA runs is written back, so a restart keeps
     assert.equal(readFileSync(statePath, 'utf8'), before);
     assert.equal(statSync(statePath).mode & 0o777, 0o600);
     assert.ok(ca.logLines.some((l) => l.includes('"event":"state-restored"')), 'the write-back is logged');
+    await ca.close({ keepState: true });
+    ca = await startTestCa({}, { stateDir });
+    assert.equal(ca.runtime.current().activeRootFingerprint, fingerprint, 'same root after restart');
+  } finally {
+    await ca.close();
+  }
+});
+
+test('a state.json truncated or hand-broken while the CA runs is written back; one from a newer schema is left alone', async () => {
+  let ca = await startTestCa();
+  const stateDir = ca.stateDir;
+  const statePath = join(stateDir, 'state.json');
+  try {
+    const fingerprint = ca.runtime.current().activeRootFingerprint;
+    const before = readFileSync(statePath, 'utf8');
+    const restoredCount = (): number => ca.logLines.filter((l) => l.includes('"event":"state-restored"')).length;
+    // Truncated mid-write (not JSON), then valid JSON with a field gone: both would stop a restart.
+    for (const broken of [before.slice(0, before.length >> 1), JSON.stringify({ ...JSON.parse(before), roots: 'gone' })]) {
+      const restoredBefore = restoredCount();
+      writeFileSync(statePath, broken, { mode: 0o600 });
+      await eventually('state.json written back', () => readFileSync(statePath, 'utf8') === before, 15_000);
+      assert.equal(restoredCount(), restoredBefore + 1, 'each write-back is logged once');
+    }
+    const restored = ca.logLines.filter((l) => l.includes('"event":"state-restored"')).at(-1) ?? '';
+    assert.match(restored, /"found":"unreadable content"/);
+    assert.doesNotMatch(restored, /PRIVATE KEY/, 'no key material in the log');
+
+    // A newer Rampart's state (a rolling upgrade) is not this CA's to overwrite.
+    const newer = JSON.stringify({ ...JSON.parse(before), schemaVersion: 2 });
+    writeFileSync(statePath, newer, { mode: 0o600 });
+    await eventually('the newer state is reported', () => ca.logLines.some((l) => l.includes('"event":"state-unreadable"')), 15_000);
+    assert.equal(readFileSync(statePath, 'utf8'), newer, 'left as the newer version wrote it');
+    writeFileSync(statePath, before, { mode: 0o600 });
+
     await ca.close({ keepState: true });
     ca = await startTestCa({}, { stateDir });
     assert.equal(ca.runtime.current().activeRootFingerprint, fingerprint, 'same root after restart');

@@ -1,6 +1,6 @@
 /**
  * The bundle sequence never goes back while CA replicas run (DESIGN section 4). When Secret
- * rampart-ca is deleted, loses its state key, or is overwritten with an older state while two
+ * rampart-ca is deleted, loses its state key, is emptied or hand-broken, or is overwritten with an older state while two
  * `rampart ca --store kubernetes` processes run, a replica writes the newest state back; a
  * replica restarted afterwards signs under the same roots instead of creating a new one.
  */
@@ -66,12 +66,19 @@ test('a deleted, emptied or rolled-back state Secret is written back by a runnin
   await core.replaceNamespacedSecret({ name: STATE_SECRET, namespace: CA_NAMESPACE, body: { ...current, data: {} } });
   await waitFor('the state is back after its key was removed', async () => (await storedSequence()) === sequence, 10_000);
 
+  // 2b. Its state key is emptied, then holds JSON that is no CA state (a bad `kubectl edit`).
+  for (const content of ['', '{}']) {
+    const held = await core.readNamespacedSecret({ name: STATE_SECRET, namespace: CA_NAMESPACE });
+    await core.replaceNamespacedSecret({ name: STATE_SECRET, namespace: CA_NAMESPACE, body: { ...held, data: { 'state.json': Buffer.from(content).toString('base64') } } });
+    await waitFor(`the state is back after it was set to ${JSON.stringify(content)}`, async () => (await storedSequence()) === sequence, 10_000);
+  }
+
   // 3. An older state (the backup from before `prepare`) is put back.
   const now = await core.readNamespacedSecret({ name: STATE_SECRET, namespace: CA_NAMESPACE });
   await core.replaceNamespacedSecret({ name: STATE_SECRET, namespace: CA_NAMESPACE, body: { ...now, data: backup.data ?? {} } });
   await waitFor('the newer state is back after a rollback', async () => (await storedSequence()) === sequence, 10_000);
   assert.deepEqual((await cluster.secretState()).roots.map((r) => r.fingerprint).sort(), roots);
-  assert.ok(restoredLines() >= 3, `each write-back is logged (saw ${restoredLines()})`);
+  assert.ok(restoredLines() >= 5, `each write-back is logged (saw ${restoredLines()})`);
 
   // A replica restarted now loads the same roots and signs under them.
   await b.stop(5_000);
