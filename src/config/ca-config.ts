@@ -249,16 +249,31 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
 
   const jwksFile = section(file, 'jwks');
   checkKeys(jwksFile, 'jwks');
-  const jwksIssuer = flags['jwks-issuer'] ?? str(jwksFile, 'issuer');
+  // Where tokens are checked, a value that is the wrong type or expanded to nothing is an error,
+  // never "not given": an empty --jwks-file would otherwise fall through to the URL or discovery.
+  const jwksSetting = (flag: 'jwks-issuer' | 'jwks-file' | 'jwks-url' | undefined, key: string): string | undefined => {
+    const fromFlag = flag === undefined ? undefined : flags[flag];
+    if (fromFlag !== undefined) {
+      if (fromFlag === '') throw invalid(`--${flag} must not be empty`);
+      return fromFlag;
+    }
+    const v = jwksFile[key];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string' || v === '') throw invalid(`config "jwks.${key}" must be a non-empty string`);
+    return v;
+  };
   let jwks: JwksSettings | undefined;
   if (!authn.includes('jwks')) {
     const stray = (['jwks-issuer', 'jwks-file', 'jwks-url'] as const).find((f) => flags[f] !== undefined);
     if (stray) throw invalid(`--${stray} only applies to the jwks authenticator; add jwks to --authn or drop --${stray}`);
+    // The same for the config file: settings that would silently do nothing are refused.
+    if (Object.keys(jwksFile).length > 0) throw invalid(`config "jwks" only applies to the jwks authenticator; add jwks to ${named('authn', 'authn')} or remove the "jwks" section`);
   }
   if (authn.includes('jwks')) {
+    const jwksIssuer = jwksSetting('jwks-issuer', 'issuer');
     if (!jwksIssuer) throw invalid('--authn jwks needs --jwks-issuer (and --jwks-file or --jwks-url, or OIDC discovery from the issuer)');
-    const fileP = flags['jwks-file'] ?? str(jwksFile, 'file');
-    const url = flags['jwks-url'] ?? str(jwksFile, 'url');
+    const fileP = jwksSetting('jwks-file', 'file');
+    const url = jwksSetting('jwks-url', 'url');
     // Each names where the keys come from; taking one and dropping the other silently would
     // verify tokens against keys the operator did not mean (a flag does not override the other
     // setting's config key either: the two are different settings).
@@ -267,12 +282,12 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
       const urlName = settingName(flags, 'jwks-url', jwksFile, 'url', 'jwks.url');
       throw invalid(`${fileName} and ${urlName} both say where the jwks keys come from; give one of them (or neither, for OIDC discovery from the issuer)`);
     }
-    const caFile = str(jwksFile, 'caFile');
+    const caFile = jwksSetting(undefined, 'caFile');
     // A CA bundle means the operator expects an HTTPS fetch; with a file there is none to trust it for.
     if (caFile && fileP) throw invalid(`jwks.caFile only applies to a JWKS URL or OIDC discovery, not to ${settingName(flags, 'jwks-file', jwksFile, 'file', 'jwks.file')}; drop one of them`);
     jwks = {
       issuer: jwksIssuer,
-      audience: str(jwksFile, 'audience') ?? 'rampart-ca',
+      audience: jwksSetting(undefined, 'audience') ?? 'rampart-ca',
       ...(fileP ? { file: fileP } : url ? { url } : { discovery: true }),
       ...(caFile ? { caFile } : {}),
     };

@@ -77,6 +77,19 @@ test('jwks.caFile with a JWKS file is refused: it only applies to an HTTPS fetch
   assert.equal(withFile({ authn: 'jwks', jwks: { issuer: 'https://issuer.example', url: 'https://issuer.example/keys', caFile: '/tmp/ca.pem' } }).jwks?.caFile, '/tmp/ca.pem');
 });
 
+test('jwks settings that would do nothing or fall through are refused: a "jwks" section without the jwks authenticator, empty or non-string values', () => {
+  const issuer = 'https://issuer.example';
+  refused(() => withFile({ jwks: { file: '/tmp/keys.json', url: 'https://issuer.example/keys' } }), /^config "jwks" only applies to the jwks authenticator; add jwks to --authn or remove the "jwks" section/);
+  refused(() => withFile({ authn: 'dev', jwks: { issuer } }), /^config "jwks" only applies to the jwks authenticator; add jwks to config "authn"/);
+  refused(() => withFile({ jwks: { issuer } }, { authn: 'dev' }), /add jwks to --authn/);
+  refused(() => loadCaConfig({ authn: 'jwks', 'jwks-issuer': issuer, 'jwks-file': '', 'jwks-url': 'https://issuer.example/keys' }, {}), /^--jwks-file must not be empty/);
+  refused(() => loadCaConfig({ authn: 'jwks', 'jwks-issuer': issuer, 'jwks-url': '' }, {}), /^--jwks-url must not be empty/);
+  refused(() => withFile({ authn: 'jwks', jwks: { issuer, file: '' } }), /^config "jwks\.file" must be a non-empty string/);
+  refused(() => withFile({ authn: 'jwks', jwks: { issuer, file: null } }), /^config "jwks\.file" must be a non-empty string/);
+  refused(() => withFile({ authn: 'jwks', jwks: { issuer: 5 } }), /^config "jwks\.issuer" must be a non-empty string/);
+  assert.equal(withFile({ authn: 'jwks', jwks: { issuer, url: 'https://issuer.example/keys' } }).jwks?.issuer, issuer);
+});
+
 test('--root-ttl below 1h is refused: the rotation schedule could not keep a valid signer', () => {
   refused(() => loadCaConfig({ 'root-ttl': '6m', 'intermediate-ttl': '6m' }, {}), /--root-ttl must be at least 1h/);
   assert.equal(loadCaConfig({ 'root-ttl': '1h', 'intermediate-ttl': '20m' }, {}).lifetimes.rootTtlMs, 3_600_000);
