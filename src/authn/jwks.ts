@@ -142,14 +142,18 @@ export function createJwksAuthenticator(options: JwksAuthenticatorOptions): Auth
       // Another issuer's token (e.g. a cluster token meeting the dev authenticator first in the
       // chain) is refused before key lookup, so it cannot trigger JWKS reloads either.
       if (payload.iss !== options.issuer) throw new AuthenticationError('token rejected: unexpected "iss" claim value');
+      let identity: WorkloadIdentity;
       try {
-        await verifySignature(token, header.alg as JwtAlgorithm, typeof header.kid === 'string' ? header.kid : undefined);
+        // Claims before the signature: a token they refuse is refused whatever its key, so an
+        // expired or misaddressed token never makes the CA reload its JWKS, and gets 401 rather
+        // than 503 while the JWKS source is down. Only the signature can make a token acceptable.
         checkClaims(payload, { issuer: options.issuer, audience, clockToleranceSeconds: skew, nowMs: clock.now() });
+        identity = identityFromServiceAccountClaims(payload, trustDomain);
+        await verifySignature(token, header.alg as JwtAlgorithm, typeof header.kid === 'string' ? header.kid : undefined);
       } catch (err) {
         if (isRampartError(err) || !(err instanceof JwtRejection)) throw err;
         throw new AuthenticationError(`token rejected: ${err.message}`);
       }
-      const identity = identityFromServiceAccountClaims(payload, trustDomain);
       if (typeof payload.exp === 'number') verified.set(cacheKey, { identity, until: Math.min(payload.exp * 1000, clock.now() + VERIFIED_CACHE_MS) });
       return identity;
     },

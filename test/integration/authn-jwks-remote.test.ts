@@ -229,6 +229,13 @@ test('an unknown kid while the JWKS URL fails is UnavailableError with Retry-Aft
     const again = await sign(stranger, claimsFor(issuer), 'rotated-in-2');
     await assert.rejects(auth.authenticate({ bearerToken: again }), unavailable(again));
     assert.equal(issuer.hits.get('/keys'), 2);
+    // A token its claims already refuse (expired, another audience) is 401 whatever its key, and costs no fetch.
+    const nowSeconds = Math.floor(clock.now() / 1000);
+    const expired = await sign(stranger, { ...claimsFor(issuer), iat: nowSeconds - 7200, nbf: nowSeconds - 7200, exp: nowSeconds - 3600 }, 'rotated-in-3');
+    await assertRejected(auth.authenticate({ bearerToken: expired }), expired, /"exp"/);
+    const elsewhere = await sign(stranger, { ...claimsFor(issuer), aud: ['another-service'] }, 'rotated-in-4');
+    await assertRejected(auth.authenticate({ bearerToken: elsewhere }), elsewhere, /"aud"/);
+    assert.equal(issuer.hits.get('/keys'), 2);
     // A token whose key is cached is still accepted while the URL fails.
     assert.ok(await auth.authenticate({ bearerToken: await sign(rsa, projectedClaims({ iss: issuer.base, jti: 'fresh' })) }));
     // The URL answers again without the key: now the key is known not to exist.

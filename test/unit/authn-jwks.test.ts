@@ -104,7 +104,12 @@ test('rejects a bad signature (right kid, wrong key)', async () => {
 
 test('rejects a token whose payload was altered after signing', async () => {
   const [h, , s] = (await sign(rsa)).split('.');
-  const token = `${h}.${b64(projectedClaims({ sub: 'system:serviceaccount:kube-system:admin' }))}.${s}`;
+  // A consistent forgery: subject and kubernetes.io claim both name another workload, so only the signature can tell.
+  const forged = projectedClaims({
+    sub: 'system:serviceaccount:kube-system:admin',
+    'kubernetes.io': { namespace: 'kube-system', serviceaccount: { name: 'admin', uid: '5c1a3f1e-0000-4000-8000-000000000003' } },
+  });
+  const token = `${h}.${b64(forged)}.${s}`;
   await assertRejected(authenticator().authenticate({ bearerToken: token }), token, /signature/);
 });
 
