@@ -220,6 +220,23 @@ test('cert inspect on a certificate with two URI SANs says it is no X.509-SVID i
   assert.equal(summary?.warnings.length, 1);
 });
 
+test('cert inspect shows a spiffe:// URI SAN that breaks the SPIFFE-ID spec as no SPIFFE ID, with the reason', async () => {
+  const cases: Array<[string, RegExp]> = [
+    ['spiffe://Cluster.local/ns/shop/sa/web', /trust domain may contain only lowercase/],
+    ['spiffe://cluster.local/ns/../sa/web', /must not be "\." or "\.\."/],
+    ['spiffe://cluster.local/ns/shop/sa/web?x=1', /query is not allowed/],
+  ];
+  await Promise.all(cases.map(([uri], i) => ssl.run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `bad-id-${i}.key`, '-out', `bad-id-${i}.pem`, '-subj', '/O=Bad ID', '-days', '1', '-addext', `subjectAltName=URI:${uri}`])));
+  for (const [i, [uri, reason]] of cases.entries()) {
+    const r = await cli(['cert', 'inspect', ssl.path(`bad-id-${i}.pem`)]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^SPIFFE ID:\s+\(none: not an X\.509-SVID\)$/m, uri);
+    const warning = r.stdout.split('\n').find((l) => l.startsWith('Warning:')) ?? '';
+    assert.ok(warning.includes(`URI SAN ${uri} is no valid SPIFFE ID`), warning);
+    assert.match(warning, reason);
+  }
+});
+
 test('rampart bundle --ca-url --ca-bundle --format json|pem|jwks', async () => {
   const base = ['bundle', '--ca-url', ca.apiUrl, '--ca-bundle', `${ca.stateDir}/root-cert.pem`];
   const [json, pem, jwks] = await Promise.all([cli([...base, '--format', 'json']), cli([...base, '--format', 'pem']), cli([...base, '--format', 'jwks'])]);

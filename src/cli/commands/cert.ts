@@ -4,7 +4,8 @@ import { X509Certificate } from 'node:crypto';
 import { basicConstraints, parseCertificate, serialHex, uriSans } from '../../core/pki/certificate.js';
 import { inspectSpki } from '../../core/pki/keys.js';
 import { decodeCertificates } from '../../core/pki/pem.js';
-import { ConfigError } from '../../core/errors.js';
+import { ConfigError, isRampartError } from '../../core/errors.js';
+import { parseSpiffeId } from '../../core/identity.js';
 import { parseFlags, UsageError } from '../args.js';
 
 export const CERT_HELP = `Usage: rampart cert inspect FILE [--json]
@@ -31,6 +32,16 @@ export interface CertSummary {
   fingerprintSha256: string;
 }
 
+/** Why `id` is no valid SPIFFE ID, or null when it is one. */
+function spiffeIdProblem(id: string): string | null {
+  try {
+    parseSpiffeId(id);
+    return null;
+  } catch (err) {
+    return isRampartError(err) ? err.message.replace(/^invalid SPIFFE ID ".*?": /s, '') : String(err);
+  }
+}
+
 export function summarize(der: Buffer): CertSummary {
   const parsed = parseCertificate(der);
   const x509 = new X509Certificate(der);
@@ -40,8 +51,13 @@ export function summarize(der: Buffer): CertSummary {
   // SPIFFE X509-SVID spec, section 2: "An X.509 SVID MUST contain exactly one URI SAN". With two,
   // a verifier cannot tell which identity is meant, so neither is this certificate's.
   if (uris.length > 1) warnings.push(`${uris.length} URI SANs (${uris.join(', ')}); an X.509-SVID must have exactly one, so this is no SVID`);
+  const only = uris.length === 1 ? uris[0] : undefined;
+  // A spiffe:// URI that breaks the SPIFFE-ID spec (uppercase trust domain, "..", a query) names
+  // no identity a verifier would accept, so it is not shown as one.
+  const invalidBecause = only?.startsWith('spiffe://') ? spiffeIdProblem(only) : null;
+  if (invalidBecause !== null) warnings.push(`URI SAN ${only} is no valid SPIFFE ID (${invalidBecause}), so this is no SVID`);
   return {
-    spiffeId: uris.length === 1 && uris[0]?.startsWith('spiffe://') ? uris[0] : null,
+    spiffeId: only?.startsWith('spiffe://') && invalidBecause === null ? only : null,
     uriSans: uris,
     warnings,
     serial: serialHex(parsed),
