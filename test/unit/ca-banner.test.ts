@@ -18,3 +18,11 @@ test('with the dev issuer the banner mints a dev token; without it, it never doe
   assert.match(svidOnly, /svid: +a valid SVID of cluster\.local as TLS client certificate/);
   assert.match(svidOnly, /A first certificate needs a token authenticator; add dev, jwks or kubernetes to --authn\.\n\n$/);
 });
+
+test('the banner quotes a state dir that is not one shell word, so its commands paste as printed', () => {
+  const banner = caStartBanner(loadCaConfig({ 'state-dir': "/tmp/my state/it's" }, {}), facts);
+  const quoted = `'/tmp/my state/it'\\''s'`;
+  assert.ok(banner.includes(`--state-dir ${quoted})`), banner);
+  assert.ok(banner.includes(`--cacert '/tmp/my state/it'\\''s/root-cert.pem'`), banner);
+  assert.match(caStartBanner(loadCaConfig({ 'state-dir': '/var/lib/rampart-ca' }, {}), facts), /--state-dir \/var\/lib\/rampart-ca\)/);
+});

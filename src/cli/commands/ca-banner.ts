@@ -20,11 +20,16 @@ export interface KubernetesBannerFacts {
   readonly rootCertConfigMap: string;
 }
 
+/** `text` as one shell word, so a pasted command works with a state dir like "my state". */
+function shellWord(text: string): string {
+  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
 function requestLines(config: CaConfig, apiUrl: string, tokenLine: string): string {
   return (
     `  ${tokenLine}\n` +
     `  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout demo.key -subj / -out demo.csr\n` +
-    `  curl --cacert ${config.stateDir}/root-cert.pem -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \\\n` +
+    `  curl --cacert ${shellWord(`${config.stateDir}/root-cert.pem`)} -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \\\n` +
     `       --data "{\\"csr\\":\\"$(awk '{printf "%s\\\\n", $0}' demo.csr)\\"}" ${apiUrl}/v1/certificates\n` +
     `  (or let the agent do it: npx rampart agent --help)\n`
   );
@@ -33,7 +38,7 @@ function requestLines(config: CaConfig, apiUrl: string, tokenLine: string): stri
 /** How a caller gets a certificate: a dev token when `dev` runs, else the credentials accepted. */
 function howToGetACertificate(config: CaConfig, apiUrl: string): string {
   if (config.authn.includes('dev')) {
-    return `Get a token and a certificate (in another shell):\n` + requestLines(config, apiUrl, `TOKEN=$(npx rampart token --namespace default --service-account demo --state-dir ${config.stateDir})`);
+    return `Get a token and a certificate (in another shell):\n` + requestLines(config, apiUrl, `TOKEN=$(npx rampart token --namespace default --service-account demo --state-dir ${shellWord(config.stateDir)})`);
   }
   const accepted: string[] = [];
   for (const name of config.authn) {
