@@ -259,7 +259,7 @@ test('cert inspect on a two-root bundle says it is no chain; root and bundle fil
     await rotated.runtime.prepare();
     // A CA that runs no schedule must not call the schedule it would follow "automatic".
     const manual = formatStatus(rotated.runtime.status());
-    assert.match(manual, /^automatic rotation is off \(--auto-rotate false\), nothing runs by itself; the schedule it would follow: prepare at /m);
+    assert.match(manual, /^automatic root rotation is off \(--auto-rotate false; the intermediate still renews itself\); the root schedule it would follow: prepare at /m);
     assert.doesNotMatch(manual, /^automatic schedule:/m);
     assert.match(formatStatus(ca.runtime.status()), /^automatic schedule: prepare at \S+, activate at \S+$/m);
     const bundle = join(dir, 'two-roots.pem');

@@ -72,7 +72,7 @@ export function formatStatus(status: RotationStatus): string {
   const schedule = status.schedule;
   if (schedule) {
     // Older CAs do not send autoRotate; they always ran the schedule.
-    const heading = status.autoRotate === false ? 'automatic rotation is off (--auto-rotate false), nothing runs by itself; the schedule it would follow:' : 'automatic schedule:';
+    const heading = status.autoRotate === false ? 'automatic root rotation is off (--auto-rotate false; the intermediate still renews itself); the root schedule it would follow:' : 'automatic schedule:';
     out.push(
       schedule.prepareAt === null
         ? `${heading} no new root is prepared for a plugged-in root (plug in its successor); a root prepared meanwhile is activated from ${schedule.activateAt}`
