@@ -25,11 +25,15 @@ import { createMonitoringServer } from '../server/monitoring.js';
 import { isPrimaryMessage, isWorkerMessage, type PrimaryMessage, type WorkerMessage } from './cluster-messages.js';
 import type { CaRuntime } from './ca-runtime.js';
 import { ReplicaRuntime } from './replica-runtime.js';
+import { RestartBackoff } from './restart-backoff.js';
 import { startApi } from './start-api.js';
 import { startCaCore } from './start-ca.js';
 
 // Often enough to undo a burst's imbalance within a few requests per connection.
 const CONNECTION_COUNT_INTERVAL_MS = 250;
+// A worker that cannot start fails again as soon as it is forked: 1 s, 2 s, 4 s ... 30 s between
+// tries keeps that from spinning a core; after 30 s of serving, a slot's next crash is a new one.
+const RESTART_BACKOFF = { firstMs: 1000, maxMs: 30_000, resetAfterMs: 30_000, jitter: 0.2 } as const;
 
 export interface RunningClusterCa {
   readonly apiUrl: string;
@@ -44,8 +48,8 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
   const core = await startCaCore(config, { logger });
   const runtime = core.runtime;
   const workers = new Set<Worker>();
-  // Workers whose API listens: readiness counts these, not workers merely forked.
-  const servingWorkers = new Set<Worker>();
+  // Workers whose API listens, and since when: readiness counts these, not workers merely forked.
+  const servingWorkers = new Map<Worker, number>();
   const metricWaiters = new Map<number, (m: unknown) => void>();
   // Keeps an exited worker's last counts in the exposition, so counters never go down.
   const clusterMetrics = new ClusterMetrics();
@@ -80,7 +84,7 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
     // A worker asks for the state before it listens: 'online' fires before its handlers are set.
     if (message.t === 'rampart-hello') sendTo(worker, { t: 'rampart-state', state: runtime.state() });
     else if (message.t === 'rampart-listening') {
-      servingWorkers.add(worker);
+      servingWorkers.set(worker, Date.now());
       resolveUrl(message.url);
     }
     else if (message.t === 'rampart-failed') {
@@ -103,7 +107,7 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
     }
   };
 
-  const fork = (): void => {
+  const fork = (backoff: RestartBackoff): void => {
     const worker = cluster.fork({ RAMPART_CLUSTER_WORKER: '1' });
     workers.add(worker);
     worker.on('message', (m: unknown) => handle(worker, m));
@@ -112,6 +116,7 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
     // below deals with the worker itself.
     worker.on('error', (err: Error) => logger.warn({ event: 'worker-channel-error', reason: err.message }, 'a message to a signing worker was lost'));
     worker.on('exit', (code, signal) => {
+      const servingSince = servingWorkers.get(worker);
       workers.delete(worker);
       servingWorkers.delete(worker);
       openConnections.delete(worker);
@@ -122,12 +127,13 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
         failStartup(new RampartError('RAMPART_ERR_INTERNAL', `a signing worker exited during start-up (exit code ${String(code)}, signal ${String(signal)}); see its log`));
         return;
       }
-      logger.error({ event: 'worker-exited', code, signal }, 'a signing worker exited; starting another');
+      const restartInMs = backoff.next(servingSince === undefined ? undefined : Date.now() - servingSince);
+      logger.error({ event: 'worker-exited', code, signal, restartInMs }, `a signing worker exited; starting another in ${(restartInMs / 1000).toFixed(1)} s`);
       // A signal sent to the whole process group (Ctrl-C, systemd's stop) can end a worker just
       // before the primary hears it: no replacement once the primary is stopping too.
       setTimeout(() => {
-        if (!stopping) fork();
-      }, 500).unref();
+        if (!stopping) fork(backoff);
+      }, restartInMs).unref();
     });
   };
   const workerMetrics = (w: Worker): Promise<MetricsJson> =>
@@ -156,7 +162,7 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
   }
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   logger.info({ event: 'forking-workers', workers: config.workers }, 'starting signing workers');
-  for (let i = 0; i < config.workers; i++) fork();
+  for (let i = 0; i < config.workers; i++) fork(new RestartBackoff(RESTART_BACKOFF));
 
   const monPort = (monitoring.server.address() as AddressInfo).port;
   const stopWorkersAndCore = async (): Promise<void> => {

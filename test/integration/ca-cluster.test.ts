@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent as HttpsAgent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +18,9 @@ import { mintDevToken } from '../../src/authn/dev.js';
 import { spawnCli } from '../helpers/cli.js';
 import { httpsJson } from '../helpers/https.js';
 import { OpenSsl } from '../helpers/openssl.js';
+import { eventually } from '../helpers/poll.js';
 import { freePort } from '../helpers/ports.js';
+import { makeKey } from '../unit/authn-jwt-helpers.js';
 
 function waitForLogEvent(child: ReturnType<typeof spawnCli>, event: string, timeoutMs: number): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
@@ -324,5 +326,84 @@ test('a --workers 2 CA answers /readyz 200 only once a worker serves the API', {
     ca.kill('SIGTERM');
     await once(ca, 'exit');
     rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+/** Every JSON line the CA prints, parsed as it arrives. */
+function collectLog(child: ChildProcess): Array<Record<string, unknown>> {
+  const lines: Array<Record<string, unknown>> = [];
+  let buffer = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString('utf8');
+    let nl: number;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      if (line.startsWith('{')) lines.push(JSON.parse(line) as Record<string, unknown>);
+    }
+  });
+  return lines;
+}
+
+test('a --workers 2 CA restarts a worker that cannot start after growing delays, and a worker serves again once the cause is gone', { timeout: 240_000 }, async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'rampart-cluster-backoff-'));
+  const jwksDir = mkdtempSync(join(tmpdir(), 'rampart-cluster-backoff-jwks-'));
+  const jwksPath = join(jwksDir, 'keys.json');
+  const validJwks = JSON.stringify({ keys: [makeKey('ES256', 'k1').jwk] });
+  writeFileSync(jwksPath, validJwks);
+  // Each worker reads --jwks-file as it starts, so a file broken after the CA started keeps
+  // every replacement from starting while the surviving worker serves on.
+  const ca = spawnCli(['ca', '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0', '--workers', '2', '--authn', 'dev,jwks', '--jwks-issuer', 'https://issuer.test.example', '--jwks-file', jwksPath]);
+  const log = collectLog(ca);
+  const events = (name: string): Array<Record<string, unknown>> => log.filter((l) => l['event'] === name);
+  const at = (line: Record<string, unknown> | undefined): number => Date.parse(String(line?.['time']));
+  try {
+    const started = await eventually('ca-started', () => events('ca-started')[0], 150_000);
+    const monitoringUrl = String(started['monitoringUrl']);
+    const workerPids = (): number[] => readFileSync(`/proc/${ca.pid}/task/${ca.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    const [victim, survivor] = workerPids();
+    assert.ok(victim !== undefined && survivor !== undefined);
+    writeFileSync(jwksPath, '{ not json');
+    process.kill(victim, 'SIGKILL');
+
+    const killed = await eventually('the killed worker\'s worker-exited', () => events('worker-exited')[0], 10_000);
+    assert.equal(killed['signal'], 'SIGKILL');
+    await eventually('three failed restarts', () => events('worker-start-failed').length >= 3, 120_000);
+    assert.equal((await fetch(`${monitoringUrl}/readyz`)).status, 200, 'the surviving worker keeps the CA ready');
+    // With the delays at their shortest (0.8, 1.6, 3.2, 6.4 s), the fourth try comes 12 s after
+    // the kill; restarting at once, the primary tried about every second.
+    await eventually('10 s after the kill', () => Date.now() >= at(killed) + 10_500, 30_000, 100);
+    const tries = events('worker-start-failed');
+    assert.match(String(tries[0]?.['reason']), /is not JSON/);
+    const early = tries.filter((t) => at(t) - at(killed) <= 10_000).length;
+    assert.ok(early <= 3, `${early} failed starts within 10 s of the kill`);
+
+    // Each exit logs the delay before the next try, and the next try comes no sooner.
+    const exits = events('worker-exited').slice(0, 3);
+    const delays = exits.map((e) => e['restartInMs']);
+    assert.ok(delays.every((d) => typeof d === 'number'), `worker-exited carries restartInMs: ${JSON.stringify(exits)}`);
+    const [first, second, third] = delays as number[];
+    assert.ok(first !== undefined && second !== undefined && third !== undefined);
+    assert.ok(first <= 1000, `first restart after ${first} ms`);
+    assert.ok(second >= 1.5 * first && third >= 1.5 * second, `the delays grow: ${delays.join(', ')} ms`);
+    for (let i = 0; i < 3; i++) {
+      const waited = at(tries[i]) - at(exits[i]);
+      assert.ok(waited >= (delays[i] as number) - 50, `try ${i + 1} came ${waited} ms after the exit that scheduled it in ${String(delays[i])} ms`);
+    }
+    for (const e of events('worker-exited').slice(1)) assert.equal(e['code'], 2, 'a worker that cannot start exits 2');
+
+    // Once the file is valid again the next scheduled try serves, at the latest one cap (30 s) on.
+    writeFileSync(jwksPath, validJwks);
+    const serving = await eventually('a replacement worker-serving', () => events('worker-serving').find((e) => e['pid'] !== victim && e['pid'] !== survivor), 60_000);
+    const replacement = Number(serving['pid']);
+    assert.deepEqual(new Set(workerPids()), new Set([survivor, replacement]));
+    assert.equal((await fetch(`${monitoringUrl}/readyz`)).status, 200);
+    ca.kill('SIGTERM');
+    const [code] = (await once(ca, 'exit')) as [number | null];
+    assert.equal(code, 0);
+  } finally {
+    if (ca.exitCode === null) ca.kill('SIGKILL');
+    rmSync(stateDir, { recursive: true, force: true });
+    rmSync(jwksDir, { recursive: true, force: true });
   }
 });
