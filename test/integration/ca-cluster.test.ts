@@ -13,6 +13,7 @@ import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFile
 import { Agent as HttpsAgent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { createKeyAndCsr } from '../../src/agent/csr.js';
 import { mintDevToken } from '../../src/authn/dev.js';
 import { spawnCli } from '../helpers/cli.js';
@@ -332,15 +333,9 @@ test('a --workers 2 CA answers /readyz 200 only once a worker serves the API', {
 /** Every JSON line the CA prints, parsed as it arrives. */
 function collectLog(child: ChildProcess): Array<Record<string, unknown>> {
   const lines: Array<Record<string, unknown>> = [];
-  let buffer = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    buffer += chunk.toString('utf8');
-    let nl: number;
-    while ((nl = buffer.indexOf('\n')) >= 0) {
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + 1);
-      if (line.startsWith('{')) lines.push(JSON.parse(line) as Record<string, unknown>);
-    }
+  if (child.stdout === null) return lines;
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    if (line.startsWith('{')) lines.push(JSON.parse(line) as Record<string, unknown>);
   });
   return lines;
 }
