@@ -196,6 +196,9 @@ export class FileStateStore implements StateStore {
       }
       const revision = stateRevision(bytes);
       this.knownRevision = revision;
+      // The watch must judge the file afresh: after a write-back of a deleted state it still
+      // remembers "missing", and a second deletion before its next tick would go unreported.
+      this.lastStat = '';
       return revision;
     });
   }

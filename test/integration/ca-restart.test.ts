@@ -67,6 +67,9 @@ test('a state.json removed while the CA runs is written back, so a restart keeps
     const before = readFileSync(statePath, 'utf8');
     rmSync(statePath);
     await eventually('state.json written back', () => existsSync(statePath), 15_000);
+    // Deleted again at once, before the store's watch looks again: that must be noticed too.
+    rmSync(statePath);
+    await eventually('state.json written back a second time', () => existsSync(statePath), 15_000);
     assert.equal(readFileSync(statePath, 'utf8'), before);
     assert.equal(statSync(statePath).mode & 0o777, 0o600);
     assert.ok(ca.logLines.some((l) => l.includes('"event":"state-restored"')), 'the write-back is logged');
