@@ -381,6 +381,7 @@ export class CaRuntime {
     try {
       const revision = await this.options.store.save(held.state, fresh === null ? null : fresh.revision);
       this.stored = { state: held.state, revision };
+      await this.republishBundleFile();
     } catch (err) {
       if (!(err instanceof ConflictError)) throw err;
       // Someone wrote meanwhile, perhaps another replica restoring the same state: take it if it is not older.
@@ -416,6 +417,7 @@ export class CaRuntime {
     try {
       const revision = await this.options.store.save(held.state, unreadable.revision);
       this.stored = { state: held.state, revision };
+      await this.republishBundleFile();
     } catch (err) {
       // Someone wrote meanwhile; the watch delivers what they wrote.
       if (err instanceof ConflictError) return;
@@ -457,6 +459,12 @@ export class CaRuntime {
    * a failed write (a full disk, say) must not make the step look failed or skip the wake-ups:
    * it is logged and retried on every tick until it succeeds.
    */
+  /** After a write-back: whatever removed or broke the state may have taken root-cert.pem with it. */
+  private async republishBundleFile(): Promise<void> {
+    this.publishedSequence = -1;
+    await this.publishBundleFile(false);
+  }
+
   private async publishBundleFile(strict: boolean): Promise<void> {
     const stored = this.stored;
     const context = this.context;

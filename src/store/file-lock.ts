@@ -7,9 +7,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync, unlinkSync } from 'node:fs';
-import { link, open, readFile, rename, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError } from '../core/errors.js';
 import { fsyncDirectory, isFsError } from './atomic-file.js';
@@ -166,13 +166,31 @@ export class FileLock {
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
     const now = await readRaw(this.path);
-    const holder = now === null ? null : parseOwner(now);
+    // Gone, and nobody took it (the whole state directory was removed, say): take it back the same
+    // atomic way it was first taken, so the CA can write back the state it holds instead of being
+    // told to restart, which on an empty directory would create a new root.
+    if (now === null && (await this.retake())) return;
+    const current = now ?? (await readRaw(this.path));
+    const holder = current === null ? null : parseOwner(current);
     throw new ConfigError(
       'RAMPART_ERR_STATE_LOCKED',
       holder === null
         ? `lock ${this.path} disappeared; refusing to write state without it, restart this CA`
         : `lock ${this.path} is now held by pid ${holder.pid} on ${holder.hostname}; refusing to write state, stop one of the CAs`,
     );
+  }
+
+  /** Re-creates this lock's file (and its directory) if no one else has; true when it is ours again. */
+  private async retake(): Promise<boolean> {
+    const dir = dirname(this.path);
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw ioError(this.path, error);
+    }
+    if (!(await createExclusive(this.path, this.raw)) || !(await confirmHeld(this.path, this.raw))) return false;
+    await fsyncDirectory(dir);
+    return true;
   }
 
   /** Removes the lock file if it is still ours. Idempotent. */

@@ -81,6 +81,32 @@ test('a state.json removed while the CA runs is written back, so a restart keeps
   }
 });
 
+test('a state directory removed while the CA runs is re-created with its lock, state.json and root-cert.pem, so a restart keeps the root', async () => {
+  let ca = await startTestCa();
+  const stateDir = ca.stateDir;
+  try {
+    const fingerprint = ca.runtime.current().activeRootFingerprint;
+    const state = readFileSync(join(stateDir, 'state.json'), 'utf8');
+    const bundle = ca.rootCertPem();
+    rmSync(stateDir, { recursive: true, force: true });
+    await eventually('state.json written back', () => existsSync(join(stateDir, 'state.json')), 15_000);
+    assert.equal(readFileSync(join(stateDir, 'state.json'), 'utf8'), state);
+    await eventually('root-cert.pem written back', () => existsSync(join(stateDir, 'root-cert.pem')) && readFileSync(join(stateDir, 'root-cert.pem'), 'utf8') === bundle, 15_000);
+    assert.ok(existsSync(join(stateDir, 'ca.lock')), 'the lock is held again');
+    assert.equal(statSync(stateDir).mode & 0o777, 0o700);
+    assert.ok(!ca.logLines.some((l) => l.includes('"event":"state-restore-failed"')), 'no write-back failed');
+    // A second CA on the directory is still refused: the lock is this one's again.
+    const second = await collect(['ca', '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0']);
+    assert.equal(second.code, 2);
+    assert.match(second.stderr, /RAMPART_ERR_STATE_LOCKED/);
+    await ca.close({ keepState: true });
+    ca = await startTestCa({}, { stateDir });
+    assert.equal(ca.runtime.current().activeRootFingerprint, fingerprint, 'same root after restart');
+  } finally {
+    await ca.close();
+  }
+});
+
 test('a state.json truncated or hand-broken while the CA runs is written back; one from a newer schema is left alone', async () => {
   let ca = await startTestCa();
   const stateDir = ca.stateDir;
