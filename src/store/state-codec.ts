@@ -125,7 +125,13 @@ function decodeRoot(value: unknown, field: string): RootRecord {
  */
 export function validateState(value: unknown): CaState {
   const o = object(value, '(root)');
-  if (o['schemaVersion'] !== STATE_SCHEMA_VERSION) throw corrupt('schemaVersion', `is not ${STATE_SCHEMA_VERSION} (state written by an unknown Rampart version)`);
+  const version = o['schemaVersion'];
+  if (typeof version === 'number' && version > STATE_SCHEMA_VERSION) {
+    // Not damage: removing it, as corrupt() advises, would throw away a newer Rampart's state.
+    throw new StateError('RAMPART_ERR_STATE_CORRUPT', `CA state has schemaVersion ${version}: a newer Rampart version wrote it (this one reads ${STATE_SCHEMA_VERSION}); run that version, and do not remove the state`);
+  }
+  if (version === undefined) throw corrupt('schemaVersion', 'is missing (is this a Rampart CA state?)');
+  if (version !== STATE_SCHEMA_VERSION) throw corrupt('schemaVersion', `is not ${STATE_SCHEMA_VERSION}`);
   const trustDomain = o['trustDomain'];
   if (typeof trustDomain !== 'string') throw corrupt('trustDomain', 'is not a string');
   try {

@@ -124,6 +124,15 @@ test('each bad field is named', () => {
   for (const [field, mutate] of cases) assertCorrupt(tampered(mutate), field);
 });
 
+test('schemaVersion: a missing one is no Rampart state, a newer one is not damage and must not be removed', () => {
+  assertCorrupt(tampered((o) => delete o.schemaVersion), 'schemaVersion is missing');
+  assertCorrupt(tampered((o) => (o.schemaVersion = 0)), 'schemaVersion is not 1');
+  assert.throws(
+    () => decodeState(tampered((o) => (o.schemaVersion = 2))),
+    (error: unknown) => error instanceof StateError && error.code === 'RAMPART_ERR_STATE_CORRUPT' && /schemaVersion 2: a newer Rampart version wrote it/.test(error.message) && /do not remove/.test(error.message) && !/remove it to start a new CA/.test(error.message),
+  );
+});
+
 test('invariants: one active root, non-empty published bundle, unique roots, generations and sequence', () => {
   assertCorrupt(tampered((o) => (o.roots[0].phase = 'active')), 'active');
   assertCorrupt(tampered((o) => (o.roots = [])), 'roots');
