@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startTestCa } from '../helpers/ca.js';
+import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { spawnCli } from '../helpers/cli.js';
 import { httpsJson } from '../helpers/https.js';
 import { OpenSsl } from '../helpers/openssl.js';
@@ -58,12 +58,26 @@ test('restart on the same state dir keeps the root; a second CA process on it ex
   }
 });
 
-test('a state.json removed while the CA runs is written back, so a restart keeps the root', async () => {
+/**
+ * Starts a CA, lets `damage` harm its state dir while it runs (and check the repair), then
+ * restarts a CA on the directory and checks it signs under the same root.
+ */
+async function damageThenRestart(damage: (ca: TestCa, statePath: string) => Promise<void>): Promise<void> {
   let ca = await startTestCa();
   const stateDir = ca.stateDir;
-  const statePath = join(stateDir, 'state.json');
   try {
     const fingerprint = ca.runtime.current().activeRootFingerprint;
+    await damage(ca, join(stateDir, 'state.json'));
+    await ca.close({ keepState: true });
+    ca = await startTestCa({}, { stateDir });
+    assert.equal(ca.runtime.current().activeRootFingerprint, fingerprint, 'same root after restart');
+  } finally {
+    await ca.close();
+  }
+}
+
+test('a state.json removed while the CA runs is written back, so a restart keeps the root', () =>
+  damageThenRestart(async (ca, statePath) => {
     const before = readFileSync(statePath, 'utf8');
     rmSync(statePath);
     await eventually('state.json written back', () => existsSync(statePath), 15_000);
@@ -73,24 +87,16 @@ test('a state.json removed while the CA runs is written back, so a restart keeps
     assert.equal(readFileSync(statePath, 'utf8'), before);
     assert.equal(statSync(statePath).mode & 0o777, 0o600);
     assert.ok(ca.logLines.some((l) => l.includes('"event":"state-restored"')), 'the write-back is logged');
-    await ca.close({ keepState: true });
-    ca = await startTestCa({}, { stateDir });
-    assert.equal(ca.runtime.current().activeRootFingerprint, fingerprint, 'same root after restart');
-  } finally {
-    await ca.close();
-  }
-});
+  }));
 
-test('a state directory removed while the CA runs is re-created with its lock, state.json and root-cert.pem, so a restart keeps the root', async () => {
-  let ca = await startTestCa();
-  const stateDir = ca.stateDir;
-  try {
-    const fingerprint = ca.runtime.current().activeRootFingerprint;
-    const state = readFileSync(join(stateDir, 'state.json'), 'utf8');
+test('a state directory removed while the CA runs is re-created with its lock, state.json and root-cert.pem, so a restart keeps the root', () =>
+  damageThenRestart(async (ca, statePath) => {
+    const stateDir = ca.stateDir;
+    const state = readFileSync(statePath, 'utf8');
     const bundle = ca.rootCertPem();
     rmSync(stateDir, { recursive: true, force: true });
-    await eventually('state.json written back', () => existsSync(join(stateDir, 'state.json')), 15_000);
-    assert.equal(readFileSync(join(stateDir, 'state.json'), 'utf8'), state);
+    await eventually('state.json written back', () => existsSync(statePath), 15_000);
+    assert.equal(readFileSync(statePath, 'utf8'), state);
     await eventually('root-cert.pem written back', () => existsSync(join(stateDir, 'root-cert.pem')) && readFileSync(join(stateDir, 'root-cert.pem'), 'utf8') === bundle, 15_000);
     assert.ok(existsSync(join(stateDir, 'ca.lock')), 'the lock is held again');
     assert.equal(statSync(stateDir).mode & 0o777, 0o700);
@@ -99,20 +105,10 @@ test('a state directory removed while the CA runs is re-created with its lock, s
     const second = await collect(['ca', '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0']);
     assert.equal(second.code, 2);
     assert.match(second.stderr, /RAMPART_ERR_STATE_LOCKED/);
-    await ca.close({ keepState: true });
-    ca = await startTestCa({}, { stateDir });
-    assert.equal(ca.runtime.current().activeRootFingerprint, fingerprint, 'same root after restart');
-  } finally {
-    await ca.close();
-  }
-});
+  }));
 
-test('a state.json truncated or hand-broken while the CA runs is written back; one from a newer schema is left alone', async () => {
-  let ca = await startTestCa();
-  const stateDir = ca.stateDir;
-  const statePath = join(stateDir, 'state.json');
-  try {
-    const fingerprint = ca.runtime.current().activeRootFingerprint;
+test('a state.json truncated or hand-broken while the CA runs is written back; one from a newer schema is left alone', () =>
+  damageThenRestart(async (ca, statePath) => {
     const before = readFileSync(statePath, 'utf8');
     const restoredCount = (): number => ca.logLines.filter((l) => l.includes('"event":"state-restored"')).length;
     // Truncated mid-write (not JSON), then valid JSON with a field gone: both would stop a restart.
@@ -132,11 +128,5 @@ test('a state.json truncated or hand-broken while the CA runs is written back; o
     await eventually('the newer state is reported', () => ca.logLines.some((l) => l.includes('"event":"state-unreadable"')), 15_000);
     assert.equal(readFileSync(statePath, 'utf8'), newer, 'left as the newer version wrote it');
     writeFileSync(statePath, before, { mode: 0o600 });
+  }));
 
-    await ca.close({ keepState: true });
-    ca = await startTestCa({}, { stateDir });
-    assert.equal(ca.runtime.current().activeRootFingerprint, fingerprint, 'same root after restart');
-  } finally {
-    await ca.close();
-  }
-});
