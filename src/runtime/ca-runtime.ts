@@ -381,7 +381,6 @@ export class CaRuntime {
     try {
       const revision = await this.options.store.save(held.state, fresh === null ? null : fresh.revision);
       this.stored = { state: held.state, revision };
-      await this.republishBundleFile();
     } catch (err) {
       if (!(err instanceof ConflictError)) throw err;
       // Someone wrote meanwhile, perhaps another replica restoring the same state: take it if it is not older.
@@ -395,6 +394,7 @@ export class CaRuntime {
         ? `the CA state disappeared from the store while this CA ran; wrote bundle sequence ${held.state.sequence} back (stop every CA process before removing or restoring the state on purpose)`
         : `the CA state in the store went back from bundle sequence ${held.state.sequence} to ${fresh.state.sequence}; wrote sequence ${held.state.sequence} back (stop every CA process before restoring an old backup)`,
     );
+    await this.republishBundleFile();
   }
 
   /**
@@ -417,7 +417,6 @@ export class CaRuntime {
     try {
       const revision = await this.options.store.save(held.state, unreadable.revision);
       this.stored = { state: held.state, revision };
-      await this.republishBundleFile();
     } catch (err) {
       // Someone wrote meanwhile; the watch delivers what they wrote.
       if (err instanceof ConflictError) return;
@@ -427,6 +426,7 @@ export class CaRuntime {
       { event: 'state-restored', code: 'RAMPART_ERR_STATE_CORRUPT', found: 'unreadable content', reason: unreadable.reason, restoredSequence: held.state.sequence },
       `the CA state in the store changed to content that does not decode; wrote bundle sequence ${held.state.sequence} back (stop every CA process before editing the state by hand)`,
     );
+    await this.republishBundleFile();
   }
 
   private logRestoreFailed(err: unknown): void {

@@ -116,6 +116,8 @@ test('a state.json truncated or hand-broken while the CA runs is written back; o
       const restoredBefore = restoredCount();
       writeFileSync(statePath, broken, { mode: 0o600 });
       await eventually('state.json written back', () => readFileSync(statePath, 'utf8') === before, 15_000);
+      // The file is in place a moment before the CA logs it (the directory fsync comes between).
+      await eventually('the write-back is logged', () => restoredCount() > restoredBefore, 15_000);
       assert.equal(restoredCount(), restoredBefore + 1, 'each write-back is logged once');
     }
     const restored = ca.logLines.filter((l) => l.includes('"event":"state-restored"')).at(-1) ?? '';
