@@ -166,14 +166,7 @@ export class KubernetesStateStore implements StateStore {
     } catch (e) {
       if (isRampartError(e) && this.unreadableListeners.size > 0) {
         const b64 = secret.data?.[STATE_SECRET_KEY] ?? '';
-        const unreadable: UnreadableState = { revision, reason: e.message, newerSchema: declaresNewerSchema(Buffer.from(b64, 'base64').toString('utf8')) };
-        for (const l of [...this.unreadableListeners]) {
-          try {
-            l(unreadable);
-          } catch (err) {
-            this.opts.logger?.error({ err: err instanceof Error ? err.message : String(err) }, 'state watch listener threw');
-          }
-        }
+        this.notifyUnreadable({ revision, reason: e.message, newerSchema: declaresNewerSchema(Buffer.from(b64, 'base64').toString('utf8')) });
         return;
       }
       this.opts.logger?.error(
@@ -183,6 +176,16 @@ export class KubernetesStateStore implements StateStore {
       return;
     }
     this.notify(stored);
+  }
+
+  private notifyUnreadable(unreadable: UnreadableState): void {
+    for (const l of [...this.unreadableListeners]) {
+      try {
+        l(unreadable);
+      } catch (e) {
+        this.opts.logger?.error({ err: e instanceof Error ? e.message : String(e) }, 'state watch listener threw');
+      }
+    }
   }
 
   /** `null`: the Secret, or its state key, is gone. */

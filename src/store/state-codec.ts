@@ -126,7 +126,7 @@ function decodeRoot(value: unknown, field: string): RootRecord {
 export function validateState(value: unknown): CaState {
   const o = object(value, '(root)');
   const version = o['schemaVersion'];
-  if (typeof version === 'number' && version > STATE_SCHEMA_VERSION) {
+  if (isNewerSchemaVersion(version)) {
     // Not damage: removing it, as corrupt() advises, would throw away a newer Rampart's state.
     throw new StateError('RAMPART_ERR_STATE_CORRUPT', `CA state has schemaVersion ${version}: a newer Rampart version wrote it (this one reads ${STATE_SCHEMA_VERSION}); run that version, and do not remove the state`);
   }
@@ -178,6 +178,10 @@ export function encodeState(state: CaState): string {
  * Parses and validates stored state text. Throws `StateError` `RAMPART_ERR_STATE_CORRUPT`;
  * the JSON parser's own message is withheld because it can quote the surrounding key text.
  */
+function isNewerSchemaVersion(version: unknown): version is number {
+  return typeof version === 'number' && version > STATE_SCHEMA_VERSION;
+}
+
 /**
  * Whether undecodable state text says it was written by a newer Rampart (a higher
  * `schemaVersion`), as during a rolling upgrade: such a state must not be overwritten with ours.
@@ -186,8 +190,7 @@ export function declaresNewerSchema(text: string): boolean {
   try {
     const parsed = JSON.parse(text) as unknown;
     if (typeof parsed !== 'object' || parsed === null) return false;
-    const version = (parsed as Record<string, unknown>)['schemaVersion'];
-    return typeof version === 'number' && version > STATE_SCHEMA_VERSION;
+    return isNewerSchemaVersion((parsed as Record<string, unknown>)['schemaVersion']);
   } catch {
     return false;
   }
