@@ -6,7 +6,7 @@
 import { Wakeups } from './wakeups.js';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
-import { ConflictError, isRampartError, StateError } from '../core/errors.js';
+import { ConflictError, isRampartError, StateError, UnavailableError } from '../core/errors.js';
 import { issueCertificate, signingContextFor, type IssuedCertificate, type IssueRequest, type SigningContext } from '../core/ca/authority.js';
 import type { TtlPolicy } from '../core/ca/policy.js';
 import { PropagationTracker, type PropagationStatus } from '../core/ca/propagation.js';
@@ -55,6 +55,13 @@ export interface CaRuntimeOptions {
 }
 
 type Listener = (context: SigningContext) => void;
+
+/** A state change met stored content that does not decode; the watch will write the held state back. */
+class StoredStateUnreadable extends Error {}
+
+// The file store's watch polls every 2 s; a step waits up to 5 s for the write-back.
+const UNREADABLE_WAIT_MS = 250;
+const UNREADABLE_WAITS = 20;
 
 export interface RotationStatus {
   readonly trustDomain: string;
@@ -328,28 +335,51 @@ export class CaRuntime {
    * wrote first. Serialized within this process so concurrent admin calls do not race each other.
    */
   private async mutate(step: Step, transition: (s: CaState, now: number) => CaState, quiet = false): Promise<CaState> {
-    const run = async (): Promise<CaState> => {
-      for (let attempt = 0; attempt < 5; attempt++) {
-        const base = this.stored ?? (await this.options.store.load());
-        if (base === null) throw new StateError('RAMPART_ERR_NOT_READY', 'no CA state');
-        const next = transition(base.state, this.options.clock.now());
-        if (next === base.state) return next;
-        this.crash(`${step}:before-save`);
-        try {
-          const revision = await this.options.store.save(next, base.revision);
-          this.crash(`${step}:after-save`);
-          await this.adopt({ state: next, revision });
-          if (step !== 'record-leaf-ttl') this.options.metrics.rotationSteps.inc({ step });
-          if (!quiet || step === 'renew-intermediate') this.logStep(step, base.state, next);
-          return next;
-        } catch (err) {
-          if (!(err instanceof ConflictError) || err.code !== 'RAMPART_ERR_STATE_CONFLICT') throw err;
-          await this.adoptOrRestore(await this.options.store.load());
+    for (let waits = 0; ; waits++) {
+      try {
+        return await this.serialized(() => this.attemptStep(step, transition, quiet));
+      } catch (err) {
+        if (!(err instanceof StoredStateUnreadable)) throw err;
+        // The store's watch writes the held state back over it (restoreOverUnreadable), which is
+        // queued behind this step: wait outside the queue, then take the step on what it wrote.
+        if (waits >= UNREADABLE_WAITS) {
+          throw new UnavailableError('RAMPART_ERR_NOT_READY', `the stored CA state changed to content that does not decode and this CA has not written its own back yet; step "${step}" was not taken, retry`, { retryAfterSeconds: 5 });
         }
+        await new Promise((resolve) => setTimeout(resolve, UNREADABLE_WAIT_MS));
       }
-      throw new ConflictError('RAMPART_ERR_STATE_CONFLICT', 'the CA state kept changing under this replica; retry');
-    };
-    return this.serialized(run);
+    }
+  }
+
+  private async attemptStep(step: Step, transition: (s: CaState, now: number) => CaState, quiet: boolean): Promise<CaState> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const base = this.stored ?? (await this.options.store.load());
+      if (base === null) throw new StateError('RAMPART_ERR_NOT_READY', 'no CA state');
+      const next = transition(base.state, this.options.clock.now());
+      if (next === base.state) return next;
+      this.crash(`${step}:before-save`);
+      try {
+        const revision = await this.options.store.save(next, base.revision);
+        this.crash(`${step}:after-save`);
+        await this.adopt({ state: next, revision });
+        if (step !== 'record-leaf-ttl') this.options.metrics.rotationSteps.inc({ step });
+        if (!quiet || step === 'renew-intermediate') this.logStep(step, base.state, next);
+        return next;
+      } catch (err) {
+        if (!(err instanceof ConflictError) || err.code !== 'RAMPART_ERR_STATE_CONFLICT') throw err;
+        await this.adoptOrRestore(await this.loadForStep());
+      }
+    }
+    throw new ConflictError('RAMPART_ERR_STATE_CONFLICT', 'the CA state kept changing under this replica; retry');
+  }
+
+  /** Loads the stored state; content that does not decode is reported as StoredStateUnreadable. */
+  private async loadForStep(): Promise<StoredState | null> {
+    try {
+      return await this.options.store.load();
+    } catch (err) {
+      if (err instanceof StateError && err.code === 'RAMPART_ERR_STATE_CORRUPT') throw new StoredStateUnreadable();
+      throw err;
+    }
   }
 
   /** Runs `fn` after every store write this process started before it. */

@@ -8,6 +8,7 @@ import { spawnCli } from '../helpers/cli.js';
 import { httpsJson } from '../helpers/https.js';
 import { OpenSsl } from '../helpers/openssl.js';
 import { eventually } from '../helpers/poll.js';
+import { adminCall, readState } from './rotation-support.js';
 
 function collect(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawnCli(args);
@@ -132,3 +133,22 @@ test('a state.json truncated or hand-broken while the CA runs is written back; o
     writeFileSync(statePath, before, { mode: 0o600 });
   }));
 
+
+test('a rotation step sent while state.json is unreadable waits for the write-back and is taken on it', async () => {
+  const ca = await startTestCa();
+  try {
+    const statePath = join(ca.stateDir, 'state.json');
+    const before = readFileSync(statePath, 'utf8');
+    const token = await ca.token('rampart-system', 'rampart-admin');
+    // Truncated, and the step sent at once: the store's watch has not looked yet (it polls every 2 s).
+    writeFileSync(statePath, before.slice(0, before.length >> 1), { mode: 0o600 });
+    const prepared = await adminCall(ca.apiUrl, ca.rootCertPem(), token, 'prepare');
+    assert.equal(prepared.status, 200, prepared.text);
+    const state = readState(ca.stateDir);
+    assert.equal(state.sequence, 2, 'the step was saved over the written-back state');
+    assert.deepEqual(state.roots.map((r) => r.phase).sort(), ['active', 'prepared']);
+    assert.ok(ca.logLines.some((l) => l.includes('"event":"state-restored"') && l.includes('"found":"unreadable content"')), 'the write-back is logged');
+  } finally {
+    await ca.close();
+  }
+});
