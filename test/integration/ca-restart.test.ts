@@ -148,6 +148,18 @@ test('a rotation step sent while state.json is unreadable waits for the write-ba
     assert.equal(state.sequence, 2, 'the step was saved over the written-back state');
     assert.deepEqual(state.roots.map((r) => r.phase).sort(), ['active', 'prepared']);
     assert.ok(ca.logLines.some((l) => l.includes('"event":"state-restored"') && l.includes('"found":"unreadable content"')), 'the write-back is logged');
+
+    // A newer Rampart's state is never written back, so the step gives up and changes nothing.
+    const prepared2 = readFileSync(statePath, 'utf8');
+    const newer = JSON.stringify({ ...JSON.parse(prepared2), schemaVersion: 2 });
+    writeFileSync(statePath, newer, { mode: 0o600 });
+    const activated = await adminCall(ca.apiUrl, ca.rootCertPem(), token, 'activate', true);
+    assert.equal(activated.status, 503, activated.text);
+    assert.equal(activated.body.error.code, 'RAMPART_ERR_NOT_READY');
+    assert.match(activated.body.error.message, /step "activate" was not taken, retry/);
+    assert.ok(Number(activated.headers['retry-after']) > 0, 'Retry-After is set');
+    assert.equal(readFileSync(statePath, 'utf8'), newer, 'left as the newer version wrote it');
+    writeFileSync(statePath, prepared2, { mode: 0o600 });
   } finally {
     await ca.close();
   }
