@@ -91,6 +91,9 @@ export class FileStateStore implements StateStore {
   private knownRevision: string | null = null;
   /** stat() fingerprint of state.json at the last poll, so unchanged files are not re-read. */
   private lastStat = '';
+  // What publishBundle last wrote, and root-cert.pem's stat when it was last found intact.
+  private publishedBundle: Buffer | null = null;
+  private bundleStat = '';
   private readonly listeners = new Set<(stored: StoredState | null) => void>();
   private readonly unreadableListeners = new Set<(unreadable: UnreadableState) => void>();
   private timer: NodeJS.Timeout | undefined;
@@ -215,6 +218,8 @@ export class FileStateStore implements StateStore {
       } catch (error) {
         throw ioError('write', this.bundlePath, error);
       }
+      this.publishedBundle = Buffer.from(pem, 'utf8');
+      this.bundleStat = '';
     });
   }
 
@@ -239,9 +244,48 @@ export class FileStateStore implements StateStore {
     this.timer = undefined;
   }
 
-  /** One watch tick: stat first (cheap), read and hash only when the file looks different. */
   private async poll(): Promise<void> {
     if (this.closed || this.listeners.size === 0) return;
+    await this.pollState();
+    await this.pollBundle();
+  }
+
+  /**
+   * root-cert.pem is this CA's to keep: agents and operators read the trust bundle from it. Removed
+   * or overwritten while the CA runs, it is written again with what was last published. Not while
+   * state.json is missing: then the runtime writes the state back and republishes the bundle itself.
+   */
+  private async pollBundle(): Promise<void> {
+    const published = this.publishedBundle;
+    if (published === null || this.lastStat === STATE_FILE_MISSING) return;
+    try {
+      let signature = 'missing';
+      try {
+        const info = await stat(this.bundlePath);
+        signature = `${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
+      } catch (error) {
+        if (!isFsError(error, 'ENOENT')) throw error;
+      }
+      if (signature === this.bundleStat) return;
+      const bytes = signature === 'missing' ? null : await readIfExists(this.bundlePath);
+      if (bytes !== null && bytes.equals(published)) {
+        this.bundleStat = signature;
+        return;
+      }
+      await this.lock.verify();
+      await writeFileAtomic(this.bundlePath, published, { mode: BUNDLE_MODE });
+      this.bundleStat = '';
+      this.logger?.warn(
+        { event: 'bundle-file-restored', file: this.bundlePath, found: bytes === null ? 'nothing' : 'other content' },
+        `${BUNDLE_FILE_NAME} was ${bytes === null ? 'removed' : 'changed'} while the CA ran; wrote the current trust bundle back (the CA owns this file)`,
+      );
+    } catch (error) {
+      this.logger?.warn({ err: error, bundleFile: this.bundlePath }, 'cannot check or restore the trust bundle file');
+    }
+  }
+
+  /** One watch tick: stat first (cheap), read and hash only when the file looks different. */
+  private async pollState(): Promise<void> {
     try {
       let signature: string;
       try {

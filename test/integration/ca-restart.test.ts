@@ -164,3 +164,27 @@ test('a rotation step sent while state.json is unreadable waits for the write-ba
     await ca.close();
   }
 });
+
+test('root-cert.pem removed or overwritten while the CA runs is written back; one touched but intact is left alone', async () => {
+  const ca = await startTestCa();
+  try {
+    const bundlePath = join(ca.stateDir, 'root-cert.pem');
+    const bundle = ca.rootCertPem();
+    const restoredCount = (): number => ca.logLines.filter((l) => l.includes('"event":"bundle-file-restored"')).length;
+    rmSync(bundlePath);
+    await eventually('root-cert.pem written back', () => existsSync(bundlePath) && readFileSync(bundlePath, 'utf8') === bundle, 15_000);
+    writeFileSync(bundlePath, 'not a bundle\n');
+    await eventually('root-cert.pem written back over other content', () => readFileSync(bundlePath, 'utf8') === bundle, 15_000);
+    await eventually('both write-backs logged', () => restoredCount() === 2, 15_000);
+    assert.equal(statSync(bundlePath).mode & 0o777, 0o644);
+    // Rewritten with the same bytes (a new inode and mtime): nothing to restore.
+    rmSync(bundlePath);
+    writeFileSync(bundlePath, bundle, { mode: 0o644 });
+    await new Promise((resolve) => setTimeout(resolve, 4_500));
+    assert.equal(restoredCount(), 2, 'an intact bundle file is not rewritten');
+    // The state itself was never touched.
+    assert.ok(!ca.logLines.some((l) => l.includes('"event":"state-restored"')));
+  } finally {
+    await ca.close();
+  }
+});
