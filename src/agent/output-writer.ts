@@ -5,11 +5,12 @@
  * once. `cert-chain.pem`, `key.pem` and `root-cert.pem` are stable symlinks into `..data`.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, mkdtemp, open, readdir, readlink, rename, rm, symlink, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdtemp, open, readdir, readlink, rename, rm, symlink, unlink } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError, isRampartError, StateError } from '../core/errors.js';
 import { fsyncDirectory, isFsError } from '../store/atomic-file.js';
+import { makeDirectories } from '../store/make-directories.js';
 import { CERT_CHAIN_FILE, DATA_LINK, DATA_TMP_LINK, KEY_FILE, readCredentials, ROOT_CERT_FILE, type Credentials } from './output-reader.js';
 
 /** Options for {@link writeCredentials} and {@link writeBundle}. */
@@ -84,7 +85,7 @@ async function ensureUserLinks(outDir: string): Promise<void> {
 
 /** Writes one generation and swaps it in; `files` maps user-visible names to contents. */
 async function swap(outDir: string, files: ReadonlyMap<string, string>, options: OutputWriterOptions): Promise<string> {
-  await mkdir(outDir, { recursive: true });
+  await makeDirectories(outDir);
   const stamp = timestamp((options.now ?? Date.now)());
   const genPath = await mkdtemp(join(outDir, `..${stamp}.`));
   const generation = basename(genPath);

@@ -2,7 +2,8 @@
  * Composition root of `rampart agent`: token source, CA clients, certificate manager, the
  * monitoring listener and the inbound/outbound proxies. Used by the CLI and by tests.
  */
-import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
+import { makeDirectoriesSync } from '../store/make-directories.js';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -51,7 +52,7 @@ export interface RunningAgent {
  */
 function checkOutDir(outDir: string): void {
   try {
-    mkdirSync(outDir, { recursive: true });
+    makeDirectoriesSync(outDir);
     if (!statSync(outDir).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
     accessSync(outDir, constants.W_OK | constants.X_OK);
   } catch (err) {

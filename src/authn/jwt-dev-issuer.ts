@@ -4,7 +4,8 @@
  * to create it end up with the same key because each file appears with a single `link()`.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { link, open, readFile, rename, unlink } from 'node:fs/promises';
+import { makeDirectories } from '../store/make-directories.js';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, type JSONWebKeySet, type JWK } from 'jose';
 import { ConfigError, StateError, isRampartError } from '../core/errors.js';
@@ -109,7 +110,7 @@ function jwksHolds(text: string, kid: string): boolean {
 }
 
 async function ensure(stateDir: string): Promise<DevIssuer> {
-  await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  await makeDirectories(stateDir, 0o700);
   const keyPath = join(stateDir, DEV_KEY_FILE);
   const jwksPath = join(stateDir, DEV_JWKS_FILE);
 

@@ -7,12 +7,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync, unlinkSync } from 'node:fs';
-import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { link, open, readFile, rename, unlink } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError } from '../core/errors.js';
 import { fsyncDirectory, isFsError } from './atomic-file.js';
+import { makeDirectories } from './make-directories.js';
 
 /** Name of the lock file inside the state directory. */
 export const LOCK_FILE_NAME = 'ca.lock';
@@ -184,7 +185,7 @@ export class FileLock {
   private async retake(): Promise<boolean> {
     const dir = dirname(this.path);
     try {
-      await mkdir(dir, { recursive: true, mode: 0o700 });
+      await makeDirectories(dir, 0o700);
     } catch (error) {
       throw ioError(this.path, error);
     }

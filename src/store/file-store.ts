@@ -4,13 +4,14 @@
  * the store's lifetime so a second CA cannot use the same directory.
  */
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, readdir, readFile, realpath, stat, unlink } from 'node:fs/promises';
+import { chmod, readdir, readFile, realpath, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError, ConflictError, isRampartError, StateError } from '../core/errors.js';
 import type { CaState, StateStore, StoredState, UnreadableState } from '../core/ports.js';
 import { isAtomicTempFile, isFsError, writeFileAtomic } from './atomic-file.js';
 import { FileLock, LOCK_FILE_NAME } from './file-lock.js';
+import { makeDirectories } from './make-directories.js';
 import { declaresNewerSchema, decodeState, encodeState } from './state-codec.js';
 
 /** File holding the CA state inside the state directory. */
@@ -36,10 +37,13 @@ export function stateRevision(bytes: Uint8Array): string {
 }
 
 /** Maps an fs failure to a coded error; never includes file contents. */
-function ioError(action: string, path: string, error: unknown): Error {
+const OPERATOR_FS_CODES = ['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EISDIR', 'EEXIST'];
+
+/** `operatorCodes`: the fs error codes that mean a wrong or unusable --state-dir, not a CA fault. */
+function ioError(action: string, path: string, error: unknown, operatorCodes: readonly string[] = OPERATOR_FS_CODES): Error {
   if (isRampartError(error)) return error;
   const code = isFsError(error) ? error.code : 'unknown error';
-  if (isFsError(error, 'EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EISDIR', 'EEXIST')) {
+  if (isFsError(error, ...operatorCodes)) {
     return new ConfigError('RAMPART_ERR_CONFIG_INVALID', `cannot ${action} ${path}: ${code}; check that --state-dir is a writable directory owned by the CA user`, { cause: error });
   }
   return new StateError('RAMPART_ERR_INTERNAL', `cannot ${action} ${path}: ${code}`, { cause: error });
@@ -118,7 +122,7 @@ export class FileStateStore implements StateStore {
   static async open(dir: string, options: FileStateStoreOptions = {}): Promise<FileStateStore> {
     let resolved: string;
     try {
-      await mkdir(dir, { recursive: true, mode: DIR_MODE });
+      await makeDirectories(dir, DIR_MODE);
       const info = await stat(dir);
       if (!info.isDirectory()) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `state directory ${dir} is not a directory`);
       if ((info.mode & 0o077) !== 0) {
@@ -129,7 +133,8 @@ export class FileStateStore implements StateStore {
       }
       resolved = await realpath(dir);
     } catch (error) {
-      throw ioError('create state directory', dir, error);
+      // ENOENT while creating it: a parent refuses new entries (procfs, sysfs), so the path is wrong.
+      throw ioError('create state directory', dir, error, [...OPERATOR_FS_CODES, 'ENOENT']);
     }
     const lock = await FileLock.acquire(resolved, options.logger === undefined ? {} : { logger: options.logger });
     const store = new FileStateStore(resolved, lock, options);

@@ -22,6 +22,8 @@ export function runCliSync(args: readonly string[], options: { cwd?: string; env
     env: options.env ?? process.env,
     encoding: 'utf8',
     timeout: options.timeoutMs ?? 60_000,
+    // A CLI stuck past the timeout (even deaf to SIGTERM) is a failure, not a hung suite.
+    killSignal: 'SIGKILL',
     ...(options.input !== undefined ? { input: options.input } : {}),
   });
 }

@@ -67,6 +67,8 @@ test('start-up problems: unreadable token file, unreadable bundle, a port in use
   const notADir = join(dir, 'a-file');
   writeFileSync(notADir, 'x');
   failsWith([...base(), '--out-dir', notADir], /--out-dir .*a-file cannot be used \((EEXIST|ENOTDIR)\); it must be a directory this agent can write \[RAMPART_ERR_CONFIG_INVALID\]$/);
+  // procfs refuses new entries with ENOENT, on which node's own recursive mkdir loops forever.
+  failsWith([...base(), '--out-dir', '/proc/rampart-nope/out'], /--out-dir \/proc\/rampart-nope\/out cannot be used \(ENOENT\); it must be a directory this agent can write \[RAMPART_ERR_CONFIG_INVALID\]$/);
   // A monitoring port someone else holds: named by flag and address, exit 2, nothing left running.
   const held = net.createServer().listen(0, '127.0.0.1');
   await once(held, 'listening');

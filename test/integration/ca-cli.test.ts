@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatStatus } from '../../src/cli/commands/root.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
-import { spawnCli } from '../helpers/cli.js';
+import { runCliSync, spawnCli } from '../helpers/cli.js';
 import { httpsJson } from '../helpers/https.js';
 import { OpenSsl } from '../helpers/openssl.js';
 import { makeKey, writeJwks } from '../unit/authn-jwt-helpers.js';
@@ -84,6 +84,14 @@ test('rampart ca with both --jwks-file and --jwks-url refuses to start (exit 2, 
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /^rampart ca: --jwks-file and --jwks-url both say where the jwks keys come from; .* \[RAMPART_ERR_CONFIG_INVALID\]$/m);
   assert.doesNotMatch(r.stderr, /listening|\n\s+at /);
+});
+
+test('rampart ca with a --state-dir that cannot be created exits 2 at once, even on procfs', () => {
+  // procfs refuses new entries with ENOENT, on which node's own recursive mkdir loops forever at full CPU.
+  const r = runCliSync(['ca', '--state-dir', '/proc/rampart-nope/state', '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0'], { timeoutMs: 20_000 });
+  assert.equal(r.status, 2, `exit ${r.status} (signal ${r.signal}): ${r.stderr}`);
+  assert.match(r.stderr, /\/proc\/rampart-nope\/state.*ENOENT.*\[RAMPART_ERR_CONFIG_INVALID\]/);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
 });
 
 /** Starts `rampart ca ARGS` on port 0, returns its start banner (stderr) and stops it with SIGTERM. */
