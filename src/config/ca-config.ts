@@ -138,13 +138,39 @@ function checkKeys(object: Json, where: keyof typeof CONFIG_KEYS): void {
   }
 }
 
-/** A scalar setting: strings as they are; numbers and booleans as their flag text (`"workers": 2`). */
-function str(file: Json, key: string): string | undefined {
+/**
+ * The JSON type each scalar key takes (docs/configuration.md: "values take their JSON type").
+ * Durations are strings like "90s": a bare 3600 would read as seconds to one user and milliseconds
+ * to another. A boolean written as "false" is refused rather than guessed.
+ */
+const SCALAR_KINDS: Readonly<Record<string, 'string' | 'duration' | 'boolean' | 'count' | 'workers'>> = {
+  stateDir: 'string', store: 'string', listen: 'string', monitoringListen: 'string', trustDomain: 'string', authn: 'string',
+  pluggedCa: 'string', logLevel: 'string', kubeconfig: 'string', namespace: 'string', audience: 'string',
+  defaultTtl: 'duration', minTtl: 'duration', maxTtl: 'duration', rootTtl: 'duration', intermediateTtl: 'duration',
+  bundleRefreshInterval: 'duration', leaseDuration: 'duration', renewDeadline: 'duration', retryPeriod: 'duration',
+  autoRotate: 'boolean', maxInFlight: 'count', workers: 'workers',
+};
+
+const KIND_WANTED = {
+  string: 'a string',
+  duration: 'a duration string such as "90s", "5m", "1h" or "30d"',
+  boolean: 'true or false (a JSON boolean, not a string)',
+  count: 'a whole number',
+  workers: 'a whole number or "auto"',
+} as const;
+
+/** A scalar setting of the config file as its flag text, after checking its JSON type. */
+function str(file: Json, key: string, where = ''): string | undefined {
   const v = file[key];
   if (v === undefined) return undefined;
-  if (typeof v === 'string') return v;
-  if ((typeof v === 'number' && Number.isFinite(v)) || typeof v === 'boolean') return String(v);
-  throw invalid(`config "${key}" must be a string, number or boolean`);
+  const kind = SCALAR_KINDS[key] ?? 'string';
+  const ok =
+    kind === 'boolean' ? typeof v === 'boolean'
+    : kind === 'count' ? typeof v === 'number' && Number.isInteger(v)
+    : kind === 'workers' ? (typeof v === 'number' && Number.isInteger(v)) || v === 'auto'
+    : typeof v === 'string';
+  if (!ok) throw invalid(`config "${where === '' ? key : `${where}.${key}`}" must be ${KIND_WANTED[kind]}, got ${JSON.stringify(v)}`);
+  return String(v);
 }
 
 /** A list setting: a JSON list of strings (`authn` also takes its comma-separated flag form). */
@@ -297,7 +323,7 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
   checkKeys(k8s, 'kubernetes');
   const store = pick('store', 'store') ?? 'file';
   if (store !== 'file' && store !== 'kubernetes') throw invalid(`${named('store', 'store')} must be file or kubernetes, got "${store}"`);
-  const kubeconfig = flags.kubeconfig ?? str(k8s, 'kubeconfig') ?? env['KUBECONFIG'];
+  const kubeconfig = flags.kubeconfig ?? str(k8s, 'kubeconfig', 'kubernetes') ?? env['KUBECONFIG'];
   const logLevel = pick('log-level', 'logLevel') ?? env['RAMPART_LOG_LEVEL'] ?? 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw invalid(`${flags['log-level'] === undefined && file['logLevel'] === undefined ? 'RAMPART_LOG_LEVEL' : named('log-level', 'logLevel')} "${logLevel}" is not a pino level`);
   const autoRotate = pick('auto-rotate', 'autoRotate') ?? 'true';
@@ -319,9 +345,9 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
     adminIdentities: rawAdmins as string[],
     ...(jwks ? { jwks } : {}),
     kubernetes: {
-      namespace: flags.namespace ?? str(k8s, 'namespace') ?? env['POD_NAMESPACE'] ?? 'rampart-system',
+      namespace: flags.namespace ?? str(k8s, 'namespace', 'kubernetes') ?? env['POD_NAMESPACE'] ?? 'rampart-system',
       ...(kubeconfig ? { kubeconfig } : {}),
-      audience: str(k8s, 'audience') ?? 'rampart-ca',
+      audience: str(k8s, 'audience', 'kubernetes') ?? 'rampart-ca',
       tokenReviewRatePerSecond: positiveNumber(k8s, 'tokenReviewRatePerSecond', 'kubernetes', 50),
       ...(env['KUBERNETES_SERVICE_HOST'] ? { inClusterHost: env['KUBERNETES_SERVICE_HOST'] } : {}),
       ...(env['KUBERNETES_SERVICE_PORT'] ? { inClusterPort: env['KUBERNETES_SERVICE_PORT'] } : {}),
@@ -341,7 +367,7 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
 
 function leaseTimings(flags: CaFlags, k8s: Json): Pick<KubernetesSettings, 'leaderElection'> {
   const duration = (flag: 'lease-duration' | 'renew-deadline' | 'retry-period', key: string): number | undefined =>
-    durationFlag(flags[flag] ?? str(k8s, key), settingName(flags, flag, k8s, key, `kubernetes.${key}`));
+    durationFlag(flags[flag] ?? str(k8s, key, 'kubernetes'), settingName(flags, flag, k8s, key, `kubernetes.${key}`));
   const lease = duration('lease-duration', 'leaseDuration');
   const renew = duration('renew-deadline', 'renewDeadline');
   const retry = duration('retry-period', 'retryPeriod');

@@ -45,8 +45,16 @@ test('values of the wrong shape are refused, never cast or ignored', () => {
   refused(() => withFile({ servingNames: [1, 2] }), /config "servingNames" must be a list of strings/);
   refused(() => withFile({ servingNames: 'ca.example' }), /config "servingNames" must be a list of strings/);
   refused(() => withFile({ kubernetes: { tokenReviewRatePerSecond: 'fast' } }), /config "kubernetes\.tokenReviewRatePerSecond" must be a positive number/);
-  refused(() => withFile({ maxInFlight: { n: 1 } }), /config "maxInFlight" must be a string, number or boolean/);
+  refused(() => withFile({ maxInFlight: { n: 1 } }), /config "maxInFlight" must be a whole number, got \{"n":1\}/);
   refused(() => withFile({ workers: 0 }), /config "workers" must be a positive whole number/);
+  // Each value takes its JSON type: a bare number is no duration, a string is no boolean.
+  refused(() => withFile({ defaultTtl: 3600 }), /^config "defaultTtl" must be a duration string such as "90s", "5m", "1h" or "30d", got 3600$/);
+  refused(() => withFile({ kubernetes: { retryPeriod: 2 } }), /^config "kubernetes\.retryPeriod" must be a duration string/);
+  refused(() => withFile({ autoRotate: 'false' }), /^config "autoRotate" must be true or false \(a JSON boolean, not a string\), got "false"$/);
+  refused(() => withFile({ maxInFlight: '10' }), /^config "maxInFlight" must be a whole number, got "10"$/);
+  refused(() => withFile({ workers: 'two' }), /^config "workers" must be a whole number or "auto", got "two"$/);
+  refused(() => withFile({ trustDomain: 7 }), /^config "trustDomain" must be a string, got 7$/);
+  refused(() => withFile({ kubernetes: { namespace: true } }), /^config "kubernetes\.namespace" must be a string, got true$/);
 });
 
 test('--serving-name must be a DNS name (wildcard only as the first label) or an IP address', () => {
@@ -96,7 +104,7 @@ test('--root-ttl below 1h is refused: the rotation schedule could not keep a val
 });
 
 test('a bad value from the file is named by its config key, and --serving-name replaces the file\'s list', () => {
-  refused(() => withFile({ workers: 'two' }), /^config "workers" must be a positive whole number or "auto", got "two"$/);
+  refused(() => withFile({ workers: 1.5 }), /^config "workers" must be a whole number or "auto", got 1\.5$/);
   refused(() => withFile({ defaultTtl: 'soon' }), /^config "defaultTtl" "soon" is not a duration/);
   refused(() => withFile({ listen: 'nowhere' }), /^config "listen" "nowhere" must be HOST:PORT/);
   refused(() => withFile({ servingNames: ['bad name!'] }), /^config "servingNames" "bad name!" is neither a DNS name/);
