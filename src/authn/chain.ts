@@ -70,7 +70,8 @@ export class AuthenticatorChain {
       failures.length === 0
         ? `no credentials for any of ${this.names.join(', ') || '(no authenticators)'}`
         : failures.map((f) => `${f.authenticator}: ${f.detail}`).join('; ');
-    this.logger?.info({ failures, presented: { bearerToken: token !== undefined, clientCertificate: (request.clientCertChain?.length ?? 0) > 0 } }, 'authentication failed');
+    // The API logs the refusal once, with the request id and what was presented (error-handler.ts).
+    this.logger?.debug({ failures }, 'every authenticator refused the caller');
     throw new AuthenticationError(detail);
   }
 }

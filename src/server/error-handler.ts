@@ -1,6 +1,7 @@
 /** The only place that maps Rampart errors (and fastify's own) to HTTP status and error bodies. */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { bearerToken, clientCertChain } from './caller.js';
 import { AuthenticationError, ERROR_CATALOGUE, isRampartError, type ErrorCategory, type ErrorCode } from '../core/errors.js';
 
 export const STATUS_OF: Readonly<Record<ErrorCategory, number>> = {
@@ -65,13 +66,28 @@ export function sendError(reply: FastifyReply, code: ErrorCode, message: string,
   return reply.code(status).type('application/json').send(body);
 }
 
+/**
+ * A refused request (4xx other than 401), so an operator can see who asked for what: a workload
+ * asking for another's identity, a non-admin on /v1/admin. Messages never hold secrets (they name
+ * identities and fields). Unknown paths and 429s, which scanners and load produce by the
+ * thousand, go to debug; the metrics count those.
+ */
+function logRefusal(logger: Logger, request: FastifyRequest, status: number, code: ErrorCode, message: string): void {
+  const line = { reqId: request.id, status, code, reason: message, method: request.method, url: request.url };
+  if (status === 404 || status === 429) logger.debug(line, 'request refused');
+  else logger.info(line, 'request refused');
+}
+
 /** Fastify error handler: coded errors keep their message; anything unexpected becomes a generic 500. */
 export function makeErrorHandler(logger: Logger) {
   return (error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
     if (isRampartError(error)) {
       const status = STATUS_OF[error.category];
       if (error instanceof AuthenticationError) {
-        logger.info({ reqId: request.id, code: error.code, reason: error.detail, url: request.url }, 'authentication failed');
+        const credentials = { hasBearerToken: bearerToken(request) !== undefined, hasClientCertificate: clientCertChain(request).length > 0 };
+        logger.info({ reqId: request.id, code: error.code, reason: error.detail, method: request.method, url: request.url, ...credentials }, 'authentication failed');
+      } else if (status < 500) {
+        logRefusal(logger, request, status, error.code, error.message);
       } else if (status === 503) {
         // A dependency that is down or a CA that is stopping: an operating condition, not a bug,
         // so no stack; the code and message say what it is.
@@ -82,7 +98,12 @@ export function makeErrorHandler(logger: Logger) {
       return sendError(reply, error.code, error.message, error.retryAfterSeconds ?? (status === 429 || status === 503 ? 1 : undefined));
     }
     const mapped = mappedFastifyError(error);
-    if (mapped) return sendError(reply, mapped.code, mapped.message);
+    if (mapped) {
+      // A parser's own message may quote the body; the log gets only the fixed texts.
+      const fixedText = FASTIFY_CODES[(error as FastifyError).code ?? ''] !== undefined;
+      logRefusal(logger, request, statusOf(mapped.code), mapped.code, fixedText ? mapped.message : 'request body is not valid');
+      return sendError(reply, mapped.code, mapped.message);
+    }
     logger.error({ reqId: request.id, err: error }, 'unexpected error');
     return sendError(reply, 'RAMPART_ERR_INTERNAL', 'internal error; see the CA log');
   };

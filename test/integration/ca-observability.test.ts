@@ -67,6 +67,14 @@ before(async () => {
   assert.equal(tooLarge.status, 413);
   const wrongType = await httpsJson(`${ca.apiUrl}/v1/certificates`, { ca: ca.rootCertPem(), token: tokensUsed[0], body: 'csr=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
   assert.equal(wrongType.status, 415);
+  // No credentials at all; a workload asking for another identity; a non-admin on the admin API.
+  const anonymous = await httpsJson(`${ca.apiUrl}/v1/certificates`, { ca: ca.rootCertPem(), body: { csr: spare.csrPem } });
+  assert.equal(anonymous.status, 401);
+  const other = await ssl.keyAndCsr({ subjectAltName: 'URI:spiffe://cluster.local/ns/kube-system/sa/admin' });
+  const mismatch = await httpsJson(`${ca.apiUrl}/v1/certificates`, { ca: ca.rootCertPem(), token: tokensUsed[0], body: { csr: other.csrPem } });
+  assert.equal(mismatch.status, 403);
+  const notAdmin = await httpsJson(`${ca.apiUrl}/v1/admin/status`, { ca: ca.rootCertPem(), token: tokensUsed[0] });
+  assert.equal(notAdmin.status, 403);
 });
 
 after(async () => {
@@ -90,7 +98,7 @@ test('/metrics: issuance counters and duration, root and intermediate expiry, bu
   assert.match(String(res.headers['content-type']), /^text\/plain/);
   const m = res.text;
   assert.match(m, /^rampart_ca_certificates_issued_total\{result="ok"\} 6$/m, 'three token issuances + three renewals');
-  assert.match(m, /^rampart_ca_certificates_issued_total\{result="RAMPART_ERR_UNAUTHENTICATED"\} 3$/m);
+  assert.match(m, /^rampart_ca_certificates_issued_total\{result="RAMPART_ERR_UNAUTHENTICATED"\} 4$/m);
   assert.match(m, /^rampart_ca_certificates_issued_total\{result="RAMPART_ERR_CSR_CA_REQUESTED"\} 1$/m);
   assert.match(m, /^rampart_ca_certificates_issued_total\{result="RAMPART_ERR_BODY_TOO_LARGE"\} 1$/m);
   assert.match(m, /^rampart_ca_certificates_issued_total\{result="RAMPART_ERR_UNSUPPORTED_MEDIA_TYPE"\} 1$/m);
@@ -127,9 +135,32 @@ test('logs: one "certificate issued" line per issuance with spiffeId, serial, no
     assert.equal(typeof l['durationMs'], 'number');
     assert.ok((l['durationMs'] as number) >= 0);
   }
-  // Refusals are logged with their reason, never silently dropped.
-  const authFailures = ca.logLines.filter((l) => l.includes('"msg":"authentication failed"') && l.includes('"component":"api"'));
-  assert.equal(authFailures.length, 3);
+  // Refusals are logged with their reason, never silently dropped: one line each, with the request id.
+  const lines = ca.logLines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  const authFailures = lines.filter((l) => l['msg'] === 'authentication failed');
+  assert.equal(authFailures.length, 4, 'one line per 401');
+  for (const l of authFailures) {
+    assert.equal(l['component'], 'api');
+    assert.equal(typeof l['reqId'], 'string');
+    assert.equal(l['code'], 'RAMPART_ERR_UNAUTHENTICATED');
+    assert.equal(l['method'], 'POST');
+  }
+  assert.deepEqual(authFailures.map((l) => [l['hasBearerToken'], l['hasClientCertificate']]), [[true, false], [true, false], [true, false], [false, false]]);
+  assert.match(String(authFailures[3]?.['reason']), /no credentials for any of dev, svid/);
+  const refusals = lines.filter((l) => l['msg'] === 'request refused');
+  assert.deepEqual(
+    refusals.map((l) => [l['status'], l['code'], l['url']]),
+    [
+      [400, 'RAMPART_ERR_CSR_CA_REQUESTED', '/v1/certificates'],
+      [413, 'RAMPART_ERR_BODY_TOO_LARGE', '/v1/certificates'],
+      [415, 'RAMPART_ERR_UNSUPPORTED_MEDIA_TYPE', '/v1/certificates'],
+      [403, 'RAMPART_ERR_CSR_IDENTITY_MISMATCH', '/v1/certificates'],
+      [403, 'RAMPART_ERR_NOT_ADMIN', '/v1/admin/status'],
+    ],
+  );
+  for (const l of refusals) assert.equal(typeof l['reqId'], 'string');
+  assert.match(String(refusals[3]?.['reason']), /asks for "spiffe:\/\/cluster\.local\/ns\/kube-system\/sa\/admin" but the caller is authenticated as "spiffe:\/\/cluster\.local\/ns\/shop\/sa\/cart"/);
+  assert.match(String(refusals[4]?.['reason']), /spiffe:\/\/cluster\.local\/ns\/shop\/sa\/cart is not an admin identity/);
 });
 
 test('logs never contain a token, any private key body, or "PRIVATE KEY"', () => {
