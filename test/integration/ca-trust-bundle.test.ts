@@ -93,6 +93,23 @@ test('ETag is the sequence; If-None-Match with it answers 304, another value 200
   assert.equal(stale.status, 200);
 });
 
+test('If-None-Match per RFC 9110 13.1.2: "*", a weak tag and a list holding the ETag answer 304; a list without it 200', async () => {
+  const seq = (await get()).body.sequence as number;
+  const matching = ['*', ` * `, `W/"${seq}"`, `"${seq - 1}", "${seq}"`, `W/"${seq + 7}", W/"${seq}"`, `"${seq + 1}",,"${seq}"`];
+  for (const field of matching) {
+    const res = await get('', { 'if-none-match': field });
+    assert.equal(res.status, 304, `If-None-Match: ${field}`);
+    assert.equal(res.text, '');
+    assert.equal(res.headers.etag, `"${seq}"`, 'a 304 still names the current ETag');
+  }
+  for (const field of [`"${seq - 1}", "${seq + 1}"`, `W/"${seq + 1}"`, `${seq}`, `"${seq}0"`]) {
+    assert.equal((await get('', { 'if-none-match': field })).status, 200, `If-None-Match: ${field}`);
+  }
+  // The long-poll parameters work as before: the condition is judged on the bundle the poll answers.
+  const polled = await get(`?after=${seq - 1}&waitSeconds=30&format=pem`, { 'if-none-match': `W/"${seq}"` });
+  assert.equal(polled.status, 304);
+});
+
 test('long-poll: ?after=<current>&waitSeconds=1 waits about a second and answers the same sequence', async () => {
   const current = (await get()).body.sequence as number;
   const started = Date.now();

@@ -5,6 +5,7 @@ import { workloadSpiffeId } from '../../core/identity.js';
 import { bundleToJson, bundleToJwks, bundleToPem } from '../../core/ca/trust-bundle.js';
 import { clientCertChain } from '../caller.js';
 import type { CaServerDeps } from '../deps.js';
+import { ifNoneMatchHits } from '../if-none-match.js';
 import { recordAgentReport } from './agent-report.js';
 
 interface BundleQuery {
@@ -42,7 +43,7 @@ export function registerTrustBundleRoutes(app: FastifyInstance, deps: CaServerDe
     const bundle = deps.runtime.current().bundle;
     const etag = `"${bundle.sequence}"`;
     void reply.header('etag', etag).header('cache-control', 'no-cache').header('rampart-bundle-sequence', String(bundle.sequence));
-    if (request.headers['if-none-match'] === etag) return reply.code(304).send();
+    if (ifNoneMatchHits(request.headers['if-none-match'], etag)) return reply.code(304).send();
     if (format === 'pem') return reply.type('application/x-pem-file').send(bundleToPem(bundle));
     if (format === 'jwks') return reply.type('application/json').send(bundleToJwks(bundle, deps.bundleRefreshHintSeconds));
     return bundleToJson(bundle);
