@@ -24,6 +24,8 @@ export interface CsrOptions {
   readonly addext?: readonly string[];
   /** Subject (default `/`: empty). */
   readonly subject?: string;
+  /** `-text`: the request's text dump comes before its PEM block, as openssl writes it. */
+  readonly text?: boolean;
 }
 
 export interface KeyAndCsr {
@@ -93,6 +95,7 @@ export class OpenSsl {
     if (options.subjectAltName !== undefined) args.push('-addext', `subjectAltName=${options.subjectAltName}`);
     if (options.requestCa) args.push('-addext', 'basicConstraints=critical,CA:TRUE');
     for (const ext of options.addext ?? []) args.push('-addext', ext);
+    if (options.text) args.push('-text');
     await this.run(args);
     return { keyPath, csrPath, keyPem: await readFile(keyPath, 'utf8'), csrPem: await readFile(csrPath, 'utf8') };
   }

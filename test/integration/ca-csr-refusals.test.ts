@@ -10,7 +10,7 @@ import { SignJWT } from 'jose';
 import { DEV_ISSUER, ensureDevIssuer } from '../../src/authn/dev.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { httpsJson, type HttpsResult } from '../helpers/https.js';
-import { OpenSsl } from '../helpers/openssl.js';
+import { OpenSsl, pemBody } from '../helpers/openssl.js';
 
 const ID = 'spiffe://cluster.local/ns/shop/sa/cart';
 const GENERIC_401 = 'authentication failed: present a valid service-account token or SVID client certificate';
@@ -76,6 +76,23 @@ test('a CSR that is not PEM: 400 RAMPART_ERR_CSR_NOT_PEM', async () => {
   await refused(() => post({ csr: 'hello, CA' }), 400, 'RAMPART_ERR_CSR_NOT_PEM', /one PEM block/);
   await refused(() => post({ csr: goodCsr + goodCsr }), 400, 'RAMPART_ERR_CSR_NOT_PEM');
   await refused(() => post({ csr: '-----BEGIN CERTIFICATE REQUEST-----\n!!!notbase64!!!\n-----END CERTIFICATE REQUEST-----\n' }), 400, 'RAMPART_ERR_CSR_NOT_PEM');
+});
+
+test('a CSR with text around its one block, as `openssl req -text` writes it, is issued (RFC 7468 section 2); two blocks, another type or bad base64 are still refused', async () => {
+  const { csrPem } = await ssl.keyAndCsr({ text: true });
+  assert.match(csrPem, /^Certificate Request:\n[\s\S]+\n-----BEGIN CERTIFICATE REQUEST-----\n/, 'openssl put its text dump first');
+  const dumped = await post({ csr: csrPem });
+  assert.equal(dumped.status, 200, dumped.text);
+  assert.equal(dumped.body.spiffeId, ID);
+  const trailed = await post({ csr: `${goodCsr}\nmade for the shop cart, see ticket 42\n` });
+  assert.equal(trailed.status, 200, trailed.text);
+  const { keyPem } = await ssl.keyAndCsr();
+  await refused(() => post({ csr: csrPem + csrPem }), 400, 'RAMPART_ERR_CSR_NOT_PEM', /more than one PEM block/);
+  await refused(() => post({ csr: keyPem + csrPem }), 400, 'RAMPART_ERR_CSR_NOT_PEM', /more than one PEM block/);
+  await refused(() => post({ csr: `Private key:\n${keyPem}` }), 400, 'RAMPART_ERR_CSR_WRONG_PEM_TYPE', /"PRIVATE KEY"/);
+  const body = pemBody(goodCsr);
+  await refused(() => post({ csr: `Certificate Request:\n-----BEGIN CERTIFICATE REQUEST-----\n${body.slice(0, 40)}!${body.slice(41)}\n-----END CERTIFICATE REQUEST-----\n` }), 400, 'RAMPART_ERR_CSR_NOT_PEM', /not valid base64/);
+  await refused(() => post({ csr: `text\n-----BEGIN CERTIFICATE REQUEST-----\n${body}\n` }), 400, 'RAMPART_ERR_CSR_NOT_PEM', /no "-----END CERTIFICATE REQUEST-----" line/);
 });
 
 test('a PEM block of another type (CERTIFICATE): 400 RAMPART_ERR_CSR_WRONG_PEM_TYPE', async () => {

@@ -20,22 +20,43 @@ export interface ParsedCsr {
   readonly uriSans: readonly string[];
 }
 
-const PEM_RE = /^\s*-----BEGIN ([A-Z0-9 ]+)-----\r?\n([A-Za-z0-9+/=\r\n\t ]+?)-----END \1-----\s*$/;
+const BEGIN = '-----BEGIN ';
+const DASHES = '-----';
+const LABEL = /^[A-Z0-9 ]+$/;
+const MAX_LABEL = 64;
+const CSR_LABELS: ReadonlySet<string> = new Set(['CERTIFICATE REQUEST', 'NEW CERTIFICATE REQUEST']);
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 
 function bad(code: ErrorCode, message: string): BadRequestError {
   return new BadRequestError(code, message);
 }
 
-/** Extracts the DER of a single `CERTIFICATE REQUEST` PEM block. */
+const notOneBlock = (why: string): BadRequestError => bad('RAMPART_ERR_CSR_NOT_PEM', `csr must be one PEM block "-----BEGIN CERTIFICATE REQUEST-----"; ${why}`);
+
+/**
+ * Extracts the DER of the one `CERTIFICATE REQUEST` PEM block in the text. Text before and after
+ * the block is ignored, as RFC 7468 section 2 asks of parsers: `openssl req -text` writes a dump
+ * of the request above it. A second block is refused, so a key pasted with the CSR is never
+ * mistaken for it. This runs on every signing request, so it finds the boundaries with indexOf
+ * and only the base64 body is checked by regular expression.
+ */
 export function csrDerFromPem(pem: string): Buffer {
-  const match = PEM_RE.exec(pem);
-  if (match === null) throw bad('RAMPART_ERR_CSR_NOT_PEM', 'csr must be one PEM block "-----BEGIN CERTIFICATE REQUEST-----"');
-  const type = match[1] as string;
-  if (type !== 'CERTIFICATE REQUEST' && type !== 'NEW CERTIFICATE REQUEST') {
-    throw bad('RAMPART_ERR_CSR_WRONG_PEM_TYPE', `csr PEM block is "${type}"; expected "CERTIFICATE REQUEST"`);
-  }
-  const body = (match[2] as string).replace(/\s+/g, '');
-  if (body.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(body)) throw bad('RAMPART_ERR_CSR_NOT_PEM', 'csr PEM body is not valid base64');
+  const begin = pem.indexOf(BEGIN);
+  if (begin === -1) throw notOneBlock('no "-----BEGIN" line found');
+  const labelStart = begin + BEGIN.length;
+  const labelEnd = pem.indexOf(DASHES, labelStart);
+  // Labels are short words (RFC 7468 section 4); a long one is not echoed back in the error.
+  const type = labelEnd === -1 || labelEnd - labelStart > MAX_LABEL ? '' : pem.slice(labelStart, labelEnd);
+  let bodyStart = labelEnd + DASHES.length;
+  if (pem[bodyStart] === '\r') bodyStart += 1;
+  if (!LABEL.test(type) || pem[bodyStart] !== '\n') throw notOneBlock('its "-----BEGIN" line is malformed');
+  const endLine = `-----END ${type}-----`;
+  const end = pem.indexOf(endLine, bodyStart);
+  if (end === -1) throw notOneBlock(`the "-----BEGIN ${type}-----" block has no "${endLine}" line`);
+  if (pem.indexOf(BEGIN, end + endLine.length) !== -1) throw notOneBlock('this text holds more than one PEM block; send only the CSR');
+  if (!CSR_LABELS.has(type)) throw bad('RAMPART_ERR_CSR_WRONG_PEM_TYPE', `csr PEM block is "${type}"; expected "CERTIFICATE REQUEST"`);
+  const body = pem.slice(bodyStart, end).replace(/\s+/g, '');
+  if (body.length % 4 !== 0 || !BASE64.test(body)) throw bad('RAMPART_ERR_CSR_NOT_PEM', 'csr PEM body is not valid base64');
   return Buffer.from(body, 'base64');
 }
 
