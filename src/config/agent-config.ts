@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import { ConfigError } from '../core/errors.js';
 import { isValidSpiffeId, validateAllowPattern } from '../core/identity.js';
-import { durationFlag, hostPort, type HostPort } from './values.js';
+import { caUrlFlag, DEFAULT_CA_URL, durationFlag, hostPort, type HostPort } from './values.js';
 
 /** Flags as parsed by the CLI. */
 export interface AgentFlags {
@@ -60,7 +60,7 @@ export interface AgentConfig {
 }
 
 export const AGENT_DEFAULTS = {
-  caUrl: 'https://localhost:8443',
+  caUrl: DEFAULT_CA_URL,
   caBundleFile: 'certs/root-cert.pem',
   tokenFile: '/var/run/secrets/rampart/token',
   monitoringListen: '127.0.0.1:15020',
@@ -123,18 +123,6 @@ function parseAllow(text: string): string {
   }
 }
 
-function parseCaUrl(text: string): string {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw invalid(`--ca-url "${text}" is not a URL; use e.g. https://rampart-ca.rampart-system.svc:443`);
-  }
-  if (url.protocol !== 'https:') throw invalid(`--ca-url "${text}" must use https:// (the CA API is TLS only)`);
-  if (url.pathname !== '/' || url.search !== '' || url.hash !== '' || url.username !== '') throw invalid(`--ca-url "${text}" must be just https://HOST[:PORT]`);
-  return url.origin;
-}
-
 function defaultAgentId(env: NodeJS.ProcessEnv): string {
   const raw = env['POD_NAME'] ?? `${hostname()}-${process.pid}`;
   const cleaned = raw.replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 128);
@@ -159,7 +147,7 @@ export function loadAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = {}):
     return value;
   };
   const config: AgentConfig = {
-    caUrl: parseCaUrl(ne(flags['ca-url'], '--ca-url', AGENT_DEFAULTS.caUrl)),
+    caUrl: caUrlFlag(ne(flags['ca-url'], '--ca-url', AGENT_DEFAULTS.caUrl), '--ca-url'),
     caBundleFile: ne(flags['ca-bundle'], '--ca-bundle', AGENT_DEFAULTS.caBundleFile),
     tokenFile: ne(flags['token-file'], '--token-file', AGENT_DEFAULTS.tokenFile),
     outDir: flags['out-dir'] === undefined ? null : ne(flags['out-dir'], '--out-dir', ''),

@@ -29,3 +29,25 @@ export function durationFlag(text: string | undefined, flag: string): number | u
   if (ms === null || ms <= 0) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `${flag} "${text}" is not a duration; use forms like 90s, 5m, 1h, 30d`);
   return ms;
 }
+
+/** The CA API every client command talks to when --ca-url is not given. */
+export const DEFAULT_CA_URL = 'https://localhost:8443';
+
+/**
+ * Parses a CA API URL flag (--ca-url of agent, bundle and root) into its origin. Only
+ * https://HOST[:PORT] is taken: the API is TLS only, and its paths are fixed, so a path, query
+ * or userinfo would be silently dropped.
+ */
+export function caUrlFlag(text: string, flag: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `${flag} "${text}" is not a URL; use e.g. https://rampart-ca.rampart-system.svc:443`);
+  }
+  if (url.protocol !== 'https:') throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `${flag} "${text}" must use https:// (the CA API is TLS only)`);
+  if (url.pathname !== '/' || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
+    throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `${flag} "${text}" must be just https://HOST[:PORT]`);
+  }
+  return url.origin;
+}

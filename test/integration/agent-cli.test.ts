@@ -57,6 +57,7 @@ test('bad input: one line saying what to fix, exit 2, never a stack trace', () =
   failsWith([...base(), '--outbound', '127.0.0.1:0=backend:15006'], /--outbound "127\.0\.0\.1:0=backend:15006" must be LISTEN=HOST:PORT#SPIFFE_ID/);
   failsWith([...base(), '--outbound', '127.0.0.1:0=backend:15006#backend'], /"backend" is not a valid SPIFFE ID/);
   failsWith([...base(), '--ca-url', 'http://localhost:8443'], /--ca-url "http:\/\/localhost:8443" must use https:\/\//);
+  failsWith([...base(), '--ca-url', 'notaurl'], /^rampart agent: --ca-url "notaurl" is not a URL; use e\.g\. https:\/\/.* \[RAMPART_ERR_CONFIG_INVALID\]$/);
   failsWith([...base(), '--ttl', 'soon'], /--ttl "soon" is not a duration/);
 });
 

@@ -261,6 +261,35 @@ test('rampart bundle --ca-url --ca-bundle --format json|pem|jwks', async () => {
   assert.equal(set.spiffe_sequence, 1);
 });
 
+test('a malformed --ca-url is a config error naming the flag (exit 2) for bundle and every root step, as an http:// one is', async () => {
+  const tokenFile = join(dir, 'ca-url-admin.token');
+  await writeFile(tokenFile, await ca.token('rampart-system', 'rampart-admin'));
+  const files = ['--ca-bundle', `${ca.stateDir}/root-cert.pem`];
+  const rootStep = (step: string): string[] => ['root', step, ...files, '--token-file', tokenFile];
+  const notAUrl: [string, RegExp] = ['notaurl', /is not a URL; use e\.g\. https:\/\/rampart-ca\.rampart-system\.svc:443/];
+  const cases: Array<[string, RegExp]> = [
+    notAUrl,
+    ['', /is not a URL/],
+    ['http://localhost:8443', /must use https:\/\/ \(the CA API is TLS only\)/],
+    // The API paths are fixed: a path here would be silently dropped.
+    [`${ca.apiUrl}/v1`, /must be just https:\/\/HOST\[:PORT\]/],
+  ];
+  const runs = await Promise.all([
+    ...[['bundle', ...files], rootStep('status')].flatMap((command) => cases.map(([url, why]) => ({ command, url, why }))),
+    ...['prepare', 'activate', 'retire'].map((step) => ({ command: rootStep(step), url: notAUrl[0], why: notAUrl[1] })),
+  ].map(async (c) => ({ ...c, r: await cli([...c.command, '--ca-url', c.url]) })));
+  for (const { command, url, why, r } of runs) {
+    const what = `${command.slice(0, 2).join(' ')} --ca-url "${url}"`;
+    assert.equal(r.code, 2, `${what}: ${r.stderr}`);
+    const shown = url.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+    assert.match(r.stderr, new RegExp(`^rampart ${command[0]}: --ca-url "${shown}" .*\\[RAMPART_ERR_CONFIG_INVALID\\]\\n$`), what);
+    assert.match(r.stderr, why, what);
+    assert.equal(r.stdout, '', what);
+  }
+  // Nothing was asked of the CA: no root was prepared.
+  assert.equal(ca.runtime.status().roots.length, 1);
+});
+
 test('cert inspect on a two-root bundle says it is no chain; root and bundle file errors carry their codes without a --help hint', async () => {
   const rotated = await startTestCa({ 'auto-rotate': 'false' });
   try {

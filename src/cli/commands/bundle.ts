@@ -1,6 +1,7 @@
 /** `rampart bundle`: fetch the CA's trust bundle. */
 import { CaClient } from '../../client/ca-client.js';
 import { readTrustFile } from '../../client/trust-file.js';
+import { caUrlFlag, DEFAULT_CA_URL } from '../../config/values.js';
 import { parseFlags, UsageError, type FlagSpec } from '../args.js';
 
 export const BUNDLE_HELP = `Usage: rampart bundle [--ca-url URL] [--ca-bundle FILE] [--format pem|json|jwks]
@@ -23,8 +24,9 @@ export async function runBundle(argv: readonly string[]): Promise<number> {
   }
   const format = values.format ?? 'pem';
   if (format !== 'pem' && format !== 'json' && format !== 'jwks') throw new UsageError(`--format must be pem, json or jwks, got "${format}"`);
+  const url = caUrlFlag(values['ca-url'] ?? DEFAULT_CA_URL, '--ca-url');
   const trust = readTrustFile(values['ca-bundle'] ?? 'certs/root-cert.pem', '--ca-bundle');
-  const client = new CaClient({ url: values['ca-url'] ?? 'https://localhost:8443', caBundle: () => trust });
+  const client = new CaClient({ url, caBundle: () => trust });
   try {
     const body = await client.trustBundleRaw(format);
     process.stdout.write(format === 'pem' ? body : `${JSON.stringify(JSON.parse(body), null, 2)}\n`);

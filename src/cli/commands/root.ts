@@ -5,6 +5,7 @@ import type { RotationStatus } from '../../runtime/ca-runtime.js';
 import { ConfigError } from '../../core/errors.js';
 import { parseFlags, UsageError, type FlagSpec } from '../args.js';
 import { readTrustFile } from '../../client/trust-file.js';
+import { caUrlFlag, DEFAULT_CA_URL } from '../../config/values.js';
 
 export const ROOT_HELP = `Usage: rampart root status|prepare|activate|retire [flags]
 
@@ -96,6 +97,7 @@ export async function runRoot(argv: readonly string[]): Promise<number> {
     process.stdout.write(ROOT_HELP);
     return 0;
   }
+  const url = caUrlFlag(values['ca-url'] ?? DEFAULT_CA_URL, '--ca-url');
   const trust = readTrustFile(values['ca-bundle'] ?? 'certs/root-cert.pem', '--ca-bundle');
   let token: string | undefined;
   if (values['token-file'] !== undefined) {
@@ -107,7 +109,7 @@ export async function runRoot(argv: readonly string[]): Promise<number> {
   } else {
     throw new UsageError('missing --token-file: the admin API needs the token of an admin identity (e.g. rampart token --namespace rampart-system --service-account rampart-admin > admin.token)');
   }
-  const client = new CaClient({ url: values['ca-url'] ?? 'https://localhost:8443', caBundle: () => trust });
+  const client = new CaClient({ url, caBundle: () => trust });
   try {
     const status = (step === 'status' ? await client.adminStatus(token) : await client.adminStep(step as 'prepare' | 'activate' | 'retire', values.force === true, token)) as RotationStatus;
     if (values.json) process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
