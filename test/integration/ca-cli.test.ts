@@ -202,7 +202,7 @@ test('rampart cert inspect FILE prints SPIFFE ID, serial, validity, key type and
   assert.match(r.stdout, /^SPIFFE ID:\s+spiffe:\/\/cluster\.local\/ns\/web\/sa\/frontend$/m);
   assert.match(r.stdout, new RegExp(`^Serial:\\s+${res.body.serial}$`, 'mi'));
   assert.match(r.stdout, new RegExp(`^Not after:\\s+${res.body.expiresAt.replace(/\./g, '\\.')}`, 'm'));
-  assert.match(r.stdout, new RegExp(`^Not before:\\s+${res.body.notBefore.replace(/\./g, '\\.')}`, 'm'));
+  assert.match(r.stdout, new RegExp(`^Not before:\\s+${res.body.notBefore.replace(/\./g, '\\.')}$`, 'm'), 'valid already: no NOT YET VALID mark');
   assert.match(r.stdout, /^Key:\s+ECDSA P-384$/m);
   assert.match(r.stdout, /^CA:\s+no$/m);
   assert.doesNotMatch(r.stdout, /^Warning:/m);
@@ -226,6 +226,61 @@ test('cert inspect on a certificate with two URI SANs says it is no X.509-SVID i
   assert.equal(summary?.spiffeId, null);
   assert.deepEqual(summary?.uriSans, sans);
   assert.equal(summary?.warnings.length, 1);
+});
+
+test('cert inspect warns of cA=TRUE with a workload SPIFFE ID (no SVID), but not with the trust-domain ID a CA carries', async () => {
+  const selfSigned = (name: string, uri: string): Promise<unknown> =>
+    ssl.run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.pem`, '-subj', `/O=${name}`, '-days', '1',
+      '-addext', `subjectAltName=URI:${uri}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,digitalSignature,keyCertSign']);
+  const workloadId = 'spiffe://cluster.local/ns/shop/sa/web';
+  await Promise.all([selfSigned('ca-workload', workloadId), selfSigned('ca-domain', 'spiffe://cluster.local')]);
+  const [text, json, domain] = await Promise.all([
+    cli(['cert', 'inspect', ssl.path('ca-workload.pem')]),
+    cli(['cert', 'inspect', ssl.path('ca-workload.pem'), '--json']),
+    cli(['cert', 'inspect', ssl.path('ca-domain.pem'), '--json']),
+  ]);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /^SPIFFE ID:\s+\(none: not an X\.509-SVID\)$/m);
+  assert.match(text.stdout, /^Warning:\s+basicConstraints cA=TRUE with the workload SPIFFE ID spiffe:\/\/cluster\.local\/ns\/shop\/sa\/web; an X\.509-SVID leaf must have cA=false .*so this is no SVID$/m);
+  assert.match(text.stdout, /^CA:\s+yes$/m);
+  assert.equal(json.code, 0, json.stderr);
+  const [summary] = JSON.parse(json.stdout) as Array<{ spiffeId: string | null; uriSans: string[]; warnings: string[]; isCa: boolean }>;
+  assert.equal(summary?.spiffeId, null);
+  assert.deepEqual(summary?.uriSans, [workloadId]);
+  assert.equal(summary?.isCa, true);
+  assert.equal(summary?.warnings.length, 1);
+  assert.match(summary?.warnings[0] ?? '', /cA=TRUE with the workload SPIFFE ID/);
+  // A signing certificate's SPIFFE ID is the trust domain's, with no path: that is as it should be.
+  assert.equal(domain.code, 0, domain.stderr);
+  const [ca] = JSON.parse(domain.stdout) as Array<{ spiffeId: string | null; warnings: string[] }>;
+  assert.equal(ca?.spiffeId, 'spiffe://cluster.local');
+  assert.deepEqual(ca?.warnings, []);
+});
+
+test('cert inspect marks a certificate whose notBefore is in the future NOT YET VALID and warns, in text and JSON', async () => {
+  // openssl 3.0's x509 and req cannot set a future notBefore; openssl ca -startdate can.
+  await ssl.write('future.cnf', '[ca]\ndefault_ca = future\n[future]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\ndefault_md = sha256\npolicy = anything\ncopy_extensions = copy\nunique_subject = no\n[anything]\norganizationName = optional\n');
+  await ssl.write('index.txt', '');
+  await ssl.write('serial', '01\n');
+  await ssl.run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'future.key', '-out', 'future.csr', '-subj', '/O=Future',
+    '-addext', 'subjectAltName=URI:spiffe://cluster.local/ns/shop/sa/web', '-addext', 'basicConstraints=critical,CA:FALSE', '-addext', 'keyUsage=critical,digitalSignature']);
+  const day = 86_400_000;
+  const asn1Time = (ms: number): string => `${new Date(ms).toISOString().replace(/[-:T]/g, '').slice(0, 14)}Z`;
+  const notBefore = Math.floor((Date.now() + 30 * day) / 1000) * 1000;
+  await ssl.run(['ca', '-config', 'future.cnf', '-batch', '-selfsign', '-keyfile', 'future.key', '-in', 'future.csr', '-out', 'future.pem', '-notext', '-startdate', asn1Time(notBefore), '-enddate', asn1Time(notBefore + 30 * day)]);
+  const [text, json] = await Promise.all([cli(['cert', 'inspect', ssl.path('future.pem')]), cli(['cert', 'inspect', ssl.path('future.pem'), '--json'])]);
+  const iso = new Date(notBefore).toISOString().replace(/\./g, '\\.');
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, new RegExp(`^Not before:\\s+${iso}  \\(NOT YET VALID\\)$`, 'm'));
+  assert.match(text.stdout, new RegExp(`^Warning:\\s+not valid before ${iso} \\(in (29|30) days\\); peers refuse it until then`, 'm'));
+  // It is an SVID all the same, just not yet.
+  assert.match(text.stdout, /^SPIFFE ID:\s+spiffe:\/\/cluster\.local\/ns\/shop\/sa\/web$/m);
+  assert.equal(json.code, 0, json.stderr);
+  const [summary] = JSON.parse(json.stdout) as Array<{ spiffeId: string | null; notBefore: string; warnings: string[] }>;
+  assert.equal(summary?.spiffeId, 'spiffe://cluster.local/ns/shop/sa/web');
+  assert.equal(summary?.notBefore, new Date(notBefore).toISOString());
+  assert.equal(summary?.warnings.length, 1);
+  assert.match(summary?.warnings[0] ?? '', /^not valid before /);
 });
 
 test('cert inspect shows a spiffe:// URI SAN that breaks the SPIFFE-ID spec as no SPIFFE ID, with the reason', async () => {

@@ -11,9 +11,9 @@ import { parseFlags, UsageError } from '../args.js';
 export const CERT_HELP = `Usage: rampart cert inspect FILE [--json]
 
 Prints the SPIFFE ID, serial, validity, key type and chain of a PEM certificate file
-(e.g. an agent's cert-chain.pem). Problems with what the file says (an expired certificate, one
-that is no X.509-SVID) are printed, and the exit status stays 0; it is 2 when the file cannot be
-read or holds no certificate.
+(e.g. an agent's cert-chain.pem). Problems with what the file says (an expired or not yet valid
+certificate, one that is no X.509-SVID) are printed, and the exit status stays 0; it is 2 when the
+file cannot be read or holds no certificate.
 `;
 
 export interface CertSummary {
@@ -42,11 +42,12 @@ function spiffeIdProblem(id: string): string | null {
   }
 }
 
-export function summarize(der: Buffer): CertSummary {
+/** What a certificate file says, judged at `now` (ms since the epoch). */
+export function summarize(der: Buffer, now: number): CertSummary {
   const parsed = parseCertificate(der);
   const x509 = new X509Certificate(der);
   const uris = uriSans(parsed);
-  const bc = basicConstraints(parsed);
+  const isCa = basicConstraints(parsed)?.ca ?? false;
   const warnings: string[] = [];
   // SPIFFE X509-SVID spec, section 2: "An X.509 SVID MUST contain exactly one URI SAN". With two,
   // a verifier cannot tell which identity is meant, so neither is this certificate's.
@@ -56,8 +57,19 @@ export function summarize(der: Buffer): CertSummary {
   // no identity a verifier would accept, so it is not shown as one.
   const invalidBecause = only?.startsWith('spiffe://') ? spiffeIdProblem(only) : null;
   if (invalidBecause !== null) warnings.push(`URI SAN ${only} is no valid SPIFFE ID (${invalidBecause}), so this is no SVID`);
+  const validId = only?.startsWith('spiffe://') && invalidBecause === null ? only : null;
+  // SPIFFE X509-SVID spec 3.2 and 4.1: a leaf SVID must have cA=false, and a signing certificate's
+  // SPIFFE ID has no path. cA=true with a workload's ID (one with a path) is neither, and
+  // verifiers refuse it as a leaf.
+  const caWithWorkloadId = isCa && validId !== null && parseSpiffeId(validId).path !== '';
+  if (caWithWorkloadId) warnings.push(`basicConstraints cA=TRUE with the workload SPIFFE ID ${validId}; an X.509-SVID leaf must have cA=false (and a CA's SPIFFE ID has no path), so this is no SVID`);
+  // Usually an issuer whose clock runs ahead (or this host's running behind): every peer refuses
+  // such a certificate, and nothing else in the output would say why.
+  if (parsed.notBefore > now) {
+    warnings.push(`not valid before ${new Date(parsed.notBefore).toISOString()} (in ${roughly(parsed.notBefore - now)}); peers refuse it until then: check the clocks of the issuer and of this host`);
+  }
   return {
-    spiffeId: only?.startsWith('spiffe://') && invalidBecause === null ? only : null,
+    spiffeId: caWithWorkloadId ? null : validId,
     uriSans: uris,
     warnings,
     serial: serialHex(parsed),
@@ -67,7 +79,7 @@ export function summarize(der: Buffer): CertSummary {
     notBefore: new Date(parsed.notBefore).toISOString(),
     notAfter: new Date(parsed.notAfter).toISOString(),
     keyType: inspectSpki(parsed.spki).description,
-    isCa: bc?.ca ?? false,
+    isCa,
     fingerprintSha256: x509.fingerprint256.replace(/:/g, '').toLowerCase(),
   };
 }
@@ -79,6 +91,11 @@ function roughly(ms: number): string {
   const hours = Math.floor(minutes / 60);
   if (hours < 48) return `${hours} h ${minutes % 60} min`;
   return `${Math.floor(hours / 24)} days`;
+}
+
+/** A certificate with a spiffe:// URI SAN, or several URI SANs, was made to be an SVID. */
+function meantAsSvid(summary: CertSummary): boolean {
+  return summary.uriSans.length > 1 || summary.uriSans.some((u) => u.startsWith('spiffe://'));
 }
 
 export async function runCert(argv: readonly string[]): Promise<number> {
@@ -103,9 +120,10 @@ export async function runCert(argv: readonly string[]): Promise<number> {
   }
   const ders = decodeCertificates(text);
   if (ders.length === 0) throw new ConfigError('RAMPART_ERR_USAGE', `${file} holds no PEM CERTIFICATE block`);
+  const now = Date.now();
   let summaries: CertSummary[];
   try {
-    summaries = ders.map(summarize);
+    summaries = ders.map((der) => summarize(der, now));
   } catch (err) {
     throw new ConfigError('RAMPART_ERR_USAGE', `${file} holds a certificate that cannot be parsed: ${(err as Error).message}`);
   }
@@ -114,16 +132,16 @@ export async function runCert(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const [leaf, ...chain] = summaries as [CertSummary, ...CertSummary[]];
-  const remaining = Date.parse(leaf.notAfter) - Date.now();
+  const remaining = Date.parse(leaf.notAfter) - now;
   // A chain names each certificate's issuer next; a bundle of roots (root-cert.pem) does not.
   const linked = chain.every((c, i) => (i === 0 ? leaf : chain[i - 1])?.issuer === c.subject);
   const lines = [
-    `SPIFFE ID:   ${leaf.spiffeId ?? (leaf.warnings.length > 0 ? '(none: not an X.509-SVID)' : '(none)')}`,
+    `SPIFFE ID:   ${leaf.spiffeId ?? (meantAsSvid(leaf) ? '(none: not an X.509-SVID)' : '(none)')}`,
     ...leaf.warnings.map((w) => `Warning:     ${w}`),
     `Serial:      ${leaf.serial}`,
     `Subject:     ${leaf.subject}`,
     `Issuer:      ${leaf.issuer}`,
-    `Not before:  ${leaf.notBefore}`,
+    `Not before:  ${leaf.notBefore}${Date.parse(leaf.notBefore) > now ? '  (NOT YET VALID)' : ''}`,
     `Not after:   ${leaf.notAfter}  (${remaining > 0 ? `expires in ${roughly(remaining)}` : 'EXPIRED'})`,
     `Key:         ${leaf.keyType}`,
     `CA:          ${leaf.isCa ? 'yes' : 'no'}`,
