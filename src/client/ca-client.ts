@@ -39,6 +39,40 @@ export interface CaClientOptions {
   readonly clientCertificate?: () => { keyPem: string; certChainPem: string } | null;
   readonly agentId?: string;
   readonly timeoutMs?: number;
+  /**
+   * Roots to add, for one more try, when the CA's certificate does not chain to `caBundle`: the
+   * agent's bootstrap file, which the CA keeps current. An agent that slept through a root
+   * activation holds a bundle without the root the CA now serves under, and the bundle it would
+   * learn it from is behind that very connection.
+   */
+  readonly recoveryCaBundle?: () => string;
+  /** Called when a request succeeded only with the recovery roots. */
+  readonly onTrustRecovered?: () => void;
+}
+
+// Verification failures that more roots can cure (not a wrong name or an expired certificate).
+const UNKNOWN_ISSUER_CODES: ReadonlySet<string> = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+]);
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/** `held` plus the certificates of `extra` it lacks; null when it lacks none. */
+function widenedTrust(held: string, extra: string): string | null {
+  const have = new Set(held.match(PEM_CERTIFICATE) ?? []);
+  const missing = (extra.match(PEM_CERTIFICATE) ?? []).filter((pem) => !have.has(pem));
+  return missing.length === 0 ? null : [held.trim(), ...missing].join('\n') + '\n';
+}
+
+interface SendExtra {
+  readonly body?: string;
+  readonly token?: string | undefined;
+  readonly bundleSequence?: number | undefined;
+  readonly timeoutMs?: number;
 }
 
 interface RawResponse {
@@ -92,8 +126,7 @@ export class CaClient {
     this.agent = null;
   }
 
-  private httpsAgent(): Agent {
-    const ca = this.options.caBundle();
+  private httpsAgent(ca: string): Agent {
     const client = this.options.clientCertificate?.() ?? null;
     const key = `${ca}\n${client?.certChainPem ?? ''}`;
     if (this.agent === null || key !== this.agentKey) {
@@ -106,7 +139,28 @@ export class CaClient {
     return this.agent;
   }
 
-  private send(method: string, path: string, extra: { body?: string; token?: string | undefined; bundleSequence?: number | undefined; timeoutMs?: number }): Promise<RawResponse> {
+  private async send(method: string, path: string, extra: SendExtra): Promise<RawResponse> {
+    const held = this.options.caBundle();
+    try {
+      return await this.sendTrusting(held, method, path, extra);
+    } catch (err) {
+      const widened = this.recoveryTrust(err, held);
+      if (widened === null) throw err;
+      const res = await this.sendTrusting(widened, method, path, extra);
+      this.options.onTrustRecovered?.();
+      return res;
+    }
+  }
+
+  /** The held roots widened by the recovery roots, when `err` is a CA certificate they might verify. */
+  private recoveryTrust(err: unknown, held: string): string | null {
+    if (this.options.recoveryCaBundle === undefined || !(err instanceof UnavailableError)) return null;
+    const code = (err.cause as NodeJS.ErrnoException | undefined)?.code;
+    if (code === undefined || !UNKNOWN_ISSUER_CODES.has(code)) return null;
+    return widenedTrust(held, this.options.recoveryCaBundle());
+  }
+
+  private sendTrusting(ca: string, method: string, path: string, extra: SendExtra): Promise<RawResponse> {
     const url = new URL(path, this.base);
     const headers: Record<string, string> = { accept: 'application/json' };
     if (extra.body !== undefined) {
@@ -116,7 +170,7 @@ export class CaClient {
     if (extra.token) headers['authorization'] = `Bearer ${extra.token}`;
     if (extra.bundleSequence !== undefined) headers['rampart-bundle-sequence'] = String(extra.bundleSequence);
     if (this.options.agentId) headers['rampart-agent-id'] = this.options.agentId;
-    const options: RequestOptions = { method, headers, agent: this.httpsAgent(), timeout: extra.timeoutMs ?? this.options.timeoutMs ?? 15_000 };
+    const options: RequestOptions = { method, headers, agent: this.httpsAgent(ca), timeout: extra.timeoutMs ?? this.options.timeoutMs ?? 15_000 };
     return new Promise((resolve, reject) => {
       const req = httpsRequest(url, options, (res) => {
         const chunks: Buffer[] = [];
