@@ -74,7 +74,8 @@ export class CertificateManager implements CredentialSource {
   private bundleLoop: Promise<void> | null = null;
   private bundleSleep: { timer: NodeJS.Timeout; wake: () => void } | null = null;
   private readonly listeners = new Set<(c: Credentials) => void>();
-  private readonly firstWaiters = new Set<() => void>();
+  /** Pending {@link waitForFirstCertificate} calls: settled by the first certificate or by stop(). */
+  private readonly firstWaiters = new Set<{ readonly arrived: () => void; readonly stopped: () => void }>();
   private readonly random: () => number;
   private readonly log: Logger;
 
@@ -136,25 +137,28 @@ export class CertificateManager implements CredentialSource {
    */
   async waitForFirstCertificate(timeoutMs: number): Promise<Credentials> {
     if (this.held) return this.held.credentials;
+    if (this.stopped) throw new ManagerStopped();
     await new Promise<void>((resolve, reject) => {
-      const done = (): void => {
+      const settle = (outcome: () => void): void => {
         clearTimeout(timer);
-        this.firstWaiters.delete(done);
-        resolve();
+        this.firstWaiters.delete(waiter);
+        outcome();
       };
-      const timer = setTimeout(() => {
-        this.firstWaiters.delete(done);
-        const last = this.lastFailure;
-        reject(new FirstCertificateTimeout(timeoutMs, last));
-      }, timeoutMs);
-      this.firstWaiters.add(done);
+      const waiter = { arrived: () => settle(resolve), stopped: () => settle(() => reject(new ManagerStopped())) };
+      const timer = setTimeout(() => settle(() => reject(new FirstCertificateTimeout(timeoutMs, this.lastFailure))), timeoutMs);
+      this.firstWaiters.add(waiter);
     });
     return (this.held as Held | null)?.credentials as Credentials;
   }
 
-  /** Stops renewing and long-polling; waits for an attempt in flight to settle. */
+  /**
+   * Stops renewing and long-polling; waits for an attempt in flight to settle. A pending
+   * {@link waitForFirstCertificate} rejects with {@link ManagerStopped} at once: no certificate
+   * can arrive any more, and its timer must not keep the process alive until the deadline.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
+    for (const waiter of [...this.firstWaiters]) waiter.stopped();
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.bundleSleep?.wake();
@@ -304,7 +308,7 @@ export class CertificateManager implements CredentialSource {
       previous ? 'certificate renewed' : 'first certificate obtained',
     );
     await this.publish();
-    for (const wake of [...this.firstWaiters]) wake();
+    for (const waiter of [...this.firstWaiters]) waiter.arrived();
     this.startBundleLoop();
   }
 
@@ -393,6 +397,14 @@ export class CertificateManager implements CredentialSource {
     } catch (err) {
       this.log.error({ event: 'output-write-failed', outDir: this.options.outDir, error: err instanceof Error ? err.message : String(err) }, 'cannot write the output directory; the proxy still uses the new certificate');
     }
+  }
+}
+
+/** The manager was stopped before its first certificate arrived. */
+export class ManagerStopped extends Error {
+  constructor() {
+    super('the certificate manager was stopped before it obtained a certificate');
+    this.name = 'ManagerStopped';
   }
 }
 

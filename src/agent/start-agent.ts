@@ -19,6 +19,7 @@ import { createAgentMetrics, createAgentRegistry } from './agent-metrics.js';
 import { CertificateManager } from './certificate-manager.js';
 import { startInbound, startOutbound, type InboundProxy, type OutboundProxy } from './proxy/index.js';
 import { proxyMetrics } from './proxy/metrics.js';
+import { AgentStartCancelled } from './start-cancelled.js';
 import { fileTokenSource } from './token-source.js';
 
 /** Options that are not operator settings. */
@@ -31,6 +32,11 @@ export interface StartAgentOptions {
   readonly retry?: { readonly baseMs?: number; readonly maxMs?: number };
   /** Seconds each trust-bundle long-poll waits at the CA (default 20). */
   readonly bundleWaitSeconds?: number;
+  /**
+   * Aborting it while the agent starts stops everything started so far and rejects with
+   * {@link AgentStartCancelled}; once the agent is up it is ignored (use `stop()`).
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** A running agent. */
@@ -64,13 +70,16 @@ function checkOutDir(outDir: string): void {
 /**
  * Starts the agent and resolves once it holds its first certificate and every listener is up.
  * Bad settings, an unreadable token file and a CA that gives no certificate within
- * `config.startupTimeoutMs` reject with a RampartError saying what to fix.
+ * `config.startupTimeoutMs` reject with a RampartError saying what to fix; `options.signal`
+ * cancels it (see {@link StartAgentOptions.signal}).
  */
 export async function startAgent(config: AgentConfig, options: StartAgentOptions): Promise<RunningAgent> {
   const startedAt = performance.now();
   const clock = options.clock ?? systemClock;
   const logger = options.logger;
   const registry = options.registry ?? createAgentRegistry();
+  const cancelled = (): boolean => options.signal?.aborted === true;
+  if (cancelled()) throw new AgentStartCancelled('before-first-certificate');
 
   let bootstrap = readTrustFile(config.caBundleFile, '--ca-bundle');
   if (config.outDir !== null) checkOutDir(config.outDir);
@@ -108,9 +117,14 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     ...(options.bundleWaitSeconds === undefined ? {} : { bundleWaitSeconds: options.bundleWaitSeconds }),
   });
   const m = manager;
+  const throwIfCancelled = (): void => {
+    if (cancelled()) throw new AgentStartCancelled(m.current() === null ? 'before-first-certificate' : 'after-first-certificate');
+  };
+  // A signal must not wait for the first certificate, which may take until the start-up
+  // deadline: stopping the manager ends that wait at once, and no certificate arrives after it.
+  const stopManagerOnCancel = (): void => void m.stop();
+  options.signal?.addEventListener('abort', stopManagerOnCancel, { once: true });
 
-  // The proxy metrics exist from the start, at zero, whether or not this agent proxies (DESIGN section 10).
-  await proxyMetrics(registry);
   const monitoring = createMonitoringServer({ registry, ready: () => m.notReadyReason() ?? true });
   const inbound: InboundProxy[] = [];
   const outbound: OutboundProxy[] = [];
@@ -121,14 +135,26 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   };
 
   try {
+    throwIfCancelled();
+    // The proxy metrics exist from the start, at zero, whether or not this agent proxies (DESIGN section 10).
+    await proxyMetrics(registry);
+    throwIfCancelled();
     await listenNamed('--monitoring-listen', config.monitoringListen, () => monitoring.listen({ host: config.monitoringListen.host, port: config.monitoringListen.port }));
+    throwIfCancelled();
     m.start();
     logger.info({ event: 'agent-starting', caUrl: config.caUrl, tokenFile: config.tokenFile, outDir: config.outDir, agentId: config.agentId }, 'requesting the first certificate');
     await m.waitForFirstCertificate(config.startupTimeoutMs);
+    throwIfCancelled();
     const firstCertificateMs = performance.now() - startedAt;
     const common = { credentials: m, logger, registry, clock, tunnel: config.tunnel };
-    for (const route of config.inbound) inbound.push(await listenNamed('--inbound', route.listen, () => startInbound({ ...common, listen: route.listen, backend: route.backend, allow: config.allow })));
-    for (const route of config.outbound) outbound.push(await listenNamed('--outbound', route.listen, () => startOutbound({ ...common, listen: route.listen, upstream: route.upstream, expectedId: route.expectedId })));
+    for (const route of config.inbound) {
+      inbound.push(await listenNamed('--inbound', route.listen, () => startInbound({ ...common, listen: route.listen, backend: route.backend, allow: config.allow })));
+      throwIfCancelled();
+    }
+    for (const route of config.outbound) {
+      outbound.push(await listenNamed('--outbound', route.listen, () => startOutbound({ ...common, listen: route.listen, upstream: route.upstream, expectedId: route.expectedId })));
+      throwIfCancelled();
+    }
     const monPort = (monitoring.server.address() as AddressInfo).port;
     const monHost = config.monitoringListen.host === '0.0.0.0' ? '127.0.0.1' : config.monitoringListen.host === '::' ? '::1' : config.monitoringListen.host;
     const monitoringUrl = `http://${formatHostPort({ host: monHost, port: monPort })}`;
@@ -148,6 +174,11 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     };
   } catch (err) {
     await stopAll(0).catch(() => undefined);
+    // Whatever the wait ended with (the manager stopped, a listener failing meanwhile), a
+    // cancelled start-up reports the cancellation.
+    throwIfCancelled();
     throw err;
+  } finally {
+    options.signal?.removeEventListener('abort', stopManagerOnCancel);
   }
 }

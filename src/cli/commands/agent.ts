@@ -2,6 +2,7 @@
 import { loadAgentConfig, type AgentFlags } from '../../config/agent-config.js';
 import { isRampartError } from '../../core/errors.js';
 import { createLogger } from '../../observability/logger.js';
+import { isStartCancelled } from '../../agent/start-cancelled.js';
 import { startAgent } from '../../agent/start-agent.js';
 import { parseFlags, type FlagSpec } from '../args.js';
 import { waitForShutdownSignal } from '../signals.js';
@@ -31,7 +32,8 @@ Flags:
                            a pooled session is PINGed every 30 s and dropped when its peer
                            stops answering
   --monitoring-listen HOST:PORT  /healthz /readyz /metrics (default 127.0.0.1:15020)
-  --startup-timeout D      give up when no first certificate arrives within D (default 60s)
+  --startup-timeout D      give up when no first certificate arrives within D (default 60s);
+                           a SIGTERM or SIGINT before then stops the agent at once (exit 0)
   --drain-timeout D        on SIGTERM, let open connections finish for up to D (default 5s)
   --log-level LEVEL        pino level (default info)
 
@@ -66,13 +68,24 @@ export async function runAgent(argv: readonly string[]): Promise<number> {
   }
   const config = loadAgentConfig(values, process.env);
   const logger = createLogger({ name: 'rampart-agent', level: config.logLevel });
-  // Listen for the signal from the start: a SIGTERM during start-up must still end cleanly.
-  const signal = waitForShutdownSignal();
-  const starting = startAgent(config, { logger });
+  // Listen for the signal from the start: a SIGTERM during start-up must stop the agent then,
+  // not after the first certificate or the start-up deadline.
+  const cancel = new AbortController();
+  const signal = waitForShutdownSignal().then((received) => {
+    cancel.abort();
+    return received;
+  });
   let agent;
   try {
-    agent = await Promise.race([starting, signal.then(() => null)]);
+    agent = await startAgent(config, { logger, signal: cancel.signal });
   } catch (err) {
+    if (isStartCancelled(err)) {
+      const received = await signal;
+      const when = err.phase === 'before-first-certificate' ? 'before its first certificate' : 'after its first certificate, before its listeners were up';
+      logger.info({ event: 'agent-stopped', signal: received, phase: err.phase }, `stopped by ${received} during start-up, ${when}`);
+      logger.flush();
+      return 0;
+    }
     // Start-up failures (unreadable token, CA not answering, token refused) are operator
     // errors: one line saying what to fix, exit 2, like a bad flag.
     if (isRampartError(err)) {
@@ -81,12 +94,6 @@ export async function runAgent(argv: readonly string[]): Promise<number> {
       return 2;
     }
     throw err;
-  }
-  if (agent === null) {
-    // Stopped while starting: let the start settle so nothing keeps listening, then leave.
-    const late = await starting.catch(() => null);
-    await late?.stop({ drainMs: 0 });
-    return 0;
   }
   const received = await signal;
   logger.info({ signal: received, drainMs: config.drainTimeoutMs }, 'draining connections and shutting down');
