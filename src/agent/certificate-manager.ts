@@ -16,7 +16,7 @@ import { chainsToBundle } from './chain-check.js';
 import { createKeyAndCsr } from './csr.js';
 import type { Credentials, CredentialSource } from './credentials.js';
 import { writeCredentials } from './output-writer.js';
-import { decide, renewalTime, retryDelay, usableFrom } from './renewal-policy.js';
+import { decide, lastStartupAttemptAt, renewalTime, retryDelay, startupRetryAt, usableFrom } from './renewal-policy.js';
 import type { TokenSource } from './token-source.js';
 
 /** Options of {@link CertificateManager}. */
@@ -66,6 +66,10 @@ export class CertificateManager implements CredentialSource {
   private failures = 0;
   private retryAt: number | null = null;
   private lastFailure: Failure | null = null;
+  /** When the attempt behind {@link lastFailure} started. */
+  private lastFailedAttemptAt: number | null = null;
+  /** While waiting for the first certificate: the last attempt before the start-up deadline. */
+  private lastStartupAttempt: number | null = null;
   private expiredLogged = false;
   private stopped = false;
   private started = false;
@@ -133,11 +137,14 @@ export class CertificateManager implements CredentialSource {
 
   /**
    * Resolves once a certificate is held; rejects after `timeoutMs` with the last failure, so a
-   * start-up that cannot reach the CA or is refused says why.
+   * start-up that cannot reach the CA or is refused says why. Until then no retry waits past the
+   * deadline: the last attempt is made just before it (see {@link startupRetryAt}).
    */
   async waitForFirstCertificate(timeoutMs: number): Promise<Credentials> {
     if (this.held) return this.held.credentials;
     if (this.stopped) throw new ManagerStopped();
+    this.lastStartupAttempt = lastStartupAttemptAt(this.options.clock.now() + timeoutMs, timeoutMs);
+    this.keepRetryWithinStartup();
     await new Promise<void>((resolve, reject) => {
       const settle = (outcome: () => void): void => {
         clearTimeout(timer);
@@ -219,6 +226,16 @@ export class CertificateManager implements CredentialSource {
     }
   }
 
+  /** Cuts a retry wait that would outlast the start-up deadline to the last attempt before it. */
+  private keepRetryWithinStartup(): void {
+    if (this.held !== null || this.lastStartupAttempt === null || this.retryAt === null || this.lastFailedAttemptAt === null) return;
+    const retryAt = startupRetryAt({ attemptedAt: this.lastFailedAttemptAt, backoffUntil: this.retryAt, lastAttemptAt: this.lastStartupAttempt });
+    if (retryAt === this.retryAt) return;
+    this.retryAt = retryAt;
+    // Mid-attempt, the attempt's own completion schedules the next one from retryAt.
+    if (this.renewing === null && this.started) this.schedule(retryAt - this.options.clock.now());
+  }
+
   private async renew(): Promise<void> {
     const attemptAt = this.options.clock.now();
     try {
@@ -255,6 +272,9 @@ export class CertificateManager implements CredentialSource {
     const now = this.options.clock.now();
     this.retryAt = now + delay;
     this.lastFailure = { code, message };
+    this.lastFailedAttemptAt = attemptAt;
+    this.keepRetryWithinStartup();
+    const retryInMs = Math.max(0, this.retryAt - now);
     this.options.metrics.renewal(code);
     const held = this.held;
     this.log.warn(
@@ -263,7 +283,7 @@ export class CertificateManager implements CredentialSource {
         code,
         error: message,
         failures: this.failures,
-        retryInMs: delay,
+        retryInMs,
         attemptedAt: new Date(attemptAt).toISOString(),
         ...(held ? { keeping: held.serial, validUntil: new Date(held.credentials.notAfter).toISOString(), expired: held.credentials.notAfter <= now } : { holding: 'nothing' }),
       },
@@ -298,6 +318,8 @@ export class CertificateManager implements CredentialSource {
     this.failures = 0;
     this.retryAt = null;
     this.lastFailure = null;
+    this.lastFailedAttemptAt = null;
+    this.lastStartupAttempt = null;
     this.expiredLogged = false;
     this.options.metrics.certificateExpiry(notAfter);
     if (previous && previous.credentials.spiffeId !== credentials.spiffeId) {

@@ -81,6 +81,39 @@ export function retryDelay(input: BackoffInput): number {
   return Math.max(jittered, retryAfter);
 }
 
+/** Ahead of the start-up deadline by this much (at most) the agent makes its last attempt. */
+export const LAST_STARTUP_ATTEMPT_LEAD_MS = 1_000;
+
+/**
+ * When the last attempt for the first certificate is made: shortly before the start-up
+ * deadline, so that the answer of a CA that came back late can still arrive in time. The lead
+ * is a quarter of the start-up window when that is shorter than a second.
+ */
+export function lastStartupAttemptAt(deadline: number, windowMs: number): number {
+  return deadline - Math.min(LAST_STARTUP_ATTEMPT_LEAD_MS, Math.max(0, Math.floor(windowMs / 4)));
+}
+
+/** Inputs of {@link startupRetryAt}, all in ms since the epoch. */
+export interface StartupRetryInput {
+  /** When the attempt that just failed started. */
+  readonly attemptedAt: number;
+  /** When the backoff (see {@link retryDelay}) would make the next attempt. */
+  readonly backoffUntil: number;
+  /** The last attempt before the start-up deadline (see {@link lastStartupAttemptAt}). */
+  readonly lastAttemptAt: number;
+}
+
+/**
+ * The next attempt while start-up waits for its first certificate. The full-jitter backoff may
+ * draw a wait that outlives the deadline; the agent would then sleep through the time the CA is
+ * back and give up without asking again. Such a wait is cut to the last attempt instead. A
+ * failure of that last attempt (or a later one) keeps its backoff: the deadline ends start-up.
+ */
+export function startupRetryAt(input: StartupRetryInput): number {
+  if (input.backoffUntil <= input.lastAttemptAt || input.attemptedAt >= input.lastAttemptAt) return input.backoffUntil;
+  return input.lastAttemptAt;
+}
+
 /** What the renewal loop should do at `now`. */
 export type RenewalDecision = { readonly action: 'renew' } | { readonly action: 'wait'; readonly untilMs: number };
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BACKOFF_MAX_MS, backoffCeiling, decide, MAX_RETRY_AFTER_MS, renewalTime, retryDelay, usableFrom } from '../../src/agent/renewal-policy.js';
+import { BACKOFF_MAX_MS, backoffCeiling, decide, lastStartupAttemptAt, MAX_RETRY_AFTER_MS, renewalTime, retryDelay, startupRetryAt, usableFrom } from '../../src/agent/renewal-policy.js';
 
 const HOUR = 3_600_000;
 const cert = { notBefore: Date.UTC(2026, 0, 1), notAfter: Date.UTC(2026, 0, 1) + HOUR };
@@ -75,4 +75,21 @@ test('decide: fetch at once without a certificate, wait for the renewal point, b
   assert.deepEqual(decide({ renewAt: now - HOUR, retryAt: null }, now), { action: 'renew' });
   assert.deepEqual(decide({ renewAt: now - 10, retryAt: now + 500 }, now), { action: 'wait', untilMs: now + 500 });
   assert.deepEqual(decide({ renewAt: null, retryAt: now - 1 }, now), { action: 'renew' });
+});
+
+test('start-up: the last attempt comes 1 s before the deadline, or a quarter of a shorter window', () => {
+  assert.equal(lastStartupAttemptAt(60_000, 60_000), 59_000);
+  assert.equal(lastStartupAttemptAt(2_000, 2_000), 1_500);
+  assert.equal(lastStartupAttemptAt(10, 0), 10);
+});
+
+test('start-up: a backoff that would outlast the deadline is cut to the last attempt, once', () => {
+  const lastAttemptAt = 59_000;
+  // Within the window: the backoff stands.
+  assert.equal(startupRetryAt({ attemptedAt: 10_000, backoffUntil: 40_000, lastAttemptAt }), 40_000);
+  // Past it: the next attempt is the last one, not a sleep through the deadline.
+  assert.equal(startupRetryAt({ attemptedAt: 10_000, backoffUntil: 64_000, lastAttemptAt }), lastAttemptAt);
+  // The last attempt failed: no burst of retries as the deadline nears.
+  assert.equal(startupRetryAt({ attemptedAt: lastAttemptAt, backoffUntil: 62_000, lastAttemptAt }), 62_000);
+  assert.equal(startupRetryAt({ attemptedAt: 59_500, backoffUntil: 59_800, lastAttemptAt }), 59_800);
 });
