@@ -21,6 +21,12 @@ export interface OutputWriterOptions {
 }
 
 const FILE_MODES: Record<string, number> = { [CERT_CHAIN_FILE]: 0o644, [KEY_FILE]: 0o600, [ROOT_CERT_FILE]: 0o644 };
+/**
+ * Mode of the output directory and of any parent the agent creates. Never the process umask
+ * alone: under umask 000 a world-writable directory would let any local user repoint `..data`
+ * or the file links at a key and chain of their own. A stricter umask may still narrow it.
+ */
+export const OUTPUT_DIR_MODE = 0o755;
 /** Generation directories: `..` + a timestamp (kubelet uses the same shape). */
 const GENERATION_DIR = /^\.\.\d{4}_\d\d_\d\d_\d\d_\d\d_\d\d\.\d{3}\./;
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n[A-Za-z0-9+/=\r\n]+-----END \1-----/g;
@@ -85,7 +91,7 @@ async function ensureUserLinks(outDir: string): Promise<void> {
 
 /** Writes one generation and swaps it in; `files` maps user-visible names to contents. */
 async function swap(outDir: string, files: ReadonlyMap<string, string>, options: OutputWriterOptions): Promise<string> {
-  await makeDirectories(outDir);
+  await makeDirectories(outDir, OUTPUT_DIR_MODE);
   const stamp = timestamp((options.now ?? Date.now)());
   const genPath = await mkdtemp(join(outDir, `..${stamp}.`));
   const generation = basename(genPath);

@@ -17,6 +17,7 @@ import { listenNamed } from '../server/listen-failure.js';
 import { createMonitoringServer } from '../server/monitoring.js';
 import { createAgentMetrics, createAgentRegistry } from './agent-metrics.js';
 import { CertificateManager } from './certificate-manager.js';
+import { OUTPUT_DIR_MODE } from './output-writer.js';
 import { startInbound, startOutbound, type InboundProxy, type OutboundProxy } from './proxy/index.js';
 import { proxyMetrics } from './proxy/metrics.js';
 import { AgentStartCancelled } from './start-cancelled.js';
@@ -58,7 +59,7 @@ export interface RunningAgent {
  */
 function checkOutDir(outDir: string): void {
   try {
-    makeDirectoriesSync(outDir);
+    makeDirectoriesSync(outDir, OUTPUT_DIR_MODE);
     if (!statSync(outDir).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
     accessSync(outDir, constants.W_OK | constants.X_OK);
   } catch (err) {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -7,7 +8,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { after, before, test } from 'node:test';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
-import { runCliSync, spawnCli } from '../helpers/cli.js';
+import { cliArgs, REPO_ROOT, runCliSync, spawnCli } from '../helpers/cli.js';
 import { eventually } from './agent-support.js';
 
 let ca: TestCa;
@@ -148,4 +149,31 @@ test('a real `rampart agent` process: certificate, proxy under load, SIGTERM dra
     if (child.exitCode === null) child.kill('SIGKILL');
     await new Promise<void>((r) => echo.close(() => r()));
   }
+});
+
+test('under umask 000 the out dir and the parents the agent creates are 0755, not world-writable; an existing parent keeps its mode', async () => {
+  const top = mkdtempSync(join(dir, 'umask-'));
+  const existing = join(top, 'existing');
+  mkdirSync(existing);
+  chmodSync(existing, 0o711);
+  const outDir = join(existing, 'made', 'out');
+  // The shell sets the umask the agent inherits, as a container runtime or init script might.
+  const child = spawn('sh', ['-c', 'umask 000; exec "$@"', 'sh', process.execPath, ...cliArgs(['agent', '--ca-url', ca.apiUrl, ...base(), '--out-dir', outDir])], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stdout?.resume();
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = once(child, 'exit');
+  try {
+    await eventually('the first certificate to be written', () => existsSync(join(outDir, '..data')));
+    const mode = (path: string): string => (statSync(path).mode & 0o777).toString(8);
+    assert.equal(mode(join(existing, 'made')), '755');
+    assert.equal(mode(outDir), '755');
+    assert.equal(mode(join(outDir, readlinkSync(join(outDir, '..data')))), '755', 'generation directory');
+    assert.equal(mode(join(outDir, 'key.pem')), '600');
+    assert.equal(mode(existing), '711', 'an existing directory is left as it was');
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+  }
+  assert.equal(child.exitCode, 0, stderr);
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { once } from 'node:events';
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -109,6 +109,25 @@ test('non-PEM input is refused without echoing it and without touching the direc
     await assert.rejects(Promise.resolve().then(() => attempt), (error: Error & { code?: string }) => error.code === 'RAMPART_ERR_INTERNAL' && !error.message.includes('-----'));
   }
   assert.deepEqual(await readdir(outDir), []);
+});
+
+test('under umask 000 the output directory and the parents it creates are 0755; existing ones keep their mode', async () => {
+  const top = await freshOutDir();
+  await chmod(top, 0o711);
+  const outDir = join(top, 'made', 'out');
+  const writer = `
+process.umask(0);
+const { writeCredentials } = await import(${JSON.stringify(join(repoRoot, 'src/agent/output-writer.ts'))});
+await writeCredentials(process.argv[1], JSON.parse(process.argv[2]));
+`;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', writer, outDir, JSON.stringify(pairs[0])], { cwd: repoRoot, stdio: ['ignore', 'inherit', 'inherit'] });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  assert.equal(code, 0);
+  const mode = async (path: string): Promise<number> => (await stat(path)).mode & 0o777;
+  assert.equal(await mode(join(top, 'made')), 0o755);
+  assert.equal(await mode(outDir), 0o755);
+  assert.equal(await mode(top), 0o711);
+  assert.equal(await mode(join(outDir, 'key.pem')), 0o600);
 });
 
 test('an output path that is a file is a coded config error', async () => {
