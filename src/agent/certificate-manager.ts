@@ -15,7 +15,7 @@ import type { AgentMetrics } from './agent-metrics.js';
 import { chainsToBundle } from './chain-check.js';
 import { createKeyAndCsr } from './csr.js';
 import type { Credentials, CredentialSource } from './credentials.js';
-import { writeCredentials } from './output-writer.js';
+import { OutputKeeper } from './output-keeper.js';
 import { decide, lastStartupAttemptAt, renewalTime, retryDelay, startupRetryAt, usableFrom } from './renewal-policy.js';
 import type { TokenSource } from './token-source.js';
 
@@ -82,10 +82,16 @@ export class CertificateManager implements CredentialSource {
   private readonly firstWaiters = new Set<{ readonly arrived: () => void; readonly stopped: () => void }>();
   private readonly random: () => number;
   private readonly log: Logger;
+  /** Writes the output directory, or null when credentials stay in memory. */
+  private readonly output: OutputKeeper | null;
 
   constructor(private readonly options: CertificateManagerOptions) {
     this.random = options.random ?? Math.random;
     this.log = options.logger.child({ component: 'certificates' });
+    this.output =
+      options.outDir === null
+        ? null
+        : new OutputKeeper({ outDir: options.outDir, logger: this.log, now: () => options.clock.now(), random: this.random, ...(options.retry ? { retry: options.retry } : {}) });
   }
 
   /** Starts fetching; returns at once. */
@@ -113,9 +119,12 @@ export class CertificateManager implements CredentialSource {
     return held !== null && held.credentials.notAfter > this.options.clock.now();
   }
 
-  /** Why the agent is not ready, for /readyz; null when ready. */
+  /**
+   * Why the agent is not ready, for /readyz; null when ready: a valid certificate is held and
+   * the output directory (if any) holds it too, since that is what the application reads.
+   */
   notReadyReason(): string | null {
-    if (this.ready()) return null;
+    if (this.ready()) return this.output?.staleReason() ?? null;
     const why = this.lastFailure ? `; last attempt: ${this.lastFailure.message}` : '';
     return this.held === null ? `no certificate yet${why}` : `certificate expired at ${new Date(this.held.credentials.notAfter).toISOString()}${why}`;
   }
@@ -173,6 +182,7 @@ export class CertificateManager implements CredentialSource {
     this.options.certificateClient.close();
     await this.renewing?.catch(() => undefined);
     await this.bundleLoop?.catch(() => undefined);
+    await this.output?.stop();
   }
 
   // ---- renewal loop -------------------------------------------------------------------------
@@ -402,7 +412,7 @@ export class CertificateManager implements CredentialSource {
 
   // ---- publishing ---------------------------------------------------------------------------
 
-  /** Notifies the proxy, then writes the output directory (a failed write is logged, not fatal). */
+  /** Notifies the proxy, then writes the output directory (a failed write is retried, not fatal). */
   private async publish(): Promise<void> {
     const held = this.held;
     if (held === null) return;
@@ -413,12 +423,7 @@ export class CertificateManager implements CredentialSource {
         this.log.error({ error: err instanceof Error ? err.message : String(err) }, 'a credentials subscriber failed');
       }
     }
-    if (this.options.outDir === null) return;
-    try {
-      await writeCredentials(this.options.outDir, { certChainPem: held.credentials.certChainPem, keyPem: held.credentials.keyPem, rootCertPem: held.credentials.bundlePem }, { logger: this.log, now: () => this.options.clock.now() });
-    } catch (err) {
-      this.log.error({ event: 'output-write-failed', outDir: this.options.outDir, error: err instanceof Error ? err.message : String(err) }, 'cannot write the output directory; the proxy still uses the new certificate');
-    }
+    await this.output?.write({ certChainPem: held.credentials.certChainPem, keyPem: held.credentials.keyPem, rootCertPem: held.credentials.bundlePem });
   }
 }
 

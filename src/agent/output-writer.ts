@@ -77,7 +77,26 @@ async function replaceSymlink(dir: string, link: string, target: string): Promis
   const temp = join(dir, link === DATA_LINK ? DATA_TMP_LINK : `.${link}.${randomBytes(4).toString('hex')}.tmp`);
   await unlink(temp).catch(() => undefined); // leftover of a crashed swap
   await symlink(target, temp);
-  await rename(temp, join(dir, link));
+  try {
+    await rename(temp, join(dir, link));
+  } catch (error) {
+    // Each failed attempt would otherwise leave another temp link behind.
+    await unlink(temp).catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * A directory where a link belongs cannot be replaced by a rename (EISDIR), so every swap would
+ * fail there; say which entry is in the way before writing anything.
+ */
+async function refuseDirectoriesInTheWay(outDir: string): Promise<void> {
+  for (const name of [DATA_LINK, CERT_CHAIN_FILE, KEY_FILE, ROOT_CERT_FILE]) {
+    const path = join(outDir, name);
+    if ((await lstat(path).catch(() => null))?.isDirectory()) {
+      throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `cannot write to ${outDir}: ${path} is a directory where the agent keeps a symlink; remove it`);
+    }
+  }
 }
 
 async function ensureUserLinks(outDir: string): Promise<void> {
@@ -89,9 +108,14 @@ async function ensureUserLinks(outDir: string): Promise<void> {
   }
 }
 
-/** Writes one generation and swaps it in; `files` maps user-visible names to contents. */
+/**
+ * Writes one generation and swaps it in; `files` maps user-visible names to contents. A swap
+ * that fails leaves the directory as it found it: the previous generation in place and whole,
+ * and nothing of the new one behind.
+ */
 async function swap(outDir: string, files: ReadonlyMap<string, string>, options: OutputWriterOptions): Promise<string> {
   await makeDirectories(outDir, OUTPUT_DIR_MODE);
+  await refuseDirectoriesInTheWay(outDir);
   const stamp = timestamp((options.now ?? Date.now)());
   const genPath = await mkdtemp(join(outDir, `..${stamp}.`));
   const generation = basename(genPath);
@@ -100,12 +124,15 @@ async function swap(outDir: string, files: ReadonlyMap<string, string>, options:
     await chmod(genPath, 0o755);
     for (const [name, data] of files) await writeDurable(join(genPath, name), data, FILE_MODES[name] as number);
     await fsyncDirectory(genPath);
+    // The stable links before ..data: should one fail, ..data still names the previous
+    // generation, which can then stay. (On a first write they dangle until ..data exists, as
+    // if they were not there yet.)
+    await ensureUserLinks(outDir);
+    await replaceSymlink(outDir, DATA_LINK, generation);
   } catch (error) {
     await rm(genPath, { recursive: true, force: true });
     throw error;
   }
-  await replaceSymlink(outDir, DATA_LINK, generation);
-  await ensureUserLinks(outDir);
   await fsyncDirectory(outDir);
   // Remove the previous generation and any left by a crash between write and swap. Readers
   // that resolved ..data to an old one just before this retry (see readCredentials).

@@ -130,6 +130,28 @@ await writeCredentials(process.argv[1], JSON.parse(process.argv[2]));
   assert.equal(await mode(join(outDir, 'key.pem')), 0o600);
 });
 
+test('a directory where a link belongs: the write is refused naming it, and the directory is left as it was', async () => {
+  const outDir = await freshOutDir();
+  const first = await writeCredentials(outDir, pairs[0]!);
+  await rm(join(outDir, 'root-cert.pem'));
+  await mkdir(join(outDir, 'root-cert.pem'));
+  const before = (await readdir(outDir)).sort();
+  for (let i = 0; i < 3; i++) {
+    await assert.rejects(writeCredentials(outDir, pairs[1]!), (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'RAMPART_ERR_CONFIG_INVALID');
+      assert.match(error.message, /root-cert\.pem is a directory where the agent keeps a symlink; remove it/);
+      return true;
+    });
+  }
+  assert.deepEqual((await readdir(outDir)).sort(), before, 'no generation directory or temp link left behind');
+  assert.equal(await readlink(join(outDir, '..data')), first);
+  assert.equal((await readCredentials(outDir)).keyPem, pairs[0]!.keyPem, 'the previous generation is intact');
+  await rm(join(outDir, 'root-cert.pem'), { recursive: true });
+  await writeCredentials(outDir, pairs[1]!);
+  assert.equal(await readFile(join(outDir, 'root-cert.pem'), 'utf8'), pairs[1]!.rootCertPem);
+  assert.equal((await generations(outDir)).length, 1);
+});
+
 test('an output path that is a file is a coded config error', async () => {
   const outDir = join(await freshOutDir(), 'file');
   await writeFile(outDir, 'x');
