@@ -22,11 +22,13 @@ export function formatHostPort(hp: HostPort): string {
   return isIP(hp.host) === 6 ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
 }
 
-/** Parses a duration flag (`90s`, `5m`, `1h`), or returns undefined when absent. */
+/** Parses a duration flag (`90s`, `5m`, `1h`), which must be above zero, or returns undefined when absent. */
 export function durationFlag(text: string | undefined, flag: string): number | undefined {
   if (text === undefined) return undefined;
   const ms = parseDuration(text);
-  if (ms === null || ms <= 0) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `${flag} "${text}" is not a duration; use forms like 90s, 5m, 1h, 30d`);
+  if (ms === null) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `${flag} "${text}" is not a duration; use forms like 90s, 5m, 1h, 30d`);
+  // "0s" is a duration, just not a usable one here: saying it is none would send the reader hunting for a typo.
+  if (ms <= 0) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `${flag} "${text}" must be more than zero, e.g. 90s, 5m, 1h`);
   return ms;
 }
 

@@ -60,6 +60,7 @@ test('bad input: one line saying what to fix, exit 2, never a stack trace', () =
   failsWith([...base(), '--ca-url', 'http://localhost:8443'], /--ca-url "http:\/\/localhost:8443" must use https:\/\//);
   failsWith([...base(), '--ca-url', 'notaurl'], /^rampart agent: --ca-url "notaurl" is not a URL; use e\.g\. https:\/\/.* \[RAMPART_ERR_CONFIG_INVALID\]$/);
   failsWith([...base(), '--ttl', 'soon'], /--ttl "soon" is not a duration/);
+  failsWith([...base(), '--ttl', '0s'], /^rampart agent: --ttl "0s" must be more than zero, e\.g\. 90s, 5m, 1h \[RAMPART_ERR_CONFIG_INVALID\]$/);
 });
 
 test('start-up problems: unreadable token file, unreadable bundle, a port in use, a CA URL that does not answer', async () => {

@@ -30,3 +30,15 @@ test('malformed routes name the flag, the value and the expected shape', () => {
   assert.throws(() => loadAgentConfig({ allow: ['spiffe://cluster.local/ns/a/*'] }), /--allow only applies to --inbound/);
   assert.throws(() => loadAgentConfig({ 'log-level': 'loud' }), /--log-level "loud"/);
 });
+
+test('a zero duration is refused as zero, not as something that is not a duration', () => {
+  for (const zero of ['0s', '0', '0ms', '0m0s']) {
+    assert.throws(() => loadAgentConfig({ ttl: zero }), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'RAMPART_ERR_CONFIG_INVALID');
+      assert.equal(err.message, `--ttl "${zero}" must be more than zero, e.g. 90s, 5m, 1h`);
+      return true;
+    });
+  }
+  assert.throws(() => loadAgentConfig({ 'drain-timeout': '0s' }), /--drain-timeout "0s" must be more than zero/);
+  assert.throws(() => loadAgentConfig({ ttl: 'soon' }), /--ttl "soon" is not a duration; use forms like 90s, 5m, 1h, 30d/);
+});
