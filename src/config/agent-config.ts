@@ -5,6 +5,7 @@
 import { hostname } from 'node:os';
 import { ConfigError } from '../core/errors.js';
 import { isValidSpiffeId, validateAllowPattern } from '../core/identity.js';
+import { refuseListenClashes } from './listen-clash.js';
 import { caUrlFlag, DEFAULT_CA_URL, durationFlag, hostPort, type HostPort } from './values.js';
 
 /** Flags as parsed by the CLI. */
@@ -162,5 +163,10 @@ export function loadAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = {}):
     drainTimeoutMs: durationFlag(flags['drain-timeout'] ?? AGENT_DEFAULTS.drainTimeout, '--drain-timeout') as number,
     agentId: defaultAgentId(env),
   };
+  refuseListenClashes([
+    ...inbound.map((route, i) => ({ flag: '--inbound', text: flags.inbound?.[i] ?? '', listen: route.listen })),
+    ...outbound.map((route, i) => ({ flag: '--outbound', text: flags.outbound?.[i] ?? '', listen: route.listen })),
+    { flag: flags['monitoring-listen'] === undefined ? '--monitoring-listen (default)' : '--monitoring-listen', text: flags['monitoring-listen'] ?? AGENT_DEFAULTS.monitoringListen, listen: config.monitoringListen },
+  ]);
   return Object.freeze({ ...config, inbound: Object.freeze(inbound), outbound: Object.freeze(outbound), allow: Object.freeze(allow) });
 }

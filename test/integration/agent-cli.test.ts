@@ -60,6 +60,10 @@ test('bad input: one line saying what to fix, exit 2, never a stack trace', () =
   failsWith([...base(), '--ca-url', 'http://localhost:8443'], /--ca-url "http:\/\/localhost:8443" must use https:\/\//);
   failsWith([...base(), '--ca-url', 'notaurl'], /^rampart agent: --ca-url "notaurl" is not a URL; use e\.g\. https:\/\/.* \[RAMPART_ERR_CONFIG_INVALID\]$/);
   failsWith([...base(), '--ttl', 'soon'], /--ttl "soon" is not a duration/);
+  // Two listeners on one address: the flags are named, not a process "already listening there".
+  const upstreamId = 'spiffe://cluster.local/ns/shop/sa/backend';
+  failsWith([...base(), '--ca-url', 'https://127.0.0.1:1', '--startup-timeout', '3s', '--outbound', `127.0.0.1:27011=127.0.0.1:9#${upstreamId}`, '--outbound', `127.0.0.1:27011=127.0.0.1:8#${upstreamId}`], /^rampart agent: --outbound "127\.0\.0\.1:27011=127\.0\.0\.1:9#spiffe:\/\/cluster\.local\/ns\/shop\/sa\/backend" and --outbound "127\.0\.0\.1:27011=127\.0\.0\.1:8#spiffe:\/\/cluster\.local\/ns\/shop\/sa\/backend" both listen on 127\.0\.0\.1:27011; give each listener its own address \[RAMPART_ERR_CONFIG_INVALID\]$/);
+  failsWith([...base(), '--ca-url', 'https://127.0.0.1:1', '--startup-timeout', '3s', '--inbound', '127.0.0.1:27012=127.0.0.1:9', '--allow', upstreamId, '--outbound', `127.0.0.1:27012=127.0.0.1:8#${upstreamId}`], /^rampart agent: --inbound "127\.0\.0\.1:27012=127\.0\.0\.1:9" and --outbound ".*" both listen on 127\.0\.0\.1:27012; give each listener its own address \[RAMPART_ERR_CONFIG_INVALID\]$/);
   failsWith([...base(), '--ttl', '0s'], /^rampart agent: --ttl "0s" must be more than zero, e\.g\. 90s, 5m, 1h \[RAMPART_ERR_CONFIG_INVALID\]$/);
 });
 

@@ -42,3 +42,34 @@ test('a zero duration is refused as zero, not as something that is not a duratio
   assert.throws(() => loadAgentConfig({ 'drain-timeout': '0s' }), /--drain-timeout "0s" must be more than zero/);
   assert.throws(() => loadAgentConfig({ ttl: 'soon' }), /--ttl "soon" is not a duration; use forms like 90s, 5m, 1h, 30d/);
 });
+
+test('two listeners on one address are refused naming both flags, before anything listens', () => {
+  const id = 'spiffe://cluster.local/ns/shop/sa/backend';
+  const refused = (flags: Parameters<typeof loadAgentConfig>[0], message: string): void => {
+    assert.throws(() => loadAgentConfig(flags), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'RAMPART_ERR_CONFIG_INVALID');
+      assert.equal(err.message, message);
+      return true;
+    });
+  };
+  refused(
+    { outbound: [`127.0.0.1:27001=a:1#${id}`, `127.0.0.1:27001=b:2#${id}`] },
+    `--outbound "127.0.0.1:27001=a:1#${id}" and --outbound "127.0.0.1:27001=b:2#${id}" both listen on 127.0.0.1:27001; give each listener its own address`,
+  );
+  refused(
+    { inbound: ['127.0.0.1:27002=127.0.0.1:8080'], allow: [id], outbound: [`127.0.0.1:27002=b:2#${id}`] },
+    `--inbound "127.0.0.1:27002=127.0.0.1:8080" and --outbound "127.0.0.1:27002=b:2#${id}" both listen on 127.0.0.1:27002; give each listener its own address`,
+  );
+  refused(
+    { inbound: ['0.0.0.0:27003=127.0.0.1:8080'], allow: [id], 'monitoring-listen': '127.0.0.1:27003' },
+    '--inbound "0.0.0.0:27003=127.0.0.1:8080" and --monitoring-listen "127.0.0.1:27003" would listen on overlapping addresses (0.0.0.0:27003 and 127.0.0.1:27003); give each listener its own address',
+  );
+  refused(
+    { inbound: ['[0:0::1]:27006=127.0.0.1:8080'], allow: [id], 'monitoring-listen': '[::1]:27006' },
+    '--inbound "[0:0::1]:27006=127.0.0.1:8080" and --monitoring-listen "[::1]:27006" both listen on [0:0::1]:27006; give each listener its own address',
+  );
+  refused({ outbound: [`127.0.0.1:15020=b:2#${id}`] }, `--outbound "127.0.0.1:15020=b:2#${id}" and --monitoring-listen (default) "127.0.0.1:15020" both listen on 127.0.0.1:15020; give each listener its own address`);
+  // Port 0 picks a free port each time; other hosts or ports do not clash.
+  assert.doesNotThrow(() => loadAgentConfig({ outbound: [`127.0.0.1:0=a:1#${id}`, `127.0.0.1:0=b:2#${id}`], 'monitoring-listen': '127.0.0.1:0' }));
+  assert.doesNotThrow(() => loadAgentConfig({ outbound: [`127.0.0.1:27004=a:1#${id}`, `127.0.0.2:27004=b:2#${id}`, `127.0.0.1:27005=b:2#${id}`] }));
+});
