@@ -4,7 +4,7 @@
  */
 import { hostname } from 'node:os';
 import { ConfigError } from '../core/errors.js';
-import { isValidSpiffeId, validateAllowPattern } from '../core/identity.js';
+import { InvalidSpiffeIdError, isValidSpiffeId, validateAllowPattern } from '../core/identity.js';
 import { refuseListenClashes } from './listen-clash.js';
 import { caUrlFlag, DEFAULT_CA_URL, durationFlag, hostPort, type HostPort } from './values.js';
 
@@ -116,11 +116,14 @@ export function parseOutbound(text: string): OutboundRoute {
   return { listen: listenAddress(listen, '--outbound', text, shape), upstream: target(upstream, '--outbound', text, shape), expectedId };
 }
 
+const ALLOW_FORMS = 'use an exact ID (spiffe://cluster.local/ns/shop/sa/web) or a prefix ending in "/*" (spiffe://cluster.local/ns/shop/* or spiffe://cluster.local/*)';
+
 function parseAllow(text: string): string {
   try {
     return validateAllowPattern(text);
   } catch (err) {
-    throw invalid(`--allow "${text}" is not a SPIFFE ID or a prefix pattern ending in "/*" (${(err as Error).message})`);
+    const why = err instanceof InvalidSpiffeIdError ? err.reason : (err as Error).message;
+    throw invalid(`--allow "${text}" is not a SPIFFE ID or a prefix pattern: ${why}; ${ALLOW_FORMS}`);
   }
 }
 

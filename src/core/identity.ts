@@ -22,10 +22,21 @@ const MAX_ID_BYTES = 2048;
 const TRUST_DOMAIN_CHARS = /^[a-z0-9._-]+$/;
 const SEGMENT_CHARS = /^[A-Za-z0-9._-]+$/;
 
-function invalid(input: string, why: string): BadRequestError {
-  // Echo at most a short prefix so a huge or hostile input does not flood logs or responses.
-  const shown = input.length > 80 ? `${input.slice(0, 80)}…` : input;
-  return new BadRequestError('RAMPART_ERR_SPIFFE_ID_INVALID', `invalid SPIFFE ID "${shown}": ${why}`);
+/** A SPIFFE ID or allow pattern that is not valid; `reason` says why without repeating the input. */
+export class InvalidSpiffeIdError extends BadRequestError {
+  constructor(
+    input: string,
+    readonly reason: string,
+    what: 'SPIFFE ID' | 'allow pattern' = 'SPIFFE ID',
+  ) {
+    // Echo at most a short prefix so a huge or hostile input does not flood logs or responses.
+    const shown = input.length > 80 ? `${input.slice(0, 80)}…` : input;
+    super('RAMPART_ERR_SPIFFE_ID_INVALID', `invalid ${what} "${shown}": ${reason}`);
+  }
+}
+
+function invalid(input: string, why: string): InvalidSpiffeIdError {
+  return new InvalidSpiffeIdError(input, why);
 }
 
 /** Validates a trust-domain name (lowercase letters, digits, dot, dash, underscore). */
@@ -123,12 +134,22 @@ export function spiffeIdMatches(pattern: string, id: string): boolean {
   return pattern === id;
 }
 
-/** Validates an allow pattern (exact SPIFFE ID or prefix ending in `/*`). */
+/**
+ * Validates an allow pattern (exact SPIFFE ID or prefix ending in `/*`). Errors quote the
+ * pattern as written: the ID left after cutting `/*` off (`spiffe:/` for `spiffe://*`) would
+ * puzzle whoever wrote it.
+ */
 export function validateAllowPattern(pattern: string): string {
-  if (pattern.endsWith('/*')) {
-    parseSpiffeId(pattern.slice(0, -2));
+  if (!pattern.endsWith('/*')) {
+    parseSpiffeId(pattern);
     return pattern;
   }
-  parseSpiffeId(pattern);
+  if (pattern === `${SCHEME}*`) throw new InvalidSpiffeIdError(pattern, 'the trust domain is missing before "/*"', 'allow pattern');
+  try {
+    parseSpiffeId(pattern.slice(0, -2));
+  } catch (err) {
+    if (err instanceof InvalidSpiffeIdError) throw new InvalidSpiffeIdError(pattern, err.reason, 'allow pattern');
+    throw err;
+  }
   return pattern;
 }

@@ -55,6 +55,7 @@ test('bad input: one line saying what to fix, exit 2, never a stack trace', () =
   failsWith([...base(), '--inbound', '127.0.0.1:0=localhost', '--allow', 'spiffe://cluster.local/ns/a/sa/b'], /--inbound "127\.0\.0\.1:0=localhost" must be LISTEN=BACKEND.*"localhost" is not HOST:PORT/);
   failsWith([...base(), '--inbound', '127.0.0.1:0=127.0.0.1:8080'], /--inbound needs at least one --allow/);
   failsWith([...base(), '--inbound', '127.0.0.1:0=127.0.0.1:8080', '--allow', 'http://cluster.local/x'], /--allow "http:\/\/cluster\.local\/x" is not a SPIFFE ID/);
+  failsWith([...base(), '--inbound', '127.0.0.1:0=127.0.0.1:8080', '--allow', 'spiffe://*'], /^rampart agent: --allow "spiffe:\/\/\*" is not a SPIFFE ID or a prefix pattern: the trust domain is missing before "\/\*"; use an exact ID .* or a prefix ending in "\/\*" \(spiffe:\/\/cluster\.local\/ns\/shop\/\* or spiffe:\/\/cluster\.local\/\*\) \[RAMPART_ERR_CONFIG_INVALID\]$/);
   failsWith([...base(), '--outbound', '127.0.0.1:0=backend:15006'], /--outbound "127\.0\.0\.1:0=backend:15006" must be LISTEN=HOST:PORT#SPIFFE_ID/);
   failsWith([...base(), '--outbound', '127.0.0.1:0=backend:15006#backend'], /"backend" is not a valid SPIFFE ID/);
   failsWith([...base(), '--ca-url', 'http://localhost:8443'], /--ca-url "http:\/\/localhost:8443" must use https:\/\//);

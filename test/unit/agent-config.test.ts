@@ -73,3 +73,18 @@ test('two listeners on one address are refused naming both flags, before anythin
   assert.doesNotThrow(() => loadAgentConfig({ outbound: [`127.0.0.1:0=a:1#${id}`, `127.0.0.1:0=b:2#${id}`], 'monitoring-listen': '127.0.0.1:0' }));
   assert.doesNotThrow(() => loadAgentConfig({ outbound: [`127.0.0.1:27004=a:1#${id}`, `127.0.0.2:27004=b:2#${id}`, `127.0.0.1:27005=b:2#${id}`] }));
 });
+
+test('a bad --allow quotes the value as written and says which forms are allowed', () => {
+  const forms = 'use an exact ID (spiffe://cluster.local/ns/shop/sa/web) or a prefix ending in "/*" (spiffe://cluster.local/ns/shop/* or spiffe://cluster.local/*)';
+  const refused = (allow: string, why: string): void => {
+    assert.throws(() => loadAgentConfig({ inbound: ['127.0.0.1:0=127.0.0.1:8080'], allow: [allow] }), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'RAMPART_ERR_CONFIG_INVALID');
+      assert.equal(err.message, `--allow "${allow}" is not a SPIFFE ID or a prefix pattern: ${why}; ${forms}`);
+      return true;
+    });
+  };
+  refused('spiffe://*', 'the trust domain is missing before "/*"');
+  refused('spiffe://Cluster.local/*', 'trust domain may contain only lowercase letters, digits, ".", "-" and "_"');
+  refused('spiffe://cluster.local/ns/*/sa/web', 'path segments may contain only letters, digits, ".", "-" and "_"');
+  refused('http://cluster.local/ns/shop/*', 'must start with "spiffe://"');
+});

@@ -136,6 +136,11 @@ test('spiffeIdMatches: exact IDs and "/*" prefix patterns with a segment boundar
   assert.equal(spiffeIdMatches(exact, `${exact}/x`), false, 'an exact entry is not a prefix');
 });
 
+test('validateAllowPattern errors quote the pattern as written, not what is left once "/*" is cut off', () => {
+  assert.throws(() => validateAllowPattern('spiffe://*'), { code: 'RAMPART_ERR_SPIFFE_ID_INVALID', message: 'invalid allow pattern "spiffe://*": the trust domain is missing before "/*"' });
+  assert.throws(() => validateAllowPattern('spiffe://TD/*'), { message: 'invalid allow pattern "spiffe://TD/*": trust domain may contain only lowercase letters, digits, ".", "-" and "_"' });
+});
+
 test('validateAllowPattern accepts exact IDs and "/*" prefixes, refuses anything else', () => {
   assert.equal(validateAllowPattern('spiffe://td/ns/shop/*'), 'spiffe://td/ns/shop/*');
   assert.equal(validateAllowPattern('spiffe://td/*'), 'spiffe://td/*');
