@@ -89,18 +89,22 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   await tokenSource.read();
 
   let manager: CertificateManager | null = null;
-  const caBundle = (): string => {
-    const held = manager?.trustBundlePem();
-    if (held) return held;
-    // Before the first certificate the bootstrap file is the only anchor; kubelet may update it.
+  // The bootstrap file as it is now (kubelet updates the ConfigMap; a local CA its root-cert.pem).
+  const bootstrapNow = (): string => {
     try {
       bootstrap = readTrustFile(config.caBundleFile, '--ca-bundle');
     } catch {
-      // Keep the copy read at start.
+      // Keep the copy read last.
     }
     return bootstrap;
   };
-  const clientBase = { url: config.caUrl, caBundle, agentId: config.agentId };
+  const caBundle = (): string => manager?.trustBundlePem() || bootstrapNow();
+  // Held roots can fall behind the CA's serving certificate: an agent suspended, or cut off,
+  // through a prepare and activate learns of the new root from the bundle, which it can no longer
+  // fetch. The bootstrap file is then the way back in (the CA client adds its missing roots).
+  const onTrustRecovered = (): void =>
+    logger.warn({ event: 'ca-trust-recovered', caBundleFile: config.caBundleFile }, "the CA's certificate chains to a root missing from the held trust bundle (a root activation this agent missed); reached the CA with --ca-bundle's roots");
+  const clientBase = { url: config.caUrl, caBundle, agentId: config.agentId, recoveryCaBundle: bootstrapNow, onTrustRecovered };
   // Certificates are requested with the token alone: were the SVID also offered, a CA that
   // rejects the token would renew the old identity from the certificate and hide the problem.
   const certificateClient = new CaClient(clientBase);
