@@ -72,7 +72,7 @@ test('activate: refused with nothing prepared, refused before propagation, allow
   const s1 = bootstrapState('cluster.local', T0, LIFE);
   refused(() => activateRoot(s1, T0, { propagation: PROPAGATED, force: false, maxLeafTtlMs: DAY }), /no root is prepared; run `rampart root prepare` first/);
   const s2 = prepareRoot(s1, T0, LIFE);
-  refused(() => activateRoot(s2, T0 + HOUR, { propagation: NOT_PROPAGATED, force: false, maxLeafTtlMs: DAY }), /has not propagated yet: 1 of 3 agents still hold sequence 1; retry later or use --force/);
+  refused(() => activateRoot(s2, T0 + HOUR, { propagation: NOT_PROPAGATED, force: false, maxLeafTtlMs: DAY }), /may not have reached every agent yet: 1 of 3 agents still hold sequence 1; retry then, or use --force/);
   const forced = activateRoot(s2, T0 + HOUR, { propagation: NOT_PROPAGATED, force: true, maxLeafTtlMs: DAY });
   assert.deepEqual(phases(forced), ['1:retiring', '2:active']);
   const s3 = activateRoot(s2, T0 + HOUR, { propagation: PROPAGATED, force: false, maxLeafTtlMs: DAY });

@@ -58,7 +58,8 @@ export class PropagationTracker {
     const waited = now - publishedAt >= refreshIntervalMs;
     const ratio = seen === 0 ? 1 : upToDate / seen;
     let reason = `${upToDate} of ${seen} agents seen recently hold bundle sequence ${targetSequence}`;
-    if (!waited) reason += `; waiting until one refresh interval has passed since it was published (${new Date(publishedAt + refreshIntervalMs).toISOString()})`;
+    // Both times, so the wait's end is not read as the publication time (outside QA did).
+    if (!waited) reason += `; it was published at ${new Date(publishedAt).toISOString()} and agents that poll slowly get one refresh interval, until ${new Date(publishedAt + refreshIntervalMs).toISOString()}`;
     return { propagated: waited && upToDate === seen, reason, agentsSeen: seen, agentsUpToDate: upToDate, ratio, targetSequence };
   }
 

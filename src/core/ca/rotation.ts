@@ -120,7 +120,7 @@ export interface PropagationVerdict {
 export function activateRoot(state: CaState, now: number, options: { propagation: PropagationVerdict; force: boolean; maxLeafTtlMs: number }): CaState {
   const prepared = state.roots.find((r) => r.phase === 'prepared');
   if (!prepared) throw notAllowed('no root is prepared; run `rampart root prepare` first');
-  if (!options.force && !options.propagation.propagated) throw notAllowed(`the new trust bundle has not propagated yet: ${options.propagation.reason}; retry later or use --force`);
+  if (!options.force && !options.propagation.propagated) throw notAllowed(`the new trust bundle may not have reached every agent yet: ${options.propagation.reason}; retry then, or use --force`);
   if (prepared.notAfter <= now) throw notAllowed(`the prepared root expired at ${new Date(prepared.notAfter).toISOString()}; prepare a new root`);
   if (prepared.intermediate.notAfter <= now) throw notAllowed(`the prepared root's intermediate expired at ${new Date(prepared.intermediate.notAfter).toISOString()}; renew it or prepare a new root`);
   const roots = state.roots.map((r): RootRecord => {
