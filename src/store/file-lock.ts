@@ -96,10 +96,25 @@ async function readRaw(path: string): Promise<string | null> {
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     // EPERM: the process exists but belongs to another user; only ESRCH proves it is gone.
     return !isFsError(error, 'ESRCH');
+  }
+  return !isZombie(pid);
+}
+
+/**
+ * A killed CA stays a zombie until its parent reaps it, and signal 0 still reaches a zombie; a
+ * restart right after `kill -9` would be refused for a lock held by nobody. Linux only (procfs);
+ * elsewhere a zombie counts as alive, as before.
+ */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // "pid (comm) S ...": comm may hold spaces and parentheses, so read after the last ")".
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return false;
   }
 }
 

@@ -62,3 +62,24 @@ test('racing starters over a stale lock: exactly one wins', async () => {
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a lock whose holder is a zombie (killed, not yet reaped) is taken over', { skip: process.platform !== 'linux' }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'rampart-store-zombie-'));
+  // `true` exits at once; its parent then execs sleep, which never reaps it: a zombie for 10 s.
+  const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 10'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  try {
+    const [line] = (await once(createInterface({ input: parent.stdout }), 'line')) as [string];
+    const zombie = Number(line);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const state = await readFile(`/proc/${zombie}/stat`, 'utf8');
+    assert.equal(state.slice(state.lastIndexOf(')') + 2, state.lastIndexOf(')') + 3), 'Z', 'the holder is a zombie');
+    await writeFile(join(dir, 'ca.lock'), JSON.stringify({ pid: zombie, hostname: hostname(), startedAt: 'x', nonce: 'zombie' }));
+    const { FileLock } = await import('../../src/store/file-lock.js');
+    const lock = await FileLock.acquire(dir);
+    assert.equal(JSON.parse(await readFile(join(dir, 'ca.lock'), 'utf8')).pid, process.pid);
+    await lock.release();
+  } finally {
+    parent.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  }
+});
