@@ -1,33 +1,26 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { after, before, test } from 'node:test';
-import { startTestCa, type TestCa } from '../helpers/ca.js';
+import type { TestCa } from '../helpers/ca.js';
 import { cliArgs, REPO_ROOT, runCliSync, spawnCli } from '../helpers/cli.js';
-import { eventually } from './agent-support.js';
+import { agentCliFiles, eventually, type AgentCliFiles } from './agent-support.js';
 
 let ca: TestCa;
 let dir: string;
 let tokenFile: string;
 let bundleFile: string;
+let files: AgentCliFiles;
 
 before(async () => {
-  ca = await startTestCa();
-  dir = mkdtempSync(join(tmpdir(), 'rampart-agent-cli-'));
-  tokenFile = join(dir, 'token');
-  bundleFile = join(dir, 'root-cert.pem');
-  writeFileSync(tokenFile, await ca.token('shop', 'cli', { ttlSeconds: 3600 }));
-  writeFileSync(bundleFile, ca.rootCertPem());
+  files = await agentCliFiles('rampart-agent-cli-');
+  ({ ca, dir, tokenFile, bundleFile } = files);
 });
-after(async () => {
-  rmSync(dir, { recursive: true, force: true });
-  await ca.close();
-});
+after(() => files.close());
 
 /** Runs `rampart agent ARGS` expecting a usage-style failure; returns the first stderr line. */
 function failsWith(args: string[], pattern: RegExp): string {

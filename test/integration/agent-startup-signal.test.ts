@@ -6,10 +6,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startTestCa, type TestCa } from '../helpers/ca.js';
+import type { TestCa } from '../helpers/ca.js';
+import { agentCliFiles, type AgentCliFiles } from './agent-support.js';
 import { spawnCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/poll.js';
 
@@ -17,20 +17,14 @@ let ca: TestCa;
 let dir: string;
 let tokenFile: string;
 let bundleFile: string;
+let files: AgentCliFiles;
 
 before(async () => {
   // Only for a real token and bundle file: the agent is pointed at a port where nothing listens.
-  ca = await startTestCa();
-  dir = mkdtempSync(join(tmpdir(), 'rampart-agent-signal-'));
-  tokenFile = join(dir, 'token');
-  bundleFile = join(dir, 'root-cert.pem');
-  writeFileSync(tokenFile, await ca.token('shop', 'cli', { ttlSeconds: 3600 }));
-  writeFileSync(bundleFile, ca.rootCertPem());
+  files = await agentCliFiles('rampart-agent-signal-');
+  ({ ca, dir, tokenFile, bundleFile } = files);
 });
-after(async () => {
-  rmSync(dir, { recursive: true, force: true });
-  await ca.close();
-});
+after(() => files.close());
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   test(`${signal} while the CA cannot be reached stops the agent: logged, nothing written, exit 0`, { timeout: 90_000 }, async () => {

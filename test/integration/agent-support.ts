@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadAgentConfig, type AgentFlags } from '../../src/config/agent-config.js';
 import { startAgent, type RunningAgent, type StartAgentOptions } from '../../src/agent/start-agent.js';
-import type { TestCa } from '../helpers/ca.js';
+import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { captureLogs, type LogCapture } from './proxy-support.js';
 
 export interface TestAgent {
@@ -79,4 +79,33 @@ export async function monitoring(agent: RunningAgent, path: string): Promise<{ s
 export function metricValue(text: string, name: string, labels = ''): number {
   const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `) || (labels === '' && l.startsWith(`${name} `)));
   return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+/** A CA with a token file and a bundle file for agents run as CLI processes. */
+export interface AgentCliFiles {
+  readonly ca: TestCa;
+  readonly dir: string;
+  readonly tokenFile: string;
+  readonly bundleFile: string;
+  close(): Promise<void>;
+}
+
+/** Starts a CA and writes a `shop/cli` token and its root bundle into a new temp dir. */
+export async function agentCliFiles(prefix: string): Promise<AgentCliFiles> {
+  const ca = await startTestCa();
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const tokenFile = join(dir, 'token');
+  const bundleFile = join(dir, 'root-cert.pem');
+  writeFileSync(tokenFile, await ca.token('shop', 'cli', { ttlSeconds: 3600 }));
+  writeFileSync(bundleFile, ca.rootCertPem());
+  return {
+    ca,
+    dir,
+    tokenFile,
+    bundleFile,
+    async close() {
+      rmSync(dir, { recursive: true, force: true });
+      await ca.close();
+    },
+  };
 }
