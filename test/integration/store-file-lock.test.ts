@@ -65,12 +65,13 @@ test('racing starters over a stale lock: exactly one wins', async () => {
 
 test('a lock whose holder is a zombie (killed, not yet reaped) is taken over', { skip: process.platform !== 'linux' }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'rampart-store-zombie-'));
-  // `true` exits at once; its parent then execs sleep, which never reaps it: a zombie for 10 s.
-  const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 10'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // The background sleep exits after its shell has become `sleep 10`, which never reaps it: a
+  // zombie for the rest of those 10 s. (A child that exits before the exec may be reaped by sh.)
+  const parent = spawn('sh', ['-c', 'sleep 0.5 & echo $!; exec sleep 10'], { stdio: ['ignore', 'pipe', 'ignore'] });
   try {
     const [line] = (await once(createInterface({ input: parent.stdout }), 'line')) as [string];
     const zombie = Number(line);
-    // `true` may take a moment to run and exit on a busy machine.
+    // It may take a moment longer to exit on a busy machine.
     const processState = async (): Promise<string> => {
       const stat = await readFile(`/proc/${zombie}/stat`, 'utf8');
       return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
