@@ -5,63 +5,51 @@
  * missing directory is created once, top-down, and the first real error is thrown as it is.
  */
 import { mkdirSync, statSync } from 'node:fs';
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { isFsError } from './atomic-file.js';
 
-function isErrno(error: unknown, code: string): boolean {
-  return (error as NodeJS.ErrnoException | null)?.code === code;
-}
-
-/** The directories from the first missing ancestor of `dir` down to `dir`, found with `exists`. */
-function missingChain(dir: string, exists: (path: string) => boolean): string[] {
+/** The directories from the first missing ancestor of `dir` down to `dir`. */
+function missingChain(dir: string): string[] {
   const missing: string[] = [];
-  for (let current = resolve(dir); !exists(current); current = dirname(current)) {
+  for (let current = resolve(dir); !existsNow(current); current = dirname(current)) {
     missing.unshift(current);
     if (dirname(current) === current) break;
   }
   return missing;
 }
 
+// Synchronous on purpose: a few stats of paths that nearly always exist, at start-up or once per
+// certificate write; the creating itself is what may block.
 function existsNow(path: string): boolean {
   try {
     statSync(path);
     return true;
   } catch (error) {
-    if (isErrno(error, 'ENOENT')) return false;
+    if (isFsError(error, 'ENOENT')) return false;
     throw error;
   }
 }
 
 /** Creates `dir` and any missing parents (each with `mode`); an existing directory is fine. */
 export async function makeDirectories(dir: string, mode?: number): Promise<void> {
-  const missing: string[] = [];
-  for (let current = resolve(dir); ; current = dirname(current)) {
-    try {
-      await stat(current);
-      break;
-    } catch (error) {
-      if (!isErrno(error, 'ENOENT')) throw error;
-    }
-    missing.unshift(current);
-    if (dirname(current) === current) break;
-  }
-  for (const path of missing) {
+  for (const path of missingChain(dir)) {
     try {
       await mkdir(path, mode === undefined ? {} : { mode });
     } catch (error) {
       // Another process may have made it meanwhile.
-      if (!isErrno(error, 'EEXIST')) throw error;
+      if (!isFsError(error, 'EEXIST')) throw error;
     }
   }
 }
 
 /** Synchronous {@link makeDirectories}, for start-up paths that are synchronous anyway. */
 export function makeDirectoriesSync(dir: string, mode?: number): void {
-  for (const path of missingChain(dir, existsNow)) {
+  for (const path of missingChain(dir)) {
     try {
       mkdirSync(path, mode === undefined ? {} : { mode });
     } catch (error) {
-      if (!isErrno(error, 'EEXIST')) throw error;
+      if (!isFsError(error, 'EEXIST')) throw error;
     }
   }
 }

@@ -8,29 +8,21 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { TestCa } from '../helpers/ca.js';
 import { agentCliFiles, type AgentCliFiles } from './agent-support.js';
 import { spawnCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/poll.js';
 
-let ca: TestCa;
-let dir: string;
-let tokenFile: string;
-let bundleFile: string;
 let files: AgentCliFiles;
 
-before(async () => {
-  // Only for a real token and bundle file: the agent is pointed at a port where nothing listens.
-  files = await agentCliFiles('rampart-agent-signal-');
-  ({ ca, dir, tokenFile, bundleFile } = files);
-});
+// Only for a real token and bundle file: the agent is pointed at a port where nothing listens.
+before(async () => (files = await agentCliFiles('rampart-agent-signal-')));
 after(() => files.close());
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   test(`${signal} while the CA cannot be reached stops the agent: logged, nothing written, exit 0`, { timeout: 90_000 }, async () => {
-    const outDir = join(dir, `out-${signal}`);
+    const outDir = join(files.dir, `out-${signal}`);
     // Port 1 on loopback: nothing listens there. The start-up deadline is far beyond this test.
-    const child = spawnCli(['agent', '--ca-url', 'https://127.0.0.1:1', '--ca-bundle', bundleFile, '--token-file', tokenFile, '--out-dir', outDir, '--monitoring-listen', '127.0.0.1:0', '--startup-timeout', '30m']);
+    const child = spawnCli(['agent', '--ca-url', 'https://127.0.0.1:1', '--ca-bundle', files.bundleFile, '--token-file', files.tokenFile, '--out-dir', outDir, '--monitoring-listen', '127.0.0.1:0', '--startup-timeout', '30m']);
     let stdout = '';
     let stderr = '';
     child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
