@@ -1,7 +1,7 @@
 /** The `rampart` CLI for the CA side: help, usage errors, token, cert inspect and bundle (DESIGN section 2). */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatStatus } from '../../src/cli/commands/root.js';
@@ -281,6 +281,41 @@ test('cert inspect marks a certificate whose notBefore is in the future NOT YET 
   assert.equal(summary?.notBefore, new Date(notBefore).toISOString());
   assert.equal(summary?.warnings.length, 1);
   assert.match(summary?.warnings[0] ?? '', /^not valid before /);
+});
+
+test('cert inspect warns of an expired certificate in --json too, and of an expired intermediate under its own chain line', async () => {
+  await ssl.write('past.cnf', '[ca]\ndefault_ca = past\n[past]\ndatabase = past-index.txt\nnew_certs_dir = .\nserial = past-serial\ndefault_md = sha256\npolicy = anything\ncopy_extensions = copy\nunique_subject = no\n[anything]\norganizationName = optional\n');
+  await ssl.write('past-index.txt', '');
+  await ssl.write('past-serial', '01\n');
+  await ssl.run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'past.key', '-out', 'past.csr', '-subj', '/O=Past CA',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign']);
+  const day = 86_400_000;
+  const asn1Time = (ms: number): string => `${new Date(ms).toISOString().replace(/[-:T]/g, '').slice(0, 14)}Z`;
+  const notAfter = Math.floor((Date.now() - 3 * day) / 1000) * 1000;
+  await ssl.run(['ca', '-config', 'past.cnf', '-batch', '-selfsign', '-keyfile', 'past.key', '-in', 'past.csr', '-out', 'past-ca.pem', '-notext', '-startdate', asn1Time(notAfter - 30 * day), '-enddate', asn1Time(notAfter)]);
+  // A leaf valid today under the expired CA: openssl x509 -req does not check its CA's dates.
+  await ssl.run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'fresh.key', '-out', 'fresh.csr', '-subj', '/O=Fresh']);
+  await ssl.write('fresh.ext', 'subjectAltName=URI:spiffe://cluster.local/ns/shop/sa/web\nbasicConstraints=critical,CA:FALSE\n');
+  await ssl.run(['x509', '-req', '-in', 'fresh.csr', '-CA', 'past-ca.pem', '-CAkey', 'past.key', '-CAcreateserial', '-days', '1', '-extfile', 'fresh.ext', '-out', 'fresh.pem']);
+  await ssl.write('fresh-chain.pem', (await readFile(ssl.path('fresh.pem'), 'utf8')) + (await readFile(ssl.path('past-ca.pem'), 'utf8')));
+  const iso = new Date(notAfter).toISOString().replace(/\./g, '\\.');
+
+  const [expiredJson, chainText, chainJson] = await Promise.all([
+    cli(['cert', 'inspect', ssl.path('past-ca.pem'), '--json']),
+    cli(['cert', 'inspect', ssl.path('fresh-chain.pem')]),
+    cli(['cert', 'inspect', ssl.path('fresh-chain.pem'), '--json']),
+  ]);
+  assert.equal(expiredJson.code, 0, expiredJson.stderr);
+  const [expired] = JSON.parse(expiredJson.stdout) as Array<{ warnings: string[] }>;
+  assert.equal(expired?.warnings.length, 1, JSON.stringify(expired?.warnings));
+  assert.match(expired?.warnings[0] ?? '', new RegExp(`^expired at ${iso} \\(3 days ago\\); peers refuse it`));
+
+  assert.equal(chainText.code, 0, chainText.stderr);
+  assert.doesNotMatch(chainText.stdout, /^Warning:/m, 'the leaf itself is fine');
+  assert.match(chainText.stdout, new RegExp(`^  \\[1\\] O=Past CA .*\\n      Warning: expired at ${iso} `, 'm'));
+  const [leaf, ca] = JSON.parse(chainJson.stdout) as Array<{ warnings: string[] }>;
+  assert.deepEqual(leaf?.warnings, []);
+  assert.equal(ca?.warnings.length, 1);
 });
 
 test('cert inspect shows a spiffe:// URI SAN that breaks the SPIFFE-ID spec as no SPIFFE ID, with the reason', async () => {

@@ -68,6 +68,11 @@ export function summarize(der: Buffer, now: number): CertSummary {
   if (parsed.notBefore > now) {
     warnings.push(`not valid before ${new Date(parsed.notBefore).toISOString()} (in ${roughly(parsed.notBefore - now)}); peers refuse it until then: check the clocks of the issuer and of this host`);
   }
+  // Scripts read --json's warnings to decide whether a file is usable; an expired certificate is
+  // the commonest reason it is not, so it belongs there as much as in the text's EXPIRED mark.
+  if (parsed.notAfter <= now) {
+    warnings.push(`expired at ${new Date(parsed.notAfter).toISOString()} (${roughly(now - parsed.notAfter)} ago); peers refuse it: whatever keeps this file should have renewed it`);
+  }
   return {
     spiffeId: caWithWorkloadId ? null : validId,
     uriSans: uris,
@@ -148,7 +153,12 @@ export async function runCert(argv: readonly string[]): Promise<number> {
     `SHA-256:     ${leaf.fingerprintSha256}`,
     `Chain:       ${chain.length > 0 ? (linked ? '' : '(none: the other certificates in the file do not issue this one; a trust bundle?)') : leaf.subject === leaf.issuer && leaf.isCa ? '(self-signed root)' : leaf.isCa ? '(this CA certificate only)' : '(leaf only)'}`,
     ...(linked ? [] : ['Also in file:']),
-    ...chain.map((c, i) => `  [${i + 1}] ${c.subject}  ${c.spiffeId ?? ''}  until ${c.notAfter}  sha256 ${c.fingerprintSha256.slice(0, 16)}…`),
+    // An expired intermediate breaks the chain as surely as an expired leaf, so each certificate's
+    // warnings are shown under it, not only the first's.
+    ...chain.flatMap((c, i) => [
+      `  [${i + 1}] ${c.subject}  ${c.spiffeId ?? ''}  until ${c.notAfter}  sha256 ${c.fingerprintSha256.slice(0, 16)}…`,
+      ...c.warnings.map((w) => `      Warning: ${w}`),
+    ]),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;
