@@ -10,6 +10,7 @@ export type ErrorCategory =
   | 'unauthenticated'
   | 'forbidden'
   | 'not-found'
+  | 'method-not-allowed'
   | 'conflict'
   | 'payload-too-large'
   | 'headers-too-large'
@@ -48,6 +49,7 @@ export const ERROR_CATALOGUE = {
   RAMPART_ERR_UNAUTHENTICATED: { category: 'unauthenticated', summary: 'No authenticator accepted the caller (token or client certificate).' },
   RAMPART_ERR_NOT_ADMIN: { category: 'forbidden', summary: 'The caller is authenticated but not in admin.identities.' },
   RAMPART_ERR_NOT_FOUND: { category: 'not-found', summary: 'No such endpoint or object.' },
+  RAMPART_ERR_METHOD_NOT_ALLOWED: { category: 'method-not-allowed', summary: 'The endpoint exists but does not take this HTTP method; the Allow header lists those it takes.' },
   RAMPART_ERR_ROTATION_NOT_ALLOWED: { category: 'conflict', summary: 'The root-rotation step is not allowed now; the message says why and when it will be.' },
   RAMPART_ERR_STATE_CONFLICT: { category: 'conflict', summary: 'Another writer changed the CA state first; retry.' },
   RAMPART_ERR_RATE_LIMITED: { category: 'rate-limited', summary: 'The CA is shedding load; retry after the Retry-After header.' },

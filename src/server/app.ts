@@ -1,11 +1,13 @@
 /** Builds the CA's API fastify instance (never listens: the caller decides where). */
 import { fastify, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { RampartError } from '../core/errors.js';
 import { makeErrorHandler, sendError } from './error-handler.js';
 import { answerClientError, answerFrameworkError } from './framing-errors.js';
 import type { CaServerDeps } from './deps.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerCertificateRoutes } from './routes/certificates.js';
 import { registerTrustBundleRoutes } from './routes/trust-bundle.js';
+import { trackRouteMethods } from './route-methods.js';
 import { setMaxListeners } from 'node:events';
 import type { TlsOptions } from 'node:tls';
 
@@ -48,7 +50,15 @@ export function buildCaApp(deps: CaServerDeps, https?: TlsOptions & { requestCer
     void reply.header('connection', 'close');
     sendError(reply, 'RAMPART_ERR_NOT_READY', 'this CA process is shutting down; retry on a new connection', 1);
   });
-  app.setNotFoundHandler((request, reply) => sendError(reply, 'RAMPART_ERR_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
+  const methodsOf = trackRouteMethods(app);
+  // Thrown, not sent, so the error handler logs the refusal like every other.
+  app.setNotFoundHandler(async (request, reply) => {
+    const path = request.url.split('?', 1)[0] ?? '/';
+    const allowed = methodsOf(path);
+    if (allowed.length === 0) throw new RampartError('RAMPART_ERR_NOT_FOUND', `no route ${request.method} ${path}`);
+    void reply.header('allow', allowed.join(', '));
+    throw new RampartError('RAMPART_ERR_METHOD_NOT_ALLOWED', `${path} takes ${allowed.join(' or ')}, not ${request.method}`);
+  });
   registerCertificateRoutes(app, deps);
   registerTrustBundleRoutes(app, deps, stopping.signal);
   registerAdminRoutes(app, deps);

@@ -9,6 +9,7 @@ export const STATUS_OF: Readonly<Record<ErrorCategory, number>> = {
   unauthenticated: 401,
   forbidden: 403,
   'not-found': 404,
+  'method-not-allowed': 405,
   conflict: 409,
   'payload-too-large': 413,
   'headers-too-large': 431,

@@ -37,9 +37,12 @@ export function createMonitoringServer(options: MonitoringOptions): MonitoringSe
     const headOnly = req.method === 'HEAD';
     const path = ((req.url ?? '/').split('?', 1)[0] ?? '/').slice(0, 200);
     const known = path === '/healthz' || path === '/readyz' || path === '/metrics';
-    if (!known || (req.method !== 'GET' && !headOnly)) {
-      // As on the API listener: an unknown route or method is a coded 404.
+    if (!known) {
       send(res, 404, JSON_TYPE, JSON.stringify({ error: { code: 'RAMPART_ERR_NOT_FOUND', message: `no route ${String(req.method)} ${path}; this listener serves GET /healthz, /readyz and /metrics` } }), headOnly);
+    } else if (req.method !== 'GET' && !headOnly) {
+      // As on the API listener: a known path asked with another method is 405 with Allow (RFC 9110).
+      res.setHeader('allow', 'GET, HEAD');
+      send(res, 405, JSON_TYPE, JSON.stringify({ error: { code: 'RAMPART_ERR_METHOD_NOT_ALLOWED', message: `${path} takes GET or HEAD, not ${String(req.method)}` } }), false);
     } else if (path === '/healthz') {
       send(res, 200, JSON_TYPE, JSON.stringify({ status: 'ok' }), headOnly);
     } else if (path === '/readyz') {

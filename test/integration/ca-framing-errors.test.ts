@@ -119,6 +119,22 @@ test('headers over 16 KiB get a coded 431, seen by curl', async () => {
   await stillIssues(ca);
 });
 
+test('a known path asked with the wrong method gets a coded 405 with Allow, an unknown one a coded 404, seen by curl', async () => {
+  const ask = async (method: string, path: string): Promise<{ status: number; allow: string | undefined; code: string | undefined }> => {
+    const { stdout } = await run('curl', ['-sS', '--cacert', `${ca.stateDir}/root-cert.pem`, '-X', method, '-D', '-', '-o', '/dev/null', '-w', '%{http_code}', `${ca.apiUrl}${path}`]);
+    const status = Number(stdout.trim().split('\n').at(-1));
+    const allow = /^allow: (.*)\r$/im.exec(stdout)?.[1];
+    const answer = await httpsJson(`${ca.apiUrl}${path}`, { method, ca: ca.rootCertPem() });
+    assert.equal(answer.status, status, `${method} ${path}: node and curl agree`);
+    return { status, allow, code: (answer.body as RawAnswer['body']).error?.code };
+  };
+  assert.deepEqual(await ask('GET', '/v1/certificates'), { status: 405, allow: 'POST', code: 'RAMPART_ERR_METHOD_NOT_ALLOWED' });
+  assert.deepEqual(await ask('DELETE', '/v1/trust-bundle?format=pem'), { status: 405, allow: 'GET, HEAD', code: 'RAMPART_ERR_METHOD_NOT_ALLOWED' });
+  assert.deepEqual(await ask('GET', '/v1/admin/roots/prepare'), { status: 405, allow: 'POST', code: 'RAMPART_ERR_METHOD_NOT_ALLOWED' });
+  assert.deepEqual(await ask('GET', '/v1/certificate'), { status: 404, allow: undefined, code: 'RAMPART_ERR_NOT_FOUND' });
+  await stillIssues(ca);
+});
+
 test('the plain monitoring listener answers garbage with a coded 400', async () => {
   const url = new URL(ca.monitoringUrl);
   const [answer] = await rawTcp(url.hostname, Number(url.port), '\x16\x03\x01 not http\r\n\r\n');

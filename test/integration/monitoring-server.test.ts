@@ -6,20 +6,20 @@ import { Counter, Registry } from '../../src/observability/prom-lean.js';
 import { registerProcessMetrics } from '../../src/observability/process-metrics.js';
 import { createMonitoringServer } from '../../src/server/monitoring.js';
 
-function request(port: number, method: string, path: string, agent?: http.Agent): Promise<{ status: number; type: string | undefined; body: string }> {
+function request(port: number, method: string, path: string, agent?: http.Agent): Promise<{ status: number; type: string | undefined; allow: string | undefined; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, method, path, ...(agent ? { agent } : {}) }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], body }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], allow: res.headers.allow, body }));
     });
     req.on('error', reject);
     req.end();
   });
 }
 
-test('monitoring listener: health, readiness with a reason, metrics, coded 404s, a failing collector', async () => {
+test('monitoring listener: health, readiness with a reason, metrics, coded 404s and 405s, a failing collector', async () => {
   const registry = new Registry();
   registerProcessMetrics(registry, 'test_process_');
   new Counter({ name: 'test_things_total', help: 'things', registers: [registry] }).inc(3);
@@ -57,10 +57,16 @@ test('monitoring listener: health, readiness with a reason, metrics, coded 404s,
     assert.equal(head.status, 200);
     assert.equal(head.body, '');
 
-    for (const [method, path] of [['POST', '/metrics'], ['GET', '/nope'], ['DELETE', '/healthz']] as const) {
+    for (const [method, path] of [['GET', '/nope'], ['POST', '/nope']] as const) {
       const res = await request(port, method, path);
       assert.equal(res.status, 404, `${method} ${path}`);
       assert.equal(JSON.parse(res.body).error.code, 'RAMPART_ERR_NOT_FOUND');
+    }
+    for (const [method, path] of [['POST', '/metrics'], ['DELETE', '/healthz']] as const) {
+      const res = await request(port, method, path);
+      assert.equal(res.status, 405, `${method} ${path}`);
+      assert.equal(res.allow, 'GET, HEAD', `${method} ${path}`);
+      assert.equal(JSON.parse(res.body).error.code, 'RAMPART_ERR_METHOD_NOT_ALLOWED');
     }
 
     failCollect = true;
