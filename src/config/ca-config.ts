@@ -37,6 +37,8 @@ export interface KubernetesSettings {
   readonly inClusterPort?: string;
   /** This replica's name for leader election (POD_NAME, else hostname-pid). */
   readonly identity: string;
+  /** This replica's Pod UID (POD_UID), which owns the ConfigMap of its agent sightings. */
+  readonly podUid?: string;
   /** Lease timings; defaults follow client-go (15 s lease, 10 s renew deadline, 2 s retry). */
   readonly leaderElection?: { readonly leaseDurationMs?: number; readonly renewDeadlineMs?: number; readonly retryPeriodMs?: number };
 }
@@ -352,6 +354,7 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
       ...(env['KUBERNETES_SERVICE_HOST'] ? { inClusterHost: env['KUBERNETES_SERVICE_HOST'] } : {}),
       ...(env['KUBERNETES_SERVICE_PORT'] ? { inClusterPort: env['KUBERNETES_SERVICE_PORT'] } : {}),
       identity: env['POD_NAME'] ?? `${hostname()}-${process.pid}`,
+      ...(env['POD_UID'] ? { podUid: env['POD_UID'] } : {}),
       ...leaseTimings(flags, k8s),
     },
     servingNames,

@@ -9,7 +9,7 @@ import type { Clock } from '../core/clock.js';
 import { ConflictError, isRampartError, StateError, UnavailableError } from '../core/errors.js';
 import { issueCertificate, signingContextFor, type IssuedCertificate, type IssueRequest, type SigningContext } from '../core/ca/authority.js';
 import type { TtlPolicy } from '../core/ca/policy.js';
-import { PropagationTracker, type PropagationStatus } from '../core/ca/propagation.js';
+import { PropagationTracker, type PeerSightings, type PropagationStatus } from '../core/ca/propagation.js';
 import {
   activateRoot,
   activeRoot,
@@ -50,6 +50,8 @@ export interface CaRuntimeOptions {
   /** Whether the automatic rotation schedule runs (only on the leader). */
   readonly autoRotate: boolean;
   readonly isLeader: () => boolean;
+  /** The other CA replicas' agent sightings (Kubernetes); none with a single CA process. */
+  readonly propagationPeers?: () => readonly PeerSightings[];
   /** Called at each step boundary; the CLI wires RAMPART_CRASH_AT to it. */
   readonly crashPoint?: (point: CrashPoint) => void;
 }
@@ -205,7 +207,12 @@ export class CaRuntime {
   /** Propagation of bundle sequence `targetSequence` (or later) among agents seen recently. */
   propagationStatus(targetSequence: number): PropagationStatus {
     const now = this.options.clock.now();
-    return this.propagation.status(targetSequence, this.publishedAt(targetSequence, now), now, this.options.bundleRefreshIntervalMs);
+    return this.propagation.status(targetSequence, this.publishedAt(targetSequence, now), now, this.options.bundleRefreshIntervalMs, this.options.propagationPeers?.() ?? []);
+  }
+
+  /** This process's agent sightings for the other replicas, judged against the newest sequence. */
+  shareSightings(replica: string): PeerSightings {
+    return this.propagation.share(replica, this.stored?.state.sequence ?? 0, this.options.clock.now(), this.options.bundleRefreshIntervalMs);
   }
 
   /**

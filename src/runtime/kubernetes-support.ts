@@ -13,6 +13,8 @@ import type { Authenticator, StateStore } from '../core/ports.js';
 import { KubernetesAuthenticator } from '../authn/kubernetes.js';
 import { createKubeClients, type KubeClients, type KubeClientSource } from '../k8s/client.js';
 import { LeaderElector } from '../k8s/leader-election.js';
+import type { PeerSightings } from '../core/ca/propagation.js';
+import { ConfigMapPropagationExchange } from '../k8s/propagation-exchange.js';
 import { RootCertPublisher } from '../k8s/root-cert-publisher.js';
 import { KubernetesStateStore } from '../store/kubernetes-store.js';
 import type { CaRuntime } from './ca-runtime.js';
@@ -21,7 +23,9 @@ export interface KubernetesSupport {
   readonly store: StateStore;
   authenticator(): Authenticator;
   isLeader(): boolean;
-  /** Keeps the ConfigMaps current with the runtime's bundle while this replica leads. */
+  /** The other replicas' agent sightings, for judging propagation over every agent. */
+  propagationPeers(): readonly PeerSightings[];
+  /** Keeps the ConfigMaps current with the runtime's bundle while this replica leads, and shares its sightings. */
   followBundle(runtime: CaRuntime): void;
   stop(): Promise<void>;
 }
@@ -79,6 +83,7 @@ export async function startKubernetesSupport(
       },
       authenticator: getAuthenticator,
       isLeader: () => true,
+      propagationPeers: () => [],
       followBundle: () => undefined,
       stop: async () => undefined,
     };
@@ -109,17 +114,31 @@ export async function startKubernetesSupport(
     },
   });
   elector.start();
+  const exchange = new ConfigMapPropagationExchange({
+    core: clients.core,
+    namespace,
+    replica: config.kubernetes.identity,
+    podUid: config.kubernetes.podUid,
+    clock: options.clock,
+    logger: logger.child({ component: 'propagation-exchange' }),
+    // Peers count a replica alive for two refresh intervals; a heartbeat at half of one keeps it so.
+    heartbeatMs: Math.min(30_000, config.bundleRefreshIntervalMs / 2),
+    intervalMs: Math.min(5_000, config.bundleRefreshIntervalMs / 4),
+  });
   return {
     store,
     authenticator: getAuthenticator,
     isLeader: () => elector.isLeader,
+    propagationPeers: () => exchange.peers(),
     followBundle(r: CaRuntime) {
       runtime = r;
       publisher.setBundle(bundleToPem(r.current().bundle));
       r.onChange((context) => publisher.setBundle(bundleToPem(context.bundle)));
+      exchange.start(() => r.shareSightings(config.kubernetes.identity));
     },
     async stop() {
       publisher.stop();
+      await exchange.stop();
       await elector.stop({ release: true });
     },
   };

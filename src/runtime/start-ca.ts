@@ -125,6 +125,7 @@ export async function startCaCore(config: CaConfig, options: StartCaOptions): Pr
     bundleRefreshIntervalMs: config.bundleRefreshIntervalMs,
     autoRotate: config.autoRotate,
     isLeader: () => kubernetes?.isLeader() ?? true,
+    propagationPeers: () => kubernetes?.propagationPeers() ?? [],
     ...(hook ? { crashPoint: hook } : {}),
   });
   try {

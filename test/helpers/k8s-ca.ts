@@ -59,7 +59,7 @@ export interface CaCluster {
   readonly admin: { core: k8s.CoreV1Api; coordination: k8s.CoordinationV1Api };
   readonly kubeconfigPath: string;
   readonly replicas: Replica[];
-  spawnReplica(name: string, extraArgs?: readonly string[]): Promise<Replica>;
+  spawnReplica(name: string, extraArgs?: readonly string[], extraEnv?: Readonly<Record<string, string>>): Promise<Replica>;
   /** A projected service-account token for audience rampart-ca. */
   token(namespace: string, serviceAccount: string, expiresInSeconds?: number): Promise<string>;
   /** Holder of the leader Lease ('' when free, undefined when there is no Lease). */
@@ -115,7 +115,7 @@ export async function startCaCluster(): Promise<CaCluster> {
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const k of ['KUBECONFIG', 'KUBERNETES_SERVICE_HOST', 'KUBERNETES_SERVICE_PORT', 'RAMPART_CRASH_AT', 'POD_NAMESPACE']) delete env[k];
 
-    const spawnReplica = async (name: string, extraArgs: readonly string[] = []): Promise<Replica> => {
+    const spawnReplica = async (name: string, extraArgs: readonly string[] = [], extraEnv: Readonly<Record<string, string>> = {}): Promise<Replica> => {
       const stateDir = join(dir, `state-${name}`);
       const child = spawnCli(
         [
@@ -130,7 +130,7 @@ export async function startCaCluster(): Promise<CaCluster> {
           '--log-level', 'info',
           ...extraArgs,
         ],
-        { env: { ...env, POD_NAME: name } },
+        { env: { ...env, POD_NAME: name, ...extraEnv } },
       );
       const logs: LogLine[] = [];
       let stderr = '';

@@ -55,6 +55,7 @@ test('base: the CA Deployment runs `rampart ca` with the cluster flags, 2 replic
   const env = Object.fromEntries((c!.env ?? []).map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath]));
   assert.equal(env.POD_NAMESPACE, 'metadata.namespace');
   assert.equal(env.POD_NAME, 'metadata.name');
+  assert.equal(env.POD_UID, 'metadata.uid');
 
   const anti = pod.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? [];
   assert.equal(anti.length, 1);

@@ -1,8 +1,34 @@
 /**
  * Tracks which trust-bundle sequence each agent holds (reported on every request), so `activate`
- * waits until a prepared root has reached every agent seen recently.
+ * waits until a prepared root has reached every agent seen recently, by this CA process and by
+ * the other replicas (whose sightings arrive as {@link PeerSightings}).
  */
 import type { PropagationVerdict } from './rotation.js';
+
+/** One agent that held an older bundle than the replica's newest when it was last seen. */
+export interface BehindSighting {
+  readonly agent: string;
+  readonly sequence: number;
+  readonly lastSeen: number;
+}
+
+/**
+ * What one CA replica shares of its sightings. Agents talk to whichever replica the Service picks,
+ * so a replica judging propagation alone would miss every agent the others serve.
+ */
+export interface PeerSightings {
+  readonly replica: string;
+  readonly updatedAt: number;
+  /** Agents the replica saw within its horizon. */
+  readonly agentsSeen: number;
+  /** Of those, the ones below the replica's newest sequence, most behind first, at most {@link MAX_SHARED_BEHIND}. */
+  readonly behind: readonly BehindSighting[];
+  /** Behind agents left out of `behind` by the cap; counted as behind whatever the target. */
+  readonly behindOmitted: number;
+}
+
+/** Keeps a replica's shared sightings well under a ConfigMap's 1 MiB with long SPIFFE IDs. */
+export const MAX_SHARED_BEHIND = 2_000;
 
 interface Sighting {
   sequence: number;
@@ -44,23 +70,54 @@ export class PropagationTracker {
   /**
    * Propagated when every agent seen within two refresh intervals holds `targetSequence`, and at
    * least one refresh interval has passed since the sequence was published (`publishedAt`), so
-   * agents that poll slowly have had their chance to show up.
+   * agents that poll slowly have had their chance to show up. `peers` are the other replicas'
+   * sightings: an agent any of them saw behind within the horizon counts as behind, even if it
+   * has since moved to this replica and caught up there; it stops counting once that sighting
+   * leaves the horizon, so an agent changing replicas delays activation by at most two intervals
+   * and never lets it through early. A peer silent for longer than the horizon is left out.
    */
-  status(targetSequence: number, publishedAt: number, now: number, refreshIntervalMs: number): PropagationStatus {
+  status(targetSequence: number, publishedAt: number, now: number, refreshIntervalMs: number, peers: readonly PeerSightings[] = []): PropagationStatus {
     const horizon = now - 2 * refreshIntervalMs;
     let seen = 0;
-    let upToDate = 0;
-    for (const s of this.sightings.values()) {
+    const behind = new Set<string>();
+    for (const [agent, s] of this.sightings) {
       if (s.lastSeen < horizon) continue;
       seen++;
-      if (s.sequence >= targetSequence) upToDate++;
+      if (s.sequence < targetSequence) behind.add(agent);
     }
+    let omitted = 0;
+    let replicas = 1;
+    for (const peer of peers) {
+      if (peer.updatedAt < horizon) continue;
+      replicas++;
+      seen += peer.agentsSeen;
+      omitted += peer.behindOmitted;
+      for (const b of peer.behind) if (b.lastSeen >= horizon && b.sequence < targetSequence) behind.add(b.agent);
+    }
+    const behindCount = behind.size + omitted;
+    // An agent seen by two replicas counts on each, so the total can only grow past the truth.
+    seen = Math.max(seen, behindCount);
+    const upToDate = seen - behindCount;
     const waited = now - publishedAt >= refreshIntervalMs;
     const ratio = seen === 0 ? 1 : upToDate / seen;
-    let reason = `${upToDate} of ${seen} agents seen recently hold bundle sequence ${targetSequence}`;
+    let reason = `${upToDate} of ${seen} agents seen recently${replicas > 1 ? ` by ${replicas} CA replicas` : ''} hold bundle sequence ${targetSequence}`;
     // Both times, so the wait's end is not read as the publication time (outside QA did).
     if (!waited) reason += `; it was published at ${new Date(publishedAt).toISOString()} and agents that poll slowly get one refresh interval, until ${new Date(publishedAt + refreshIntervalMs).toISOString()}`;
-    return { propagated: waited && upToDate === seen, reason, agentsSeen: seen, agentsUpToDate: upToDate, ratio, targetSequence };
+    return { propagated: waited && behindCount === 0, reason, agentsSeen: seen, agentsUpToDate: upToDate, ratio, targetSequence };
+  }
+
+  /** This process's sightings as shared with the other replicas: who was behind `newestSequence`. */
+  share(replica: string, newestSequence: number, now: number, refreshIntervalMs: number): PeerSightings {
+    const horizon = now - 2 * refreshIntervalMs;
+    let seen = 0;
+    const behind: BehindSighting[] = [];
+    for (const [agent, s] of this.sightings) {
+      if (s.lastSeen < horizon) continue;
+      seen++;
+      if (s.sequence < newestSequence) behind.push({ agent, sequence: s.sequence, lastSeen: s.lastSeen });
+    }
+    behind.sort((a, b) => a.sequence - b.sequence || a.agent.localeCompare(b.agent));
+    return { replica, updatedAt: now, agentsSeen: seen, behind: behind.slice(0, MAX_SHARED_BEHIND), behindOmitted: Math.max(0, behind.length - MAX_SHARED_BEHIND) };
   }
 
   /** Drops sightings older than `horizonMs` (housekeeping). */
