@@ -89,23 +89,23 @@ export function sanitizeJwks(doc: unknown, description: string): JSONWebKeySet {
  * source to start from (`initialKeys`) so the file is read once, not again on the first token.
  * Throws ConfigError.
  */
-export function readJwksFileNow(path: string): JSONWebKeySet {
+export function readJwksFileNow(path: string, setting = '--jwks-file'): JSONWebKeySet {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `--jwks-file ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `${setting} ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch {
-    throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `--jwks-file ${path} is not JSON`);
+    throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `${setting} ${path} is not JSON`);
   }
   try {
     return sanitizeJwks(doc, path);
   } catch (err) {
-    throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `--jwks-file ${(err as Error).message.replace(/^JWKS from /, '')}`);
+    throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `${setting} ${(err as Error).message.replace(/^JWKS from /, '')}`);
   }
 }
 

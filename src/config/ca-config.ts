@@ -20,6 +20,8 @@ export type AuthenticatorName = (typeof AUTHENTICATOR_NAMES)[number];
 export interface JwksSettings {
   readonly issuer: string;
   readonly file?: string;
+  /** Where `file` was set (`--jwks-file` or `config "jwks.file"`), for error messages. */
+  readonly fileSetting?: string;
   readonly url?: string;
   readonly discovery?: boolean;
   readonly caFile?: string;
@@ -316,7 +318,7 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
     jwks = {
       issuer: jwksIssuer,
       audience: jwksSetting(undefined, 'audience') ?? 'rampart-ca',
-      ...(fileP ? { file: fileP } : url ? { url } : { discovery: true }),
+      ...(fileP ? { file: fileP, fileSetting: settingName(flags, 'jwks-file', jwksFile, 'file', 'jwks.file') } : url ? { url } : { discovery: true }),
       ...(caFile ? { caFile } : {}),
     };
   }

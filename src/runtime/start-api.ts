@@ -66,7 +66,7 @@ async function buildAuthenticators(config: CaConfig, svid: Authenticator, option
       if (!j) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', '--authn jwks needs jwks settings');
       const caFile = j.caFile ? { caFile: j.caFile } : {};
       // Read once here: a bad file stops the start, and the key source starts from what was read.
-      const initialKeys = j.file ? readJwksFileNow(j.file) : undefined;
+      const initialKeys = j.file ? readJwksFileNow(j.file, j.fileSetting) : undefined;
       out.push(
         createJwksAuthenticator({
           ...(initialKeys === undefined ? {} : { initialKeys }),

@@ -124,6 +124,18 @@ async function startBanner(args: string[]): Promise<string> {
   return stderr;
 }
 
+test('rampart ca with an unreadable jwks.file from the config file names the config key, not --jwks-file (exit 2)', async () => {
+  const config = join(dir, 'jwks-config.json');
+  const missing = join(dir, 'no-such-keys.json');
+  await writeFile(config, JSON.stringify({ authn: 'dev,jwks', jwks: { issuer: 'https://issuer.example', file: missing } }));
+  const r = await cli(['ca', '--config', config, '--state-dir', join(dir, 'jwks-config-state'), '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, new RegExp(`^rampart ca: config "jwks\\.file" ${missing.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} cannot be read \\(ENOENT\\) \\[RAMPART_ERR_CONFIG_INVALID\\]$`, 'm'));
+  const flag = await cli(['ca', '--state-dir', join(dir, 'jwks-flag-state'), '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0', '--authn', 'jwks', '--jwks-issuer', 'https://issuer.example', '--jwks-file', missing]);
+  assert.equal(flag.code, 2, flag.stderr);
+  assert.match(flag.stderr, /^rampart ca: --jwks-file \S+ cannot be read \(ENOENT\)/m);
+});
+
 test('the start banner suggests rampart token only when the dev issuer runs; under --authn jwks it names the accepted tokens', { timeout: 150_000 }, async () => {
   const key = makeKey('ES256', 'banner');
   const jwksFile = join(dir, 'banner-keys.json');
