@@ -25,6 +25,14 @@ function seriesKey(name: string, metricName: string | undefined, labels: Partial
   return `${metricName ?? name}{${sorted}}`;
 }
 
+/**
+ * prom-client drops process_start_time_seconds when aggregating ('omit'), so the CA had none.
+ * The earliest start, the primary's, is the CA's: it is when its counters began.
+ */
+function startTimeAsEarliest(metrics: MetricsJson): MetricsJson {
+  return metrics.map((m) => (m.name.endsWith('process_start_time_seconds') ? ({ ...m, aggregator: 'min' } as MetricJson) : m));
+}
+
 export class ClusterMetrics {
   private readonly lastReport = new Map<number, MetricsJson>();
   private retired: Promise<MetricsJson> = Promise.resolve([]);
@@ -48,7 +56,7 @@ export class ClusterMetrics {
 
   /** The Prometheus text for the primary's metrics and the live workers' latest reports. */
   async exposition(primary: MetricsJson, workers: readonly MetricsJson[]): Promise<string> {
-    const merged = await AggregatorRegistry.aggregate([primary, await this.retired, ...workers]).getMetricsAsJSON();
+    const merged = await AggregatorRegistry.aggregate([primary, await this.retired, ...workers].map(startTimeAsEarliest)).getMetricsAsJSON();
     for (const metric of merged) {
       if (!isMonotonic(metric)) continue;
       for (const value of metric.values) {

@@ -97,6 +97,19 @@ test('two signing workers share one port, one state and one metrics exposition',
     assert.equal(serials.size, issued);
 
     assert.equal(await issuedOk(monitoringUrl), issued, 'the primary sums every worker\'s counter');
+    // Process metrics cover the workers too: resident memory is the sum over the process tree.
+    const exposed = await fetch(`${monitoringUrl}/metrics`).then((r) => r.text());
+    const metric = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(exposed)?.[1]);
+    const rssKb = (pid: number): number => Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+    const tree = [ca.pid as number, ...readFileSync(`/proc/${ca.pid}/task/${ca.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)];
+    assert.equal(tree.length, 3, 'the primary and two workers');
+    const primaryRss = rssKb(tree[0] as number) * 1024;
+    const treeRss = tree.reduce((sum, pid) => sum + rssKb(pid) * 1024, 0);
+    const exposedRss = metric('rampart_ca_process_resident_memory_bytes');
+    assert.ok(exposedRss > 1.5 * primaryRss, `resident memory ${exposedRss} covers more than the primary's ${primaryRss}`);
+    assert.ok(Math.abs(exposedRss - treeRss) < 0.25 * treeRss, `resident memory ${exposedRss} is about the process tree's ${treeRss}`);
+    const startTime = metric('rampart_ca_process_start_time_seconds');
+    assert.ok(startTime > 1e9 && startTime <= Date.now() / 1000, `start time ${startTime}`);
     assert.match(await fetch(`${monitoringUrl}/metrics`).then((r) => r.text()), /^rampart_ca_trust_bundle_sequence 1$/m);
 
     // Admin steps reach the primary (the only writer) whichever worker takes the request.
