@@ -21,12 +21,17 @@ export interface RootCertPublisherOptions {
   readonly retryMs?: number;
 }
 
+/** A root-cert ConfigMap someone marked `immutable: true`: only deleting it lets it be repaired. */
+class ImmutableConfigMap extends Error {}
+
 /** Reconciles the root-cert ConfigMap into all active namespaces. */
 export class RootCertPublisher {
   private bundle: string | undefined;
   private readonly active = new Set<string>();
   private readonly queue = new Set<string>();
   private draining = false;
+  /** Namespaces whose immutable ConfigMap was reported, with the bundle it was reported for. */
+  private readonly immutableLogged = new Map<string, string | undefined>();
   private retryTimer: NodeJS.Timeout | undefined;
   private watches: ListWatchHandle[] = [];
   private running = false;
@@ -121,7 +126,19 @@ export class RootCertPublisher {
       if (!this.active.has(ns)) continue;
       try {
         await this.ensure(ns);
+        this.immutableLogged.delete(ns);
       } catch (e) {
+        if (e instanceof ImmutableConfigMap) {
+          // Retrying cannot help; the ConfigMap watch brings the namespace back once it is deleted.
+          if (this.immutableLogged.get(ns) !== this.bundle) {
+            this.opts.logger?.error(
+              { event: 'root-cert-configmap-immutable', namespace: ns },
+              `ConfigMap ${ROOT_CERT_CONFIGMAP} in namespace ${ns} is marked immutable, so it keeps an old trust bundle; delete it (kubectl -n ${ns} delete configmap ${ROOT_CERT_CONFIGMAP}) and it is recreated with the current one`,
+            );
+            this.immutableLogged.set(ns, this.bundle);
+          }
+          continue;
+        }
         const f = classifyKubeError(e);
         // Gone or terminating namespaces are not failures: their watch event removes them.
         if (f.httpStatus === 404 || f.httpStatus === 403) continue;
@@ -162,6 +179,8 @@ export class RootCertPublisher {
       return;
     }
     if (existing.data?.[ROOT_CERT_KEY] === pem) return;
+    // The API server refuses any change to an immutable ConfigMap (422), and this CA may not delete.
+    if (existing.immutable === true) throw new ImmutableConfigMap();
     try {
       // The API server refuses a key in both data and binaryData: a copy moved there goes.
       const { [ROOT_CERT_KEY]: _moved, ...binaryData } = existing.binaryData ?? {};

@@ -9,7 +9,8 @@ import { RootCertPublisher } from '../../src/k8s/root-cert-publisher.js';
 let api: KubeApiServer;
 let core: k8s.CoreV1Api;
 let publisher: RootCertPublisher;
-const logger = pino({ level: 'silent' });
+const logLines: string[] = [];
+const logger = pino({ level: 'error' }, { write: (line: string) => void logLines.push(line) });
 const CA_USER = 'system:serviceaccount:rampart-system:rampart-ca';
 const PEM_1 = '-----BEGIN CERTIFICATE-----\nMQ==\n-----END CERTIFICATE-----\n';
 const PEM_2 = '-----BEGIN CERTIFICATE-----\nMg==\n-----END CERTIFICATE-----\n';
@@ -86,6 +87,33 @@ test('keeps reconciling across an API server outage', async () => {
   await api.comeBack();
   await core.createNamespace({ body: { metadata: { name: 'after-outage' } } });
   await waitFor('ConfigMap in a namespace created after the outage', async () => (await bundleIn('after-outage')) === PEM_2, 8000);
+});
+
+test('an immutable ConfigMap is reported once, not rewritten over and over; deleted, it is recreated with the current bundle', async () => {
+  await core.createNamespace({ body: { metadata: { name: 'frozen' } } });
+  await waitFor('ConfigMap in frozen', async () => (await bundleIn('frozen')) === PEM_2);
+  const cm = await core.readNamespacedConfigMap({ name: 'rampart-root-cert', namespace: 'frozen' });
+  const marked = api.requests.length;
+  await core.replaceNamespacedConfigMap({ name: 'rampart-root-cert', namespace: 'frozen', body: { ...cm, immutable: true, data: { 'root-cert.pem': PEM_1 } } });
+  await waitFor('the immutable ConfigMap is reported', async () => logLines.some((l) => l.includes('"event":"root-cert-configmap-immutable"') && l.includes('"namespace":"frozen"')));
+  // With a 50 ms retry, a publisher that kept trying would have sent many refused updates by now.
+  await new Promise((r) => setTimeout(r, 1_000));
+  const refused = api.requests.slice(marked).filter((r) => r.user === CA_USER && r.namespace === 'frozen' && r.verb === 'update');
+  assert.deepEqual(refused.map((r) => r.status), [], 'no update sent to an immutable ConfigMap');
+  assert.equal(logLines.filter((l) => l.includes('root-cert-configmap-immutable')).length, 1, 'reported once');
+  assert.match(logLines.find((l) => l.includes('root-cert-configmap-immutable')) ?? '', /kubectl -n frozen delete configmap rampart-root-cert/);
+
+  await core.deleteNamespacedConfigMap({ name: 'rampart-root-cert', namespace: 'frozen' });
+  await waitFor('recreated with the current bundle', async () => (await bundleIn('frozen')) === PEM_2);
+});
+
+test('the API test server refuses to change an immutable ConfigMap, as a real one does (422)', async () => {
+  await core.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name: 'sealed' }, immutable: true, data: { a: '1' } } });
+  const cm = await core.readNamespacedConfigMap({ name: 'sealed', namespace: 'default' });
+  for (const body of [{ ...cm, data: { a: '2' } }, { ...cm, immutable: false }]) {
+    await assert.rejects(core.replaceNamespacedConfigMap({ name: 'sealed', namespace: 'default', body }), (err: unknown) => (err as { code?: number }).code === 422);
+  }
+  await core.replaceNamespacedConfigMap({ name: 'sealed', namespace: 'default', body: { ...cm, metadata: { ...cm.metadata, labels: { touched: 'yes' } } } });
 });
 
 test('RBAC actually needed, derived from the request log', () => {

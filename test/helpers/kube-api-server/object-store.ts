@@ -190,6 +190,14 @@ export class ObjectStore {
     obj.metadata.namespace = existing.metadata.namespace;
     if (obj.metadata.namespace === undefined) delete obj.metadata.namespace;
     validateAndDefault(r, obj, this.target(r, name));
+    // As the real API server: an immutable ConfigMap or Secret keeps its data and stays immutable;
+    // only a delete (and a new object) changes it.
+    if ((r.kind === 'ConfigMap' || r.kind === 'Secret') && existing['immutable'] === true) {
+      for (const field of ['data', 'binaryData', 'stringData'] as const) {
+        if (canonical(obj[field] ?? null) !== canonical(existing[field] ?? null)) throw errors.invalid(r.kind, this.target(r, name), field, 'Forbidden: field is immutable when `immutable` is set');
+      }
+      if (obj['immutable'] !== true) throw errors.invalid(r.kind, this.target(r, name), 'immutable', 'Forbidden: field is immutable when `immutable` is set');
+    }
     // Status is a subresource: a main-resource PUT cannot change it.
     if (existing['status'] !== undefined) obj['status'] = clone(existing['status']);
     for (const f of ['uid', 'creationTimestamp', 'deletionTimestamp', 'resourceVersion'] as const) {
