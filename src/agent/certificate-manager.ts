@@ -1,9 +1,8 @@
 /**
  * Keeps the workload's X.509-SVID fresh (DESIGN section 7): fetches the first certificate,
  * renews at 50 % ± 10 % of its lifetime with full-jitter backoff on failure, keeps the previous
- * certificate until it expires, follows the trust bundle (from every certificate response and a
- * long-poll that presents the SVID and reports the held sequence), writes the output directory
- * and publishes every generation to the proxy through {@link CredentialSource}.
+ * certificate until it expires, follows the trust bundle through a {@link BundleFollower}, writes
+ * the output directory and publishes every generation to the proxy through {@link CredentialSource}.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -12,10 +11,12 @@ import type { Clock } from '../core/clock.js';
 import { ERROR_CATALOGUE, isRampartError, RampartError, type ErrorCode } from '../core/errors.js';
 import { parseSpiffeId } from '../core/identity.js';
 import type { AgentMetrics } from './agent-metrics.js';
+import { BundleFollower } from './bundle-follower.js';
 import { chainsToBundle } from './chain-check.js';
 import { createKeyAndCsr } from './csr.js';
 import type { Credentials, CredentialSource } from './credentials.js';
 import { OutputKeeper } from './output-keeper.js';
+import { ensureNewline } from './pem-text.js';
 import { decide, lastStartupAttemptAt, renewalTime, retryDelay, startupRetryAt, usableFrom } from './renewal-policy.js';
 import type { TokenSource } from './token-source.js';
 
@@ -56,13 +57,10 @@ interface Failure {
 }
 
 const DEFAULT_CHECK_MS = 5_000;
-const DEFAULT_BUNDLE_WAIT_S = 20;
 
 /** The agent's certificate lifecycle; a {@link CredentialSource} for the proxy. */
 export class CertificateManager implements CredentialSource {
   private held: Held | null = null;
-  private bundlePem: string | null = null;
-  private sequence = 0;
   private failures = 0;
   private retryAt: number | null = null;
   private lastFailure: Failure | null = null;
@@ -75,8 +73,6 @@ export class CertificateManager implements CredentialSource {
   private started = false;
   private timer: NodeJS.Timeout | null = null;
   private renewing: Promise<void> | null = null;
-  private bundleLoop: Promise<void> | null = null;
-  private bundleSleep: { timer: NodeJS.Timeout; wake: () => void } | null = null;
   private readonly listeners = new Set<(c: Credentials) => void>();
   /** Pending {@link waitForFirstCertificate} calls: settled by the first certificate or by stop(). */
   private readonly firstWaiters = new Set<{ readonly arrived: () => void; readonly stopped: () => void }>();
@@ -84,6 +80,7 @@ export class CertificateManager implements CredentialSource {
   private readonly log: Logger;
   /** Writes the output directory, or null when credentials stay in memory. */
   private readonly output: OutputKeeper | null;
+  private readonly bundle: BundleFollower;
 
   constructor(private readonly options: CertificateManagerOptions) {
     this.random = options.random ?? Math.random;
@@ -92,6 +89,15 @@ export class CertificateManager implements CredentialSource {
       options.outDir === null
         ? null
         : new OutputKeeper({ outDir: options.outDir, logger: this.log, now: () => options.clock.now(), random: this.random, ...(options.retry ? { retry: options.retry } : {}) });
+    this.bundle = new BundleFollower({
+      client: options.bundleClient,
+      logger: this.log,
+      metrics: options.metrics,
+      random: this.random,
+      ...(options.retry ? { retry: options.retry } : {}),
+      ...(options.bundleWaitSeconds === undefined ? {} : { waitSeconds: options.bundleWaitSeconds }),
+      onNewer: (pem) => this.bundleChanged(pem),
+    });
   }
 
   /** Starts fetching; returns at once. */
@@ -131,7 +137,7 @@ export class CertificateManager implements CredentialSource {
 
   /** The trust-bundle sequence held (0 before the first bundle). */
   get bundleSequence(): number {
-    return this.sequence;
+    return this.bundle.sequence;
   }
 
   /** Serial (hex, upper case) of the held certificate. */
@@ -177,11 +183,11 @@ export class CertificateManager implements CredentialSource {
     for (const waiter of [...this.firstWaiters]) waiter.stopped();
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    this.bundleSleep?.wake();
+    this.bundle.stop();
     this.options.bundleClient.close();
     this.options.certificateClient.close();
     await this.renewing?.catch(() => undefined);
-    await this.bundleLoop?.catch(() => undefined);
+    await this.bundle.whenStopped();
     await this.output?.stop();
   }
 
@@ -221,7 +227,7 @@ export class CertificateManager implements CredentialSource {
   private renewNow(serial: string): void {
     const held = this.held;
     if (held === null || held.serial !== serial || this.stopped) return;
-    this.log.warn({ event: 'certificate-root-retired', serial, bundleSequence: this.sequence }, 'the current certificate no longer chains to the trust bundle; renewing now');
+    this.log.warn({ event: 'certificate-root-retired', serial, bundleSequence: this.bundle.sequence }, 'the current certificate no longer chains to the trust bundle; renewing now');
     this.held = { ...held, renewAt: Math.min(held.renewAt, this.options.clock.now()) };
     this.retryAt = null;
     if (this.renewing === null) this.schedule(0);
@@ -255,7 +261,7 @@ export class CertificateManager implements CredentialSource {
         csrPem,
         token,
         ...(this.options.ttlSeconds === undefined ? {} : { ttlSeconds: this.options.ttlSeconds }),
-        ...(this.sequence > 0 ? { bundleSequence: this.sequence } : {}),
+        ...(this.bundle.sequence > 0 ? { bundleSequence: this.bundle.sequence } : {}),
       });
       if (this.stopped) return;
       await this.adopt(response, keyPem, this.options.clock.now());
@@ -311,15 +317,13 @@ export class CertificateManager implements CredentialSource {
     const notBefore = Date.parse(leaf.validFrom);
     const notAfter = Date.parse(leaf.validTo);
     if (!(notAfter > receivedAt)) throw new RampartError('RAMPART_ERR_INTERNAL', `the CA returned a certificate that already expired (${leaf.validTo})`);
-    if (response.bundleSequence >= this.sequence && response.trustBundle.length > 0) {
-      this.setBundle(response.trustBundle.join(''), response.bundleSequence);
-    }
+    if (response.trustBundle.length > 0) this.bundle.offer(response.trustBundle.join(''), response.bundleSequence);
     const previous = this.held;
     const credentials: Credentials = {
       spiffeId: response.spiffeId,
       keyPem,
       certChainPem: response.certChain.map(ensureNewline).join(''),
-      bundlePem: this.bundlePem ?? '',
+      bundlePem: this.bundle.pem ?? '',
       trustDomain: spiffeId.trustDomain,
       notAfter,
     };
@@ -336,78 +340,28 @@ export class CertificateManager implements CredentialSource {
       this.log.warn({ event: 'identity-changed', from: previous.credentials.spiffeId, to: credentials.spiffeId }, 'the token now names another identity; serving the new one');
     }
     this.log.info(
-      { event: previous ? 'certificate-renewed' : 'certificate-obtained', spiffeId: credentials.spiffeId, serial: this.held.serial, notAfter: new Date(notAfter).toISOString(), renewAt: new Date(renewAt).toISOString(), bundleSequence: this.sequence },
+      { event: previous ? 'certificate-renewed' : 'certificate-obtained', spiffeId: credentials.spiffeId, serial: this.held.serial, notAfter: new Date(notAfter).toISOString(), renewAt: new Date(renewAt).toISOString(), bundleSequence: this.bundle.sequence },
       previous ? 'certificate renewed' : 'first certificate obtained',
     );
     await this.publish();
     for (const waiter of [...this.firstWaiters]) waiter.arrived();
-    this.startBundleLoop();
+    this.bundle.start();
   }
 
   // ---- trust bundle -------------------------------------------------------------------------
 
-  private setBundle(pem: string, sequence: number): boolean {
-    const changed = pem !== this.bundlePem || sequence !== this.sequence;
-    if (changed && this.bundlePem !== null && pem !== this.bundlePem) {
-      this.log.info({ event: 'trust-bundle-updated', from: this.sequence, to: sequence }, 'trust bundle updated');
-    }
-    this.bundlePem = pem;
-    this.sequence = Math.max(this.sequence, sequence);
-    this.options.metrics.bundleSequence(this.sequence);
-    return changed;
-  }
-
   /** The held bundle PEM (the CA client trusts it once known). */
   trustBundlePem(): string | null {
-    return this.bundlePem;
+    return this.bundle.pem;
   }
 
-  private startBundleLoop(): void {
-    this.bundleLoop ??= this.followBundle();
-  }
-
-  private async followBundle(): Promise<void> {
-    let failures = 0;
-    const wait = this.options.bundleWaitSeconds ?? DEFAULT_BUNDLE_WAIT_S;
-    while (!this.stopped) {
-      try {
-        const bundle = await this.options.bundleClient.trustBundle({ after: this.sequence, waitSeconds: wait, bundleSequence: this.sequence });
-        if (this.stopped) return;
-        failures = 0;
-        if (bundle.sequence > this.sequence && bundle.roots.length > 0) {
-          this.setBundle(bundle.roots.map((r) => ensureNewline(r.pem)).join(''), bundle.sequence);
-          const held = this.held;
-          if (held) {
-            this.held = { ...held, credentials: { ...held.credentials, bundlePem: this.bundlePem ?? '' } };
-            await this.publish();
-            if (!chainsToBundle(held.credentials.certChainPem, this.bundlePem ?? '')) this.renewNow(held.serial);
-          }
-        }
-      } catch (err) {
-        if (this.stopped) return;
-        failures++;
-        const delay = retryDelay({ failures, random: this.random(), retryAfterSeconds: isRampartError(err) ? err.retryAfterSeconds : undefined, ...(this.options.retry ?? {}) });
-        // One warning per outage; the certificate loop already reports a CA that is down.
-        (failures === 1 ? this.log.warn.bind(this.log) : this.log.debug.bind(this.log))(
-          { event: 'bundle-poll-failed', code: isRampartError(err) ? err.code : 'RAMPART_ERR_INTERNAL', error: err instanceof Error ? err.message : String(err), retryInMs: delay },
-          'trust bundle long-poll failed; retrying',
-        );
-        await this.sleepBundle(delay);
-      }
-    }
-  }
-
-  private sleepBundle(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const wake = (): void => {
-        clearTimeout(timer);
-        this.bundleSleep = null;
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      timer.unref();
-      this.bundleSleep = { timer, wake };
-    });
+  /** A newer bundle from the long-poll: republish, and renew at once if the held leaf's root left it. */
+  private async bundleChanged(pem: string): Promise<void> {
+    const held = this.held;
+    if (held === null) return;
+    this.held = { ...held, credentials: { ...held.credentials, bundlePem: pem } };
+    await this.publish();
+    if (!chainsToBundle(held.credentials.certChainPem, pem)) this.renewNow(held.serial);
   }
 
   // ---- publishing ---------------------------------------------------------------------------
@@ -458,8 +412,4 @@ const CODE_CATEGORY_HINT = {
 function hintFor(code: string | undefined): string {
   if (code === undefined) return CODE_CATEGORY_HINT.RAMPART_ERR_CA_UNREACHABLE;
   return code in CODE_CATEGORY_HINT ? CODE_CATEGORY_HINT[code as keyof typeof CODE_CATEGORY_HINT] : '';
-}
-
-function ensureNewline(pem: string): string {
-  return pem.endsWith('\n') ? pem : `${pem}\n`;
 }
