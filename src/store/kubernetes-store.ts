@@ -45,6 +45,12 @@ export class KubernetesStateStore implements StateStore {
   /** Revisions this instance wrote; their watch events are not "changes by others". */
   private readonly ownRevisions = new Set<string>();
   private lastSeenRevision: string | undefined;
+  /**
+   * Revision of the state this instance last loaded or saved; null when load() found none,
+   * undefined before either. The watch's first list compares against it: the caller holds that
+   * state, so anything written between its load and watch() is news to it.
+   */
+  private knownRevision: string | null | undefined;
   private watchController: AbortController | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private watching = false;
@@ -75,7 +81,9 @@ export class KubernetesStateStore implements StateStore {
   /** Reads the state; null when the Secret or its `state.json` key does not exist yet. */
   async load(): Promise<StoredState | null> {
     const secret = await this.read();
-    return secret === null ? null : this.decode(secret);
+    const stored = secret === null ? null : this.decode(secret);
+    this.knownRevision = stored?.revision ?? null;
+    return stored;
   }
 
   private body(next: CaState, resourceVersion?: string): k8s.V1Secret {
@@ -121,6 +129,7 @@ export class KubernetesStateStore implements StateStore {
     const revision = written.metadata?.resourceVersion;
     if (revision === undefined) throw new StateError('RAMPART_ERR_STATE_CORRUPT', `the API server returned Secret ${this.name} without a resourceVersion`);
     this.ownRevisions.add(revision);
+    this.knownRevision = revision;
     return revision;
   }
 
@@ -200,9 +209,10 @@ export class KubernetesStateStore implements StateStore {
   }
 
   /**
-   * List-then-watch, like an informer: the first time only records where to resume; after a
-   * drop it resumes from the last seen resourceVersion, and re-lists (delivering any missed
-   * write) when the API server says that version is too old.
+   * List-then-watch, like an informer. The first list catches up with the state the caller
+   * loaded: a write between its load() and watch() shows up only here, as the watch starts after
+   * it. After a drop the watch resumes from the last seen resourceVersion, and re-lists
+   * (delivering any missed write) when the API server says that version is too old.
    */
   private async establish(initial: boolean, relist = false): Promise<void> {
     if (!this.watching) return;
@@ -210,11 +220,10 @@ export class KubernetesStateStore implements StateStore {
     try {
       if (initial || relist || from === undefined) {
         const list = await this.opts.core.listNamespacedSecret({ namespace: this.opts.namespace, fieldSelector: `metadata.name=${this.name}` });
+        if (!this.watching) return;
         const current = list.items[0];
-        if (current !== undefined) {
-          if (initial) this.lastSeenRevision = current.metadata?.resourceVersion;
-          else this.deliver(current);
-        }
+        if (initial) this.catchUp(current);
+        else if (current !== undefined) this.deliver(current);
         from = list.metadata?.resourceVersion;
       }
     } catch (e) {
@@ -249,6 +258,25 @@ export class KubernetesStateStore implements StateStore {
     );
     if (this.watching && generation === this.generation) this.watchController = controller;
     else controller.abort();
+  }
+
+  /**
+   * The first list after watch(): delivers the Secret unless it is the state this instance
+   * already holds, and reports it gone when it vanished since this instance loaded or saved it.
+   * An instance that did neither holds nothing to compare with: what the list shows is its start.
+   */
+  private catchUp(current: k8s.V1Secret | undefined): void {
+    const revision = current?.metadata?.resourceVersion;
+    if (current === undefined) {
+      if (this.knownRevision === undefined || this.knownRevision === null) return;
+      this.opts.logger?.warn({ secret: this.name }, 'CA state Secret was deleted');
+      this.notify(null);
+    } else if (this.knownRevision === undefined || revision === this.knownRevision) {
+      this.lastSeenRevision = revision;
+      if (revision !== undefined) this.ownRevisions.delete(revision);
+    } else {
+      this.deliver(current);
+    }
   }
 
   private scheduleRetry(initial: boolean, relist: boolean): void {

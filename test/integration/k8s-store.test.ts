@@ -107,3 +107,42 @@ test('a Secret with invalid state is a STATE_CORRUPT error, never silently repla
   await core.createNamespacedSecret({ namespace: 'store-corrupt', body: { metadata: { name: 'rampart-ca' }, stringData: { 'state.json': '{"schemaVersion": 1' } } });
   await assert.rejects(store('store-corrupt').load(), (e: unknown) => e instanceof StateError && e.code === 'RAMPART_ERR_STATE_CORRUPT');
 });
+
+// A replica loads the state, then starts its watch; the watch's first list used to only note
+// where to resume, so a write landing between the two was never delivered (QA: a replica started
+// during a root activation kept signing under the old root until the next write).
+test('watch delivers a write made between load() and watch(), and only that one', async () => {
+  await freshNamespace('store-catch-up');
+  const a = store('store-catch-up');
+  const b = store('store-catch-up');
+  const rev1 = await a.save(state(1), null);
+  assert.equal((await b.load())?.revision, rev1);
+  const rev2 = await a.save(state(2), rev1);
+  const seenByB: Array<StoredState | null> = [];
+  b.watch((s) => seenByB.push(s));
+  await waitFor('B catches up with the write it missed', () => seenByB.length > 0);
+  assert.deepEqual(seenByB, [{ state: state(2), revision: rev2 }]);
+
+  // Nothing written since the load: the first list delivers nothing.
+  const c = store('store-catch-up');
+  await c.load();
+  const seenByC: Array<StoredState | null> = [];
+  c.watch((s) => seenByC.push(s));
+  await waitFor('C\'s watch open', () => api.requests.filter((r) => r.verb === 'watch' && r.namespace === 'store-catch-up').length >= 2);
+  const rev3 = await a.save(state(3), rev2);
+  await waitFor('C sees the next write', () => seenByC.length > 0);
+  assert.deepEqual(seenByC, [{ state: state(3), revision: rev3 }]);
+});
+
+test('watch reports a state deleted between load() and watch() as gone', async () => {
+  await freshNamespace('store-catch-up-gone');
+  const a = store('store-catch-up-gone');
+  await a.save(state(1), null);
+  const b = store('store-catch-up-gone');
+  assert.notEqual(await b.load(), null);
+  await api.kubeConfig().makeApiClient(k8s.CoreV1Api).deleteNamespacedSecret({ name: 'rampart-ca', namespace: 'store-catch-up-gone' });
+  const seenByB: Array<StoredState | null> = [];
+  b.watch((s) => seenByB.push(s));
+  await waitFor('B learns the state is gone', () => seenByB.length > 0);
+  assert.deepEqual(seenByB, [null]);
+});
