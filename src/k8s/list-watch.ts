@@ -1,11 +1,13 @@
 /**
  * List-then-watch with resumption, the informer pattern without a cache: list, hand the items
  * over, watch from the list's resourceVersion, resume from the last event's version when the
- * stream drops, and re-list when the API server answers 410 Expired.
+ * stream drops, and re-list when the API server answers 410 Expired. Failures back off (see
+ * watch-backoff.ts).
  */
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { classifyKubeError } from './api-errors.js';
+import { WatchBackoff } from './watch-backoff.js';
 
 /** Anything with object metadata. */
 export interface KubeObjectWithMeta {
@@ -23,8 +25,10 @@ export interface ListWatchOptions<T extends KubeObjectWithMeta> {
   /** Called with the full set after every (re)list. */
   readonly onSync: (items: T[]) => void;
   readonly onEvent: (type: 'ADDED' | 'MODIFIED' | 'DELETED', obj: T) => void;
-  /** Pause before retrying after a failure or drop. Default 1 s. */
+  /** First pause before retrying after a failure or drop; it doubles per failure. Default 1 s. */
   readonly retryMs?: number;
+  /** Ceiling of that pause. Default 30 s. */
+  readonly retryMaxMs?: number;
   readonly logger?: Logger;
   /** Names the watch in logs. */
   readonly what: string;
@@ -42,12 +46,21 @@ export function startListWatch<T extends KubeObjectWithMeta>(o: ListWatchOptions
   let timer: NodeJS.Timeout | undefined;
   let controller: AbortController | undefined;
   let generation = 0;
-  const retry = (relist: boolean): void => {
+  const backoff = new WatchBackoff({ firstMs: o.retryMs ?? 1000, maxMs: o.retryMaxMs ?? 30_000 });
+  const retry = (relist: boolean, delayMs: number): void => {
     if (!running || timer !== undefined) return;
     timer = setTimeout(() => {
       timer = undefined;
       void run(relist);
-    }, o.retryMs ?? 1000);
+    }, delayMs);
+  };
+  // One warning per outage; the repeats are at debug, each with the growing delay.
+  const retryAfterFailure = (e: unknown, message: string, relist: boolean): void => {
+    const { delayMs, first } = backoff.failed();
+    const fields = { watch: o.what, apiServer: classifyKubeError(e).summary, retryInMs: delayMs };
+    if (first) o.logger?.warn(fields, message);
+    else o.logger?.debug(fields, message);
+    retry(relist, delayMs);
   };
   const run = async (relist: boolean): Promise<void> => {
     if (!running) return;
@@ -58,13 +71,13 @@ export function startListWatch<T extends KubeObjectWithMeta>(o: ListWatchOptions
         resourceVersion = list.metadata?.resourceVersion;
         o.onSync(list.items);
       } catch (e) {
-        o.logger?.warn({ watch: o.what, apiServer: classifyKubeError(e).summary }, 'list failed; retrying');
-        retry(true);
+        retryAfterFailure(e, 'list failed; retrying', true);
         return;
       }
     }
     const mine = ++generation;
     let expired = false;
+    let ended = false;
     const c = await new k8s.Watch(o.kubeConfig).watch(
       o.path,
       { ...o.params, ...(resourceVersion === undefined ? {} : { resourceVersion }) },
@@ -79,14 +92,24 @@ export function startListWatch<T extends KubeObjectWithMeta>(o: ListWatchOptions
         if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') o.onEvent(type, obj);
       },
       (err: unknown) => {
+        ended = true;
         if (mine !== generation || !running) return;
         controller = undefined;
-        if (err !== null && err !== undefined) o.logger?.warn({ watch: o.what, apiServer: classifyKubeError(err).summary }, 'watch dropped; re-establishing');
-        retry(expired);
+        // A clean end is the server's watch timeout, not an outage: resume without backing off.
+        if (err === null || err === undefined) retry(expired, backoff.closedMs);
+        else retryAfterFailure(err, 'watch dropped; re-establishing', expired);
       },
     );
-    if (running && mine === generation) controller = c;
-    else c.abort();
+    if (!running || mine !== generation) {
+      c.abort();
+      return;
+    }
+    // Client-node calls `done` before returning when the request failed or was refused; not
+    // called yet, the server answered 200 and the stream is open.
+    if (ended) return;
+    controller = c;
+    const failures = backoff.established();
+    if (failures > 0) o.logger?.info({ watch: o.what, failedAttempts: failures }, 'watch re-established');
   };
   void run(true);
   return {

@@ -17,7 +17,7 @@ export interface RootCertPublisherOptions {
   readonly core: k8s.CoreV1Api;
   readonly kubeConfig: k8s.KubeConfig;
   readonly logger?: Logger;
-  /** Pause before retrying a failed write or a dropped watch. Default 1 s. */
+  /** Pause before retrying a failed write; the first pause before re-establishing a failed watch, which then doubles up to 30 s. Default 1 s. */
   readonly retryMs?: number;
 }
 

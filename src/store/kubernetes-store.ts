@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { ConflictError, StateError, UnavailableError, isRampartError } from '../core/errors.js';
 import type { CaState, StateStore, StoredState, UnreadableState } from '../core/ports.js';
 import { classifyKubeError, isHttpStatus } from '../k8s/api-errors.js';
+import { WatchBackoff } from '../k8s/watch-backoff.js';
 import { declaresNewerSchema, decodeState, encodeState } from './state-codec.js';
 
 /** Default Secret name (DESIGN section 8). */
@@ -24,8 +25,10 @@ export interface KubernetesStateStoreOptions {
   readonly namespace: string;
   readonly secretName?: string;
   readonly logger?: Logger;
-  /** Pause before re-establishing a dropped watch. Default 1 s. */
+  /** First pause before re-establishing a failed watch; it doubles per failure. Default 1 s. */
   readonly watchRetryMs?: number;
+  /** Ceiling of that pause. Default 30 s. */
+  readonly watchRetryMaxMs?: number;
 }
 
 function unavailable(e: unknown, what: string): UnavailableError {
@@ -51,6 +54,7 @@ export class KubernetesStateStore implements StateStore {
    * state, so anything written between its load and watch() is news to it.
    */
   private knownRevision: string | null | undefined;
+  private readonly backoff: WatchBackoff;
   private watchController: AbortController | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private watching = false;
@@ -60,6 +64,7 @@ export class KubernetesStateStore implements StateStore {
 
   constructor(private readonly opts: KubernetesStateStoreOptions) {
     this.name = opts.secretName ?? STATE_SECRET_NAME;
+    this.backoff = new WatchBackoff({ firstMs: opts.watchRetryMs ?? 1000, maxMs: opts.watchRetryMaxMs ?? 30_000 });
   }
 
   private decode(secret: k8s.V1Secret): StoredState | null {
@@ -227,12 +232,11 @@ export class KubernetesStateStore implements StateStore {
         from = list.metadata?.resourceVersion;
       }
     } catch (e) {
-      this.opts.logger?.warn({ secret: this.name, apiServer: classifyKubeError(e).summary }, 'cannot list the CA state Secret; retrying');
-      this.scheduleRetry(initial, relist);
+      this.retryAfterFailure(e, 'cannot list the CA state Secret; retrying', initial, relist);
       return;
     }
-    if (!this.watching) return;
     let expired = false;
+    let ended = false;
     const generation = ++this.generation;
     const controller = await new k8s.Watch(this.opts.kubeConfig).watch(
       `/api/v1/namespaces/${encodeURIComponent(this.opts.namespace)}/secrets`,
@@ -250,14 +254,24 @@ export class KubernetesStateStore implements StateStore {
         } else if (type === 'BOOKMARK') this.lastSeenRevision = obj.metadata?.resourceVersion ?? this.lastSeenRevision;
       },
       (err: unknown) => {
+        ended = true;
         if (generation !== this.generation || !this.watching) return;
         this.watchController = undefined;
-        if (err !== null && err !== undefined) this.opts.logger?.warn({ secret: this.name, apiServer: classifyKubeError(err).summary }, 'CA state watch dropped; re-establishing');
-        this.scheduleRetry(false, expired);
+        // A clean end is the server's watch timeout, not an outage: resume without backing off.
+        if (err === null || err === undefined) this.scheduleRetry(false, expired, this.backoff.closedMs);
+        else this.retryAfterFailure(err, 'CA state watch dropped; re-establishing', false, expired);
       },
     );
-    if (this.watching && generation === this.generation) this.watchController = controller;
-    else controller.abort();
+    if (!this.watching || generation !== this.generation) {
+      controller.abort();
+      return;
+    }
+    // Client-node calls `done` before returning when the request failed or was refused; not
+    // called yet, the server answered 200 and the stream is open.
+    if (ended) return;
+    this.watchController = controller;
+    const failures = this.backoff.established();
+    if (failures > 0) this.opts.logger?.info({ secret: this.name, failedAttempts: failures }, 'CA state watch re-established');
   }
 
   /**
@@ -279,12 +293,21 @@ export class KubernetesStateStore implements StateStore {
     }
   }
 
-  private scheduleRetry(initial: boolean, relist: boolean): void {
+  /** One warning per outage; the repeats are at debug, each with the growing delay. */
+  private retryAfterFailure(e: unknown, message: string, initial: boolean, relist: boolean): void {
+    const { delayMs, first } = this.backoff.failed();
+    const fields = { secret: this.name, apiServer: classifyKubeError(e).summary, retryInMs: delayMs };
+    if (first) this.opts.logger?.warn(fields, message);
+    else this.opts.logger?.debug(fields, message);
+    this.scheduleRetry(initial, relist, delayMs);
+  }
+
+  private scheduleRetry(initial: boolean, relist: boolean, delayMs: number): void {
     if (!this.watching || this.retryTimer !== undefined) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       void this.establish(initial, relist);
-    }, this.opts.watchRetryMs ?? 1000);
+    }, delayMs);
   }
 
   /** ConfigMaps are published by the leader's RootCertPublisher (src/k8s/root-cert-publisher.ts); nothing to do here. */

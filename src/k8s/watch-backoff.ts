@@ -1,0 +1,53 @@
+/**
+ * How long a Kubernetes watch waits before it lists or watches again after a failure, and which of
+ * its failures are worth a warning. Retried once a second for as long as an API server outage
+ * lasts, every watch of every replica adds a request and a warning line per second; so the delay
+ * doubles from `firstMs` up to `maxMs`, and only the first failure of an outage is a warning.
+ * Both start over once a watch is established again.
+ */
+
+/** Options of {@link WatchBackoff}. */
+export interface WatchBackoffOptions {
+  readonly firstMs: number;
+  readonly maxMs: number;
+  /** Uniform [0, 1) draws for the jitter; injectable so tests can pin them. */
+  readonly random?: () => number;
+}
+
+/** What to do about one failure. */
+export interface WatchFailure {
+  readonly delayMs: number;
+  /** The first failure since the watch was last established: log it at warn, later ones at debug. */
+  readonly first: boolean;
+}
+
+// Up to half of each delay is taken off at random, so replicas that lost the API server together
+// do not come back in step. With half at most, each delay is still no shorter than the ceiling
+// before it, so the spacing keeps growing.
+const JITTER = 0.5;
+
+export class WatchBackoff {
+  private failures = 0;
+
+  constructor(private readonly options: WatchBackoffOptions) {}
+
+  /** Records a failed list or watch and returns the delay before the next attempt. */
+  failed(): WatchFailure {
+    const { firstMs, maxMs, random = Math.random } = this.options;
+    const ceiling = Math.min(maxMs, firstMs * 2 ** Math.min(this.failures, 30));
+    this.failures += 1;
+    return { delayMs: Math.round(ceiling * (1 - JITTER * random())), first: this.failures === 1 };
+  }
+
+  /** The delay after a stream the server ended cleanly (its watch timeout): not a failure. */
+  get closedMs(): number {
+    return this.options.firstMs;
+  }
+
+  /** Records an established watch; returns how many failures it ends (0: there was no outage). */
+  established(): number {
+    const ended = this.failures;
+    this.failures = 0;
+    return ended;
+  }
+}
