@@ -3,10 +3,16 @@
  * is free or its holder has not renewed for `leaseDuration` (judged by when *we* last saw it
  * change, so clock skew between replicas does not matter); every write is a resourceVersion
  * compare-and-swap; a leader that cannot renew within `renewDeadline` steps down.
+ *
+ * The step-down is a timer armed at each renewal, not a check after a call returns: a call to a
+ * hung API server may never return, and a leader stuck in it would keep leading after another
+ * replica took the expired Lease. Every round's calls are aborted when its time is up (a leader's
+ * at its renew deadline, a candidate's after one renew deadline), so the loop always goes on.
  */
 import type * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../core/clock.js';
+import { abortableCall } from './abortable-call.js';
 import { classifyKubeError, isHttpStatus } from './api-errors.js';
 import { formatMicroTime } from './micro-time.js';
 
@@ -34,6 +40,9 @@ export interface LeaderElectorOptions {
   readonly onNewLeader?: (identity: string) => void;
 }
 
+/** Why a round's calls were aborted: its time ran out, or the elector is stopping. */
+type AbortReason = 'timed-out' | 'stopped';
+
 interface Observed {
   readonly holder: string;
   readonly renewTime: string;
@@ -55,6 +64,10 @@ export class LeaderElector {
   private lastLeader: string | undefined;
   private lease: k8s.V1Lease | undefined;
   private tick: Promise<void> = Promise.resolve();
+  /** Fires `renewDeadline` after the last successful renewal and steps down. */
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  /** Aborts the calls of the round in progress. */
+  private inFlight: AbortController | undefined;
 
   constructor(private readonly opts: LeaderElectorOptions) {
     this.leaseName = opts.leaseName ?? LEADER_LEASE_NAME;
@@ -93,27 +106,65 @@ export class LeaderElector {
   }
 
   private async attempt(): Promise<void> {
+    const started = this.clock.now();
+    const controller = new AbortController();
+    this.inFlight = controller;
+    // A leader's calls may run only until its renew deadline (the deadline timer aborts them);
+    // a candidate's get one renew deadline, so a hung call cannot stall the campaign.
+    const budget = this.leading ? this.lastRenew + this.renewDeadlineMs - started : this.renewDeadlineMs;
+    const timer = setTimeout(() => controller.abort('timed-out' satisfies AbortReason), Math.max(0, budget));
     let ok = false;
     try {
-      ok = await this.tryAcquireOrRenew();
+      ok = await this.tryAcquireOrRenew(controller.signal, started);
     } catch (e) {
-      this.opts.logger?.warn({ lease: this.leaseName, apiServer: classifyKubeError(e).summary }, 'leader election: cannot reach the Lease');
+      if (controller.signal.reason !== ('stopped' satisfies AbortReason)) this.logFailure(e, controller.signal.aborted);
+    } finally {
+      clearTimeout(timer);
+      this.inFlight = undefined;
     }
-    if (!this.running) return;
-    const now = this.clock.now();
-    if (ok) {
-      this.lastRenew = now;
-      if (!this.leading) {
-        this.leading = true;
-        this.opts.logger?.info({ lease: this.leaseName, identity: this.opts.identity }, 'became leader');
-        this.safe(this.opts.onStartedLeading);
-      }
-    } else if (this.leading && now - this.lastRenew >= this.renewDeadlineMs) {
+    // An answer that raced its abort counts for nothing: the deadline may already have stepped
+    // us down, and the next round reads the Lease afresh.
+    if (!this.running || !ok || controller.signal.aborted) return;
+    // Counted from when the round began: the Lease's renewTime says that moment, not the answer's.
+    this.lastRenew = started;
+    this.armDeadline(started + this.renewDeadlineMs - this.clock.now());
+    if (!this.leading) {
+      this.leading = true;
+      this.opts.logger?.info({ lease: this.leaseName, identity: this.opts.identity }, 'became leader');
+      this.safe(this.opts.onStartedLeading);
+    }
+  }
+
+  private armDeadline(inMs: number): void {
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = setTimeout(() => {
       this.stepDown('could not renew the Lease within the renew deadline');
+      this.inFlight?.abort('timed-out' satisfies AbortReason);
+    }, Math.max(0, inMs));
+  }
+
+  /** 401/403 are refusals to fix in credentials or RBAC; the rest are outages that may pass. */
+  private logFailure(e: unknown, timedOut: boolean): void {
+    const base = { lease: this.leaseName, identity: this.opts.identity };
+    if (timedOut) {
+      this.opts.logger?.warn({ ...base, apiServer: 'no answer in time; call aborted' }, 'leader election: cannot reach the Lease');
+      return;
+    }
+    const f = classifyKubeError(e);
+    if (f.httpStatus === 401 || f.httpStatus === 403) {
+      this.opts.logger?.warn(
+        { ...base, status: f.httpStatus, apiServer: f.summary },
+        `leader election: the API server refused the Lease call (HTTP ${f.httpStatus}); check the CA's credentials and its RBAC (get, create, update on leases)`,
+      );
+    } else if (f.httpStatus !== undefined) {
+      this.opts.logger?.warn({ ...base, status: f.httpStatus, apiServer: f.summary }, `leader election: the API server failed the Lease call (${f.summary})`);
+    } else {
+      this.opts.logger?.warn({ ...base, apiServer: f.summary }, 'leader election: cannot reach the Lease');
     }
   }
 
   private stepDown(why: string): void {
+    clearTimeout(this.deadlineTimer);
     if (!this.leading) return;
     this.leading = false;
     this.opts.logger?.warn({ lease: this.leaseName, identity: this.opts.identity, why }, 'stopped leading');
@@ -149,16 +200,16 @@ export class LeaderElector {
   }
 
   /** One client-go style round. True when we hold the Lease afterwards. */
-  private async tryAcquireOrRenew(): Promise<boolean> {
+  private async tryAcquireOrRenew(signal: AbortSignal, now: number): Promise<boolean> {
     const { coordination, namespace } = this.opts;
-    const now = this.clock.now();
+    const call = abortableCall(signal);
     let current: k8s.V1Lease;
     try {
-      current = await coordination.readNamespacedLease({ name: this.leaseName, namespace });
+      current = await coordination.readNamespacedLease({ name: this.leaseName, namespace }, call);
     } catch (e) {
       if (!isHttpStatus(e, 404)) throw e;
       try {
-        this.lease = await coordination.createNamespacedLease({ namespace, body: { metadata: { name: this.leaseName, namespace }, spec: this.spec(undefined, now) } });
+        this.lease = await coordination.createNamespacedLease({ namespace, body: { metadata: { name: this.leaseName, namespace }, spec: this.spec(undefined, now) } }, call);
       } catch (err) {
         if (isHttpStatus(err, 409)) return false;
         throw err;
@@ -180,7 +231,7 @@ export class LeaderElector {
         name: this.leaseName,
         namespace,
         body: { ...current, metadata: { ...current.metadata, resourceVersion: current.metadata?.resourceVersion }, spec: this.spec(current.spec, now) },
-      });
+      }, call);
     } catch (e) {
       if (isHttpStatus(e, 409)) return false;
       throw e;
@@ -198,6 +249,8 @@ export class LeaderElector {
     if (!this.running) return;
     this.running = false;
     clearTimeout(this.timer);
+    // A round stuck on a hung API server would hold up shutdown until its budget ran out.
+    this.inFlight?.abort('stopped' satisfies AbortReason);
     await this.tick;
     const wasLeader = this.leading;
     if (wasLeader && opts.release !== false && this.lease !== undefined) {
@@ -206,7 +259,7 @@ export class LeaderElector {
           name: this.leaseName,
           namespace: this.opts.namespace,
           body: { ...this.lease, spec: { ...this.lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: formatMicroTime(this.clock.now()) as unknown as k8s.V1MicroTime } },
-        });
+        }, abortableCall(AbortSignal.timeout(this.renewDeadlineMs)));
       } catch (e) {
         this.opts.logger?.warn({ lease: this.leaseName, apiServer: classifyKubeError(e).summary }, 'could not release the Lease; a successor will take it after it expires');
       }

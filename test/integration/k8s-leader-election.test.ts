@@ -19,15 +19,15 @@ after(async () => {
   await api.close();
 });
 
-function elector(identity: string, namespace: string, events: string[]): LeaderElector {
+function elector(identity: string, namespace: string, events: string[], o: { token?: string; leaseDurationMs?: number; log?: pino.Logger } = {}): LeaderElector {
   const e = new LeaderElector({
-    coordination: api.kubeConfig().makeApiClient(k8s.CoordinationV1Api),
+    coordination: api.kubeConfig(o.token).makeApiClient(k8s.CoordinationV1Api),
     namespace,
     identity,
-    leaseDurationMs: LEASE_MS,
+    leaseDurationMs: o.leaseDurationMs ?? LEASE_MS,
     renewDeadlineMs: 1500,
     retryPeriodMs: 250,
-    logger,
+    logger: o.log ?? logger,
     onStartedLeading: () => events.push(`${identity} started`),
     onStoppedLeading: () => events.push(`${identity} stopped`),
   });
@@ -101,4 +101,44 @@ test('a leader cut off from the API server steps down after the renew deadline',
   }
   assert.deepEqual(events, ['ca-a started', 'ca-a stopped']);
   await waitFor('a leads again once the API server is back', () => a.isLeader, 10_000);
+});
+
+test('a leader whose Lease calls hang steps down at the renew deadline, before another takes over, and keeps campaigning', async () => {
+  await api.kubeConfig().makeApiClient(k8s.CoreV1Api).createNamespace({ body: { metadata: { name: 'le-stall' } } });
+  // a talks to the API server as its own user, so only a's calls can be made to hang.
+  api.addToken('le-stall-a-token', 'le-stall-a');
+  const events: string[] = [];
+  // The lease outlasts the renew deadline by 2.5 s: a must be gone well before b may take over.
+  const a = elector('ca-a', 'le-stall', events, { token: 'le-stall-a-token', leaseDurationMs: 4000 });
+  const b = elector('ca-b', 'le-stall', events, { leaseDurationMs: 4000 });
+  a.start();
+  await waitFor('a leads', () => a.isLeader);
+  b.start();
+  await waitFor('b sees a', () => b.leader === 'ca-a');
+
+  const stall = api.stall({ resource: 'leases', namespace: 'le-stall', user: 'le-stall-a' });
+  try {
+    await waitFor('a steps down although its call is still pending', () => !a.isLeader, 10_000);
+    // Its hung call was abandoned: it campaigns on, and its next calls hang too.
+    await waitFor('a calls again while the API server hangs', () => stall.held >= 2, 10_000);
+    await waitFor('b takes the expired Lease', () => b.isLeader, 15_000);
+    assert.deepEqual(events, ['ca-a started', 'ca-a stopped', 'ca-b started'], 'a stopped leading before b started: never two leaders');
+  } finally {
+    stall.release();
+  }
+  await waitFor('a sees b once the API server answers', () => a.leader === 'ca-b', 10_000);
+  assert.equal(a.isLeader, false);
+  assert.equal(b.isLeader, true);
+  assert.equal((await readLease('le-stall')).spec?.holderIdentity, 'ca-b');
+});
+
+test('a Lease call the API server refuses (401) is logged as refused with its status, not as unreachable', async () => {
+  const lines: Array<Record<string, unknown>> = [];
+  const log = pino({ level: 'warn' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+  const e = elector('ca-unknown', 'default', [], { token: 'a-token-the-api-server-does-not-know', log });
+  e.start();
+  const line = await waitFor('a warning about the Lease', () => lines.find((l) => String(l['msg']).startsWith('leader election:')));
+  assert.equal(line['status'], 401);
+  assert.match(String(line['msg']), /refused the Lease call \(HTTP 401\).*credentials.*RBAC/);
+  assert.doesNotMatch(String(line['msg']), /cannot reach/);
 });

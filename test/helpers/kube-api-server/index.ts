@@ -47,7 +47,8 @@
  *
  * Test hooks: `requests` (method, path, verb, apiGroup, resource, namespace, name, user, status)
  * for deriving RBAC from what code really calls; `tokenReviews` counters; `injectFault` for 5xx
- * or 429 answers; `closeWatches()` drops every open watch stream (a server-side timeout);
+ * or 429 answers; `stall` holds matching requests unanswered until released (a hung API server or a
+ * frozen proxy in front of it); `closeWatches()` drops every open watch stream (a server-side timeout);
  * `goDown()` closes the listener and every socket (state is kept), `comeBack()` listens again on
  * the same port; `close()`.
  */
@@ -61,7 +62,7 @@ import { generateServingTls } from './tls.js';
 import { ObjectStore } from './object-store.js';
 import { RESOURCES, type ResourceType } from './resources.js';
 import { ServiceAccountIssuer, type MintOptions, type ServiceAccountDirectory } from './service-account-issuer.js';
-import { route, type Fault, type RequestLogEntry, type TokenReviewCounters } from './router.js';
+import { route, type Fault, type RequestLogEntry, type Stall, type TokenReviewCounters } from './router.js';
 
 export type { MintOptions } from './service-account-issuer.js';
 export type { RequestLogEntry, TokenReviewCounters } from './router.js';
@@ -111,6 +112,11 @@ export interface KubeApiServer {
   addToken(token: string, username: string): void;
   /** The next `count` requests matching verb/resource answer `status` (e.g. 500, 503, 429). */
   injectFault(f: { verb?: string; resource?: string; status: number; count?: number }): void;
+  /**
+   * Holds every request matching all the given fields (verb, resource, namespace, authenticated
+   * user) without answering, from now until `release()`; released ones are then served.
+   */
+  stall(match: { verb?: string; resource?: string; namespace?: string; user?: string }): StallHandle;
   clearRequestLog(): void;
   /** Ends every open watch stream cleanly, as the server-side watch timeout does. */
   closeWatches(): void;
@@ -120,6 +126,12 @@ export interface KubeApiServer {
   comeBack(): Promise<void>;
   readonly isUp: boolean;
   close(): Promise<void>;
+}
+
+/** A stall in force: `held` counts the requests it has held so far. */
+export interface StallHandle {
+  readonly held: number;
+  release(): void;
 }
 
 function listen(server: Server, port: number): Promise<number> {
@@ -173,6 +185,7 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
     staticTokens: new Map<string, string>([[adminToken, 'kubernetes-admin']]),
     log: [] as RequestLogEntry[],
     faults: [] as Fault[],
+    stalls: new Set<Stall>(),
     tokenReviews: { total: 0, authenticated: 0, rejected: 0 },
     openWatches: new Set<ServerResponse>(),
   };
@@ -191,6 +204,11 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
   const port = await listen(server, 0);
   let up = true;
   let closed = false;
+
+  const release = (s: Stall): void => {
+    ctx.stalls.delete(s);
+    for (const go of [...s.waiters]) go();
+  };
 
   const drop = async (): Promise<void> => {
     if (!up) return;
@@ -248,6 +266,16 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
     revokePod: (uid) => issuer.revokePod(uid),
     addToken: (token, username) => void ctx.staticTokens.set(token, username),
     injectFault: (f) => void ctx.faults.push({ ...f, remaining: f.count ?? 1 }),
+    stall(match) {
+      const s: Stall = { ...match, held: 0, waiters: new Set() };
+      ctx.stalls.add(s);
+      return {
+        get held() {
+          return s.held;
+        },
+        release: () => release(s),
+      };
+    },
     clearRequestLog: () => void ctx.log.splice(0, ctx.log.length),
     closeWatches() {
       for (const w of ctx.openWatches) w.end();
@@ -262,6 +290,7 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
     async close() {
       if (closed) return;
       closed = true;
+      for (const s of [...ctx.stalls]) release(s);
       store.close();
       await drop();
     },

@@ -35,6 +35,21 @@ export interface Fault {
   remaining: number;
 }
 
+/**
+ * A scripted hang: requests matching every given field are held unanswered, as by a frozen API
+ * server or proxy, until `release` lets them through. One whose client gave up meanwhile is
+ * dropped, as it never reached the server.
+ */
+export interface Stall {
+  readonly verb?: string;
+  readonly resource?: string;
+  readonly namespace?: string;
+  readonly user?: string;
+  /** Requests held so far (including released and abandoned ones). */
+  held: number;
+  readonly waiters: Set<() => void>;
+}
+
 /** Counters of TokenReview calls. */
 export interface TokenReviewCounters {
   total: number;
@@ -49,6 +64,7 @@ export interface RouterContext {
   readonly staticTokens: Map<string, string>;
   readonly log: RequestLogEntry[];
   readonly faults: Fault[];
+  readonly stalls: Set<Stall>;
   readonly tokenReviews: TokenReviewCounters;
   readonly openWatches: Set<ServerResponse>;
 }
@@ -114,6 +130,27 @@ function faultFor(ctx: RouterContext, entry: RequestLogEntry): Fault | undefined
   return f;
 }
 
+function stallFor(ctx: RouterContext, e: RequestLogEntry): Stall | undefined {
+  for (const s of ctx.stalls) {
+    if ((s.verb === undefined || s.verb === e.verb) && (s.resource === undefined || s.resource === e.resource) && (s.namespace === undefined || s.namespace === e.namespace) && (s.user === undefined || s.user === e.user)) return s;
+  }
+  return undefined;
+}
+
+/** Holds the request until its stall is released; false when the client went away meanwhile. */
+function holdWhileStalled(stall: Stall, res: ServerResponse): Promise<boolean> {
+  stall.held += 1;
+  return new Promise((resolve) => {
+    const go = (): void => {
+      stall.waiters.delete(go);
+      res.off('close', go);
+      resolve(!res.destroyed && !res.writableEnded);
+    };
+    stall.waiters.add(go);
+    res.once('close', go);
+  });
+}
+
 function faultStatus(code: number): KubeStatus {
   const reason = code === 429 ? 'TooManyRequests' : code === 503 ? 'ServiceUnavailable' : code === 504 ? 'Timeout' : 'InternalError';
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `injected failure (${reason})`, reason, code };
@@ -149,6 +186,8 @@ export async function route(ctx: RouterContext, req: IncomingMessage, res: Serve
     const user = await authenticate(ctx, req);
     if (user === null) throw errors.unauthorized();
     entry.user = user;
+    const stall = stallFor(ctx, entry);
+    if (stall !== undefined && !(await holdWhileStalled(stall, res))) return;
     const fault = faultFor(ctx, entry);
     if (fault !== undefined) {
       send(res, fault.status, faultStatus(fault.status), fault.status === 429 ? { 'retry-after': '1' } : {});
