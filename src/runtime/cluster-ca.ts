@@ -261,7 +261,7 @@ async function serveAsWorker(config: CaConfig, logger: Logger): Promise<{ stop()
   });
   send({ t: 'rampart-hello' });
   await replica.whenLoaded();
-  const kube = config.authn.includes('kubernetes') ? await (await import('./kubernetes-support.js')).startKubernetesSupport(config, { logger: logger.child({ component: 'kubernetes' }), registry, clock: systemClock, authOnly: true }) : null;
+  const kube = config.authn.includes('kubernetes') ? await (await import('./kubernetes-support.js')).startKubernetesSupport(config, { logger, registry, clock: systemClock, authOnly: true }) : null;
   const api = await startApi(config, replica, { logger, clock: systemClock, metrics, balanceConnections: true, ...(kube ? { kubernetesAuthenticator: () => kube.authenticator() } : {}) });
   balance = api.connectionBalance;
   send({ t: 'rampart-listening', url: api.url });

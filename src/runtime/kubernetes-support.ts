@@ -54,7 +54,9 @@ function clientSource(config: CaConfig): KubeClientSource {
 
 /**
  * Connects to the API server. With `authOnly` (file store plus the kubernetes authenticator) it
- * runs no store, election or publisher.
+ * runs no store, election or publisher. `options.logger` must carry no `component`: this module
+ * names its parts' components, and a child's binding is added next to its parent's, not over
+ * it, so a second one would make lines with the key twice.
  */
 export async function startKubernetesSupport(
   config: CaConfig,
@@ -62,7 +64,7 @@ export async function startKubernetesSupport(
 ): Promise<KubernetesSupport> {
   const clients = options.clients ?? createKubeClients(clientSource(config));
   const namespace = config.kubernetes.namespace;
-  const logger = options.logger;
+  const logger = options.logger.child({ component: 'kubernetes' });
   let authenticator: KubernetesAuthenticator | null = null;
   const getAuthenticator = (): Authenticator => {
     authenticator ??= new KubernetesAuthenticator({
@@ -70,7 +72,7 @@ export async function startKubernetesSupport(
       trustDomain: config.trustDomain,
       audiences: [config.kubernetes.audience],
       clock: options.clock,
-      logger: logger.child({ component: 'authn-kubernetes' }),
+      logger: options.logger.child({ component: 'authn-kubernetes' }),
       registry: options.registry,
       rate: { perSecond: config.kubernetes.tokenReviewRatePerSecond },
     });
@@ -89,8 +91,8 @@ export async function startKubernetesSupport(
     };
   }
 
-  const store = new KubernetesStateStore({ core: clients.core, kubeConfig: clients.kubeConfig, namespace, logger: logger.child({ component: 'store' }) });
-  const publisher = new RootCertPublisher({ core: clients.core, kubeConfig: clients.kubeConfig, logger: logger.child({ component: 'root-cert-publisher' }) });
+  const store = new KubernetesStateStore({ core: clients.core, kubeConfig: clients.kubeConfig, namespace, logger: options.logger.child({ component: 'store' }) });
+  const publisher = new RootCertPublisher({ core: clients.core, kubeConfig: clients.kubeConfig, logger: options.logger.child({ component: 'root-cert-publisher' }) });
   let runtime: CaRuntime | null = null;
   const timings = options.leaderElection ?? configuredTimings(config) ?? {};
   const elector = new LeaderElector({
@@ -101,7 +103,7 @@ export async function startKubernetesSupport(
     ...(timings.renewDeadlineMs === undefined ? {} : { renewDeadlineMs: timings.renewDeadlineMs }),
     ...(timings.retryPeriodMs === undefined ? {} : { retryPeriodMs: timings.retryPeriodMs }),
     clock: options.clock,
-    logger: logger.child({ component: 'leader-election' }),
+    logger: options.logger.child({ component: 'leader-election' }),
     onStartedLeading: () => {
       logger.info({ event: 'leader-elected', identity: config.kubernetes.identity }, 'this replica leads: running rotations and publishing root-cert ConfigMaps');
       if (runtime) publisher.setBundle(bundleToPem(runtime.current().bundle));

@@ -103,13 +103,13 @@ export async function startCaCore(config: CaConfig, options: StartCaOptions): Pr
   if (options.store) {
     store = options.store;
   } else if (config.store === 'kubernetes') {
-    kubernetes = await kubernetesSupport(config, { logger: logger.child({ component: 'kubernetes' }), registry, clock });
+    kubernetes = await kubernetesSupport(config, { logger, registry, clock });
     store = kubernetes.store;
   } else {
     store = await FileStateStore.open(config.stateDir, { logger: logger.child({ component: 'store' }) });
   }
   if (!kubernetes && config.authn.includes('kubernetes')) {
-    kubernetes = await kubernetesSupport(config, { logger: logger.child({ component: 'kubernetes' }), registry, clock, authOnly: true });
+    kubernetes = await kubernetesSupport(config, { logger, registry, clock, authOnly: true });
   }
   const hook = crashHook(config.crashAt, logger);
   const runtime = new CaRuntime({
