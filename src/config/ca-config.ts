@@ -10,6 +10,7 @@ import { formatSpiffeId, parseSpiffeId, validateTrustDomain } from '../core/iden
 import { DEFAULT_TTL_POLICY, type TtlPolicy } from '../core/ca/policy.js';
 import { DEFAULT_LIFETIMES, type CaLifetimes } from '../core/ca/rotation.js';
 import { durationFlag, hostPort, type HostPort } from './values.js';
+import { checkLeaseTimings } from './lease-timings.js';
 import { usableCpus } from './cpu-budget.js';
 
 const MIN_ROOT_TTL_MS = 3_600_000;
@@ -371,8 +372,8 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
 }
 
 function leaseTimings(flags: CaFlags, k8s: Json): Pick<KubernetesSettings, 'leaderElection'> {
-  const duration = (flag: 'lease-duration' | 'renew-deadline' | 'retry-period', key: string): number | undefined =>
-    durationFlag(flags[flag] ?? str(k8s, key, 'kubernetes'), settingName(flags, flag, k8s, key, `kubernetes.${key}`));
+  const name = (flag: 'lease-duration' | 'renew-deadline' | 'retry-period', key: string): string => settingName(flags, flag, k8s, key, `kubernetes.${key}`);
+  const duration = (flag: 'lease-duration' | 'renew-deadline' | 'retry-period', key: string): number | undefined => durationFlag(flags[flag] ?? str(k8s, key, 'kubernetes'), name(flag, key));
   const lease = duration('lease-duration', 'leaseDuration');
   const renew = duration('renew-deadline', 'renewDeadline');
   const retry = duration('retry-period', 'retryPeriod');
@@ -380,7 +381,11 @@ function leaseTimings(flags: CaFlags, k8s: Json): Pick<KubernetesSettings, 'lead
   const l = lease ?? 15_000;
   const r = renew ?? Math.min(10_000, Math.floor((l * 2) / 3));
   const p = retry ?? Math.min(2_000, Math.floor(r / 4));
-  if (!(l >= 1000 && l > r && r > p && p > 0)) throw invalid('leader election needs --lease-duration >= 1s > --renew-deadline > --retry-period > 0');
+  checkLeaseTimings(
+    { ms: l, name: name('lease-duration', 'leaseDuration'), given: lease !== undefined },
+    { ms: r, name: name('renew-deadline', 'renewDeadline'), given: renew !== undefined },
+    { ms: p, name: name('retry-period', 'retryPeriod'), given: retry !== undefined },
+  );
   return { leaderElection: { leaseDurationMs: l, renewDeadlineMs: r, retryPeriodMs: p } };
 }
 
