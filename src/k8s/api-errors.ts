@@ -11,6 +11,8 @@ export interface KubeFailure {
   readonly transient: boolean;
   /** A short description safe for logs (never the request body). */
   readonly summary: string;
+  /** When no response arrived: the socket error code (ECONNREFUSED…) or the error's name. */
+  readonly noResponseCause?: string;
 }
 
 function statusReason(body: unknown): string | undefined {
@@ -37,7 +39,13 @@ export function classifyKubeError(e: unknown): KubeFailure {
   if (typeof status === 'number') return { httpStatus: status, reason: undefined, transient: status >= 500 || status === 429, summary: `HTTP ${status}` };
   const code = (e as { code?: unknown } | null)?.code;
   const name = e instanceof Error ? e.name : 'Error';
-  return { httpStatus: undefined, reason: undefined, transient: true, summary: `${name}${typeof code === 'string' ? ` ${code}` : ''}: no response from the API server` };
+  return {
+    httpStatus: undefined,
+    reason: undefined,
+    transient: true,
+    summary: `${name}${typeof code === 'string' ? ` ${code}` : ''}: no response from the API server`,
+    noResponseCause: typeof code === 'string' ? code : name === 'AbortError' ? 'no answer in time' : name,
+  };
 }
 
 /** True when the error is an HTTP answer with this status. */

@@ -31,9 +31,22 @@ export interface KubernetesStateStoreOptions {
   readonly watchRetryMaxMs?: number;
 }
 
-function unavailable(e: unknown, what: string): UnavailableError {
+/**
+ * Says whether the API server could not be reached, refused the CA, or failed: each has its own
+ * fix, and "answered" fits only the last two. At start-up this is what `rampart ca` exits with.
+ */
+function unavailable(e: unknown, what: string, secret: string, server: string): UnavailableError {
   const f = classifyKubeError(e);
-  return new UnavailableError('RAMPART_ERR_NOT_READY', `cannot ${what} the CA state Secret: Kubernetes API server answered ${f.summary}; retry shortly`, { retryAfterSeconds: 1 });
+  const head = `cannot ${what} the CA state Secret ${secret}`;
+  let message: string;
+  if (f.httpStatus === undefined) {
+    message = `${head}: cannot reach the Kubernetes API server at ${server} (${f.noResponseCause ?? 'no response'}); check that it is up and that this process can reach it (the kubeconfig's server address, or KUBERNETES_SERVICE_HOST/PORT in a pod, and any network policy)`;
+  } else if (f.httpStatus === 401 || f.httpStatus === 403) {
+    message = `${head}: the Kubernetes API server at ${server} refused it (${f.summary}); check the CA's credentials and its RBAC (get, create, update on Secrets in its namespace)`;
+  } else {
+    message = `${head}: the Kubernetes API server at ${server} answered ${f.summary}; retry shortly`;
+  }
+  return new UnavailableError('RAMPART_ERR_NOT_READY', message, { retryAfterSeconds: 1 });
 }
 
 function conflict(name: string): ConflictError {
@@ -67,6 +80,10 @@ export class KubernetesStateStore implements StateStore {
     this.backoff = new WatchBackoff({ firstMs: opts.watchRetryMs ?? 1000, maxMs: opts.watchRetryMaxMs ?? 30_000 });
   }
 
+  private unavailable(e: unknown, what: string): UnavailableError {
+    return unavailable(e, what, `${this.opts.namespace}/${this.name}`, this.opts.kubeConfig.getCurrentCluster()?.server ?? 'its configured address');
+  }
+
   private decode(secret: k8s.V1Secret): StoredState | null {
     const b64 = secret.data?.[STATE_SECRET_KEY];
     const revision = secret.metadata?.resourceVersion;
@@ -79,7 +96,7 @@ export class KubernetesStateStore implements StateStore {
       return await this.opts.core.readNamespacedSecret({ name: this.name, namespace: this.opts.namespace });
     } catch (e) {
       if (isHttpStatus(e, 404)) return null;
-      throw unavailable(e, 'read');
+      throw this.unavailable(e, 'read');
     }
   }
 
@@ -129,7 +146,7 @@ export class KubernetesStateStore implements StateStore {
     } catch (e) {
       if (isRampartError(e)) throw e;
       if (isHttpStatus(e, 409) || isHttpStatus(e, 404)) throw conflict(this.name);
-      throw unavailable(e, 'write');
+      throw this.unavailable(e, 'write');
     }
     const revision = written.metadata?.resourceVersion;
     if (revision === undefined) throw new StateError('RAMPART_ERR_STATE_CORRUPT', `the API server returned Secret ${this.name} without a resourceVersion`);
