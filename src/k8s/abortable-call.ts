@@ -18,3 +18,11 @@ export function abortableCall(signal: AbortSignal): k8s.ConfigurationOptions {
   // 'append' keeps whatever middleware the client was built with; the default replaces it.
   return { middleware: [attach], middlewareMergeStrategy: 'append' };
 }
+
+/** How long one plain API call (not a watch) may take before it counts as no answer. */
+export const API_CALL_TIMEOUT_MS = 10_000;
+
+/** Options for one client-node call that gives up after `ms`. */
+export function timedCall(ms = API_CALL_TIMEOUT_MS): k8s.ConfigurationOptions {
+  return abortableCall(AbortSignal.timeout(ms));
+}

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import type { PeerSightings } from '../core/ca/propagation.js';
 import type { Clock } from '../core/clock.js';
 import type { PropagationExchange } from '../core/ports.js';
+import { timedCall } from './abortable-call.js';
 import { classifyKubeError, isHttpStatus } from './api-errors.js';
 
 /** Label every sightings ConfigMap carries; peers are listed by it. */
@@ -122,16 +123,16 @@ export class ConfigMapPropagationExchange implements PropagationExchange {
       data: { [SIGHTINGS_KEY]: JSON.stringify(sightings) },
     };
     try {
-      await this.o.core.replaceNamespacedConfigMap({ name: this.name, namespace: this.o.namespace, body });
+      await this.o.core.replaceNamespacedConfigMap({ name: this.name, namespace: this.o.namespace, body }, timedCall());
     } catch (err) {
       if (!isHttpStatus(err, 404)) throw err;
-      await this.o.core.createNamespacedConfigMap({ namespace: this.o.namespace, body });
+      await this.o.core.createNamespacedConfigMap({ namespace: this.o.namespace, body }, timedCall());
     }
     this.written = { text, at: now };
   }
 
   private async readPeers(): Promise<void> {
-    const list = await this.o.core.listNamespacedConfigMap({ namespace: this.o.namespace, labelSelector: SIGHTINGS_LABEL });
+    const list = await this.o.core.listNamespacedConfigMap({ namespace: this.o.namespace, labelSelector: SIGHTINGS_LABEL }, timedCall());
     const peers: PeerSightings[] = [];
     for (const cm of list.items) {
       if (cm.metadata?.name === this.name) continue;

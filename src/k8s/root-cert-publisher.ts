@@ -5,6 +5,7 @@
  */
 import type * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { timedCall } from './abortable-call.js';
 import { classifyKubeError, isHttpStatus } from './api-errors.js';
 import { startListWatch, type ListWatchHandle } from './list-watch.js';
 
@@ -162,14 +163,14 @@ export class RootCertPublisher {
     const { core } = this.opts;
     let existing: k8s.V1ConfigMap;
     try {
-      existing = await core.readNamespacedConfigMap({ name: ROOT_CERT_CONFIGMAP, namespace });
+      existing = await core.readNamespacedConfigMap({ name: ROOT_CERT_CONFIGMAP, namespace }, timedCall());
     } catch (e) {
       if (!isHttpStatus(e, 404)) throw e;
       try {
         await core.createNamespacedConfigMap({
           namespace,
           body: { metadata: { name: ROOT_CERT_CONFIGMAP, namespace, labels: { 'app.kubernetes.io/name': 'rampart', 'app.kubernetes.io/component': 'trust-bundle' } }, data: { [ROOT_CERT_KEY]: pem } },
-        });
+        }, timedCall());
         this.opts.logger?.info({ namespace }, 'published root certificate ConfigMap');
       } catch (err) {
         // Someone created it meanwhile: look again.
@@ -186,7 +187,7 @@ export class RootCertPublisher {
       const { [ROOT_CERT_KEY]: _moved, ...binaryData } = existing.binaryData ?? {};
       const body: k8s.V1ConfigMap = { ...existing, data: { ...existing.data, [ROOT_CERT_KEY]: pem } };
       if (existing.binaryData !== undefined) body.binaryData = binaryData;
-      await core.replaceNamespacedConfigMap({ name: ROOT_CERT_CONFIGMAP, namespace, body });
+      await core.replaceNamespacedConfigMap({ name: ROOT_CERT_CONFIGMAP, namespace, body }, timedCall());
       this.opts.logger?.info({ namespace }, 'updated root certificate ConfigMap');
     } catch (e) {
       if (isHttpStatus(e, 409)) this.queue.add(namespace);

@@ -7,6 +7,7 @@ import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ConflictError, StateError, UnavailableError, isRampartError } from '../core/errors.js';
 import type { CaState, StateStore, StoredState, UnreadableState } from '../core/ports.js';
+import { API_CALL_TIMEOUT_MS, timedCall } from '../k8s/abortable-call.js';
 import { classifyKubeError, isHttpStatus } from '../k8s/api-errors.js';
 import { WatchBackoff } from '../k8s/watch-backoff.js';
 import { declaresNewerSchema, decodeState, encodeState } from './state-codec.js';
@@ -29,6 +30,12 @@ export interface KubernetesStateStoreOptions {
   readonly watchRetryMs?: number;
   /** Ceiling of that pause. Default 30 s. */
   readonly watchRetryMaxMs?: number;
+  /**
+   * How long a read or write of the Secret may go unanswered before it fails as unreachable.
+   * Default 10 s. Without it a hung API server (or a black-holed connection) held a rotation
+   * step, and the request that asked for it, until TCP gave up.
+   */
+  readonly callTimeoutMs?: number;
 }
 
 /**
@@ -75,8 +82,11 @@ export class KubernetesStateStore implements StateStore {
   /** Bumped per watch attempt so a late callback of an old stream cannot schedule anything. */
   private generation = 0;
 
+  private readonly callTimeoutMs: number;
+
   constructor(private readonly opts: KubernetesStateStoreOptions) {
     this.name = opts.secretName ?? STATE_SECRET_NAME;
+    this.callTimeoutMs = opts.callTimeoutMs ?? API_CALL_TIMEOUT_MS;
     this.backoff = new WatchBackoff({ firstMs: opts.watchRetryMs ?? 1000, maxMs: opts.watchRetryMaxMs ?? 30_000 });
   }
 
@@ -93,7 +103,7 @@ export class KubernetesStateStore implements StateStore {
 
   private async read(): Promise<k8s.V1Secret | null> {
     try {
-      return await this.opts.core.readNamespacedSecret({ name: this.name, namespace: this.opts.namespace });
+      return await this.opts.core.readNamespacedSecret({ name: this.name, namespace: this.opts.namespace }, timedCall(this.callTimeoutMs));
     } catch (e) {
       if (isHttpStatus(e, 404)) return null;
       throw this.unavailable(e, 'read');
@@ -133,7 +143,7 @@ export class KubernetesStateStore implements StateStore {
     try {
       if (expectedRevision === null) {
         try {
-          written = await this.opts.core.createNamespacedSecret({ namespace: this.opts.namespace, body: this.body(next) });
+          written = await this.opts.core.createNamespacedSecret({ namespace: this.opts.namespace, body: this.body(next) }, timedCall(this.callTimeoutMs));
         } catch (e) {
           if (!isHttpStatus(e, 409)) throw e;
           const existing = await this.read();
@@ -159,7 +169,7 @@ export class KubernetesStateStore implements StateStore {
     const body = this.body(next, resourceVersion);
     // Keep labels/annotations others put on a pre-created Secret.
     if (existing?.metadata !== undefined) body.metadata = { ...existing.metadata, ...body.metadata, labels: { ...existing.metadata.labels, ...body.metadata?.labels } };
-    return this.opts.core.replaceNamespacedSecret({ name: this.name, namespace: this.opts.namespace, body });
+    return this.opts.core.replaceNamespacedSecret({ name: this.name, namespace: this.opts.namespace, body }, timedCall(this.callTimeoutMs));
   }
 
   /** Calls `listener` with every state another writer saves. Returns the unsubscribe function. */
@@ -241,7 +251,7 @@ export class KubernetesStateStore implements StateStore {
     let from = this.lastSeenRevision;
     try {
       if (initial || relist || from === undefined) {
-        const list = await this.opts.core.listNamespacedSecret({ namespace: this.opts.namespace, fieldSelector: `metadata.name=${this.name}` });
+        const list = await this.opts.core.listNamespacedSecret({ namespace: this.opts.namespace, fieldSelector: `metadata.name=${this.name}` }, timedCall(this.callTimeoutMs));
         if (!this.watching) return;
         const current = list.items[0];
         if (initial) this.catchUp(current);

@@ -5,7 +5,7 @@ import pino from 'pino';
 import { startKubeApiServer, type KubeApiServer } from '../helpers/kube-api-server/index.js';
 import { waitFor } from '../helpers/kube-api-server/testing.js';
 import { KubernetesStateStore } from '../../src/store/kubernetes-store.js';
-import { ConflictError, StateError, type RampartError } from '../../src/core/errors.js';
+import { ConflictError, StateError, isRampartError, type RampartError } from '../../src/core/errors.js';
 import type { CaState, StoredState } from '../../src/core/ports.js';
 
 let api: KubeApiServer;
@@ -145,4 +145,27 @@ test('watch reports a state deleted between load() and watch() as gone', async (
   b.watch((s) => seenByB.push(s));
   await waitFor('B learns the state is gone', () => seenByB.length > 0);
   assert.deepEqual(seenByB, [null]);
+});
+
+test('a Secret write or read the API server never answers fails as unreachable after the call timeout, and the next one works', { timeout: 30_000 }, async () => {
+  await freshNamespace('store-stall');
+  const kc = api.kubeConfig();
+  const s = new KubernetesStateStore({ core: kc.makeApiClient(k8s.CoreV1Api), kubeConfig: kc, namespace: 'store-stall', logger, callTimeoutMs: 500 });
+  stores.push(s);
+  const first = await s.save(state(1), null);
+  const stall = api.stall({ resource: 'secrets', namespace: 'store-stall' });
+  try {
+    for (const call of [() => s.save(state(2), first), () => s.load()]) {
+      await assert.rejects(call(), (err: unknown) => {
+        assert.ok(isRampartError(err), String(err));
+        assert.equal(err.code, 'RAMPART_ERR_NOT_READY');
+        assert.match(err.message, /cannot reach the Kubernetes API server at .* \(no answer in time\)/);
+        return true;
+      });
+    }
+    assert.ok(stall.held >= 2, `the stalled calls reached the server (${stall.held})`);
+  } finally {
+    stall.release();
+  }
+  assert.equal((await s.load())?.revision, first, 'the held write was dropped, not applied');
 });
