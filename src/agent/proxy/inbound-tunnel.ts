@@ -6,6 +6,7 @@ import { classifyResult, connectTcp } from './backend.js';
 import { recordConnection } from './conn-log.js';
 import { describeError, type HostPort } from './errors.js';
 import type { ProxyMetrics } from './metrics.js';
+import { atTime, peerExpired } from './peer-expiry.js';
 import { abortSocket, relay, type Relay, type RelayResult } from './relay.js';
 import { watchSession } from './session-liveness.js';
 
@@ -14,6 +15,8 @@ export interface TunnelPeer {
   readonly id: string;
   readonly serial: string | undefined;
   readonly remote: string | undefined;
+  /** The peer leaf's notAfter (ms): the session takes no streams from then on. */
+  readonly notAfter: number | undefined;
 }
 
 /** Tunables shared by both ends of the HTTP/2 tunnel. */
@@ -79,10 +82,22 @@ export function createTunnelAcceptor(o: TunnelAcceptorOptions): TunnelAcceptor {
       sessionError = err;
     });
     watchSession(session, { intervalMs: o.pingIntervalMs, timeoutMs: o.connectMs });
+    // The peer was checked once, at the handshake. When its certificate expires the session
+    // must end too (GOAWAY: open streams finish, the peer's pool opens a new session with its
+    // renewed certificate), or an expired identity keeps opening streams for ever.
+    const cancelExpiry =
+      peer.notAfter === undefined
+        ? () => {}
+        : atTime(o.clock, peer.notAfter, () => {
+            if (session.closed || session.destroyed) return;
+            o.logger.info({ direction: 'inbound', mode: 'tunnel-session', peer: peer.id, peerSerial: peer.serial, remote: peer.remote, notAfter: new Date(peer.notAfter as number).toISOString() }, 'tunnel peer certificate expired; sending GOAWAY');
+            session.close();
+          });
     session.on('stream', () => {
       streams++;
     });
     session.once('close', () => {
+      cancelExpiry();
       sessions.delete(session);
       const result = sessionError === undefined ? 'ok' : 'error';
       o.metrics.tunnelSession('inbound', result);
@@ -102,6 +117,16 @@ export function createTunnelAcceptor(o: TunnelAcceptorOptions): TunnelAcceptor {
     if (headers[':method'] !== 'CONNECT' || peer === undefined) {
       stream.respond({ ':status': 405 }, { endStream: true });
       recordConnection(o.logger, o.metrics, { direction: 'inbound', mode: 'tunnel', peer: peer?.id, peerSerial: peer?.serial, remote: peer?.remote, startedAt, result: 'bad-request', bytesIn: 0, bytesOut: 0, error: `tunnel stream must be CONNECT, got ${String(headers[':method'])}` }, o.clock.now());
+      return;
+    }
+    // Checked per stream as well as by the GOAWAY timer: a stream can arrive before the timer
+    // fires (clock steps, a busy event loop), and it must not reach the backend either.
+    const expired = peerExpired(peer.notAfter, startedAt);
+    if (expired !== null) {
+      stream.respond({ ':status': 403 }, { endStream: true });
+      const session = stream.session as http2.ServerHttp2Session;
+      if (!session.closed) session.close();
+      recordConnection(o.logger, o.metrics, { direction: 'inbound', mode: 'tunnel', peer: peer.id, peerSerial: peer.serial, remote: peer.remote, startedAt, result: 'denied', bytesIn: 0, bytesOut: 0, error: expired }, o.clock.now());
       return;
     }
     let r: Relay | undefined;

@@ -13,6 +13,7 @@ import { createTunnelAcceptor } from './inbound-tunnel.js';
 import { proxyMetrics } from './metrics.js';
 import { DEFAULT_PING_INTERVAL_MS } from './session-liveness.js';
 import { peerSpiffeId } from './peer-identity.js';
+import { peerNotAfter } from './peer-expiry.js';
 import { abortSocket, relay, type Relay } from './relay.js';
 import { drainThenDestroy, trackSockets } from './shutdown.js';
 import { secureContextOptions, type TlsTuning } from './tls-settings.js';
@@ -174,7 +175,7 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
       return;
     }
     if (socket.alpnProtocol === 'h2') {
-      tunnels.accept(socket, { id: peer.id, serial, remote });
+      tunnels.accept(socket, { id: peer.id, serial, remote, notAfter: peerNotAfter(cert) });
       return;
     }
     let r: Relay | undefined;
