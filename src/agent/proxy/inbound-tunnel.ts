@@ -122,7 +122,7 @@ export function createTunnelAcceptor(o: TunnelAcceptorOptions): TunnelAcceptor {
     // Checked per stream as well as by the GOAWAY timer: a stream can arrive before the timer
     // fires (clock steps, a busy event loop), and it must not reach the backend either.
     const expired = peerExpired(peer.notAfter, startedAt);
-    if (expired !== null) {
+    if (expired !== undefined) {
       stream.respond({ ':status': 403 }, { endStream: true });
       const session = stream.session as http2.ServerHttp2Session;
       if (!session.closed) session.close();

@@ -13,10 +13,10 @@ import { createTunnelAcceptor } from './inbound-tunnel.js';
 import { proxyMetrics } from './metrics.js';
 import { DEFAULT_PING_INTERVAL_MS } from './session-liveness.js';
 import { peerSpiffeId } from './peer-identity.js';
-import { peerNotAfter } from './peer-expiry.js';
+import { peerExpired, peerNotAfter } from './peer-expiry.js';
 import { abortSocket, relay, type Relay } from './relay.js';
 import { drainThenDestroy, trackSockets } from './shutdown.js';
-import { secureContextOptions, type TlsTuning } from './tls-settings.js';
+import { inboundContextOptions, type TlsTuning } from './tls-settings.js';
 
 /** Timeouts in milliseconds. */
 export interface ProxyTimeouts {
@@ -75,6 +75,15 @@ function selectAlpn({ protocols }: { protocols: string[] }): string | undefined 
   return protocols.find((p) => p !== 'h2');
 }
 
+/**
+ * Defence in depth behind the listener's no-resumption setting: a resumed TLS session carries
+ * the client certificate of an earlier handshake, never checked against today's bundle, so
+ * one that slipped through (a future setting, a library change) is refused, not trusted.
+ */
+function resumedSession(socket: tls.TLSSocket): string | undefined {
+  return socket.isSessionReused() ? 'resumed TLS session refused: the client certificate must be verified by a full handshake' : undefined;
+}
+
 const DEFAULT_CONNECT_MS = 5_000;
 const DEFAULT_IDLE_MS = 3_600_000;
 const DEFAULT_HANDSHAKE_MS = 10_000;
@@ -101,7 +110,7 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
   let refusing: string | null = null;
 
   const server = tls.createServer({
-    ...(creds === null ? {} : secureContextOptions(creds, options.tls)),
+    ...(creds === null ? {} : inboundContextOptions(creds, options.tls)),
     requestCert: true,
     rejectUnauthorized: true,
     handshakeTimeout: handshakeMs,
@@ -121,7 +130,7 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
   const unsubscribe = options.credentials.onChange((next) => {
     try {
       // Only new handshakes use the new context; open connections keep theirs.
-      server.setSecureContext(secureContextOptions(next, options.tls));
+      server.setSecureContext(inboundContextOptions(next, options.tls));
       creds = next;
       log.info({ spiffeId: next.spiffeId, notAfter: new Date(next.notAfter).toISOString() }, 'inbound credentials updated');
     } catch (err) {
@@ -169,13 +178,15 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
     const peer = peerSpiffeId(cert);
     const serial = 'serialNumber' in cert ? cert.serialNumber : undefined;
     const remote = socket.remoteAddress;
-    if (!peer.ok || !isAllowed(peer.id)) {
-      recordConnection(log, metrics, { direction: 'inbound', mode: 'mtls', peer: peer.ok ? peer.id : undefined, peerSerial: serial, remote, startedAt, result: 'denied', bytesIn: 0, bytesOut: 0, error: peer.ok ? 'peer SPIFFE ID is not in the allow list' : peer.reason }, clock.now());
+    const notAfter = peerNotAfter(cert);
+    const denial = peer.ok ? (isAllowed(peer.id) ? (resumedSession(socket) ?? peerExpired(notAfter, startedAt)) : 'peer SPIFFE ID is not in the allow list') : peer.reason;
+    if (!peer.ok || denial !== undefined) {
+      recordConnection(log, metrics, { direction: 'inbound', mode: 'mtls', peer: peer.ok ? peer.id : undefined, peerSerial: serial, remote, startedAt, result: 'denied', bytesIn: 0, bytesOut: 0, error: denial }, clock.now());
       socket.destroy();
       return;
     }
     if (socket.alpnProtocol === 'h2') {
-      tunnels.accept(socket, { id: peer.id, serial, remote, notAfter: peerNotAfter(cert) });
+      tunnels.accept(socket, { id: peer.id, serial, remote, notAfter });
       return;
     }
     let r: Relay | undefined;

@@ -33,7 +33,11 @@ export interface OutboundOptions {
   /** `auto` (default): pooled HTTP/2 tunnels when the upstream selects ALPN h2; `off`: plain mTLS always. */
   readonly tunnel?: 'auto' | 'off';
   readonly tls?: TlsTuning;
-  /** Resume TLS sessions on plain mTLS connections (default false: full handshakes). */
+  /**
+   * Offer TLS sessions for resumption on plain mTLS connections (default false: full
+   * handshakes). A Rampart inbound never resumes (a resumed session skips the client
+   * certificate's expiry and bundle checks), so this only helps with other upstreams.
+   */
   readonly resumeSessions?: boolean;
   /** Open another tunnel session once each carries this many streams (default 100). */
   readonly maxStreamsPerSession?: number;

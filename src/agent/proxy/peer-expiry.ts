@@ -12,12 +12,12 @@ export function peerNotAfter(cert: PeerCertificate | Record<string, never> | nul
 }
 
 /**
- * Why a peer whose leaf ends at `notAfter` may not open anything more at `now`, or null.
+ * Why a peer whose leaf ends at `notAfter` may not open anything more at `now`, or undefined.
  * TLS checks validity only during a full handshake; a session that lives on (a pooled tunnel,
  * a resumed TLS session) must be checked by us, or it carries an expired identity for ever.
  */
-export function peerExpired(notAfter: number | undefined, now: number): string | null {
-  if (notAfter === undefined || now < notAfter) return null;
+export function peerExpired(notAfter: number | undefined, now: number): string | undefined {
+  if (notAfter === undefined || now < notAfter) return undefined;
   return `peer certificate expired at ${new Date(notAfter).toISOString()}`;
 }
 

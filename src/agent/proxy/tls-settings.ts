@@ -33,6 +33,21 @@ export function secureContextOptions(c: Credentials, tuning: TlsTuning | undefin
   return opts;
 }
 
+/**
+ * Secure-context options for the inbound listener: as {@link secureContextOptions}, and no TLS
+ * session resumption. A resumed session skips certificate verification: the client's
+ * certificate is taken from the session, not checked again for expiry nor against the bundle
+ * of the day, so a ticket taken before a certificate expired would open connections after it.
+ * SSL_OP_NO_TICKET stops TLS 1.2 tickets and makes OpenSSL's TLS 1.3 tickets stateful, i.e.
+ * looked up in the server's session cache, which Node leaves empty (it keeps no internal cache
+ * and we do not handle 'resumeSession'), so nothing is ever resumed. Costs nothing between
+ * agents: the outbound side never offers a session for resumption.
+ */
+export function inboundContextOptions(c: Credentials, tuning: TlsTuning | undefined): tls.SecureContextOptions {
+  const opts = secureContextOptions(c, tuning);
+  return { ...opts, secureOptions: (opts.secureOptions ?? 0) | constants.SSL_OP_NO_TICKET };
+}
+
 /** Builds a reusable secure context so outbound connections do not re-parse PEM each time. */
 export function buildSecureContext(c: Credentials, tuning: TlsTuning | undefined): tls.SecureContext {
   return tls.createSecureContext(secureContextOptions(c, tuning));
