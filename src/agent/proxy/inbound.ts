@@ -120,9 +120,10 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
   });
 
   const sockets = trackSockets(server);
-  // Half-open only once secure (for the relay): during the handshake a client's FIN (it refused
-  // our certificate, say) must close the connection now, not leave it to the handshake timeout.
-  // Runs before node's own listener, which copies the raw socket's setting into the TLS socket.
+  // Half-open only once secure, and only for the plain relay (see secureConnection): during the
+  // handshake a client's FIN (it refused our certificate, say) must close the connection now,
+  // not leave it to the handshake timeout. Runs before node's own listener, which copies the raw
+  // socket's setting into the TLS socket.
   server.prependListener('connection', (raw: net.Socket) => {
     raw.allowHalfOpen = false;
   });
@@ -169,7 +170,6 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
   });
 
   server.on('secureConnection', (socket: tls.TLSSocket) => {
-    socket.allowHalfOpen = true;
     const startedAt = clock.now();
     socket.on('error', () => {
       // Reported by the relay; an error before it starts must not crash the process.
@@ -189,6 +189,11 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
       tunnels.accept(socket, { id: peer.id, serial, remote, notAfter });
       return;
     }
+    // Only the plain relay is half-open (the client's end is passed to the backend while the
+    // answer still flows). An HTTP/2 session must not be: it learns of the peer's FIN only when
+    // the socket ends, and a half-open socket never does, so a dead peer's session, socket and
+    // backend connections stayed until the PING timeout or for ever.
+    socket.allowHalfOpen = true;
     let r: Relay | undefined;
     const upstream = connectTcp(backend, connectMs, idleMs, () => r?.abort('idle-timeout'));
     const handle = relay(
