@@ -15,6 +15,7 @@ import { DEFAULT_PING_INTERVAL_MS } from './session-liveness.js';
 import { peerSpiffeId } from './peer-identity.js';
 import { peerExpired, peerNotAfter } from './peer-expiry.js';
 import { abortSocket, relay, type Relay } from './relay.js';
+import { rememberRemotes } from './remote-address.js';
 import { drainThenDestroy, trackSockets } from './shutdown.js';
 import { inboundContextOptions, type TlsTuning } from './tls-settings.js';
 
@@ -120,6 +121,7 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
   });
 
   const sockets = trackSockets(server);
+  const remoteOf = rememberRemotes(server);
   // Half-open only once secure, and only for the plain relay (see secureConnection): during the
   // handshake a client's FIN (it refused our certificate, say) must close the connection now,
   // not leave it to the handshake timeout. Runs before node's own listener, which copies the raw
@@ -157,6 +159,7 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
     (err as NodeJS.ErrnoException).code === 'ECONNRESET' ? 'the client closed the connection during the TLS handshake (does it trust this agent\'s certificate?)' : describeError(err);
 
   server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
+    const remote = remoteOf(socket);
     // With a tlsClientError listener Node leaves the socket to us, even on a handshake
     // timeout: without this, a client that never speaks TLS holds its fd forever.
     socket.destroy();
@@ -166,7 +169,7 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
     // own; the verification code is the reason worth logging, not the hang-up that follows.
     const refusedChain = (socket as tls.TLSSocket & { authorizationError?: string }).authorizationError;
     const error = refusedChain ? `client certificate refused: ${refusedChain}` : describeHandshakeError(err);
-    recordConnection(log, metrics, { direction: 'inbound', mode: 'mtls', peer: undefined, peerSerial: undefined, remote: socket.remoteAddress, startedAt: clock.now(), result: 'tls-error', bytesIn: 0, bytesOut: 0, error }, clock.now());
+    recordConnection(log, metrics, { direction: 'inbound', mode: 'mtls', peer: undefined, peerSerial: undefined, remote, startedAt: clock.now(), result: 'tls-error', bytesIn: 0, bytesOut: 0, error }, clock.now());
   });
 
   server.on('secureConnection', (socket: tls.TLSSocket) => {

@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import tls from 'node:tls';
+import { after, before, test } from 'node:test';
+import { StaticCredentialSource } from '../../src/agent/credentials.js';
+import { startInbound } from '../../src/agent/proxy/index.js';
+import { eventually } from '../helpers/poll.js';
+import { CLIENT_ID, captureLogs, makePki, startEchoBackend, type LogCapture, type Pki } from './proxy-support.js';
+
+let pki: Pki;
+before(() => {
+  pki = makePki();
+});
+after(() => pki.cleanup());
+
+async function inboundFor(logs: LogCapture, handshakeMs = 10_000) {
+  const backend = await startEchoBackend();
+  const inbound = await startInbound({ listen: { host: '127.0.0.1', port: 0 }, backend: { host: '127.0.0.1', port: backend.port }, allow: [CLIENT_ID], credentials: new StaticCredentialSource(pki.creds('server')), logger: logs.logger, timeouts: { handshakeMs } });
+  return {
+    port: inbound.address.port,
+    inbound,
+    async close() {
+      await inbound.close({ drainMs: 0 });
+      await backend.close();
+    },
+  };
+}
+
+/** A TLS client that waits for the connection to close, whatever happens. */
+function tlsAttempt(options: tls.ConnectionOptions): Promise<void> {
+  return new Promise((resolve) => {
+    const s = tls.connect({ host: '127.0.0.1', checkServerIdentity: () => undefined, ...options });
+    s.on('error', () => {});
+    s.on('close', () => resolve());
+  });
+}
+
+const failedHandshake = (l: Record<string, unknown>) => l['result'] === 'tls-error';
+
+test('a handshake refused for a client certificate from another CA is logged with the remote address', async () => {
+  const logs = captureLogs();
+  const p = await inboundFor(logs);
+  try {
+    const foreign = pki.creds('foreign');
+    await tlsAttempt({ port: p.port, key: foreign.keyPem, cert: foreign.certChainPem, ca: pki.creds('client').bundlePem });
+    const line = await logs.waitFor(failedHandshake);
+    assert.match(String(line['error']), /client certificate refused|certificate/);
+    assert.equal(line['remote'], '127.0.0.1');
+  } finally {
+    await p.close();
+  }
+});
+
+test('a client that hangs up during the handshake, and one that never speaks TLS, are logged with the remote address', async () => {
+  const logs = captureLogs();
+  const p = await inboundFor(logs, 300);
+  try {
+    const hangUp = net.connect({ host: '127.0.0.1', port: p.port });
+    hangUp.on('error', () => {});
+    await new Promise((r) => hangUp.once('connect', r));
+    await eventually('the inbound to accept the connection', () => p.inbound.openSockets === 1, 10_000);
+    hangUp.destroy();
+    const reset = await logs.waitFor(failedHandshake);
+    assert.match(String(reset['error']), /closed the connection during the TLS handshake/);
+    assert.equal(reset['remote'], '127.0.0.1');
+
+    const silent = net.connect({ host: '127.0.0.1', port: p.port });
+    silent.on('error', () => {});
+    await new Promise((r) => silent.once('close', r));
+    const timedOut = await logs.waitFor((l) => failedHandshake(l) && l !== reset);
+    assert.equal(timedOut['remote'], '127.0.0.1');
+  } finally {
+    await p.close();
+  }
+});
