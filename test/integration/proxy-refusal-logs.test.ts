@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import { StaticCredentialSource } from '../../src/agent/credentials.js';
 import { startInbound } from '../../src/agent/proxy/index.js';
 import { eventually } from '../helpers/poll.js';
-import { CLIENT_ID, captureLogs, makePki, startEchoBackend, type LogCapture, type Pki } from './proxy-support.js';
+import { CLIENT_ID, INTRUDER_ID, captureLogs, makePki, startEchoBackend, type LogCapture, type Pki } from './proxy-support.js';
 
 let pki: Pki;
 before(() => {
@@ -69,6 +69,20 @@ test('a client that hangs up during the handshake, and one that never speaks TLS
     await new Promise((r) => silent.once('close', r));
     const timedOut = await logs.waitFor((l) => failedHandshake(l) && l !== reset);
     assert.equal(timedOut['remote'], '127.0.0.1');
+  } finally {
+    await p.close();
+  }
+});
+
+test('a tunnel (ALPN h2) connection from a SPIFFE ID not allowed is logged as a denied tunnel', async () => {
+  const logs = captureLogs();
+  const p = await inboundFor(logs);
+  try {
+    const intruder = pki.creds('intruder');
+    await tlsAttempt({ port: p.port, key: intruder.keyPem, cert: intruder.certChainPem, ca: intruder.bundlePem, ALPNProtocols: ['h2'] });
+    const denied = await logs.waitFor((l) => l['result'] === 'denied');
+    assert.equal(denied['peer'], INTRUDER_ID);
+    assert.equal(denied['mode'], 'tunnel');
   } finally {
     await p.close();
   }

@@ -184,7 +184,9 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
     const notAfter = peerNotAfter(cert);
     const denial = peer.ok ? (isAllowed(peer.id) ? (resumedSession(socket) ?? peerExpired(notAfter, startedAt)) : 'peer SPIFFE ID is not in the allow list') : peer.reason;
     if (!peer.ok || denial !== undefined) {
-      recordConnection(log, metrics, { direction: 'inbound', mode: 'mtls', peer: peer.ok ? peer.id : undefined, peerSerial: serial, remote, startedAt, result: 'denied', bytesIn: 0, bytesOut: 0, error: denial }, clock.now());
+      // A would-be tunnel (ALPN h2) is logged as one, so a refused agent is told from a refused app.
+      const mode = socket.alpnProtocol === 'h2' ? 'tunnel' : 'mtls';
+      recordConnection(log, metrics, { direction: 'inbound', mode, peer: peer.ok ? peer.id : undefined, peerSerial: serial, remote, startedAt, result: 'denied', bytesIn: 0, bytesOut: 0, error: denial }, clock.now());
       socket.destroy();
       return;
     }
