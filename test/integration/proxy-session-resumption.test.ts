@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import net from 'node:net';
 import tls from 'node:tls';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,36 +7,13 @@ import { ManualClock } from '../../src/core/clock.js';
 import { StaticCredentialSource } from '../../src/agent/credentials.js';
 import { startInbound } from '../../src/agent/proxy/index.js';
 import { forgeLeaf } from './proxy-forge.js';
-import { CLIENT_ID, captureLogs, makePki, type Pki } from './proxy-support.js';
+import { CLIENT_ID, captureLogs, countingBackend, makePki, type Pki } from './proxy-support.js';
 
 let pki: Pki;
 before(() => {
   pki = makePki();
 });
 after(() => pki.cleanup());
-
-/** An echo backend that counts the connections it was given. */
-async function countingBackend(): Promise<{ port: number; accepted(): number; close(): Promise<void> }> {
-  let accepted = 0;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((s) => {
-    accepted++;
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => {});
-    s.pipe(s);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    accepted: () => accepted,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
-}
 
 interface Attempt {
   /** The handshake completed and the client called it a resumption. */

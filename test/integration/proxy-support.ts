@@ -156,6 +156,29 @@ export async function startEchoBackend(): Promise<{ port: number; server: net.Se
   };
 }
 
+/** An echo backend that counts the connections it was given. */
+export async function countingBackend(): Promise<{ port: number; accepted(): number; close(): Promise<void> }> {
+  let accepted = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    accepted++;
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    accepted: () => accepted,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
 /** Connects, writes `payload`, half-closes, and collects everything until the peer ends. */
 export function exchange(port: number, payload: Buffer | string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
