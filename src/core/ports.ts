@@ -3,7 +3,6 @@
  * they exchange with the core. Everything here is data and contracts: no I/O.
  */
 import type { WorkloadIdentity } from './identity.js';
-import type { PeerSightings } from './ca/propagation.js';
 
 /** Lifecycle of a root in the trust bundle (DESIGN section 4). */
 export type RootPhase = 'prepared' | 'active' | 'retiring';
@@ -92,18 +91,6 @@ export interface StateStore {
   publishBundle(pem: string): Promise<void>;
   /** Releases locks and watches. */
   close(): Promise<void>;
-}
-
-/**
- * Agent sightings shared between CA replicas (Kubernetes: one ConfigMap per replica), so each
- * judges propagation over every agent, not only those its own connections carry.
- */
-export interface PropagationExchange {
-  /** Starts sharing what `own` returns, every few seconds, and collecting the other replicas'. */
-  start(own: () => PeerSightings): void;
-  /** The other replicas' latest sightings (possibly stale; the judge checks `updatedAt`). */
-  peers(): readonly PeerSightings[];
-  stop(): Promise<void>;
 }
 
 /** What a caller presented: a bearer token, a TLS client certificate chain, or both. */

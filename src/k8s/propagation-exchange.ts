@@ -11,7 +11,6 @@ import type * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { PeerSightings } from '../core/ca/propagation.js';
 import type { Clock } from '../core/clock.js';
-import type { PropagationExchange } from '../core/ports.js';
 import { timedCall } from './abortable-call.js';
 import { classifyKubeError, isHttpStatus } from './api-errors.js';
 
@@ -51,8 +50,8 @@ function parseSightings(data: string | undefined): PeerSightings | null {
   }
 }
 
-/** {@link PropagationExchange} over ConfigMaps `rampart-ca-agents-<replica>`. */
-export class ConfigMapPropagationExchange implements PropagationExchange {
+/** Shares this replica's agent sightings and collects the others', over ConfigMaps `rampart-ca-agents-<replica>`. */
+export class ConfigMapPropagationExchange {
   private own: (() => PeerSightings) | null = null;
   private latest: readonly PeerSightings[] = [];
   private written: { text: string; at: number } | null = null;

@@ -6,6 +6,8 @@
  * Both start over once a watch is established again.
  */
 
+import { doublingDelay } from '../core/backoff.js';
+
 /** Options of {@link WatchBackoff}. */
 export interface WatchBackoffOptions {
   readonly firstMs: number;
@@ -21,9 +23,7 @@ export interface WatchFailure {
   readonly first: boolean;
 }
 
-// Up to half of each delay is taken off at random, so replicas that lost the API server together
-// do not come back in step. With half at most, each delay is still no shorter than the ceiling
-// before it, so the spacing keeps growing.
+// Up to half of each delay is taken off at random (see doublingDelay).
 const JITTER = 0.5;
 
 export class WatchBackoff {
@@ -33,10 +33,9 @@ export class WatchBackoff {
 
   /** Records a failed list or watch and returns the delay before the next attempt. */
   failed(): WatchFailure {
-    const { firstMs, maxMs, random = Math.random } = this.options;
-    const ceiling = Math.min(maxMs, firstMs * 2 ** Math.min(this.failures, 30));
+    const delayMs = doublingDelay(this.failures, { ...this.options, jitter: JITTER });
     this.failures += 1;
-    return { delayMs: Math.round(ceiling * (1 - JITTER * random())), first: this.failures === 1 };
+    return { delayMs, first: this.failures === 1 };
   }
 
   /** The delay after a stream the server ended cleanly (its watch timeout): not a failure. */

@@ -6,6 +6,8 @@
  * lines. The delay doubles from `firstMs` up to `maxMs` and starts over once a worker in the slot
  * has served for `resetAfterMs`: a crash after a healthy run is not part of a loop.
  */
+import { doublingDelay } from '../core/backoff.js';
+
 export interface RestartBackoffOptions {
   readonly firstMs: number;
   readonly maxMs: number;
@@ -22,14 +24,7 @@ export class RestartBackoff {
 
   /** The delay before replacing a worker that served for `servedMs` (undefined: it never listened). */
   next(servedMs: number | undefined): number {
-    const { firstMs, maxMs, resetAfterMs, jitter, random = Math.random } = this.options;
-    if (servedMs !== undefined && servedMs >= resetAfterMs) this.restarts = 0;
-    const full = Math.min(maxMs, firstMs * 2 ** this.restarts);
-    // Past the cap the exponent no longer matters; bounding it keeps 2 ** n finite however long a slot fails.
-    if (full < maxMs) this.restarts++;
-    // At random, so slots that fail together (every worker reads the same broken file) do not
-    // fork in step. Taken off rather than added, so maxMs is a real bound; with jitter under 0.5 each
-    // delay is still longer than the one before, so the spacing grows.
-    return Math.round(full * (1 - jitter * random()));
+    if (servedMs !== undefined && servedMs >= this.options.resetAfterMs) this.restarts = 0;
+    return doublingDelay(this.restarts++, this.options);
   }
 }
