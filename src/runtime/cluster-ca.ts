@@ -157,7 +157,7 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
   try {
     await listenNamed('--monitoring-listen', config.monitoringListen, () => monitoring.listen({ host: config.monitoringListen.host, port: config.monitoringListen.port }));
   } catch (err) {
-    await core.stop();
+    await core.abandon();
     throw err;
   }
   cluster.schedulingPolicy = cluster.SCHED_NONE;
@@ -165,7 +165,8 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
   for (let i = 0; i < config.workers; i++) fork(new RestartBackoff(RESTART_BACKOFF));
 
   const monPort = (monitoring.server.address() as AddressInfo).port;
-  const stopWorkersAndCore = async (): Promise<void> => {
+  /** `failedStart`: the CA never served, so a state this start created goes too (failed-start.ts). */
+  const stopWorkersAndCore = async (failedStart = false): Promise<void> => {
     stopping = true;
     await Promise.all(
       [...workers].map(
@@ -186,20 +187,21 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
       ),
     );
     await monitoring.close();
-    await core.stop();
+    // After every worker has exited: workers write the dev issuer's files into the state directory.
+    await (failedStart ? core.abandon() : core.stop());
   };
   let url: string;
   try {
     url = await apiUrl;
   } catch (err) {
-    await stopWorkersAndCore();
+    await stopWorkersAndCore(true);
     throw err;
   }
   return {
     apiUrl: url,
     monitoringUrl: `http://${formatHostPort({ host: config.monitoringListen.host === '0.0.0.0' ? '127.0.0.1' : config.monitoringListen.host, port: monPort })}`,
     runtime,
-    stop: stopWorkersAndCore,
+    stop: () => stopWorkersAndCore(),
   };
 }
 

@@ -15,10 +15,12 @@ import { createCaMetrics, type CaMetrics } from '../observability/ca-metrics.js'
 import { listenNamed } from '../server/listen-failure.js';
 import { createMonitoringServer } from '../server/monitoring.js';
 import type { ServingCertificate } from '../server/tls.js';
+import { DEV_JWKS_FILE, DEV_KEY_FILE } from '../authn/jwt-dev-issuer.js';
 import { FileStateStore } from '../store/file-store.js';
 import { readPluggedCaFiles } from '../store/plugged-ca-files.js';
 import { watchPluggedCaDir } from './plugged-ca-watch.js';
 import { CaRuntime, type CrashPoint } from './ca-runtime.js';
+import { closeStoreAfterFailedStart } from './failed-start.js';
 import type { KubernetesSupport } from './kubernetes-support.js';
 import { startApi } from './start-api.js';
 
@@ -48,6 +50,8 @@ export interface CaCore {
   readonly metrics: CaMetrics;
   readonly kubernetes: KubernetesSupport | null;
   stop(): Promise<void>;
+  /** Stops after the rest of the start failed: a state this start created is removed (failed-start.ts). */
+  abandon(): Promise<void>;
 }
 
 function crashHook(crashAt: string | undefined, logger: Logger): ((point: CrashPoint) => void) | undefined {
@@ -106,7 +110,8 @@ export async function startCaCore(config: CaConfig, options: StartCaOptions): Pr
     kubernetes = await kubernetesSupport(config, { logger, registry, clock });
     store = kubernetes.store;
   } else {
-    store = await FileStateStore.open(config.stateDir, { logger: logger.child({ component: 'store' }) });
+    // The dev issuer's files are created by this start too (start-api.ts), in every worker.
+    store = await FileStateStore.open(config.stateDir, { logger: logger.child({ component: 'store' }), startFiles: [DEV_KEY_FILE, DEV_JWKS_FILE] });
   }
   if (!kubernetes && config.authn.includes('kubernetes')) {
     kubernetes = await kubernetesSupport(config, { logger, registry, clock, authOnly: true });
@@ -128,11 +133,21 @@ export async function startCaCore(config: CaConfig, options: StartCaOptions): Pr
     propagationPeers: () => kubernetes?.propagationPeers() ?? [],
     ...(hook ? { crashPoint: hook } : {}),
   });
+  const abandon = async (): Promise<void> => {
+    let root: string | undefined;
+    try {
+      root = runtime.state().roots.find((r) => r.phase === 'active')?.fingerprint;
+    } catch {
+      // The start failed before any state was loaded or created.
+    }
+    await runtime.stop();
+    await kubernetes?.stop();
+    await closeStoreAfterFailedStart(store, logger.child({ component: 'store' }), root);
+  };
   try {
     await runtime.start();
   } catch (err) {
-    await store.close();
-    await kubernetes?.stop();
+    await abandon();
     throw err;
   }
   if (plugged && !runtime.state().roots.some((r) => r.fingerprint === plugged.rootFingerprint)) {
@@ -140,9 +155,7 @@ export async function startCaCore(config: CaConfig, options: StartCaOptions): Pr
       await runtime.preparePlugged(plugged);
     } catch (err) {
       // E.g. another root is already prepared: say so and leave nothing running or locked.
-      await runtime.stop();
-      await kubernetes?.stop();
-      await store.close();
+      await abandon();
       throw err;
     }
     logger.warn({ root: plugged.rootFingerprint }, 'the plugged-in CA differs from the stored roots; it was added as a prepared root, activate it to switch');
@@ -159,6 +172,7 @@ export async function startCaCore(config: CaConfig, options: StartCaOptions): Pr
       await kubernetes?.stop();
       await store.close();
     },
+    abandon,
   };
 }
 
@@ -174,7 +188,7 @@ export async function startCa(config: CaConfig, options: StartCaOptions): Promis
     ...(kube ? { kubernetesAuthenticator: () => kube.authenticator() } : {}),
     ...(options.apiHandshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: options.apiHandshakeTimeoutMs } : {}),
   }).catch(async (err: unknown) => {
-    await core.stop();
+    await core.abandon();
     throw err;
   });
   let stopped = false;
@@ -185,7 +199,7 @@ export async function startCa(config: CaConfig, options: StartCaOptions): Promis
   } catch (err) {
     // Leave nothing serving or locked: a CA without monitoring would look dead to its probes.
     await api.stop();
-    await core.stop();
+    await core.abandon();
     throw err;
   }
   const monPort = (monitoring.server.address() as AddressInfo).port;

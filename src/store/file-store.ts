@@ -1,7 +1,8 @@
 /**
  * The embedded state store (DESIGN section 8): CA state in `<dir>/state.json` (0600), the trust
  * bundle in `<dir>/root-cert.pem` (0644), both replaced atomically, and `<dir>/ca.lock` held for
- * the store's lifetime so a second CA cannot use the same directory.
+ * the store's lifetime so a second CA cannot use the same directory. A start that fails after
+ * creating the state closes the store with `abandon()`, which puts the directory back.
  */
 import { createHash } from 'node:crypto';
 import { chmod, readdir, readFile, realpath, stat, unlink } from 'node:fs/promises';
@@ -12,6 +13,7 @@ import type { CaState, StateStore, StoredState, UnreadableState } from '../core/
 import { isAtomicTempFile, isFsError, writeFileAtomic } from './atomic-file.js';
 import { FileLock, LOCK_FILE_NAME } from './file-lock.js';
 import { makeDirectories } from './make-directories.js';
+import { removeCreatedDirectories, StartSnapshot, type RollbackReport } from './start-snapshot.js';
 import { declaresNewerSchema, decodeState, encodeState } from './state-codec.js';
 
 /** File holding the CA state inside the state directory. */
@@ -29,6 +31,11 @@ export interface FileStateStoreOptions {
   readonly logger?: Logger;
   /** How often `watch()` stats state.json; default 2000 ms. */
   readonly pollIntervalMs?: number;
+  /**
+   * Other files a CA start may create in the directory (the dev token issuer's), which
+   * `abandon()` puts back along with state.json and root-cert.pem.
+   */
+  readonly startFiles?: readonly string[];
 }
 
 /** The store's revision of some state bytes: SHA-256, lowercase hex. */
@@ -104,6 +111,10 @@ export class FileStateStore implements StateStore {
   private closed = false;
   /** Serializes save/publish/poll within this process; the lock covers other processes. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** The directory as open() found it when it held no state; null when it held state (never rolled back). */
+  private startSnapshot: StartSnapshot | null = null;
+  /** Directories open() created, outermost first. */
+  private createdDirectories: readonly string[] = [];
 
   private constructor(dir: string, lock: FileLock, options: FileStateStoreOptions) {
     this.dir = dir;
@@ -121,8 +132,14 @@ export class FileStateStore implements StateStore {
    */
   static async open(dir: string, options: FileStateStoreOptions = {}): Promise<FileStateStore> {
     let resolved: string;
+    let created: string[] = [];
+    // A directory this call created is removed again if the store does not open after all.
+    const failed = async (error: unknown): Promise<never> => {
+      await removeCreatedDirectories(created);
+      throw error;
+    };
     try {
-      await makeDirectories(dir, DIR_MODE);
+      created = await makeDirectories(dir, DIR_MODE);
       const info = await stat(dir);
       if (!info.isDirectory()) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `state directory ${dir} is not a directory`);
       if ((info.mode & 0o077) !== 0) {
@@ -134,15 +151,20 @@ export class FileStateStore implements StateStore {
       resolved = await realpath(dir);
     } catch (error) {
       // ENOENT while creating it: a parent refuses new entries (procfs, sysfs), so the path is wrong.
-      throw ioError('create state directory', dir, error, [...OPERATOR_FS_CODES, 'ENOENT']);
+      return failed(ioError('create state directory', dir, error, [...OPERATOR_FS_CODES, 'ENOENT']));
     }
-    const lock = await FileLock.acquire(resolved, options.logger === undefined ? {} : { logger: options.logger });
+    const lock = await FileLock.acquire(resolved, options.logger === undefined ? {} : { logger: options.logger }).catch(failed);
     const store = new FileStateStore(resolved, lock, options);
+    store.createdDirectories = created;
     try {
       await store.sweepLeftovers();
+      // Taken under the lock, so nothing but this CA can have written the files meanwhile.
+      if ((await readIfExists(store.statePath)) === null) {
+        store.startSnapshot = await StartSnapshot.take(resolved, [STATE_FILE_NAME, BUNDLE_FILE_NAME, ...(options.startFiles ?? [])]);
+      }
     } catch (error) {
       await lock.release();
-      throw ioError('clean up', resolved, error);
+      return failed(ioError('clean up', resolved, error));
     }
     return store;
   }
@@ -356,5 +378,37 @@ export class FileStateStore implements StateStore {
     this.listeners.clear();
     await this.queue;
     await this.lock.release();
+  }
+
+  /**
+   * Closes the store after a CA start failed. If the directory held no state when this store
+   * opened it, the state, trust bundle and `startFiles` this start wrote are removed (or, if they
+   * existed before, written back as they were) and the directories open() created are removed,
+   * so the next start does not sign under a root nobody saw served. A directory that held state
+   * is left alone. Returns what was put back, or null when nothing was to be.
+   */
+  async abandon(): Promise<RollbackReport | null> {
+    if (this.closed) return null;
+    this.closed = true;
+    this.stopTimer();
+    this.listeners.clear();
+    await this.queue;
+    const snapshot = this.startSnapshot;
+    if (snapshot === null) {
+      await this.lock.release();
+      return null;
+    }
+    let files: Pick<RollbackReport, 'removed' | 'restored' | 'failed'>;
+    try {
+      // Still ours? Otherwise the files may now be another CA's: leave them.
+      await this.lock.verify();
+      files = await snapshot.restoreFiles();
+    } catch (error) {
+      files = { removed: [], restored: [], failed: [`${LOCK_FILE_NAME}: ${isRampartError(error) ? error.message : 'cannot verify the lock'}`] };
+    }
+    await this.lock.release();
+    // After the lock file is gone, or the state directory would not be empty.
+    const dirs = files.failed.length === 0 ? await removeCreatedDirectories(this.createdDirectories) : { removedDirectories: [], failed: [] };
+    return { ...files, removedDirectories: dirs.removedDirectories, failed: [...files.failed, ...dirs.failed] };
   }
 }

@@ -31,16 +31,22 @@ function existsNow(path: string): boolean {
   }
 }
 
-/** Creates `dir` and any missing parents (each with `mode`); an existing directory is fine. */
-export async function makeDirectories(dir: string, mode?: number): Promise<void> {
+/**
+ * Creates `dir` and any missing parents (each with `mode`); an existing directory is fine. Returns
+ * the directories this call created, outermost first, so a failed start can remove them again.
+ */
+export async function makeDirectories(dir: string, mode?: number): Promise<string[]> {
+  const created: string[] = [];
   for (const path of missingChain(dir)) {
     try {
       await mkdir(path, mode === undefined ? {} : { mode });
+      created.push(path);
     } catch (error) {
       // Another process may have made it meanwhile.
       if (!isFsError(error, 'EEXIST')) throw error;
     }
   }
+  return created;
 }
 
 /** Synchronous {@link makeDirectories}, for start-up paths that are synchronous anyway. */
