@@ -2,12 +2,17 @@
  * Keeps ConfigMap `rampart-root-cert` (key `root-cert.pem`) with the current trust bundle in
  * every namespace: created when a namespace appears, rewritten when the bundle changes or
  * someone edits it, recreated when deleted. Run it on the elected leader only.
+ *
+ * Failed writes back off like the watches (watch-backoff.ts). Retried every second, each with a
+ * warning, an API server outage used to cost a request and a log line per namespace per second
+ * for as long as it lasted, on a server that was struggling already.
  */
 import type * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { timedCall } from './abortable-call.js';
 import { classifyKubeError, isHttpStatus } from './api-errors.js';
 import { startListWatch, type ListWatchHandle } from './list-watch.js';
+import { WatchBackoff } from './watch-backoff.js';
 
 /** ConfigMap name and key agents mount (DESIGN section 9). */
 export const ROOT_CERT_CONFIGMAP = 'rampart-root-cert';
@@ -18,8 +23,10 @@ export interface RootCertPublisherOptions {
   readonly core: k8s.CoreV1Api;
   readonly kubeConfig: k8s.KubeConfig;
   readonly logger?: Logger;
-  /** Pause before retrying a failed write; the first pause before re-establishing a failed watch, which then doubles up to 30 s. Default 1 s. */
+  /** First pause before retrying failed writes or re-establishing a failed watch; it doubles per failure. Default 1 s. */
   readonly retryMs?: number;
+  /** Ceiling of that pause. Default 30 s. */
+  readonly retryMaxMs?: number;
 }
 
 /** A root-cert ConfigMap someone marked `immutable: true`: only deleting it lets it be repaired. */
@@ -37,8 +44,12 @@ export class RootCertPublisher {
   private watches: ListWatchHandle[] = [];
   private running = false;
   private idleWaiters: Array<() => void> = [];
+  /** Paces retries of failed writes; one per publisher, since an outage fails every namespace alike. */
+  private readonly writeBackoff: WatchBackoff;
 
-  constructor(private readonly opts: RootCertPublisherOptions) {}
+  constructor(private readonly opts: RootCertPublisherOptions) {
+    this.writeBackoff = new WatchBackoff({ firstMs: opts.retryMs ?? 1000, maxMs: opts.retryMaxMs ?? 30_000 });
+  }
 
   /** Sets the bundle PEM and rewrites every namespace's copy that differs. */
   setBundle(pem: string): void {
@@ -53,14 +64,14 @@ export class RootCertPublisher {
     if (this.running) return;
     this.running = true;
     const { core, kubeConfig, logger } = this.opts;
-    const retryMs = this.opts.retryMs ?? 1000;
+    const retry = { retryMs: this.opts.retryMs ?? 1000, ...(this.opts.retryMaxMs === undefined ? {} : { retryMaxMs: this.opts.retryMaxMs }) };
     this.watches.push(
       startListWatch<k8s.V1Namespace>({
         what: 'namespaces',
         kubeConfig,
         path: '/api/v1/namespaces',
         list: () => core.listNamespace(),
-        retryMs,
+        ...retry,
         ...(logger === undefined ? {} : { logger }),
         onSync: (items) => {
           const names = new Set(items.filter((n) => this.isActive(n)).map((n) => n.metadata?.name ?? ''));
@@ -90,7 +101,7 @@ export class RootCertPublisher {
         path: '/api/v1/configmaps',
         params: { fieldSelector: `metadata.name=${ROOT_CERT_CONFIGMAP}` },
         list: () => core.listConfigMapForAllNamespaces({ fieldSelector: `metadata.name=${ROOT_CERT_CONFIGMAP}` }),
-        retryMs,
+        ...retry,
         ...(logger === undefined ? {} : { logger }),
         onSync: (items) => {
           for (const cm of items) if (this.differs(cm)) this.enqueue(cm.metadata?.namespace ?? '');
@@ -114,19 +125,24 @@ export class RootCertPublisher {
   private enqueue(ns: string): void {
     if (!this.running || ns === '' || !this.active.has(ns) || this.bundle === undefined) return;
     this.queue.add(ns);
-    if (!this.draining) void this.drain();
+    // While a retry is scheduled the API server is failing: new work waits for that retry, which
+    // writes the bundle current then, so a bundle set meanwhile is the one written.
+    if (!this.draining && this.retryTimer === undefined) void this.drain();
   }
 
   /** One namespace at a time, so two writes to the same ConfigMap never race each other. */
   private async drain(): Promise<void> {
     this.draining = true;
     const failed = new Set<string>();
+    let reconciled = 0;
+    let lastFailure = '';
     while (this.running && this.queue.size > 0) {
       const ns = this.queue.values().next().value as string;
       this.queue.delete(ns);
       if (!this.active.has(ns)) continue;
       try {
         await this.ensure(ns);
+        reconciled += 1;
         this.immutableLogged.delete(ns);
       } catch (e) {
         if (e instanceof ImmutableConfigMap) {
@@ -143,18 +159,37 @@ export class RootCertPublisher {
         const f = classifyKubeError(e);
         // Gone or terminating namespaces are not failures: their watch event removes them.
         if (f.httpStatus === 404 || f.httpStatus === 403) continue;
-        this.opts.logger?.warn({ namespace: ns, apiServer: f.summary }, 'could not publish the root certificate ConfigMap; will retry');
+        lastFailure = f.summary;
         failed.add(ns);
       }
     }
     this.draining = false;
-    if (failed.size > 0 && this.running && this.retryTimer === undefined) {
-      this.retryTimer = setTimeout(() => {
-        this.retryTimer = undefined;
-        for (const ns of failed) this.enqueue(ns);
-      }, this.opts.retryMs ?? 1000);
-    }
+    if (!this.running) return;
+    if (failed.size > 0) this.retryLater(failed, lastFailure);
+    else if (reconciled > 0) this.recovered();
     if (this.queue.size === 0 && failed.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** One warning per outage; the repeats are at debug, each with the growing delay. */
+  private retryLater(failed: ReadonlySet<string>, apiServer: string): void {
+    const { delayMs, first } = this.writeBackoff.failed();
+    const fields = { event: 'root-cert-publish-failed', namespaces: failed.size, namespace: failed.values().next().value, apiServer, retryInMs: delayMs };
+    const message = 'could not publish the root certificate ConfigMap; will retry';
+    if (first) this.opts.logger?.warn(fields, message);
+    else this.opts.logger?.debug(fields, message);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      for (const ns of failed) if (this.active.has(ns)) this.queue.add(ns);
+      // Includes what was queued during the wait, written with the bundle current now.
+      if (this.running && !this.draining && this.queue.size > 0) void this.drain();
+    }, delayMs);
+  }
+
+  /** A round wrote everything it tried: log the end of an outage, if there was one, and start over. */
+  private recovered(): void {
+    const failedAttempts = this.writeBackoff.established();
+    if (failedAttempts > 0) this.opts.logger?.info({ event: 'root-cert-publish-recovered', failedAttempts }, 'root certificate ConfigMaps are written again');
   }
 
   private async ensure(namespace: string): Promise<void> {
@@ -206,6 +241,8 @@ export class RootCertPublisher {
     this.running = false;
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
+    // Leading again later is a fresh start, not the next attempt of an old outage.
+    this.writeBackoff.established();
     for (const w of this.watches) w.stop();
     this.watches = [];
     this.queue.clear();

@@ -3,7 +3,8 @@
  * its failures are worth a warning. Retried once a second for as long as an API server outage
  * lasts, every watch of every replica adds a request and a warning line per second; so the delay
  * doubles from `firstMs` up to `maxMs`, and only the first failure of an outage is a warning.
- * Both start over once a watch is established again.
+ * Both start over once a watch is established again. The root-cert publisher paces its failed
+ * ConfigMap writes with it too, a write that succeeds again counting as established.
  */
 
 import { doublingDelay } from '../core/backoff.js';

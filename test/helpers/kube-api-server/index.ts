@@ -47,8 +47,8 @@
  *
  * Test hooks: `requests` (method, path, verb, apiGroup, resource, namespace, name, user, status)
  * for deriving RBAC from what code really calls; `tokenReviews` counters; `injectFault` for 5xx
- * or 429 answers; `stall` holds matching requests unanswered until released (a hung API server or a
- * frozen proxy in front of it); `closeWatches()` drops every open watch stream (a server-side timeout);
+ * or 429 answers (`clearFaults` ends them); `stall` holds matching requests unanswered until
+ * released (a hung API server or a frozen proxy in front of it); `closeWatches()` drops every open watch stream (a server-side timeout);
  * `goDown()` closes the listener and every socket (state is kept), `comeBack()` listens again on
  * the same port; `close()`.
  */
@@ -112,6 +112,8 @@ export interface KubeApiServer {
   addToken(token: string, username: string): void;
   /** The next `count` requests matching verb/resource answer `status` (e.g. 500, 503, 429). */
   injectFault(f: { verb?: string; resource?: string; status: number; count?: number }): void;
+  /** Ends every injected fault, however many answers it had left. */
+  clearFaults(): void;
   /**
    * Holds every request matching all the given fields (verb, resource, namespace, authenticated
    * user) without answering, from now until `release()`; released ones are then served.
@@ -266,6 +268,7 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
     revokePod: (uid) => issuer.revokePod(uid),
     addToken: (token, username) => void ctx.staticTokens.set(token, username),
     injectFault: (f) => void ctx.faults.push({ ...f, remaining: f.count ?? 1 }),
+    clearFaults: () => void ctx.faults.splice(0, ctx.faults.length),
     stall(match) {
       const s: Stall = { ...match, held: 0, waiters: new Set() };
       ctx.stalls.add(s);
