@@ -135,7 +135,7 @@ export class RootCertPublisher {
     this.draining = true;
     const failed = new Set<string>();
     let reconciled = 0;
-    let lastFailure = '';
+    let lastFailure = { namespace: '', apiServer: '' };
     while (this.running && this.queue.size > 0) {
       const ns = this.queue.values().next().value as string;
       this.queue.delete(ns);
@@ -159,8 +159,17 @@ export class RootCertPublisher {
         const f = classifyKubeError(e);
         // Gone or terminating namespaces are not failures: their watch event removes them.
         if (f.httpStatus === 404 || f.httpStatus === 403) continue;
-        lastFailure = f.summary;
+        lastFailure = { namespace: ns, apiServer: f.summary };
         failed.add(ns);
+        if (f.transient) {
+          // No answer, 5xx or 429: the API server itself is failing, and every other namespace
+          // would cost it a request (or a 10 s timeout) to fail alike. They wait for the retry,
+          // this one going last then, so a failure that is this namespace's alone holds no other back.
+          failed.delete(ns);
+          for (const rest of this.queue) failed.add(rest);
+          failed.add(ns);
+          this.queue.clear();
+        }
       }
     }
     this.draining = false;
@@ -171,17 +180,20 @@ export class RootCertPublisher {
   }
 
   /** One warning per outage; the repeats are at debug, each with the growing delay. */
-  private retryLater(failed: ReadonlySet<string>, apiServer: string): void {
+  private retryLater(failed: ReadonlySet<string>, failure: { namespace: string; apiServer: string }): void {
     const { delayMs, first } = this.writeBackoff.failed();
-    const fields = { event: 'root-cert-publish-failed', namespaces: failed.size, namespace: failed.values().next().value, apiServer, retryInMs: delayMs };
+    const fields = { event: 'root-cert-publish-failed', ...failure, waitingNamespaces: failed.size, retryInMs: delayMs };
     const message = 'could not publish the root certificate ConfigMap; will retry';
     if (first) this.opts.logger?.warn(fields, message);
     else this.opts.logger?.debug(fields, message);
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
-      for (const ns of failed) if (this.active.has(ns)) this.queue.add(ns);
-      // Includes what was queued during the wait, written with the bundle current now.
+      // What was queued during the wait goes first, the namespace that failed last.
+      const order = [...[...this.queue].filter((ns) => !failed.has(ns)), ...failed];
+      this.queue.clear();
+      for (const ns of order) if (this.active.has(ns)) this.queue.add(ns);
+      // Written with the bundle current now.
       if (this.running && !this.draining && this.queue.size > 0) void this.drain();
     }, delayMs);
   }

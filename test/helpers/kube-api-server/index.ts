@@ -110,8 +110,8 @@ export interface KubeApiServer {
   revokePod(podUid: string): void;
   /** Accepts `token` as user `username` from now on. */
   addToken(token: string, username: string): void;
-  /** The next `count` requests matching verb/resource answer `status` (e.g. 500, 503, 429). */
-  injectFault(f: { verb?: string; resource?: string; status: number; count?: number }): void;
+  /** The next `count` requests matching verb/resource/namespace answer `status` (e.g. 500, 503, 429). */
+  injectFault(f: { verb?: string; resource?: string; namespace?: string; status: number; count?: number }): void;
   /** Ends every injected fault, however many answers it had left. */
   clearFaults(): void;
   /**

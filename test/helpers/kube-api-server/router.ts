@@ -31,6 +31,7 @@ export interface RequestLogEntry {
 export interface Fault {
   readonly verb?: string;
   readonly resource?: string;
+  readonly namespace?: string;
   readonly status: number;
   remaining: number;
 }
@@ -125,7 +126,9 @@ async function authenticate(ctx: RouterContext, req: IncomingMessage): Promise<s
 }
 
 function faultFor(ctx: RouterContext, entry: RequestLogEntry): Fault | undefined {
-  const f = ctx.faults.find((x) => x.remaining > 0 && (x.verb === undefined || x.verb === entry.verb) && (x.resource === undefined || x.resource === entry.resource));
+  const f = ctx.faults.find(
+    (x) => x.remaining > 0 && (x.verb === undefined || x.verb === entry.verb) && (x.resource === undefined || x.resource === entry.resource) && (x.namespace === undefined || x.namespace === entry.namespace),
+  );
   if (f !== undefined) f.remaining -= 1;
   return f;
 }
