@@ -144,3 +144,16 @@ test('the reader walks a real SubjectPublicKeyInfo made by node:crypto', () => {
   assert.equal(decodeOid(content(spki, expectTag(curve, TAG.OID, 'curve'))), '1.2.840.10045.3.1.7');
   assert.equal(content(spki, expectTag(key, TAG.BIT_STRING, 'key')).length, 66);
 });
+
+// Fuzz findings (seeded campaign over mutated CSRs and certificates): inputs the reader took that
+// DER does not allow.
+
+test('decodeOid refuses an arc padded with a leading 0x80 byte instead of reading it as the short form', () => {
+  // 55 1d 80 11 would otherwise read as 2.5.29.17 (subjectAltName), a second encoding of it.
+  assertDerError(() => decodeOid(bytes('55 1d 80 11')), /non-minimal OID arc/);
+  assertDerError(() => decodeOid(bytes('80 2a')), /non-minimal OID arc/);
+  assertDerError(() => decodeOid(bytes('2a 86 48 ce 3d 80 01 07')), /non-minimal OID arc/);
+  // 0x80 inside an arc, after its first byte, is an ordinary digit.
+  assert.equal(decodeOid(bytes('2a 86 48 86 f7 0d 01 01 0b')), '1.2.840.113549.1.1.11');
+  assert.equal(decodeOid(bytes('2a 81 00')), '1.2.128');
+});

@@ -92,6 +92,10 @@ export function decodeOid(value: Uint8Array): string {
   let acc = 0;
   for (let i = 0; i < value.length; i++) {
     const byte = value[i] as number;
+    // X.690 8.19.2: an arc is encoded in the fewest bytes, so it never starts with 0x80. A padded
+    // arc would decode to the same dotted OID as the canonical bytes (55 1d 80 11 as 2.5.29.17),
+    // giving one extension two encodings that other parsers refuse.
+    if (acc === 0 && byte === 0x80) throw new DerError('non-minimal OID arc');
     acc = acc * 128 + (byte & 0x7f);
     if (acc > Number.MAX_SAFE_INTEGER / 128) throw new DerError('OID arc too large');
     if ((byte & 0x80) === 0) {
