@@ -157,3 +157,19 @@ test('decodeOid refuses an arc padded with a leading 0x80 byte instead of readin
   assert.equal(decodeOid(bytes('2a 86 48 86 f7 0d 01 01 0b')), '1.2.840.113549.1.1.11');
   assert.equal(decodeOid(bytes('2a 81 00')), '1.2.128');
 });
+
+test('decodeTime refuses fields that name no calendar time instead of rolling them over', () => {
+  const utc = (text: string): Buffer => tlv(TAG.UTC_TIME, Buffer.from(text, 'ascii'));
+  const gen = (text: string): Buffer => tlv(TAG.GENERALIZED_TIME, Buffer.from(text, 'ascii'));
+  // Hour 27 used to come out as 03:59 the next day, month 13 as next January, Feb 30 as March 2.
+  for (const bad of [utc('251231275900Z'), utc('251301000000Z'), utc('250230000000Z'), utc('250101006000Z'), utc('250101000060Z'), utc('250001000000Z'), utc('250100000000Z'), gen('20250230000000Z'), gen('20251232000000Z'), gen('20240229240000Z')]) {
+    assertDerError(() => decodeTime(bad, readTlv(bad, 0)), /not a valid calendar time/);
+  }
+  const leap = utc('240229235959Z');
+  assert.equal(decodeTime(leap, readTlv(leap, 0)), Date.UTC(2024, 1, 29, 23, 59, 59));
+  // A GeneralizedTime year below 100 is that year, not 1900 + it (Date.UTC's legacy reading).
+  const early = gen('00500101000000Z');
+  const year50 = new Date(0);
+  year50.setUTCFullYear(50, 0, 1);
+  assert.equal(decodeTime(early, readTlv(early, 0)), year50.getTime());
+});

@@ -233,6 +233,21 @@ export function encodeTime(ms: number): Buffer {
   return tlv(TAG.GENERALIZED_TIME, Buffer.from(`${year}${rest}`, 'ascii'));
 }
 
+/**
+ * Milliseconds of a UTC calendar time. Date.UTC rolls fields over (month 13 is next January,
+ * hour 27 is 03:00 the next day) and reads years 0-99 as 1900-1999; a time field naming no real
+ * instant is malformed, never another instant.
+ */
+function calendarTime(year: number, month: number, day: number, hour: number, minute: number, second: number, what: string): number {
+  const d = new Date(0);
+  d.setUTCFullYear(year, month - 1, day);
+  d.setUTCHours(hour, minute, second, 0);
+  if (d.getUTCFullYear() !== year || d.getUTCMonth() !== month - 1 || d.getUTCDate() !== day || d.getUTCHours() !== hour || d.getUTCMinutes() !== minute || d.getUTCSeconds() !== second) {
+    throw new DerError(`${what} is not a valid calendar time`);
+  }
+  return d.getTime();
+}
+
 /** Decodes a UTCTime or GeneralizedTime TLV (Z form only, as RFC 5280 requires). */
 export function decodeTime(buf: Buffer, t: Tlv): number {
   const text = content(buf, t).toString('ascii');
@@ -242,12 +257,12 @@ export function decodeTime(buf: Buffer, t: Tlv): number {
     if (match === null) throw new DerError('bad UTCTime');
     const yy = Number(match[1]);
     const year = yy >= 50 ? 1900 + yy : 2000 + yy;
-    return Date.UTC(year, Number(match[2]) - 1, Number(match[3]), Number(match[4]), Number(match[5]), Number(match[6]));
+    return calendarTime(year, Number(match[2]), Number(match[3]), Number(match[4]), Number(match[5]), Number(match[6]), 'UTCTime');
   }
   if (t.tag === TAG.GENERALIZED_TIME) {
     match = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text);
     if (match === null) throw new DerError('bad GeneralizedTime');
-    return Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3]), Number(match[4]), Number(match[5]), Number(match[6]));
+    return calendarTime(Number(match[1]), Number(match[2]), Number(match[3]), Number(match[4]), Number(match[5]), Number(match[6]), 'GeneralizedTime');
   }
   throw new DerError('expected a time value');
 }
