@@ -95,9 +95,20 @@ export function basicConstraints(cert: ParsedCertificate): { ca: boolean; pathLe
   let pathLen: number | undefined;
   for (const f of fields) {
     if (f.tag === TAG.BOOLEAN) ca = ext.value[f.contentStart] !== 0;
-    if (f.tag === TAG.INTEGER) pathLen = Number(content(ext.value, f).readUIntBE(0, f.end - f.contentStart));
+    if (f.tag === TAG.INTEGER) pathLen = pathLenConstraint(content(ext.value, f));
   }
   return pathLen === undefined ? { ca } : { ca, pathLen };
+}
+
+/**
+ * pathLenConstraint is INTEGER (0..MAX). Read by hand: Buffer.readUIntBE throws a RangeError, not a
+ * DerError, for an empty value or one over 6 bytes, and would read a negative one as unsigned.
+ */
+function pathLenConstraint(value: Buffer): number {
+  if (value.length === 0) throw new DerError('empty pathLenConstraint');
+  if (((value[0] as number) & 0x80) !== 0) throw new DerError('negative pathLenConstraint');
+  if (value.length > 6) throw new DerError('pathLenConstraint out of range');
+  return value.readUIntBE(0, value.length);
 }
 
 /** keyUsage bits that are set (RFC 5280 bit numbers). */
