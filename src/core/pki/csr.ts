@@ -136,10 +136,16 @@ export function parseCsr(der: Buffer): ParsedCsr {
   const requested: RequestedExtensions = { uriSans: [], otherSanKinds: [], wantsCa: false, unsupported: [] };
   try {
     const top = readWhole(der, TAG.SEQUENCE);
-    const [infoTlv, algTlv, sigTlv] = readChildren(der, top);
+    const requestFields = readChildren(der, top);
+    // Only certificationRequestInfo is signed: anything appended after the signature, or in the
+    // algorithm's parameters, would ride along unverified in a request that still "verifies".
+    if (requestFields.length !== 3) throw new DerError('a CertificationRequest holds exactly certificationRequestInfo, signatureAlgorithm and signature');
+    const [infoTlv, algTlv, sigTlv] = requestFields;
     const infoSeq = expectTag(infoTlv, TAG.SEQUENCE, 'certificationRequestInfo');
     info = whole(der, infoSeq);
-    const [versionTlv, subjectTlv, spkiTlv, attrsTlv] = readChildren(der, infoSeq);
+    const infoFields = readChildren(der, infoSeq);
+    if (infoFields.length > 4) throw new DerError('certificationRequestInfo holds more than version, subject, subjectPKInfo and attributes');
+    const [versionTlv, subjectTlv, spkiTlv, attrsTlv] = infoFields;
     const version = content(der, expectTag(versionTlv, TAG.INTEGER, 'version'));
     if (version.length !== 1 || version[0] !== 0) throw new DerError('CSR version must be 1 (0)');
     expectTag(subjectTlv, TAG.SEQUENCE, 'subject');
@@ -154,8 +160,13 @@ export function parseCsr(der: Buffer): ParsedCsr {
       }
     }
     const algSeq = expectTag(algTlv, TAG.SEQUENCE, 'signatureAlgorithm');
-    const [algOidTlv] = readChildren(der, algSeq);
+    const [algOidTlv, algParams, ...algExtra] = readChildren(der, algSeq);
     sigAlgOid = decodeOid(content(der, expectTag(algOidTlv, TAG.OID, 'signature algorithm')));
+    // ECDSA leaves the parameters out (RFC 5758), RSA PKCS#1 v1.5 puts NULL there (RFC 4055);
+    // nothing else is a parameter of the algorithms accepted.
+    if (algExtra.length > 0 || (algParams !== undefined && (algParams.tag !== TAG.NULL || algParams.end !== algParams.contentStart))) {
+      throw new DerError('signatureAlgorithm parameters must be absent or NULL');
+    }
     const sigBits = content(der, expectTag(sigTlv, TAG.BIT_STRING, 'signature'));
     if (sigBits[0] !== 0) throw new DerError('signature BIT STRING has unused bits');
     signature = sigBits.subarray(1);

@@ -1,0 +1,61 @@
+/**
+ * parseCsr on hand-built PKCS#10 requests that differ from a good one in a single element. Each
+ * case comes from the seeded CSR campaign (seed 0xc5a11): a request Rampart took although it is
+ * no valid PKCS#10, and whose SubjectPublicKeyInfo it would have copied into a certificate that
+ * OpenSSL cannot load.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createPrivateKey, generateKeyPairSync, sign, X509Certificate, type KeyObject } from 'node:crypto';
+import { BadRequestError } from '../../src/core/errors.js';
+import { parseCsr } from '../../src/core/pki/csr.js';
+import { bitString, contextTag, encodeOid, seq, smallInteger, tlv, TAG } from '../../src/core/pki/der.js';
+import { OID } from '../../src/core/pki/oids.js';
+import { createIntermediate, createRoot } from '../../src/core/pki/ca-certs.js';
+import { LeafSigner } from '../../src/core/pki/signer.js';
+import { spkiDer } from '../../src/core/pki/keys.js';
+import { encodeName, SIGNATURE_ALGORITHM_DER } from '../../src/core/pki/profile.js';
+
+const NULL = Buffer.from([TAG.NULL, 0]);
+const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+
+/** A request over `spki`, signed by `key`, with the pieces a test wants to change. */
+function request(options: { spki: Buffer; key: KeyObject; rsa?: boolean; algorithm?: Buffer; trailing?: Buffer[]; infoExtra?: Buffer[] }): Buffer {
+  const info = seq(smallInteger(0), encodeName({}), options.spki, tlv(contextTag(0, true)), ...(options.infoExtra ?? []));
+  const algorithm = options.algorithm ?? (options.rsa ? seq(encodeOid(OID.sha256WithRsa), NULL) : SIGNATURE_ALGORITHM_DER['ecdsa-sha256']);
+  return seq(info, algorithm, bitString(sign('sha256', info, options.key)), ...(options.trailing ?? []));
+}
+
+function assertMalformed(der: Buffer, message: RegExp): void {
+  assert.throws(
+    () => parseCsr(der),
+    (err: unknown) => err instanceof BadRequestError && err.code === 'RAMPART_ERR_CSR_MALFORMED' && message.test(err.message),
+  );
+}
+
+const ecSpki = spkiDer(ec.publicKey);
+const rsaJwk = rsa.publicKey.export({ format: 'jwk' });
+const rsaModulus = Buffer.from(rsaJwk.n as string, 'base64url');
+const rsaExponent = Buffer.from(rsaJwk.e as string, 'base64url');
+const rsaSpki = (fields: { params?: Buffer[]; modulus?: Buffer; extraKeyField?: boolean }): Buffer =>
+  seq(
+    seq(encodeOid(OID.rsaEncryption), ...(fields.params ?? [NULL])),
+    bitString(seq(tlv(TAG.INTEGER, fields.modulus ?? Buffer.concat([Buffer.from([0]), rsaModulus])), tlv(TAG.INTEGER, rsaExponent), ...(fields.extraKeyField ? [tlv(TAG.INTEGER, Buffer.from([1]))] : []))),
+  );
+
+test('the well-formed requests these cases start from parse', () => {
+  assert.equal(parseCsr(request({ spki: ecSpki, key: ec.privateKey })).keyType, 'ec-p256');
+  assert.equal(parseCsr(request({ spki: rsaSpki({}), key: rsa.privateKey, rsa: true })).keyType, 'rsa-2048');
+  // RSA parameters may also be left out, as some encoders do.
+  assert.equal(parseCsr(request({ spki: rsaSpki({ params: [] }), key: rsa.privateKey, rsa: true })).keyType, 'rsa-2048');
+  assert.equal(parseCsr(request({ spki: ecSpki, key: ec.privateKey, algorithm: seq(encodeOid(OID.ecdsaWithSha256), NULL) })).keyType, 'ec-p256');
+});
+
+test('anything outside the signed certificationRequestInfo is refused: a trailing element, junk signature parameters', () => {
+  assertMalformed(request({ spki: ecSpki, key: ec.privateKey, trailing: [bitString(Buffer.from('junk'))] }), /exactly certificationRequestInfo, signatureAlgorithm and signature/);
+  assertMalformed(request({ spki: ecSpki, key: ec.privateKey, trailing: [tlv(TAG.GENERALIZED_TIME, Buffer.from('x'))] }), /exactly certificationRequestInfo/);
+  assertMalformed(request({ spki: ecSpki, key: ec.privateKey, algorithm: seq(encodeOid(OID.ecdsaWithSha256), encodeOid('1.2.3.4')) }), /parameters must be absent or NULL/);
+  assertMalformed(request({ spki: ecSpki, key: ec.privateKey, algorithm: seq(encodeOid(OID.ecdsaWithSha256), NULL, NULL) }), /parameters must be absent or NULL/);
+  assertMalformed(request({ spki: ecSpki, key: ec.privateKey, infoExtra: [NULL] }), /more than version, subject, subjectPKInfo and attributes/);
+});
