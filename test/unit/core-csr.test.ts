@@ -59,3 +59,24 @@ test('anything outside the signed certificationRequestInfo is refused: a trailin
   assertMalformed(request({ spki: ecSpki, key: ec.privateKey, algorithm: seq(encodeOid(OID.ecdsaWithSha256), NULL, NULL) }), /parameters must be absent or NULL/);
   assertMalformed(request({ spki: ecSpki, key: ec.privateKey, infoExtra: [NULL] }), /more than version, subject, subjectPKInfo and attributes/);
 });
+
+test('a SubjectPublicKeyInfo the certificate could not carry is refused, though the request signature verifies', () => {
+  const spkiWithTrailer = seq(...[ecSpki.subarray(2, 2 + 21), ecSpki.subarray(2 + 21)], bitString(Buffer.alloc(64, 1)));
+  assertMalformed(request({ spki: spkiWithTrailer, key: ec.privateKey }), /exactly an algorithm and a key/);
+  const ecAlgWithExtra = seq(seq(encodeOid(OID.ecPublicKey), encodeOid(OID.prime256v1), NULL), ecSpki.subarray(2 + 21));
+  assertMalformed(request({ spki: ecAlgWithExtra, key: ec.privateKey }), /more than an OID and its parameters/);
+  assertMalformed(request({ spki: rsaSpki({ params: [encodeOid('1.2.3')] }), key: rsa.privateKey, rsa: true }), /rsaEncryption parameters must be NULL/);
+  assertMalformed(request({ spki: rsaSpki({ modulus: Buffer.concat([Buffer.from([0, 0]), rsaModulus]) }), key: rsa.privateKey, rsa: true }), /RSA modulus has a non-minimal encoding/);
+  assertMalformed(request({ spki: rsaSpki({ extraKeyField: true }), key: rsa.privateKey, rsa: true }), /exactly a modulus and an exponent/);
+});
+
+test('every request parseCsr accepts here yields a leaf OpenSSL loads', () => {
+  const root = createRoot({ trustDomain: 'cluster.local', generation: 1, now: Date.now(), ttlMs: 86_400_000 });
+  const inter = createIntermediate({ trustDomain: 'cluster.local', generation: 1, issuerCertPem: root.certPem, issuerKeyPem: root.keyPem, now: Date.now(), ttlMs: 3_600_000 });
+  const signer = new LeafSigner(new X509Certificate(inter.certPem).raw, createPrivateKey(inter.keyPem));
+  for (const der of [request({ spki: ecSpki, key: ec.privateKey }), request({ spki: rsaSpki({ params: [] }), key: rsa.privateKey, rsa: true })]) {
+    const csr = parseCsr(der);
+    const leaf = signer.sign({ spki: csr.spki, subjectPublicKey: csr.subjectPublicKey, isRsa: csr.isRsa, spiffeId: 'spiffe://cluster.local/ns/a/sa/b', notBefore: Date.now(), notAfter: Date.now() + 600_000 });
+    assert.ok(new X509Certificate(leaf.der).publicKey);
+  }
+});

@@ -1,6 +1,6 @@
 /** Public-key inspection and key generation for the key types Rampart supports. */
 import { createHash, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { content, decodeOid, DerError, expectTag, readChildren, readTlv, readWhole, TAG } from './der.js';
+import { content, decodeOid, DerError, expectTag, readChildren, readTlv, readWhole, TAG, type Tlv } from './der.js';
 import { OID } from './oids.js';
 
 /** The key types a CSR may carry (DESIGN section 3). */
@@ -16,23 +16,41 @@ export interface SpkiInfo {
   readonly subjectPublicKey: Buffer;
 }
 
+/** A DER INTEGER that is positive and minimally encoded, as RFC 8017 requires of n and e. */
+function positiveInteger(der: Buffer, tlv: Tlv | undefined, what: string): Buffer {
+  const value = content(der, expectTag(tlv, TAG.INTEGER, what));
+  if (value.length === 0 || ((value[0] as number) & 0x80) !== 0) throw new DerError(`${what} is not a positive INTEGER`);
+  if (value.length > 1 && value[0] === 0 && ((value[1] as number) & 0x80) === 0) throw new DerError(`${what} has a non-minimal encoding`);
+  return value;
+}
+
 function rsaModulusBits(publicKey: Buffer): number {
   const rsaKey = readWhole(publicKey, TAG.SEQUENCE);
-  const [modulus] = readChildren(publicKey, rsaKey);
-  const mod = content(publicKey, expectTag(modulus, TAG.INTEGER, 'RSA modulus'));
-  let start = 0;
-  while (start < mod.length && mod[start] === 0) start++;
-  if (start === mod.length) return 0;
+  const fields = readChildren(publicKey, rsaKey);
+  if (fields.length !== 2) throw new DerError('RSAPublicKey must hold exactly a modulus and an exponent');
+  const mod = positiveInteger(publicKey, fields[0], 'RSA modulus');
+  positiveInteger(publicKey, fields[1], 'RSA exponent');
+  if (mod.length === 1 && mod[0] === 0) return 0;
+  const start = mod[0] === 0 ? 1 : 0;
   return (mod.length - start - 1) * 8 + (32 - Math.clz32(mod[start] as number));
 }
 
-/** Inspects a DER SubjectPublicKeyInfo. Throws DerError when it is not well formed. */
+/**
+ * Inspects a DER SubjectPublicKeyInfo. Throws DerError when it is not well formed. A CSR's SPKI is
+ * copied byte for byte into the certificate the CA signs, so every element is checked, not only
+ * those read: a trailing element, junk algorithm parameters or a padded RSA integer would put a
+ * certificate into the world that OpenSSL and Go refuse to load.
+ */
 export function inspectSpki(spki: Buffer): SpkiInfo {
   const top = readWhole(spki, TAG.SEQUENCE);
-  const [algTlv, keyTlv] = readChildren(spki, top);
+  const spkiFields = readChildren(spki, top);
+  if (spkiFields.length !== 2) throw new DerError('SubjectPublicKeyInfo must hold exactly an algorithm and a key');
+  const [algTlv, keyTlv] = spkiFields;
   const alg = expectTag(algTlv, TAG.SEQUENCE, 'SPKI algorithm');
   const bits = expectTag(keyTlv, TAG.BIT_STRING, 'SPKI public key');
-  const [algOidTlv, paramsTlv] = readChildren(spki, alg);
+  const algFields = readChildren(spki, alg);
+  if (algFields.length > 2) throw new DerError('SPKI algorithm has more than an OID and its parameters');
+  const [algOidTlv, paramsTlv] = algFields;
   const algOid = decodeOid(content(spki, expectTag(algOidTlv, TAG.OID, 'key algorithm')));
   const bitContent = content(spki, bits);
   if (bitContent.length < 2 || bitContent[0] !== 0) throw new DerError('public key BIT STRING has unused bits');
@@ -45,6 +63,8 @@ export function inspectSpki(spki: Buffer): SpkiInfo {
     return { keyType: null, description: `EC key on unsupported curve ${curve}`, isRsa: false, subjectPublicKey };
   }
   if (algOid === OID.rsaEncryption) {
+    // RFC 3279 2.3.1: the parameters are NULL (some encoders leave them out).
+    if (paramsTlv !== undefined && (paramsTlv.tag !== TAG.NULL || paramsTlv.end !== paramsTlv.contentStart)) throw new DerError('rsaEncryption parameters must be NULL');
     const modulusBits = rsaModulusBits(subjectPublicKey);
     const keyType = modulusBits === 2048 ? 'rsa-2048' : modulusBits === 3072 ? 'rsa-3072' : modulusBits === 4096 ? 'rsa-4096' : null;
     return { keyType, description: `RSA ${modulusBits}-bit`, isRsa: true, subjectPublicKey };
