@@ -5,9 +5,12 @@
  * domain).
  */
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { ConfigError } from '../errors.js';
+import { ConfigError, isRampartError } from '../errors.js';
 import { certificateFingerprint } from '../pki/ca-certs.js';
+import { basicConstraints, extKeyUsages, keyIdFromExtension, keyUsageBits, parseCertificate, uriSans } from '../pki/certificate.js';
+import { spkiKeyIdentifier } from '../pki/keys.js';
 import { decodeCertificates, certificatePem } from '../pki/pem.js';
+import { LeafSigner } from '../pki/signer.js';
 import { trustDomainId } from '../identity.js';
 import { caCertificateProblems, chainToRoot, issuingPathProblems, keyMatchesCertificate } from '../pki/verify.js';
 import type { PluggedCa } from './rotation.js';
@@ -23,6 +26,38 @@ function refuse(message: string): ConfigError {
   return new ConfigError('RAMPART_ERR_PLUGGED_CA_INVALID', `plugged-in CA refused: ${message}`);
 }
 
+function reason(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Refuses, naming the file, a certificate that OpenSSL cannot load or that Rampart's own DER
+ * reader cannot read in every field the checks below and the signer use. Without this gate a
+ * certificate OpenSSL takes but the stricter reader does not (a non-minimal length, a 7-byte
+ * pathLen, a malformed SKI) threw a DerError or RangeError out of start-up, uncoded.
+ */
+function readable(der: Buffer, name: string): Buffer {
+  try {
+    new X509Certificate(der);
+  } catch (err) {
+    throw refuse(`${name} holds a certificate that cannot be loaded (${reason(err)})`);
+  }
+  try {
+    const cert = parseCertificate(der);
+    basicConstraints(cert);
+    keyUsageBits(cert);
+    extKeyUsages(cert);
+    uriSans(cert);
+    keyIdFromExtension(cert, 'ski');
+    keyIdFromExtension(cert, 'aki');
+    spkiKeyIdentifier(cert.spki);
+  } catch (err) {
+    if (isRampartError(err)) throw err;
+    throw refuse(`${name} holds a certificate that is not well-formed DER (${reason(err)})`);
+  }
+  return der;
+}
+
 /** Checks the files and returns the root + intermediate records to store. */
 export function validatePluggedCa(files: PluggedCaFiles, trustDomain: string, now: number): PluggedCa {
   const [caDer] = decodeCertificates(files.caCertPem);
@@ -30,6 +65,8 @@ export function validatePluggedCa(files: PluggedCaFiles, trustDomain: string, no
   const [rootDer, ...extraRoots] = decodeCertificates(files.rootCertPem);
   if (rootDer === undefined) throw refuse('root-cert.pem holds no certificate');
   if (extraRoots.length > 0) throw refuse('root-cert.pem must hold exactly one root certificate');
+  readable(caDer, 'ca-cert.pem');
+  readable(rootDer, 'root-cert.pem');
   const caPem = certificatePem(caDer);
   const rootPem = certificatePem(rootDer);
   let key: KeyObject;
@@ -52,7 +89,7 @@ export function validatePluggedCa(files: PluggedCaFiles, trustDomain: string, no
   const caFingerprint = certificateFingerprint(caPem);
   const rootFingerprint = certificateFingerprint(rootPem);
   const between = decodeCertificates(files.certChainPem)
-    .map((der) => certificatePem(der))
+    .map((der, i) => certificatePem(readable(der, `cert-chain.pem certificate ${i + 1}`)))
     .filter((pem) => {
       const fp = certificateFingerprint(pem);
       return fp !== caFingerprint && fp !== rootFingerprint;
@@ -65,6 +102,13 @@ export function validatePluggedCa(files: PluggedCaFiles, trustDomain: string, no
   }
   const pathProblems = issuingPathProblems([caPem, ...between, rootPem], trustDomainId(trustDomain));
   if (pathProblems.length > 0) throw refuse(pathProblems.join('; '));
+  try {
+    // What start-up does next with it: a signer that would fail there fails here, coded.
+    new LeafSigner(caDer, key);
+  } catch (err) {
+    if (isRampartError(err)) throw err;
+    throw refuse(`ca-cert.pem cannot sign leaves (${reason(err)})`);
+  }
   const ca = new X509Certificate(caPem);
   // Leaves are clamped to this: a chain is only as long-lived as its shortest link.
   const notAfter = Math.min(...[caPem, ...between, rootPem].map((pem) => Date.parse(new X509Certificate(pem).validTo)));
