@@ -36,13 +36,23 @@ function count(value: unknown, field: string): number {
   return value;
 }
 
+/**
+ * The last millisecond an X.509 time can name (GeneralizedTime has four year digits). Every time
+ * and duration in the state stays at or below it, so that it, and the sum of any two of them, is
+ * a time a JavaScript Date can hold: new Date(9e15).toISOString() throws a RangeError, which
+ * took down the CA's start-up, /v1/admin/status and rotation steps.
+ */
+const MAX_TIME_MS = 253_402_300_799_999;
+
 /** Millisecond timestamps: integers, so a float or a seconds/ms mix-up is caught here. */
 function time(value: unknown, field: string): number {
-  return count(value, field);
+  const ms = count(value, field);
+  if (ms > MAX_TIME_MS) throw corrupt(field, 'is a time after the year 9999');
+  return ms;
 }
 
-function optionalCount(value: unknown, field: string): number | undefined {
-  return value === undefined ? undefined : count(value, field);
+function optionalTime(value: unknown, field: string): number | undefined {
+  return value === undefined ? undefined : time(value, field);
 }
 
 function bool(value: unknown, field: string): boolean {
@@ -110,11 +120,12 @@ function decodeRoot(value: unknown, field: string): RootRecord {
     intermediate: decodeIntermediate(o['intermediate'], `${field}.intermediate`),
   };
   // Optional fields are omitted rather than stored as undefined so encode(decode(x)) is stable.
-  const activatedAt = optionalCount(o['activatedAt'], `${field}.activatedAt`);
+  const activatedAt = optionalTime(o['activatedAt'], `${field}.activatedAt`);
   if (activatedAt !== undefined) root.activatedAt = activatedAt;
-  const signingEndedAt = optionalCount(o['signingEndedAt'], `${field}.signingEndedAt`);
+  const signingEndedAt = optionalTime(o['signingEndedAt'], `${field}.signingEndedAt`);
   if (signingEndedAt !== undefined) root.signingEndedAt = signingEndedAt;
-  const maxLeafTtlMs = optionalCount(o['maxLeafTtlMs'], `${field}.maxLeafTtlMs`);
+  // A duration, added to signingEndedAt: held to the same bound.
+  const maxLeafTtlMs = optionalTime(o['maxLeafTtlMs'], `${field}.maxLeafTtlMs`);
   if (maxLeafTtlMs !== undefined) root.maxLeafTtlMs = maxLeafTtlMs;
   return root;
 }

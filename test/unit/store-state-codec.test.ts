@@ -155,3 +155,21 @@ test('encodeState refuses to serialize an invalid state', () => {
   const bad = { ...sample(), sequence: -1 } as CaState;
   assert.throws(() => encodeState(bad), { code: 'RAMPART_ERR_STATE_CORRUPT' });
 });
+
+test('times and the leaf TTL ceiling stay within what a Date and an X.509 time can hold (fuzz finding)', () => {
+  // Seeded state campaign (seed 0x57a7e): a notAfter of 9e15 decoded, and the CA then died in
+  // start-up on new Date(9e15).toISOString() with an uncoded RangeError (so did status and prepare).
+  const last = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+  for (const [field, mutate] of [
+    ['roots[0].notAfter', (o: any) => (o.roots[0].notAfter = 9e15)],
+    ['roots[1].intermediate.notAfter', (o: any) => (o.roots[1].intermediate.notAfter = Number.MAX_SAFE_INTEGER)],
+    ['roots[1].preparedAt', (o: any) => (o.roots[1].preparedAt = 8.64e15 + 1)],
+    ['roots[0].signingEndedAt', (o: any) => (o.roots[0].signingEndedAt = last + 1)],
+    ['roots[0].maxLeafTtlMs', (o: any) => (o.roots[0].maxLeafTtlMs = 2 ** 53 - 1)],
+    ['updatedAt', (o: any) => (o.updatedAt = 1e16)],
+  ] as const) {
+    assertCorrupt(tampered(mutate), field);
+  }
+  const latest = decodeState(tampered((o) => (o.roots[1].notAfter = last)));
+  assert.equal(new Date(latest.roots[1]?.notAfter ?? 0).toISOString(), '9999-12-31T23:59:59.999Z');
+});
