@@ -5,7 +5,7 @@
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { Clock } from '../clock.js';
-import { StateError, UnavailableError } from '../errors.js';
+import { isRampartError, StateError, UnavailableError } from '../errors.js';
 import { workloadSpiffeId } from '../identity.js';
 import { checkCsrIdentity, parseCsrPem } from '../pki/csr.js';
 import { certificatePem } from '../pki/pem.js';
@@ -25,18 +25,52 @@ export interface SigningContext {
   readonly activeRootFingerprint: string;
 }
 
+/**
+ * Loads one PEM of the stored state. The codec checks only the PEM shape, so a state whose base64
+ * was damaged (a changed character, a lost line) decodes; loading it then failed with OpenSSL's
+ * own uncoded error, at start-up or, for a root outside the signing path, on every JWKS bundle
+ * request. OpenSSL's message names no key material.
+ */
+function loadStored<T>(what: string, load: () => T): T {
+  try {
+    return load();
+  } catch (err) {
+    if (isRampartError(err)) throw err;
+    throw new StateError('RAMPART_ERR_STATE_CORRUPT', `the stored CA state's ${what} cannot be read (${err instanceof Error ? err.message : String(err)}); restore the state from a backup`, { cause: err });
+  }
+}
+
+/** Checks that every root certificate and root key of the state loads and matches its fingerprint. */
+function checkStoredRoots(state: CaState): void {
+  for (const r of state.roots) {
+    const name = `root ${r.fingerprint.slice(0, 16)}`;
+    const cert = loadStored(`${name} certificate`, () => new X509Certificate(r.certPem));
+    loadStored(`${name} certificate's public key`, () => cert.publicKey);
+    // Rotation, the bundle's JSON and the admin API go by fingerprint; another certificate under it
+    // would be trusted, listed and retired under the wrong name.
+    if (cert.fingerprint256.replace(/:/g, '').toLowerCase() !== r.fingerprint) {
+      throw new StateError('RAMPART_ERR_STATE_CORRUPT', `the stored CA state's ${name} certificate is not the certificate its fingerprint names; restore the state from a backup`);
+    }
+    const keyPem = r.keyPem;
+    if (keyPem !== null) loadStored(`${name} key`, () => createPrivateKey(keyPem));
+  }
+}
+
 /** Builds the signing context for a state, or throws when it has no usable active root. */
 export function signingContextFor(state: CaState): SigningContext {
   const root = activeRoot(state);
   if (!root) throw new UnavailableError('RAMPART_ERR_NOT_READY', 'the CA state has no active root');
-  const intermediateCert = new X509Certificate(root.intermediate.certPem);
-  const intermediateKey = createPrivateKey(root.intermediate.keyPem);
+  checkStoredRoots(state);
+  const name = `active root ${root.fingerprint.slice(0, 16)}'s intermediate`;
+  const intermediateCert = loadStored(`${name} certificate`, () => new X509Certificate(root.intermediate.certPem));
+  const intermediateKey = loadStored(`${name} key`, () => createPrivateKey(root.intermediate.keyPem));
+  root.intermediate.chainPems.forEach((pem, i) => loadStored(`${name} chain certificate ${i + 1}`, () => new X509Certificate(pem)));
   // A key stored beside another intermediate's certificate would fail every post-signing check;
   // say what is wrong with the state once, instead of answering each request with that failure.
   if (!intermediateCert.checkPrivateKey(intermediateKey)) {
     throw new StateError('RAMPART_ERR_STATE_CORRUPT', `the active root ${root.fingerprint.slice(0, 16)}'s intermediate key does not belong to its certificate; restore the state from a backup`);
   }
-  const signer = new LeafSigner(intermediateCert.raw, intermediateKey);
+  const signer = loadStored(`${name} certificate`, () => new LeafSigner(intermediateCert.raw, intermediateKey));
   const bundle = bundleFromState(state);
   return {
     signer,
