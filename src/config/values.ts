@@ -22,6 +22,14 @@ export function formatHostPort(hp: HostPort): string {
   return isIP(hp.host) === 6 ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
 }
 
+/**
+ * The longest duration any flag takes: 100 years. parseDuration reads any run of digits, so
+ * "999999999999999999999d" was 8.6e28 ms and 400 nines were Infinity; such a --root-ttl made
+ * rampart ca die in start-up on a root certificate with no valid dates, and such a --max-ttl
+ * failed the first state write with a STATE_CORRUPT that advised removing the state.
+ */
+export const MAX_DURATION_MS = 36_500 * 86_400_000;
+
 /** Parses a duration flag (`90s`, `5m`, `1h`), which must be above zero, or returns undefined when absent. */
 export function durationFlag(text: string | undefined, flag: string): number | undefined {
   if (text === undefined) return undefined;
@@ -29,6 +37,7 @@ export function durationFlag(text: string | undefined, flag: string): number | u
   if (ms === null) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `${flag} "${text}" is not a duration; use forms like 90s, 5m, 1h, 30d`);
   // "0s" is a duration, just not a usable one here: saying it is none would send the reader hunting for a typo.
   if (ms <= 0) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `${flag} "${text}" must be more than zero, e.g. 90s, 5m, 1h`);
+  if (!(ms <= MAX_DURATION_MS)) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `${flag} "${text.length > 40 ? `${text.slice(0, 40)}…` : text}" is longer than 36500d (100 years), the most any setting takes`);
   return ms;
 }
 

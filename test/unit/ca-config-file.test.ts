@@ -121,3 +121,15 @@ test('a config file that is not JSON says so', () => {
   writeFileSync(path, '[1]');
   refused(() => loadCaConfig({ config: path }, {}), /is not a JSON object$/);
 });
+
+test('a duration over 100 years is refused where it is given, instead of failing start-up later (fuzz finding)', () => {
+  // Seeded config campaign (seed 0xc0f): "999999999999999999999d" was taken as 8.6e28 ms and 400
+  // nines as Infinity. As --root-ttl that made a root with no valid dates (start-up died with a
+  // DerError); as --max-ttl the first state write failed with STATE_CORRUPT advising to remove
+  // the state.
+  refused(() => loadCaConfig({ 'root-ttl': '999999999999999999999d' }, {}), /^--root-ttl "999999999999999999999d" is longer than 36500d \(100 years\)/);
+  refused(() => loadCaConfig({ 'max-ttl': `${'9'.repeat(400)}ms` }, {}), /^--max-ttl "9{40}…" is longer than 36500d/);
+  refused(() => withFile({ bundleRefreshInterval: '36501d' }), /^config "bundleRefreshInterval" "36501d" is longer than 36500d/);
+  refused(() => withFile({ kubernetes: { leaseDuration: '1e400d' } }), /is not a duration/);
+  assert.equal(loadCaConfig({ 'root-ttl': '36500d' }, {}).lifetimes.rootTtlMs, 36_500 * 86_400_000);
+});
