@@ -17,6 +17,9 @@ function shown(t: LeaseTiming): string {
   return `${t.name} (${t.ms / 1000}s${t.given ? '' : ', its default'})`;
 }
 
+/** The longest delay node's setTimeout (and AbortSignal.timeout) honours. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Throws RAMPART_ERR_CONFIG_INVALID naming the first rule the timings break. */
 export function checkLeaseTimings(lease: LeaseTiming, renew: LeaseTiming, retry: LeaseTiming): void {
   const fail = (message: string): never => {
@@ -24,6 +27,10 @@ export function checkLeaseTimings(lease: LeaseTiming, renew: LeaseTiming, retry:
   };
   if (lease.ms < 1000) fail(`${shown(lease)} must be at least 1s: the Lease records its duration in whole seconds`);
   if (renew.ms >= lease.ms) fail(`${shown(renew)} must be shorter than ${shown(lease)}: a leader that cannot renew must step down before another replica may take its Lease`);
+  // Both are node timers, which wait at most 2^31-1 ms: a longer one fires at once
+  // (TimeoutOverflowWarning), so every Lease call was aborted as it began and the retry loop
+  // called the API server every millisecond. The retry period is below the renew deadline.
+  if (renew.ms > MAX_TIMER_MS) fail(`${shown(renew)} must be at most ${MAX_TIMER_MS / 1000}s (24.8 days), the longest a timer can wait`);
   if (retry.ms <= 0) fail(`${shown(retry)} must be more than zero`);
   if (retry.ms >= renew.ms) fail(`${shown(retry)} must be shorter than ${shown(renew)}: a leader needs more than one try to renew before it steps down`);
 }

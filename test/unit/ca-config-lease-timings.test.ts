@@ -38,3 +38,11 @@ test('timings from the config file are named by their config keys', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a renew deadline longer than a node timer can wait is refused (fuzz finding)', () => {
+  // Seeded config campaign (seed 0xc0f): with --renew-deadline 25d the deadline timer fired at
+  // once (TimeoutOverflowWarning), aborting every Lease call, and a retry period as long looped.
+  refused({ 'lease-duration': '30d', 'renew-deadline': '25d' }, /^--renew-deadline \(2160000s\) must be at most 2147483\.647s \(24\.8 days\)/);
+  refused({ 'lease-duration': '30d', 'renew-deadline': '25d', 'retry-period': '24d' }, /^--renew-deadline \(2160000s\) must be at most/);
+  assert.deepEqual(load({ 'lease-duration': '30d', 'renew-deadline': '24d', 'retry-period': '1d' }).kubernetes.leaderElection, { leaseDurationMs: 2_592_000_000, renewDeadlineMs: 2_073_600_000, retryPeriodMs: 86_400_000 });
+});
