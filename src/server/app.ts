@@ -1,8 +1,8 @@
 /** Builds the CA's API fastify instance (never listens: the caller decides where). */
 import { fastify, type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import { RampartError } from '../core/errors.js';
+import { BadRequestError, RampartError } from '../core/errors.js';
 import { makeErrorHandler, sendError } from './error-handler.js';
-import { answerClientError, answerFrameworkError } from './framing-errors.js';
+import { answerClientError, answerFrameworkError, hostHeaderProblem } from './framing-errors.js';
 import type { CaServerDeps } from './deps.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerCertificateRoutes } from './routes/certificates.js';
@@ -25,7 +25,8 @@ export function buildCaApp(deps: CaServerDeps, https?: TlsOptions & { requestCer
     return503OnClosing: false,
     clientErrorHandler: answerClientError,
     frameworkErrors: answerFrameworkError,
-    ...(https ? { https } : {}),
+    // Node would answer a request without Host itself, with a bare 400 (see hostHeaderProblem).
+    ...(https ? { https: { ...https, requireHostHeader: false } } : {}),
   };
   const app = fastify(options as FastifyServerOptions) as unknown as FastifyInstance;
   // Only JSON bodies are accepted; without this fastify would parse text/plain and answer 400.
@@ -42,7 +43,14 @@ export function buildCaApp(deps: CaServerDeps, https?: TlsOptions & { requestCer
     stopping.abort();
     done();
   });
-  app.addHook('onRequest', (_request, reply, done) => {
+  app.addHook('onRequest', (request, reply, done) => {
+    const hostProblem = hostHeaderProblem(request.raw);
+    if (hostProblem !== null) {
+      // As node would: the request is not one this connection can be trusted to frame.
+      void reply.header('connection', 'close');
+      done(new BadRequestError('RAMPART_ERR_BAD_REQUEST', hostProblem));
+      return;
+    }
     if (!stopping.signal.aborted) {
       done();
       return;

@@ -5,7 +5,7 @@
  * 400 or fastify's own JSON shape, the only answers outside the `{"error": {"code", "message"}}`
  * contract of DESIGN section 6.
  */
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorCode } from '../core/errors.js';
@@ -54,4 +54,19 @@ export function answerClientError(err: Error & { code?: string }, socket: Duplex
 export function answerFrameworkError(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const message = error.code === 'FST_ERR_BAD_URL' ? 'the request URL is not valid: it does not percent-decode' : 'the request URL cannot be routed';
   return sendError(reply, 'RAMPART_ERR_BAD_REQUEST', message);
+}
+
+/**
+ * RFC 9112 section 3.2: an HTTP/1.1 request must carry exactly one Host header, and a server
+ * answers 400 otherwise. Node checks only for a missing one, and answers it itself with a bare 400
+ * and no body (its requireHostHeader option), outside the coded-error contract; the servers turn
+ * that off and refuse with this message instead. Returns null when the request is fine.
+ */
+export function hostHeaderProblem(req: IncomingMessage): string | null {
+  // HTTP/1.0 has no such rule.
+  if (req.httpVersionMajor !== 1 || req.httpVersionMinor === 0) return null;
+  let hosts = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if ((req.rawHeaders[i] as string).toLowerCase() === 'host') hosts++;
+  if (hosts === 1) return null;
+  return hosts === 0 ? 'an HTTP/1.1 request must carry a Host header' : 'the request carries more than one Host header';
 }

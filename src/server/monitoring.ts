@@ -8,7 +8,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import { answerClientError } from './framing-errors.js';
+import { answerClientError, hostHeaderProblem } from './framing-errors.js';
 
 export interface MonitoringOptions {
   readonly registry: Registry;
@@ -33,8 +33,15 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 
 export function createMonitoringServer(options: MonitoringOptions): MonitoringServer {
   const exposition = options.metrics ?? (() => options.registry.metrics());
-  const server = http.createServer((req, res) => {
+  // Node would answer a request without Host itself, with a bare 400 (see hostHeaderProblem).
+  const server = http.createServer({ requireHostHeader: false }, (req, res) => {
     const headOnly = req.method === 'HEAD';
+    const hostProblem = hostHeaderProblem(req);
+    if (hostProblem !== null) {
+      res.setHeader('connection', 'close');
+      send(res, 400, JSON_TYPE, JSON.stringify({ error: { code: 'RAMPART_ERR_BAD_REQUEST', message: hostProblem } }), false);
+      return;
+    }
     const path = ((req.url ?? '/').split('?', 1)[0] ?? '/').slice(0, 200);
     const known = path === '/healthz' || path === '/readyz' || path === '/metrics';
     if (!known) {

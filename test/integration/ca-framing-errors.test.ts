@@ -108,6 +108,30 @@ test('bytes that are not HTTP/1.1 get a coded 400 and the connection is closed',
   await stillIssues(ca);
 });
 
+test('an HTTP/1.1 request without a Host header, or with two, gets a coded 400 on both listeners, not node\'s empty one (fuzz finding)', async () => {
+  // Seeded HTTP campaign (seed 0x4777): a request whose Host line was damaged got node's own
+  // "400 Bad Request" with an empty chunked body from both the API and the monitoring listener.
+  const missing = await rawTls(ca, ['GET /v1/trust-bundle HTTP/1.1\r\n\r\n']);
+  assert.ok(missing.closedByServer);
+  assert.equal(missing.answers.length, 1);
+  assert.equal(missing.answers[0]?.status, 400);
+  assert.equal(missing.answers[0]?.headers['connection'], 'close');
+  assert.equal(missing.answers[0]?.body.error?.code, 'RAMPART_ERR_BAD_REQUEST');
+  assert.match(missing.answers[0]?.body.error?.message ?? '', /must carry a Host header/);
+  const two = await rawTls(ca, ['GET /v1/trust-bundle HTTP/1.1\r\nHost: localhost\r\nHost: elsewhere\r\n\r\n']);
+  assert.equal(two.answers[0]?.status, 400);
+  assert.match(two.answers[0]?.body.error?.message ?? '', /more than one Host header/);
+  // HTTP/1.0 has no Host rule.
+  const http10 = await rawTls(ca, ['GET /v1/trust-bundle?format=json HTTP/1.0\r\n\r\n']);
+  assert.equal(http10.answers[0]?.status, 200);
+  const url = new URL(ca.monitoringUrl);
+  const [monitoring] = await rawTcp(url.hostname, Number(url.port), 'GET /healthz HTTP/1.1\r\n\r\n');
+  assert.equal(monitoring?.status, 400);
+  assert.equal(monitoring?.body.error?.code, 'RAMPART_ERR_BAD_REQUEST');
+  assert.match(monitoring?.body.error?.message ?? '', /must carry a Host header/);
+  await stillIssues(ca);
+});
+
 test('headers over 16 KiB get a coded 431, seen by curl', async () => {
   const huge = `Authorization: Bearer ${'a'.repeat(20_000)}`;
   const { stdout } = await run('curl', ['-sS', '--cacert', `${ca.stateDir}/root-cert.pem`, '-H', huge, '-w', '\n%{http_code}', `${ca.apiUrl}/v1/trust-bundle`]);
