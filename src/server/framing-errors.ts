@@ -42,10 +42,21 @@ export function answerClientError(err: Error & { code?: string }, socket: Duplex
     const { code, message } = classify(err);
     const status = statusOf(code);
     const body = JSON.stringify({ error: { code, message } });
-    socket.write(
+    // end(), then destroy once it is flushed: over TLS a write queues behind output not yet
+    // flushed (the "100 Continue" of an Expect: 100-continue request), and destroy() right after
+    // write() discarded both, so the client saw the connection close with no answer at all. The
+    // timer bounds a peer that stops reading.
+    const guard = setTimeout(() => socket.destroy(), 5_000);
+    guard.unref();
+    socket.end(
       `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\n` +
         `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      () => {
+        clearTimeout(guard);
+        socket.destroy();
+      },
     );
+    return;
   }
   socket.destroy();
 }
