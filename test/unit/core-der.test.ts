@@ -173,3 +173,12 @@ test('decodeTime refuses fields that name no calendar time instead of rolling th
   year50.setUTCFullYear(50, 0, 1);
   assert.equal(decodeTime(early, readTlv(early, 0)), year50.getTime());
 });
+
+test('decodeTime refuses a byte above 0x7f where a digit belongs, instead of reading it with its top bit dropped', () => {
+  // DER campaign (seed 0xde12): 2611270924 b4 31 5a decoded as 2026-11-27T09:24:41Z, because the
+  // ascii decoder turns 0xb4 into "4".
+  const bad = tlv(TAG.UTC_TIME, Buffer.concat([Buffer.from('2611270924', 'ascii'), Buffer.from([0xb4, 0x31, 0x5a])]));
+  assertDerError(() => decodeTime(bad, readTlv(bad, 0)), /bad UTCTime/);
+  const badGeneralized = tlv(TAG.GENERALIZED_TIME, Buffer.concat([Buffer.from([0xb2]), Buffer.from('0261127092441Z', 'ascii')]));
+  assertDerError(() => decodeTime(badGeneralized, readTlv(badGeneralized, 0)), /bad GeneralizedTime/);
+});

@@ -250,7 +250,9 @@ function calendarTime(year: number, month: number, day: number, hour: number, mi
 
 /** Decodes a UTCTime or GeneralizedTime TLV (Z form only, as RFC 5280 requires). */
 export function decodeTime(buf: Buffer, t: Tlv): number {
-  const text = content(buf, t).toString('ascii');
+  // latin1, not ascii: node's ascii decoder drops the top bit, so the byte 0xb4 read as "4" and a
+  // time with a non-digit byte in it decoded as a valid instant.
+  const text = content(buf, t).toString('latin1');
   let match: RegExpExecArray | null;
   if (t.tag === TAG.UTC_TIME) {
     match = /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text);
