@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { ConfigError } from '../core/errors.js';
 import { InvalidSpiffeIdError, isValidSpiffeId, validateAllowPattern } from '../core/identity.js';
 import { refuseListenClashes } from './listen-clash.js';
-import { caUrlFlag, DEFAULT_CA_URL, durationFlag, hostPort, type HostPort } from './values.js';
+import { caUrlFlag, DEFAULT_CA_URL, durationFlag, hostPort, timerDurationFlag, type HostPort } from './values.js';
 
 /** Flags as parsed by the CLI. */
 export interface AgentFlags {
@@ -162,8 +162,8 @@ export function loadAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = {}):
     monitoringListen: hostPort(flags['monitoring-listen'] ?? AGENT_DEFAULTS.monitoringListen, '--monitoring-listen'),
     logLevel: logLevel as AgentLogLevel,
     tunnel,
-    startupTimeoutMs: durationFlag(flags['startup-timeout'] ?? AGENT_DEFAULTS.startupTimeout, '--startup-timeout') as number,
-    drainTimeoutMs: durationFlag(flags['drain-timeout'] ?? AGENT_DEFAULTS.drainTimeout, '--drain-timeout') as number,
+    startupTimeoutMs: timerDurationFlag(flags['startup-timeout'] ?? AGENT_DEFAULTS.startupTimeout, '--startup-timeout') as number,
+    drainTimeoutMs: timerDurationFlag(flags['drain-timeout'] ?? AGENT_DEFAULTS.drainTimeout, '--drain-timeout') as number,
     agentId: defaultAgentId(env),
   };
   refuseListenClashes([

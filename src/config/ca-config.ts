@@ -213,17 +213,26 @@ function settingName(flags: CaFlags, flag: keyof CaFlags, section: Json, key: st
   return flags[flag] === undefined && section[key] !== undefined ? `config "${path}"` : `--${flag}`;
 }
 
-function positiveInt(text: string | undefined, name: string, fallback: number): number {
+function positiveInt(text: string | undefined, name: string, fallback: number, most = Number.MAX_SAFE_INTEGER): number {
   if (text === undefined) return fallback;
   if (!/^\d+$/.test(text) || Number(text) < 1) throw invalid(`${name} must be a positive whole number, got "${text}"`);
+  // Past 2^53 a count is no longer exact (9007199254740993 read as ...992), and each setting has
+  // a ceiling beyond which it can only be a typo.
+  if (Number(text) > most) throw invalid(`${name} must be at most ${most}, got "${text.length > 24 ? `${text.slice(0, 24)}…` : text}"`);
   return Number(text);
 }
+
+/**
+ * The most signing workers: each is a node process holding the signer (about 60 MB), and more
+ * than the cores only adds memory and context switches; a mistyped count must not fork thousands.
+ */
+export const MAX_WORKERS = 256;
 
 /** `--workers N`, or `auto`: one signing process per CPU the process may use (cgroup quota included). */
 function workerCount(text: string | undefined, name: string): number {
   if (text === 'auto') return usableCpus();
   if (text !== undefined && !/^\d+$/.test(text)) throw invalid(`${name} must be a positive whole number or "auto", got "${text}"`);
-  return positiveInt(text, name, 1);
+  return positiveInt(text, name, 1, MAX_WORKERS);
 }
 
 /** Builds the frozen CA config. `env` is passed in so tests can control it. */

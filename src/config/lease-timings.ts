@@ -4,6 +4,7 @@
  * wrong with the values in force, so a rejected pair reads as the comparison it failed.
  */
 import { ConfigError } from '../core/errors.js';
+import { MAX_TIMER_MS } from './values.js';
 
 /** One timing in force: where it came from (flag or config key) and whether it was given. */
 export interface LeaseTiming {
@@ -16,9 +17,6 @@ export interface LeaseTiming {
 function shown(t: LeaseTiming): string {
   return `${t.name} (${t.ms / 1000}s${t.given ? '' : ', its default'})`;
 }
-
-/** The longest delay node's setTimeout (and AbortSignal.timeout) honours. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Throws RAMPART_ERR_CONFIG_INVALID naming the first rule the timings break. */
 export function checkLeaseTimings(lease: LeaseTiming, renew: LeaseTiming, retry: LeaseTiming): void {

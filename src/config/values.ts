@@ -41,6 +41,19 @@ export function durationFlag(text: string | undefined, flag: string): number | u
   return ms;
 }
 
+/** The longest delay node's setTimeout honours: a longer one fires at once (TimeoutOverflowWarning). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A duration flag that becomes a timer: {@link durationFlag}, and at most 24.8 days, or the timer
+ * would fire at once (an agent given `--startup-timeout 30d` gave up before asking the CA).
+ */
+export function timerDurationFlag(text: string | undefined, flag: string): number | undefined {
+  const ms = durationFlag(text, flag);
+  if (ms !== undefined && ms > MAX_TIMER_MS) throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `${flag} "${text}" is longer than 24.8 days (2^31-1 ms), the longest a timer can wait`);
+  return ms;
+}
+
 /** The CA API every client command talks to when --ca-url is not given. */
 export const DEFAULT_CA_URL = 'https://localhost:8443';
 

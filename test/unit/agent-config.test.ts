@@ -88,3 +88,10 @@ test('a bad --allow quotes the value as written and says which forms are allowed
   refused('spiffe://cluster.local/ns/*/sa/web', 'path segments may contain only letters, digits, ".", "-" and "_"');
   refused('http://cluster.local/ns/shop/*', 'must start with "spiffe://"');
 });
+
+test('a timeout is a timer: over 24.8 days it is refused, not left to fire at once', () => {
+  assert.equal(loadAgentConfig({ 'startup-timeout': '24d' }).startupTimeoutMs, 24 * 86_400_000);
+  for (const flag of ['startup-timeout', 'drain-timeout'] as const) {
+    assert.throws(() => loadAgentConfig({ [flag]: '25d' }), { code: 'RAMPART_ERR_CONFIG_INVALID', message: new RegExp(`--${flag} "25d" is longer than 24.8 days`) });
+  }
+});

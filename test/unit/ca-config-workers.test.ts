@@ -35,3 +35,12 @@ test('--workers takes a count or auto; anything else is a coded config error', (
     assert.throws(() => loadCaConfig({ ...base, workers: bad }, {}), { code: 'RAMPART_ERR_CONFIG_INVALID', message: /--workers must be a positive whole number or "auto"|--workers must be a positive whole number/ });
   }
 });
+
+test('counts have ceilings: --workers at most 256, --max-in-flight only while exact', () => {
+  const base = { listen: '127.0.0.1:0', 'monitoring-listen': '127.0.0.1:0' };
+  assert.equal(loadCaConfig({ ...base, workers: '256' }, {}).workers, 256);
+  assert.throws(() => loadCaConfig({ ...base, workers: '257' }, {}), { code: 'RAMPART_ERR_CONFIG_INVALID', message: /--workers must be at most 256, got "257"/ });
+  assert.throws(() => loadCaConfig({ ...base, workers: '9007199254740994' }, {}), { code: 'RAMPART_ERR_CONFIG_INVALID', message: /--workers must be at most 256/ });
+  assert.equal(loadCaConfig({ ...base, 'max-in-flight': '9007199254740991' }, {}).maxInFlight, Number.MAX_SAFE_INTEGER);
+  assert.throws(() => loadCaConfig({ ...base, 'max-in-flight': '9007199254740993' }, {}), { code: 'RAMPART_ERR_CONFIG_INVALID', message: /--max-in-flight must be at most 9007199254740991/ });
+});

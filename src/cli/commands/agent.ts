@@ -34,7 +34,8 @@ Flags:
   --monitoring-listen HOST:PORT  /healthz /readyz /metrics (default 127.0.0.1:15020)
   --startup-timeout D      give up when no first certificate arrives within D (default 60s);
                            a SIGTERM or SIGINT before then stops the agent at once (exit 0)
-  --drain-timeout D        on SIGTERM, let open connections finish for up to D (default 5s)
+  --drain-timeout D        on SIGTERM, let open connections finish for up to D (default 5s);
+                           both timeouts are timers, at most 24d
   --log-level LEVEL        pino level (default info)
 
 Example:
