@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { formatStatus } from '../../src/cli/commands/root.js';
+import { certificatePem, decodeCertificates } from '../../src/core/pki/pem.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { runCliSync, spawnCli } from '../helpers/cli.js';
 import { httpsJson } from '../helpers/https.js';
@@ -222,6 +224,17 @@ test('rampart cert inspect FILE prints SPIFFE ID, serial, validity, key type and
   const missing = await cli(['cert', 'inspect', join(dir, 'nope.pem')]);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /cannot read .*nope\.pem: ENOENT/);
+  // A block OpenSSL cannot read as DER is named by its place, and not blamed on a missing BEGIN
+  // line (OpenSSL's own message after its PEM fallback, "PEM routines::no start line").
+  const [fixture] = decodeCertificates(await readFile(fileURLToPath(new URL('../fixtures/fuzz/leaf.pem', import.meta.url)), 'utf8'));
+  const damaged = Buffer.from(fixture as Buffer);
+  damaged[10] = 0; // inside the serial number: Rampart's reader takes it, OpenSSL does not
+  const bad = join(dir, 'damaged.pem');
+  await writeFile(bad, (res.body.certChain as string[])[0] + certificatePem(damaged));
+  const refused = await cli(['cert', 'inspect', bad]);
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /damaged\.pem: certificate 2 of 2 is not a well-formed X\.509 certificate \(its DER does not decode\) \[RAMPART_ERR_USAGE\]/);
+  assert.doesNotMatch(refused.stderr, /no start line/);
 });
 
 test('cert inspect on a certificate with two URI SANs says it is no X.509-SVID instead of showing the first as its SPIFFE ID', async () => {

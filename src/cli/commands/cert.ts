@@ -126,12 +126,13 @@ export async function runCert(argv: readonly string[]): Promise<number> {
   const ders = decodeCertificates(text);
   if (ders.length === 0) throw new ConfigError('RAMPART_ERR_USAGE', `${file} holds no PEM CERTIFICATE block`);
   const now = Date.now();
-  let summaries: CertSummary[];
-  try {
-    summaries = ders.map((der) => summarize(der, now));
-  } catch (err) {
-    throw new ConfigError('RAMPART_ERR_USAGE', `${file} holds a certificate that cannot be parsed: ${(err as Error).message}`);
-  }
+  const summaries = ders.map((der, i) => {
+    try {
+      return summarize(der, now);
+    } catch (err) {
+      throw new ConfigError('RAMPART_ERR_USAGE', `${file}: certificate ${i + 1} of ${ders.length} ${unparsableReason(err)}`);
+    }
+  });
   if (values.json) {
     process.stdout.write(`${JSON.stringify(summaries, null, 2)}\n`);
     return 0;
@@ -162,4 +163,15 @@ export async function runCert(argv: readonly string[]): Promise<number> {
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;
+}
+
+/**
+ * Why a PEM block's bytes are not a certificate. OpenSSL, having failed to read them as DER, also
+ * tries PEM and reports that failure ("PEM routines::no start line"), which sends the reader
+ * looking for a missing BEGIN line that is there.
+ */
+function unparsableReason(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  if (/no start line|PEM routines/i.test(message)) return 'is not a well-formed X.509 certificate (its DER does not decode)';
+  return `cannot be parsed: ${message}`;
 }
