@@ -8,3 +8,10 @@ export async function freePort(): Promise<number> {
   await new Promise<void>((resolve) => srv.close(() => resolve()));
   return port;
 }
+
+/** A loopback port held by a listener that drops every connection, for tests of a port in use. */
+export async function holdPort(): Promise<{ port: number; release: () => void }> {
+  const srv = createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  return { port: (srv.address() as AddressInfo).port, release: () => srv.close() };
+}

@@ -8,26 +8,22 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCliSync, spawnCli } from '../helpers/cli.js';
-import { freePort } from '../helpers/ports.js';
+import { freePort, holdPort } from '../helpers/ports.js';
 
-let held: net.Server;
+let releaseHeld: () => void;
 let heldPort: number;
 let dir: string;
 
 before(async () => {
-  held = net.createServer((socket) => socket.destroy());
-  held.listen(0, '127.0.0.1');
-  await once(held, 'listening');
-  heldPort = (held.address() as net.AddressInfo).port;
+  ({ port: heldPort, release: releaseHeld } = await holdPort());
   dir = mkdtempSync(join(tmpdir(), 'rampart-rollback-'));
 });
 
 after(() => {
-  held.close();
+  releaseHeld();
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -10,21 +10,19 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnCli } from '../helpers/cli.js';
+import { holdPort } from '../helpers/ports.js';
 
-let held: net.Server;
+let releaseHeld: () => void;
 let heldPort: number;
 let dir: string;
 
 before(async () => {
-  held = net.createServer((socket) => socket.destroy());
-  held.listen(0, '127.0.0.1');
-  await once(held, 'listening');
-  heldPort = (held.address() as net.AddressInfo).port;
+  ({ port: heldPort, release: releaseHeld } = await holdPort());
   dir = mkdtempSync(join(tmpdir(), 'rampart-listen-'));
 });
 
 after(async () => {
-  held.close();
+  releaseHeld();
   rmSync(dir, { recursive: true, force: true });
 });
 
