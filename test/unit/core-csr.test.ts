@@ -60,6 +60,16 @@ test('anything outside the signed certificationRequestInfo is refused: a trailin
   assertMalformed(request({ spki: ecSpki, key: ec.privateKey, infoExtra: [NULL] }), /more than version, subject, subjectPKInfo and attributes/);
 });
 
+test('an RSASSA-PSS request, whose algorithm carries parameters, is refused as an unsupported algorithm, not as malformed', () => {
+  // RSASSA-PSS-params (RFC 4055): SHA-256, MGF1 with SHA-256, salt 32, as openssl req -sigopt rsa_padding_mode:pss writes them.
+  const sha256 = seq(encodeOid('2.16.840.1.101.3.4.2.1'));
+  const pssParams = seq(tlv(contextTag(0, true), sha256), tlv(contextTag(1, true), seq(encodeOid('1.2.840.113549.1.1.8'), sha256)), tlv(contextTag(2, true), smallInteger(32)));
+  assert.throws(
+    () => parseCsr(request({ spki: rsaSpki({}), key: rsa.privateKey, rsa: true, algorithm: seq(encodeOid('1.2.840.113549.1.1.10'), pssParams) })),
+    (err: unknown) => err instanceof BadRequestError && err.code === 'RAMPART_ERR_CSR_BAD_SIGNATURE' && /signature algorithm 1\.2\.840\.113549\.1\.1\.10 is not supported/.test(err.message),
+  );
+});
+
 test('a SubjectPublicKeyInfo the certificate could not carry is refused, though the request signature verifies', () => {
   const spkiWithTrailer = seq(...[ecSpki.subarray(2, 2 + 21), ecSpki.subarray(2 + 21)], bitString(Buffer.alloc(64, 1)));
   assertMalformed(request({ spki: spkiWithTrailer, key: ec.privateKey }), /exactly an algorithm and a key/);

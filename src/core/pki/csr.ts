@@ -163,8 +163,9 @@ export function parseCsr(der: Buffer): ParsedCsr {
     const [algOidTlv, algParams, ...algExtra] = readChildren(der, algSeq);
     sigAlgOid = decodeOid(content(der, expectTag(algOidTlv, TAG.OID, 'signature algorithm')));
     // ECDSA leaves the parameters out (RFC 5758), RSA PKCS#1 v1.5 puts NULL there (RFC 4055);
-    // nothing else is a parameter of the algorithms accepted.
-    if (algExtra.length > 0 || (algParams !== undefined && (algParams.tag !== TAG.NULL || algParams.end !== algParams.contentStart))) {
+    // nothing else is a parameter of the algorithms accepted. An algorithm not accepted at all
+    // (RSASSA-PSS, which needs parameters) is refused below as unsupported, not as malformed.
+    if (SIGNATURE_HASH[sigAlgOid] !== undefined && (algExtra.length > 0 || (algParams !== undefined && (algParams.tag !== TAG.NULL || algParams.end !== algParams.contentStart)))) {
       throw new DerError('signatureAlgorithm parameters must be absent or NULL');
     }
     const sigBits = content(der, expectTag(sigTlv, TAG.BIT_STRING, 'signature'));
