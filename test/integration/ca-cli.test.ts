@@ -235,6 +235,20 @@ test('rampart cert inspect FILE prints SPIFFE ID, serial, validity, key type and
   assert.equal(refused.code, 2);
   assert.match(refused.stderr, /damaged\.pem: certificate 2 of 2 is not a well-formed X\.509 certificate \(its DER does not decode\) \[RAMPART_ERR_USAGE\]/);
   assert.doesNotMatch(refused.stderr, /no start line/);
+  // A block the PEM reader cannot decode at all is named too, not skipped (it read as a leaf alone).
+  const intermediatePem = (res.body.certChain as string[])[1] as string;
+  const lines = intermediatePem.split('\n');
+  const variants = {
+    'bad-base64.pem': [lines[0], `!!!!${(lines[1] as string).slice(4)}`, ...lines.slice(2)].join('\n'),
+    'no-end.pem': lines.filter((l) => !l.startsWith('-----END')).join('\n'),
+  };
+  for (const [name, second] of Object.entries(variants)) {
+    const path = join(dir, name);
+    await writeFile(path, (res.body.certChain as string[])[0] + second);
+    const r2 = await cli(['cert', 'inspect', path]);
+    assert.equal(r2.code, 2, `${name}: ${r2.stdout}`);
+    assert.match(r2.stderr, new RegExp(`${name.replace('.', '\\.')}: certificate 2 of 2 is not a readable PEM block`));
+  }
 });
 
 test('cert inspect on a certificate with two URI SANs says it is no X.509-SVID instead of showing the first as its SPIFFE ID', async () => {

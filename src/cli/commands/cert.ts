@@ -125,6 +125,8 @@ export async function runCert(argv: readonly string[]): Promise<number> {
   }
   const ders = decodeCertificates(text);
   if (ders.length === 0) throw new ConfigError('RAMPART_ERR_USAGE', `${file} holds no PEM CERTIFICATE block`);
+  const unreadable = unreadableBlock(text);
+  if (unreadable !== null) throw new ConfigError('RAMPART_ERR_USAGE', `${file}: certificate ${unreadable.index} of ${unreadable.of} is not a readable PEM block (damaged base64, or no matching END line)`);
   const now = Date.now();
   const summaries = ders.map((der, i) => {
     try {
@@ -174,4 +176,15 @@ function unparsableReason(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   if (/no start line|PEM routines/i.test(message)) return 'is not a well-formed X.509 certificate (its DER does not decode)';
   return `cannot be parsed: ${message}`;
+}
+
+/**
+ * The first CERTIFICATE block that starts but does not decode. The PEM reader skips such a block,
+ * so a chain whose intermediate was damaged read as a leaf alone ("Chain: (leaf only)"), exit 0.
+ */
+function unreadableBlock(text: string): { index: number; of: number } | null {
+  const marker = '-----BEGIN CERTIFICATE-----';
+  const pieces = text.split(marker).slice(1);
+  const bad = pieces.findIndex((piece) => decodeCertificates(marker + piece).length !== 1);
+  return bad < 0 ? null : { index: bad + 1, of: pieces.length };
 }
