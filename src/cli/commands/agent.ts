@@ -35,7 +35,7 @@ Flags:
   --startup-timeout D      give up when no first certificate arrives within D (default 60s);
                            a SIGTERM or SIGINT before then stops the agent at once (exit 0)
   --drain-timeout D        on SIGTERM, let open connections finish for up to D (default 5s);
-                           both timeouts are timers, at most 24d
+                           both timeouts are timers, at most 24.8 days (2^31-1 ms)
   --log-level LEVEL        pino level (default info)
 
 Example:
