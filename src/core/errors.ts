@@ -11,6 +11,7 @@ export type ErrorCategory =
   | 'forbidden'
   | 'not-found'
   | 'method-not-allowed'
+  | 'expectation-failed'
   | 'conflict'
   | 'payload-too-large'
   | 'headers-too-large'
@@ -50,6 +51,7 @@ export const ERROR_CATALOGUE = {
   RAMPART_ERR_NOT_ADMIN: { category: 'forbidden', summary: 'The caller is authenticated but not in admin.identities.' },
   RAMPART_ERR_NOT_FOUND: { category: 'not-found', summary: 'No such endpoint or object.' },
   RAMPART_ERR_METHOD_NOT_ALLOWED: { category: 'method-not-allowed', summary: 'The endpoint exists but does not take this HTTP method; the Allow header lists those it takes.' },
+  RAMPART_ERR_EXPECTATION_FAILED: { category: 'expectation-failed', summary: 'The request carries an Expect header other than 100-continue, the only expectation the servers meet.' },
   RAMPART_ERR_ROTATION_NOT_ALLOWED: { category: 'conflict', summary: 'The root-rotation step is not allowed now; the message says why and when it will be.' },
   RAMPART_ERR_STATE_CONFLICT: { category: 'conflict', summary: 'Another writer changed the CA state first; retry.' },
   RAMPART_ERR_RATE_LIMITED: { category: 'rate-limited', summary: 'The CA is shedding load; retry after the Retry-After header.' },

@@ -2,7 +2,7 @@
 import { fastify, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { BadRequestError, RampartError } from '../core/errors.js';
 import { makeErrorHandler, sendError } from './error-handler.js';
-import { answerClientError, answerFrameworkError, hostHeaderProblem } from './framing-errors.js';
+import { answerClientError, answerFrameworkError, answerUnmetExpectation, hostHeaderProblem } from './framing-errors.js';
 import type { CaServerDeps } from './deps.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerCertificateRoutes } from './routes/certificates.js';
@@ -29,6 +29,7 @@ export function buildCaApp(deps: CaServerDeps, https?: TlsOptions & { requestCer
     ...(https ? { https: { ...https, requireHostHeader: false } } : {}),
   };
   const app = fastify(options as FastifyServerOptions) as unknown as FastifyInstance;
+  app.server.on('checkExpectation', answerUnmetExpectation);
   // Only JSON bodies are accepted; without this fastify would parse text/plain and answer 400.
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler(makeErrorHandler(deps.logger));

@@ -10,6 +10,7 @@ export const STATUS_OF: Readonly<Record<ErrorCategory, number>> = {
   forbidden: 403,
   'not-found': 404,
   'method-not-allowed': 405,
+  'expectation-failed': 417,
   conflict: 409,
   'payload-too-large': 413,
   'headers-too-large': 431,

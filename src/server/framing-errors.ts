@@ -5,7 +5,7 @@
  * 400 or fastify's own JSON shape, the only answers outside the `{"error": {"code", "message"}}`
  * contract of DESIGN section 6.
  */
-import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorCode } from '../core/errors.js';
@@ -59,6 +59,19 @@ export function answerClientError(err: Error & { code?: string }, socket: Duplex
     return;
   }
   socket.destroy();
+}
+
+/**
+ * A 'checkExpectation' listener for node:http and node:https servers: a request whose Expect is
+ * not 100-continue. Without it node answers 417 itself, with an empty body outside the coded-error
+ * contract. The request is not routed (its body may be on its way), so the connection closes.
+ */
+export function answerUnmetExpectation(req: IncomingMessage, res: ServerResponse): void {
+  const code: ErrorCode = 'RAMPART_ERR_EXPECTATION_FAILED';
+  const body = JSON.stringify({ error: { code, message: 'the Expect header asks for something other than 100-continue, the only expectation this server meets; send the request without it' } });
+  req.resume();
+  res.writeHead(statusOf(code), { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+  res.end(body);
 }
 
 /** fastify's `frameworkErrors`: a URL that does not percent-decode, or a path segment too long to route. */

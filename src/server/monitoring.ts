@@ -8,7 +8,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import { answerClientError, hostHeaderProblem } from './framing-errors.js';
+import { answerClientError, answerUnmetExpectation, hostHeaderProblem } from './framing-errors.js';
 
 export interface MonitoringOptions {
   readonly registry: Registry;
@@ -64,6 +64,7 @@ export function createMonitoringServer(options: MonitoringOptions): MonitoringSe
     }
   });
   server.on('clientError', answerClientError);
+  server.on('checkExpectation', answerUnmetExpectation);
   // Scrapers and probes hold keep-alive connections; they must not keep a stopping process up.
   server.keepAliveTimeout = 5_000;
   return {

@@ -139,6 +139,22 @@ test('an HTTP/1.1 request without a Host header, or with two, gets a coded 400 o
   await stillIssues(ca);
 });
 
+test('an Expect other than 100-continue gets a coded 417 on both listeners, not node\'s empty one (outside QA)', async () => {
+  const api = await rawTls(ca, ['POST /v1/certificates HTTP/1.1\r\nHost: x\r\nExpect: bogus\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}']);
+  assert.equal(api.answers[0]?.status, 417);
+  assert.equal(api.answers[0]?.headers['connection'], 'close');
+  assert.equal(api.answers[0]?.body.error?.code, 'RAMPART_ERR_EXPECTATION_FAILED');
+  assert.match(api.answers[0]?.body.error?.message ?? '', /only expectation this server meets/);
+  const url = new URL(ca.monitoringUrl);
+  const [monitoring] = await rawTcp(url.hostname, Number(url.port), 'GET /healthz HTTP/1.1\r\nHost: x\r\nExpect: bogus\r\n\r\n');
+  assert.equal(monitoring?.status, 417);
+  assert.equal(monitoring?.body.error?.code, 'RAMPART_ERR_EXPECTATION_FAILED');
+  // The one expectation met still works.
+  const proceed = await rawTls(ca, ['GET /v1/trust-bundle?format=json HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n']);
+  assert.equal(proceed.answers.at(-1)?.status, 200);
+  await stillIssues(ca);
+});
+
 test('a coded 400 still reaches a client whose 100 Continue was not flushed yet (fuzz finding)', async () => {
   // Seeded HTTP campaign (seed 0x4777): node's client sends DELETE with a body but without
   // Content-Length or chunked framing; with Expect: 100-continue the CA wrote "100 Continue", then
