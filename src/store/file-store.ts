@@ -115,6 +115,8 @@ export class FileStateStore implements StateStore {
   private startSnapshot: StartSnapshot | null = null;
   /** Directories open() created, outermost first. */
   private createdDirectories: readonly string[] = [];
+  /** The directory's permission bits before open() tightened them to 0700, or null if it did not. */
+  private tightenedFrom: number | null = null;
 
   private constructor(dir: string, lock: FileLock, options: FileStateStoreOptions) {
     this.dir = dir;
@@ -133,6 +135,7 @@ export class FileStateStore implements StateStore {
   static async open(dir: string, options: FileStateStoreOptions = {}): Promise<FileStateStore> {
     let resolved: string;
     let created: string[] = [];
+    let tightenedFrom: number | null = null;
     // A directory this call created is removed again if the store does not open after all.
     const failed = async (error: unknown): Promise<never> => {
       await removeCreatedDirectories(created);
@@ -145,7 +148,10 @@ export class FileStateStore implements StateStore {
       if ((info.mode & 0o077) !== 0) {
         // A checkout's certs/ comes out of git as 0755: tighten it when it is ours, warn otherwise.
         const owned = typeof process.getuid === 'function' && info.uid === process.getuid();
-        if (owned) await chmod(dir, DIR_MODE);
+        if (owned) {
+          await chmod(dir, DIR_MODE);
+          tightenedFrom = info.mode & 0o777;
+        }
         else options.logger?.warn({ stateDir: dir, mode: (info.mode & 0o777).toString(8) }, 'state directory is accessible to other users; chmod 700 it');
       }
       resolved = await realpath(dir);
@@ -156,6 +162,7 @@ export class FileStateStore implements StateStore {
     const lock = await FileLock.acquire(resolved, options.logger === undefined ? {} : { logger: options.logger }).catch(failed);
     const store = new FileStateStore(resolved, lock, options);
     store.createdDirectories = created;
+    store.tightenedFrom = tightenedFrom;
     try {
       await store.sweepLeftovers();
       // Taken under the lock, so nothing but this CA can have written the files meanwhile.
@@ -409,6 +416,17 @@ export class FileStateStore implements StateStore {
     await this.lock.release();
     // After the lock file is gone, or the state directory would not be empty.
     const dirs = files.failed.length === 0 ? await removeCreatedDirectories(this.createdDirectories) : { removedDirectories: [], failed: [] };
-    return { ...files, removedDirectories: dirs.removedDirectories, failed: [...files.failed, ...dirs.failed] };
+    const restored = [...files.restored];
+    const failed = [...files.failed, ...dirs.failed];
+    // A directory that stays gets its permissions back too (a checkout's certs/ is 0755).
+    if (this.tightenedFrom !== null && files.failed.length === 0) {
+      try {
+        await chmod(this.dir, this.tightenedFrom);
+        restored.push(`${this.dir} (mode ${this.tightenedFrom.toString(8)})`);
+      } catch (error) {
+        failed.push(`${this.dir}: mode ${this.tightenedFrom.toString(8)} not restored (${isFsError(error) ? (error.code ?? 'error') : 'error'})`);
+      }
+    }
+    return { restored, removed: files.removed, removedDirectories: dirs.removedDirectories, failed };
   }
 }

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CaState } from '../../src/core/ports.js';
@@ -50,6 +50,31 @@ test('the directories open() created go too, innermost first; a parent that exis
     const report = await store.abandon();
     assert.deepEqual(report?.removedDirectories, [dir, join(base, 'x')]);
     assert.deepEqual(readdirSync(base), []);
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+});
+
+test('a directory open() tightened to 0700 gets its old mode back; one that held state keeps 0700 (outside QA)', async () => {
+  const base = scratch();
+  try {
+    const dir = join(base, 'certs');
+    mkdirSync(dir, { mode: 0o750 });
+    chmodSync(dir, 0o750);
+    const store = await FileStateStore.open(dir);
+    assert.equal(statSync(dir).mode & 0o777, 0o700);
+    await store.save(state(1), null);
+    const report = await store.abandon();
+    assert.equal(statSync(dir).mode & 0o777, 0o750);
+    assert.deepEqual(report?.restored, [`${dir} (mode 750)`]);
+    // With state found at open, nothing is rolled back: a CA that ran there wants 0700 anyway.
+    const again = await FileStateStore.open(dir);
+    await again.save(state(2), null);
+    await again.close();
+    chmodSync(dir, 0o750);
+    const third = await FileStateStore.open(dir);
+    assert.equal(await third.abandon(), null);
+    assert.equal(statSync(dir).mode & 0o777, 0o700);
   } finally {
     rmSync(base, { recursive: true, force: true });
   }
