@@ -368,6 +368,9 @@ test('a --workers 2 CA restarts a worker that cannot start after growing delays,
   try {
     const started = await eventually('ca-started', () => events('ca-started')[0], 150_000);
     const monitoringUrl = String(started['monitoringUrl']);
+    // ca-started comes with the first worker serving. Both must have read the good file before it
+    // is broken, or the "survivor" fails its own start and no worker serves.
+    await eventually('both workers serving', () => events('worker-serving').length >= 2, 60_000);
     const workerPids = (): number[] => readFileSync(`/proc/${ca.pid}/task/${ca.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
     const [victim, survivor] = workerPids();
     assert.ok(victim !== undefined && survivor !== undefined);
