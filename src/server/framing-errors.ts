@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorCode } from '../core/errors.js';
 import { sendError, statusOf } from './error-handler.js';
+import { isValidHostValue } from './host-value.js';
 
 interface FramingAnswer {
   readonly code: ErrorCode;
@@ -81,16 +82,19 @@ export function answerFrameworkError(error: FastifyError, _request: FastifyReque
 }
 
 /**
- * RFC 9112 section 3.2: an HTTP/1.1 request must carry exactly one Host header, and a server
- * answers 400 otherwise. Node checks only for a missing one, and answers it itself with a bare 400
- * and no body (its requireHostHeader option), outside the coded-error contract; the servers turn
- * that off and refuse with this message instead. Returns null when the request is fine.
+ * RFC 9112 section 3.2: an HTTP/1.1 request must carry exactly one Host header with a valid
+ * host[:port] value, and a server answers 400 otherwise. Node checks only for a missing one, and
+ * answers it itself with a bare 400 and no body (its requireHostHeader option), outside the
+ * coded-error contract; the servers turn that off and refuse with these messages instead.
+ * Returns null when the request is fine.
  */
 export function hostHeaderProblem(req: IncomingMessage): string | null {
-  // HTTP/1.0 has no such rule.
-  if (req.httpVersionMajor !== 1 || req.httpVersionMinor === 0) return null;
   let hosts = 0;
   for (let i = 0; i < req.rawHeaders.length; i += 2) if ((req.rawHeaders[i] as string).toLowerCase() === 'host') hosts++;
-  if (hosts === 1) return null;
-  return hosts === 0 ? 'an HTTP/1.1 request must carry a Host header' : 'the request carries more than one Host header';
+  // HTTP/1.0 needs no Host, but one it sends must still be a valid value.
+  const http10 = req.httpVersionMajor === 1 && req.httpVersionMinor === 0;
+  if (hosts === 0) return http10 ? null : 'an HTTP/1.1 request must carry a Host header';
+  if (hosts > 1) return http10 ? null : 'the request carries more than one Host header';
+  // The value is not quoted back: it is the peer's bytes.
+  return isValidHostValue(req.headers.host ?? '') ? null : 'the Host header is not a valid host[:port] (RFC 9112 section 3.2)';
 }

@@ -139,6 +139,29 @@ test('an HTTP/1.1 request without a Host header, or with two, gets a coded 400 o
   await stillIssues(ca);
 });
 
+test('a Host header whose value is not host[:port] gets a coded 400 on both listeners, and the value is not echoed (outside QA: "Host: a b" was served)', async () => {
+  for (const bad of ['a b', 'x/y', 'localhost:80a', '[::1', '[zz]:443', 'a@b', 'caf\u00e9']) {
+    const { answers, closedByServer } = await rawTls(ca, [`GET /v1/trust-bundle?format=json HTTP/1.1\r\nHost: ${bad}\r\n\r\n`]);
+    assert.ok(closedByServer, bad);
+    assert.equal(answers[0]?.status, 400, bad);
+    assert.equal(answers[0]?.body.error?.code, 'RAMPART_ERR_BAD_REQUEST', bad);
+    assert.match(answers[0]?.body.error?.message ?? '', /Host header is not a valid host\[:port\]/, bad);
+    assert.ok(!(answers[0]?.body.error?.message ?? '').includes(bad), bad);
+  }
+  // An HTTP/1.0 request needs no Host, but a bad one is refused all the same.
+  const http10 = await rawTls(ca, ['GET /v1/trust-bundle?format=json HTTP/1.0\r\nHost: a b\r\n\r\n']);
+  assert.equal(http10.answers[0]?.status, 400);
+  for (const good of ['localhost', 'localhost:8443', '127.0.0.1:1', '[::1]:443', '[v1.fe80::a+en1]', 'a,b', 'x%41y', '']) {
+    const { answers } = await rawTls(ca, [`GET /v1/trust-bundle?format=json HTTP/1.1\r\nHost: ${good}\r\nConnection: close\r\n\r\n`]);
+    assert.equal(answers[0]?.status, 200, JSON.stringify(good));
+  }
+  const url = new URL(ca.monitoringUrl);
+  const [monitoring] = await rawTcp(url.hostname, Number(url.port), 'GET /healthz HTTP/1.1\r\nHost: a b\r\n\r\n');
+  assert.equal(monitoring?.status, 400);
+  assert.match(monitoring?.body.error?.message ?? '', /Host header is not a valid/);
+  await stillIssues(ca);
+});
+
 test('an Expect other than 100-continue gets a coded 417 on both listeners, not node\'s empty one (outside QA)', async () => {
   const api = await rawTls(ca, ['POST /v1/certificates HTTP/1.1\r\nHost: x\r\nExpect: bogus\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}']);
   assert.equal(api.answers[0]?.status, 417);
