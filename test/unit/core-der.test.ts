@@ -6,7 +6,6 @@ import {
   DerError,
   decodeOid,
   decodeTime,
-  decodeUnsignedInteger,
   encodeLength,
   encodeOid,
   encodeTime,
@@ -107,10 +106,6 @@ test('integers: minimal, positive two-complement encoding', () => {
   assert.equal(hex(smallInteger(65536)), '0203010000');
   assertDerError(() => smallInteger(-1), /out of range/);
   assertDerError(() => smallInteger(1.5), /out of range/);
-  assert.equal(decodeUnsignedInteger(bytes('00ff')), 255n);
-  assert.equal(decodeUnsignedInteger(bytes('0100000000000000000000000000000000')), 1n << 128n);
-  assertDerError(() => decodeUnsignedInteger(bytes('80')), /negative INTEGER/);
-  assertDerError(() => decodeUnsignedInteger(Buffer.alloc(0)), /empty INTEGER/);
 });
 
 test('times: UTCTime through 2049, GeneralizedTime from 2050 and before 1950, whole seconds', () => {

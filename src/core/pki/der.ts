@@ -213,15 +213,6 @@ export function smallInteger(value: number): Buffer {
   return unsignedInteger(Buffer.from(bytes));
 }
 
-/** Reads an INTEGER's content as a non-negative bigint; throws on negative values. */
-export function decodeUnsignedInteger(value: Uint8Array): bigint {
-  if (value.length === 0) throw new DerError('empty INTEGER');
-  if (((value[0] as number) & 0x80) !== 0) throw new DerError('negative INTEGER');
-  let n = 0n;
-  for (const byte of value) n = (n << 8n) | BigInt(byte);
-  return n;
-}
-
 const pad2 = (n: number): string => (n < 10 ? `0${n}` : String(n));
 
 /** Encodes a time as UTCTime before 2050 and GeneralizedTime after, as RFC 5280 requires. */
