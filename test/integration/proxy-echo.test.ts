@@ -147,3 +147,57 @@ test('a burst of connections spreads over new tunnel sessions instead of queuein
     await new Promise<void>((resolve) => backend.close(() => resolve()));
   }
 });
+
+test('after a burst the tunnel pool shrinks back to one session once the others stay idle, and grows again for the next burst', async () => {
+  const logs = captureLogs();
+  // A backend that answers nobody until all BURST connections are open at once, so every
+  // stream is concurrent: a full session would leave the rest waiting forever.
+  const BURST = 7;
+  const held = new Set<net.Socket>();
+  const backend = net.createServer((s) => {
+    held.add(s);
+    s.on('error', () => {});
+    if (held.size === BURST) for (const h of held) h.end('go');
+  });
+  await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+  const backendPort = (backend.address() as net.AddressInfo).port;
+  const inbound = await startInbound({ listen: { host: '127.0.0.1', port: 0 }, backend: { host: '127.0.0.1', port: backendPort }, allow: [CLIENT_ID], credentials: new StaticCredentialSource(pki.creds('server')), logger: logs.logger });
+  // Two streams per session: seven connections need four sessions.
+  const outbound = await startOutbound({ listen: { host: '127.0.0.1', port: 0 }, upstream: { host: '127.0.0.1', port: inbound.address.port }, expectedId: SERVER_ID, credentials: new StaticCredentialSource(pki.creds('client')), logger: logs.logger, maxStreamsPerSession: 2, timeouts: { tunnelIdleMs: 300 } });
+  try {
+    const replies = await Promise.all(
+      Array.from({ length: BURST }, () => new Promise<string>((resolve, reject) => {
+        const s = net.connect({ host: '127.0.0.1', port: outbound.address.port });
+        let data = '';
+        s.on('data', (d: Buffer) => (data += d.toString()));
+        s.on('end', () => resolve(data));
+        s.on('error', reject);
+      })),
+    );
+    assert.deepEqual(replies, Array(BURST).fill('go'));
+    assert.equal(outbound.tunnelSessions, Math.ceil(BURST / 2));
+    // Before: every session the burst opened stayed for good, each PINGed, on both agents.
+    const closedBefore = logs.lines.filter((l) => l['direction'] === 'outbound' && l['mode'] === 'tunnel-session').length;
+    await logs.waitFor(() => logs.lines.filter((l) => l['direction'] === 'outbound' && l['mode'] === 'tunnel-session').length - closedBefore >= Math.ceil(BURST / 2) - 1);
+    assert.equal(outbound.tunnelSessions, 1);
+    // Nothing else closes: the last session is kept for the next connection.
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert.equal(outbound.tunnelSessions, 1);
+    held.clear();
+    const again = await Promise.all(
+      Array.from({ length: BURST }, () => new Promise<string>((resolve, reject) => {
+        const s = net.connect({ host: '127.0.0.1', port: outbound.address.port });
+        let data = '';
+        s.on('data', (d: Buffer) => (data += d.toString()));
+        s.on('end', () => resolve(data));
+        s.on('error', reject);
+      })),
+    );
+    assert.deepEqual(again, Array(BURST).fill('go'));
+  } finally {
+    await outbound.close({ drainMs: 0 });
+    await inbound.close({ drainMs: 0 });
+    for (const h of held) h.destroy();
+    await new Promise<void>((resolve) => backend.close(() => resolve()));
+  }
+});

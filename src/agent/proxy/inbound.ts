@@ -32,6 +32,11 @@ export interface ProxyTimeouts {
    * answer within `connectMs` is dropped with the session.
    */
   readonly tunnelPingMs?: number;
+  /**
+   * Outbound only: a pooled tunnel session with no stream for this long is closed while another
+   * session can take its place (default 60 s).
+   */
+  readonly tunnelIdleMs?: number;
 }
 
 /** Options of {@link startInbound}. */

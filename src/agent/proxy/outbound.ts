@@ -17,7 +17,7 @@ import { DEFAULT_PING_INTERVAL_MS } from './session-liveness.js';
 import { abortSocket, relay, type Relay, type RelayEnd } from './relay.js';
 import { drainThenDestroy, trackSockets } from './shutdown.js';
 import { buildSecureContext, type TlsTuning } from './tls-settings.js';
-import { TunnelPool, type ContextGeneration, type TunnelStream } from './tunnel-pool.js';
+import { DEFAULT_IDLE_SESSION_MS, TunnelPool, type ContextGeneration, type TunnelStream } from './tunnel-pool.js';
 import { connectUpstream, PeerIdMismatchError, spiffeServerIdentityCheck } from './upstream-tls.js';
 
 /** Options of {@link startOutbound}. */
@@ -79,6 +79,7 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundP
   const connectMs = checkTimeout('timeouts.connectMs', options.timeouts?.connectMs, DEFAULT_CONNECT_MS);
   const idleMs = checkTimeout('timeouts.idleMs', options.timeouts?.idleMs, DEFAULT_IDLE_MS);
   const pingIntervalMs = checkTimeout('timeouts.tunnelPingMs', options.timeouts?.tunnelPingMs, DEFAULT_PING_INTERVAL_MS);
+  const idleSessionMs = checkTimeout('timeouts.tunnelIdleMs', options.timeouts?.tunnelIdleMs, DEFAULT_IDLE_SESSION_MS);
   const clock = options.clock ?? systemClock;
   const expectedId = options.expectedId;
   const log = options.logger.child({ component: 'outbound', listen: `${listen.host}:${listen.port}`, upstream: `${upstream.host}:${upstream.port}` });
@@ -98,7 +99,7 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundP
   let resumable: Buffer | undefined;
   if (creds !== null) adopt(creds);
 
-  const pool = new TunnelPool({ upstream, expectedId, context: () => current as ContextGeneration, connectMs, pingIntervalMs, logger: log, metrics, clock, ...(options.maxStreamsPerSession === undefined ? {} : { maxStreamsPerSession: options.maxStreamsPerSession }) });
+  const pool = new TunnelPool({ upstream, expectedId, context: () => current as ContextGeneration, connectMs, pingIntervalMs, idleSessionMs, logger: log, metrics, clock, ...(options.maxStreamsPerSession === undefined ? {} : { maxStreamsPerSession: options.maxStreamsPerSession }) });
   const tunnel = options.tunnel !== 'off';
 
   const unsubscribe = options.credentials.onChange((next) => {

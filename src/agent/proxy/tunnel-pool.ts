@@ -24,6 +24,7 @@ interface Entry {
   streams: number;
   draining: boolean;
   retireTimer: NodeJS.Timeout | undefined;
+  idleTimer: NodeJS.Timeout | undefined;
 }
 
 /** A CONNECT stream opened on a pooled session. */
@@ -46,12 +47,19 @@ export interface TunnelPoolOptions {
   readonly reprobeMs?: number;
   /** Every session is PINGed this often and dropped if no answer comes within `connectMs`. */
   readonly pingIntervalMs?: number;
+  /**
+   * A session that has carried no stream for this long is closed while another session of the
+   * pool can take its place (default 60 s), so the pool shrinks back after a burst.
+   */
+  readonly idleSessionMs?: number;
 }
 
 const MAX_TIMER_MS = 2_147_483_647;
 // A stream waiting for room gives up after this many new sessions filled up before it: with
 // 100 streams per session that is a burst of 6,400 application connections at once.
 const MAX_SESSION_OPENS_PER_STREAM = 64;
+/** Default of {@link TunnelPoolOptions.idleSessionMs}. */
+export const DEFAULT_IDLE_SESSION_MS = 60_000;
 
 /**
  * Keeps long-lived HTTP/2-over-mTLS sessions to one upstream agent so an application
@@ -69,6 +77,7 @@ export class TunnelPool {
   private readonly maxStreams: number;
   private readonly reprobeMs: number;
   private readonly pingIntervalMs: number;
+  private readonly idleSessionMs: number;
 
   constructor(private readonly o: TunnelPoolOptions) {
     this.checkIdentity = spiffeServerIdentityCheck(o.expectedId);
@@ -76,6 +85,7 @@ export class TunnelPool {
     this.maxStreams = o.maxStreamsPerSession ?? 100;
     this.reprobeMs = o.reprobeMs ?? 300_000;
     this.pingIntervalMs = o.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
+    this.idleSessionMs = o.idleSessionMs ?? DEFAULT_IDLE_SESSION_MS;
   }
 
   /** True while the upstream is known not to speak the tunnel. */
@@ -138,6 +148,10 @@ export class TunnelPool {
   private request(entry: Entry): TunnelStream {
     const stream = entry.session.request({ ':method': 'CONNECT', ':authority': this.authority }, { endStream: false });
     entry.streams++;
+    if (entry.idleTimer !== undefined) {
+      clearTimeout(entry.idleTimer);
+      entry.idleTimer = undefined;
+    }
     // The peer answers a CONNECT within its own connect timeout. A stream still waiting after
     // ours makes the session suspect: a PING tells a slow backend from a dead peer.
     const answerDue = setTimeout(() => entry.liveness.probe(), this.o.connectMs);
@@ -146,6 +160,7 @@ export class TunnelPool {
       clearTimeout(answerDue);
       entry.streams--;
       if (entry.draining && entry.streams === 0 && !entry.session.closed) entry.session.close();
+      else if (entry.streams === 0) this.armIdle(entry);
     });
     return { stream, peerSerial: entry.peerSerial };
   }
@@ -180,10 +195,32 @@ export class TunnelPool {
     return best;
   }
 
+  /**
+   * After a burst every session the burst opened sits idle, each with its TLS connection, its
+   * PINGs and the inbound's memory for it. One is kept for the next connection; the others go
+   * once they stay unused for idleSessionMs.
+   */
+  private armIdle(e: Entry): void {
+    if (e.idleTimer !== undefined) clearTimeout(e.idleTimer);
+    e.idleTimer = setTimeout(() => {
+      e.idleTimer = undefined;
+      if (e.streams > 0 || e.draining) return;
+      const gen = this.o.context().generation;
+      for (const other of this.entries) {
+        if (other !== e && !other.draining && other.generation === gen && !other.session.closed && !other.session.destroyed) {
+          this.retire(e);
+          return;
+        }
+      }
+    }, this.idleSessionMs);
+    e.idleTimer.unref();
+  }
+
   private retire(e: Entry): void {
     if (e.draining) return;
     e.draining = true;
     if (e.retireTimer !== undefined) clearTimeout(e.retireTimer);
+    if (e.idleTimer !== undefined) clearTimeout(e.idleTimer);
     if (e.streams === 0 && !e.session.closed) e.session.close();
   }
 
@@ -220,7 +257,7 @@ export class TunnelPool {
       peerMaxConcurrentStreams: 1000,
     });
     const liveness = watchSession(session, { intervalMs: this.pingIntervalMs, timeoutMs: this.o.connectMs });
-    const entry: Entry = { session, generation, peerSerial, liveness, streams: 0, draining: false, retireTimer: undefined };
+    const entry: Entry = { session, generation, peerSerial, liveness, streams: 0, draining: false, retireTimer: undefined, idleTimer: undefined };
     this.entries.add(entry);
     const startedAt = this.o.clock.now();
     let sessionError: unknown;
@@ -240,6 +277,7 @@ export class TunnelPool {
     session.once('close', () => {
       this.entries.delete(entry);
       if (entry.retireTimer !== undefined) clearTimeout(entry.retireTimer);
+      if (entry.idleTimer !== undefined) clearTimeout(entry.idleTimer);
       const result = sessionError === undefined ? 'ok' : 'error';
       this.o.metrics.tunnelSession('outbound', result);
       this.o.logger.info(
@@ -255,6 +293,8 @@ export class TunnelPool {
       entry.retireTimer.unref();
     }
     if (this.closed) this.retire(entry);
+    // A session opened for a waiter that then found room elsewhere may never carry a stream.
+    else this.armIdle(entry);
     return entry;
   }
 }

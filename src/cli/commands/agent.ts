@@ -30,7 +30,8 @@ Flags:
                            present exactly SPIFFE_ID (repeatable)
   --tunnel auto|off        pool agent-to-agent connections as HTTP/2 tunnels (default auto);
                            a pooled session is PINGed every 30 s and dropped when its peer
-                           stops answering
+                           stops answering; sessions a burst opened close after 60 s unused,
+                           down to one
   --monitoring-listen HOST:PORT  /healthz /readyz /metrics (default 127.0.0.1:15020)
   --startup-timeout D      give up when no first certificate arrives within D (default 60s);
                            a SIGTERM or SIGINT before then stops the agent at once (exit 0)
