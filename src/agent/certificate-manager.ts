@@ -360,6 +360,8 @@ export class CertificateManager implements CredentialSource {
     const held = this.held;
     if (held === null) return;
     this.held = { ...held, credentials: { ...held.credentials, bundlePem: pem } };
+    // publish() writes a whole generation from memory, key and chain included: copying them from
+    // the current generation would carry forward whatever damaged them on disk.
     await this.publish();
     if (!chainsToBundle(held.credentials.certChainPem, pem)) this.renewNow(held.serial);
   }

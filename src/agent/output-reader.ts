@@ -3,7 +3,8 @@
  * generation with a certificate from another: `..data` is resolved once and all three files
  * are read from that one immutable generation directory.
  */
-import { readFile, readlink } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { open, readlink } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { ConfigError, StateError, UnavailableError } from '../core/errors.js';
 
@@ -40,6 +41,53 @@ function notReady(outDir: string): UnavailableError {
   return new UnavailableError('RAMPART_ERR_NOT_READY', `no credentials in ${outDir} yet; the agent has not obtained a certificate`);
 }
 
+/**
+ * O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer, forever, on one of libuv's
+ * four threads; a few such reads stall every file operation of the process, and even its exit.
+ * Regular files ignore the flag. O_NOCTTY: a terminal put there must not become our controlling one.
+ */
+const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
+
+/** What an entry is, for a message that says why it was refused. */
+function kindOf(info: Stats): string {
+  if (info.isFIFO()) return 'a FIFO';
+  if (info.isSocket()) return 'a socket';
+  if (info.isDirectory()) return 'a directory';
+  if (info.isCharacterDevice()) return 'a character device';
+  if (info.isBlockDevice()) return 'a block device';
+  return 'not a regular file';
+}
+
+/** An entry where the writer only ever puts regular files is something else. */
+class NotRegularFile extends Error {
+  constructor(readonly kind: string) {
+    super(kind);
+  }
+}
+
+/**
+ * Reads a file that must be a regular one: the type is judged on the open descriptor (fstat), so
+ * nothing swapped in between a check and the read is ever read, and a FIFO or device is refused
+ * instead of waited on or read without end.
+ */
+async function readRegularFile(path: string): Promise<string> {
+  let handle;
+  try {
+    handle = await open(path, READ_FLAGS);
+  } catch (error) {
+    // A UNIX socket cannot be opened at all.
+    if (errnoCode(error) === 'ENXIO') throw new NotRegularFile('a socket');
+    throw error;
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw new NotRegularFile(kindOf(info));
+    return await handle.readFile('utf8');
+  } finally {
+    await handle.close();
+  }
+}
+
 async function resolveData(outDir: string): Promise<string | null> {
   try {
     return await readlink(resolve(outDir, DATA_LINK));
@@ -54,9 +102,25 @@ async function resolveData(outDir: string): Promise<string | null> {
   }
 }
 
+/** File `name` of generation `target` (at `dir`); an entry that is not a regular file is a coded refusal. */
+async function readEntry(outDir: string, dir: string, target: string, name: string): Promise<string> {
+  try {
+    return await readRegularFile(resolve(dir, name));
+  } catch (error) {
+    if (!(error instanceof NotRegularFile)) throw error;
+    // The agent writes only regular files there; something else put this one in its place.
+    throw new ConfigError(
+      'RAMPART_ERR_CONFIG_INVALID',
+      `cannot read credentials in ${outDir}: ${target}/${name} is ${error.kind}, not a regular file; remove it (the agent writes a whole new generation at its next renewal or bundle change)`,
+    );
+  }
+}
+
 /**
  * Reads `cert-chain.pem`, `key.pem` and `root-cert.pem` of one consistent generation. Throws
- * `UnavailableError` `RAMPART_ERR_NOT_READY` when no complete generation has been written yet.
+ * `UnavailableError` `RAMPART_ERR_NOT_READY` when no complete generation has been written yet,
+ * and `ConfigError` `RAMPART_ERR_CONFIG_INVALID` when one of the three is not a regular file
+ * (a FIFO, a socket, a device, a directory), without opening it in a way that could block.
  */
 export async function readCredentials(outDir: string): Promise<CredentialsSnapshot> {
   let target = await resolveData(outDir);
@@ -64,11 +128,10 @@ export async function readCredentials(outDir: string): Promise<CredentialsSnapsh
     if (target === null) throw notReady(outDir);
     const dir = isAbsolute(target) ? target : resolve(outDir, target);
     try {
-      const [certChainPem, keyPem, rootCertPem] = await Promise.all(
-        [CERT_CHAIN_FILE, KEY_FILE, ROOT_CERT_FILE].map((name) => readFile(resolve(dir, name), 'utf8')),
-      );
+      const [certChainPem, keyPem, rootCertPem] = await Promise.all([CERT_CHAIN_FILE, KEY_FILE, ROOT_CERT_FILE].map((name) => readEntry(outDir, dir, target as string, name)));
       return { certChainPem: certChainPem as string, keyPem: keyPem as string, rootCertPem: rootCertPem as string, generation: target };
     } catch (error) {
+      if (error instanceof ConfigError) throw error;
       if (errnoCode(error) !== 'ENOENT') {
         throw new StateError('RAMPART_ERR_INTERNAL', `cannot read credentials in ${outDir}: ${errnoCode(error) ?? 'unknown error'}`, { cause: error });
       }

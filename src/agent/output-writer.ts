@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { ConfigError, isRampartError, StateError } from '../core/errors.js';
 import { fsyncDirectory, isFsError } from '../store/atomic-file.js';
 import { makeDirectories } from '../store/make-directories.js';
-import { CERT_CHAIN_FILE, DATA_LINK, DATA_TMP_LINK, KEY_FILE, readCredentials, ROOT_CERT_FILE, type Credentials } from './output-reader.js';
+import { CERT_CHAIN_FILE, DATA_LINK, DATA_TMP_LINK, KEY_FILE, ROOT_CERT_FILE, type Credentials } from './output-reader.js';
 
 /** Options for {@link writeCredentials} and {@link writeBundle}. */
 export interface OutputWriterOptions {
@@ -182,24 +182,29 @@ export async function writeCredentials(outDir: string, credentials: Credentials,
   });
 }
 
+/** The key and certificate chain the agent holds in memory. */
+export type HeldCertificate = Pick<Credentials, 'certChainPem' | 'keyPem'>;
+
 /**
- * Atomically replaces only the trust bundle, keeping the current key and certificate chain.
- * Before any credentials exist it publishes the bundle alone (`readCredentials` then still
+ * Atomically replaces the trust bundle, writing beside it the key and certificate chain the
+ * caller holds (`held`), or the bundle alone when it holds none yet (`readCredentials` then still
  * answers not-ready). Returns the new generation directory name.
+ *
+ * The key and chain come from memory, never from the current generation on disk: a file damaged
+ * there (truncated, overwritten) would be copied into every later generation, and one replaced by
+ * a FIFO would hang the copy.
  */
-export async function writeBundle(outDir: string, rootCertPem: string, options: OutputWriterOptions = {}): Promise<string> {
+export async function writeBundle(outDir: string, rootCertPem: string, held: HeldCertificate | null, options: OutputWriterOptions = {}): Promise<string> {
   checkPem(ROOT_CERT_FILE, rootCertPem, false);
+  const files = new Map([[ROOT_CERT_FILE, rootCertPem]]);
+  if (held !== null) {
+    checkPem(CERT_CHAIN_FILE, held.certChainPem, false);
+    checkPem(KEY_FILE, held.keyPem, true);
+    files.set(CERT_CHAIN_FILE, held.certChainPem);
+    files.set(KEY_FILE, held.keyPem);
+  }
   return serialized(outDir, async () => {
     try {
-      const files = new Map([[ROOT_CERT_FILE, rootCertPem]]);
-      const current = await readCredentials(outDir).catch((error: unknown) => {
-        if (isRampartError(error) && error.code === 'RAMPART_ERR_NOT_READY') return null;
-        throw error;
-      });
-      if (current !== null) {
-        files.set(CERT_CHAIN_FILE, current.certChainPem);
-        files.set(KEY_FILE, current.keyPem);
-      }
       const generation = await swap(outDir, files, options);
       options.logger?.info({ outDir, generation }, 'wrote new trust bundle');
       return generation;

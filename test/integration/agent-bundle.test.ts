@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { CaClient } from '../../src/client/ca-client.js';
 import type { RotationStatus } from '../../src/runtime/ca-runtime.js';
 import { chainsToBundle } from '../../src/agent/chain-check.js';
+import { readCredentials } from '../../src/agent/output-reader.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { OpenSsl, splitPemCertificates } from '../helpers/openssl.js';
 import { eventually, metricValue, monitoring, startTestAgent } from './agent-support.js';
@@ -83,6 +86,35 @@ test('a forced retire of the root under the agent\'s certificate makes it renew 
     } finally {
       await ssl.close();
     }
+  } finally {
+    await t.close();
+    await rotating.close();
+  }
+});
+
+test('a bundle-only change writes key.pem and cert-chain.pem from memory: files damaged on disk are not carried forward', { timeout: 60_000 }, async () => {
+  // Its own CA: this test prepares a root. A 1 h certificate: only the long-poll brings the change.
+  const rotating = await startTestCa({ 'auto-rotate': 'false' });
+  const t = await startTestAgent(rotating, 'shop', 'damaged', { ttl: '1h' });
+  try {
+    const held = t.agent.manager.current();
+    assert.ok(held);
+    const serialBefore = t.agent.manager.serial;
+    const before = readlinkSync(join(t.outDir, '..data'));
+    // A truncated key and a chain that is no file at all (a FIFO: a copy would wait on it for good).
+    writeFileSync(join(t.outDir, before, 'key.pem'), held.keyPem.slice(0, 40));
+    rmSync(join(t.outDir, before, 'cert-chain.pem'));
+    execFileSync('mkfifo', [join(t.outDir, before, 'cert-chain.pem')]);
+    await rotating.runtime.prepare();
+    const files = await eventually('a new generation with the prepared root', async () => {
+      const read = await readCredentials(t.outDir).catch(() => undefined);
+      return read && read.generation !== before && count(read.rootCertPem) === 2 ? read : undefined;
+    }, 15_000);
+    assert.equal(t.agent.manager.serial, serialBefore, 'the bundle came by long-poll, not with a new certificate');
+    // assert.ok rather than equal: a failed comparison must not print the key.
+    assert.ok(files.keyPem === held.keyPem, 'key.pem is the key the agent holds, whole');
+    assert.ok(files.certChainPem === held.certChainPem, 'cert-chain.pem is the chain the agent holds, whole');
+    assert.ok(new X509Certificate(files.certChainPem).checkPrivateKey(createPrivateKey(files.keyPem)), 'key and certificate match');
   } finally {
     await t.close();
     await rotating.close();

@@ -4,6 +4,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { once } from 'node:events';
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -76,7 +77,7 @@ test('writeBundle swaps the bundle and keeps the key and certificate', async () 
   const outDir = await freshOutDir();
   const first = await writeCredentials(outDir, pairs[0]!);
   const bundle = pairs[1]!.certChainPem + pairs[2]!.certChainPem;
-  const second = await writeBundle(outDir, bundle);
+  const second = await writeBundle(outDir, bundle, pairs[0]!);
   assert.notEqual(second, first);
   const read = await readCredentials(outDir);
   assert.equal(read.rootCertPem, bundle);
@@ -86,10 +87,110 @@ test('writeBundle swaps the bundle and keeps the key and certificate', async () 
   assert.deepEqual(await generations(outDir), [second]);
 });
 
+test('writeBundle writes the key and chain it holds, never damaged copies from the current generation', async () => {
+  const outDir = await freshOutDir();
+  const first = await writeCredentials(outDir, pairs[0]!);
+  // Damage both files of the current generation in place: a truncated key, a chain of junk.
+  await writeFile(join(outDir, first, 'key.pem'), pairs[0]!.keyPem.slice(0, 40));
+  await writeFile(join(outDir, first, 'cert-chain.pem'), 'junk\n');
+  const bundle = pairs[1]!.certChainPem + pairs[2]!.certChainPem;
+  const second = await writeBundle(outDir, bundle, pairs[0]!);
+  const read = await readCredentials(outDir);
+  assert.equal(read.generation, second);
+  // assert.ok rather than equal: a failed comparison must not print the key.
+  assert.ok(read.keyPem === pairs[0]!.keyPem, 'the key held in memory, whole');
+  assert.ok(read.certChainPem === pairs[0]!.certChainPem, 'the chain held in memory, whole');
+  assert.equal(read.rootCertPem, bundle);
+  assert.ok(new X509Certificate(read.certChainPem).checkPrivateKey(createPrivateKey(read.keyPem)), 'key and certificate match');
+  assert.deepEqual(await generations(outDir), [second], 'the damaged generation is gone');
+});
+
+test('an entry that is not a regular file (directory, device, socket) is refused with a coded error naming it', async () => {
+  const cases: Array<{ kind: string; plant: (path: string) => Promise<() => Promise<void>> }> = [
+    { kind: 'a directory', plant: async (path) => (await mkdir(path), async () => undefined) },
+    { kind: 'a character device', plant: async (path) => (await symlink('/dev/null', path), async () => undefined) },
+    {
+      kind: 'a socket',
+      plant: async (path) => {
+        const server = net.createServer().listen(path);
+        await once(server, 'listening');
+        return () => new Promise<void>((done) => server.close(() => done()));
+      },
+    },
+  ];
+  for (const c of cases) {
+    const outDir = await freshOutDir();
+    const generation = await writeCredentials(outDir, pairs[0]!);
+    await rm(join(outDir, generation, 'key.pem'));
+    const cleanup = await c.plant(join(outDir, generation, 'key.pem'));
+    try {
+      await assert.rejects(readCredentials(outDir), (error: Error & { code?: string }) => {
+        assert.equal(error.code, 'RAMPART_ERR_CONFIG_INVALID', `${c.kind}: ${error.message}`);
+        assert.ok(error.message.includes(`${generation}/key.pem is ${c.kind}, not a regular file`), error.message);
+        return true;
+      });
+      // Nothing is copied from the generation on disk, so a bundle change writes a whole set.
+      await writeBundle(outDir, pairs[1]!.rootCertPem, pairs[0]!);
+      assert.ok((await readCredentials(outDir)).keyPem === pairs[0]!.keyPem, `${c.kind}: the key written is the one held`);
+    } finally {
+      await cleanup();
+    }
+  }
+});
+
+// A read that blocks in open() ties up one of libuv's threads for good, and the process cannot
+// even exit: so this runs in a child, which the test kills should it hang (the old behaviour).
+const FIFO_CHECK = `
+import { execFileSync } from 'node:child_process';
+import { readlinkSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+const { readCredentials } = await import(${JSON.stringify(readerModule)});
+const { writeBundle, writeCredentials } = await import(${JSON.stringify(join(repoRoot, 'src/agent/output-writer.ts'))});
+const [outDir, pairJson, bundle] = process.argv.slice(1);
+const pair = JSON.parse(pairJson);
+const first = await writeCredentials(outDir, pair);
+for (const name of ['key.pem', 'cert-chain.pem']) {
+  rmSync(join(outDir, first, name));
+  execFileSync('mkfifo', [join(outDir, first, name)]);
+}
+const result = {};
+try {
+  await readCredentials(outDir);
+  result.read = 'no error';
+} catch (error) {
+  result.read = { code: error.code, message: error.message };
+}
+const second = await writeBundle(outDir, bundle, pair);
+result.written = { second, data: readlinkSync(join(outDir, '..data')), read: await readCredentials(outDir) };
+console.log(JSON.stringify(result));
+`;
+
+test('a FIFO in the current generation is refused at once, and a bundle change still writes a whole set', { timeout: 120_000 }, async () => {
+  const outDir = await freshOutDir();
+  const bundle = pairs[1]!.rootCertPem;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', FIFO_CHECK, outDir, JSON.stringify(pairs[0]), bundle], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+  let stdout = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  // Liveness, not timing: the checks take well under a second; only a hang gets anywhere near this.
+  const hung = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  const [code, signal] = await exited;
+  clearTimeout(hung);
+  assert.equal(signal, null, `the reader hung on the FIFO and was killed; it printed: ${stdout}`);
+  assert.equal(code, 0);
+  const result = JSON.parse(stdout) as { read: { code: string; message: string }; written: { second: string; data: string; read: Credentials } };
+  assert.equal(result.read.code, 'RAMPART_ERR_CONFIG_INVALID');
+  assert.match(result.read.message, /\/(key|cert-chain)\.pem is a FIFO, not a regular file; remove it/);
+  assert.equal(result.written.data, result.written.second);
+  assert.ok(result.written.read.keyPem === pairs[0]!.keyPem, 'the key written is the one held');
+  assert.ok(result.written.read.certChainPem === pairs[0]!.certChainPem, 'the chain written is the one held');
+  assert.equal(result.written.read.rootCertPem, bundle);
+});
+
 test('before any certificate: not ready, even after a bundle alone was written', async () => {
   const outDir = await freshOutDir();
   await assert.rejects(readCredentials(outDir), { code: 'RAMPART_ERR_NOT_READY', name: 'UnavailableError' });
-  await writeBundle(outDir, pairs[0]!.rootCertPem);
+  await writeBundle(outDir, pairs[0]!.rootCertPem, null);
   assert.equal(await readFile(join(outDir, 'root-cert.pem'), 'utf8'), pairs[0]!.rootCertPem);
   await assert.rejects(readCredentials(outDir), { code: 'RAMPART_ERR_NOT_READY' });
   await writeCredentials(outDir, pairs[1]!);
@@ -103,7 +204,8 @@ test('non-PEM input is refused without echoing it and without touching the direc
     writeCredentials(outDir, { ...pairs[0]!, keyPem: 'not a key' }),
     writeCredentials(outDir, { ...pairs[0]!, certChainPem: secret }),
     writeCredentials(outDir, { ...pairs[0]!, keyPem: secret + secret }),
-    writeBundle(outDir, `${pairs[0]!.rootCertPem}trailing junk`),
+    writeBundle(outDir, `${pairs[0]!.rootCertPem}trailing junk`, null),
+    writeBundle(outDir, pairs[0]!.rootCertPem, { ...pairs[0]!, keyPem: 'not a key' }),
   ];
   for (const attempt of attempts) {
     await assert.rejects(Promise.resolve().then(() => attempt), (error: Error & { code?: string }) => error.code === 'RAMPART_ERR_INTERNAL' && !error.message.includes('-----'));
@@ -189,7 +291,7 @@ test('a concurrent reader never pairs a key with the wrong certificate across 20
     const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
     assert.equal((await lines.next()).value, 'ready');
     for (let i = 1; i <= 200; i++) {
-      if (i % 50 === 0) await writeBundle(outDir, pairs[(i + 2) % 3]!.certChainPem + pairs[(i + 1) % 3]!.certChainPem);
+      if (i % 50 === 0) await writeBundle(outDir, pairs[(i + 2) % 3]!.certChainPem + pairs[(i + 1) % 3]!.certChainPem, pairs[(i - 1) % 3]!);
       else await writeCredentials(outDir, pairs[i % 3]!);
     }
     child.stdin.end();
