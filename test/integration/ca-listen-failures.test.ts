@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,3 +99,39 @@ for (const c of cases) {
     assert.equal(code, 0);
   });
 }
+
+/** True while a process with this pid exists. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('API port taken, --workers 8: the clash is reported from the first worker alone, the others are never started, none is left', { timeout: 120_000 }, async () => {
+  const stateDir = join(dir, 'api-8');
+  const child = spawnCli(['ca', '--state-dir', stateDir, '--listen', `127.0.0.1:${heldPort}`, '--monitoring-listen', '127.0.0.1:0', '--workers', '8', '--log-level', 'debug']);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearTimeout(timer);
+  assert.equal(code, 2, stderr);
+  assert.match(stderr, new RegExp(`^rampart ca: --listen 127\\.0\\.0\\.1:${heldPort}: cannot listen: the address is already in use.* \\[RAMPART_ERR_LISTEN_FAILED\\]$`, 'm'));
+  const lines = stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  // What the primary says it starts, batch by batch: before, all eight at once.
+  const started = lines.filter((l) => l['event'] === 'forking-workers').reduce((n, l) => n + Number(l['workers']), 0);
+  assert.equal(started, 1, `workers started: ${started}`);
+  const forked = lines.filter((l) => l['event'] === 'worker-forked').map((l) => Number(l['workerPid']));
+  assert.equal(forked.length, 1, `one worker-forked line: ${JSON.stringify(forked)}`);
+  for (const pid of forked) assert.equal(alive(pid), false, `worker ${pid} is gone`);
+  assert.ok(lines.some((l) => l['event'] === 'failed-start-rolled-back'), 'the state this start created is rolled back');
+  assert.equal(existsSync(stateDir), false, 'the state directory this start created is removed again');
+});
