@@ -13,6 +13,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
+import { ensureDevIssuer } from '../authn/dev.js';
 import type { CaConfig } from '../config/ca-config.js';
 import { formatHostPort } from '../config/values.js';
 import { systemClock } from '../core/clock.js';
@@ -28,6 +29,7 @@ import { ReplicaRuntime } from './replica-runtime.js';
 import { RestartBackoff } from './restart-backoff.js';
 import { startApi } from './start-api.js';
 import { startCaCore } from './start-ca.js';
+import { CaStartCancelled, cancellationOf, throwIfCancelled } from './start-cancelled.js';
 
 // Often enough to undo a burst's imbalance within a few requests per connection.
 const CONNECTION_COUNT_INTERVAL_MS = 250;
@@ -43,16 +45,31 @@ export interface RunningClusterCa {
   stop(): Promise<void>;
 }
 
+/** Options of {@link startClusterPrimary}. */
+export interface ClusterStartOptions {
+  /**
+   * Cancels the start (SIGTERM while it runs) until the first worker's API listens: the workers
+   * forked so far are stopped, what the start created is rolled back, and CaStartCancelled is thrown.
+   */
+  readonly signal?: AbortSignal;
+}
+
+/** The signals by which Ctrl-C, systemd and Kubernetes ask a process to stop. */
+const isStopSignal = (signal: string | null): signal is 'SIGINT' | 'SIGTERM' => signal === 'SIGINT' || signal === 'SIGTERM';
+
 /**
  * Runs in the primary: state owner, monitoring, worker supervision. One worker is started first and
  * the rest once it serves: a start that cannot succeed (its port taken, a bad JWKS file) fails in
  * every worker alike, and forking them all at once made the primary wait for all of them to boot
  * before it could report the first one's failure (94 s for --workers 256 on two cores).
  */
-export async function startClusterPrimary(config: CaConfig, logger: Logger): Promise<RunningClusterCa> {
+export async function startClusterPrimary(config: CaConfig, logger: Logger, options: ClusterStartOptions = {}): Promise<RunningClusterCa> {
   const core = await startCaCore(config, { logger });
   const runtime = core.runtime;
   const workers = new Set<Worker>();
+  // Workers that have said hello, and so listen for the primary's messages; one that has not yet
+  // would miss a stop request, so it is stopped by a signal instead.
+  const greeted = new Set<Worker>();
   // Workers whose API listens, and since when: readiness counts these, not workers merely forked.
   const servingWorkers = new Map<Worker, number>();
   const metricWaiters = new Map<number, (m: unknown) => void>();
@@ -61,15 +78,22 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
   let nextMetricId = 1;
   let stopping = false;
   let resolveUrl: (url: string) => void = () => undefined;
-  let failStartup: (err: RampartError) => void = () => undefined;
-  let serving = false;
+  let failStartup: (err: RampartError | CaStartCancelled) => void = () => undefined;
+  // Whichever comes first settles the start: a worker serving, a failure, a cancellation.
+  let startup: 'starting' | 'serving' | 'failed' = 'starting';
   const apiUrl = new Promise<string>((resolve, reject) => {
     resolveUrl = (url) => {
-      serving = true;
+      if (startup !== 'starting') return;
+      startup = 'serving';
       resolve(url);
     };
-    failStartup = reject;
+    failStartup = (err) => {
+      if (startup !== 'starting') return;
+      startup = 'failed';
+      reject(err);
+    };
   });
+  const serving = (): boolean => startup === 'serving';
 
   const sendTo = (worker: Worker, message: PrimaryMessage): void => {
     if (worker.isConnected()) worker.send(message);
@@ -87,15 +111,21 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
   const handle = (worker: Worker, message: unknown): void => {
     if (!isWorkerMessage(message)) return;
     // A worker asks for the state before it listens: 'online' fires before its handlers are set.
-    if (message.t === 'rampart-hello') sendTo(worker, { t: 'rampart-state', state: runtime.state() });
-    else if (message.t === 'rampart-listening') {
+    if (message.t === 'rampart-hello') {
+      greeted.add(worker);
+      sendTo(worker, { t: 'rampart-state', state: runtime.state() });
+    } else if (message.t === 'rampart-listening') {
       servingWorkers.set(worker, Date.now());
       resolveUrl(message.url);
     }
     else if (message.t === 'rampart-failed') {
       const code = (message.code in ERROR_CATALOGUE ? message.code : 'RAMPART_ERR_INTERNAL') as ErrorCode;
-      if (!serving) failStartup(new RampartError(code, message.message));
+      if (!serving()) failStartup(new RampartError(code, message.message));
       else logger.error({ event: 'worker-start-failed', code, reason: message.message }, 'a replacement signing worker could not start');
+    }
+    // A stop signal reached a worker still starting (Ctrl-C and systemd signal the whole group).
+    else if (message.t === 'rampart-cancelled') {
+      if (!serving()) failStartup(new CaStartCancelled(message.signal));
     }
     else if (message.t === 'rampart-connections') {
       openConnections.set(worker, message.open);
@@ -124,13 +154,20 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
     worker.on('exit', (code, signal) => {
       const servingSince = servingWorkers.get(worker);
       workers.delete(worker);
+      greeted.delete(worker);
       servingWorkers.delete(worker);
       openConnections.delete(worker);
       clusterMetrics.retire(worker.id);
       if (stopping) return;
       // Before any worker serves, an exit is a start-up failure: restarting would loop forever.
-      if (!serving) {
-        failStartup(new RampartError('RAMPART_ERR_INTERNAL', `a signing worker exited during start-up (exit code ${String(code)}, signal ${String(signal)}); see its log`));
+      // Unless a stop signal ended it before it could say so (it came before its handlers were
+      // set): then the start was cancelled, like the primary's own, which may come a moment later.
+      if (!serving()) {
+        failStartup(
+          isStopSignal(signal)
+            ? new CaStartCancelled(signal)
+            : new RampartError('RAMPART_ERR_INTERNAL', `a signing worker exited during start-up (exit code ${String(code)}, signal ${String(signal)}); see its log`),
+        );
         return;
       }
       const restartInMs = backoff.next(servingSince === undefined ? undefined : Date.now() - servingSince);
@@ -161,14 +198,25 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
     ready: () => (stopping ? 'shutting down' : !runtime.ready ? 'no valid signing intermediate' : servingWorkers.size === 0 ? 'no signing worker serves the API yet' : true),
   });
   try {
+    // The store and runtime took their time (a first root, say): a signal may have come meanwhile.
+    throwIfCancelled(options.signal);
+    // The dev issuer's files are made here, once, before any worker, so that workers only read
+    // them: a worker stopped in the middle of writing them (a cancelled start) left a temp copy
+    // of the issuer key behind, which the rollback of this start's files did not remove.
+    if (config.authn.includes('dev')) await ensureDevIssuer(config.stateDir);
     await listenNamed('--monitoring-listen', config.monitoringListen, () => monitoring.listen({ host: config.monitoringListen.host, port: config.monitoringListen.port }));
   } catch (err) {
     await core.abandon();
     throw err;
   }
   cluster.schedulingPolicy = cluster.SCHED_NONE;
-  logger.info({ event: 'forking-workers', workers: 1, of: config.workers }, config.workers > 1 ? 'starting the first signing worker; the others start once it serves the API' : 'starting the signing worker');
-  fork(new RestartBackoff(RESTART_BACKOFF));
+  const cancel = (): void => failStartup(cancellationOf(options.signal as AbortSignal));
+  options.signal?.addEventListener('abort', cancel, { once: true });
+  if (options.signal?.aborted) cancel();
+  else {
+    logger.info({ event: 'forking-workers', workers: 1, of: config.workers }, config.workers > 1 ? 'starting the first signing worker; the others start once it serves the API' : 'starting the signing worker');
+    fork(new RestartBackoff(RESTART_BACKOFF));
+  }
 
   const monPort = (monitoring.server.address() as AddressInfo).port;
   /** `failedStart`: the CA never served, so a state this start created goes too (failed-start.ts). */
@@ -182,8 +230,10 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
             // Asked, a worker runs its own shutdown: open long polls answer at once and kept-alive
             // clients are told to reconnect. A bare disconnect() waits for the worker's
             // connections to end by themselves, which kept a stopping CA up for the full 10 s.
-            // A worker that failed at start-up may have dropped its channel already.
-            if (w.isConnected()) w.send({ t: 'rampart-stop' } satisfies PrimaryMessage);
+            // A worker that failed at start-up may have dropped its channel already. One still
+            // booting has no message handler yet and nothing to drain: a signal ends it at once.
+            if (!greeted.has(w)) w.process.kill('SIGTERM');
+            else if (w.isConnected()) w.send({ t: 'rampart-stop' } satisfies PrimaryMessage);
             else w.kill();
             setTimeout(() => {
               w.kill('SIGKILL');
@@ -202,9 +252,12 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger): Pro
   } catch (err) {
     await stopWorkersAndCore(true);
     throw err;
+  } finally {
+    options.signal?.removeEventListener('abort', cancel);
   }
-  // The first worker serves, so the port and the state work: start the others.
-  if (config.workers > 1) {
+  // The first worker serves, so the port and the state work: start the others. Not when a stop
+  // was asked meanwhile: the CA stops as soon as this returns.
+  if (config.workers > 1 && options.signal?.aborted !== true) {
     logger.info({ event: 'forking-workers', workers: config.workers - 1, of: config.workers }, 'the first signing worker serves; starting the others');
     for (let i = 1; i < config.workers; i++) fork(new RestartBackoff(RESTART_BACKOFF));
   }
@@ -251,11 +304,21 @@ async function serveAsWorker(config: CaConfig, logger: Logger): Promise<{ stop()
   let balance: ConnectionBalance | null = null;
   // Until the API is up there is nothing to drain: a stop request just ends the process.
   let stopOnce: () => Promise<void> = () => Promise.resolve();
+  let listening = false;
   /** Finishes open requests (once the API is up) and ends this worker. */
   const leave = (): void => void stopOnce().finally(() => process.exit(0));
   // Ctrl-C in a terminal and systemd's stop signal the whole process group, workers included.
   // Left to the default action, a worker would die with its requests and long polls unanswered.
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, leave);
+  // Before its API is up, the signal cancels the start: the primary is told so, and reports a
+  // cancelled start rather than a worker that exited for no reason.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (listening || !process.connected || !process.send) {
+      leave();
+      return;
+    }
+    process.send({ t: 'rampart-cancelled', signal } satisfies WorkerMessage, undefined, {}, () => process.exit(0));
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, onSignal);
   process.on('message', (message: unknown) => {
     if (!isPrimaryMessage(message)) return;
     if (message.t === 'rampart-connections-total') {
@@ -277,6 +340,7 @@ async function serveAsWorker(config: CaConfig, logger: Logger): Promise<{ stop()
   const kube = config.authn.includes('kubernetes') ? await (await import('./kubernetes-support.js')).startKubernetesSupport(config, { logger, registry, clock: systemClock, authOnly: true }) : null;
   const api = await startApi(config, replica, { logger, clock: systemClock, metrics, balanceConnections: true, ...(kube ? { kubernetesAuthenticator: () => kube.authenticator() } : {}) });
   balance = api.connectionBalance;
+  listening = true;
   send({ t: 'rampart-listening', url: api.url });
   let reportedOpen = 0;
   const countTimer = setInterval(() => {

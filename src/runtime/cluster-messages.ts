@@ -19,6 +19,8 @@ export type WorkerMessage =
   | { readonly t: 'rampart-hello' }
   | { readonly t: 'rampart-listening'; readonly url: string }
   | { readonly t: 'rampart-failed'; readonly code: string; readonly message: string }
+  /** A stop signal reached the worker before its API listened (the start is cancelled, not failed). */
+  | { readonly t: 'rampart-cancelled'; readonly signal: string }
   | { readonly t: 'rampart-admin'; readonly id: number; readonly op: AdminOp; readonly force: boolean }
   | { readonly t: 'rampart-reports'; readonly entries: ReadonlyArray<readonly [string, number]> }
   | { readonly t: 'rampart-metrics'; readonly id: number; readonly metrics: unknown }

@@ -23,6 +23,7 @@ import { admitHandshakesInOrder } from '../server/handshake-admission.js';
 import { listenNamed } from '../server/listen-failure.js';
 import { apiTlsOptions, issueServingCertificate, type ServingCertificate } from '../server/tls.js';
 import type { CaAuthority } from './ca-authority.js';
+import { throwIfCancelled } from './start-cancelled.js';
 
 const SERVING_TTL_MS = 24 * 3_600_000;
 // Enough handshakes in flight to keep a core busy across loopback and LAN round trips; the
@@ -52,6 +53,8 @@ export interface StartApiOptions {
   readonly balanceConnections?: boolean;
   /** Longest TLS handshake, counted from admission (default 10 s). */
   readonly handshakeTimeoutMs?: number;
+  /** Cancels the start up to the moment the API would listen (start-cancelled.ts). */
+  readonly signal?: AbortSignal;
 }
 
 async function buildAuthenticators(config: CaConfig, svid: Authenticator, options: StartApiOptions): Promise<Authenticator[]> {
@@ -141,6 +144,8 @@ export async function startApi(config: CaConfig, authority: CaAuthority, options
   const connectionBalance = options.balanceConnections === true ? balanceConnections(app) : null;
   const admission = admitHandshakesInOrder(app.server as HttpsServer, { limit: HANDSHAKES_IN_PROGRESS, onShed: () => options.metrics.connectionsShed.inc() });
   try {
+    // The last moment a start can still be undone: once the API listens, it may have served.
+    throwIfCancelled(options.signal);
     // A fleet reconnecting at once must queue in the kernel, not be reset: 511 is too small.
     await listenNamed('--listen', config.listen, () => app.listen({ host: config.listen.host, port: config.listen.port, backlog: 4096 }));
   } catch (err) {

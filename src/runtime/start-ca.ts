@@ -22,7 +22,8 @@ import { watchPluggedCaDir } from './plugged-ca-watch.js';
 import { CaRuntime, type CrashPoint } from './ca-runtime.js';
 import { closeStoreAfterFailedStart } from './failed-start.js';
 import type { KubernetesSupport } from './kubernetes-support.js';
-import { startApi } from './start-api.js';
+import { startApi, type RunningApi } from './start-api.js';
+import { throwIfCancelled } from './start-cancelled.js';
 
 export interface RunningCa {
   readonly apiUrl: string;
@@ -41,6 +42,11 @@ export interface StartCaOptions {
   readonly store?: StateStore;
   /** The API's TLS handshake timeout (tests; default in start-api.ts). */
   readonly apiHandshakeTimeoutMs?: number;
+  /**
+   * Cancels the start (SIGTERM while it runs) until the API listens: the start then stops what it
+   * started and rolls back what it created, as a failed start does, and throws CaStartCancelled.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** The state-owning half of a CA: store, runtime, Kubernetes support. Shared with the cluster primary. */
@@ -181,16 +187,22 @@ export async function startCa(config: CaConfig, options: StartCaOptions): Promis
   const clock = options.clock ?? systemClock;
   const core = await startCaCore(config, options);
   const kube = core.kubernetes;
-  const api = await startApi(config, core.runtime, {
-    logger,
-    clock,
-    metrics: core.metrics,
-    ...(kube ? { kubernetesAuthenticator: () => kube.authenticator() } : {}),
-    ...(options.apiHandshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: options.apiHandshakeTimeoutMs } : {}),
-  }).catch(async (err: unknown) => {
+  let api: RunningApi;
+  try {
+    // The store and runtime took their time (a first root, say): a signal may have come meanwhile.
+    throwIfCancelled(options.signal);
+    api = await startApi(config, core.runtime, {
+      logger,
+      clock,
+      metrics: core.metrics,
+      ...(kube ? { kubernetesAuthenticator: () => kube.authenticator() } : {}),
+      ...(options.apiHandshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: options.apiHandshakeTimeoutMs } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  } catch (err) {
     await core.abandon();
     throw err;
-  });
+  }
   let stopped = false;
   // Not ready from the moment stopping begins: the API stops accepting before monitoring closes.
   const monitoring = createMonitoringServer({ registry: core.registry, ready: () => (stopped ? 'shutting down' : core.runtime.ready ? true : 'no valid signing intermediate') });

@@ -3,6 +3,7 @@ import { loadCaConfig, type CaFlags } from '../../config/ca-config.js';
 import { createLogger } from '../../observability/logger.js';
 import { startCa } from '../../runtime/start-ca.js';
 import { isClusterWorker, startClusterPrimary, startClusterWorker } from '../../runtime/cluster-ca.js';
+import { isCaStartCancelled } from '../../runtime/start-cancelled.js';
 import type { CaConfig } from '../../config/ca-config.js';
 import { parseFlags, type FlagSpec } from '../args.js';
 import { caStartBanner, type KubernetesBannerFacts } from './ca-banner.js';
@@ -84,10 +85,26 @@ export async function runCa(argv: readonly string[]): Promise<number> {
     await new Promise<void>((resolve) => process.once('disconnect', () => resolve()));
     return 0;
   }
-  // Listening for SIGTERM from the start: one that arrives while the CA starts (or right after it
-  // says it is up) stops it cleanly once it is up, instead of killing it mid-write.
-  const shutdown = waitForShutdownSignal();
-  const ca = config.workers > 1 ? await startClusterPrimary(config, logger) : await startCa(config, { logger });
+  // Listening for SIGTERM from the start, instead of the default action killing the CA mid-write.
+  // One that arrives before the API listens cancels the start: what it started is stopped (every
+  // worker forked so far included) and what it created rolled back, as for a failed start. One
+  // that arrives later stops the CA once it is up, keeping its state: it may have served.
+  const cancel = new AbortController();
+  const shutdown = waitForShutdownSignal().then((signal) => {
+    cancel.abort(signal);
+    return signal;
+  });
+  let ca;
+  try {
+    ca = config.workers > 1 ? await startClusterPrimary(config, logger, { signal: cancel.signal }) : await startCa(config, { logger, signal: cancel.signal });
+  } catch (err) {
+    if (!isCaStartCancelled(err)) throw err;
+    // Asked to stop, and stopped: not an error, so exit 0, as the agent does and as a CA that was up.
+    logger.info({ event: 'ca-start-cancelled', signal: err.signal }, `start cancelled by ${err.signal} before the CA served; nothing is left running`);
+    logger.flush();
+    process.stderr.write(`rampart ca: start cancelled by ${err.signal} before the CA served; nothing is left running\n`);
+    return 0;
+  }
   // What the CA holds now, whichever store it came from (the file store, or the Kubernetes Secret).
   const state = ca.runtime.state();
   const active = state.roots.find((r) => r.phase === 'active');
