@@ -2,7 +2,8 @@
 import { loadCaConfig, type CaFlags } from '../../config/ca-config.js';
 import { createLogger } from '../../observability/logger.js';
 import { startCa } from '../../runtime/start-ca.js';
-import { isClusterWorker, startClusterPrimary, startClusterWorker } from '../../runtime/cluster-ca.js';
+import { startClusterPrimary } from '../../runtime/cluster-ca.js';
+import { isClusterWorker, startClusterWorker } from '../../runtime/cluster-worker.js';
 import { isCaStartCancelled } from '../../runtime/start-cancelled.js';
 import type { CaConfig } from '../../config/ca-config.js';
 import { parseFlags, type FlagSpec } from '../args.js';
