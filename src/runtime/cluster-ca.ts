@@ -12,6 +12,7 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { AddressInfo } from 'node:net';
+import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import { ensureDevIssuer } from '../authn/dev.js';
 import type { CaConfig } from '../config/ca-config.js';
@@ -51,10 +52,11 @@ export interface ClusterStartOptions {
 const isStopSignal = (signal: string | null): signal is 'SIGINT' | 'SIGTERM' => signal === 'SIGINT' || signal === 'SIGTERM';
 
 /**
- * Runs in the primary: state owner, monitoring, worker supervision. One worker is started first and
- * the rest once it serves: a start that cannot succeed (its port taken, a bad JWKS file) fails in
- * every worker alike, and forking them all at once made the primary wait for all of them to boot
- * before it could report the first one's failure (94 s for --workers 256 on two cores).
+ * Runs in the primary: state owner, monitoring, worker supervision. At most one worker per core is
+ * started first and the rest once one serves: a start that cannot succeed (its port taken, a bad
+ * JWKS file) fails in every worker alike, and forking them all at once made the primary wait for
+ * all of them to boot before it could report the first one's failure (94 s for --workers 256 on
+ * two cores).
  */
 export async function startClusterPrimary(config: CaConfig, logger: Logger, options: ClusterStartOptions = {}): Promise<RunningClusterCa> {
   const core = await startCaCore(config, { logger });
@@ -204,11 +206,18 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger, opti
   }
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   const cancel = (): void => failStartup(cancellationOf(options.signal as AbortSignal));
+  // As many workers as there are cores boot in parallel as fast as one, so a healthy CA has them
+  // all serving from the start (the e2e and fleet figures count on it); more would only delay
+  // the first one's report of a start that cannot succeed (94 s for --workers 256 on two cores).
+  const firstBatch = Math.min(config.workers, Math.max(1, availableParallelism()));
   options.signal?.addEventListener('abort', cancel, { once: true });
   if (options.signal?.aborted) cancel();
   else {
-    logger.info({ event: 'forking-workers', workers: 1, of: config.workers }, config.workers > 1 ? 'starting the first signing worker; the others start once it serves the API' : 'starting the signing worker');
-    fork(new RestartBackoff(RESTART_BACKOFF));
+    logger.info(
+      { event: 'forking-workers', workers: firstBatch, of: config.workers },
+      firstBatch < config.workers ? `starting ${firstBatch} signing worker(s); the others start once one serves the API` : 'starting the signing workers',
+    );
+    for (let i = 0; i < firstBatch; i++) fork(new RestartBackoff(RESTART_BACKOFF));
   }
 
   const monPort = (monitoring.server.address() as AddressInfo).port;
@@ -250,9 +259,9 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger, opti
   }
   // The first worker serves, so the port and the state work: start the others. Not when a stop
   // was asked meanwhile: the CA stops as soon as this returns.
-  if (config.workers > 1 && options.signal?.aborted !== true) {
-    logger.info({ event: 'forking-workers', workers: config.workers - 1, of: config.workers }, 'the first signing worker serves; starting the others');
-    for (let i = 1; i < config.workers; i++) fork(new RestartBackoff(RESTART_BACKOFF));
+  if (config.workers > firstBatch && options.signal?.aborted !== true) {
+    logger.info({ event: 'forking-workers', workers: config.workers - firstBatch, of: config.workers }, 'a signing worker serves; starting the others');
+    for (let i = firstBatch; i < config.workers; i++) fork(new RestartBackoff(RESTART_BACKOFF));
   }
   return {
     apiUrl: url,
