@@ -7,6 +7,7 @@ import type { CaServerDeps } from './deps.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerCertificateRoutes } from './routes/certificates.js';
 import { registerTrustBundleRoutes } from './routes/trust-bundle.js';
+import { lingerOnClose } from './lingering-close.js';
 import { trackRouteMethods } from './route-methods.js';
 import { setMaxListeners } from 'node:events';
 import type { TlsOptions } from 'node:tls';
@@ -30,6 +31,9 @@ export function buildCaApp(deps: CaServerDeps, https?: TlsOptions & { requestCer
   };
   const app = fastify(options as FastifyServerOptions) as unknown as FastifyInstance;
   app.server.on('checkExpectation', answerUnmetExpectation);
+  // A connection closed after an early answer (413, 417, Connection: close) is closed lingering,
+  // so a client still uploading reads the answer instead of a reset.
+  lingerOnClose(app.server);
   // Only JSON bodies are accepted; without this fastify would parse text/plain and answer 400.
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler(makeErrorHandler(deps.logger));

@@ -11,6 +11,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorCode } from '../core/errors.js';
 import { sendError, statusOf } from './error-handler.js';
 import { isValidHostValue } from './host-value.js';
+import { closeLingering } from './lingering-close.js';
 
 interface FramingAnswer {
   readonly code: ErrorCode;
@@ -43,19 +44,15 @@ export function answerClientError(err: Error & { code?: string }, socket: Duplex
     const { code, message } = classify(err);
     const status = statusOf(code);
     const body = JSON.stringify({ error: { code, message } });
-    // end(), then destroy once it is flushed: over TLS a write queues behind output not yet
-    // flushed (the "100 Continue" of an Expect: 100-continue request), and destroy() right after
-    // write() discarded both, so the client saw the connection close with no answer at all. The
-    // timer bounds a peer that stops reading.
-    const guard = setTimeout(() => socket.destroy(), 5_000);
-    guard.unref();
-    socket.end(
+    // Ended, never destroyed right after the write: over TLS a write queues behind output not yet
+    // flushed (the "100 Continue" of an Expect: 100-continue request), and destroy() discarded
+    // both. Nor destroyed once flushed: the rest of the request (a body behind headers over the
+    // limit) is still arriving, and closing on it reset a client still uploading before it read
+    // this answer. The lingering close reads that rest away, within time and byte limits.
+    closeLingering(
+      socket,
       `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\n` +
         `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-      () => {
-        clearTimeout(guard);
-        socket.destroy();
-      },
     );
     return;
   }

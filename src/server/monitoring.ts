@@ -9,6 +9,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { answerClientError, answerUnmetExpectation, hostHeaderProblem } from './framing-errors.js';
+import { lingerOnClose } from './lingering-close.js';
 
 export interface MonitoringOptions {
   readonly registry: Registry;
@@ -65,6 +66,8 @@ export function createMonitoringServer(options: MonitoringOptions): MonitoringSe
   });
   server.on('clientError', answerClientError);
   server.on('checkExpectation', answerUnmetExpectation);
+  // As on the API listener: a client still uploading to a closing connection reads its answer.
+  lingerOnClose(server);
   // Scrapers and probes hold keep-alive connections; they must not keep a stopping process up.
   server.keepAliveTimeout = 5_000;
   return {
