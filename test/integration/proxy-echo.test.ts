@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
@@ -200,4 +201,30 @@ test('after a burst the tunnel pool shrinks back to one session once the others 
     for (const h of held) h.destroy();
     await new Promise<void>((resolve) => backend.close(() => resolve()));
   }
+});
+
+test('a tunnel-auto outbound before a tunnel-off inbound: its h2 probe carries the first connection, so the inbound sees no refused handshake, and no log line repeats a key', async () => {
+  const logs = captureLogs();
+  const backend = await startEchoBackend();
+  const inbound = await startInbound({ listen: { host: '127.0.0.1', port: 0 }, backend: { host: '127.0.0.1', port: backend.port }, allow: [CLIENT_ID], credentials: new StaticCredentialSource(pki.creds('server')), logger: logs.logger, tunnel: 'off' });
+  const outbound = await startOutbound({ listen: { host: '127.0.0.1', port: 0 }, upstream: { host: '127.0.0.1', port: inbound.address.port }, expectedId: SERVER_ID, credentials: new StaticCredentialSource(pki.creds('client')), logger: logs.logger });
+  try {
+    assert.equal((await exchange(outbound.address.port, 'one')).toString(), 'onedone:3');
+    assert.equal((await exchange(outbound.address.port, 'two')).toString(), 'twodone:3');
+    const inboundClosed = (): Array<Record<string, unknown>> => logs.lines.filter((l) => l['direction'] === 'inbound' && (l['msg'] === 'connection closed' || l['msg'] === 'connection failed'));
+    await logs.waitFor(() => inboundClosed().length >= 2);
+    // Before: the probe was dropped once it saw no h2, and the inbound logged a warning
+    // "the client closed the connection during the TLS handshake" (tls-error) every 5 minutes.
+    assert.deepEqual(inboundClosed().map((l) => l['result']), ['ok', 'ok']);
+    assert.ok(logs.lines.some((l) => l['msg'] === 'upstream did not select ALPN h2; using one mTLS connection per application connection'));
+  } finally {
+    await outbound.close({ drainMs: 0 });
+    await inbound.close({ drainMs: 0 });
+    await backend.close();
+  }
+  // A key written twice (the outbound's bound "upstream" again in the pool's own lines) is
+  // rejected by some log pipelines; JSON.parse would silently keep the last one, Python can tell.
+  const check = 'import json,sys\nfor line in sys.stdin:\n    json.loads(line, object_pairs_hook=lambda pairs: len(pairs) == len(dict(pairs)) or sys.exit("repeated key: " + line))\n';
+  const { status, stderr } = spawnSync('python3', ['-c', check], { input: logs.raw.join('\n') + '\n', encoding: 'utf8' });
+  assert.equal(status, 0, stderr);
 });

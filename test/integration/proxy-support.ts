@@ -95,17 +95,21 @@ export function makePki(): Pki {
 export interface LogCapture {
   readonly logger: Logger;
   readonly lines: Array<Record<string, unknown>>;
+  /** The same lines as written, for checks that parsing would hide (a key written twice). */
+  readonly raw: string[];
   /** Resolves with the first line (past or future) matching `pred`. */
   waitFor(pred: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
 }
 
 export function captureLogs(): LogCapture {
   const lines: Array<Record<string, unknown>> = [];
+  const raw: string[] = [];
   const waiters: Array<{ pred: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }> = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
       for (const text of chunk.toString('utf8').split('\n')) {
         if (text.trim() === '') continue;
+        raw.push(text);
         const line = JSON.parse(text) as Record<string, unknown>;
         lines.push(line);
         for (const w of [...waiters]) {
@@ -122,6 +126,7 @@ export function captureLogs(): LogCapture {
   return {
     logger,
     lines,
+    raw,
     waitFor(pred) {
       const found = lines.find(pred);
       if (found !== undefined) return Promise.resolve(found);

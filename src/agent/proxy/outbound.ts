@@ -138,26 +138,38 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundP
     return handle;
   }
 
-  function plain(app: net.Socket, startedAt: number, remote: string | undefined): void {
+  /** `spare`: an mTLS connection to the upstream already made and verified (the pool's h2 probe). */
+  function plain(app: net.Socket, startedAt: number, remote: string | undefined, spare?: tls.TLSSocket): void {
     const gen = current as ContextGeneration;
-    const sock: tls.TLSSocket = connectUpstream(upstream, gen.context, checkIdentity, { allowHalfOpen: true, session: options.resumeSessions === true ? resumable : undefined });
     const seen: PeerSeen = { id: undefined, serial: undefined };
     let secure = false;
-    sock.setTimeout(connectMs, () => {
-      if (!sock.destroyed) sock.destroy(new Error(`TLS connect to upstream timed out after ${connectMs} ms`));
-    });
-    sock.once('secureConnect', () => {
+    const onSecure = (sock: tls.TLSSocket): void => {
       secure = true;
       sock.setTimeout(0);
       const cert = sock.getPeerCertificate();
       // secureConnect only follows a passed identity check: the peer is expectedId.
       seen.id = expectedId;
       seen.serial = 'serialNumber' in cert ? cert.serialNumber : undefined;
-    });
-    if (options.resumeSessions === true) {
-      sock.on('session', (s: Buffer) => {
-        if (current === gen) resumable = s;
+    };
+    let sock: tls.TLSSocket;
+    if (spare !== undefined) {
+      sock = spare;
+      // The probe was made for HTTP/2, which ends with its peer; an application connection keeps
+      // half-close.
+      sock.allowHalfOpen = true;
+      onSecure(sock);
+    } else {
+      const fresh = connectUpstream(upstream, gen.context, checkIdentity, { allowHalfOpen: true, session: options.resumeSessions === true ? resumable : undefined });
+      sock = fresh;
+      fresh.setTimeout(connectMs, () => {
+        if (!fresh.destroyed) fresh.destroy(new Error(`TLS connect to upstream timed out after ${connectMs} ms`));
       });
+      fresh.once('secureConnect', () => onSecure(fresh));
+      if (options.resumeSessions === true) {
+        fresh.on('session', (s: Buffer) => {
+          if (current === gen) resumable = s;
+        });
+      }
     }
     // An end passed to a TLS socket mid-handshake shuts TCP down under the handshake and is
     // lost, so an application that half-closes at once is held until the upstream is secure.
@@ -212,8 +224,10 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundP
       (t) => {
         if (t !== null) attachTunnel(t, app, startedAt, remote);
         // The relay would never see the 'close' that already happened.
-        else if (app.destroyed) finish('mtls', app, startedAt, remote, { id: undefined, serial: undefined })('downstream-error', new Error('application closed before the upstream was reached'));
-        else plain(app, startedAt, remote);
+        else if (app.destroyed) {
+          pool.takeSpare()?.destroy();
+          finish('mtls', app, startedAt, remote, { id: undefined, serial: undefined })('downstream-error', new Error('application closed before the upstream was reached'));
+        } else plain(app, startedAt, remote, pool.takeSpare());
       },
       (err: unknown) => {
         abortSocket(app);

@@ -38,6 +38,7 @@ export interface TunnelPoolOptions {
   readonly expectedId: string;
   readonly context: () => ContextGeneration;
   readonly connectMs: number;
+  /** Already bound to the upstream (outbound.ts): lines here must not name it again. */
   readonly logger: Logger;
   readonly metrics: ProxyMetrics;
   readonly clock: Clock;
@@ -71,6 +72,8 @@ export class TunnelPool {
   private readonly entries = new Set<Entry>();
   private connecting: Promise<Entry | null> | null = null;
   private plainUntil = 0;
+  /** The probe that found the upstream plain: an mTLS connection ready for the next caller. */
+  private spare: { socket: tls.TLSSocket; generation: number } | undefined;
   private closed = false;
   private readonly checkIdentity;
   private readonly authority: string;
@@ -91,6 +94,22 @@ export class TunnelPool {
   /** True while the upstream is known not to speak the tunnel. */
   usePlain(): boolean {
     return this.closed || this.o.clock.now() < this.plainUntil;
+  }
+
+  /**
+   * The verified mTLS connection of the probe that found the upstream plain, for the application
+   * connection that waited on it, or undefined. Dropping it instead cost a handshake, and the
+   * upstream saw a client hang up during the handshake (its TLS tickets unread) and logged a
+   * tls-error warning at every re-probe.
+   */
+  takeSpare(): tls.TLSSocket | undefined {
+    const spare = this.spare;
+    this.spare = undefined;
+    if (spare === undefined || spare.socket.destroyed || spare.generation !== this.o.context().generation) {
+      spare?.socket.destroy();
+      return undefined;
+    }
+    return spare.socket;
   }
 
   /** Number of live sessions (for tests and metrics). */
@@ -176,12 +195,14 @@ export class TunnelPool {
   /** GOAWAY on every session; open streams continue until they end. */
   drain(): void {
     this.closed = true;
+    this.takeSpare()?.destroy();
     for (const e of this.entries) this.retire(e);
   }
 
   /** Destroys every session at once. */
   destroyAll(): void {
     this.closed = true;
+    this.takeSpare()?.destroy();
     for (const e of this.entries) e.session.destroy();
   }
 
@@ -239,9 +260,13 @@ export class TunnelPool {
     });
     await whenSecure(socket, this.o.connectMs);
     if (socket.alpnProtocol !== 'h2') {
-      socket.destroy();
+      // Kept for the caller that waited on this probe (outbound.ts takes it at once); one that
+      // is not taken, because that caller went away, is closed with the next probe or drain.
+      this.spare?.socket.destroy();
+      this.spare = this.closed ? undefined : { socket, generation };
+      if (this.closed) socket.destroy();
       this.plainUntil = this.o.clock.now() + this.reprobeMs;
-      this.o.logger.info({ upstream: this.authority }, 'upstream did not select ALPN h2; using one mTLS connection per application connection');
+      this.o.logger.info('upstream did not select ALPN h2; using one mTLS connection per application connection');
       return null;
     }
     socket.setKeepAlive(true, 30_000);
@@ -281,7 +306,7 @@ export class TunnelPool {
       const result = sessionError === undefined ? 'ok' : 'error';
       this.o.metrics.tunnelSession('outbound', result);
       this.o.logger.info(
-        { direction: 'outbound', mode: 'tunnel-session', peer: this.o.expectedId, peerSerial, upstream: this.authority, durationMs: this.o.clock.now() - startedAt, result, error: describeError(sessionError) },
+        { direction: 'outbound', mode: 'tunnel-session', peer: this.o.expectedId, peerSerial, durationMs: this.o.clock.now() - startedAt, result, error: describeError(sessionError) },
         'tunnel session closed',
       );
     });
