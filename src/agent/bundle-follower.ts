@@ -47,8 +47,10 @@ export class BundleFollower {
   /** Holds `pem` if it is at least as new as the held one (certificate responses carry one). */
   offer(pem: string, sequence: number): void {
     if (sequence < this.heldSequence) return;
-    if (this.heldPem !== null && pem !== this.heldPem) {
-      this.o.logger.info({ event: 'trust-bundle-updated', from: this.heldSequence, to: sequence }, 'trust bundle updated');
+    // An activation moves the sequence without changing which roots the bundle holds; it is logged
+    // too, or a reader following a rotation through the agents' logs misses that step.
+    if (this.heldPem !== null && (pem !== this.heldPem || sequence > this.heldSequence)) {
+      this.o.logger.info({ event: 'trust-bundle-updated', from: this.heldSequence, to: sequence, rootsChanged: pem !== this.heldPem }, 'trust bundle updated');
     }
     this.heldPem = pem;
     this.heldSequence = Math.max(this.heldSequence, sequence);
