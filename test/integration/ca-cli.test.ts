@@ -12,6 +12,7 @@ import { runCliSync, spawnCli } from '../helpers/cli.js';
 import { httpsJson } from '../helpers/https.js';
 import { OpenSsl } from '../helpers/openssl.js';
 import { makeKey, writeJwks } from '../unit/authn-jwt-helpers.js';
+import { buildCertificate } from '../helpers/pki-build.js';
 
 interface Run {
   code: number | null;
@@ -449,4 +450,12 @@ test('cert inspect on a two-root bundle says it is no chain; root and bundle fil
   assert.match(noBundle.stderr, /^rampart root: cannot read --ca-bundle .*absent\.pem \(ENOENT\); .* \[RAMPART_ERR_CONFIG_INVALID\]\n$/);
   assert.equal(flagFirst.code, 2);
   assert.match(flagFirst.stderr, /the step comes first: rampart root status\|prepare\|activate\|retire/);
+});
+
+test('cert inspect counts the last minute of a certificate in seconds, not as "0 min" (outside QA)', async () => {
+  const file = join(dir, 'last-minute.pem');
+  await writeFile(file, buildCertificate({ subject: { commonName: 'last minute' }, extensions: [], notAfter: Date.now() + 45_000 }).pem);
+  const inspected = await cli(['cert', 'inspect', file]);
+  assert.equal(inspected.code, 0, inspected.stderr);
+  assert.match(inspected.stdout, /\(expires in (4[0-5]|3\d) s\)/);
 });

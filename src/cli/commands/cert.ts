@@ -91,6 +91,8 @@ export function summarize(der: Buffer, now: number): CertSummary {
 
 /** A remaining lifetime in the largest unit that keeps it readable: 42 min, 5 h 12 min, 364 days. */
 function roughly(ms: number): string {
+  // Agents in tests run certificates of seconds; "0 min" told nothing.
+  if (ms < 60_000) return `${Math.ceil(ms / 1000)} s`;
   const minutes = Math.floor(ms / 60_000);
   if (minutes < 120) return `${minutes} min`;
   const hours = Math.floor(minutes / 60);
