@@ -99,6 +99,22 @@ function logPluggedLoaded(logger: Logger, runtime: CaRuntime, plugged: PluggedCa
 }
 
 /** Opens the store and starts the runtime (the single writer of CA state). */
+/** Below this a leaf lifetime is for tests: DESIGN section 3 sets the floor at 5 min. */
+const SHORTEST_SERVING_TTL_MS = 60_000;
+
+/**
+ * Leaf lifetimes of seconds are allowed, since tests of renewal need them, but a mesh run on them
+ * renews all the time and, as NotAfter is whole seconds, can be handed a certificate that has
+ * already expired (outside QA: --min-ttl 1s made agents fail readiness 17 times in 20 s).
+ */
+function warnOfTestTtls(config: CaConfig, logger: Logger): void {
+  if (config.ttl.defaultTtlMs >= SHORTEST_SERVING_TTL_MS && config.ttl.minTtlMs >= SHORTEST_SERVING_TTL_MS) return;
+  logger.warn(
+    { event: 'ttl-for-tests', minTtlMs: config.ttl.minTtlMs, defaultTtlMs: config.ttl.defaultTtlMs },
+    'leaf lifetimes under 1m (--min-ttl, --default-ttl) are for tests: agents renew at half-life, and a certificate of a few seconds can expire before it is used',
+  );
+}
+
 export async function startCaCore(config: CaConfig, options: StartCaOptions): Promise<CaCore> {
   const logger = options.logger;
   const clock = options.clock ?? systemClock;
@@ -106,6 +122,7 @@ export async function startCaCore(config: CaConfig, options: StartCaOptions): Pr
   // prom-client's names already start with process_ or nodejs_, so the prefix is only the component.
   collectDefaultMetrics({ register: registry, prefix: 'rampart_ca_' });
   const metrics = createCaMetrics(registry);
+  warnOfTestTtls(config, logger);
   const plugged = loadPlugged(config, clock.now());
 
   let kubernetes: KubernetesSupport | null = null;

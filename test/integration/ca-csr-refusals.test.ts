@@ -278,7 +278,22 @@ test('TTL flags --min-ttl/--default-ttl/--max-ttl change the policy', async () =
     near((await grantedTtl(undefined, custom, bearer)).ttl, 120, 'default');
     near((await grantedTtl(10, custom, bearer)).ttl, 60, 'floor');
     near((await grantedTtl(3600, custom, bearer)).ttl, 600, 'ceiling');
+    assert.ok(!custom.logLines.some((l) => l.includes('"event":"ttl-for-tests"')), 'a 1m floor is not a test setting');
   } finally {
     await custom.close();
+  }
+});
+
+test('leaf lifetimes of seconds are accepted, with a warning that they are for tests (outside QA: --min-ttl 1s broke a mesh without a word)', async () => {
+  const seconds = await startTestCa({ 'min-ttl': '2s', 'default-ttl': '4s', 'max-ttl': '10m' });
+  try {
+    const warning = seconds.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['event'] === 'ttl-for-tests');
+    assert.equal(warning?.['level'], 'warn');
+    assert.equal(warning?.['minTtlMs'], 2000);
+    assert.match(String(warning?.['msg']), /under 1m .* are for tests/);
+    const bearer = await seconds.token('shop', 'cart');
+    near((await grantedTtl(undefined, seconds, bearer)).ttl, 4, 'granted all the same');
+  } finally {
+    await seconds.close();
   }
 });
