@@ -8,6 +8,7 @@ import { registerAdminRoutes } from './routes/admin.js';
 import { registerCertificateRoutes } from './routes/certificates.js';
 import { registerTrustBundleRoutes } from './routes/trust-bundle.js';
 import { lingerOnClose } from './lingering-close.js';
+import { bodyLeftUnread } from './unread-body.js';
 import { trackRouteMethods } from './route-methods.js';
 import { setMaxListeners } from 'node:events';
 import type { TlsOptions } from 'node:tls';
@@ -62,6 +63,10 @@ export function buildCaApp(deps: CaServerDeps, https?: TlsOptions & { requestCer
     }
     void reply.header('connection', 'close');
     sendError(reply, 'RAMPART_ERR_NOT_READY', 'this CA process is shutting down; retry on a new connection', 1);
+  });
+  app.addHook('onSend', (request, reply, payload, done) => {
+    if (bodyLeftUnread(request.raw)) void reply.header('connection', 'close');
+    done(null, payload);
   });
   const methodsOf = trackRouteMethods(app);
   // Thrown, not sent, so the error handler logs the refusal like every other.

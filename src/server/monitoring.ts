@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { answerClientError, answerUnmetExpectation, hostHeaderProblem } from './framing-errors.js';
 import { lingerOnClose } from './lingering-close.js';
+import { bodyLeftUnread } from './unread-body.js';
 
 export interface MonitoringOptions {
   readonly registry: Registry;
@@ -37,6 +38,8 @@ export function createMonitoringServer(options: MonitoringOptions): MonitoringSe
   // Node would answer a request without Host itself, with a bare 400 (see hostHeaderProblem).
   const server = http.createServer({ requireHostHeader: false }, (req, res) => {
     const headOnly = req.method === 'HEAD';
+    // No route here reads a body.
+    if (bodyLeftUnread(req)) res.setHeader('connection', 'close');
     const hostProblem = hostHeaderProblem(req);
     if (hostProblem !== null) {
       res.setHeader('connection', 'close');

@@ -14,6 +14,7 @@ import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
@@ -193,4 +194,34 @@ test('a client that keeps uploading after the answer is cut off, and nothing it 
   assert.match(raw, /"code":"RAMPART_ERR_BODY_TOO_LARGE"/);
   const health = await fetch(`${ca.monitoringUrl}/healthz`);
   assert.equal(health.status, 200, 'the CA is still serving');
+});
+
+test('an early answer to a kept-alive request whose body is unread closes the connection, instead of reading the rest of the body without limit', async () => {
+  const request = (path: string): string => `POST ${path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\nContent-Length: 1000000000\r\n\r\n${'x'.repeat(1024)}`;
+  const answered = async (socket: Socket, bytes: string): Promise<string> => {
+    let raw = '';
+    socket.setEncoding('utf8').on('data', (d: string) => (raw += d));
+    socket.on('error', () => {
+      // A reset after the answer is the lingering close ending; the answer is what is checked.
+    });
+    // The server's FIN: before, node kept the connection and went on reading the announced
+    // gigabyte for as long as the client sent it. A wait with no check on how long.
+    const ended = new Promise<void>((resolve) => socket.once('end', () => resolve()).once('close', () => resolve()));
+    socket.write(bytes);
+    await ended;
+    socket.destroy();
+    return raw;
+  };
+  const tlsSocket = tlsConnect({ host: '127.0.0.1', port: Number(new URL(ca.apiUrl).port), servername: 'localhost', ca: ca.rootCertPem() });
+  await new Promise<void>((resolve, reject) => tlsSocket.once('secureConnect', resolve).once('error', reject));
+  const api = await answered(tlsSocket, request('/v1/no-such-thing'));
+  assert.match(api, /^HTTP\/1\.1 404 /);
+  assert.match(api, /\r\nconnection: close\r\n/i);
+  assert.match(api, /"code":"RAMPART_ERR_NOT_FOUND"/);
+  const monitoringUrl = new URL(ca.monitoringUrl);
+  const tcpSocket = netConnect({ host: monitoringUrl.hostname, port: Number(monitoringUrl.port) });
+  await new Promise<void>((resolve, reject) => tcpSocket.once('connect', resolve).once('error', reject));
+  const monitoring = await answered(tcpSocket, request('/healthz'));
+  assert.match(monitoring, /^HTTP\/1\.1 405 /);
+  assert.match(monitoring, /\r\nconnection: close\r\n/i);
 });
