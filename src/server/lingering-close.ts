@@ -71,10 +71,33 @@ export function closeLingering(socket: Duplex, lastBytes?: string, limits: Linge
   // node:http pauses a connection whose answers back up, and a 'data' listener does not resume a
   // paused stream; unread, the receive buffer would fill, which is what ends in the reset.
   socket.resume();
+  restartReading(socket);
   if (socket.writable) {
     if (lastBytes === undefined) socket.end();
     else socket.end(lastBytes);
   }
+}
+
+/** The libuv handle under a net.Socket, as node's own net.js drives it. */
+interface StreamHandle {
+  reading?: boolean;
+  readStart?: () => number;
+}
+
+/**
+ * On plain TCP node:http lets its parser read the socket's handle directly, bypassing the stream,
+ * and stops the handle when it pauses the connection. Once the parser is detached the stream still
+ * believes a read is under way (it started one before the parser took over), so resume() never
+ * starts the handle again: nothing is read, and a client uploading more than the kernel buffers
+ * (about 4 MiB on loopback) is reset when the idle limit ends the linger (outside QA: python's
+ * http.client, 8 MiB to the monitoring listener). TLS sockets read through their own layer and
+ * are reading already.
+ */
+function restartReading(socket: Duplex): void {
+  const handle = (socket as Duplex & { _handle?: StreamHandle | null })._handle;
+  if (handle === null || handle === undefined || handle.reading !== false || typeof handle.readStart !== 'function') return;
+  handle.reading = true;
+  handle.readStart();
 }
 
 /**

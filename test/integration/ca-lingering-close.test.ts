@@ -225,3 +225,27 @@ test('an early answer to a kept-alive request whose body is unread closes the co
   assert.match(monitoring, /^HTTP\/1\.1 405 /);
   assert.match(monitoring, /\r\nconnection: close\r\n/i);
 });
+
+test('python http.client sending 8 MiB whole before it reads gets the coded answer on both listeners (outside QA: the monitoring listener stopped reading, and reset it after 2 s)', async () => {
+  const script = [
+    'import http.client, json, ssl, sys',
+    'scheme, port, path, cafile = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]',
+    'if scheme == "https":',
+    '    c = http.client.HTTPSConnection("localhost", port, context=ssl.create_default_context(cafile=cafile))',
+    'else:',
+    '    c = http.client.HTTPConnection("127.0.0.1", port)',
+    'c.request("POST", path, body=b"x" * (8 * 1024 * 1024), headers={"content-type": "text/plain"})',
+    'r = c.getresponse()',
+    'print(r.status, json.loads(r.read())["error"]["code"])',
+  ].join('\n');
+  const rootFile = join(ca.stateDir, 'root-cert.pem');
+  const python = async (url: string, path: string): Promise<string> => {
+    const u = new URL(url);
+    const { stdout } = await run('python3', ['-c', script, u.protocol === 'https:' ? 'https' : 'http', u.port, path, rootFile]);
+    return stdout.trim();
+  };
+  for (let i = 0; i < 3; i++) {
+    assert.equal(await python(ca.monitoringUrl, '/healthz'), '405 RAMPART_ERR_METHOD_NOT_ALLOWED');
+    assert.equal(await python(ca.apiUrl, '/v1/no-such-thing'), '404 RAMPART_ERR_NOT_FOUND');
+  }
+});
