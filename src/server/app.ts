@@ -1,5 +1,5 @@
 /** Builds the CA's API fastify instance (never listens: the caller decides where). */
-import { fastify, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { BadRequestError, RampartError } from '../core/errors.js';
 import { makeErrorHandler, sendError } from './error-handler.js';
 import { answerClientError, answerFrameworkError, answerUnmetExpectation, hostHeaderProblem } from './framing-errors.js';
@@ -57,6 +57,13 @@ export function buildCaApp(deps: CaServerDeps, https?: TlsOptions & { requestCer
       done(new BadRequestError('RAMPART_ERR_BAD_REQUEST', hostProblem));
       return;
     }
+    // Refused before its body is read or parsed: a JSON body sent to a wrong path or with a wrong
+    // method was parsed first and got 400 "not valid JSON" or 413, and a slow chunked one held
+    // the connection until it ended (outside QA).
+    if (request.is404 && !stopping.signal.aborted) {
+      done(noRoute(request, reply));
+      return;
+    }
     if (!stopping.signal.aborted) {
       done();
       return;
@@ -69,13 +76,18 @@ export function buildCaApp(deps: CaServerDeps, https?: TlsOptions & { requestCer
     done(null, payload);
   });
   const methodsOf = trackRouteMethods(app);
-  // Thrown, not sent, so the error handler logs the refusal like every other.
-  app.setNotFoundHandler(async (request, reply) => {
+  /** 404, or 405 with Allow for a known path asked with another method. */
+  function noRoute(request: FastifyRequest, reply: FastifyReply): RampartError {
     const path = request.url.split('?', 1)[0] ?? '/';
     const allowed = methodsOf(path);
-    if (allowed.length === 0) throw new RampartError('RAMPART_ERR_NOT_FOUND', `no route ${request.method} ${path}`);
+    if (allowed.length === 0) return new RampartError('RAMPART_ERR_NOT_FOUND', `no route ${request.method} ${path}`);
     void reply.header('allow', allowed.join(', '));
-    throw new RampartError('RAMPART_ERR_METHOD_NOT_ALLOWED', `${path} takes ${allowed.join(' or ')}, not ${request.method}`);
+    return new RampartError('RAMPART_ERR_METHOD_NOT_ALLOWED', `${path} takes ${allowed.join(' or ')}, not ${request.method}`);
+  }
+  // Thrown, not sent, so the error handler logs the refusal like every other. The onRequest hook
+  // answers first; this stays for fastify, which needs a handler for what no route matches.
+  app.setNotFoundHandler(async (request, reply) => {
+    throw noRoute(request, reply);
   });
   registerCertificateRoutes(app, deps);
   registerTrustBundleRoutes(app, deps, stopping.signal);

@@ -39,7 +39,7 @@ export function answerClientError(err: Error & { code?: string }, socket: Duplex
   // A reset peer has gone; nothing can be sent.
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   // As node does: never write into the middle of a response already under way on this socket.
-  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean; writableEnded?: boolean } | null })._httpMessage;
   if (socket.writable && inFlight?.headersSent !== true) {
     const { code, message } = classify(err);
     const status = statusOf(code);
@@ -54,6 +54,12 @@ export function answerClientError(err: Error & { code?: string }, socket: Duplex
       `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\n` +
         `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
+    return;
+  }
+  // An answer written whole (a 404 or 405 given before the body, which then failed to parse as
+  // the next request) goes out before the close: destroy() would discard it still queued over TLS.
+  if (socket.writable && inFlight?.writableEnded === true) {
+    closeLingering(socket);
     return;
   }
   socket.destroy();

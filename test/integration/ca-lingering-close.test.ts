@@ -249,3 +249,38 @@ test('python http.client sending 8 MiB whole before it reads gets the coded answ
     assert.equal(await python(ca.apiUrl, '/v1/no-such-thing'), '404 RAMPART_ERR_NOT_FOUND');
   }
 });
+
+test('a wrong path or method is refused before a JSON body is read: 404 or 405, not the body parser\'s 400 or 413, and a slow chunked body is not waited for (outside QA)', async () => {
+  const root = ca.rootCertPem();
+  const post = (path: string, body: string, extra: Record<string, string> = {}): Promise<{ status: number; code: string }> =>
+    new Promise((resolve, reject) => {
+      const req = httpsRequest(new URL(path, ca.apiUrl), { method: 'POST', ca: root, agent: false, headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...extra } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (d: string) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, code: String((JSON.parse(text) as { error?: { code?: unknown } }).error?.code) }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  assert.deepEqual(await post('/v1/no-such-thing', 'x'), { status: 404, code: 'RAMPART_ERR_NOT_FOUND' });
+  assert.deepEqual(await post('/v1/trust-bundle', 'x'), { status: 405, code: 'RAMPART_ERR_METHOD_NOT_ALLOWED' });
+  assert.deepEqual(await post('/v1/no-such-thing', 'x'.repeat(100_000)), { status: 404, code: 'RAMPART_ERR_NOT_FOUND' });
+  // A chunked body that never ends: the answer comes without waiting for it.
+  const socket = tlsConnect({ host: '127.0.0.1', port: Number(new URL(ca.apiUrl).port), servername: 'localhost', ca: root });
+  await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+  socket.on('error', () => {
+    // The lingering close may end with a reset once our side stops; the answer is what counts.
+  });
+  let raw = '';
+  const answered = new Promise<void>((resolve) => {
+    socket.setEncoding('utf8').on('data', (d: string) => {
+      raw += d;
+      if (raw.includes('\r\n\r\n')) resolve();
+    });
+  });
+  socket.write('POST /v1/no-such-thing HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n');
+  // A wait with no check on how long: before, no answer came until the body ended.
+  await answered;
+  socket.destroy();
+  assert.match(raw, /^HTTP\/1\.1 404 /);
+});
