@@ -2,7 +2,7 @@
 import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { BadRequestError, RampartError } from '../core/errors.js';
 import { makeErrorHandler, sendError } from './error-handler.js';
-import { answerClientError, answerFrameworkError, answerUnmetExpectation, hostHeaderProblem } from './framing-errors.js';
+import { answerClientError, answerFrameworkError, answerUnmetExpectation, framingProblem } from './framing-errors.js';
 import type { CaServerDeps } from './deps.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerCertificateRoutes } from './routes/certificates.js';
@@ -50,11 +50,11 @@ export function buildCaApp(deps: CaServerDeps, https?: TlsOptions & { requestCer
     done();
   });
   app.addHook('onRequest', (request, reply, done) => {
-    const hostProblem = hostHeaderProblem(request.raw);
-    if (hostProblem !== null) {
+    const framing = framingProblem(request.raw);
+    if (framing !== null) {
       // As node would: the request is not one this connection can be trusted to frame.
       void reply.header('connection', 'close');
-      done(new BadRequestError('RAMPART_ERR_BAD_REQUEST', hostProblem));
+      done(new BadRequestError('RAMPART_ERR_BAD_REQUEST', framing));
       return;
     }
     // Refused before its body is read or parsed: a JSON body sent to a wrong path or with a wrong

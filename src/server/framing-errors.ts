@@ -101,3 +101,15 @@ export function hostHeaderProblem(req: IncomingMessage): string | null {
   // The value is not quoted back: it is the peer's bytes.
   return isValidHostValue(req.headers.host ?? '') ? null : 'the Host header is not a valid host[:port] (RFC 9112 section 3.2)';
 }
+
+/**
+ * What makes a parsed request one this connection cannot be trusted to frame, or null: a bad Host
+ * (above), or Transfer-Encoding on HTTP/1.0, which RFC 9112 section 6.1 says must be treated as
+ * faulty framing and the connection closed, as a proxy in front may have framed it differently
+ * (request smuggling). Node serves it, and keeps the connection if asked.
+ */
+export function framingProblem(req: IncomingMessage): string | null {
+  const http10 = req.httpVersionMajor === 1 && req.httpVersionMinor === 0;
+  if (http10 && req.headers['transfer-encoding'] !== undefined) return 'an HTTP/1.0 request cannot carry Transfer-Encoding (RFC 9112 section 6.1)';
+  return hostHeaderProblem(req);
+}

@@ -24,7 +24,8 @@ export function isValidHostValue(value: string): boolean {
     const close = value.indexOf(']');
     if (close < 0) return false;
     const literal = value.slice(1, close);
-    return (isIPv6(literal) || IP_FUTURE.test(literal)) && validPort(value.slice(close + 1));
+    // node's isIPv6 takes a zone ("fe80::1%eth0"), which RFC 3986 has no room for in a Host.
+    return ((!literal.includes('%') && isIPv6(literal)) || IP_FUTURE.test(literal)) && validPort(value.slice(close + 1));
   }
   const colon = value.indexOf(':');
   const host = colon < 0 ? value : value.slice(0, colon);

@@ -8,7 +8,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import { answerClientError, answerUnmetExpectation, hostHeaderProblem } from './framing-errors.js';
+import { answerClientError, answerUnmetExpectation, framingProblem } from './framing-errors.js';
 import { lingerOnClose } from './lingering-close.js';
 import { bodyLeftUnread } from './unread-body.js';
 
@@ -40,10 +40,10 @@ export function createMonitoringServer(options: MonitoringOptions): MonitoringSe
     const headOnly = req.method === 'HEAD';
     // No route here reads a body.
     if (bodyLeftUnread(req)) res.setHeader('connection', 'close');
-    const hostProblem = hostHeaderProblem(req);
-    if (hostProblem !== null) {
+    const framing = framingProblem(req);
+    if (framing !== null) {
       res.setHeader('connection', 'close');
-      send(res, 400, JSON_TYPE, JSON.stringify({ error: { code: 'RAMPART_ERR_BAD_REQUEST', message: hostProblem } }), false);
+      send(res, 400, JSON_TYPE, JSON.stringify({ error: { code: 'RAMPART_ERR_BAD_REQUEST', message: framing } }), false);
       return;
     }
     const path = ((req.url ?? '/').split('?', 1)[0] ?? '/').slice(0, 200);

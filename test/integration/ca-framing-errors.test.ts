@@ -139,8 +139,20 @@ test('an HTTP/1.1 request without a Host header, or with two, gets a coded 400 o
   await stillIssues(ca);
 });
 
+test('an HTTP/1.0 request with Transfer-Encoding is refused and its connection closed, so nothing pipelined behind it is served (RFC 9112 section 6.1; outside QA)', async () => {
+  const { answers, closedByServer } = await rawTls(ca, ['POST /v1/no-such-thing HTTP/1.0\r\nHost: localhost\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /v1/trust-bundle?format=json HTTP/1.1\r\nHost: localhost\r\n\r\n']);
+  assert.ok(closedByServer);
+  assert.deepEqual(answers.map((a) => a.status), [400]);
+  assert.equal(answers[0]?.body.error?.code, 'RAMPART_ERR_BAD_REQUEST');
+  assert.match(answers[0]?.body.error?.message ?? '', /HTTP\/1\.0 request cannot carry Transfer-Encoding/);
+  const url = new URL(ca.monitoringUrl);
+  const [monitoring] = await rawTcp(url.hostname, Number(url.port), 'POST /healthz HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
+  assert.equal(monitoring?.status, 400);
+  await stillIssues(ca);
+});
+
 test('a Host header whose value is not host[:port] gets a coded 400 on both listeners, and the value is not echoed (outside QA: "Host: a b" was served)', async () => {
-  for (const bad of ['a b', 'x/y', 'localhost:80a', '[::1', '[zz]:443', 'a@b', 'caf\u00e9']) {
+  for (const bad of ['a b', 'x/y', 'localhost:80a', '[::1', '[zz]:443', 'a@b', 'caf\u00e9', '[fe80::1%eth0]', '[fe80::1%25]']) {
     const { answers, closedByServer } = await rawTls(ca, [`GET /v1/trust-bundle?format=json HTTP/1.1\r\nHost: ${bad}\r\n\r\n`]);
     assert.ok(closedByServer, bad);
     assert.equal(answers[0]?.status, 400, bad);
