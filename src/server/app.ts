@@ -2,7 +2,7 @@
 import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { BadRequestError, RampartError } from '../core/errors.js';
 import { makeErrorHandler, sendError } from './error-handler.js';
-import { answerClientError, answerFrameworkError, answerUnmetExpectation, framingProblem } from './framing-errors.js';
+import { answerClientError, answerConnect, answerFrameworkError, answerUnmetExpectation, framingProblem } from './framing-errors.js';
 import type { CaServerDeps } from './deps.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerCertificateRoutes } from './routes/certificates.js';
@@ -32,6 +32,7 @@ export function buildCaApp(deps: CaServerDeps, https?: TlsOptions & { requestCer
   };
   const app = fastify(options as FastifyServerOptions) as unknown as FastifyInstance;
   app.server.on('checkExpectation', answerUnmetExpectation);
+  app.server.on('connect', answerConnect);
   // A connection closed after an early answer (413, 417, Connection: close) is closed lingering,
   // so a client still uploading reads the answer instead of a reset.
   lingerOnClose(app.server);

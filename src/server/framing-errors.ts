@@ -30,6 +30,27 @@ function classify(err: Error & { code?: string }): FramingAnswer {
   return { code: 'RAMPART_ERR_BAD_REQUEST', message: `the request is not valid HTTP/1.1${parserCode}` };
 }
 
+/** A whole HTTP/1.1 answer that closes the connection, for sockets node:http has let go of. */
+function rawAnswer(status: number, body: string): string {
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+    `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+  );
+}
+
+/**
+ * A 'connect' listener for node:http and node:https servers: a CONNECT request. Without one node
+ * closes the connection without a word; neither listener is a proxy, so it gets a coded 400.
+ */
+export function answerConnect(_req: IncomingMessage, socket: Duplex): void {
+  const code: ErrorCode = 'RAMPART_ERR_BAD_REQUEST';
+  const body = JSON.stringify({ error: { code, message: 'CONNECT is not served: this is not a proxy' } });
+  socket.on('error', () => {
+    // A peer gone before the answer; nothing to tell it.
+  });
+  closeLingering(socket, rawAnswer(statusOf(code), body));
+}
+
 /**
  * A 'clientError' listener for node:http and node:https servers (and fastify's
  * `clientErrorHandler`): answers once with a coded JSON body, then closes the connection,
@@ -49,11 +70,7 @@ export function answerClientError(err: Error & { code?: string }, socket: Duplex
     // both. Nor destroyed once flushed: the rest of the request (a body behind headers over the
     // limit) is still arriving, and closing on it reset a client still uploading before it read
     // this answer. The lingering close reads that rest away, within time and byte limits.
-    closeLingering(
-      socket,
-      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\n` +
-        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-    );
+    closeLingering(socket, rawAnswer(status, body));
     return;
   }
   // An answer written whole (a 404 or 405 given before the body, which then failed to parse as

@@ -8,7 +8,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import { answerClientError, answerUnmetExpectation, framingProblem } from './framing-errors.js';
+import { answerClientError, answerConnect, answerUnmetExpectation, framingProblem } from './framing-errors.js';
 import { lingerOnClose } from './lingering-close.js';
 import { bodyLeftUnread } from './unread-body.js';
 
@@ -33,6 +33,19 @@ function send(res: http.ServerResponse, status: number, contentType: string, bod
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
+/** The path of a request target, in origin form or absolute form (RFC 9112 section 3.2.2 wants both). */
+function pathOf(target: string): string {
+  let path = target;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(path)) {
+    try {
+      path = new URL(path).pathname;
+    } catch {
+      // Not a URL after all: routed as it is, to a 404.
+    }
+  }
+  return (path.split('?', 1)[0] ?? '/').slice(0, 200);
+}
+
 export function createMonitoringServer(options: MonitoringOptions): MonitoringServer {
   const exposition = options.metrics ?? (() => options.registry.metrics());
   // Node would answer a request without Host itself, with a bare 400 (see hostHeaderProblem).
@@ -46,7 +59,7 @@ export function createMonitoringServer(options: MonitoringOptions): MonitoringSe
       send(res, 400, JSON_TYPE, JSON.stringify({ error: { code: 'RAMPART_ERR_BAD_REQUEST', message: framing } }), false);
       return;
     }
-    const path = ((req.url ?? '/').split('?', 1)[0] ?? '/').slice(0, 200);
+    const path = pathOf(req.url ?? '/');
     const known = path === '/healthz' || path === '/readyz' || path === '/metrics';
     if (!known) {
       send(res, 404, JSON_TYPE, JSON.stringify({ error: { code: 'RAMPART_ERR_NOT_FOUND', message: `no route ${String(req.method)} ${path}; this listener serves GET /healthz, /readyz and /metrics` } }), headOnly);
@@ -69,6 +82,7 @@ export function createMonitoringServer(options: MonitoringOptions): MonitoringSe
   });
   server.on('clientError', answerClientError);
   server.on('checkExpectation', answerUnmetExpectation);
+  server.on('connect', answerConnect);
   // As on the API listener: a client still uploading to a closing connection reads its answer.
   lingerOnClose(server);
   // Scrapers and probes hold keep-alive connections; they must not keep a stopping process up.

@@ -151,6 +151,20 @@ test('an HTTP/1.0 request with Transfer-Encoding is refused and its connection c
   await stillIssues(ca);
 });
 
+test('CONNECT gets a coded 400 on both listeners instead of a silent close, and the monitoring listener takes an absolute-form target (outside QA)', async () => {
+  const api = await rawTls(ca, ['CONNECT localhost:443 HTTP/1.1\r\nHost: localhost:443\r\n\r\n']);
+  assert.ok(api.closedByServer);
+  assert.equal(api.answers[0]?.status, 400);
+  assert.match(api.answers[0]?.body.error?.message ?? '', /CONNECT is not served/);
+  const url = new URL(ca.monitoringUrl);
+  const [monitoring] = await rawTcp(url.hostname, Number(url.port), 'CONNECT a:1 HTTP/1.1\r\nHost: a:1\r\n\r\n');
+  assert.equal(monitoring?.status, 400);
+  assert.equal(monitoring?.body.error?.code, 'RAMPART_ERR_BAD_REQUEST');
+  const [absolute] = await rawTcp(url.hostname, Number(url.port), `GET http://${url.host}/healthz HTTP/1.1\r\nHost: ${url.host}\r\nConnection: close\r\n\r\n`);
+  assert.equal(absolute?.status, 200);
+  await stillIssues(ca);
+});
+
 test('a Host header whose value is not host[:port] gets a coded 400 on both listeners, and the value is not echoed (outside QA: "Host: a b" was served)', async () => {
   for (const bad of ['a b', 'x/y', 'localhost:80a', '[::1', '[zz]:443', 'a@b', 'caf\u00e9', '[fe80::1%eth0]', '[fe80::1%25]']) {
     const { answers, closedByServer } = await rawTls(ca, [`GET /v1/trust-bundle?format=json HTTP/1.1\r\nHost: ${bad}\r\n\r\n`]);
