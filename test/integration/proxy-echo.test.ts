@@ -162,9 +162,11 @@ test('after a burst the tunnel pool shrinks back to one session once the others 
   });
   await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
   const backendPort = (backend.address() as net.AddressInfo).port;
-  const inbound = await startInbound({ listen: { host: '127.0.0.1', port: 0 }, backend: { host: '127.0.0.1', port: backendPort }, allow: [CLIENT_ID], credentials: new StaticCredentialSource(pki.creds('server')), logger: logs.logger });
+  const registry = new Registry();
+  const inbound = await startInbound({ listen: { host: '127.0.0.1', port: 0 }, backend: { host: '127.0.0.1', port: backendPort }, allow: [CLIENT_ID], credentials: new StaticCredentialSource(pki.creds('server')), logger: logs.logger, registry });
+  const openSessions = async (direction: string): Promise<number> => Number(new RegExp(`direction="${direction}"\\} (\\d+)$`, 'm').exec(await registry.getSingleMetricAsString('rampart_agent_tunnel_sessions_open'))?.[1]);
   // Two streams per session: seven connections need four sessions.
-  const outbound = await startOutbound({ listen: { host: '127.0.0.1', port: 0 }, upstream: { host: '127.0.0.1', port: inbound.address.port }, expectedId: SERVER_ID, credentials: new StaticCredentialSource(pki.creds('client')), logger: logs.logger, maxStreamsPerSession: 2, timeouts: { tunnelIdleMs: 300 } });
+  const outbound = await startOutbound({ listen: { host: '127.0.0.1', port: 0 }, upstream: { host: '127.0.0.1', port: inbound.address.port }, expectedId: SERVER_ID, credentials: new StaticCredentialSource(pki.creds('client')), logger: logs.logger, maxStreamsPerSession: 2, timeouts: { tunnelIdleMs: 300 }, registry });
   try {
     const replies = await Promise.all(
       Array.from({ length: BURST }, () => new Promise<string>((resolve, reject) => {
@@ -177,10 +179,13 @@ test('after a burst the tunnel pool shrinks back to one session once the others 
     );
     assert.deepEqual(replies, Array(BURST).fill('go'));
     assert.equal(outbound.tunnelSessions, Math.ceil(BURST / 2));
+    assert.equal(await openSessions('outbound'), Math.ceil(BURST / 2));
     // Before: every session the burst opened stayed for good, each PINGed, on both agents.
     const closedBefore = logs.lines.filter((l) => l['direction'] === 'outbound' && l['mode'] === 'tunnel-session').length;
     await logs.waitFor(() => logs.lines.filter((l) => l['direction'] === 'outbound' && l['mode'] === 'tunnel-session').length - closedBefore >= Math.ceil(BURST / 2) - 1);
     assert.equal(outbound.tunnelSessions, 1);
+    // The gauge shows it (outside QA could only count sockets with ss).
+    assert.equal(await openSessions('outbound'), 1);
     // Nothing else closes: the last session is kept for the next connection.
     await new Promise((resolve) => setTimeout(resolve, 600));
     assert.equal(outbound.tunnelSessions, 1);

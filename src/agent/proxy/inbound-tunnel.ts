@@ -70,6 +70,7 @@ export function createTunnelAcceptor(o: TunnelAcceptorOptions): TunnelAcceptor {
   h2.on('session', (session: http2.ServerHttp2Session) => {
     const peer = pendingPeer as TunnelPeer;
     sessions.set(session, peer);
+    o.metrics.tunnelOpen('inbound', 1);
     const startedAt = o.clock.now();
     let streams = 0;
     let sessionError: unknown;
@@ -100,6 +101,7 @@ export function createTunnelAcceptor(o: TunnelAcceptorOptions): TunnelAcceptor {
       cancelExpiry();
       sessions.delete(session);
       const result = sessionError === undefined ? 'ok' : 'error';
+      o.metrics.tunnelOpen('inbound', -1);
       o.metrics.tunnelSession('inbound', result);
       o.logger.info(
         { direction: 'inbound', mode: 'tunnel-session', peer: peer.id, peerSerial: peer.serial, remote: peer.remote, streams, durationMs: o.clock.now() - startedAt, result, error: describeError(sessionError) },

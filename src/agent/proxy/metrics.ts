@@ -5,9 +5,11 @@ export interface ProxyMetrics {
   connection(direction: 'inbound' | 'outbound', result: string): void;
   active(direction: 'inbound' | 'outbound', delta: number): void;
   tunnelSession(direction: 'inbound' | 'outbound', result: string): void;
+  /** A pooled tunnel session opened (+1) or closed (-1). */
+  tunnelOpen(direction: 'inbound' | 'outbound', delta: number): void;
 }
 
-const noop: ProxyMetrics = { connection() {}, active() {}, tunnelSession() {} };
+const noop: ProxyMetrics = { connection() {}, active() {}, tunnelSession() {}, tunnelOpen() {} };
 
 /**
  * Registers (or reuses, when an inbound and an outbound share a registry) the proxy metrics.
@@ -42,7 +44,18 @@ export async function proxyMetrics(registry: Registry | undefined): Promise<Prox
       labelNames: ['direction', 'result'],
       registers: [registry],
     });
+  // Ended sessions alone could not show the pool shrinking back after a burst (outside QA counted
+  // sockets with ss instead).
+  const open =
+    (registry.getSingleMetric('rampart_agent_tunnel_sessions_open') as Gauge<'direction'> | undefined) ??
+    new Gauge({
+      name: 'rampart_agent_tunnel_sessions_open',
+      help: 'Pooled HTTP/2 mTLS tunnel sessions between agents currently open, by direction.',
+      labelNames: ['direction'],
+      registers: [registry],
+    });
   return {
+    tunnelOpen: (direction, delta) => open.inc({ direction }, delta),
     connection: (direction, result) => connections.inc({ direction, result }),
     active: (direction, delta) => active.inc({ direction }, delta),
     tunnelSession: (direction, result) => sessions.inc({ direction, result }),

@@ -284,6 +284,7 @@ export class TunnelPool {
     const liveness = watchSession(session, { intervalMs: this.pingIntervalMs, timeoutMs: this.o.connectMs });
     const entry: Entry = { session, generation, peerSerial, liveness, streams: 0, draining: false, retireTimer: undefined, idleTimer: undefined };
     this.entries.add(entry);
+    this.o.metrics.tunnelOpen('outbound', 1);
     const startedAt = this.o.clock.now();
     let sessionError: unknown;
     let opened = 0;
@@ -304,6 +305,7 @@ export class TunnelPool {
       if (entry.retireTimer !== undefined) clearTimeout(entry.retireTimer);
       if (entry.idleTimer !== undefined) clearTimeout(entry.idleTimer);
       const result = sessionError === undefined ? 'ok' : 'error';
+      this.o.metrics.tunnelOpen('outbound', -1);
       this.o.metrics.tunnelSession('outbound', result);
       this.o.logger.info(
         { direction: 'outbound', mode: 'tunnel-session', peer: this.o.expectedId, peerSerial, durationMs: this.o.clock.now() - startedAt, result, error: describeError(sessionError) },
