@@ -32,3 +32,34 @@ export function runCliSync(args: readonly string[], options: { cwd?: string; env
 export function spawnCli(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; ownProcessGroup?: boolean } = {}): ChildProcess {
   return spawn(process.execPath, cliArgs(args), { cwd: options.cwd ?? REPO_ROOT, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], detached: options.ownProcessGroup === true });
 }
+
+/** What a finished `rampart` run printed, and how it ended. */
+export interface CliRun {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * Runs `rampart ARGS` to completion in the background (the test's event loop keeps turning, unlike
+ * runCliSync), killing it with SIGKILL after `timeoutMs`.
+ */
+export async function runCli(args: readonly string[], options: { timeoutMs?: number } = {}): Promise<CliRun> {
+  const child = spawnCli(args);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
+/** The JSON log lines in a CLI's output. */
+export function jsonLines(output: string): Array<Record<string, unknown>> {
+  return output
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}

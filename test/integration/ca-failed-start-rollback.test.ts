@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCliSync, spawnCli } from '../helpers/cli.js';
+import { runCli, runCliSync, spawnCli } from '../helpers/cli.js';
 import { freePort, holdPort } from '../helpers/ports.js';
 
 let releaseHeld: () => void;
@@ -42,14 +42,7 @@ async function failedStart(stateDir: string, options: { taken?: '--listen' | '--
   const taken = options.taken ?? '--listen';
   const api = taken === '--listen' ? heldPort : other;
   const monitoring = taken === '--listen' ? other : heldPort;
-  const child = spawnCli(['ca', '--state-dir', stateDir, '--listen', `127.0.0.1:${api}`, '--monitoring-listen', `127.0.0.1:${monitoring}`, '--workers', String(options.workers ?? 1)]);
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  const [code] = (await once(child, 'exit')) as [number | null];
-  clearTimeout(timer);
+  const { code, stdout, stderr } = await runCli(['ca', '--state-dir', stateDir, '--listen', `127.0.0.1:${api}`, '--monitoring-listen', `127.0.0.1:${monitoring}`, '--workers', String(options.workers ?? 1)]);
   assert.equal(code, 2, stderr);
   assert.match(stderr, new RegExp(`rampart ca: ${taken} 127\\.0\\.0\\.1:${heldPort}: cannot listen.*RAMPART_ERR_LISTEN_FAILED`));
   return { stdout, stderr, lines: logLines(stdout) };

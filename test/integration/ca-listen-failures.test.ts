@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnCli } from '../helpers/cli.js';
+import { jsonLines, runCli, spawnCli } from '../helpers/cli.js';
 import { holdPort } from '../helpers/ports.js';
 
 let releaseHeld: () => void;
@@ -112,20 +112,10 @@ function alive(pid: number): boolean {
 
 test('API port taken, --workers cores+6: the clash is reported from the first batch (one worker per core), the others are never started, none is left', { timeout: 120_000 }, async () => {
   const stateDir = join(dir, 'api-8');
-  const child = spawnCli(['ca', '--state-dir', stateDir, '--listen', `127.0.0.1:${heldPort}`, '--monitoring-listen', '127.0.0.1:0', '--workers', String(availableParallelism() + 6), '--log-level', 'debug']);
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-  const [code] = (await once(child, 'exit')) as [number | null];
-  clearTimeout(timer);
+  const { code, stdout, stderr } = await runCli(['ca', '--state-dir', stateDir, '--listen', `127.0.0.1:${heldPort}`, '--monitoring-listen', '127.0.0.1:0', '--workers', String(availableParallelism() + 6), '--log-level', 'debug'], { timeoutMs: 90_000 });
   assert.equal(code, 2, stderr);
   assert.match(stderr, new RegExp(`^rampart ca: --listen 127\\.0\\.0\\.1:${heldPort}: cannot listen: the address is already in use.* \\[RAMPART_ERR_LISTEN_FAILED\\]$`, 'm'));
-  const lines = stdout
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = jsonLines(stdout);
   // What the primary says it starts, batch by batch: before, all eight at once.
   const started = lines.filter((l) => l['event'] === 'forking-workers').reduce((n, l) => n + Number(l['workers']), 0);
   // One per core boots before the clash is known, not all those asked for.

@@ -113,70 +113,75 @@ test('outbound tunnel reconnects after the upstream session is lost', async () =
   }
 });
 
+/**
+ * A backend that answers nobody until `count` connections are open at once, then ends each with
+ * "go", so every stream of a burst is concurrent: a full session would leave the rest waiting
+ * for ever. `reset` readies it for another burst.
+ */
+async function startGatedBackend(count: number): Promise<{ port: number; reset(): void; close(): Promise<void> }> {
+  const held = new Set<net.Socket>();
+  const all = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    held.add(s);
+    all.add(s);
+    s.on('error', () => {});
+    if (held.size === count) for (const h of held) h.end('go');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    reset: () => held.clear(),
+    close: async () => {
+      for (const s of all) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** Opens `count` connections to `port` at once; resolves with what each received before its end. */
+function burst(port: number, count: number): Promise<string[]> {
+  return Promise.all(
+    Array.from({ length: count }, () => new Promise<string>((resolve, reject) => {
+      const s = net.connect({ host: '127.0.0.1', port });
+      let data = '';
+      s.on('data', (d: Buffer) => (data += d.toString()));
+      s.on('end', () => resolve(data));
+      s.on('error', reject);
+    })),
+  );
+}
+
 test('a burst of connections spreads over new tunnel sessions instead of queueing on a full one', async () => {
   const logs = captureLogs();
-  // A backend that answers nobody until all BURST connections are open at once, so every
-  // stream is concurrent: a full session would leave the rest waiting forever.
   const BURST = 7;
-  const held = new Set<net.Socket>();
-  const backend = net.createServer((s) => {
-    held.add(s);
-    s.on('error', () => {});
-    if (held.size === BURST) for (const h of held) h.end('go');
-  });
-  await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
-  const backendPort = (backend.address() as net.AddressInfo).port;
+  const backend = await startGatedBackend(BURST);
+  const backendPort = backend.port;
   const inbound = await startInbound({ listen: { host: '127.0.0.1', port: 0 }, backend: { host: '127.0.0.1', port: backendPort }, allow: [CLIENT_ID], credentials: new StaticCredentialSource(pki.creds('server')), logger: logs.logger });
   // Two streams per session: seven connections need four sessions.
   const outbound = await startOutbound({ listen: { host: '127.0.0.1', port: 0 }, upstream: { host: '127.0.0.1', port: inbound.address.port }, expectedId: SERVER_ID, credentials: new StaticCredentialSource(pki.creds('client')), logger: logs.logger, maxStreamsPerSession: 2 });
   try {
-    const replies = await Promise.all(
-      Array.from({ length: BURST }, () => new Promise<string>((resolve, reject) => {
-        const s = net.connect({ host: '127.0.0.1', port: outbound.address.port });
-        let data = '';
-        s.on('data', (d: Buffer) => (data += d.toString()));
-        s.on('end', () => resolve(data));
-        s.on('error', reject);
-      })),
-    );
+    const replies = await burst(outbound.address.port, BURST);
     assert.deepEqual(replies, Array(BURST).fill('go'));
     assert.equal(outbound.tunnelSessions, Math.ceil(BURST / 2));
   } finally {
     await outbound.close({ drainMs: 0 });
     await inbound.close({ drainMs: 0 });
-    for (const h of held) h.destroy();
-    await new Promise<void>((resolve) => backend.close(() => resolve()));
+    await backend.close();
   }
 });
 
 test('after a burst the tunnel pool shrinks back to one session once the others stay idle, and grows again for the next burst', async () => {
   const logs = captureLogs();
-  // A backend that answers nobody until all BURST connections are open at once, so every
-  // stream is concurrent: a full session would leave the rest waiting forever.
   const BURST = 7;
-  const held = new Set<net.Socket>();
-  const backend = net.createServer((s) => {
-    held.add(s);
-    s.on('error', () => {});
-    if (held.size === BURST) for (const h of held) h.end('go');
-  });
-  await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
-  const backendPort = (backend.address() as net.AddressInfo).port;
+  const backend = await startGatedBackend(BURST);
+  const backendPort = backend.port;
   const registry = new Registry();
   const inbound = await startInbound({ listen: { host: '127.0.0.1', port: 0 }, backend: { host: '127.0.0.1', port: backendPort }, allow: [CLIENT_ID], credentials: new StaticCredentialSource(pki.creds('server')), logger: logs.logger, registry });
   const openSessions = async (direction: string): Promise<number> => Number(new RegExp(`direction="${direction}"\\} (\\d+)$`, 'm').exec(await registry.getSingleMetricAsString('rampart_agent_tunnel_sessions_open'))?.[1]);
   // Two streams per session: seven connections need four sessions.
   const outbound = await startOutbound({ listen: { host: '127.0.0.1', port: 0 }, upstream: { host: '127.0.0.1', port: inbound.address.port }, expectedId: SERVER_ID, credentials: new StaticCredentialSource(pki.creds('client')), logger: logs.logger, maxStreamsPerSession: 2, timeouts: { tunnelIdleMs: 300 }, registry });
   try {
-    const replies = await Promise.all(
-      Array.from({ length: BURST }, () => new Promise<string>((resolve, reject) => {
-        const s = net.connect({ host: '127.0.0.1', port: outbound.address.port });
-        let data = '';
-        s.on('data', (d: Buffer) => (data += d.toString()));
-        s.on('end', () => resolve(data));
-        s.on('error', reject);
-      })),
-    );
+    const replies = await burst(outbound.address.port, BURST);
     assert.deepEqual(replies, Array(BURST).fill('go'));
     assert.equal(outbound.tunnelSessions, Math.ceil(BURST / 2));
     assert.equal(await openSessions('outbound'), Math.ceil(BURST / 2));
@@ -189,22 +194,13 @@ test('after a burst the tunnel pool shrinks back to one session once the others 
     // Nothing else closes: the last session is kept for the next connection.
     await new Promise((resolve) => setTimeout(resolve, 600));
     assert.equal(outbound.tunnelSessions, 1);
-    held.clear();
-    const again = await Promise.all(
-      Array.from({ length: BURST }, () => new Promise<string>((resolve, reject) => {
-        const s = net.connect({ host: '127.0.0.1', port: outbound.address.port });
-        let data = '';
-        s.on('data', (d: Buffer) => (data += d.toString()));
-        s.on('end', () => resolve(data));
-        s.on('error', reject);
-      })),
-    );
+    backend.reset();
+    const again = await burst(outbound.address.port, BURST);
     assert.deepEqual(again, Array(BURST).fill('go'));
   } finally {
     await outbound.close({ drainMs: 0 });
     await inbound.close({ drainMs: 0 });
-    for (const h of held) h.destroy();
-    await new Promise<void>((resolve) => backend.close(() => resolve()));
+    await backend.close();
   }
 });
 
