@@ -61,16 +61,12 @@ export function buildCaApp(deps: CaServerDeps, https?: TlsOptions & { requestCer
     // Refused before its body is read or parsed: a JSON body sent to a wrong path or with a wrong
     // method was parsed first and got 400 "not valid JSON" or 413, and a slow chunked one held
     // the connection until it ended (outside QA).
-    if (request.is404 && !stopping.signal.aborted) {
-      done(noRoute(request, reply));
+    if (stopping.signal.aborted) {
+      void reply.header('connection', 'close');
+      sendError(reply, 'RAMPART_ERR_NOT_READY', 'this CA process is shutting down; retry on a new connection', 1);
       return;
     }
-    if (!stopping.signal.aborted) {
-      done();
-      return;
-    }
-    void reply.header('connection', 'close');
-    sendError(reply, 'RAMPART_ERR_NOT_READY', 'this CA process is shutting down; retry on a new connection', 1);
+    done(request.is404 ? noRoute(request, reply) : undefined);
   });
   app.addHook('onSend', (request, reply, payload, done) => {
     if (bodyLeftUnread(request.raw)) void reply.header('connection', 'close');

@@ -206,11 +206,16 @@ export class TunnelPool {
     for (const e of this.entries) e.session.destroy();
   }
 
+  /** A session that may take new streams: live, not draining, of the current credentials. */
+  private takesStreams(e: Entry, generation: number): boolean {
+    return !e.draining && e.generation === generation && !e.session.closed && !e.session.destroyed;
+  }
+
   private pick(): Entry | null {
     const gen = this.o.context().generation;
     let best: Entry | null = null;
     for (const e of this.entries) {
-      if (e.draining || e.generation !== gen || e.session.closed || e.session.destroyed || e.streams >= this.maxStreams) continue;
+      if (!this.takesStreams(e, gen) || e.streams >= this.maxStreams) continue;
       if (best === null || e.streams < best.streams) best = e;
     }
     return best;
@@ -228,7 +233,7 @@ export class TunnelPool {
       if (e.streams > 0 || e.draining) return;
       const gen = this.o.context().generation;
       for (const other of this.entries) {
-        if (other !== e && !other.draining && other.generation === gen && !other.session.closed && !other.session.destroyed) {
+        if (other !== e && this.takesStreams(other, gen)) {
           this.retire(e);
           return;
         }
