@@ -439,17 +439,28 @@ test('cert inspect on a two-root bundle says it is no chain; root and bundle fil
   } finally {
     await rotated.close();
   }
-  const [noToken, noBundle, flagFirst] = await Promise.all([
+  const adminToken = join(dir, 'step-order-admin.token');
+  await writeFile(adminToken, await ca.token('rampart-system', 'rampart-admin'));
+  const flags = ['--ca-url', ca.apiUrl, '--ca-bundle', `${ca.stateDir}/root-cert.pem`, '--token-file', adminToken];
+  const [noToken, noBundle, noStep, flagsFirst, twoSteps] = await Promise.all([
     cli(['root', 'status', '--ca-bundle', `${ca.stateDir}/root-cert.pem`, '--token-file', join(dir, 'absent.token')]),
     cli(['root', 'status', '--ca-bundle', join(dir, 'absent.pem'), '--token-file', join(dir, 'absent.token')]),
     cli(['root', '--ca-url', ca.apiUrl]),
+    cli(['root', ...flags, 'status']),
+    cli(['root', 'status', ...flags, 'prepare']),
   ]);
   assert.equal(noToken.code, 2);
   assert.match(noToken.stderr, /^rampart root: cannot read --token-file .*absent\.token \(ENOENT\) \[RAMPART_ERR_TOKEN_FILE\]\n$/);
   assert.equal(noBundle.code, 2);
   assert.match(noBundle.stderr, /^rampart root: cannot read --ca-bundle .*absent\.pem \(ENOENT\); .* \[RAMPART_ERR_CONFIG_INVALID\]\n$/);
-  assert.equal(flagFirst.code, 2);
-  assert.match(flagFirst.stderr, /the step comes first: rampart root status\|prepare\|activate\|retire/);
+  assert.equal(noStep.code, 2);
+  assert.match(noStep.stderr, /^rampart root: name a step: rampart root status\|prepare\|activate\|retire \[flags\] \[RAMPART_ERR_USAGE\]\n/);
+  // Flags pasted before the step work as well as after it (outside QA).
+  assert.equal(flagsFirst.code, 0, flagsFirst.stderr);
+  assert.match(flagsFirst.stdout, /^automatic schedule: prepare at /m);
+  assert.equal(twoSteps.code, 2);
+  assert.match(twoSteps.stderr, /one step at a time: "status" was given, then "prepare" \[RAMPART_ERR_USAGE\]/);
+  assert.equal(ca.runtime.status().roots.length, 1, 'the refused second step did nothing');
 });
 
 test('cert inspect counts the last minute of a certificate in seconds, not as "0 min" (outside QA)', async () => {

@@ -84,19 +84,29 @@ export function formatStatus(status: RotationStatus): string {
   return `${out.join('\n')}\n`;
 }
 
+const STEPS = ['status', 'prepare', 'activate', 'retire'] as const;
+type Step = (typeof STEPS)[number];
+
+function isStep(word: string): word is Step {
+  return (STEPS as readonly string[]).includes(word);
+}
+
 export async function runRoot(argv: readonly string[]): Promise<number> {
-  const [step, ...rest] = argv;
-  if (step === undefined || step === '--help' || step === '-h') {
+  if (argv.length === 0) {
     process.stdout.write(ROOT_HELP);
-    return step === undefined ? 2 : 0;
+    return 2;
   }
-  if (step.startsWith('-')) throw new UsageError('the step comes first: rampart root status|prepare|activate|retire [flags]');
-  if (!['status', 'prepare', 'activate', 'retire'].includes(step)) throw new UsageError(`unknown step "${step}"; use status, prepare, activate or retire`);
-  const { values } = parseFlags<RootFlags>(rest, SPEC);
+  // The step may sit anywhere among the flags (`root --ca-url URL status` as well as
+  // `root status --ca-url URL`), as in kubectl and git: admins paste flags from runbooks first.
+  const { values, positionals } = parseFlags<RootFlags>(argv, SPEC, true);
   if (values.help) {
     process.stdout.write(ROOT_HELP);
     return 0;
   }
+  const [step, ...extra] = positionals;
+  if (step === undefined) throw new UsageError('name a step: rampart root status|prepare|activate|retire [flags]');
+  if (!isStep(step)) throw new UsageError(`unknown step "${step}"; use status, prepare, activate or retire`);
+  if (extra.length > 0) throw new UsageError(`one step at a time: "${step}" was given, then "${extra.join(' ')}"`);
   const url = caUrlFlag(values['ca-url'] ?? DEFAULT_CA_URL, '--ca-url');
   const trust = readTrustFile(values['ca-bundle'] ?? 'certs/root-cert.pem', '--ca-bundle');
   let token: string | undefined;
@@ -111,7 +121,7 @@ export async function runRoot(argv: readonly string[]): Promise<number> {
   }
   const client = new CaClient({ url, caBundle: () => trust });
   try {
-    const status = (step === 'status' ? await client.adminStatus(token) : await client.adminStep(step as 'prepare' | 'activate' | 'retire', values.force === true, token)) as RotationStatus;
+    const status = (step === 'status' ? await client.adminStatus(token) : await client.adminStep(step, values.force === true, token)) as RotationStatus;
     if (values.json) process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
     else process.stdout.write((step === 'status' ? '' : `${step}: done\n`) + formatStatus(status));
     return 0;
