@@ -15,6 +15,7 @@ export type ErrorCategory =
   | 'conflict'
   | 'payload-too-large'
   | 'headers-too-large'
+  | 'http-version-not-supported'
   | 'request-timeout'
   | 'unsupported-media-type'
   | 'rate-limited'
@@ -45,6 +46,7 @@ export const ERROR_CATALOGUE = {
   RAMPART_ERR_SPIFFE_ID_INVALID: { category: 'bad-request', summary: 'A SPIFFE ID does not follow the SPIFFE-ID specification.' },
   RAMPART_ERR_BODY_TOO_LARGE: { category: 'payload-too-large', summary: 'The request body is over 64 KiB.' },
   RAMPART_ERR_HEADERS_TOO_LARGE: { category: 'headers-too-large', summary: "The request's headers are over Node's 16 KiB limit." },
+  RAMPART_ERR_HTTP_VERSION_NOT_SUPPORTED: { category: 'http-version-not-supported', summary: 'The request line names an HTTP version other than 1.0 or 1.1.' },
   RAMPART_ERR_REQUEST_TIMEOUT: { category: 'request-timeout', summary: 'The request did not arrive in full within the server\'s time limit.' },
   RAMPART_ERR_UNSUPPORTED_MEDIA_TYPE: { category: 'unsupported-media-type', summary: 'The request body is not application/json.' },
   RAMPART_ERR_UNAUTHENTICATED: { category: 'unauthenticated', summary: 'No authenticator accepted the caller (token or client certificate).' },

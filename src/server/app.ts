@@ -1,6 +1,6 @@
 /** Builds the CA's API fastify instance (never listens: the caller decides where). */
 import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
-import { BadRequestError, RampartError } from '../core/errors.js';
+import { RampartError } from '../core/errors.js';
 import { makeErrorHandler, sendError } from './error-handler.js';
 import { answerClientError, answerConnect, answerFrameworkError, answerUnmetExpectation, framingProblem } from './framing-errors.js';
 import type { CaServerDeps } from './deps.js';
@@ -55,7 +55,7 @@ export function buildCaApp(deps: CaServerDeps, https?: TlsOptions & { requestCer
     if (framing !== null) {
       // As node would: the request is not one this connection can be trusted to frame.
       void reply.header('connection', 'close');
-      done(new BadRequestError('RAMPART_ERR_BAD_REQUEST', framing));
+      done(new RampartError(framing.code, framing.message));
       return;
     }
     // Refused before its body is read or parsed: a JSON body sent to a wrong path or with a wrong

@@ -14,6 +14,7 @@ export const STATUS_OF: Readonly<Record<ErrorCategory, number>> = {
   conflict: 409,
   'payload-too-large': 413,
   'headers-too-large': 431,
+  'http-version-not-supported': 505,
   'request-timeout': 408,
   'unsupported-media-type': 415,
   'rate-limited': 429,

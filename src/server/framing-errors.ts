@@ -119,14 +119,27 @@ export function hostHeaderProblem(req: IncomingMessage): string | null {
   return isValidHostValue(req.headers.host ?? '') ? null : 'the Host header is not a valid host[:port] (RFC 9112 section 3.2)';
 }
 
+export interface FramingProblem {
+  readonly code: Extract<ErrorCode, 'RAMPART_ERR_BAD_REQUEST' | 'RAMPART_ERR_HTTP_VERSION_NOT_SUPPORTED'>;
+  readonly message: string;
+}
+
 /**
- * What makes a parsed request one this connection cannot be trusted to frame, or null: a bad Host
- * (above), or Transfer-Encoding on HTTP/1.0, which RFC 9112 section 6.1 says must be treated as
- * faulty framing and the connection closed, as a proxy in front may have framed it differently
- * (request smuggling). Node serves it, and keeps the connection if asked.
+ * What makes a parsed request one this connection cannot be trusted to frame, or null:
+ * - a request line naming HTTP/0.9 or HTTP/2.0, which node's parser takes and would serve as
+ *   HTTP/1.1 (RFC 9110 section 15.6.6: 505);
+ * - Transfer-Encoding on HTTP/1.0, which RFC 9112 section 6.1 says must be treated as faulty
+ *   framing and the connection closed, as a proxy in front may have framed it differently
+ *   (request smuggling); node serves it, and keeps the connection if asked;
+ * - a bad Host (above).
  */
-export function framingProblem(req: IncomingMessage): string | null {
-  const http10 = req.httpVersionMajor === 1 && req.httpVersionMinor === 0;
-  if (http10 && req.headers['transfer-encoding'] !== undefined) return 'an HTTP/1.0 request cannot carry Transfer-Encoding (RFC 9112 section 6.1)';
-  return hostHeaderProblem(req);
+export function framingProblem(req: IncomingMessage): FramingProblem | null {
+  if (req.httpVersionMajor !== 1) {
+    // The version is digits by the parser's grammar; quoting it back echoes nothing of the peer's.
+    return { code: 'RAMPART_ERR_HTTP_VERSION_NOT_SUPPORTED', message: `HTTP/${req.httpVersion} is not served here; send HTTP/1.1` };
+  }
+  const http10 = req.httpVersionMinor === 0;
+  if (http10 && req.headers['transfer-encoding'] !== undefined) return { code: 'RAMPART_ERR_BAD_REQUEST', message: 'an HTTP/1.0 request cannot carry Transfer-Encoding (RFC 9112 section 6.1)' };
+  const host = hostHeaderProblem(req);
+  return host === null ? null : { code: 'RAMPART_ERR_BAD_REQUEST', message: host };
 }

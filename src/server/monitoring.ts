@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { answerClientError, answerConnect, answerUnmetExpectation, framingProblem } from './framing-errors.js';
 import { lingerOnClose } from './lingering-close.js';
+import { statusOf } from './error-handler.js';
 import { bodyLeftUnread } from './unread-body.js';
 
 export interface MonitoringOptions {
@@ -56,7 +57,7 @@ export function createMonitoringServer(options: MonitoringOptions): MonitoringSe
     const framing = framingProblem(req);
     if (framing !== null) {
       res.setHeader('connection', 'close');
-      send(res, 400, JSON_TYPE, JSON.stringify({ error: { code: 'RAMPART_ERR_BAD_REQUEST', message: framing } }), false);
+      send(res, statusOf(framing.code), JSON_TYPE, JSON.stringify({ error: framing }), false);
       return;
     }
     const path = pathOf(req.url ?? '/');

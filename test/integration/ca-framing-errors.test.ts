@@ -151,6 +151,21 @@ test('an HTTP/1.0 request with Transfer-Encoding is refused and its connection c
   await stillIssues(ca);
 });
 
+test('a request line naming HTTP/0.9 or HTTP/2.0 gets a coded 505 on both listeners and the connection closes; node\'s parser took both and served them (outside QA)', async () => {
+  const url = new URL(ca.monitoringUrl);
+  for (const version of ['0.9', '2.0']) {
+    const { answers, closedByServer } = await rawTls(ca, [`GET /v1/trust-bundle?format=json HTTP/${version}\r\nHost: localhost\r\n\r\nGET /v1/trust-bundle?format=json HTTP/1.1\r\nHost: localhost\r\n\r\n`]);
+    assert.ok(closedByServer, version);
+    assert.deepEqual(answers.map((a) => a.status), [505], `HTTP/${version}: nothing pipelined behind it is served`);
+    assert.equal(answers[0]?.headers['connection'], 'close');
+    assert.deepEqual(answers[0]?.body.error, { code: 'RAMPART_ERR_HTTP_VERSION_NOT_SUPPORTED', message: `HTTP/${version} is not served here; send HTTP/1.1` });
+    const [monitoring] = await rawTcp(url.hostname, Number(url.port), `GET /healthz HTTP/${version}\r\nHost: ${url.host}\r\n\r\n`);
+    assert.equal(monitoring?.status, 505, version);
+    assert.equal(monitoring?.body.error?.code, 'RAMPART_ERR_HTTP_VERSION_NOT_SUPPORTED');
+  }
+  await stillIssues(ca);
+});
+
 test('CONNECT gets a coded 400 on both listeners instead of a silent close, and the monitoring listener takes an absolute-form target (outside QA)', async () => {
   const api = await rawTls(ca, ['CONNECT localhost:443 HTTP/1.1\r\nHost: localhost:443\r\n\r\n']);
   assert.ok(api.closedByServer);
