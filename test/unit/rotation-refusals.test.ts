@@ -62,6 +62,8 @@ test('activate before propagation is refused with the reason; --force skips the 
   const allButTime = tracker.status(state.sequence, published, published + 30_000, interval);
   assert.equal(allButTime.agentsUpToDate, 2);
   assert.equal(allButTime.propagated, false);
+  // The wait is then the whole reason, and the message leads with it (soak finding).
+  assert.match(allButTime.reason, /^2 of 2 agents seen recently hold bundle sequence 2, but agents that poll slowly may not have asked yet: it was published at \S+Z and they get one refresh interval, until \S+Z$/);
   // After one interval: propagated.
   const ready = tracker.status(state.sequence, published, published + interval, interval);
   assert.equal(ready.propagated, true, ready.reason);

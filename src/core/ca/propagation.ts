@@ -102,7 +102,12 @@ export class PropagationTracker {
     const ratio = seen === 0 ? 1 : upToDate / seen;
     let reason = `${upToDate} of ${seen} agents seen recently${replicas > 1 ? ` by ${replicas} CA replicas` : ''} hold bundle sequence ${targetSequence}`;
     // Both times, so the wait's end is not read as the publication time (outside QA did).
-    if (!waited) reason += `; it was published at ${new Date(publishedAt).toISOString()} and agents that poll slowly get one refresh interval, until ${new Date(publishedAt + refreshIntervalMs).toISOString()}`;
+    // With every agent seen up to date, the wait is the whole reason; "3 of 3 hold it" alone read
+    // as a refusal without one (soak finding).
+    const published = new Date(publishedAt).toISOString();
+    const until = new Date(publishedAt + refreshIntervalMs).toISOString();
+    if (!waited && behindCount === 0) reason += `, but agents that poll slowly may not have asked yet: it was published at ${published} and they get one refresh interval, until ${until}`;
+    else if (!waited) reason += `; it was published at ${published} and agents that poll slowly get one refresh interval, until ${until}`;
     return { propagated: waited && behindCount === 0, reason, agentsSeen: seen, agentsUpToDate: upToDate, ratio, targetSequence };
   }
 
