@@ -3,10 +3,10 @@
  * generation with a certificate from another: `..data` is resolved once and all three files
  * are read from that one immutable generation directory.
  */
-import { constants, type Stats } from 'node:fs';
-import { open, readlink } from 'node:fs/promises';
+import { readlink } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { ConfigError, StateError, UnavailableError } from '../core/errors.js';
+import { FileTooLarge, NotRegularFile, readRegularFile } from '../files/read-regular-file.js';
 
 /** User-visible file names and the kubelet-style indirection names in the output directory. */
 export const CERT_CHAIN_FILE = 'cert-chain.pem';
@@ -41,52 +41,8 @@ function notReady(outDir: string): UnavailableError {
   return new UnavailableError('RAMPART_ERR_NOT_READY', `no credentials in ${outDir} yet; the agent has not obtained a certificate`);
 }
 
-/**
- * O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer, forever, on one of libuv's
- * four threads; a few such reads stall every file operation of the process, and even its exit.
- * Regular files ignore the flag. O_NOCTTY: a terminal put there must not become our controlling one.
- */
-const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
-
-/** What an entry is, for a message that says why it was refused. */
-function kindOf(info: Stats): string {
-  if (info.isFIFO()) return 'a FIFO';
-  if (info.isSocket()) return 'a socket';
-  if (info.isDirectory()) return 'a directory';
-  if (info.isCharacterDevice()) return 'a character device';
-  if (info.isBlockDevice()) return 'a block device';
-  return 'not a regular file';
-}
-
-/** An entry where the writer only ever puts regular files is something else. */
-class NotRegularFile extends Error {
-  constructor(readonly kind: string) {
-    super(kind);
-  }
-}
-
-/**
- * Reads a file that must be a regular one: the type is judged on the open descriptor (fstat), so
- * nothing swapped in between a check and the read is ever read, and a FIFO or device is refused
- * instead of waited on or read without end.
- */
-async function readRegularFile(path: string): Promise<string> {
-  let handle;
-  try {
-    handle = await open(path, READ_FLAGS);
-  } catch (error) {
-    // A UNIX socket cannot be opened at all.
-    if (errnoCode(error) === 'ENXIO') throw new NotRegularFile('a socket');
-    throw error;
-  }
-  try {
-    const info = await handle.stat();
-    if (!info.isFile()) throw new NotRegularFile(kindOf(info));
-    return await handle.readFile('utf8');
-  } finally {
-    await handle.close();
-  }
-}
+/** Far above any chain, key or bundle the CA issues; a file past it was put there by something else. */
+const MAX_FILE_BYTES = 1 << 20;
 
 async function resolveData(outDir: string): Promise<string | null> {
   try {
@@ -105,13 +61,13 @@ async function resolveData(outDir: string): Promise<string | null> {
 /** File `name` of generation `target` (at `dir`); an entry that is not a regular file is a coded refusal. */
 async function readEntry(outDir: string, dir: string, target: string, name: string): Promise<string> {
   try {
-    return await readRegularFile(resolve(dir, name));
+    return await readRegularFile(resolve(dir, name), MAX_FILE_BYTES);
   } catch (error) {
-    if (!(error instanceof NotRegularFile)) throw error;
-    // The agent writes only regular files there; something else put this one in its place.
+    if (!(error instanceof NotRegularFile || error instanceof FileTooLarge)) throw error;
+    // The agent writes only small regular files there; something else put this one in its place.
     throw new ConfigError(
       'RAMPART_ERR_CONFIG_INVALID',
-      `cannot read credentials in ${outDir}: ${target}/${name} is ${error.kind}, not a regular file; remove it (the agent writes a whole new generation at its next renewal or bundle change)`,
+      `cannot read credentials in ${outDir}: ${target}/${name} ${error.message}; remove it (the agent writes a whole new generation at its next renewal or bundle change)`,
     );
   }
 }

@@ -2,8 +2,11 @@
  * The workload's service-account token, read from its file on every request: kubelet rotates
  * projected tokens in place, so a cached copy would expire under the agent.
  */
-import { readFile } from 'node:fs/promises';
 import { ConfigError } from '../core/errors.js';
+import { FileTooLarge, NotRegularFile, readRegularFile } from '../files/read-regular-file.js';
+
+/** A service-account token is a few KiB; far more is not a token file. */
+const MAX_TOKEN_BYTES = 64 * 1024;
 
 /** Supplies the bearer token for one CA request. */
 export interface TokenSource {
@@ -20,8 +23,10 @@ export function fileTokenSource(path: string): TokenSource {
     async read() {
       let text: string;
       try {
-        text = await readFile(path, 'utf8');
+        text = await readRegularFile(path, MAX_TOKEN_BYTES);
       } catch (err) {
+        // A FIFO would hold the renewal (and a libuv thread) forever, /dev/zero would fill memory.
+        if (err instanceof NotRegularFile || err instanceof FileTooLarge) throw new ConfigError('RAMPART_ERR_TOKEN_FILE', `token file ${path} ${err.message}; check --token-file`);
         const code = (err as NodeJS.ErrnoException).code ?? 'read error';
         throw new ConfigError('RAMPART_ERR_TOKEN_FILE', `cannot read token file ${path} (${code}); check --token-file and that the projected token is mounted`, { cause: err });
       }

@@ -18,7 +18,8 @@ export interface FetchJsonOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 5_000;
-const DEFAULT_MAX_BYTES = 256 * 1024;
+/** The largest JWKS document read, from a URL or a file. */
+export const JWKS_MAX_BYTES = 256 * 1024;
 
 function unreachable(url: string, why: string, cause?: unknown): UnavailableError {
   return new UnavailableError(
@@ -43,7 +44,7 @@ export function fetchJson(url: string, options: FetchJsonOptions = {}): Promise<
     return Promise.reject(unreachable(url, `unsupported scheme ${parsed.protocol}`));
   }
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+  const maxBytes = options.maxBytes ?? JWKS_MAX_BYTES;
   return new Promise<unknown>((resolve, reject) => {
     const onResponse = (res: http.IncomingMessage): void => {
       const status = res.statusCode ?? 0;

@@ -7,12 +7,12 @@
  * while the latest load failed, such a token is answered "unavailable" (503, retry), not 401.
  */
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import type { JSONWebKeySet, JWK } from 'jose';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import { ConfigError, UnavailableError } from '../core/errors.js';
-import { fetchJson } from './jwt-fetch.js';
+import { fetchJson, JWKS_MAX_BYTES } from './jwt-fetch.js';
+import { FileTooLarge, NotRegularFile, readRegularFile } from '../files/read-regular-file.js';
 
 /** Where to read the key set from. */
 export type JwksSourceConfig =
@@ -130,9 +130,12 @@ function makeLoader(config: JwksSourceConfig, verifiedIssuer: string, timeoutMs:
       load: async () => {
         let text: string;
         try {
-          text = await readFile(config.path, 'utf8');
+          // As large a document as a JWKS URL may send; a FIFO swapped in would otherwise hold
+          // every later reload (and a libuv thread) for good.
+          text = await readRegularFile(config.path, JWKS_MAX_BYTES);
         } catch (cause) {
-          throw new UnavailableError('RAMPART_ERR_AUTHN_BACKEND_UNAVAILABLE', `JWKS file ${config.path} cannot be read: ${(cause as Error).message}`, { cause });
+          const why = cause instanceof NotRegularFile || cause instanceof FileTooLarge ? cause.message : `cannot be read: ${(cause as Error).message}`;
+          throw new UnavailableError('RAMPART_ERR_AUTHN_BACKEND_UNAVAILABLE', `JWKS file ${config.path} ${why}`, { cause });
         }
         try {
           return JSON.parse(text) as unknown;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -89,7 +89,7 @@ test('token file is re-read on every request: another identity in it gives the n
   }
 });
 
-test('an unreadable token file is logged clearly and retried until it is readable again', async () => {
+test('an unreadable token file (a directory, a FIFO) is logged clearly and retried until it is readable again', { timeout: 120_000 }, async () => {
   const t = await startTestAgent(ca, 'shop', 'flaky', { ttl: '3s' });
   try {
     const before = t.agent.manager.serial;
@@ -98,10 +98,21 @@ test('an unreadable token file is logged clearly and retried until it is readabl
     rmSync(t.tokenFile);
     mkdirSync(t.tokenFile);
     const line = await t.logs.waitFor((l) => l['event'] === 'renewal-failed' && l['code'] === 'RAMPART_ERR_TOKEN_FILE');
-    assert.match(String(line['error']), /cannot read token file .*token \(EISDIR\); check --token-file/);
+    assert.match(String(line['error']), /token file .*token is a directory, not a regular file; check --token-file/);
     await t.logs.waitFor((l) => l['event'] === 'renewal-failed' && l['code'] === 'RAMPART_ERR_TOKEN_FILE' && Number(l['failures']) >= 2);
     assert.equal(t.agent.manager.serial, before, 'no new certificate without a token');
     rmSync(t.tokenFile, { recursive: true });
+    // A FIFO: the read used to wait for a writer forever, so renewals stopped without a word.
+    execFileSync('mkfifo', [t.tokenFile]);
+    try {
+      const fifo = await t.logs.waitFor((l) => l['event'] === 'renewal-failed' && l['code'] === 'RAMPART_ERR_TOKEN_FILE' && /is a FIFO/.test(String(l['error'])));
+      assert.match(String(fifo['error']), /token file .*token is a FIFO, not a regular file; check --token-file/);
+    } finally {
+      // Opening the write end releases a read that did block (the old behaviour), so a failure here
+      // fails this test rather than hanging the process.
+      closeSync(openSync(t.tokenFile, constants.O_RDWR | constants.O_NONBLOCK));
+      rmSync(t.tokenFile);
+    }
     writeFileSync(t.tokenFile, saved);
     await eventually('a renewal after the token is readable again', () => t.agent.manager.serial !== before);
     const metrics = (await monitoring(t.agent, '/metrics')).body;

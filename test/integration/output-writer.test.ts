@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { once } from 'node:events';
-import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -136,6 +136,17 @@ test('an entry that is not a regular file (directory, device, socket) is refused
       await cleanup();
     }
   }
+});
+
+test('a file far larger than any credential (a sparse 5 GiB cert-chain.pem) is refused with a coded error, not read', async () => {
+  const outDir = await freshOutDir();
+  const generation = await writeCredentials(outDir, pairs[0]!);
+  await truncate(join(outDir, generation, 'cert-chain.pem'), 5 * 2 ** 30);
+  await assert.rejects(readCredentials(outDir), (error: Error & { code?: string }) => {
+    assert.equal(error.code, 'RAMPART_ERR_CONFIG_INVALID', error.message);
+    assert.ok(error.message.includes(`${generation}/cert-chain.pem is larger than 1048576 bytes; remove it`), error.message);
+    return true;
+  });
 });
 
 // A read that blocks in open() ties up one of libuv's threads for good, and the process cannot

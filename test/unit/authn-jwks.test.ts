@@ -2,7 +2,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { join } from 'node:path';
-import { writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, openSync } from 'node:fs';
+import { truncate, writeFile } from 'node:fs/promises';
 import { ManualClock } from '../../src/core/clock.js';
 import type { Logger } from 'pino';
 import { ConfigError, UnavailableError } from '../../src/core/errors.js';
@@ -203,6 +205,28 @@ test('answers UnavailableError when the JWKS file is missing and nothing is cach
   assert.equal(logged.length, 1);
   assert.equal(logged[0]?.['source'], absent);
   assert.match(String(logged[0]?.['reason']), /ENOENT/);
+});
+
+test('a JWKS file replaced by a FIFO or by a file over 256 KiB is refused at once, not waited on or read whole; the reason goes to the log', { timeout: 30_000 }, async () => {
+  const fifo = join(dir, 'fifo.json');
+  const huge = join(dir, 'huge.json');
+  execFileSync('mkfifo', [fifo]);
+  await writeFile(huge, '');
+  await truncate(huge, 300 * 1024);
+  // Liveness, not timing: opening the write end releases a read that blocked on the FIFO (the old
+  // behaviour), which then fails the assertions below instead of hanging the process.
+  const release = setTimeout(() => closeSync(openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK)), 20_000);
+  try {
+    for (const [path, reason] of [[fifo, /is a FIFO, not a regular file/], [huge, /is larger than 262144 bytes/]] as const) {
+      const logged: Array<Record<string, unknown>> = [];
+      const logger = { warn: (fields: Record<string, unknown>) => logged.push(fields) } as unknown as Logger;
+      const auth = createJwksAuthenticator({ issuer: ISSUER, trustDomain: 'cluster.local', source: { kind: 'file', path }, clock: new ManualClock(NOW), logger });
+      await assert.rejects(auth.authenticate({ bearerToken: await sign(rsa) }), (err: unknown) => err instanceof UnavailableError && err.code === 'RAMPART_ERR_AUTHN_BACKEND_UNAVAILABLE');
+      assert.match(String(logged[0]?.['reason']), reason, path);
+    }
+  } finally {
+    clearTimeout(release);
+  }
 });
 
 test('readJwksFileNow: a missing, non-JSON or keyless --jwks-file is a config error at start-up', async () => {
