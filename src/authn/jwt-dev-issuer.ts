@@ -6,6 +6,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { link, open, readFile, rename, unlink } from 'node:fs/promises';
 import { makeDirectories } from '../store/make-directories.js';
+import { removeDeadWriterLeftovers } from '../store/dead-writer-leftovers.js';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, type JSONWebKeySet, type JWK } from 'jose';
 import { ConfigError, StateError, isRampartError } from '../core/errors.js';
@@ -111,6 +112,8 @@ function jwksHolds(text: string, kid: string): boolean {
 
 async function ensure(stateDir: string): Promise<DevIssuer> {
   await makeDirectories(stateDir, 0o700);
+  // A `rampart token` killed mid-write leaves a copy of the private key under a temp name.
+  await removeDeadWriterLeftovers(stateDir, [DEV_KEY_FILE, DEV_JWKS_FILE]);
   const keyPath = join(stateDir, DEV_KEY_FILE);
   const jwksPath = join(stateDir, DEV_JWKS_FILE);
 

@@ -1,6 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,6 +62,25 @@ test('concurrent ensureDevIssuer calls in one process agree on one key and leave
   const results = await Promise.all(Array.from({ length: 6 }, () => ensureDevIssuer(dir)));
   assert.equal(new Set(results.map((r) => r.kid)).size, 1);
   assert.deepEqual((await readdir(dir)).sort(), [DEV_JWKS_FILE, DEV_KEY_FILE].sort());
+});
+
+test('ensureDevIssuer removes key and JWKS temp files of a writer that died mid-write, and keeps those of a live one', async () => {
+  const dir = stateDir();
+  await ensureDevIssuer(dir);
+  const dead = spawn('true');
+  await once(dead, 'exit');
+  const live = spawn('sleep', ['30']);
+  try {
+    const deadKey = `${DEV_KEY_FILE}.${dead.pid}.0123456789ab.tmp`;
+    const deadJwks = `${DEV_JWKS_FILE}.${dead.pid}.0123456789ab.tmp`;
+    const liveKey = `${DEV_KEY_FILE}.${live.pid}.0123456789ab.tmp`;
+    const unrelated = `notes.${dead.pid}.0123456789ab.tmp`;
+    for (const name of [deadKey, deadJwks, liveKey, unrelated]) await writeFile(join(dir, name), 'leftover', { mode: 0o600 });
+    await ensureDevIssuer(dir);
+    assert.deepEqual((await readdir(dir)).sort(), [DEV_JWKS_FILE, DEV_KEY_FILE, liveKey, unrelated].sort());
+  } finally {
+    live.kill();
+  }
 });
 
 test('two processes racing to create the dev issuer agree on one key', async () => {
