@@ -2,7 +2,8 @@
 import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { RampartError } from '../core/errors.js';
 import { makeErrorHandler, sendError } from './error-handler.js';
-import { answerClientError, answerConnect, answerFrameworkError, answerUnmetExpectation, framingProblem } from './framing-errors.js';
+import { answerClientError, answerConnect, answerFrameworkError, framingProblem } from './framing-errors.js';
+import { deferContinue } from './expect-continue.js';
 import type { CaServerDeps } from './deps.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerCertificateRoutes } from './routes/certificates.js';
@@ -31,7 +32,7 @@ export function buildCaApp(deps: CaServerDeps, https?: TlsOptions & { requestCer
     ...(https ? { https: { ...https, requireHostHeader: false } } : {}),
   };
   const app = fastify(options as FastifyServerOptions) as unknown as FastifyInstance;
-  app.server.on('checkExpectation', answerUnmetExpectation);
+  deferContinue(app.server);
   app.server.on('connect', answerConnect);
   // A connection closed after an early answer (413, 417, Connection: close) is closed lingering,
   // so a client still uploading reads the answer instead of a reset.

@@ -8,7 +8,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import { answerClientError, answerConnect, answerUnmetExpectation, framingProblem } from './framing-errors.js';
+import { answerClientError, answerConnect, framingProblem } from './framing-errors.js';
+import { deferContinue } from './expect-continue.js';
 import { lingerOnClose } from './lingering-close.js';
 import { statusOf } from './error-handler.js';
 import { bodyLeftUnread } from './unread-body.js';
@@ -82,7 +83,7 @@ export function createMonitoringServer(options: MonitoringOptions): MonitoringSe
     }
   });
   server.on('clientError', answerClientError);
-  server.on('checkExpectation', answerUnmetExpectation);
+  deferContinue(server);
   server.on('connect', answerConnect);
   // As on the API listener: a client still uploading to a closing connection reads its answer.
   lingerOnClose(server);
