@@ -1,5 +1,6 @@
 /** The `rampart` CLI for the CA side: help, usage errors, token, cert inspect and bundle (DESIGN section 2). */
 import { test, before, after } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -147,7 +148,21 @@ test('the start banner suggests rampart token only when the dev issuer runs; und
     startBanner(['--state-dir', join(dir, 'banner-dev')]),
     startBanner(['--state-dir', join(dir, 'banner-jwks'), '--authn', 'jwks,svid', '--jwks-issuer', 'https://issuer.banner.example', '--jwks-file', jwksFile]),
   ]);
-  assert.match(dev, /TOKEN=\$\(npx rampart token --namespace default --service-account demo --state-dir .*banner-dev\)/);
+  // The printed command works from any directory: the absolute bin, not `npx rampart` (which
+  // outside the checkout asks the npm registry), and the absolute state dir (outside QA).
+  const tokenCommand = /TOKEN=\$\((node \S+\/bin\/rampart\.js token --namespace default --service-account demo --state-dir \/\S*banner-dev)\)/.exec(dev)?.[1];
+  assert.ok(tokenCommand !== undefined, dev);
+  const elsewhere = await mkdtemp(join(tmpdir(), 'rampart-elsewhere-'));
+  try {
+    const minted = spawnSync('sh', ['-c', tokenCommand], { cwd: elsewhere, encoding: 'utf8' });
+    assert.equal(minted.status, 0, minted.stderr);
+    assert.equal(minted.stderr, '', 'the CA made the issuer: no new key, no note');
+    const kid = (JSON.parse(Buffer.from(minted.stdout.split('.')[0] as string, 'base64url').toString()) as { kid: string }).kid;
+    const jwksKids = (JSON.parse(await readFile(join(dir, 'banner-dev', 'dev-issuer.jwks.json'), 'utf8')) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid);
+    assert.deepEqual(jwksKids, [kid], 'signed by the CA\'s dev issuer');
+  } finally {
+    await rm(elsewhere, { recursive: true, force: true });
+  }
   assert.doesNotMatch(jwks, /rampart token/);
   assert.match(jwks, /Accepted callers \(--authn jwks,svid\):\n  jwks: .*issued by https:\/\/issuer\.banner\.example for audience rampart-ca\n  svid: /);
   assert.match(jwks, /TOKEN=\$\(cat \/path\/to\/service-account\.token\)\n  openssl req /);
@@ -185,6 +200,17 @@ test('rampart token refuses names over Kubernetes\' limits as a usage error (exi
   assert.equal(spaced.code, 2, spaced.stderr);
   for (const r of [longNs, longSa, spaced]) assert.equal(r.stdout, '', 'no token printed');
   assert.equal(atLimit.code, 0, atLimit.stderr);
+});
+
+test('rampart token says on stderr when it creates a new dev issuer key, and where, since no CA elsewhere accepts its token (outside QA)', async () => {
+  const fresh = join(dir, 'fresh-issuer');
+  const first = await cli(['token', '--namespace', 'shop', '--service-account', 'cart', '--state-dir', fresh]);
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stdout, /^[\w-]+\.[\w-]+\.[\w-]+\n$/, 'the token alone on stdout');
+  assert.equal(first.stderr, `rampart token: created a new dev issuer key in ${fresh}; only a CA running with --state-dir ${fresh} accepts this token (one started elsewhere answers 401)\n`);
+  const second = await cli(['token', '--namespace', 'shop', '--service-account', 'cart', '--state-dir', fresh]);
+  assert.equal(second.code, 0, second.stderr);
+  assert.equal(second.stderr, '', 'an existing issuer: nothing to say');
 });
 
 test('rampart token prints a JWT shaped like a projected service-account token, accepted by the CA', async () => {

@@ -4,11 +4,11 @@ import { test } from 'node:test';
 import { caStartBanner } from '../../src/cli/commands/ca-banner.js';
 import { loadCaConfig } from '../../src/config/ca-config.js';
 
-const facts = { apiUrl: 'https://localhost:8443', monitoringUrl: 'http://127.0.0.1:9090', rootFingerprint: 'ab:cd' };
+const facts = { apiUrl: 'https://localhost:8443', monitoringUrl: 'http://127.0.0.1:9090', rootFingerprint: 'ab:cd', command: 'node /opt/rampart/bin/rampart.js' };
 
 test('with the dev issuer the banner mints a dev token; without it, it never does', () => {
-  assert.match(caStartBanner(loadCaConfig({}, {}), facts), /TOKEN=\$\(npx rampart token --namespace default --service-account demo --state-dir certs\)/);
-  assert.match(caStartBanner(loadCaConfig({ authn: 'svid,dev' }, {}), facts), /npx rampart token/);
+  assert.match(caStartBanner(loadCaConfig({}, {}), facts), new RegExp(`TOKEN=\\$\\(node /opt/rampart/bin/rampart\\.js token --namespace default --service-account demo --state-dir ${process.cwd().replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}/certs\\)`));
+  assert.match(caStartBanner(loadCaConfig({ authn: 'svid,dev' }, {}), facts), /node \/opt\/rampart\/bin\/rampart\.js token/);
   const kube = caStartBanner(loadCaConfig({ authn: 'kubernetes' }, {}), facts);
   assert.doesNotMatch(kube, /rampart token/);
   assert.match(kube, /kubernetes: +a projected service-account token for audience rampart-ca, reviewed by the API server\n/);

@@ -3,6 +3,7 @@
  * bundle live, and, with a file store, how to get a first certificate with the authenticators it
  * runs, and only with those.
  */
+import { resolve } from 'node:path';
 import type { CaConfig } from '../../config/ca-config.js';
 
 /** What the banner reports about the running CA. */
@@ -10,6 +11,11 @@ export interface BannerFacts {
   readonly apiUrl: string;
   readonly monitoringUrl: string;
   readonly rootFingerprint: string | undefined;
+  /**
+   * How to run `rampart` from any directory, e.g. `node /opt/rampart/bin/rampart.js`: `npx rampart`
+   * works only inside the checkout, and elsewhere asks the npm registry for a package of that name.
+   */
+  readonly command: string;
   /** Set under `--store kubernetes`: the objects that hold the state and the published bundle. */
   readonly kubernetes?: KubernetesBannerFacts | undefined;
 }
@@ -21,24 +27,24 @@ export interface KubernetesBannerFacts {
 }
 
 /** `text` as one shell word, so a pasted command works with a state dir like "my state". */
-function shellWord(text: string): string {
+export function shellWord(text: string): string {
   return /^[A-Za-z0-9_./:@%+=,-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
 }
 
-function requestLines(config: CaConfig, apiUrl: string, tokenLine: string): string {
+function requestLines(config: CaConfig, facts: BannerFacts, tokenLine: string): string {
   return (
     `  ${tokenLine}\n` +
     `  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout demo.key -subj / -out demo.csr\n` +
-    `  curl --cacert ${shellWord(`${config.stateDir}/root-cert.pem`)} -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \\\n` +
-    `       --data "{\\"csr\\":\\"$(awk '{printf "%s\\\\n", $0}' demo.csr)\\"}" ${apiUrl}/v1/certificates\n` +
-    `  (or let the agent do it: npx rampart agent --help)\n`
+    `  curl --cacert ${shellWord(resolve(config.stateDir, 'root-cert.pem'))} -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \\\n` +
+    `       --data "{\\"csr\\":\\"$(awk '{printf "%s\\\\n", $0}' demo.csr)\\"}" ${facts.apiUrl}/v1/certificates\n` +
+    `  (or let the agent do it: ${facts.command} agent --help)\n`
   );
 }
 
 /** How a caller gets a certificate: a dev token when `dev` runs, else the credentials accepted. */
-function howToGetACertificate(config: CaConfig, apiUrl: string): string {
+function howToGetACertificate(config: CaConfig, facts: BannerFacts): string {
   if (config.authn.includes('dev')) {
-    return `Get a token and a certificate (in another shell):\n` + requestLines(config, apiUrl, `TOKEN=$(npx rampart token --namespace default --service-account demo --state-dir ${shellWord(config.stateDir)})`);
+    return `Get a token and a certificate (in another shell):\n` + requestLines(config, facts, `TOKEN=$(${facts.command} token --namespace default --service-account demo --state-dir ${shellWord(resolve(config.stateDir))})`);
   }
   const accepted: string[] = [];
   for (const name of config.authn) {
@@ -50,7 +56,7 @@ function howToGetACertificate(config: CaConfig, apiUrl: string): string {
   if (!config.authn.includes('jwks') && !config.authn.includes('kubernetes')) {
     return header + `A first certificate needs a token authenticator; add dev, jwks or kubernetes to --authn.\n`;
   }
-  return header + `Get a certificate with such a token (in another shell):\n` + requestLines(config, apiUrl, 'TOKEN=$(cat /path/to/service-account.token)');
+  return header + `Get a certificate with such a token (in another shell):\n` + requestLines(config, facts, 'TOKEN=$(cat /path/to/service-account.token)');
 }
 
 /** The whole banner, ending in a blank line. */
@@ -69,7 +75,7 @@ export function caStartBanner(config: CaConfig, facts: BannerFacts): string {
     head +
     `  root:         ${facts.rootFingerprint ?? '?'}  (state in ${config.stateDir}/)\n` +
     `  trust bundle: ${config.stateDir}/root-cert.pem\n\n` +
-    howToGetACertificate(config, facts.apiUrl) +
+    howToGetACertificate(config, facts) +
     '\n'
   );
 }

@@ -7,7 +7,11 @@ import { isClusterWorker, startClusterWorker } from '../../runtime/cluster-worke
 import { isCaStartCancelled } from '../../runtime/start-cancelled.js';
 import type { CaConfig } from '../../config/ca-config.js';
 import { parseFlags, type FlagSpec } from '../args.js';
-import { caStartBanner, type KubernetesBannerFacts } from './ca-banner.js';
+import { caStartBanner, shellWord, type KubernetesBannerFacts } from './ca-banner.js';
+import { resolve } from 'node:path';
+
+// This file runs as src/cli/commands/ca.ts (tsx) or dist/cli/commands/ca.js: the bin is three up.
+const RAMPART_COMMAND = `node ${shellWord(resolve(import.meta.dirname, '../../../bin/rampart.js'))}`;
 import { waitForShutdownSignal } from '../signals.js';
 
 export const CA_HELP = `Usage: rampart ca [flags]
@@ -110,7 +114,7 @@ export async function runCa(argv: readonly string[]): Promise<number> {
   const state = ca.runtime.state();
   const active = state.roots.find((r) => r.phase === 'active');
   logger.info({ event: 'ca-started', apiUrl: ca.apiUrl, monitoringUrl: ca.monitoringUrl, trustDomain: config.trustDomain, authn: config.authn, workers: config.workers, rootFingerprint: active?.fingerprint, bundleSequence: state.sequence }, 'rampart CA is up');
-  process.stderr.write(caStartBanner(config, { apiUrl: ca.apiUrl, monitoringUrl: ca.monitoringUrl, rootFingerprint: active?.fingerprint, kubernetes: await kubernetesObjectNames(config) }));
+  process.stderr.write(caStartBanner(config, { apiUrl: ca.apiUrl, monitoringUrl: ca.monitoringUrl, rootFingerprint: active?.fingerprint, command: RAMPART_COMMAND, kubernetes: await kubernetesObjectNames(config) }));
   const signal = await shutdown;
   logger.info({ signal }, 'shutting down');
   await ca.stop();

@@ -1,5 +1,7 @@
 /** `rampart token`: mint a dev service-account token for the embedded dev issuer. */
-import { MAX_DEV_TOKEN_TTL_SECONDS, mintDevToken } from '../../authn/dev.js';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { DEV_KEY_FILE, MAX_DEV_TOKEN_TTL_SECONDS, mintDevToken } from '../../authn/dev.js';
 import { MAX_NAMESPACE_CHARS, MAX_SERVICE_ACCOUNT_CHARS } from '../../authn/jwt-claims.js';
 import { formatDuration, parseDuration } from '../../core/clock.js';
 import { isRampartError } from '../../core/errors.js';
@@ -72,8 +74,12 @@ export async function runToken(argv: readonly string[]): Promise<number> {
     }
     ttlSeconds = Math.round(ms / 1000);
   }
+  const stateDir = values['state-dir'] ?? 'certs';
+  // Run from another directory (or with a mistyped --state-dir), this makes a key no running CA
+  // knows, and the token's 401 gives no reason: say where the key went (stderr; the token is stdout).
+  const newIssuer = !existsSync(join(stateDir, DEV_KEY_FILE));
   const token = await mintDevToken({
-    stateDir: values['state-dir'] ?? 'certs',
+    stateDir,
     namespace: kubernetesNameFlag(required(values.namespace, 'namespace'), 'namespace', MAX_NAMESPACE_CHARS),
     serviceAccount: kubernetesNameFlag(required(values['service-account'], 'service-account'), 'service-account', MAX_SERVICE_ACCOUNT_CHARS),
     ...(values.audience !== undefined ? { audience: values.audience } : {}),
@@ -82,5 +88,9 @@ export async function runToken(argv: readonly string[]): Promise<number> {
     ...(values['pod-uid'] !== undefined ? { podUid: values['pod-uid'] } : {}),
   });
   process.stdout.write(`${token}\n`);
+  if (newIssuer) {
+    const where = resolve(stateDir);
+    process.stderr.write(`rampart token: created a new dev issuer key in ${where}; only a CA running with --state-dir ${where} accepts this token (one started elsewhere answers 401)\n`);
+  }
   return 0;
 }
