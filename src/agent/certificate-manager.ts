@@ -398,7 +398,7 @@ export class FirstCertificateTimeout extends RampartError {
     super(
       // The last failure's own code when it has one: a CA that answered is not "unreachable".
       last !== null && last.code in ERROR_CATALOGUE ? (last.code as ErrorCode) : 'RAMPART_ERR_CA_UNREACHABLE',
-      `no certificate within ${Math.round(timeoutMs / 100) / 10}s: ${last?.message ?? 'the CA did not answer'}${hintFor(last?.code)}`,
+      `no certificate within ${Math.round(timeoutMs / 100) / 10}s: ${last?.message ?? 'the CA did not answer'}${hintFor(last?.code, last?.message)}`,
     );
     this.lastCode = last?.code;
   }
@@ -411,7 +411,10 @@ const CODE_CATEGORY_HINT = {
   RAMPART_ERR_AUTHN_BACKEND_UNAVAILABLE: '; the CA is up but cannot check tokens now (its Kubernetes API server or JWKS source)',
 } as const;
 
-function hintFor(code: string | undefined): string {
+function hintFor(code: string | undefined, message: string | undefined): string {
+  // The client's own advice (a CA bundle that does not trust the server, a port without TLS) fits
+  // better than the generic "is it running" (the CA was).
+  if (message?.includes('; check --ca-') === true) return '';
   if (code === undefined) return CODE_CATEGORY_HINT.RAMPART_ERR_CA_UNREACHABLE;
   return code in CODE_CATEGORY_HINT ? CODE_CATEGORY_HINT[code as keyof typeof CODE_CATEGORY_HINT] : '';
 }

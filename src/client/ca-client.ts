@@ -189,9 +189,36 @@ export class CaClient {
   }
 }
 
+// node's codes for a server certificate that does not chain to the trusted roots, or is out of date.
+const UNTRUSTED_CERTIFICATE = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+]);
+
+/**
+ * The reason a request never got an answer, with the advice that fits it: a server that was
+ * reached but not trusted, or that does not speak TLS, is not a CA that is down ("check that
+ * the CA is running" sent users looking in the wrong place; outside QA).
+ */
 function unreachable(base: URL, err: Error): UnavailableError {
   const code = (err as NodeJS.ErrnoException).code;
-  return new UnavailableError('RAMPART_ERR_CA_UNREACHABLE', `cannot reach the CA at ${base.origin}: ${code ?? err.message}`, { cause: err });
+  let message = `cannot reach the CA at ${base.origin}: ${code ?? err.message}`;
+  if (code !== undefined && UNTRUSTED_CERTIFICATE.has(code)) {
+    message = `the server at ${base.origin} presented a certificate that --ca-bundle does not trust (${code}); check --ca-bundle: it must hold the CA's current roots (its root-cert.pem, or the published trust bundle)`;
+  } else if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    message = `the CA at ${base.origin} presented a certificate that is not for ${base.hostname} (${code}); use a --ca-url host the CA's serving certificate names (its --serving-name)`;
+  } else if (code === 'EPROTO' && /wrong version number|packet length too long|unknown protocol/i.test(err.message)) {
+    message = `the server at ${base.origin} does not speak TLS (${code}); check --ca-url: it must be the CA's API port, not its monitoring port or another service`;
+  }
+  return new UnavailableError('RAMPART_ERR_CA_UNREACHABLE', message, { cause: err });
 }
 
 function errorFromResponse(raw: RawResponse): CaResponseError {

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { after, before, test } from 'node:test';
 import type { TestCa } from '../helpers/ca.js';
-import { cliArgs, REPO_ROOT, runCliSync, spawnCli } from '../helpers/cli.js';
+import { cliArgs, REPO_ROOT, runCli, runCliSync, spawnCli } from '../helpers/cli.js';
+import { buildCertificate } from '../helpers/pki-build.js';
 import { agentCliFiles, eventually, type AgentCliFiles } from './agent-support.js';
 
 let ca: TestCa;
@@ -82,6 +83,35 @@ test('start-up problems: unreadable token file, unreadable bundle, a port in use
   }
   // Port 1 on loopback: nothing listens there.
   failsWith([...base(), '--ca-url', 'https://127.0.0.1:1', '--startup-timeout', '2s'], /no certificate within 2s: cannot reach the CA at https:\/\/127\.0\.0\.1:1: ECONNREFUSED; check --ca-url/);
+});
+
+test('a CA bundle that does not trust the server, or a --ca-url port without TLS, is named as such, not as a CA that is down (outside QA)', async () => {
+  const otherRoot = join(dir, 'other-root.pem');
+  writeFileSync(otherRoot, buildCertificate({ subject: { commonName: 'some other root' }, extensions: [] }).pem);
+  // A plain HTTP server where the CA should be: the monitoring port, say.
+  const plain = net.createServer((socket) => {
+    socket.on('error', () => {});
+    socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+  });
+  await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+  const plainUrl = `https://127.0.0.1:${(plain.address() as net.AddressInfo).port}`;
+  try {
+    const [untrusted, notTls, bundleNotTls] = await Promise.all([
+      runCli(['agent', '--ca-url', ca.apiUrl, '--ca-bundle', otherRoot, '--token-file', tokenFile, '--monitoring-listen', '127.0.0.1:0', '--startup-timeout', '2s']),
+      runCli(['agent', '--ca-url', plainUrl, ...base(), '--startup-timeout', '2s']),
+      runCli(['bundle', '--ca-url', plainUrl, '--ca-bundle', bundleFile]),
+    ]);
+    assert.equal(untrusted.code, 2, untrusted.stderr);
+    assert.match(untrusted.stderr, /^rampart agent: no certificate within 2s: the server at https:\/\/localhost:\d+ presented a certificate that --ca-bundle does not trust \((UNABLE_TO_GET_ISSUER_CERT_LOCALLY|UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN)\); check --ca-bundle: it must hold the CA's current roots .*\[RAMPART_ERR_CA_UNREACHABLE\]$/m);
+    assert.equal(notTls.code, 2, notTls.stderr);
+    assert.equal(bundleNotTls.code, 1, bundleNotTls.stderr);
+    for (const r of [notTls, bundleNotTls]) {
+      assert.match(r.stderr, /the server at https:\/\/127\.0\.0\.1:\d+ does not speak TLS \(EPROTO\); check --ca-url: it must be the CA's API port, not its monitoring port or another service/);
+    }
+    for (const r of [untrusted, notTls, bundleNotTls]) assert.doesNotMatch(r.stderr, /that the CA is running/);
+  } finally {
+    plain.close();
+  }
 });
 
 test('a real `rampart agent` process: certificate, proxy under load, SIGTERM drains and exits 0 (figures reported)', async () => {
