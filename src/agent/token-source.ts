@@ -8,6 +8,14 @@ import { FileTooLarge, NotRegularFile, readRegularFile } from '../files/read-reg
 /** A service-account token is a few KiB; far more is not a token file. */
 const MAX_TOKEN_BYTES = 64 * 1024;
 
+/**
+ * True for text that can be sent as a bearer token: a JWT is base64url segments; anything else
+ * (empty, binary, several lines, a PEM key) is a wrong file, and node would refuse it as a header.
+ */
+export function isBearerTokenText(token: string): boolean {
+  return token !== '' && /^[A-Za-z0-9._~+/=-]+$/.test(token);
+}
+
 /** Supplies the bearer token for one CA request. */
 export interface TokenSource {
   /** Reads the current token; throws `RAMPART_ERR_TOKEN_FILE` when it cannot. */
@@ -31,8 +39,7 @@ export function fileTokenSource(path: string): TokenSource {
         throw new ConfigError('RAMPART_ERR_TOKEN_FILE', `cannot read token file ${path} (${code}); check --token-file and that the projected token is mounted`, { cause: err });
       }
       const token = text.trim();
-      // A JWT is base64url segments; anything else (empty, binary, several lines) is a wrong file.
-      if (token === '' || !/^[A-Za-z0-9._~+/=-]+$/.test(token)) {
+      if (!isBearerTokenText(token)) {
         throw new ConfigError('RAMPART_ERR_TOKEN_FILE', `token file ${path} does not hold a token; check --token-file`);
       }
       return token;

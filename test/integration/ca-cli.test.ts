@@ -475,6 +475,13 @@ test('cert inspect on a two-root bundle says it is no chain; root and bundle fil
     cli(['root', ...flags, 'status']),
     cli(['root', 'status', ...flags, 'prepare']),
   ]);
+  // A key or any multi-line file as token was an internal error from node's header check.
+  const keyAsToken = join(dir, 'key-as-token.pem');
+  await writeFile(keyAsToken, `-----BEGIN ${'PRIVATE'} KEY-----\nMIGHAgEAMBMG\n-----END ${'PRIVATE'} KEY-----\n`);
+  const notAToken = await cli(['root', 'status', '--ca-url', ca.apiUrl, '--ca-bundle', `${ca.stateDir}/root-cert.pem`, '--token-file', keyAsToken]);
+  assert.equal(notAToken.code, 2, notAToken.stderr);
+  assert.match(notAToken.stderr, /^rampart root: --token-file \S+key-as-token\.pem does not hold a token \(one line, e\.g\. from rampart token or kubectl create token\) \[RAMPART_ERR_TOKEN_FILE\]\n$/);
+  assert.doesNotMatch(notAToken.stderr, /MIGHAgEAMBMG/, 'nothing of the file is printed');
   assert.equal(noToken.code, 2);
   assert.match(noToken.stderr, /^rampart root: cannot read --token-file .*absent\.token \(ENOENT\) \[RAMPART_ERR_TOKEN_FILE\]\n$/);
   assert.equal(noBundle.code, 2);

@@ -1,4 +1,5 @@
 /** `rampart root status|prepare|activate|retire`: drive root rotation through the admin API. */
+import { isBearerTokenText } from '../../agent/token-source.js';
 import { readFileSync } from 'node:fs';
 import { CaClient } from '../../client/ca-client.js';
 import type { RotationStatus } from '../../runtime/ca-runtime.js';
@@ -116,6 +117,8 @@ export async function runRoot(argv: readonly string[]): Promise<number> {
     } catch (err) {
       throw new ConfigError('RAMPART_ERR_TOKEN_FILE', `cannot read --token-file ${values['token-file']} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     }
+    // A key or a multi-line file was an internal error ("Invalid character in header content").
+    if (!isBearerTokenText(token)) throw new ConfigError('RAMPART_ERR_TOKEN_FILE', `--token-file ${values['token-file']} does not hold a token (one line, e.g. from rampart token or kubectl create token)`);
   } else {
     throw new UsageError('missing --token-file: the admin API needs the token of an admin identity (e.g. rampart token --namespace rampart-system --service-account rampart-admin > admin.token)');
   }
