@@ -29,7 +29,9 @@ export function buildCaApp(deps: CaServerDeps, https?: TlsOptions & { requestCer
     clientErrorHandler: answerClientError,
     frameworkErrors: answerFrameworkError,
     // Node would answer a request without Host itself, with a bare 400 (see hostHeaderProblem).
-    ...(https ? { https: { ...https, requireHostHeader: false } } : {}),
+    // node offers only http/1.1 by ALPN, so `curl --http1.0` failed the handshake
+    // ("no application protocol") although HTTP/1.0 requests are served.
+    ...(https ? { https: { ...https, requireHostHeader: false, ALPNProtocols: ['http/1.1', 'http/1.0'] } } : {}),
   };
   const app = fastify(options as FastifyServerOptions) as unknown as FastifyInstance;
   deferContinue(app.server);
