@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
+import { refuseListenClashes } from './listen-clash.js';
 import { ConfigError } from '../core/errors.js';
 import { formatSpiffeId, parseSpiffeId, validateTrustDomain } from '../core/identity.js';
 import { DEFAULT_TTL_POLICY, type TtlPolicy } from '../core/ca/policy.js';
@@ -339,18 +340,22 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
   if (store !== 'file' && store !== 'kubernetes') throw invalid(`${named('store', 'store')} must be file or kubernetes, got "${store}"`);
   const kubeconfig = flags.kubeconfig ?? str(k8s, 'kubeconfig', 'kubernetes') ?? env['KUBECONFIG'];
   const logLevel = pick('log-level', 'logLevel') ?? env['RAMPART_LOG_LEVEL'] ?? 'info';
-  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw invalid(`${flags['log-level'] === undefined && file['logLevel'] === undefined ? 'RAMPART_LOG_LEVEL' : named('log-level', 'logLevel')} "${logLevel}" is not a pino level`);
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw invalid(`${flags['log-level'] === undefined && file['logLevel'] === undefined ? 'RAMPART_LOG_LEVEL' : named('log-level', 'logLevel')} "${logLevel}" is not a log level; use fatal, error, warn, info, debug, trace or silent`);
   const autoRotate = pick('auto-rotate', 'autoRotate') ?? 'true';
   if (autoRotate !== 'true' && autoRotate !== 'false') throw invalid(`${named('auto-rotate', 'autoRotate')} must be true or false`);
   // Like every other setting, the flags replace the file's list rather than add to it.
   const fileServingNames = stringList(file, 'servingNames');
   const servingNames = (flags['serving-name'] ?? fileServingNames ?? []).map((n) => servingName(n, flags['serving-name'] ? '--serving-name' : 'config "servingNames"'));
 
+  const stateDir = pick('state-dir', 'stateDir') ?? 'certs';
+  if (stateDir === '') throw invalid(`${named('state-dir', 'stateDir')} is empty; name the directory for the CA's keys and state (default certs)`);
+  const listenText = pick('listen', 'listen') ?? '127.0.0.1:8443';
+  const monitoringText = pick('monitoring-listen', 'monitoringListen') ?? '127.0.0.1:9090';
   const config: CaConfig = {
-    stateDir: pick('state-dir', 'stateDir') ?? 'certs',
+    stateDir,
     store,
-    listen: hostPort(pick('listen', 'listen') ?? '127.0.0.1:8443', named('listen', 'listen')),
-    monitoringListen: hostPort(pick('monitoring-listen', 'monitoringListen') ?? '127.0.0.1:9090', named('monitoring-listen', 'monitoringListen')),
+    listen: hostPort(listenText, named('listen', 'listen')),
+    monitoringListen: hostPort(monitoringText, named('monitoring-listen', 'monitoringListen')),
     trustDomain,
     authn: authn as AuthenticatorName[],
     ttl,
@@ -377,6 +382,12 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
     logLevel: logLevel as CaConfig['logLevel'],
     ...(env['RAMPART_CRASH_AT'] ? { crashAt: env['RAMPART_CRASH_AT'] } : {}),
   };
+  // Found at bind time it read "already in use; stop the process listening there", the process
+  // being this CA, after a root was made and rolled back (outside QA).
+  refuseListenClashes([
+    { flag: named('listen', 'listen'), text: listenText, listen: config.listen },
+    { flag: named('monitoring-listen', 'monitoringListen'), text: monitoringText, listen: config.monitoringListen },
+  ]);
   return deepFreeze(config);
 }
 

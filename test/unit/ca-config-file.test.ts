@@ -133,3 +133,12 @@ test('a duration over 100 years is refused where it is given, instead of failing
   refused(() => withFile({ kubernetes: { leaseDuration: '1e400d' } }), /is not a duration/);
   assert.equal(loadCaConfig({ 'root-ttl': '36500d' }, {}).lifetimes.rootTtlMs, 36_500 * 86_400_000);
 });
+
+test('the API and monitoring listeners on one address, an empty state dir and an unknown log level are refused before anything starts (outside QA)', () => {
+  // Found at bind time, this read "already in use; stop the process listening there": the CA itself.
+  refused(() => loadCaConfig({ listen: '127.0.0.1:47070', 'monitoring-listen': '127.0.0.1:47070' }, {}), /^--listen "127\.0\.0\.1:47070" and --monitoring-listen "127\.0\.0\.1:47070" both listen on 127\.0\.0\.1:47070; give each listener its own address$/);
+  refused(() => withFile({ monitoringListen: '0.0.0.0:8443' }), /^--listen "127\.0\.0\.1:8443" and config "monitoringListen" "0\.0\.0\.0:8443" would listen on overlapping addresses/);
+  assert.equal(loadCaConfig({ listen: '127.0.0.1:0', 'monitoring-listen': '127.0.0.1:0' }, {}).listen.port, 0, 'port 0 twice is two free ports');
+  refused(() => loadCaConfig({ 'state-dir': '' }, {}), /^--state-dir is empty; name the directory for the CA's keys and state \(default certs\)$/);
+  refused(() => loadCaConfig({ 'log-level': 'bogus' }, {}), /^--log-level "bogus" is not a log level; use fatal, error, warn, info, debug, trace or silent$/);
+});
