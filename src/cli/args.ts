@@ -1,5 +1,6 @@
 /** Flag parsing shared by every subcommand: strict, with clear one-line errors and exit code 2. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { nearestWord } from './nearest-word.js';
 
 /** A usage error: printed as one line plus a hint, exit code 2. */
 export class UsageError extends Error {}
@@ -20,7 +21,12 @@ export function parseFlags<T>(argv: readonly string[], spec: FlagSpec, allowPosi
   } catch (err) {
     if (err instanceof UsageError) throw err;
     const message = (err as Error).message.replace(/\. To specify a positional argument.*$/s, '');
-    throw new UsageError(message);
+    // node's three lines for a flag followed by another flag instead of its value, as one.
+    const valueless = /^Option '(--[^']+)' argument is ambiguous/.exec(message)?.[1];
+    if (valueless !== undefined) throw new UsageError(`${valueless} needs a value, but the next word is another flag; for a value that starts with "-", write ${valueless}=-VALUE`);
+    const unknown = /^Unknown option '--([^'=]+)'/.exec(message)?.[1];
+    const guess = unknown === undefined ? undefined : nearestWord(unknown, Object.keys(spec));
+    throw new UsageError(guess === undefined ? message : `${message}; did you mean --${guess}?`);
   }
 }
 

@@ -1,7 +1,9 @@
 /** The `rampart` command: dispatches to subcommands; usage errors exit 2 with one clear line. */
 import 'reflect-metadata';
 import { isRampartError } from '../core/errors.js';
+import { readFileSync } from 'node:fs';
 import { UsageError } from './args.js';
+import { nearestWord } from './nearest-word.js';
 
 export const MAIN_HELP = `Usage: rampart <command> [flags]
 
@@ -14,8 +16,18 @@ Commands:
   bundle          fetch the trust bundle
   demo            run a whole mesh on loopback and show what happens
 
-Run "rampart <command> --help" for the flags of a command.
+Run "rampart <command> --help" (or "rampart help <command>") for the flags of a command,
+"rampart --version" for the version.
 `;
+
+/** The version in package.json (two directories up from src/cli or dist/cli). */
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
 
 type Command = (argv: readonly string[]) => Promise<number>;
 
@@ -39,14 +51,20 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 
 /** Runs the CLI and returns the process exit code. */
 export async function runCli(argv: readonly string[]): Promise<number> {
+  if (argv[0] === 'help' && argv[1] !== undefined && argv[1] in COMMANDS) return runCli([argv[1], '--help']);
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(MAIN_HELP);
     return name === undefined ? 2 : 0;
   }
+  if (name === '--version' || name === 'version') {
+    process.stdout.write(`rampart ${version()}\n`);
+    return 0;
+  }
   const load = COMMANDS[name];
   if (!load) {
-    process.stderr.write(`rampart: unknown command "${name}" [RAMPART_ERR_USAGE]\nRun "rampart --help" for the list of commands.\n`);
+    const guess = nearestWord(name, Object.keys(COMMANDS));
+    process.stderr.write(`rampart: unknown command "${name}"${guess === undefined ? '' : `; did you mean "${guess}"?`} [RAMPART_ERR_USAGE]\nRun "rampart --help" for the list of commands.\n`);
     return 2;
   }
   try {

@@ -83,6 +83,28 @@ test('usage errors exit 2 with one clear line and no stack trace', async () => {
   assert.match(unknown.stderr, /^rampart: unknown command "frobnicate" \[RAMPART_ERR_USAGE\]$/m);
 });
 
+test('a newcomer\'s slips get a way forward: --version, help COMMAND, a near-miss command or flag named, a flag missing its value said in one line (outside QA)', async () => {
+  const [versionRun, helpCa, agnet, lsiten, valueless] = await Promise.all([
+    cli(['--version']),
+    cli(['help', 'ca']),
+    cli(['agnet']),
+    cli(['ca', '--lsiten', '127.0.0.1:0']),
+    cli(['token', '--namespace', '--service-account', 'web', '--state-dir', dir]),
+  ]);
+  const pkg = JSON.parse(await readFile(join(fileURLToPath(new URL('../../', import.meta.url)), 'package.json'), 'utf8')) as { version: string };
+  assert.equal(versionRun.code, 0);
+  assert.equal(versionRun.stdout, `rampart ${pkg.version}\n`);
+  assert.equal(helpCa.code, 0);
+  assert.match(helpCa.stdout, /^Usage: rampart ca/);
+  assert.equal(agnet.code, 2);
+  assert.match(agnet.stderr, /^rampart: unknown command "agnet"; did you mean "agent"\? \[RAMPART_ERR_USAGE\]$/m);
+  assert.equal(lsiten.code, 2);
+  assert.match(lsiten.stderr, /^rampart ca: Unknown option '--lsiten'; did you mean --listen\? \[RAMPART_ERR_USAGE\]$/m);
+  assert.equal(valueless.code, 2);
+  assert.match(valueless.stderr, /^rampart token: --namespace needs a value, but the next word is another flag; for a value that starts with "-", write --namespace=-VALUE \[RAMPART_ERR_USAGE\]\nRun "rampart token --help" for usage\.\n$/);
+  assert.equal(valueless.stdout, '', 'no token printed');
+});
+
 test('rampart ca with both --jwks-file and --jwks-url refuses to start (exit 2, config error naming both)', async () => {
   const r = await cli(['ca', '--state-dir', dir, '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0', '--authn', 'jwks', '--jwks-issuer', 'https://issuer.example', '--jwks-file', join(dir, 'keys.json'), '--jwks-url', 'https://issuer.example/keys']);
   assert.equal(r.code, 2, r.stderr);
