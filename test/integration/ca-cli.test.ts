@@ -525,3 +525,15 @@ test('cert inspect counts the last minute of a certificate in seconds, not as "0
   assert.equal(inspected.code, 0, inspected.stderr);
   assert.match(inspected.stdout, /\(expires in (4[0-5]|3\d) s\)/);
 });
+
+test('cert inspect warns when a leaf carries no URI SAN, or one that is not spiffe://, as its help promises for "one that is no X.509-SVID" (outside QA)', async () => {
+  await ssl.run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'dns-only.key', '-out', 'dns-only.pem', '-subj', '/CN=web.example', '-days', '1',
+    '-addext', 'subjectAltName=DNS:web.example', '-addext', 'basicConstraints=critical,CA:FALSE']);
+  await ssl.run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'https-uri.key', '-out', 'https-uri.pem', '-subj', '/CN=web', '-days', '1',
+    '-addext', 'subjectAltName=URI:https://web.example/id', '-addext', 'basicConstraints=critical,CA:FALSE']);
+  const [dnsOnly, httpsUri, root] = await Promise.all(['dns-only.pem', 'https-uri.pem'].map((f) => cli(['cert', 'inspect', ssl.path(f), '--json'])).concat(cli(['cert', 'inspect', `${ca.stateDir}/root-cert.pem`, '--json'])));
+  const warnings = (r: Run): string[] => (JSON.parse(r.stdout) as Array<{ warnings: string[] }>)[0]?.warnings ?? [];
+  assert.deepEqual(warnings(dnsOnly as Run), ['no URI SAN, so this is no X.509-SVID: a SPIFFE ID travels in exactly one URI SAN']);
+  assert.deepEqual(warnings(httpsUri as Run), ['URI SAN https://web.example/id is not a spiffe:// ID, so this is no X.509-SVID']);
+  assert.deepEqual(warnings(root as Run), [], 'a CA certificate needs no SPIFFE ID');
+});

@@ -58,6 +58,9 @@ export function summarize(der: Buffer, now: number): CertSummary {
   const invalidBecause = only?.startsWith('spiffe://') ? spiffeIdProblem(only) : null;
   if (invalidBecause !== null) warnings.push(`URI SAN ${only} is no valid SPIFFE ID (${invalidBecause}), so this is no SVID`);
   const validId = only?.startsWith('spiffe://') && invalidBecause === null ? only : null;
+  // A leaf's identity is its one spiffe:// URI SAN; a CA certificate may carry none.
+  if (!isCa && uris.length === 0) warnings.push('no URI SAN, so this is no X.509-SVID: a SPIFFE ID travels in exactly one URI SAN');
+  if (only !== undefined && !only.startsWith('spiffe://')) warnings.push(`URI SAN ${only} is not a spiffe:// ID, so this is no X.509-SVID`);
   // SPIFFE X509-SVID spec 3.2 and 4.1: a leaf SVID must have cA=false, and a signing certificate's
   // SPIFFE ID has no path. cA=true with a workload's ID (one with a path) is neither, and
   // verifiers refuse it as a leaf.
