@@ -7,7 +7,8 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { CaClient, CertificateResponse } from '../client/ca-client.js';
-import type { Clock } from '../core/clock.js';
+import { formatDuration, type Clock } from '../core/clock.js';
+import { LEAF_BACKDATE_MS } from '../core/ca/policy.js';
 import { ERROR_CATALOGUE, isRampartError, RampartError, type ErrorCode } from '../core/errors.js';
 import { parseSpiffeId } from '../core/identity.js';
 import type { AgentMetrics } from './agent-metrics.js';
@@ -69,6 +70,8 @@ export class CertificateManager implements CredentialSource {
   /** While waiting for the first certificate: the last attempt before the start-up deadline. */
   private lastStartupAttempt: number | null = null;
   private expiredLogged = false;
+  /** The lifetime granted when the CA last granted less than --ttl asked, so the warning is said once per change. */
+  private clampLogged: number | null = null;
   private stopped = false;
   private started = false;
   private timer: NodeJS.Timeout | null = null;
@@ -307,6 +310,28 @@ export class CertificateManager implements CredentialSource {
     );
   }
 
+  /**
+   * The CA clamps --ttl to its [--min-ttl, --max-ttl]; the agent would otherwise renew on a
+   * schedule its operator did not choose without a word (outside QA: --ttl 2d gave 24h).
+   * NotBefore is backdated by the CA's skew allowance, so a minute either way is no clamp.
+   */
+  private noteClampedTtl(notBefore: number, notAfter: number): void {
+    const asked = this.options.ttlSeconds;
+    if (asked === undefined) return;
+    const granted = notAfter - notBefore - LEAF_BACKDATE_MS;
+    if (Math.abs(granted - asked * 1000) <= 60_000) {
+      this.clampLogged = null;
+      return;
+    }
+    const grantedSeconds = Math.round(granted / 1000);
+    if (this.clampLogged === grantedSeconds) return;
+    this.clampLogged = grantedSeconds;
+    this.log.warn(
+      { event: 'ttl-clamped', ttlRequested: formatDuration(asked * 1000), ttlGranted: formatDuration(grantedSeconds * 1000) },
+      `the CA granted ${formatDuration(grantedSeconds * 1000)} instead of the ${formatDuration(asked * 1000)} --ttl asked (its --min-ttl/--max-ttl, or the end of its intermediate); renewals follow what was granted`,
+    );
+  }
+
   private async adopt(response: CertificateResponse, keyPem: string, receivedAt: number): Promise<void> {
     const [leafPem] = response.certChain;
     if (leafPem === undefined) throw new RampartError('RAMPART_ERR_INTERNAL', 'the CA answered without a certificate chain');
@@ -339,6 +364,7 @@ export class CertificateManager implements CredentialSource {
     if (previous && previous.credentials.spiffeId !== credentials.spiffeId) {
       this.log.warn({ event: 'identity-changed', from: previous.credentials.spiffeId, to: credentials.spiffeId }, 'the token now names another identity; serving the new one');
     }
+    this.noteClampedTtl(notBefore, notAfter);
     this.log.info(
       { event: previous ? 'certificate-renewed' : 'certificate-obtained', spiffeId: credentials.spiffeId, serial: this.held.serial, notAfter: new Date(notAfter).toISOString(), renewAt: new Date(renewAt).toISOString(), bundleSequence: this.bundle.sequence },
       previous ? 'certificate renewed' : 'first certificate obtained',

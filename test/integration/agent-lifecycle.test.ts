@@ -76,6 +76,28 @@ test('renewal with short TTLs: the serial changes several times and every file g
   }
 });
 
+test('a --ttl the CA clamps is said once, with what was asked and what was granted (outside QA: --ttl 2d gave 24h without a word)', async () => {
+  const t = await startTestAgent(ca, 'shop', 'long-lived', { ttl: '2d' });
+  try {
+    // Said just before the certificate is announced, so it is in by then.
+    await t.logs.waitFor((l) => l['event'] === 'certificate-obtained');
+    const clamped = t.logs.lines.find((l) => l['event'] === 'ttl-clamped');
+    assert.ok(clamped !== undefined, 'a ttl-clamped warning');
+    assert.equal(clamped['ttlRequested'], '2d');
+    assert.equal(clamped['ttlGranted'], '1d', 'the CA\'s default --max-ttl of 24h');
+    assert.equal(clamped['level'], 40, 'a warning');
+  } finally {
+    await t.close();
+  }
+  const asked = await startTestAgent(ca, 'shop', 'as-asked', { ttl: '1h' });
+  try {
+    await asked.logs.waitFor((l) => l['event'] === 'certificate-obtained');
+    assert.ok(!asked.logs.lines.some((l) => l['event'] === 'ttl-clamped'), 'granted as asked: nothing to say');
+  } finally {
+    await asked.close();
+  }
+});
+
 test('token file is re-read on every request: another identity in it gives the next certificate that ID', async () => {
   const t = await startTestAgent(ca, 'shop', 'first', { ttl: '3s' });
   try {
