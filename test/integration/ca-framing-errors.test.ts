@@ -252,8 +252,9 @@ test('Expect: 100-continue is answered with 100 Continue only when the body is a
     assert.equal(stdout, `${status} 0`, `${path}: answered before any upload`);
   }
   // A node client that writes its body only on 'continue' still gets its request through.
+  const token = await ca.token('shop', 'web');
   const answered = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const req = httpsRequest(`${ca.apiUrl}/v1/certificates`, { method: 'POST', ca: ca.rootCertPem(), headers: { expect: '100-continue', 'content-type': 'application/json', 'content-length': '4' } }, (res) => {
+    const req = httpsRequest(`${ca.apiUrl}/v1/certificates`, { method: 'POST', ca: ca.rootCertPem(), headers: { expect: '100-continue', 'content-type': 'application/json', 'content-length': '4', authorization: `Bearer ${token}` } }, (res) => {
       let body = '';
       res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     });
@@ -339,7 +340,7 @@ test('a request on a kept-alive connection during shutdown gets a coded 503 and 
     ]);
     assert.ok(closedByServer);
     assert.equal(answers.length, 2);
-    assert.equal(answers[0]?.status, 400, 'the request in flight is answered (an empty body, so a coded 400)');
+    assert.equal(answers[0]?.status, 401, 'the request in flight is answered (no credentials, so a coded 401)');
     assert.equal(answers[1]?.status, 503);
     assert.equal(answers[1]?.headers['connection'], 'close');
     assert.equal(answers[1]?.headers['retry-after'], '1');
@@ -349,4 +350,13 @@ test('a request on a kept-alive connection during shutdown gets a coded 503 and 
     await stopping;
     await stoppingCa.close();
   }
+});
+
+test('a caller that presents no credentials gets 401 before its body is judged; with a token, a bad body is 400 without asking any authenticator (outside QA)', async () => {
+  const anonymous = await httpsJson(`${ca.apiUrl}/v1/certificates`, { ca: ca.rootCertPem(), body: {} });
+  assert.equal(anonymous.status, 401);
+  assert.equal((anonymous.body as RawAnswer['body']).error?.code, 'RAMPART_ERR_UNAUTHENTICATED');
+  const withToken = await httpsJson(`${ca.apiUrl}/v1/certificates`, { ca: ca.rootCertPem(), token: await ca.token('shop', 'web'), body: {} });
+  assert.equal(withToken.status, 400);
+  assert.match((withToken.body as RawAnswer['body']).error?.message ?? '', /body\.csr must be a PEM string/);
 });

@@ -34,10 +34,16 @@ export function registerCertificateRoutes(app: FastifyInstance, deps: CaServerDe
     }
     inFlight++;
     try {
+      const presented = authenticationRequest(request);
+      // A caller that presented nothing learns first that it must authenticate (401), not what
+      // its body lacks (outside QA). With credentials the body is checked first, so a malformed
+      // request costs no TokenReview.
+      const anonymous = presented.bearerToken === undefined && presented.clientCertChain === undefined;
+      const early = anonymous ? await deps.authenticator.authenticate(presented) : undefined;
       const body = request.body;
       if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new BadRequestError('RAMPART_ERR_BAD_REQUEST', 'body must be a JSON object {"csr": "<PEM>", "ttlSeconds"?: n}');
       if (typeof body.csr !== 'string') throw new BadRequestError('RAMPART_ERR_BAD_REQUEST', 'body.csr must be a PEM string');
-      const caller = await deps.authenticator.authenticate(authenticationRequest(request));
+      const caller = early ?? (await deps.authenticator.authenticate(presented));
       const issued = deps.runtime.issue({ csrPem: body.csr, ttlSeconds: body.ttlSeconds, caller });
       recordAgentReport(request, deps, workloadSpiffeId(caller.identity));
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
