@@ -141,8 +141,9 @@ export function loadAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = {}):
   if (inbound.length > 0 && allow.length === 0) throw invalid('--inbound needs at least one --allow SPIFFE_ID_OR_PATTERN naming who may connect');
   if (inbound.length === 0 && allow.length > 0) throw invalid('--allow only applies to --inbound listeners; add an --inbound LISTEN=BACKEND or drop --allow');
   const ttlMs = durationFlag(flags.ttl, '--ttl');
-  const logLevel = flags['log-level'] ?? 'info';
-  if (!LOG_LEVELS.includes(logLevel as AgentLogLevel)) throw invalid(`--log-level "${logLevel}" must be one of ${LOG_LEVELS.join(', ')}`);
+  // As for `rampart ca`: one variable sets both in a pod spec or a shell.
+  const logLevel = flags['log-level'] ?? env['RAMPART_LOG_LEVEL'] ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel as AgentLogLevel)) throw invalid(`${flags['log-level'] === undefined ? 'RAMPART_LOG_LEVEL' : '--log-level'} "${logLevel}" must be one of ${LOG_LEVELS.join(', ')}`);
   const tunnel = flags.tunnel ?? 'auto';
   if (tunnel !== 'auto' && tunnel !== 'off') throw invalid(`--tunnel "${tunnel}" must be auto or off`);
   const ne = (value: string | undefined, flag: string, fallback: string): string => {

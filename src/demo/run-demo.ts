@@ -66,7 +66,7 @@ export async function runDemoScenario(options: DemoOptions): Promise<DemoSummary
   let mesh: Mesh | null = null;
   try {
     say('Rampart demo: a certificate authority and three workloads, each behind its own agent, on 127.0.0.1.');
-    say(`Working directory ${dir} (component logs: ca.log, agent-<name>.log)`);
+    say(`Working directory ${dir} (component logs: ca.log, agent-<name>.log; ${options.keepLogs === true ? 'kept at exit' : 'removed at exit unless --keep-logs'})`);
     say();
     mesh = await startMesh({
       dir,

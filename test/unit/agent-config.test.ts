@@ -95,3 +95,10 @@ test('a timeout is a timer: over 24.8 days it is refused, not left to fire at on
     assert.throws(() => loadAgentConfig({ [flag]: '25d' }), { code: 'RAMPART_ERR_CONFIG_INVALID', message: new RegExp(`--${flag} "25d" is longer than 24.8 days`) });
   }
 });
+
+test('RAMPART_LOG_LEVEL sets the agent\'s level as it does the CA\'s; --log-level wins; a bad value names where it came from (outside QA)', () => {
+  assert.equal(loadAgentConfig({}, { RAMPART_LOG_LEVEL: 'debug' }).logLevel, 'debug');
+  assert.equal(loadAgentConfig({ 'log-level': 'warn' }, { RAMPART_LOG_LEVEL: 'debug' }).logLevel, 'warn');
+  assert.equal(loadAgentConfig({}, {}).logLevel, 'info');
+  assert.throws(() => loadAgentConfig({}, { RAMPART_LOG_LEVEL: 'bogus' }), /^.*RAMPART_LOG_LEVEL "bogus" must be one of /);
+});

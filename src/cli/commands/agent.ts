@@ -38,7 +38,7 @@ Flags:
                            a SIGTERM or SIGINT before then stops the agent at once (exit 0)
   --drain-timeout D        on SIGTERM, let open connections finish for up to D (default 5s);
                            both timeouts are timers, at most 24.8 days (2^31-1 ms)
-  --log-level LEVEL        pino level (default info)
+  --log-level LEVEL        pino level (default $RAMPART_LOG_LEVEL, else info)
 
 Example:
   rampart agent --ca-url https://localhost:8443 --ca-bundle certs/root-cert.pem \\
