@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { refuseListenClashes } from './listen-clash.js';
 import { ConfigError } from '../core/errors.js';
+import { formatDuration } from '../core/clock.js';
 import { formatSpiffeId, parseSpiffeId, validateTrustDomain } from '../core/identity.js';
 import { DEFAULT_TTL_POLICY, type TtlPolicy } from '../core/ca/policy.js';
 import { DEFAULT_LIFETIMES, type CaLifetimes } from '../core/ca/rotation.js';
@@ -262,7 +263,9 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
     maxTtlMs: durationFlag(pick('max-ttl', 'maxTtl'), named('max-ttl', 'maxTtl')) ?? DEFAULT_TTL_POLICY.maxTtlMs,
   };
   if (!(ttl.minTtlMs <= ttl.defaultTtlMs && ttl.defaultTtlMs <= ttl.maxTtlMs)) {
-    throw invalid('TTLs must satisfy --min-ttl <= --default-ttl <= --max-ttl (minTtl, defaultTtl, maxTtl in a config file)');
+    // The values as read: `--default-ttl 10` is 10 seconds, which a reader may not expect.
+    const shown = `${formatDuration(ttl.minTtlMs)} <= ${formatDuration(ttl.defaultTtlMs)} <= ${formatDuration(ttl.maxTtlMs)}`;
+    throw invalid(`TTLs must satisfy --min-ttl <= --default-ttl <= --max-ttl (minTtl, defaultTtl, maxTtl in a config file), but they read ${shown} (a number without a unit is seconds)`);
   }
   if (ttl.minTtlMs < 1000) throw invalid(`${named('min-ttl', 'minTtl')} must be at least 1s`);
 

@@ -142,3 +142,7 @@ test('the API and monitoring listeners on one address, an empty state dir and an
   refused(() => loadCaConfig({ 'state-dir': '' }, {}), /^--state-dir is empty; name the directory for the CA's keys and state \(default certs\)$/);
   refused(() => loadCaConfig({ 'log-level': 'bogus' }, {}), /^--log-level "bogus" is not a log level; use fatal, error, warn, info, debug, trace or silent$/);
 });
+
+test('TTLs out of order are refused with the values as read, so a bare number read as seconds shows (outside QA)', () => {
+  refused(() => loadCaConfig({ 'default-ttl': '10' }, {}), /^TTLs must satisfy --min-ttl <= --default-ttl <= --max-ttl .*, but they read 5m <= 10s <= 1d \(a number without a unit is seconds\)$/);
+});

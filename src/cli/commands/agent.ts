@@ -22,8 +22,8 @@ Flags:
                            (all three swap together through the ..data link, as kubelet does: an
                            app that reads the key and chain as a pair should read both from
                            DIR/..data/ after resolving it once)
-  --ttl D                  requested certificate lifetime, e.g. 1h (the CA clamps it to its
-                           --min-ttl/--max-ttl; a clamp is logged as ttl-clamped)
+  --ttl D                  requested certificate lifetime, e.g. 1h (a bare number is seconds);
+                           the CA clamps it to its --min-ttl/--max-ttl, logged as ttl-clamped
   --inbound LISTEN=BACKEND mTLS listener forwarding to a local backend (repeatable)
   --allow ID_OR_PATTERN    peers admitted by --inbound: a SPIFFE ID or spiffe://td/ns/x/* (repeatable)
   --outbound LISTEN=HOST:PORT#SPIFFE_ID

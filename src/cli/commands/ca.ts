@@ -26,7 +26,8 @@ Flags:
   --monitoring-listen HOST:PORT  /healthz /readyz /metrics, plain HTTP (default 127.0.0.1:9090)
   --trust-domain TD            trust domain (default cluster.local)
   --authn LIST                 authenticators in order: dev,jwks,kubernetes,svid (default dev,svid)
-  --default-ttl D  --min-ttl D  --max-ttl D   leaf lifetimes (default 1h, 5m, 24h)
+  --default-ttl D  --min-ttl D  --max-ttl D   leaf lifetimes (default 1h, 5m, 24h; D is 90s, 5m, 1h,
+                                              30d; a bare number is seconds)
   --root-ttl D  --intermediate-ttl D          CA lifetimes (default 365d, 30d)
   --plugged-ca DIR             use ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem from DIR;
                                the files are re-read every 5 s: a renewed intermediate signs from

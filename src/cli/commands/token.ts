@@ -17,7 +17,7 @@ Flags:
   --namespace NS          (required)
   --service-account SA    (required)
   --audience AUD          token audience (default rampart-ca)
-  --ttl D                 lifetime, e.g. 10m, 1h (default 1h; from 1s to 366d)
+  --ttl D                 lifetime, e.g. 10m, 1h; a bare number is seconds (default 1h; 1s to 366d)
   --pod-name NAME  --pod-uid UID   pod the token is bound to (optional)
   --state-dir DIR         CA state directory (default certs/)
 `;
