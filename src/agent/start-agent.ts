@@ -57,13 +57,23 @@ export interface RunningAgent {
  * The output directory must be usable before the agent asks for a certificate: an application
  * waiting for files that can never be written is worse off than a pod that fails to start.
  */
-function checkOutDir(outDir: string): void {
+const STICKY_BIT = 0o1000;
+
+function checkOutDir(outDir: string, logger: Logger): void {
+  let mode: number;
   try {
     makeDirectoriesSync(outDir, OUTPUT_DIR_MODE);
-    if (!statSync(outDir).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+    const info = statSync(outDir);
+    if (!info.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
     accessSync(outDir, constants.W_OK | constants.X_OK);
+    mode = info.mode;
   } catch (err) {
     throw new ConfigError('RAMPART_ERR_CONFIG_INVALID', `--out-dir ${outDir} cannot be used (${(err as NodeJS.ErrnoException).code ?? 'error'}); it must be a directory this agent can write`);
+  }
+  // Whoever can write the directory can swap ..data for files of their own, a key included; the
+  // sticky bit (as on /tmp) stops them renaming over ours, so only its absence is warned of.
+  if ((mode & 0o022) !== 0 && (mode & STICKY_BIT) === 0) {
+    logger.warn({ event: 'out-dir-writable-by-others', outDir, mode: `0${(mode & 0o7777).toString(8)}` }, `--out-dir ${outDir} is writable by other users, who could replace the certificate and key the workload reads; make it 0755 or tighter (chmod go-w)`);
   }
 }
 
@@ -83,7 +93,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   if (cancelled()) throw new AgentStartCancelled('before-first-certificate');
 
   let bootstrap = readTrustFile(config.caBundleFile, '--ca-bundle');
-  if (config.outDir !== null) checkOutDir(config.outDir);
+  if (config.outDir !== null) checkOutDir(config.outDir, logger);
   const tokenSource = fileTokenSource(config.tokenFile);
   // Fail fast on a token file that is wrong from the start; later failures are retried.
   await tokenSource.read();

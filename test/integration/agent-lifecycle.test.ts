@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -95,6 +95,28 @@ test('a --ttl the CA clamps is said once, with what was asked and what was grant
     assert.ok(!asked.logs.lines.some((l) => l['event'] === 'ttl-clamped'), 'granted as asked: nothing to say');
   } finally {
     await asked.close();
+  }
+});
+
+test('an --out-dir other users can write is warned of at start, one with the sticky bit or 0755 is not (outside QA)', async () => {
+  const base = mkdtempSync(join(tmpdir(), 'rampart-outdir-mode-'));
+  try {
+    const cases = [['open', 0o777, true], ['sticky', 0o1777, false], ['private', 0o755, false]] as const;
+    for (const [name, mode, warned] of cases) {
+      const outDir = join(base, name);
+      mkdirSync(outDir);
+      chmodSync(outDir, mode);
+      const t = await startTestAgent(ca, 'shop', `mode-${name}`, { 'out-dir': outDir });
+      try {
+        const line = t.logs.lines.find((l) => l['event'] === 'out-dir-writable-by-others');
+        assert.equal(line !== undefined, warned, name);
+        if (warned) assert.equal(line?.['mode'], '0777');
+      } finally {
+        await t.close();
+      }
+    }
+  } finally {
+    rmSync(base, { recursive: true, force: true });
   }
 });
 
