@@ -22,6 +22,9 @@ Flags:
   --state-dir DIR         CA state directory (default certs/)
 `;
 
+const RFC1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const RFC1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
 const SPEC: FlagSpec = {
   namespace: { type: 'string', short: 'n' },
   'service-account': { type: 'string' },
@@ -55,6 +58,12 @@ function kubernetesNameFlag(value: string, flag: string, maxChars: number): stri
     throw new UsageError(`--${flag} "${value}" cannot be part of a SPIFFE ID: ${reason}`);
   }
   if (value.length > maxChars) throw new UsageError(`--${flag} is ${value.length} characters long; Kubernetes allows at most ${maxChars}`);
+  // What Kubernetes would accept (RFC 1123): a dev token stands for a real service account, and
+  // `Default` would mint an identity no cluster can have.
+  const grammar = flag === 'namespace' ? RFC1123_LABEL : RFC1123_SUBDOMAIN;
+  if (!grammar.test(value)) {
+    throw new UsageError(`--${flag} "${value}" is not a Kubernetes ${flag === 'namespace' ? 'namespace name (lowercase letters, digits and "-", starting and ending with a letter or digit)' : 'service account name (lowercase letters, digits, "-" and ".", starting and ending with a letter or digit)'}`);
+  }
   return value;
 }
 
