@@ -222,6 +222,18 @@ test('rampart token refuses names over Kubernetes\' limits as a usage error (exi
   assert.equal(spaced.code, 2, spaced.stderr);
   for (const r of [longNs, longSa, spaced]) assert.equal(r.stdout, '', 'no token printed');
   assert.equal(atLimit.code, 0, atLimit.stderr);
+  // Names Kubernetes itself would refuse mint no token either (outside QA: "Default" minted one).
+  const [upper, upperSa, dotted] = await Promise.all([
+    cli([...base, '--namespace', 'Default', '--service-account', 'cart']),
+    cli([...base, '--namespace', 'shop', '--service-account', 'My.SA']),
+    cli([...base, '--namespace', 'shop', '--service-account', 'cart.v2']),
+  ]);
+  assert.equal(upper.code, 2);
+  assert.match(upper.stderr, /^rampart token: --namespace "Default" is not a Kubernetes namespace name \(lowercase letters, digits and "-", .*\) \[RAMPART_ERR_USAGE\]$/m);
+  assert.equal(upperSa.code, 2);
+  assert.match(upperSa.stderr, /--service-account "My\.SA" is not a Kubernetes service account name/);
+  for (const r of [upper, upperSa]) assert.equal(r.stdout, '', 'no token printed');
+  assert.equal(dotted.code, 0, 'a service account name may hold dots');
 });
 
 test('rampart token says on stderr when it creates a new dev issuer key, and where, since no CA elsewhere accepts its token (outside QA)', async () => {
