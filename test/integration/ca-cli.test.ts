@@ -528,6 +528,9 @@ test('cert inspect on a two-root bundle says it is no chain; root and bundle fil
   assert.equal(twoSteps.code, 2);
   assert.match(twoSteps.stderr, /one step at a time: "status" was given, then "prepare" \[RAMPART_ERR_USAGE\]/);
   assert.equal(ca.runtime.status().roots.length, 1, 'the refused second step did nothing');
+  const forcedStatus = await cli(['root', 'status', ...flags, '--force']);
+  assert.equal(forcedStatus.code, 2);
+  assert.match(forcedStatus.stderr, /--force applies to prepare, activate and retire; status changes nothing \[RAMPART_ERR_USAGE\]/);
 });
 
 test('cert inspect counts the last minute of a certificate in seconds, not as "0 min" (outside QA)', async () => {

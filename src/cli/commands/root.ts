@@ -108,6 +108,8 @@ export async function runRoot(argv: readonly string[]): Promise<number> {
   if (step === undefined) throw new UsageError('name a step: rampart root status|prepare|activate|retire [flags]');
   if (!isStep(step)) throw new UsageError(`unknown step "${step}"; use status, prepare, activate or retire`);
   if (extra.length > 0) throw new UsageError(`one step at a time: "${step}" was given, then "${extra.join(' ')}"`);
+  // Accepted silently, it read as if status had been forced past something.
+  if (step === 'status' && values.force === true) throw new UsageError('--force applies to prepare, activate and retire; status changes nothing');
   const url = caUrlFlag(values['ca-url'] ?? DEFAULT_CA_URL, '--ca-url');
   const trust = readTrustFile(values['ca-bundle'] ?? 'certs/root-cert.pem', '--ca-bundle');
   let token: string | undefined;
