@@ -551,4 +551,8 @@ test('cert inspect warns when a leaf carries no URI SAN, or one that is not spif
   assert.deepEqual(warnings(dnsOnly as Run), ['no URI SAN, so this is no X.509-SVID: a SPIFFE ID travels in exactly one URI SAN']);
   assert.deepEqual(warnings(httpsUri as Run), ['URI SAN https://web.example/id is not a spiffe:// ID, so this is no X.509-SVID']);
   assert.deepEqual(warnings(root as Run), [], 'a CA certificate needs no SPIFFE ID');
+  // --json before the subcommand works as after it (outside QA: 'unknown subcommand "cert --json"').
+  const flagFirst = await cli(['cert', '--json', 'inspect', `${ca.stateDir}/root-cert.pem`]);
+  assert.equal(flagFirst.code, 0, flagFirst.stderr);
+  assert.equal(flagFirst.stdout, (root as Run).stdout);
 });

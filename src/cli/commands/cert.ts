@@ -109,19 +109,20 @@ function meantAsSvid(summary: CertSummary): boolean {
 }
 
 export async function runCert(argv: readonly string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === '--help' || sub === '-h' || sub === undefined) {
+  if (argv.length === 0) {
     process.stdout.write(CERT_HELP);
-    return sub === undefined ? 2 : 0;
+    return 2;
   }
-  if (sub !== 'inspect') throw new UsageError(`unknown subcommand "cert ${sub}"; did you mean "cert inspect FILE"?`);
-  const { values, positionals } = parseFlags<{ json?: boolean; help?: boolean }>(rest, { json: { type: 'boolean' } }, true);
+  // Flags may come before the subcommand too (`cert --json inspect FILE`), as for `root`.
+  const { values, positionals } = parseFlags<{ json?: boolean; help?: boolean }>(argv, { json: { type: 'boolean' } }, true);
   if (values.help) {
     process.stdout.write(CERT_HELP);
     return 0;
   }
-  const [file] = positionals;
-  if (file === undefined || positionals.length > 1) throw new UsageError('cert inspect takes exactly one FILE');
+  const [sub, ...files] = positionals;
+  if (sub !== 'inspect') throw new UsageError(sub === undefined ? 'name the subcommand: cert inspect FILE' : `unknown subcommand "cert ${sub}"; did you mean "cert inspect FILE"?`);
+  const [file] = files;
+  if (file === undefined || files.length > 1) throw new UsageError('cert inspect takes exactly one FILE');
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
