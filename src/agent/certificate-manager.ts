@@ -70,7 +70,7 @@ export class CertificateManager implements CredentialSource {
   /** While waiting for the first certificate: the last attempt before the start-up deadline. */
   private lastStartupAttempt: number | null = null;
   private expiredLogged = false;
-  /** The lifetime granted when the CA last granted less than --ttl asked, so the warning is said once per change. */
+  /** The lifetime (s) last granted other than --ttl asked, so the warning is said once per change. */
   private clampLogged: number | null = null;
   private stopped = false;
   private started = false;

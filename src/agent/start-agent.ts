@@ -53,12 +53,12 @@ export interface RunningAgent {
   stop(options?: { drainMs?: number }): Promise<void>;
 }
 
+const STICKY_BIT = 0o1000;
+
 /**
  * The output directory must be usable before the agent asks for a certificate: an application
  * waiting for files that can never be written is worse off than a pod that fails to start.
  */
-const STICKY_BIT = 0o1000;
-
 function checkOutDir(outDir: string, logger: Logger): void {
   let mode: number;
   try {
