@@ -120,7 +120,7 @@ test('activation waits for every agent to hold the prepared root and one refresh
   assert.equal(await pollBundle(agents[2]!, 2), 2);
   refused = await adminCall(ca.apiUrl, ca.rootCertPem(), adminToken, 'activate');
   assert.equal(refused.status, 409);
-  assert.match(refused.body.error.message, /may not have reached every agent yet: 3 of 3 agents seen recently hold bundle sequence 2, but agents that poll slowly may not have asked yet: it was published at \S+Z and they get one refresh interval, until \S+Z; retry then, or use --force/);
+  assert.match(refused.body.error.message, /has reached every agent seen so far: 3 of 3 agents seen recently hold bundle sequence 2, but agents that poll slowly may not have asked yet: it was published at \S+Z and they get one refresh interval, until \S+Z; retry then, or use --force/);
 
   clock.advance(1_000);
   await ca.runtime.tick();

@@ -64,6 +64,8 @@ test('activate before propagation is refused with the reason; --force skips the 
   assert.equal(allButTime.propagated, false);
   // The wait is then the whole reason, and the message leads with it (soak finding).
   assert.match(allButTime.reason, /^2 of 2 agents seen recently hold bundle sequence 2, but agents that poll slowly may not have asked yet: it was published at \S+Z and they get one refresh interval, until \S+Z$/);
+  const waiting = refusal(() => activateRoot(state, published + 30_000, { propagation: allButTime, force: false, maxLeafTtlMs: HOUR }));
+  assert.match(waiting, /^the new trust bundle has reached every agent seen so far: 2 of 2 agents seen recently hold bundle sequence 2, but agents that poll slowly may not have asked yet: .*; retry then, or use --force$/);
   // After one interval: propagated.
   const ready = tracker.status(state.sequence, published, published + interval, interval);
   assert.equal(ready.propagated, true, ready.reason);

@@ -9,10 +9,10 @@ import type { CaConfig } from '../../config/ca-config.js';
 import { parseFlags, type FlagSpec } from '../args.js';
 import { caStartBanner, shellWord, type KubernetesBannerFacts } from './ca-banner.js';
 import { resolve } from 'node:path';
+import { waitForShutdownSignal } from '../signals.js';
 
 // This file runs as src/cli/commands/ca.ts (tsx) or dist/cli/commands/ca.js: the bin is three up.
 const RAMPART_COMMAND = `node ${shellWord(resolve(import.meta.dirname, '../../../bin/rampart.js'))}`;
-import { waitForShutdownSignal } from '../signals.js';
 
 export const CA_HELP = `Usage: rampart ca [flags]
 

@@ -108,7 +108,7 @@ export class PropagationTracker {
     const until = new Date(publishedAt + refreshIntervalMs).toISOString();
     if (!waited && behindCount === 0) reason += `, but agents that poll slowly may not have asked yet: it was published at ${published} and they get one refresh interval, until ${until}`;
     else if (!waited) reason += `; it was published at ${published} and agents that poll slowly get one refresh interval, until ${until}`;
-    return { propagated: waited && behindCount === 0, reason, agentsSeen: seen, agentsUpToDate: upToDate, ratio, targetSequence };
+    return { propagated: waited && behindCount === 0, onlyWaitingForSlowPollers: !waited && behindCount === 0 && seen > 0, reason, agentsSeen: seen, agentsUpToDate: upToDate, ratio, targetSequence };
   }
 
   /** This process's sightings as shared with the other replicas: who was behind `newestSequence`. */

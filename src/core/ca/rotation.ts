@@ -111,6 +111,8 @@ export function recordLeafTtlCeiling(state: CaState, maxLeafTtlMs: number, now: 
 export interface PropagationVerdict {
   readonly propagated: boolean;
   readonly reason: string;
+  /** Not propagated only because slow pollers get one refresh interval: every agent seen holds it. */
+  readonly onlyWaitingForSlowPollers?: boolean;
 }
 
 /**
@@ -120,7 +122,12 @@ export interface PropagationVerdict {
 export function activateRoot(state: CaState, now: number, options: { propagation: PropagationVerdict; force: boolean; maxLeafTtlMs: number }): CaState {
   const prepared = state.roots.find((r) => r.phase === 'prepared');
   if (!prepared) throw notAllowed('no root is prepared; run `rampart root prepare` first');
-  if (!options.force && !options.propagation.propagated) throw notAllowed(`the new trust bundle may not have reached every agent yet: ${options.propagation.reason}; retry then, or use --force`);
+  if (!options.force && !options.propagation.propagated) {
+    // Every agent seen holds it: the wait for slow pollers is the only reason (the soak read
+    // "may not have reached every agent" before "3 of 3 hold it" as a contradiction).
+    const lead = options.propagation.onlyWaitingForSlowPollers === true ? 'the new trust bundle has reached every agent seen so far' : 'the new trust bundle may not have reached every agent yet';
+    throw notAllowed(`${lead}: ${options.propagation.reason}; retry then, or use --force`);
+  }
   if (prepared.notAfter <= now) throw notAllowed(`the prepared root expired at ${new Date(prepared.notAfter).toISOString()}; prepare a new root`);
   if (prepared.intermediate.notAfter <= now) throw notAllowed(`the prepared root's intermediate expired at ${new Date(prepared.intermediate.notAfter).toISOString()}; renew it or prepare a new root`);
   const roots = state.roots.map((r): RootRecord => {
