@@ -26,7 +26,12 @@ export interface Relay {
 export function abortSocket(socket: net.Socket): void {
   if (socket.destroyed) return;
   // resetAndDestroy only works on raw TCP handles; TLS sockets and unconnected ones are destroyed.
-  if (!socket.connecting && socket.constructor === net.Socket) {
+  // Nor once our side has ended: libuv refuses to reset a handle it has shut down (EINVAL), and
+  // node 20 then drops the handle without closing it. The fd leaked, the server stopped counting
+  // the connection, and the handle spun at 100 % CPU once the peer's data or FIN came, holding the
+  // process up after SIGTERM (outside QA). A plain close is as good here: the peer already has
+  // our FIN, and unread data it still sends makes the kernel answer with an RST anyway.
+  if (!socket.connecting && !socket.writableEnded && socket.constructor === net.Socket) {
     try {
       socket.resetAndDestroy();
       return;
