@@ -148,3 +148,34 @@ test('the inbound logs why a handshake failed: the refused client chain, or a cl
     60_000,
   );
 });
+
+test('the inbound holds at most 256 unfinished handshakes: a newcomer in a burst is reset, a stalled one makes way for a real client (outside QA: 3,000 partial ClientHellos took an agent past 256 Mi)', async () => {
+  await withInbound('off', async (inbound, logs) => {
+    const partial: Array<{ socket: net.Socket; closed: boolean }> = [];
+    for (let i = 0; i < 300; i++) {
+      const entry = { socket: net.connect({ host: '127.0.0.1', port: inbound.address.port }), closed: false };
+      entry.socket.on('error', () => {});
+      entry.socket.on('close', () => (entry.closed = true));
+      // A TLS record header promising a 512-byte ClientHello, and nothing more.
+      entry.socket.on('connect', () => entry.socket.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01])));
+      partial.push(entry);
+    }
+    // None has stalled yet (all are under a second old): the 44 newcomers past the bound go.
+    await eventually('the burst past the bound reset', () => partial.filter((p) => p.closed).length === 44, 20_000);
+    assert.deepEqual(partial.slice(0, 256).map((p) => p.closed), new Array<boolean>(256).fill(false), 'the first 256 are kept');
+    const warned = logs.lines.find((l) => l['event'] === 'inbound-handshakes-dropped');
+    assert.equal(warned?.['limit'], 256);
+    // Once they have stalled (a second old), a real client takes the oldest one's place.
+    await new Promise((r) => setTimeout(r, 1_200));
+    const clientLogs = captureLogs();
+    const outbound = await startOutbound({ listen: { host: '127.0.0.1', port: 0 }, upstream: { host: '127.0.0.1', port: inbound.address.port }, expectedId: SERVER_ID, credentials: new StaticCredentialSource(pki.creds('client')), logger: clientLogs.logger, tunnel: 'off' });
+    try {
+      assert.equal((await exchange(outbound.address.port, 'hello')).toString(), 'hellodone:5');
+      assert.ok(partial[0]?.closed, 'the oldest stalled handshake made way');
+      assert.ok(inbound.openSockets <= 256, `open sockets ${inbound.openSockets}`);
+    } finally {
+      await outbound.close({ drainMs: 0 });
+      for (const p of partial) p.socket.destroy();
+    }
+  }, 60_000);
+});

@@ -17,6 +17,7 @@ import { peerExpired, peerNotAfter } from './peer-expiry.js';
 import { abortSocket, relay, type Relay } from './relay.js';
 import { rememberRemotes } from './remote-address.js';
 import { drainThenDestroy, trackSockets } from './shutdown.js';
+import { capHandshakes } from './handshake-cap.js';
 import { inboundContextOptions, type TlsTuning } from './tls-settings.js';
 
 /** Timeouts in milliseconds. */
@@ -93,6 +94,8 @@ function resumedSession(socket: tls.TLSSocket): string | undefined {
 const DEFAULT_CONNECT_MS = 5_000;
 const DEFAULT_IDLE_MS = 3_600_000;
 const DEFAULT_HANDSHAKE_MS = 10_000;
+// About 18 MB of TLS state at most (see handshake-cap.ts); far above what real callers keep open.
+const HANDSHAKES_AT_ONCE = 256;
 
 /**
  * Starts the inbound mTLS proxy: requires a client SVID that chains to the bundle and whose
@@ -218,6 +221,16 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
     r = handle;
     relays.add(handle);
     metrics.active('inbound', 1);
+  });
+
+  let lastDropWarning = -Infinity;
+  const handshakes = capHandshakes(server, HANDSHAKES_AT_ONCE, () => {
+    metrics.connection('inbound', 'handshake-dropped');
+    // Counted each time, said at most once a minute: a flood would otherwise flood the log too.
+    const at = clock.now();
+    if (at - lastDropWarning < 60_000) return;
+    lastDropWarning = at;
+    log.warn({ event: 'inbound-handshakes-dropped', inProgress: handshakes.inProgress(), limit: HANDSHAKES_AT_ONCE }, 'inbound holds as many TLS handshakes as it may; dropping stalled ones (or, in a burst, new ones). A flood of connections that do not finish TLS?');
   });
 
   const addr = await listenOn(server, listen);
