@@ -217,7 +217,7 @@ test('a tunnel-auto outbound before a tunnel-off inbound: its h2 probe carries t
     // Before: the probe was dropped once it saw no h2, and the inbound logged a warning
     // "the client closed the connection during the TLS handshake" (tls-error) every 5 minutes.
     assert.deepEqual(inboundClosed().map((l) => l['result']), ['ok', 'ok']);
-    assert.ok(logs.lines.some((l) => l['msg'] === 'upstream did not select ALPN h2; using one mTLS connection per application connection'));
+    assert.ok(logs.lines.some((l) => l['msg'] === 'upstream did not select ALPN rampart-tunnel; using one mTLS connection per application connection'));
   } finally {
     await outbound.close({ drainMs: 0 });
     await inbound.close({ drainMs: 0 });

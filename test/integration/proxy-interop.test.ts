@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import http from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { StaticCredentialSource } from '../../src/agent/credentials.js';
@@ -125,6 +126,36 @@ test('curl (offers h2 and http/1.1) is treated as a plain mTLS client and reache
     await webIn.close({ drainMs: 0 });
     web.closeAllConnections();
     await new Promise<void>((r) => web.close(() => r()));
+  }
+});
+
+test('an HTTP/2 client offering ALPN h2 alone (as gRPC does) is a plain mTLS client and reaches an h2c backend, not taken for a tunnel (outside QA: 405)', async () => {
+  const h2c = http2.createServer();
+  h2c.on('stream', (stream, headers) => {
+    stream.respond({ ':status': 200, 'content-type': 'text/plain' });
+    stream.end(`h2c backend saw ${String(headers[':method'])} ${String(headers[':path'])}`);
+  });
+  await new Promise<void>((r) => h2c.listen(0, '127.0.0.1', r));
+  const grpcLike = await startInbound({ listen: { host: '127.0.0.1', port: 0 }, backend: { host: '127.0.0.1', port: (h2c.address() as net.AddressInfo).port }, allow: [CLIENT_ID], credentials: new StaticCredentialSource(pki.creds('server')), logger: logs.logger });
+  const client = pki.creds('client');
+  const session = http2.connect(`https://127.0.0.1:${grpcLike.address.port}`, { key: client.keyPem, cert: client.certChainPem, ca: client.bundlePem, ALPNProtocols: ['h2'], checkServerIdentity: () => undefined });
+  try {
+    session.on('error', () => {});
+    const answer = await new Promise<{ status: number; body: string; alpn: string | undefined }>((resolve, reject) => {
+      const req = session.request({ ':method': 'POST', ':path': '/helloworld.Greeter/SayHello' });
+      let body = '';
+      let status = 0;
+      req.on('response', (h) => (status = Number(h[':status'])));
+      req.setEncoding('utf8').on('data', (d: string) => (body += d));
+      req.on('end', () => resolve({ status, body, alpn: session.alpnProtocol }));
+      req.on('error', reject);
+      req.end();
+    });
+    assert.deepEqual(answer, { status: 200, body: 'h2c backend saw POST /helloworld.Greeter/SayHello', alpn: 'h2' });
+  } finally {
+    session.destroy();
+    await grpcLike.close({ drainMs: 0 });
+    await new Promise<void>((r) => h2c.close(() => r()));
   }
 });
 

@@ -74,12 +74,12 @@ test('a client that hangs up during the handshake, and one that never speaks TLS
   }
 });
 
-test('a tunnel (ALPN h2) connection from a SPIFFE ID not allowed is logged as a denied tunnel', async () => {
+test('a tunnel (ALPN rampart-tunnel) connection from a SPIFFE ID not allowed is logged as a denied tunnel', async () => {
   const logs = captureLogs();
   const p = await inboundFor(logs);
   try {
     const intruder = pki.creds('intruder');
-    await tlsAttempt({ port: p.port, key: intruder.keyPem, cert: intruder.certChainPem, ca: intruder.bundlePem, ALPNProtocols: ['h2'] });
+    await tlsAttempt({ port: p.port, key: intruder.keyPem, cert: intruder.certChainPem, ca: intruder.bundlePem, ALPNProtocols: ['rampart-tunnel'] });
     const denied = await logs.waitFor((l) => l['result'] === 'denied');
     assert.equal(denied['peer'], INTRUDER_ID);
     assert.equal(denied['mode'], 'tunnel');

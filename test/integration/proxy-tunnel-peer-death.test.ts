@@ -20,7 +20,7 @@ after(() => pki.cleanup());
 const CLIENT = `
 const http2 = require('node:http2'), tls = require('node:tls'), fs = require('node:fs');
 const e = process.env;
-const socket = tls.connect({ host: '127.0.0.1', port: Number(e.PORT), key: fs.readFileSync(e.KEY), cert: fs.readFileSync(e.CERT), ca: fs.readFileSync(e.CA), ALPNProtocols: ['h2'], checkServerIdentity: () => undefined });
+const socket = tls.connect({ host: '127.0.0.1', port: Number(e.PORT), key: fs.readFileSync(e.KEY), cert: fs.readFileSync(e.CERT), ca: fs.readFileSync(e.CA), ALPNProtocols: ['rampart-tunnel'], checkServerIdentity: () => undefined });
 const session = http2.connect('https://tunnel', { createConnection: () => socket });
 session.on('error', () => {});
 let echoed = 0;

@@ -16,9 +16,9 @@ before(() => {
 });
 after(() => pki.cleanup());
 
-/** A tunnel client session as another agent opens it: ALPN h2 only, our client SVID. */
+/** A tunnel client session as another agent opens it: ALPN rampart-tunnel, our client SVID. */
 function tunnelClient(port: number, keyPem: string, certPem: string): Promise<http2.ClientHttp2Session> {
-  const socket = tls.connect({ host: '127.0.0.1', port, key: keyPem, cert: certPem, ca: pki.creds('client').bundlePem, ALPNProtocols: ['h2'], checkServerIdentity: () => undefined });
+  const socket = tls.connect({ host: '127.0.0.1', port, key: keyPem, cert: certPem, ca: pki.creds('client').bundlePem, ALPNProtocols: ['rampart-tunnel'], checkServerIdentity: () => undefined });
   const session = http2.connect('https://tunnel', { createConnection: () => socket });
   session.on('error', () => {});
   return new Promise((resolve, reject) => {

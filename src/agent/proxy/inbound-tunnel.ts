@@ -19,6 +19,13 @@ export interface TunnelPeer {
   readonly notAfter: number | undefined;
 }
 
+/**
+ * The ALPN protocol ID of an agent-to-agent tunnel: HTTP/2 CONNECT streams over one mTLS
+ * connection. Not `h2`: gRPC clients offer `h2` alone too, and were taken for agents (405 to
+ * every call; outside QA), where plain mTLS must carry them to their backend.
+ */
+export const TUNNEL_ALPN = 'rampart-tunnel';
+
 /** Tunables shared by both ends of the HTTP/2 tunnel. */
 export const TUNNEL_SETTINGS: http2.Settings = {
   enablePush: false,

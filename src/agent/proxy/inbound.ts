@@ -9,7 +9,7 @@ import { compileAllowList } from './authz.js';
 import { classifyResult, connectTcp } from './backend.js';
 import { recordConnection } from './conn-log.js';
 import { checkHostPort, checkTimeout, describeError, type HostPort } from './errors.js';
-import { createTunnelAcceptor } from './inbound-tunnel.js';
+import { createTunnelAcceptor, TUNNEL_ALPN } from './inbound-tunnel.js';
 import { proxyMetrics } from './metrics.js';
 import { DEFAULT_PING_INTERVAL_MS } from './session-liveness.js';
 import { peerSpiffeId } from './peer-identity.js';
@@ -71,15 +71,16 @@ export interface InboundProxy {
 }
 
 /**
- * Picks the ALPN answer. A Rampart agent offers exactly `h2`; generic clients (curl, browsers)
- * offer `h2` alongside `http/1.1` and must get the plain byte pipe, so they are not told `h2`.
- * Node rejects the handshake when the callback returns nothing, so a non-tunnel client gets
- * one of its own protocols back and the backend speaks it.
+ * Picks the ALPN answer. A Rampart agent offers the tunnel's own ID; every other client gets the
+ * plain byte pipe and one of its own protocols back, which the backend then speaks: `http/1.1`
+ * when offered (curl and browsers offer `h2` too, and most backends speak HTTP/1.1 only), else
+ * what it offered first, such as `h2` from a gRPC client. Node rejects the handshake when the
+ * callback returns nothing.
  */
 function selectAlpn({ protocols }: { protocols: string[] }): string | undefined {
-  if (protocols.length === 1 && protocols[0] === 'h2') return 'h2';
+  if (protocols.includes(TUNNEL_ALPN)) return TUNNEL_ALPN;
   if (protocols.includes('http/1.1')) return 'http/1.1';
-  return protocols.find((p) => p !== 'h2');
+  return protocols[0];
 }
 
 /**
@@ -192,13 +193,13 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
     const notAfter = peerNotAfter(cert);
     const denial = peer.ok ? (isAllowed(peer.id) ? (resumedSession(socket) ?? peerExpired(notAfter, startedAt)) : 'peer SPIFFE ID is not in the allow list') : peer.reason;
     if (!peer.ok || denial !== undefined) {
-      // A would-be tunnel (ALPN h2) is logged as one, so a refused agent is told from a refused app.
-      const mode = socket.alpnProtocol === 'h2' ? 'tunnel' : 'mtls';
+      // A would-be tunnel is logged as one, so a refused agent is told from a refused app.
+      const mode = socket.alpnProtocol === TUNNEL_ALPN ? 'tunnel' : 'mtls';
       recordConnection(log, metrics, { direction: 'inbound', mode, peer: peer.ok ? peer.id : undefined, peerSerial: serial, remote, startedAt, result: 'denied', bytesIn: 0, bytesOut: 0, error: denial }, clock.now());
       socket.destroy();
       return;
     }
-    if (socket.alpnProtocol === 'h2') {
+    if (socket.alpnProtocol === TUNNEL_ALPN) {
       tunnels.accept(socket, { id: peer.id, serial, remote, notAfter });
       return;
     }

@@ -3,7 +3,7 @@ import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Clock } from '../../core/clock.js';
 import { describeError, type HostPort } from './errors.js';
-import { TUNNEL_MAX_SESSION_MEMORY_MB, TUNNEL_SESSION_WINDOW, TUNNEL_SETTINGS } from './inbound-tunnel.js';
+import { TUNNEL_ALPN, TUNNEL_MAX_SESSION_MEMORY_MB, TUNNEL_SESSION_WINDOW, TUNNEL_SETTINGS } from './inbound-tunnel.js';
 import type { ProxyMetrics } from './metrics.js';
 import { DEFAULT_PING_INTERVAL_MS, watchSession, type SessionLiveness } from './session-liveness.js';
 import { connectUpstream, spiffeServerIdentityCheck, whenSecure } from './upstream-tls.js';
@@ -65,7 +65,7 @@ export const DEFAULT_IDLE_SESSION_MS = 60_000;
 /**
  * Keeps long-lived HTTP/2-over-mTLS sessions to one upstream agent so an application
  * connection costs a CONNECT stream instead of a handshake. Upstreams that do not select ALPN
- * `h2` (stunnel, haproxy, openssl s_server, an agent with tunnelling off) are remembered as
+ * `rampart-tunnel` (stunnel, haproxy, openssl s_server, an agent with tunnelling off) are remembered as
  * plain, and the caller falls back to one mTLS connection per application connection.
  */
 export class TunnelPool {
@@ -259,19 +259,19 @@ export class TunnelPool {
 
   private async establish(): Promise<Entry | null> {
     const { context, generation, notAfter } = this.o.context();
-    const socket = connectUpstream(this.o.upstream, context, this.checkIdentity, { alpn: ['h2'] });
+    const socket = connectUpstream(this.o.upstream, context, this.checkIdentity, { alpn: [TUNNEL_ALPN] });
     socket.on('error', () => {
       // Surfaced through whenSecure or the session's own error handler.
     });
     await whenSecure(socket, this.o.connectMs);
-    if (socket.alpnProtocol !== 'h2') {
+    if (socket.alpnProtocol !== TUNNEL_ALPN) {
       // Kept for the caller that waited on this probe (outbound.ts takes it at once); one that
       // is not taken, because that caller went away, is closed with the next probe or drain.
       this.spare?.socket.destroy();
       this.spare = this.closed ? undefined : { socket, generation };
       if (this.closed) socket.destroy();
       this.plainUntil = this.o.clock.now() + this.reprobeMs;
-      this.o.logger.info('upstream did not select ALPN h2; using one mTLS connection per application connection');
+      this.o.logger.info(`upstream did not select ALPN ${TUNNEL_ALPN}; using one mTLS connection per application connection`);
       return null;
     }
     socket.setKeepAlive(true, 30_000);
