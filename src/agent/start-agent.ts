@@ -140,10 +140,14 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   const stopManagerOnCancel = (): void => void m.stop();
   options.signal?.addEventListener('abort', stopManagerOnCancel, { once: true });
 
-  const monitoring = createMonitoringServer({ registry, ready: () => m.notReadyReason() ?? true });
+  // Set when the agent starts to stop: its listeners refuse new connections from then on, so a
+  // probe must stop sending traffic its way (outside QA: /readyz said ready while draining).
+  let draining = false;
+  const monitoring = createMonitoringServer({ registry, ready: () => (draining ? 'shutting down: draining open connections, refusing new ones' : (m.notReadyReason() ?? true)) });
   const inbound: InboundProxy[] = [];
   const outbound: OutboundProxy[] = [];
   const stopAll = async (drainMs: number): Promise<void> => {
+    draining = true;
     await Promise.all([...inbound.map((p) => p.close({ drainMs })), ...outbound.map((p) => p.close({ drainMs }))]);
     await m.stop();
     await monitoring.close();

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { chmodSync, closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -117,6 +119,26 @@ test('an --out-dir other users can write is warned of at start, one with the sti
     }
   } finally {
     rmSync(base, { recursive: true, force: true });
+  }
+});
+
+test('/readyz says not ready as soon as the agent starts to drain, while its listeners refuse new connections (outside QA)', async () => {
+  const t = await startTestAgent(ca, 'shop', 'draining', { inbound: ['127.0.0.1:0=127.0.0.1:9'], allow: ['spiffe://cluster.local/ns/shop/*'] });
+  // A connection still open (this one never starts TLS) keeps the drain going.
+  const held = net.connect({ host: '127.0.0.1', port: t.agent.inbound[0]!.address.port });
+  held.on('error', () => {});
+  await once(held, 'connect');
+  try {
+    assert.equal((await monitoring(t.agent, '/readyz')).status, 200);
+    const stopped = t.agent.stop({ drainMs: 60_000 });
+    const during = await monitoring(t.agent, '/readyz');
+    assert.equal(during.status, 503);
+    assert.match(during.body, /shutting down: draining open connections, refusing new ones/);
+    held.destroy();
+    await stopped;
+  } finally {
+    held.destroy();
+    await t.close();
   }
 });
 
