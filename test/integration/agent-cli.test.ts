@@ -206,3 +206,37 @@ test('under umask 000 the out dir and the parents the agent creates are 0755, no
   }
   assert.equal(child.exitCode, 0, stderr);
 });
+
+test('SIGHUP drains like SIGTERM (exit 0), and a second signal while draining exits at once (code 1) and says so (outside QA: both ended the agent silently)', async () => {
+  const run = async (second: NodeJS.Signals | null): Promise<{ code: number | null; stdout: string }> => {
+    const child = spawnCli(['agent', '--ca-url', ca.apiUrl, ...base(), '--inbound', '127.0.0.1:0=127.0.0.1:9', '--allow', 'spiffe://cluster.local/ns/shop/*', '--drain-timeout', '60s']);
+    let stdout = '';
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.resume();
+    const exited = once(child, 'exit') as Promise<[number | null]>;
+    let held: net.Socket | undefined;
+    try {
+      await eventually('the agent up', () => /"event":"agent-started"/.test(stdout), 60_000);
+      const inboundPort = Number(/"inbound":\["127\.0\.0\.1:(\d+)"\]/.exec(stdout)?.[1]);
+      // An open connection (one that never starts TLS) keeps the drain going.
+      held = net.connect({ host: '127.0.0.1', port: inboundPort });
+      held.on('error', () => {});
+      await once(held, 'connect');
+      child.kill('SIGHUP');
+      await eventually('the drain to start', () => /draining connections and shutting down/.test(stdout));
+      assert.equal(child.exitCode, null, 'still draining');
+      if (second === null) held.destroy();
+      else child.kill(second);
+      const [code] = await exited;
+      return { code, stdout };
+    } finally {
+      held?.destroy();
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  };
+  const [drained, forced] = await Promise.all([run(null), run('SIGTERM')]);
+  assert.equal(drained.code, 0, drained.stdout.slice(-2000));
+  assert.match(drained.stdout, /"msg":"agent stopped"/);
+  assert.equal(forced.code, 1, forced.stdout.slice(-2000));
+  assert.match(forced.stdout, /"event":"agent-stopped-abruptly","signal":"SIGTERM".*second SIGTERM: exiting now without waiting for open connections/);
+});

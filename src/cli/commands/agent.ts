@@ -35,8 +35,9 @@ Flags:
                            down to one
   --monitoring-listen HOST:PORT  /healthz /readyz /metrics (default 127.0.0.1:15020)
   --startup-timeout D      give up when no first certificate arrives within D (default 60s);
-                           a SIGTERM or SIGINT before then stops the agent at once (exit 0)
-  --drain-timeout D        on SIGTERM, let open connections finish for up to D (default 5s);
+                           a SIGTERM, SIGINT or SIGHUP before then stops the agent at once (exit 0)
+  --drain-timeout D        on SIGTERM, SIGINT or SIGHUP, let open connections finish for up to D
+                           (default 5s; a second signal exits at once, code 1);
                            both timeouts are timers, at most 24.8 days (2^31-1 ms)
   --log-level LEVEL        pino level (default $RAMPART_LOG_LEVEL, else info)
 
@@ -62,7 +63,7 @@ const SPEC: FlagSpec = {
   'drain-timeout': { type: 'string' },
 };
 
-/** Runs the agent until SIGTERM/SIGINT; returns the exit code. */
+/** Runs the agent until SIGTERM, SIGINT or SIGHUP; returns the exit code. */
 export async function runAgent(argv: readonly string[]): Promise<number> {
   const { values } = parseFlags<AgentFlags & { help?: boolean }>(argv, SPEC);
   if (values.help) {
@@ -74,7 +75,16 @@ export async function runAgent(argv: readonly string[]): Promise<number> {
   // Listen for the signal from the start: a SIGTERM during start-up must stop the agent then,
   // not after the first certificate or the start-up deadline.
   const cancel = new AbortController();
-  const signal = waitForShutdownSignal().then((received) => {
+  // SIGHUP drains too: the terminal an agent was started from closing is no reason to cut its
+  // connections. A second signal while draining (Ctrl-C twice) stops at once, and says so.
+  const signal = waitForShutdownSignal({
+    signals: ['SIGINT', 'SIGTERM', 'SIGHUP'],
+    onRepeat: (again) => {
+      logger.warn({ event: 'agent-stopped-abruptly', signal: again }, `second ${again}: exiting now without waiting for open connections`);
+      logger.flush();
+      process.exit(1);
+    },
+  }).then((received) => {
     cancel.abort();
     return received;
   });
