@@ -170,20 +170,30 @@ export class CaClient {
     if (extra.token) headers['authorization'] = `Bearer ${extra.token}`;
     if (extra.bundleSequence !== undefined) headers['rampart-bundle-sequence'] = String(extra.bundleSequence);
     if (this.options.agentId) headers['rampart-agent-id'] = this.options.agentId;
-    const options: RequestOptions = { method, headers, agent: this.httpsAgent(ca), timeout: extra.timeoutMs ?? this.options.timeoutMs ?? 15_000 };
+    const options: RequestOptions = { method, headers, agent: this.httpsAgent(ca) };
+    const timeoutMs = extra.timeoutMs ?? this.options.timeoutMs ?? 15_000;
     return new Promise((resolve, reject) => {
+      // Our own deadline for the whole exchange: node's `timeout` option on a request whose TLS
+      // handshake never completes fired after twice its value (a silent CA took 30 s per attempt
+      // while the error said 15; outside QA).
+      const deadline = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      const settle = <T>(fn: (value: T) => void) => (value: T): void => {
+        clearTimeout(deadline);
+        fn(value);
+      };
+      const ok = settle(resolve);
+      const fail = settle(reject);
       const req = httpsRequest(url, options, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', (err) => reject(unreachable(this.base, err)));
+        res.on('error', (err) => fail(unreachable(this.base, err)));
         res.on('end', () => {
           const raw: RawResponse = { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') };
-          if (raw.status >= 200 && raw.status < 300) resolve(raw);
-          else reject(errorFromResponse(raw));
+          if (raw.status >= 200 && raw.status < 300) ok(raw);
+          else fail(errorFromResponse(raw));
         });
       });
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${options.timeout} ms`)));
-      req.on('error', (err) => reject(unreachable(this.base, err)));
+      req.on('error', (err) => fail(unreachable(this.base, err)));
       req.end(extra.body);
     });
   }
