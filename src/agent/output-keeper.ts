@@ -6,6 +6,7 @@
  */
 import type { Logger } from 'pino';
 import type { Credentials as OutputFiles } from './output-reader.js';
+import { readCredentials } from './output-reader.js';
 import { writeCredentials } from './output-writer.js';
 import { retryDelay } from './renewal-policy.js';
 
@@ -19,6 +20,14 @@ export interface OutputKeeperOptions {
   readonly random: () => number;
   /** Retry backoff bounds (default 1 s doubling to 60 s). */
   readonly retry?: { readonly baseMs?: number; readonly maxMs?: number };
+  /** How often the directory is checked against what was written (default 10 s). */
+  readonly checkMs?: number;
+}
+
+const DEFAULT_CHECK_MS = 10_000;
+
+function sameFiles(a: OutputFiles, b: OutputFiles): boolean {
+  return a.certChainPem === b.certChainPem && a.keyPem === b.keyPem && a.rootCertPem === b.rootCertPem;
 }
 
 /** Writes each generation of files to the output directory and retries one that failed. */
@@ -29,6 +38,7 @@ export class OutputKeeper {
   private retryTimer: NodeJS.Timeout | null = null;
   private readonly inFlight = new Set<Promise<void>>();
   private stopped = false;
+  private checkTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: OutputKeeperOptions) {}
 
@@ -36,6 +46,7 @@ export class OutputKeeper {
   async write(files: OutputFiles): Promise<void> {
     this.latest = files;
     this.cancelRetry();
+    this.checkTimer ??= setInterval(() => void this.check(), this.options.checkMs ?? DEFAULT_CHECK_MS).unref();
     await this.attempt(files);
   }
 
@@ -48,7 +59,30 @@ export class OutputKeeper {
   async stop(): Promise<void> {
     this.stopped = true;
     this.cancelRetry();
+    if (this.checkTimer !== null) clearInterval(this.checkTimer);
+    this.checkTimer = null;
     await Promise.all([...this.inFlight]);
+  }
+
+  /**
+   * Between writes something else may remove or change the files (a cleanup job, an operator):
+   * the application would then read nothing, or not what the agent serves, until the next
+   * renewal, up to half a certificate's life, while /readyz said ready (outside QA). They are
+   * compared with what was written and, if they differ, written again.
+   */
+  private async check(): Promise<void> {
+    const held = this.latest;
+    if (this.stopped || held === null || this.failure !== null || this.inFlight.size > 0) return;
+    let why: string | null = null;
+    try {
+      if (!sameFiles(await readCredentials(this.options.outDir), held)) why = 'the files differ from those the agent wrote';
+    } catch (error) {
+      why = error instanceof Error ? error.message : String(error);
+    }
+    // A write may have started meanwhile; it brings the directory up to date itself.
+    if (why === null || this.stopped || held !== this.latest || this.inFlight.size > 0) return;
+    this.options.logger.warn({ event: 'output-restored', outDir: this.options.outDir, reason: why }, 'the output directory no longer held the current certificate (removed or changed by something else); writing it again');
+    await this.attempt(held);
   }
 
   private attempt(files: OutputFiles): Promise<void> {

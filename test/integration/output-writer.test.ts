@@ -11,6 +11,9 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { readCredentials, type Credentials } from '../../src/agent/output-reader.js';
 import { writeBundle, writeCredentials } from '../../src/agent/output-writer.js';
+import { OutputKeeper } from '../../src/agent/output-keeper.js';
+import { captureLogs } from './proxy-support.js';
+import { eventually } from '../helpers/poll.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const readerModule = join(repoRoot, 'src/agent/output-reader.ts');
@@ -320,5 +323,32 @@ test('a concurrent reader never pairs a key with the wrong certificate across 20
       child.kill('SIGKILL');
       await exited;
     }
+  }
+});
+
+test('the keeper writes the files again when something removes the directory or changes a file between renewals (outside QA: gone until the next renewal, ready meanwhile)', async () => {
+  const outDir = join(await freshOutDir(), 'kept');
+  const logs = captureLogs();
+  const keeper = new OutputKeeper({ outDir, logger: logs.logger, now: Date.now, random: () => 0.5, checkMs: 50 });
+  try {
+    await keeper.write(pairs[0]!);
+    await rm(outDir, { recursive: true, force: true });
+    await eventually('the directory written again', async () => {
+      try {
+        return (await readCredentials(outDir)).keyPem === pairs[0]!.keyPem;
+      } catch {
+        return false;
+      }
+    }, 10_000);
+    const restored = logs.lines.find((l) => l['event'] === 'output-restored');
+    assert.match(String(restored?.['reason']), /no credentials in .* yet/);
+    // A changed file (here the bundle) is put back too.
+    const current = await readCredentials(outDir);
+    await writeFile(join(outDir, current.generation, 'root-cert.pem'), pairs[1]!.rootCertPem);
+    await eventually('the bundle put back', async () => (await readCredentials(outDir)).rootCertPem === pairs[0]!.rootCertPem, 10_000);
+    assert.ok(logs.lines.some((l) => l['event'] === 'output-restored' && l['reason'] === 'the files differ from those the agent wrote'));
+    assert.equal(keeper.staleReason(), null, 'ready again');
+  } finally {
+    await keeper.stop();
   }
 });
