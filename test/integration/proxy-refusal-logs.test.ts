@@ -3,9 +3,9 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { after, before, test } from 'node:test';
 import { StaticCredentialSource } from '../../src/agent/credentials.js';
-import { startInbound } from '../../src/agent/proxy/index.js';
+import { startInbound, startOutbound } from '../../src/agent/proxy/index.js';
 import { eventually } from '../helpers/poll.js';
-import { CLIENT_ID, INTRUDER_ID, captureLogs, makePki, startEchoBackend, type LogCapture, type Pki } from './proxy-support.js';
+import { CLIENT_ID, INTRUDER_ID, SERVER_ID, captureLogs, makePki, startEchoBackend, type LogCapture, type Pki } from './proxy-support.js';
 
 let pki: Pki;
 before(() => {
@@ -31,6 +31,9 @@ function tlsAttempt(options: tls.ConnectionOptions): Promise<void> {
   return new Promise((resolve) => {
     const s = tls.connect({ host: '127.0.0.1', checkServerIdentity: () => undefined, ...options });
     s.on('error', () => {});
+    // Reading, as any client does, so the server's close is seen (a refused tunnel peer is closed
+    // only after its first CONNECT is answered, or a few seconds).
+    s.resume();
     s.on('close', () => resolve());
   });
 }
@@ -84,6 +87,28 @@ test('a tunnel (ALPN rampart-tunnel) connection from a SPIFFE ID not allowed is 
     assert.equal(denied['peer'], INTRUDER_ID);
     assert.equal(denied['mode'], 'tunnel');
   } finally {
+    await p.close();
+  }
+});
+
+test('an agent whose SPIFFE ID the inbound does not allow logs its tunnelled connection as refused, with the reason, not as a reset (outside QA)', async () => {
+  const logs = captureLogs();
+  const p = await inboundFor(logs);
+  const callerLogs = captureLogs();
+  const outbound = await startOutbound({ listen: { host: '127.0.0.1', port: 0 }, upstream: { host: '127.0.0.1', port: p.port }, expectedId: SERVER_ID, credentials: new StaticCredentialSource(pki.creds('intruder')), logger: callerLogs.logger });
+  try {
+    const app = net.connect({ host: '127.0.0.1', port: outbound.address.port });
+    app.on('error', () => {});
+    app.write('hello');
+    await new Promise<void>((resolve) => app.once('close', () => resolve()));
+    const line = await callerLogs.waitFor((l) => l['direction'] === 'outbound' && l['result'] !== undefined && l['mode'] === 'tunnel');
+    assert.equal(line['result'], 'refused');
+    assert.match(String(line['error']), /the upstream answered the tunnel CONNECT with status 403: peer SPIFFE ID is not in the allow list/);
+    const denied = await logs.waitFor((l) => l['result'] === 'denied');
+    assert.equal(denied['peer'], INTRUDER_ID);
+    assert.equal(logs.lines.filter((l) => l['result'] === 'denied').length, 1, 'the inbound logs the refusal once');
+  } finally {
+    await outbound.close({ drainMs: 0 });
     await p.close();
   }
 });

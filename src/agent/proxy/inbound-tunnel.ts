@@ -17,7 +17,15 @@ export interface TunnelPeer {
   readonly remote: string | undefined;
   /** The peer leaf's notAfter (ms): the session takes no streams from then on. */
   readonly notAfter: number | undefined;
+  /**
+   * Why this peer may not connect, for a session kept only to tell it so: its CONNECTs are
+   * answered 403 with the reason, so the caller's agent logs a refusal, not a connection reset.
+   */
+  readonly refusal?: string;
 }
+
+/** Header carrying the reason of a 403 to a refused tunnel peer. */
+export const REFUSAL_HEADER = 'rampart-refusal';
 
 /**
  * The ALPN protocol ID of an agent-to-agent tunnel: HTTP/2 CONNECT streams over one mTLS
@@ -123,6 +131,13 @@ export function createTunnelAcceptor(o: TunnelAcceptorOptions): TunnelAcceptor {
     stream.on('error', () => {
       // Reported through the relay or the record below; never let it crash the process.
     });
+    if (peer?.refusal !== undefined) {
+      // Logged once as denied when the handshake ended; each stream only learns why.
+      stream.respond({ ':status': 403, [REFUSAL_HEADER]: peer.refusal }, { endStream: true });
+      const session = stream.session as http2.ServerHttp2Session;
+      if (!session.closed) session.close();
+      return;
+    }
     if (headers[':method'] !== 'CONNECT' || peer === undefined) {
       stream.respond({ ':status': 405 }, { endStream: true });
       recordConnection(o.logger, o.metrics, { direction: 'inbound', mode: 'tunnel', peer: peer?.id, peerSerial: peer?.serial, remote: peer?.remote, startedAt, result: 'bad-request', bytesIn: 0, bytesOut: 0, error: `tunnel stream must be CONNECT, got ${String(headers[':method'])}` }, o.clock.now());
@@ -159,6 +174,10 @@ export function createTunnelAcceptor(o: TunnelAcceptorOptions): TunnelAcceptor {
 
   return {
     accept(socket, peer) {
+      // A refused peer's session is kept only to answer its first CONNECT; one that sends none
+      // is not waited for. The socket itself is destroyed: a session destroyed before the
+      // client's preface left it open.
+      if (peer.refusal !== undefined) setTimeout(() => socket.destroy(), o.connectMs).unref();
       pendingPeer = peer;
       try {
         h2.emit('connection', socket);

@@ -196,7 +196,10 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
       // A would-be tunnel is logged as one, so a refused agent is told from a refused app.
       const mode = socket.alpnProtocol === TUNNEL_ALPN ? 'tunnel' : 'mtls';
       recordConnection(log, metrics, { direction: 'inbound', mode, peer: peer.ok ? peer.id : undefined, peerSerial: serial, remote, startedAt, result: 'denied', bytesIn: 0, bytesOut: 0, error: denial }, clock.now());
-      socket.destroy();
+      // A peer agent with a valid SVID is told why on its tunnel, so its own log says refused
+      // instead of a connection reset (outside QA); anything else is just closed.
+      if (mode === 'tunnel' && peer.ok && denial !== undefined) tunnels.accept(socket, { id: peer.id, serial, remote, notAfter, refusal: denial });
+      else socket.destroy();
       return;
     }
     if (socket.alpnProtocol === TUNNEL_ALPN) {

@@ -15,6 +15,7 @@ import type { ProxyTimeouts } from './inbound.js';
 import { proxyMetrics } from './metrics.js';
 import { DEFAULT_PING_INTERVAL_MS } from './session-liveness.js';
 import { abortSocket, relay, type Relay, type RelayEnd } from './relay.js';
+import { REFUSAL_HEADER } from './inbound-tunnel.js';
 import { drainThenDestroy, trackSockets } from './shutdown.js';
 import { buildSecureContext, type TlsTuning } from './tls-settings.js';
 import { DEFAULT_IDLE_SESSION_MS, TunnelPool, type ContextGeneration, type TunnelStream } from './tunnel-pool.js';
@@ -205,7 +206,10 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundP
     });
     stream.once('response', (headers) => {
       if (headers[':status'] === 200) accepted = true;
-      else handle?.abort('refused', new Error(`the upstream answered the tunnel CONNECT with status ${String(headers[':status'])}`));
+      else {
+        const why = headers[REFUSAL_HEADER];
+        handle?.abort('refused', new Error(`the upstream answered the tunnel CONNECT with status ${String(headers[':status'])}${typeof why === 'string' ? `: ${why}` : ''}`));
+      }
     });
     const endApp = (): void => {
       if (accepted) app.end();
