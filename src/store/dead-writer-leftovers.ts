@@ -5,19 +5,10 @@
  */
 import { readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { processIsAlive } from './file-lock.js';
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-/** False only when `pid` provably no longer exists (ESRCH); EPERM means it exists under another user. */
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
 }
 
 /** Removes the leftovers of dead writers of `fileNames` in `dir`; returns the names removed. */
@@ -26,7 +17,7 @@ export async function removeDeadWriterLeftovers(dir: string, fileNames: readonly
   const removed: string[] = [];
   for (const name of await readdir(dir)) {
     const pid = Number(pattern.exec(name)?.[1]);
-    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || processExists(pid)) continue;
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || processIsAlive(pid)) continue;
     try {
       await unlink(join(dir, name));
       removed.push(name);

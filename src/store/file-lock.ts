@@ -93,7 +93,8 @@ async function readRaw(path: string): Promise<string | null> {
   }
 }
 
-function isAlive(pid: number): boolean {
+/** False only when `pid` is provably gone (ESRCH) or a zombie; EPERM means it lives under another user. */
+export function processIsAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
   } catch (error) {
@@ -264,7 +265,7 @@ function isStale(path: string, holder: LockOwner): boolean {
   // Our own pid but not a lock we hold: a previous incarnation with the same pid (PID 1 in a
   // restarted container) that was killed without releasing.
   if (holder.pid === process.pid) return !heldByThisProcess.has(path);
-  return !isAlive(holder.pid);
+  return !processIsAlive(holder.pid);
 }
 
 /**

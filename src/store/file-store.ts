@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { ConfigError, ConflictError, isRampartError, StateError } from '../core/errors.js';
 import type { CaState, StateStore, StoredState, UnreadableState } from '../core/ports.js';
 import { isAtomicTempFile, isFsError, writeFileAtomic } from './atomic-file.js';
-import { FileLock, LOCK_FILE_NAME } from './file-lock.js';
+import { FileLock, LOCK_FILE_NAME, processIsAlive } from './file-lock.js';
 import { makeDirectories } from './make-directories.js';
 import { removeCreatedDirectories, StartSnapshot, type RollbackReport } from './start-snapshot.js';
 import { declaresNewerSchema, decodeState, encodeState } from './state-codec.js';
@@ -77,13 +77,7 @@ function isCertificateBundle(pem: string): boolean {
 function isDeadLockLeftover(name: string): boolean {
   const match = /^ca\.lock\.(?:(\d+)\.[0-9a-f]+\.tmp|stale-(\d+)-[0-9a-f]+)$/.exec(name);
   const pid = Number(match?.[1] ?? match?.[2]);
-  if (!match || !Number.isSafeInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (error) {
-    return isFsError(error, 'ESRCH');
-  }
+  return match !== null && Number.isSafeInteger(pid) && pid > 0 && !processIsAlive(pid);
 }
 
 /** {@link StateStore} on a local directory. Create with {@link FileStateStore.open}. */
