@@ -149,7 +149,7 @@ test('the inbound logs why a handshake failed: the refused client chain, or a cl
   );
 });
 
-test('the inbound holds at most 256 unfinished handshakes: a newcomer in a burst is reset, a stalled one makes way for a real client (outside QA: 3,000 partial ClientHellos took an agent past 256 Mi)', async () => {
+test('the inbound holds at most 256 unfinished handshakes: a newcomer in a burst is reset, a stalled one makes way for a real client, and the failures past 100 a minute are summed up in one log line (outside QA: 3,000 partial ClientHellos took an agent past 256 Mi, and wrote a line each)', async () => {
   await withInbound('off', async (inbound, logs) => {
     const partial: Array<{ socket: net.Socket; closed: boolean }> = [];
     for (let i = 0; i < 300; i++) {
@@ -177,5 +177,12 @@ test('the inbound holds at most 256 unfinished handshakes: a newcomer in a burst
       await outbound.close({ drainMs: 0 });
       for (const p of partial) p.socket.destroy();
     }
+    // Each of the 300 failed its handshake; a hundred a minute are logged one by one, the rest
+    // summed up in one line (when the minute ends, or here when the inbound closes).
+    await eventually('every flood connection gone', () => inbound.openSockets === 0, 20_000);
+    await inbound.close({ drainMs: 0 });
+    assert.equal(logs.lines.filter((l) => l['result'] === 'tls-error').length, 100);
+    const summary = logs.lines.find((l) => l['event'] === 'handshake-failures-summarized');
+    assert.ok(Number(summary?.['suppressed']) >= 190, JSON.stringify(summary));
   }, 60_000);
 });

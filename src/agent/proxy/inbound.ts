@@ -18,6 +18,7 @@ import { abortSocket, relay, type Relay } from './relay.js';
 import { rememberRemotes } from './remote-address.js';
 import { drainThenDestroy, trackSockets } from './shutdown.js';
 import { capHandshakes } from './handshake-cap.js';
+import { LogBudget } from './log-budget.js';
 import { inboundContextOptions, type TlsTuning } from './tls-settings.js';
 
 /** Timeouts in milliseconds. */
@@ -97,6 +98,8 @@ const DEFAULT_IDLE_MS = 3_600_000;
 const DEFAULT_HANDSHAKE_MS = 10_000;
 // About 18 MB of TLS state at most (see handshake-cap.ts); far above what real callers keep open.
 const HANDSHAKES_AT_ONCE = 256;
+// Failed handshakes logged one by one each minute; a flood of them is summed up (log-budget.ts).
+const HANDSHAKE_FAILURES_LOGGED_PER_MINUTE = 100;
 
 /**
  * Starts the inbound mTLS proxy: requires a client SVID that chains to the bundle and whose
@@ -167,6 +170,9 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
   const describeHandshakeError = (err: Error): string | undefined =>
     (err as NodeJS.ErrnoException).code === 'ECONNRESET' ? 'the client closed the connection during the TLS handshake (does it trust this agent\'s certificate?)' : describeError(err);
 
+  const handshakeFailureLines = new LogBudget(HANDSHAKE_FAILURES_LOGGED_PER_MINUTE, 60_000, () => clock.now(), (suppressed, windowMs) =>
+    log.warn({ event: 'handshake-failures-summarized', suppressed, windowMs }, `${suppressed} more failed TLS handshakes in the last minute were counted (rampart_agent_connections_total) but not logged one by one`),
+  );
   server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
     const remote = remoteOf(socket);
     // With a tlsClientError listener Node leaves the socket to us, even on a handshake
@@ -178,7 +184,8 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
     // own; the verification code is the reason worth logging, not the hang-up that follows.
     const refusedChain = (socket as tls.TLSSocket & { authorizationError?: string }).authorizationError;
     const error = refusedChain ? `client certificate refused: ${refusedChain}` : describeHandshakeError(err);
-    recordConnection(log, metrics, { direction: 'inbound', mode: 'mtls', peer: undefined, peerSerial: undefined, remote, startedAt: clock.now(), result: 'tls-error', bytesIn: 0, bytesOut: 0, error }, clock.now());
+    if (handshakeFailureLines.take()) recordConnection(log, metrics, { direction: 'inbound', mode: 'mtls', peer: undefined, peerSerial: undefined, remote, startedAt: clock.now(), result: 'tls-error', bytesIn: 0, bytesOut: 0, error }, clock.now());
+    else metrics.connection('inbound', 'tls-error');
   });
 
   server.on('secureConnection', (socket: tls.TLSSocket) => {
@@ -255,6 +262,7 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
         unsubscribe();
         tunnels.drain();
         await drainThenDestroy(server, relays, sockets, opts?.drainMs ?? 10_000, () => tunnels.destroyAll());
+        handshakeFailureLines.flush();
         log.info('inbound closed');
       })();
       return closing;
