@@ -282,6 +282,13 @@ test('rampart cert inspect FILE prints SPIFFE ID, serial, validity, key type and
   assert.match(r.stdout, /^CA:\s+no$/m);
   assert.doesNotMatch(r.stdout, /^Warning:/m);
   assert.match(r.stdout, /^\s+\[1\] .*Rampart Intermediate CA G1.*spiffe:\/\/cluster\.local /m);
+  // `-` reads standard input, so `curl ... | jq ... | rampart cert inspect -` works.
+  const piped = runCliSync(['cert', 'inspect', '-'], { input: (res.body.certChain as string[]).join('') });
+  assert.equal(piped.status, 0, piped.stderr);
+  assert.equal(piped.stdout, r.stdout);
+  const emptyStdin = runCliSync(['cert', 'inspect', '-'], { input: '' });
+  assert.equal(emptyStdin.status, 2);
+  assert.match(emptyStdin.stderr, /standard input holds no PEM CERTIFICATE block/);
   const missing = await cli(['cert', 'inspect', join(dir, 'nope.pem')]);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /cannot read .*nope\.pem: ENOENT/);

@@ -11,7 +11,7 @@ import { parseFlags, UsageError } from '../args.js';
 export const CERT_HELP = `Usage: rampart cert inspect FILE [--json]
 
 Prints the SPIFFE ID, serial, validity, key type and chain of a PEM certificate file
-(e.g. an agent's cert-chain.pem). Problems with what the file says (an expired or not yet valid
+(e.g. an agent's cert-chain.pem); FILE - reads the PEM from standard input. Problems with what the file says (an expired or not yet valid
 certificate, one that is no X.509-SVID) are printed, and the exit status stays 0; it is 2 when the
 file cannot be read or holds no certificate.
 `;
@@ -123,22 +123,25 @@ export async function runCert(argv: readonly string[]): Promise<number> {
   if (sub !== 'inspect') throw new UsageError(sub === undefined ? 'name the subcommand: cert inspect FILE' : `unknown subcommand "cert ${sub}"; did you mean "cert inspect FILE"?`);
   const [file] = files;
   if (file === undefined || files.length > 1) throw new UsageError('cert inspect takes exactly one FILE');
+  // `-` is standard input, as for openssl and curl, so a chain can be piped in.
+  const fromStdin = file === '-';
+  const name = fromStdin ? 'standard input' : file;
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readFileSync(fromStdin ? 0 : file, 'utf8');
   } catch (err) {
-    throw new ConfigError('RAMPART_ERR_USAGE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    throw new ConfigError('RAMPART_ERR_USAGE', `cannot read ${name}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
   }
   const ders = decodeCertificates(text);
-  if (ders.length === 0) throw new ConfigError('RAMPART_ERR_USAGE', `${file} holds no PEM CERTIFICATE block`);
+  if (ders.length === 0) throw new ConfigError('RAMPART_ERR_USAGE', `${name} holds no PEM CERTIFICATE block`);
   const unreadable = unreadableBlock(text);
-  if (unreadable !== null) throw new ConfigError('RAMPART_ERR_USAGE', `${file}: certificate ${unreadable.index} of ${unreadable.of} is not a readable PEM block (damaged base64, or no matching END line)`);
+  if (unreadable !== null) throw new ConfigError('RAMPART_ERR_USAGE', `${name}: certificate ${unreadable.index} of ${unreadable.of} is not a readable PEM block (damaged base64, or no matching END line)`);
   const now = Date.now();
   const summaries = ders.map((der, i) => {
     try {
       return summarize(der, now);
     } catch (err) {
-      throw new ConfigError('RAMPART_ERR_USAGE', `${file}: certificate ${i + 1} of ${ders.length} ${unparsableReason(err)}`);
+      throw new ConfigError('RAMPART_ERR_USAGE', `${name}: certificate ${i + 1} of ${ders.length} ${unparsableReason(err)}`);
     }
   });
   if (values.json) {
