@@ -73,10 +73,21 @@ test('JWKS: SPIFFE bundle keys with use x509-svid and x5c, plus spiffe_sequence 
 });
 
 test('an unknown format or a bad query number: 400 RAMPART_ERR_BAD_REQUEST', async () => {
-  for (const q of ['?format=der', '?after=-1&waitSeconds=1', '?after=1&waitSeconds=abc']) {
+  // The message shows the value as the CA read it: a '%zz' that does not percent-decode reads as
+  // itself, and a repeated parameter is named as one.
+  const cases: Array<[string, RegExp]> = [
+    ['?format=der', /^format must be pem, json or jwks, got "der"$/],
+    ['?format=%zz', /^format must be pem, json or jwks, got "%zz"$/],
+    ['?format=pem&format=json', /^format must be pem, json or jwks, got 2 values \(give it once\)$/],
+    ['?after=-1&waitSeconds=1', /^after must be a non-negative whole number, got "-1"$/],
+    ['?after=1&waitSeconds=abc', /^waitSeconds must be a non-negative whole number, got "abc"$/],
+    [`?after=${'9'.repeat(60)}`, /^after must be a non-negative whole number, got "9{40}\.\.\."$/],
+  ];
+  for (const [q, message] of cases) {
     const res = await get(q);
     assert.equal(res.status, 400, q);
     assert.equal(res.body.error.code, 'RAMPART_ERR_BAD_REQUEST');
+    assert.match(res.body.error.message, message, q);
   }
 });
 

@@ -16,16 +16,23 @@ interface BundleQuery {
 
 const MAX_WAIT_SECONDS = 300;
 
+/** A query value as received, for an error message: quoted, cut short, and a repeated parameter named as such. */
+function asReceived(value: unknown): string {
+  if (Array.isArray(value)) return `${value.length} values (give it once)`;
+  const text = String(value);
+  return JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}...` : text);
+}
+
 function parseNonNegative(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d{1,15}$/.test(value)) throw new BadRequestError('RAMPART_ERR_BAD_REQUEST', `${name} must be a non-negative whole number`);
+  if (typeof value !== 'string' || !/^\d{1,15}$/.test(value)) throw new BadRequestError('RAMPART_ERR_BAD_REQUEST', `${name} must be a non-negative whole number, got ${asReceived(value)}`);
   return Number(value);
 }
 
 export function registerTrustBundleRoutes(app: FastifyInstance, deps: CaServerDeps, stopping: AbortSignal): void {
   app.get('/v1/trust-bundle', async (request: FastifyRequest<{ Querystring: BundleQuery }>, reply) => {
     const format = request.query.format ?? 'json';
-    if (format !== 'json' && format !== 'pem' && format !== 'jwks') throw new BadRequestError('RAMPART_ERR_BAD_REQUEST', 'format must be pem, json or jwks');
+    if (format !== 'json' && format !== 'pem' && format !== 'jwks') throw new BadRequestError('RAMPART_ERR_BAD_REQUEST', `format must be pem, json or jwks, got ${asReceived(format)}`);
     const after = parseNonNegative(request.query.after, 'after');
     // A poll never outlasts the refresh interval, so a polling agent is always "seen recently"
     // when the CA judges propagation (within two refresh intervals).
