@@ -21,6 +21,7 @@ import { buildCaApp } from '../server/app.js';
 import { balanceConnections, type ConnectionBalance } from '../server/connection-balance.js';
 import { admitHandshakesInOrder } from '../server/handshake-admission.js';
 import { listenNamed } from '../server/listen-failure.js';
+import { answerPlainHttpRequests } from '../server/plain-http-answer.js';
 import { apiTlsOptions, issueServingCertificate, type ServingCertificate } from '../server/tls.js';
 import type { CaAuthority } from './ca-authority.js';
 import { throwIfCancelled } from './start-cancelled.js';
@@ -142,6 +143,7 @@ export async function startApi(config: CaConfig, authority: CaAuthority, options
   servingTimer.unref();
 
   const connectionBalance = options.balanceConnections === true ? balanceConnections(app) : null;
+  answerPlainHttpRequests(app.server as HttpsServer);
   const admission = admitHandshakesInOrder(app.server as HttpsServer, { limit: HANDSHAKES_IN_PROGRESS, onShed: () => options.metrics.connectionsShed.inc() });
   try {
     // The last moment a start can still be undone: once the API listens, it may have served.

@@ -360,3 +360,24 @@ test('a caller that presents no credentials gets 401 before its body is judged; 
   assert.equal(withToken.status, 400);
   assert.match((withToken.body as RawAnswer['body']).error?.message ?? '', /body\.csr must be a PEM string/);
 });
+
+test('plain HTTP sent to the HTTPS port gets a coded 400 saying to use https://, not an empty reply; the port still serves TLS', async () => {
+  const plainUrl = ca.apiUrl.replace(/^https:/, 'http:');
+  const answers = await Promise.all([
+    run('curl', ['-sS', '-i', `${plainUrl}/v1/trust-bundle?format=json`]),
+    run('curl', ['-sS', '-i', '-X', 'POST', '-H', 'content-type: application/json', '--data-binary', JSON.stringify({ csr: 'x'.repeat(20_000) }), `${plainUrl}/v1/certificates`]),
+    run('curl', ['-sS', '-i', '-X', 'PUT', `${plainUrl}/v1/anything`]),
+  ]);
+  for (const { stdout } of answers) {
+    assert.match(stdout, /^HTTP\/1\.1 400 Bad Request\r\n/);
+    assert.match(stdout, /\r\nconnection: close\r\n/i);
+    const body = JSON.parse(stdout.slice(stdout.indexOf('\r\n\r\n') + 4)) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'RAMPART_ERR_BAD_REQUEST');
+    assert.match(body.error.message, /this port speaks HTTPS.*use an https:\/\/ URL/);
+  }
+  // HEAD gets the status line and headers alone, as curl -I expects.
+  const head = await run('curl', ['-sS', '-I', `${plainUrl}/v1/trust-bundle`]);
+  assert.match(head.stdout, /^HTTP\/1\.1 400 /);
+  const bundle = await httpsJson(`${ca.apiUrl}/v1/trust-bundle?format=json`, { ca: ca.rootCertPem() });
+  assert.equal(bundle.status, 200);
+});
