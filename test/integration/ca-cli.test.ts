@@ -234,6 +234,24 @@ test('rampart token refuses names over Kubernetes\' limits as a usage error (exi
   assert.match(upperSa.stderr, /--service-account "My\.SA" is not a Kubernetes service account name/);
   for (const r of [upper, upperSa]) assert.equal(r.stdout, '', 'no token printed');
   assert.equal(dotted.code, 0, 'a service account name may hold dots');
+  // The pod a token is bound to is named as Kubernetes names pods: a DNS subdomain and a UUID.
+  const pod = [...base, '--namespace', 'shop', '--service-account', 'cart'];
+  const uid = '0b3c6d0e-6f2a-4c1e-9b7d-2f1e8a9c4d5b';
+  const [badPod, badUid, upperUid, goodPod] = await Promise.all([
+    cli([...pod, '--pod-name', 'Web_1', '--pod-uid', uid]),
+    cli([...pod, '--pod-name', 'web-1', '--pod-uid', 'not-a-uid']),
+    cli([...pod, '--pod-name', 'web-1', '--pod-uid', uid.toUpperCase()]),
+    cli([...pod, '--pod-name', 'web-7d9f.x', '--pod-uid', uid]),
+  ]);
+  assert.equal(badPod.code, 2);
+  assert.match(badPod.stderr, /--pod-name "Web_1" is not a Kubernetes pod name/);
+  assert.equal(badUid.code, 2);
+  assert.match(badUid.stderr, /--pod-uid "not-a-uid" is not a Kubernetes UID \(a lowercase UUID/);
+  assert.equal(upperUid.code, 2, 'the API server writes UIDs in lowercase');
+  for (const r of [badPod, badUid, upperUid]) assert.equal(r.stdout, '', 'no token printed');
+  assert.equal(goodPod.code, 0, goodPod.stderr);
+  const claims = JSON.parse(Buffer.from(goodPod.stdout.split('.')[1] as string, 'base64url').toString()) as { 'kubernetes.io': { pod: { name: string; uid: string } } };
+  assert.deepEqual(claims['kubernetes.io'].pod, { name: 'web-7d9f.x', uid });
 });
 
 test('rampart token says on stderr when it creates a new dev issuer key, and where, since no CA elsewhere accepts its token (outside QA)', async () => {

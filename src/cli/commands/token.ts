@@ -67,6 +67,22 @@ function kubernetesNameFlag(value: string, flag: string, maxChars: number): stri
   return value;
 }
 
+// Kubernetes' own limits for what a bound token names: a pod name is a DNS subdomain, its UID an
+// RFC 4122 UUID. A dev token stands for one a cluster would issue, so it takes no other value.
+const MAX_POD_NAME_CHARS = 253;
+const POD_UID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function podNameFlag(value: string): string {
+  if (value.length > MAX_POD_NAME_CHARS) throw new UsageError(`--pod-name is ${value.length} characters long; Kubernetes allows at most ${MAX_POD_NAME_CHARS}`);
+  if (!RFC1123_SUBDOMAIN.test(value)) throw new UsageError(`--pod-name "${value}" is not a Kubernetes pod name (lowercase letters, digits, "-" and ".", starting and ending with a letter or digit)`);
+  return value;
+}
+
+function podUidFlag(value: string): string {
+  if (!POD_UID.test(value)) throw new UsageError(`--pod-uid "${value}" is not a Kubernetes UID (a lowercase UUID such as 0b3c6d0e-6f2a-4c1e-9b7d-2f1e8a9c4d5b)`);
+  return value;
+}
+
 export async function runToken(argv: readonly string[]): Promise<number> {
   const { values } = parseFlags<TokenFlags>(argv, SPEC);
   if (values.help) {
@@ -93,8 +109,8 @@ export async function runToken(argv: readonly string[]): Promise<number> {
     serviceAccount: kubernetesNameFlag(required(values['service-account'], 'service-account'), 'service-account', MAX_SERVICE_ACCOUNT_CHARS),
     ...(values.audience !== undefined ? { audience: values.audience } : {}),
     ...(ttlSeconds !== undefined ? { ttlSeconds } : {}),
-    ...(values['pod-name'] !== undefined ? { podName: values['pod-name'] } : {}),
-    ...(values['pod-uid'] !== undefined ? { podUid: values['pod-uid'] } : {}),
+    ...(values['pod-name'] !== undefined ? { podName: podNameFlag(values['pod-name']) } : {}),
+    ...(values['pod-uid'] !== undefined ? { podUid: podUidFlag(values['pod-uid']) } : {}),
   });
   process.stdout.write(`${token}\n`);
   if (newIssuer) {
