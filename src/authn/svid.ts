@@ -11,7 +11,8 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { AuthenticationError } from '../core/errors.js';
 import { identityFromSpiffeId, type WorkloadIdentity } from '../core/identity.js';
 import type { AuthenticationRequest, Authenticator } from '../core/ports.js';
-import { decodeSvidCert, signedBy, validAt, type SvidCert } from './svid-cert.js';
+import { decodeSvidCert, validAt, type SvidCert } from './svid-cert.js';
+import { trustedPath, UntrustedPathError, type TrustedPath } from './svid-path.js';
 
 /** The trust anchors an SVID must chain to, read afresh on every call. */
 export interface SvidTrustAnchors {
@@ -37,6 +38,10 @@ const CLIENT_AUTH_OID = '1.3.6.1.5.5.7.3.2';
 // the ones it was verified against.
 const VERIFIED_CACHE_ENTRIES = 10_000;
 const VERIFIED_CACHE_MS = 5 * 60_000;
+// A chain that failed is refused again from memory for a short while: a client on a kept-alive
+// connection presents the same chain with every request, and each check parsed and verified it
+// anew (outside QA). Short, so a certificate that was not yet valid is not held against it long.
+const REFUSED_CACHE_MS = 10_000;
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
 function reject(detail: string): never {
@@ -66,11 +71,25 @@ function leafIdentity(leaf: SvidCert, trustDomain: string, now: number): Workloa
   return identity;
 }
 
-/** A CA may sign only as deep as its pathLen allows: `below` CA certificates under it. */
-function checkCaAt(ca: SvidCert, below: number, what: string, now: number): void {
-  if (!ca.isCa) reject(`a certificate in the chain is signed by a non-CA certificate (${what})`);
-  if (!validAt(ca, now)) reject(`${what} is outside its validity (${span(ca)})`);
-  if (ca.pathLen !== undefined && below > ca.pathLen) reject(`${what} pathLen ${ca.pathLen} forbids ${below} CA certificates below it`);
+/** Verifies a presented chain (not cached): the identity it proves and how long that may be trusted. */
+function verifyChain(presented: readonly Buffer[], trustDomain: string, roots: readonly SvidCert[], now: number, maxChain: number): { identity: WorkloadIdentity; until: number } {
+  const certs = presented.map((der, index) => {
+    try {
+      return decodeSvidCert(der);
+    } catch {
+      return reject(`certificate ${index} is not a well-formed X.509 certificate`);
+    }
+  });
+  const leaf = certs[0] as SvidCert;
+  const identity = leafIdentity(leaf, trustDomain, now);
+  let path: TrustedPath;
+  try {
+    path = trustedPath(leaf, certs.slice(1), roots, now, maxChain);
+  } catch (err) {
+    if (err instanceof UntrustedPathError) reject(err.message);
+    throw err;
+  }
+  return { identity, until: Math.min(now + VERIFIED_CACHE_MS, path.pathNotAfter, path.root.notAfter) };
 }
 
 /**
@@ -86,6 +105,7 @@ export function createSvidAuthenticator(options: SvidAuthenticatorOptions): Auth
   let cachedRoots: SvidCert[] = [];
   let rootsGeneration = 0;
   const verified = new LRUCache<string, { identity: WorkloadIdentity; until: number; rootsGeneration: number; trustDomain: string }>({ max: VERIFIED_CACHE_ENTRIES });
+  const refused = new LRUCache<string, { error: AuthenticationError; until: number; rootsGeneration: number; trustDomain: string }>({ max: VERIFIED_CACHE_ENTRIES });
   const rootsFor = (pems: readonly string[]): SvidCert[] => {
     const key = pems.join('\n');
     if (key === cachedKey) return cachedRoots;
@@ -118,40 +138,16 @@ export function createSvidAuthenticator(options: SvidAuthenticatorOptions): Auth
       const chainKey = hash.digest('base64');
       const hit = verified.get(chainKey);
       if (hit !== undefined && hit.rootsGeneration === rootsGeneration && hit.trustDomain === anchors.trustDomain && now < hit.until) return hit.identity;
-      const certs = presented.map((der, index) => {
-        try {
-          return decodeSvidCert(der);
-        } catch {
-          return reject(`certificate ${index} is not a well-formed X.509 certificate`);
-        }
-      });
-      const leaf = certs[0] as SvidCert;
-      const identity = leafIdentity(leaf, anchors.trustDomain, now);
-
-      // Walk leaf -> presented intermediates -> a current root, each link signature-checked.
-      const unused = certs.slice(1);
-      let current = leaf;
-      let pathNotAfter = leaf.notAfter;
-      for (let intermediates = 0; intermediates <= maxChain; intermediates++) {
-        const rootCandidates = roots.filter((r) => signedBy(current, r));
-        const root = rootCandidates.find((r) => validAt(r, now));
-        if (root !== undefined) {
-          checkCaAt(root, intermediates, 'root', now);
-          const until = Math.min(now + VERIFIED_CACHE_MS, pathNotAfter, root.notAfter);
-          verified.set(chainKey, { identity, until, rootsGeneration, trustDomain: anchors.trustDomain });
-          return identity;
-        }
-        const index = unused.findIndex((c) => signedBy(current, c));
-        if (index === -1) {
-          reject(rootCandidates.length > 0 ? 'chain ends at a root outside its validity' : 'chain does not lead to a root of the current trust bundle');
-        }
-        const next = unused.splice(index, 1)[0] as SvidCert;
-        // `intermediates` CA certificates lie between `next` and the leaf.
-        checkCaAt(next, intermediates, 'intermediate', now);
-        pathNotAfter = Math.min(pathNotAfter, next.notAfter);
-        current = next;
+      const miss = refused.get(chainKey);
+      if (miss !== undefined && miss.rootsGeneration === rootsGeneration && miss.trustDomain === anchors.trustDomain && now < miss.until) throw miss.error;
+      try {
+        const { identity, until } = verifyChain(presented, anchors.trustDomain, roots, now, maxChain);
+        verified.set(chainKey, { identity, until, rootsGeneration, trustDomain: anchors.trustDomain });
+        return identity;
+      } catch (err) {
+        if (err instanceof AuthenticationError) refused.set(chainKey, { error: err, until: now + REFUSED_CACHE_MS, rootsGeneration, trustDomain: anchors.trustDomain });
+        throw err;
       }
-      return reject('chain is too long');
     },
   };
 }

@@ -79,6 +79,13 @@ before(async () => {
   await signCert('sub-int', 'int', 'basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\n', 30);
   await makeLeaf('deep-leaf', 'sub-int', 'URI:spiffe://cluster.local/ns/shop/sa/cart');
   await makeLeaf('with-dns', 'int', 'DNS:cart.shop.svc,URI:spiffe://cluster.local/ns/shop/sa/cart');
+  // A forger's chain: a CA of its own that copies the real root's name, one under it, and a leaf.
+  await makeRoot('impostor-root');
+  await keyAndCsr('impostor-named-root', '/O=rampart-test/CN=root');
+  await signCert('impostor-named-root', 'impostor-root', 'basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\n', 30);
+  await keyAndCsr('impostor-int', '/O=rampart-test/CN=impostor-int');
+  await signCert('impostor-int', 'impostor-named-root', INTERMEDIATE_EXT, 30);
+  await makeLeaf('impostor-leaf', 'impostor-int', 'URI:spiffe://cluster.local/ns/shop/sa/cart');
 });
 after(() => cleanup());
 
@@ -207,6 +214,56 @@ test('a chain that verified is reused, but never past a certificate\'s expiry or
   assert.equal((await late.authenticate({ clientCertChain: chain }))?.serviceAccount, 'cart');
   nearExpiry.advance(120_000);
   await assertRefused(chain, /leaf is outside its validity/, late);
+});
+
+/** Runs `body`, recording the public key (SPKI, base64) of every certificate signature check. */
+async function keysUsedBy(body: () => Promise<unknown>): Promise<Set<string>> {
+  const used = new Set<string>();
+  const original = X509Certificate.prototype.verify;
+  X509Certificate.prototype.verify = function (this: X509Certificate, key) {
+    used.add(key.export({ format: 'der', type: 'spki' }).toString('base64'));
+    return original.call(this, key);
+  };
+  try {
+    await body();
+  } finally {
+    X509Certificate.prototype.verify = original;
+  }
+  return used;
+}
+
+const spkiOf = async (name: string): Promise<string> => new X509Certificate(await readFile(join(dir, `${name}.crt`))).publicKey.export({ format: 'der', type: 'spki' }).toString('base64');
+
+test('signatures are checked from a trusted root down: a forged chain is refused without its own keys checking anything (outside QA: 32 ms a request)', async () => {
+  const auth = await authenticator();
+  const forged = [await der('impostor-leaf'), await der('impostor-int'), await der('impostor-named-root')];
+  const used = await keysUsedBy(() => assertRefused(forged, /does not lead to a root/, auth));
+  assert.deepEqual([...used], [await spkiOf('root')], 'only the trusted root checked a signature');
+  // Refused again from memory: no signature is checked for the same chain within a short while.
+  assert.equal((await keysUsedBy(() => assertRefused(forged, /does not lead to a root/, auth))).size, 0);
+  // A genuine chain still verifies, its intermediate's key trusted only once the root vouched for it.
+  const fresh = await authenticator();
+  const genuine = await keysUsedBy(async () => assert.equal((await fresh.authenticate({ clientCertChain: [await der('leaf'), await der('int')] }))?.serviceAccount, 'cart'));
+  assert.deepEqual(new Set(genuine), new Set([await spkiOf('root'), await spkiOf('int')]));
+});
+
+test('a refused chain is remembered for 10 s at most, and not once the roots change', async () => {
+  const clock = new ManualClock(Date.now());
+  const anchors: SvidTrustAnchors[] = [{ trustDomain: 'cluster.local', rootsPem: [await pem('root')] }];
+  const auth = await authenticator(() => anchors[0] as SvidTrustAnchors, clock);
+  const foreign = [await der('foreign-root'), await der('other-int')];
+  await assertRefused(foreign, /does not lead to a root/, auth);
+  anchors[0] = { trustDomain: 'cluster.local', rootsPem: [await pem('root'), await pem('other-root')] };
+  assert.equal((await auth.authenticate({ clientCertChain: foreign }))?.namespace, 'shop', 'new roots: checked afresh');
+  // A leaf 5 s before its notBefore: refused, still refused from memory once valid, checked again after 10 s.
+  const chain = [await der('leaf'), await der('int')];
+  const early = new ManualClock(Date.parse(new X509Certificate(chain[0] as Buffer).validFrom) - 5_000);
+  const auth2 = await authenticator(undefined, early);
+  await assertRefused(chain, /leaf is outside its validity/, auth2);
+  early.advance(6_000);
+  await assertRefused(chain, /leaf is outside its validity/, auth2);
+  early.advance(5_000);
+  assert.equal((await auth2.authenticate({ clientCertChain: chain }))?.serviceAccount, 'cart', 'after 10 s the chain is checked again');
 });
 
 test('authenticates the chain openssl s_client presents over a real TLS connection', async () => {
