@@ -221,3 +221,30 @@ test('a long poll in progress answers at once, with Connection: close, when the 
   }
   assert.deepEqual(warnings.filter((w) => w === 'MaxListenersExceededWarning'), []);
 });
+
+test('a client certificate on a bundle poll is checked only with a report to record; a refused report is logged and not counted', async () => {
+  // An SVID from another CA: well-formed, but no chain to this CA's roots.
+  const other = await startTestCa();
+  const foreignKey = createKeyAndCsr();
+  const foreign = await httpsJson(`${other.apiUrl}/v1/certificates`, { ca: other.rootCertPem(), token: await other.token('shop', 'intruder'), body: { csr: foreignKey.csrPem } });
+  await other.close();
+  assert.equal(foreign.status, 200, foreign.text);
+  const ownKey = createKeyAndCsr();
+  const own = await httpsJson(`${ca.apiUrl}/v1/certificates`, { ca: ca.rootCertPem(), token: userToken, body: { csr: ownKey.csrPem } });
+  assert.equal(own.status, 200, own.text);
+  const poll = (svid: { body: { certChain: string[] } }, keyPem: string, report: boolean, agentId: string) =>
+    httpsJson(bundleUrl(), { ca: ca.rootCertPem(), cert: svid.body.certChain.join(''), key: keyPem, headers: report ? { 'rampart-bundle-sequence': '1', 'rampart-agent-id': agentId } : {} });
+  const refusedLines = () => ca.logLines.filter((l) => l.includes('"bundle-report-refused"'));
+  const seen = () => ca.runtime.propagationStatus(1).agentsSeen;
+  const seenBefore = seen();
+
+  assert.equal((await poll(foreign, foreignKey.keyPem, false, 'x')).status, 200);
+  assert.equal(refusedLines().length, 0, 'no report, no check: the bundle is public');
+  assert.equal((await poll(foreign, foreignKey.keyPem, true, 'forged-1')).status, 200, 'the bundle is served all the same');
+  const [line] = refusedLines();
+  assert.ok(line, 'the refused report is logged');
+  assert.match(JSON.parse(line).reason, /chain does not lead to a root of the current trust bundle/);
+  assert.equal(seen(), seenBefore, 'not counted');
+  assert.equal((await poll(own, ownKey.keyPem, true, 'genuine-1')).status, 200);
+  assert.equal(seen(), seenBefore + 1, 'a valid SVID report is counted');
+});

@@ -18,7 +18,7 @@ import { abortSocket, relay, type Relay } from './relay.js';
 import { rememberRemotes } from './remote-address.js';
 import { drainThenDestroy, trackSockets } from './shutdown.js';
 import { capHandshakes } from './handshake-cap.js';
-import { LogBudget } from './log-budget.js';
+import { LogBudget } from '../../observability/log-budget.js';
 import { inboundContextOptions, type TlsTuning } from './tls-settings.js';
 
 /** Timeouts in milliseconds. */
