@@ -22,7 +22,7 @@ test('an agent a peer replica saw behind holds propagation back; the local view 
   assert.equal(merged.propagated, false);
   assert.equal(merged.agentsSeen, 3);
   assert.equal(merged.agentsUpToDate, 2);
-  assert.match(merged.reason, /^2 of 3 agents seen recently by 2 CA replicas hold bundle sequence 5$/);
+  assert.match(merged.reason, /^2 of 3 agents seen recently by 2 CA replicas hold bundle sequence 5 \(behind: spiffe:\/\/td\/ns\/b\/sa\/two \(1 agent\)\)$/);
   // A target the behind agent already holds is not held back.
   assert.equal(local.status(4, T0 - INTERVAL, now, INTERVAL, [shared]).propagated, true);
 });

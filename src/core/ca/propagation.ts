@@ -4,6 +4,7 @@
  * the other replicas (whose sightings arrive as {@link PeerSightings}).
  */
 import type { PropagationVerdict } from './rotation.js';
+import { identityOfAgent, SightingStore } from './sighting-store.js';
 
 /** One agent that held an older bundle than the replica's newest when it was last seen. */
 export interface BehindSighting {
@@ -44,27 +45,38 @@ export interface PropagationStatus extends PropagationVerdict {
   readonly targetSequence: number;
 }
 
-/** In-memory record of agent sightings, bounded so a flood of identities cannot grow it forever. */
-export class PropagationTracker {
-  private readonly sightings = new Map<string, Sighting>();
+// Identities named in a propagation reason, most agents behind first.
+const BEHIND_IDENTITIES_NAMED = 3;
 
-  constructor(private readonly maxAgents = 100_000) {}
+/**
+ * Who is behind, by identity: an operator deciding whether to force needs to know, and any
+ * workload can report made-up agents that hold the gate shut (outside security QA).
+ */
+function behindByIdentity(behind: ReadonlySet<string>, omitted: number): string {
+  const counts = new Map<string, number>();
+  for (const agent of behind) {
+    const identity = identityOfAgent(agent);
+    counts.set(identity, (counts.get(identity) ?? 0) + 1);
+  }
+  const named = [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, BEHIND_IDENTITIES_NAMED);
+  const parts = named.map(([identity, n]) => `${identity} (${n} agent${n === 1 ? '' : 's'})`);
+  if (counts.size > named.length) parts.push(`${counts.size - named.length} more identities`);
+  if (omitted > 0) parts.push(`${omitted} agents other replicas did not list`);
+  return parts.join(', ');
+}
+
+/** In-memory record of agent sightings, bounded and fair (sighting-store.ts). */
+export class PropagationTracker {
+  private readonly sightings: SightingStore<Sighting>;
+
+  constructor(maxAgents = 100_000) {
+    this.sightings = new SightingStore(maxAgents);
+  }
 
   /** Records that `agentId` holds `sequence` at `now`. */
   report(agentId: string, sequence: number, now: number): void {
     const existing = this.sightings.get(agentId);
-    if (existing) {
-      this.sightings.delete(agentId);
-      existing.sequence = Math.max(existing.sequence, sequence);
-      existing.lastSeen = now;
-      this.sightings.set(agentId, existing);
-      return;
-    }
-    if (this.sightings.size >= this.maxAgents) {
-      const oldest = this.sightings.keys().next().value;
-      if (oldest !== undefined) this.sightings.delete(oldest);
-    }
-    this.sightings.set(agentId, { sequence, lastSeen: now });
+    this.sightings.put(agentId, { sequence: Math.max(existing?.sequence ?? 0, sequence), lastSeen: now });
   }
 
   /**
@@ -80,7 +92,7 @@ export class PropagationTracker {
     const horizon = now - 2 * refreshIntervalMs;
     let seen = 0;
     const behind = new Set<string>();
-    for (const [agent, s] of this.sightings) {
+    for (const [agent, s] of this.sightings.entries()) {
       if (s.lastSeen < horizon) continue;
       seen++;
       if (s.sequence < targetSequence) behind.add(agent);
@@ -101,6 +113,7 @@ export class PropagationTracker {
     const waited = now - publishedAt >= refreshIntervalMs;
     const ratio = seen === 0 ? 1 : upToDate / seen;
     let reason = `${upToDate} of ${seen} agents seen recently${replicas > 1 ? ` by ${replicas} CA replicas` : ''} hold bundle sequence ${targetSequence}`;
+    if (behindCount > 0) reason += ` (behind: ${behindByIdentity(behind, omitted)})`;
     // Both times, so the wait's end is not read as the publication time (outside QA did).
     // With every agent seen up to date, the wait is the whole reason; "3 of 3 hold it" alone read
     // as a refusal without one (soak finding).
@@ -116,7 +129,7 @@ export class PropagationTracker {
     const horizon = now - 2 * refreshIntervalMs;
     let seen = 0;
     const behind: BehindSighting[] = [];
-    for (const [agent, s] of this.sightings) {
+    for (const [agent, s] of this.sightings.entries()) {
       if (s.lastSeen < horizon) continue;
       seen++;
       if (s.sequence < newestSequence) behind.push({ agent, sequence: s.sequence, lastSeen: s.lastSeen });
@@ -127,6 +140,6 @@ export class PropagationTracker {
 
   /** Drops sightings older than `horizonMs` (housekeeping). */
   prune(now: number, horizonMs: number): void {
-    for (const [id, s] of this.sightings) if (s.lastSeen < now - horizonMs) this.sightings.delete(id);
+    for (const [id, s] of this.sightings.entries()) if (s.lastSeen < now - horizonMs) this.sightings.delete(id);
   }
 }
