@@ -50,6 +50,34 @@ const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 const POD_NAME = 'authentication.kubernetes.io/pod-name';
 const POD_UID = 'authentication.kubernetes.io/pod-uid';
 
+// Clock skew allowed on a token's exp before the API server is even asked (as for `jwks`).
+const EXP_SKEW_MS = 60_000;
+// A token the API server refused is refused again from memory for this long, so a client
+// retrying one in a loop costs one review, not one a request.
+const REFUSED_CACHE_MS = 10_000;
+
+/**
+ * What a token's own claims already rule out, or null: the projected service-account tokens
+ * Rampart takes name one of its audiences, carry an expiry still ahead, and have a
+ * service-account subject. The claims are read, not trusted; the API server judges the token.
+ * Anyone can send JWT-shaped junk, and each one cost a TokenReview out of the budget every pod
+ * shares, so a flood of them left new pods with 429 (outside security QA).
+ */
+export function claimsProblem(token: string, audiences: readonly string[], nowMs: number): string | null {
+  let claims: ReturnType<typeof decodeJwt>;
+  try {
+    claims = decodeJwt(token);
+  } catch {
+    return 'token is not a JWT with JSON claims';
+  }
+  const aud = typeof claims.aud === 'string' ? [claims.aud] : Array.isArray(claims.aud) ? claims.aud : [];
+  if (!aud.some((a) => audiences.includes(a))) return `token audience is not ${audiences.join(' or ')} (mount a projected service-account token with that audience)`;
+  if (typeof claims.exp !== 'number') return 'token has no expiry (exp); mount a projected service-account token';
+  if (claims.exp * 1000 + EXP_SKEW_MS < nowMs) return 'token has expired';
+  if (typeof claims.sub !== 'string' || !USERNAME.test(claims.sub)) return 'token subject is not a service account';
+  return null;
+}
+
 function counter(registry: Registry | undefined, name: string, help: string, labelNames: string[]): Counter<string> {
   const existing = registry?.getSingleMetric(name);
   if (existing instanceof Counter) return existing as Counter<string>;
@@ -64,6 +92,7 @@ export class KubernetesAuthenticator implements Authenticator {
   private readonly maxCacheMs: number;
   private readonly timeoutMs: number;
   private readonly cache: LRUCache<string, CachedIdentity>;
+  private readonly refused: LRUCache<string, { detail: string; until: number }>;
   private readonly inflight = new Map<string, Promise<CachedIdentity>>();
   private readonly limiter: ReviewRateLimiter;
   private readonly reviews: Counter<string>;
@@ -77,8 +106,9 @@ export class KubernetesAuthenticator implements Authenticator {
     this.maxCacheMs = opts.maxCacheMs ?? 5 * 60_000;
     this.timeoutMs = opts.reviewTimeoutMs ?? 10_000;
     this.cache = new LRUCache({ max: opts.cacheSize ?? 10_000 });
+    this.refused = new LRUCache({ max: opts.cacheSize ?? 10_000 });
     this.limiter = new ReviewRateLimiter({ perSecond: 50, burst: 100, maxConcurrent: 16, ...opts.rate }, this.clock);
-    this.reviews = counter(opts.registry, 'rampart_ca_tokenreview_requests_total', 'TokenReview calls to the Kubernetes API server by result.', ['result']);
+    this.reviews = counter(opts.registry, 'rampart_ca_tokenreview_requests_total', 'TokenReview calls to the Kubernetes API server by result; rate_limited and refused_locally (claims no review would pass) made no call.', ['result']);
     this.cacheHits = counter(opts.registry, 'rampart_ca_tokenreview_cache_hits_total', 'Service-account tokens accepted from the review cache without calling the API server.', []);
   }
 
@@ -96,8 +126,15 @@ export class KubernetesAuthenticator implements Authenticator {
       }
       this.cache.delete(key);
     }
-    // Not even shaped like a JWT: refuse here rather than spend an API call on it.
+    // Not even shaped like a JWT, or claims no review would pass: refuse here rather than spend an API call on it.
     if (!JWT_SHAPE.test(token)) throw this.reject(key, 'token is not a JWT');
+    const problem = claimsProblem(token, this.audiences, now);
+    if (problem !== null) {
+      this.reviews.inc({ result: 'refused_locally' });
+      throw this.reject(key, problem);
+    }
+    const refused = this.refused.get(key);
+    if (refused !== undefined && refused.until > now) throw new AuthenticationError(refused.detail);
     let pending = this.inflight.get(key);
     if (pending === undefined) {
       pending = this.review(token, key).finally(() => this.inflight.delete(key));
@@ -134,7 +171,9 @@ export class KubernetesAuthenticator implements Authenticator {
     if (status?.authenticated !== true) {
       this.reviews.inc({ result: 'rejected' });
       // The API server's reason names the failed check, never the token itself.
-      throw this.reject(key, `TokenReview rejected the token: ${(status?.error ?? 'no reason given').slice(0, 300)}`);
+      const detail = `TokenReview rejected the token: ${(status?.error ?? 'no reason given').slice(0, 300)}`;
+      this.refused.set(key, { detail, until: this.clock.now() + REFUSED_CACHE_MS });
+      throw this.reject(key, detail);
     }
     const granted = status.audiences ?? [];
     if (!granted.some((a) => this.audiences.includes(a))) {

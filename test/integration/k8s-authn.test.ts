@@ -77,12 +77,46 @@ test('an authenticated user that is not a service account is refused', async () 
   const wide = await startKubeApiServer({ apiAudiences: ['rampart-ca'] });
   try {
     const authn = authenticator({}, wide);
-    wide.addToken('static.jwt-shaped.token', 'alice');
-    await assert.rejects(authn.authenticate({ bearerToken: 'static.jwt-shaped.token' }), (e: unknown) => e instanceof AuthenticationError && /not a service account/.test(e.detail));
+    // Claims shaped like a projected token's, so the review is asked for; the server maps it to a person.
+    const claims = { aud: ['rampart-ca'], exp: Math.floor(Date.now() / 1000) + 3600, sub: 'system:serviceaccount:shop:web' };
+    const staticToken = `eyJhbGciOiJSUzI1NiJ9.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.c2lnbmF0dXJl`;
+    wide.addToken(staticToken, 'alice');
+    await assert.rejects(authn.authenticate({ bearerToken: staticToken }), (e: unknown) => e instanceof AuthenticationError && /not a service account/.test(e.detail));
     assert.equal(wide.tokenReviews.authenticated, 1, 'the API server did authenticate it');
   } finally {
     await wide.close();
   }
+});
+
+test('tokens whose own claims no review would pass cost no API call, and a refused review is remembered for 10 s (outside security QA: junk tokens used up the shared budget)', async () => {
+  const registry = new Registry();
+  const clock = new ManualClock(Date.now());
+  const authn = authenticator({ registry, clock });
+  const jwt = (claims: Record<string, unknown>): string => `eyJhbGciOiJSUzI1NiJ9.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${Buffer.from('sig').toString('base64url')}`;
+  const exp = Math.floor(clock.now() / 1000) + 600;
+  const sub = 'system:serviceaccount:shop:web';
+  const cases: Array<[string, RegExp]> = [
+    ['eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.AAAA', /audience is not rampart-ca/],
+    [jwt({ aud: 'someone-else', exp, sub }), /audience is not rampart-ca/],
+    [jwt({ aud: ['x', 'rampart-ca'], sub }), /no expiry/],
+    [jwt({ aud: 'rampart-ca', exp: exp - 3600, sub }), /expired/],
+    [jwt({ aud: 'rampart-ca', exp, sub: 'alice' }), /subject is not a service account/],
+    ['eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.AAAA', /not a JWT with JSON claims/],
+  ];
+  const before = api.tokenReviews.total;
+  for (const [token, detail] of cases) {
+    await assert.rejects(authn.authenticate({ bearerToken: token }), (e: unknown) => e instanceof AuthenticationError && detail.test(e.detail), token);
+  }
+  assert.equal(api.tokenReviews.total, before, 'no review was asked for');
+  const refusedLocally = (await registry.getMetricsAsJSON()).find((m) => m.name === 'rampart_ca_tokenreview_requests_total')?.values.find((v) => v.labels['result'] === 'refused_locally');
+  assert.equal(refusedLocally?.value, cases.length);
+  // Claims that pass, a signature that does not: one review, then refused from memory until 10 s have passed.
+  const forged = jwt({ aud: 'rampart-ca', exp, sub });
+  for (let i = 0; i < 3; i++) await assert.rejects(authn.authenticate({ bearerToken: forged }), AuthenticationError);
+  assert.equal(api.tokenReviews.total, before + 1);
+  clock.advance(10_001);
+  await assert.rejects(authn.authenticate({ bearerToken: forged }), AuthenticationError);
+  assert.equal(api.tokenReviews.total, before + 2);
 });
 
 test('concurrent reviews of one token share a single API call', async () => {
