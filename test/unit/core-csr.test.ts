@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPrivateKey, generateKeyPairSync, sign, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, generateKeyPairSync, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import { BadRequestError } from '../../src/core/errors.js';
 import { parseCsr } from '../../src/core/pki/csr.js';
 import { bitString, contextTag, encodeOid, seq, smallInteger, tlv, TAG } from '../../src/core/pki/der.js';
@@ -89,4 +89,39 @@ test('every request parseCsr accepts here yields a leaf OpenSSL loads', () => {
     const leaf = signer.sign({ spki: csr.spki, subjectPublicKey: csr.subjectPublicKey, isRsa: csr.isRsa, spiffeId: 'spiffe://cluster.local/ns/a/sa/b', notBefore: Date.now(), notAfter: Date.now() + 600_000 });
     assert.ok(new X509Certificate(leaf.der).publicKey);
   }
+});
+
+function assertUnsupportedKey(der: Buffer, message: RegExp): void {
+  assert.throws(
+    () => parseCsr(der),
+    (err: unknown) => err instanceof BadRequestError && err.code === 'RAMPART_ERR_CSR_UNSUPPORTED_KEY' && message.test(err.message),
+  );
+}
+
+test('an RSA key whose exponent proves nothing or that Go refuses is unsupported: e = 1 (a forged "signature" verified), even, or 2^31 and over (outside security QA)', () => {
+  const withExponent = (e: Buffer): Buffer => seq(seq(encodeOid(OID.rsaEncryption), NULL), bitString(seq(tlv(TAG.INTEGER, Buffer.concat([Buffer.from([0]), rsaModulus])), tlv(TAG.INTEGER, e))));
+  // With e = 1 the padded digest is its own signature: no private key at all.
+  const spki = withExponent(Buffer.from([1]));
+  const info = seq(smallInteger(0), encodeName({}), spki, tlv(contextTag(0, true)));
+  const digestInfo = Buffer.concat([Buffer.from('3031300d060960864801650304020105000420', 'hex'), createHash('sha256').update(info).digest()]);
+  const padded = Buffer.concat([Buffer.from([0, 1]), Buffer.alloc(256 - 3 - digestInfo.length, 0xff), Buffer.from([0]), digestInfo]);
+  const forged = seq(info, seq(encodeOid(OID.sha256WithRsa), NULL), bitString(padded));
+  assertUnsupportedKey(forged, /RSA 2048-bit with public exponent 1\)/);
+  const signedBy = (e: Buffer) => request({ spki: withExponent(e), key: rsa.privateKey, rsa: true });
+  assertUnsupportedKey(signedBy(Buffer.from([0x01, 0x00, 0x00])), /even public exponent \(65536\)/);
+  assertUnsupportedKey(signedBy(Buffer.from([0x00, 0x80, 0x00, 0x00, 0x00])), /public exponent of 2\^31 or more/);
+  assertUnsupportedKey(signedBy(Buffer.concat([Buffer.from([0x01]), Buffer.alloc(383, 0x01)])), /public exponent of 2\^31 or more/);
+  // The largest exponent Go takes passes the key check and goes on to the signature, made by another key here.
+  assert.throws(() => parseCsr(signedBy(Buffer.from([0x7f, 0xff, 0xff, 0xff]))), (err: unknown) => err instanceof BadRequestError && err.code === 'RAMPART_ERR_CSR_BAD_SIGNATURE');
+});
+
+test('an EC key in compressed or hybrid point form is unsupported: Go cannot load such a leaf, and RFC 5480 forbids the hybrid form (outside security QA)', () => {
+  const point = ecSpki.subarray(ecSpki.length - 65);
+  const x = point.subarray(1, 33);
+  const y = point.subarray(33);
+  const spkiWith = (key: Buffer): Buffer => seq(seq(encodeOid(OID.ecPublicKey), encodeOid(OID.prime256v1)), bitString(key));
+  const odd = ((y[31] as number) & 1) === 1;
+  assertUnsupportedKey(request({ spki: spkiWith(Buffer.concat([Buffer.from([odd ? 3 : 2]), x])), key: ec.privateKey }), /ECDSA P-256 with a compressed point/);
+  assertUnsupportedKey(request({ spki: spkiWith(Buffer.concat([Buffer.from([odd ? 7 : 6]), x, y])), key: ec.privateKey }), /ECDSA P-256 with a point that is not in uncompressed form/);
+  assertUnsupportedKey(request({ spki: spkiWith(Buffer.concat([Buffer.from([4]), x])), key: ec.privateKey }), /not in uncompressed form of the curve's size/);
 });

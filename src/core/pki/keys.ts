@@ -24,15 +24,41 @@ function positiveInteger(der: Buffer, tlv: Tlv | undefined, what: string): Buffe
   return value;
 }
 
-function rsaModulusBits(publicKey: Buffer): number {
+/**
+ * Why an RSA public exponent is unusable, or null. e = 1 makes a "signature" anyone can forge
+ * (the padded hash itself), so a CSR with it proves no possession of any key, and Go refuses
+ * exponents outside 2..2^31-1 when it verifies; an even e has no RSA private key at all.
+ */
+function rsaExponentProblem(exponent: Buffer): string | null {
+  const start = exponent[0] === 0 ? 1 : 0;
+  const bytes = exponent.length - start;
+  if (bytes > 4 || (bytes === 4 && ((exponent[start] as number) & 0x80) !== 0)) return 'a public exponent of 2^31 or more';
+  const e = exponent.subarray(start).reduce((value, byte) => value * 256 + byte, 0);
+  if (e < 3) return `public exponent ${e}`;
+  if (e % 2 === 0) return `an even public exponent (${e})`;
+  return null;
+}
+
+function rsaKeyFacts(publicKey: Buffer): { modulusBits: number; exponentProblem: string | null } {
   const rsaKey = readWhole(publicKey, TAG.SEQUENCE);
   const fields = readChildren(publicKey, rsaKey);
   if (fields.length !== 2) throw new DerError('RSAPublicKey must hold exactly a modulus and an exponent');
   const mod = positiveInteger(publicKey, fields[0], 'RSA modulus');
-  positiveInteger(publicKey, fields[1], 'RSA exponent');
-  if (mod.length === 1 && mod[0] === 0) return 0;
+  const exponentProblem = rsaExponentProblem(positiveInteger(publicKey, fields[1], 'RSA exponent'));
+  if (mod.length === 1 && mod[0] === 0) return { modulusBits: 0, exponentProblem };
   const start = mod[0] === 0 ? 1 : 0;
-  return (mod.length - start - 1) * 8 + (32 - Math.clz32(mod[start] as number));
+  return { modulusBits: (mod.length - start - 1) * 8 + (32 - Math.clz32(mod[start] as number)), exponentProblem };
+}
+
+/**
+ * Why an EC point is not one Rampart certifies, or null: only the uncompressed form (0x04, X, Y)
+ * of the curve's size. RFC 5480 forbids the hybrid forms, and Go cannot load a certificate with
+ * a compressed point (outside security QA saw both issued).
+ */
+function ecPointProblem(point: Buffer, coordinateBytes: number): string | null {
+  if (point[0] === 0x04 && point.length === 1 + 2 * coordinateBytes) return null;
+  if (point[0] === 0x02 || point[0] === 0x03) return 'a compressed point (only uncompressed points are taken)';
+  return 'a point that is not in uncompressed form of the curve\'s size';
 }
 
 /**
@@ -58,16 +84,20 @@ export function inspectSpki(spki: Buffer): SpkiInfo {
   if (algOid === OID.ecPublicKey) {
     if (paramsTlv?.tag !== TAG.OID) return { keyType: null, description: 'EC key without a named curve', isRsa: false, subjectPublicKey };
     const curve = decodeOid(content(spki, paramsTlv));
-    if (curve === OID.prime256v1) return { keyType: 'ec-p256', description: 'ECDSA P-256', isRsa: false, subjectPublicKey };
-    if (curve === OID.secp384r1) return { keyType: 'ec-p384', description: 'ECDSA P-384', isRsa: false, subjectPublicKey };
+    const named = curve === OID.prime256v1 ? { keyType: 'ec-p256' as const, description: 'ECDSA P-256', size: 32 } : curve === OID.secp384r1 ? { keyType: 'ec-p384' as const, description: 'ECDSA P-384', size: 48 } : null;
+    if (named !== null) {
+      const problem = ecPointProblem(subjectPublicKey, named.size);
+      return { keyType: problem === null ? named.keyType : null, description: problem === null ? named.description : `${named.description} with ${problem}`, isRsa: false, subjectPublicKey };
+    }
     return { keyType: null, description: `EC key on unsupported curve ${curve}`, isRsa: false, subjectPublicKey };
   }
   if (algOid === OID.rsaEncryption) {
     // RFC 3279 2.3.1: the parameters are NULL (some encoders leave them out).
     if (paramsTlv !== undefined && (paramsTlv.tag !== TAG.NULL || paramsTlv.end !== paramsTlv.contentStart)) throw new DerError('rsaEncryption parameters must be NULL');
-    const modulusBits = rsaModulusBits(subjectPublicKey);
-    const keyType = modulusBits === 2048 ? 'rsa-2048' : modulusBits === 3072 ? 'rsa-3072' : modulusBits === 4096 ? 'rsa-4096' : null;
-    return { keyType, description: `RSA ${modulusBits}-bit`, isRsa: true, subjectPublicKey };
+    const { modulusBits, exponentProblem } = rsaKeyFacts(subjectPublicKey);
+    const sized = modulusBits === 2048 ? 'rsa-2048' : modulusBits === 3072 ? 'rsa-3072' : modulusBits === 4096 ? 'rsa-4096' : null;
+    if (exponentProblem !== null) return { keyType: null, description: `RSA ${modulusBits}-bit with ${exponentProblem}`, isRsa: true, subjectPublicKey };
+    return { keyType: sized, description: `RSA ${modulusBits}-bit`, isRsa: true, subjectPublicKey };
   }
   if (algOid === OID.dsa) return { keyType: null, description: 'DSA', isRsa: false, subjectPublicKey };
   return { keyType: null, description: `key algorithm ${algOid}`, isRsa: false, subjectPublicKey };
