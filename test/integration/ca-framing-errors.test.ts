@@ -381,3 +381,23 @@ test('plain HTTP sent to the HTTPS port gets a coded 400 saying to use https://,
   const bundle = await httpsJson(`${ca.apiUrl}/v1/trust-bundle?format=json`, { ca: ca.rootCertPem() });
   assert.equal(bundle.status, 200);
 });
+
+test('a request with two Authorization headers gets a coded 400 on issuance and admin routes, whichever comes first (outside security QA)', async () => {
+  const good = await ca.token('shop', 'web');
+  const admin = await ca.token('rampart-system', 'rampart-admin');
+  const body = JSON.stringify({ csr: 'x' });
+  const requests = [
+    `POST /v1/certificates HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${good}\r\nauthorization: Bearer junk.junk.junk\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    `POST /v1/certificates HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer junk.junk.junk\r\nAuthorization: Bearer ${good}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    `GET /v1/admin/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${admin}\r\nAUTHORIZATION: Bearer ${good}\r\nConnection: close\r\n\r\n`,
+  ];
+  for (const request of requests) {
+    const { answers } = await rawTls(ca, [request]);
+    assert.equal(answers.length, 1);
+    assert.equal(answers[0]?.status, 400);
+    assert.equal(answers[0]?.body.error?.code, 'RAMPART_ERR_BAD_REQUEST');
+    assert.match(String(answers[0]?.body.error?.message), /more than one Authorization header/);
+  }
+  const one = await rawTls(ca, [`GET /v1/admin/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${admin}\r\nConnection: close\r\n\r\n`]);
+  assert.equal(one.answers[0]?.status, 200, 'one header is served');
+});
