@@ -13,6 +13,7 @@ import { bodyLeftUnread } from './unread-body.js';
 import { trackRouteMethods } from './route-methods.js';
 import { setMaxListeners } from 'node:events';
 import type { TlsOptions } from 'node:tls';
+import { pathInMessage } from './path-in-message.js';
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
 
@@ -80,9 +81,9 @@ export function buildCaApp(deps: CaServerDeps, https?: TlsOptions & { requestCer
   function noRoute(request: FastifyRequest, reply: FastifyReply): RampartError {
     const path = request.url.split('?', 1)[0] ?? '/';
     const allowed = methodsOf(path);
-    if (allowed.length === 0) return new RampartError('RAMPART_ERR_NOT_FOUND', `no route ${request.method} ${path}`);
+    if (allowed.length === 0) return new RampartError('RAMPART_ERR_NOT_FOUND', `no route ${request.method} ${pathInMessage(path)}`);
     void reply.header('allow', allowed.join(', '));
-    return new RampartError('RAMPART_ERR_METHOD_NOT_ALLOWED', `${path} takes ${allowed.join(' or ')}, not ${request.method}`);
+    return new RampartError('RAMPART_ERR_METHOD_NOT_ALLOWED', `${pathInMessage(path)} takes ${allowed.join(' or ')}, not ${request.method}`);
   }
   // Thrown, not sent, so the error handler logs the refusal like every other. The onRequest hook
   // answers first; this stays for fastify, which needs a handler for what no route matches.

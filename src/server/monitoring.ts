@@ -13,6 +13,7 @@ import { deferContinue } from './expect-continue.js';
 import { lingerOnClose } from './lingering-close.js';
 import { statusOf } from './error-handler.js';
 import { bodyLeftUnread } from './unread-body.js';
+import { pathInMessage } from './path-in-message.js';
 
 export interface MonitoringOptions {
   readonly registry: Registry;
@@ -64,7 +65,7 @@ export function createMonitoringServer(options: MonitoringOptions): MonitoringSe
     const path = pathOf(req.url ?? '/');
     const known = path === '/healthz' || path === '/readyz' || path === '/metrics';
     if (!known) {
-      send(res, 404, JSON_TYPE, JSON.stringify({ error: { code: 'RAMPART_ERR_NOT_FOUND', message: `no route ${String(req.method)} ${path}; this listener serves GET /healthz, /readyz and /metrics` } }), headOnly);
+      send(res, 404, JSON_TYPE, JSON.stringify({ error: { code: 'RAMPART_ERR_NOT_FOUND', message: `no route ${String(req.method)} ${pathInMessage(path)}; this listener serves GET /healthz, /readyz and /metrics` } }), headOnly);
     } else if (req.method !== 'GET' && !headOnly) {
       // As on the API listener: a known path asked with another method is 405 with Allow (RFC 9110).
       res.setHeader('allow', 'GET, HEAD');

@@ -401,3 +401,15 @@ test('a request with two Authorization headers gets a coded 400 on issuance and 
   const one = await rawTls(ca, [`GET /v1/admin/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${admin}\r\nConnection: close\r\n\r\n`]);
   assert.equal(one.answers[0]?.status, 200, 'one header is served');
 });
+
+test('a 404 quotes at most 100 characters of the path, on both listeners (outside security QA: a 12 KB path came back whole)', async () => {
+  const long = `/${'a'.repeat(12_000)}`;
+  const api = await httpsJson(`${ca.apiUrl}${long}`, { ca: ca.rootCertPem() });
+  const monitoring = await httpsJson(`${ca.monitoringUrl}${long}`, {});
+  for (const res of [api, monitoring]) {
+    assert.equal(res.status, 404);
+    assert.equal(res.body.error.code, 'RAMPART_ERR_NOT_FOUND');
+    assert.match(res.body.error.message, /^no route GET \/a{99}\.\.\. \(\d+ characters\)/);
+    assert.ok(res.text.length < 400, `${res.text.length} bytes`);
+  }
+});
