@@ -23,6 +23,7 @@ import {
   replacePluggedIntermediate,
   retireableAt,
   retireRoots,
+  sequencePastReported,
   type CaLifetimes,
   type PluggedCa,
 } from '../core/ca/rotation.js';
@@ -31,7 +32,12 @@ import type { CaState, StateStore, StoredState, UnreadableState } from '../core/
 import type { CaMetrics } from '../observability/ca-metrics.js';
 
 /** Named points between the steps of a state change; tests arm one to crash the process there. */
-type Step = 'prepare' | 'activate' | 'retire' | 'renew-intermediate' | 'record-leaf-ttl';
+type Step = 'prepare' | 'activate' | 'retire' | 'renew-intermediate' | 'record-leaf-ttl' | 'sequence-past-agents';
+
+// A sequence an agent reports ahead of the state's is believed only this far ahead (an old backup
+// is a few rotation steps behind; any SVID holder can send a report), and acted on once a minute.
+const REPORTED_SEQUENCE_LEAD_AT_MOST = 1_000;
+const SEQUENCE_CATCH_UP_EVERY_MS = 60_000;
 export type CrashPoint = `${'bootstrap' | Step}:${'before-save' | 'after-save'}`;
 
 export interface CaRuntimeOptions {
@@ -105,6 +111,7 @@ export class CaRuntime {
   private timer: NodeJS.Timeout | null = null;
   private mutating: Promise<unknown> = Promise.resolve();
   private ratioUpdatedAt = Number.NEGATIVE_INFINITY;
+  private sequenceCaughtUpAt = Number.NEGATIVE_INFINITY;
   /** A plugged-in root that could not be prepared, so the refusal is logged once. */
   private pluggedRefused: string | undefined;
   private wroteFirstState = false;
@@ -193,9 +200,33 @@ export class CaRuntime {
   reportAgentSequence(agentId: string, sequence: number): void {
     const now = this.options.clock.now();
     this.propagation.report(agentId, sequence, now);
+    if (this.stored !== null && sequence > this.stored.state.sequence) this.catchUpSequence(sequence, now);
     // Reports arrive with every certificate request; the ratio scans all sightings, so refresh
     // the gauge at most once a second rather than per request.
     if (now - this.ratioUpdatedAt >= 1_000) this.updatePropagationRatio(now);
+  }
+
+  /**
+   * An agent holds a bundle sequence this CA never reached: the state went back (a backup put back
+   * while every CA was stopped). The leader moves the sequence past it, so the next bundle change
+   * gets a number no agent has seen (rotation.ts sequencePastReported).
+   */
+  private catchUpSequence(reported: number, now: number): void {
+    const held = this.stored?.state.sequence ?? 0;
+    if (!this.options.isLeader() || now - this.sequenceCaughtUpAt < SEQUENCE_CATCH_UP_EVERY_MS) return;
+    this.sequenceCaughtUpAt = now;
+    if (reported - held > REPORTED_SEQUENCE_LEAD_AT_MOST) {
+      this.options.logger.warn({ event: 'agent-sequence-ignored', reported, sequence: held }, `an agent reports bundle sequence ${reported}, more than ${REPORTED_SEQUENCE_LEAD_AT_MOST} past this CA's ${held}; not believed`);
+      return;
+    }
+    this.options.logger.warn(
+      { event: 'sequence-behind-agents', code: 'RAMPART_ERR_STATE_CORRUPT', reported, sequence: held, next: reported + 1 },
+      `an agent holds bundle sequence ${reported}, past this CA's ${held}: the state went back (an older backup, or an edit by hand); publishing the current bundle as sequence ${reported + 1} so agents and caches take it, and so the next change gets a new number`,
+    );
+    this.mutate('sequence-past-agents', (s, t) => sequencePastReported(s, reported, t), true).catch((err: unknown) => {
+      this.options.logger.error({ event: 'sequence-catch-up-failed', reason: isRampartError(err) ? err.message : String(err) }, 'could not move the bundle sequence past the agents\' one; will try again on a later report');
+      this.sequenceCaughtUpAt = Number.NEGATIVE_INFINITY;
+    });
   }
 
   /** Resolves once the bundle sequence passes `after`, or after `timeoutMs`. */
@@ -368,7 +399,8 @@ export class CaRuntime {
         const revision = await this.options.store.save(next, base.revision);
         this.crash(`${step}:after-save`);
         await this.adopt({ state: next, revision });
-        if (step !== 'record-leaf-ttl') this.options.metrics.rotationSteps.inc({ step });
+        // Bookkeeping, not rotation steps: the TTL ceiling, and a sequence moved past the agents'.
+        if (step !== 'record-leaf-ttl' && step !== 'sequence-past-agents') this.options.metrics.rotationSteps.inc({ step });
         if (!quiet || step === 'renew-intermediate') this.logStep(step, base.state, next);
         return next;
       } catch (err) {

@@ -8,6 +8,7 @@ import { spawnCli } from '../helpers/cli.js';
 import { httpsJson } from '../helpers/https.js';
 import { OpenSsl } from '../helpers/openssl.js';
 import { eventually } from '../helpers/poll.js';
+import { ManualClock } from '../../src/core/clock.js';
 import { adminCall, readState } from './rotation-support.js';
 
 function collect(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -184,6 +185,62 @@ test('root-cert.pem removed or overwritten while the CA runs is written back; on
     assert.equal(restoredCount(), 2, 'an intact bundle file is not rewritten');
     // The state itself was never touched.
     assert.ok(!ca.logLines.some((l) => l.includes('"event":"state-restored"')));
+  } finally {
+    await ca.close();
+  }
+});
+
+test('a state put back from an older backup: the first agent report of a newer sequence moves the sequence past it, so the next change reuses no number agents hold (outside QA)', async () => {
+  const ssl = await OpenSsl.create('rampart-restore-');
+  let ca = await startTestCa();
+  const stateDir = ca.stateDir;
+  try {
+    const admin = await ca.token('rampart-system', 'rampart-admin');
+    const token = await ca.token('shop', 'cart');
+    assert.equal((await adminCall(ca.apiUrl, ca.rootCertPem(), admin, 'prepare')).status, 200);
+    const backup = readFileSync(join(stateDir, 'state.json'));
+    assert.equal(JSON.parse(backup.toString()).sequence, 2);
+    assert.equal((await adminCall(ca.apiUrl, ca.rootCertPem(), admin, 'activate', true)).status, 200);
+    const agentHolds = ca.runtime.current().bundle.sequence;
+    assert.equal(agentHolds, 3);
+    await ca.close({ keepState: true });
+    writeFileSync(join(stateDir, 'state.json'), backup, { mode: 0o600 });
+    ca = await startTestCa({}, { stateDir });
+    assert.equal(ca.runtime.current().bundle.sequence, 2, 'the backup as it was');
+
+    // An agent that held sequence 3 renews and says so.
+    const { csrPem } = await ssl.keyAndCsr();
+    const renewed = await httpsJson(`${ca.apiUrl}/v1/certificates`, { ca: ca.rootCertPem(), token, body: { csr: csrPem }, headers: { 'rampart-bundle-sequence': String(agentHolds), 'rampart-agent-id': 'pod-1' } });
+    assert.equal(renewed.status, 200, renewed.text);
+    await eventually('the sequence moves past the agent\'s', () => ca.runtime.current().bundle.sequence === agentHolds + 1);
+    assert.equal(readState(stateDir).sequence, agentHolds + 1, 'written to the store');
+    const warning = ca.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['event'] === 'sequence-behind-agents');
+    assert.ok(warning, 'logged as a warning');
+    assert.deepEqual([warning['reported'], warning['sequence'], warning['next']], [3, 2, 4]);
+    // The bundle itself is the backup's; the next rotation step gets a number no agent has seen.
+    assert.equal(ca.runtime.current().bundle.roots.length, 2);
+    const next = await adminCall(ca.apiUrl, ca.rootCertPem(), admin, 'activate', true);
+    assert.equal(next.status, 200, next.text);
+    assert.equal(ca.runtime.current().bundle.sequence, agentHolds + 2);
+  } finally {
+    await ca.close();
+    await ssl.close();
+  }
+});
+
+test('a reported sequence more than 1,000 past the CA\'s is not believed (any SVID holder can report one), and a catch-up is tried at most once a minute', async () => {
+  const clock = new ManualClock(Date.now());
+  const ca = await startTestCa({}, { clock });
+  try {
+    ca.runtime.reportAgentSequence('spiffe://cluster.local/ns/evil/sa/x#a', 5_000);
+    assert.equal(ca.runtime.current().bundle.sequence, 1);
+    assert.ok(ca.logLines.some((l) => l.includes('"agent-sequence-ignored"')));
+    ca.runtime.reportAgentSequence('spiffe://cluster.local/ns/shop/sa/web#b', 7);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(ca.runtime.current().bundle.sequence, 1, 'within the minute: not yet');
+    clock.advance(60_000);
+    ca.runtime.reportAgentSequence('spiffe://cluster.local/ns/shop/sa/web#b', 7);
+    await eventually('moved past 7', () => ca.runtime.current().bundle.sequence === 8);
   } finally {
     await ca.close();
   }

@@ -107,6 +107,18 @@ export function recordLeafTtlCeiling(state: CaState, maxLeafTtlMs: number, now: 
   return { ...state, roots: state.roots.map((r) => (r === active ? { ...r, maxLeafTtlMs } : r)), updatedAt: now };
 }
 
+/**
+ * Moves the bundle sequence past one an agent reports holding, when that is beyond the state's
+ * own: the state went back (an older backup restored, an edit by hand), and the next bundle
+ * change would otherwise reuse a number agents and HTTP caches already hold with other content,
+ * so they would keep the old bundle and the propagation check would count them as up to date
+ * (outside QA). The roots stay as they are. Returns the same state when nothing is ahead of it.
+ */
+export function sequencePastReported(state: CaState, reportedSequence: number, now: number): CaState {
+  if (reportedSequence <= state.sequence) return state;
+  return { ...state, sequence: reportedSequence + 1, updatedAt: now };
+}
+
 /** Whether the prepared root has reached every agent (computed by the propagation tracker). */
 export interface PropagationVerdict {
   readonly propagated: boolean;
