@@ -3,7 +3,8 @@
  * processes never read-modify-write the same state. Node has no flock(2), so the lock is a file
  * created atomically (hard link of a fully written temp file, which fails with EEXIST exactly
  * like O_EXCL but never exposes a half-written owner record) and holding the owner's pid and
- * host. A lock left by a dead process on this host is taken over.
+ * host, and on Linux the boot and start time that tell it from a later process given the same
+ * pid. A lock left by a dead process on this host is taken over.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync, unlinkSync } from 'node:fs';
@@ -26,6 +27,10 @@ export interface LockOwner {
   readonly startedAt: string;
   /** Random per-acquisition token, so a holder can tell its own lock from a successor's. */
   readonly nonce: string;
+  /** Linux: the boot the holder ran in (/proc/sys/kernel/random/boot_id). */
+  readonly bootId?: string;
+  /** Linux: the holder's start time in clock ticks since boot (/proc/<pid>/stat field 22). */
+  readonly startTicks?: string;
 }
 
 /** Options for {@link FileLock.acquire}. */
@@ -60,7 +65,14 @@ function parseOwner(raw: string): LockOwner | null {
     // pid must be a positive integer: process.kill(0 or negative) would probe a process group.
     if (typeof o.pid !== 'number' || !Number.isSafeInteger(o.pid) || o.pid <= 0) return null;
     if (typeof o.hostname !== 'string') return null;
-    return { pid: o.pid, hostname: o.hostname, startedAt: String(o.startedAt ?? ''), nonce: String(o.nonce ?? '') };
+    return {
+      pid: o.pid,
+      hostname: o.hostname,
+      startedAt: String(o.startedAt ?? ''),
+      nonce: String(o.nonce ?? ''),
+      ...(typeof o.bootId === 'string' ? { bootId: o.bootId } : {}),
+      ...(typeof o.startTicks === 'string' ? { startTicks: o.startTicks } : {}),
+    };
   } catch {
     return null;
   }
@@ -119,6 +131,42 @@ function isZombie(pid: number): boolean {
   }
 }
 
+function readProc(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/** The current boot's id on Linux, else null. */
+function currentBootId(): string | null {
+  return readProc('/proc/sys/kernel/random/boot_id')?.trim() || null;
+}
+
+/** When `pid` started, in clock ticks since boot, on Linux; null elsewhere or when it is gone. */
+export function processStartTicks(pid: number): string | null {
+  const stat = readProc(`/proc/${pid}/stat`);
+  if (stat === null) return null;
+  // Fields after "pid (comm)": state is field 3, starttime field 22.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return fields[19] ?? null;
+}
+
+/**
+ * A live pid is not the holder's when the machine has rebooted since the lock was taken, or when
+ * the pid names a process that started at another moment: after a power cut the old CA's pid is
+ * often some other daemon's, and its lock then blocked every restart (outside QA). Decided only
+ * from what the lock records (a lock written before these fields counts its pid as the holder).
+ */
+function pidReused(holder: LockOwner): boolean {
+  if (holder.bootId === undefined || holder.startTicks === undefined) return false;
+  const bootId = currentBootId();
+  if (bootId !== null && bootId !== holder.bootId) return true;
+  const ticks = processStartTicks(holder.pid);
+  return ticks !== null && ticks !== holder.startTicks;
+}
+
 function ioError(path: string, error: unknown): ConfigError {
   const code = isFsError(error) ? error.code : 'unknown error';
   return new ConfigError('RAMPART_ERR_CONFIG_INVALID', `cannot create lock file ${path}: ${code}; check that the state directory is writable`, { cause: error });
@@ -143,7 +191,15 @@ export class FileLock {
    */
   static async acquire(dir: string, options: FileLockOptions = {}): Promise<FileLock> {
     const path = join(dir, LOCK_FILE_NAME);
-    const owner: LockOwner = { pid: process.pid, hostname: osHostname(), startedAt: new Date().toISOString(), nonce: randomBytes(12).toString('hex') };
+    const bootId = currentBootId();
+    const startTicks = processStartTicks(process.pid);
+    const owner: LockOwner = {
+      pid: process.pid,
+      hostname: osHostname(),
+      startedAt: new Date().toISOString(),
+      nonce: randomBytes(12).toString('hex'),
+      ...(bootId !== null && startTicks !== null ? { bootId, startTicks } : {}),
+    };
     const raw = `${JSON.stringify(owner)}\n`;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       if (await createExclusive(path, raw)) {
@@ -162,7 +218,7 @@ export class FileLock {
       }
       if (!isStale(path, holder)) throw lockedError(dir, path, holder);
       if (await removeStaleLock(path, existing)) {
-        options.logger?.warn({ lockFile: path, stalePid: holder.pid, staleStartedAt: holder.startedAt }, 'took over state directory lock left by a process that is no longer running');
+        options.logger?.warn({ lockFile: path, stalePid: holder.pid, staleStartedAt: holder.startedAt }, 'took over state directory lock left by a process that is no longer running (its pid is gone, or now names another process)');
       }
     }
     const holder = parseOwner((await readRaw(path)) ?? '');
@@ -265,7 +321,7 @@ function isStale(path: string, holder: LockOwner): boolean {
   // Our own pid but not a lock we hold: a previous incarnation with the same pid (PID 1 in a
   // restarted container) that was killed without releasing.
   if (holder.pid === process.pid) return !heldByThisProcess.has(path);
-  return !processIsAlive(holder.pid);
+  return !processIsAlive(holder.pid) || pidReused(holder);
 }
 
 /**

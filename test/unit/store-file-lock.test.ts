@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../../src/core/errors.js';
-import { FileLock, LOCK_FILE_NAME, removeStaleLock } from '../../src/store/file-lock.js';
+import { FileLock, LOCK_FILE_NAME, processStartTicks, removeStaleLock } from '../../src/store/file-lock.js';
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'rampart-store-lock-'));
@@ -86,6 +86,40 @@ test('a lock held by a live process is refused', async () => {
     await writeFile(join(dir, LOCK_FILE_NAME), lockRecord(1));
     await assert.rejects(FileLock.acquire(dir), (error: unknown) => isLocked(error) && /pid 1;/.test((error as Error).message));
   });
+});
+
+test('a live pid that is no longer the holder is taken over: another boot, or a process started at another moment (outside QA: a reused pid after a power cut blocked every restart)', { skip: process.platform !== 'linux' }, async () => {
+  const bootId = (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
+  const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
+  try {
+    const pid = sleeper.pid as number;
+    const ticks = processStartTicks(pid);
+    assert.ok(ticks !== null);
+    const record = (fields: Record<string, string>): string => `${JSON.stringify({ pid, hostname: hostname(), startedAt: '2026-01-01T00:00:00.000Z', nonce: 'old', ...fields })}\n`;
+    await withTempDir(async (dir) => {
+      // The holder itself: same boot, same start time.
+      await writeFile(join(dir, LOCK_FILE_NAME), record({ bootId, startTicks: ticks }));
+      await assert.rejects(FileLock.acquire(dir), (error: unknown) => isLocked(error) && new RegExp(`pid ${pid};`).test((error as Error).message));
+      // The pid now names a process that started at another moment than the holder.
+      await writeFile(join(dir, LOCK_FILE_NAME), record({ bootId, startTicks: String(Number(ticks) - 1) }));
+      await (await FileLock.acquire(dir)).release();
+      // Written in an earlier boot.
+      await writeFile(join(dir, LOCK_FILE_NAME), record({ bootId: '00000000-0000-0000-0000-000000000000', startTicks: ticks }));
+      await (await FileLock.acquire(dir)).release();
+      // A lock from before these fields: its live pid still counts as the holder.
+      await writeFile(join(dir, LOCK_FILE_NAME), record({}));
+      await assert.rejects(FileLock.acquire(dir), isLocked);
+    });
+    // And a lock this process takes records both.
+    await withTempDir(async (dir) => {
+      const lock = await FileLock.acquire(dir);
+      const own = JSON.parse(await readFile(join(dir, LOCK_FILE_NAME), 'utf8'));
+      assert.deepEqual([own.bootId, own.startTicks], [bootId, processStartTicks(process.pid)]);
+      await lock.release();
+    });
+  } finally {
+    sleeper.kill('SIGKILL');
+  }
 });
 
 test('a lock from another host is refused with advice', async () => {
