@@ -182,6 +182,7 @@ export class FileLock {
     /** The record written into the lock file. */
     readonly owner: LockOwner,
     private readonly raw: string,
+    private readonly logger: Logger | undefined,
   ) {}
 
   /**
@@ -208,7 +209,7 @@ export class FileLock {
         heldByThisProcess.set(path, raw);
         installExitHook();
         await fsyncDirectory(dir);
-        return new FileLock(path, owner, raw);
+        return new FileLock(path, owner, raw, options.logger);
       }
       const existing = await readRaw(path);
       if (existing === null) continue; // released between our create and read: try again
@@ -242,7 +243,10 @@ export class FileLock {
     // Gone, and nobody took it (the whole state directory was removed, say): take it back the same
     // atomic way it was first taken, so the CA can write back the state it holds instead of being
     // told to restart, which on an empty directory would create a new root.
-    if (now === null && (await this.retake())) return;
+    if (now === null && (await this.retake())) {
+      this.logger?.warn({ event: 'lock-restored', lockFile: this.path }, `${LOCK_FILE_NAME} was removed while the CA ran; wrote it back, so no second CA starts on this state directory`);
+      return;
+    }
     const current = now ?? (await readRaw(this.path));
     const holder = current === null ? null : parseOwner(current);
     throw new ConfigError(

@@ -92,6 +92,8 @@ export class FileStateStore implements StateStore {
   private readonly lock: FileLock;
   private readonly logger: Logger | undefined;
   private readonly pollIntervalMs: number;
+  /** The last reason the lock could not be kept, so it is logged once. */
+  private lockProblem = '';
   /** Revision this instance last loaded, saved or announced; watch() reports only others. */
   private knownRevision: string | null = null;
   /** stat() fingerprint of state.json at the last poll, so unchanged files are not re-read. */
@@ -274,8 +276,22 @@ export class FileStateStore implements StateStore {
 
   private async poll(): Promise<void> {
     if (this.closed || this.listeners.size === 0) return;
+    await this.pollLock();
     await this.pollState();
     await this.pollBundle();
+  }
+
+  /** The lock is this CA's to keep too: a removed lock file is written again (file-lock.ts logs `lock-restored`). */
+  private async pollLock(): Promise<void> {
+    try {
+      await this.lock.verify();
+      this.lockProblem = '';
+    } catch (error) {
+      // Said once while it lasts (another CA took the lock, say), not every tick.
+      const problem = (error as Error).message;
+      if (problem !== this.lockProblem) this.logger?.warn({ err: error }, 'cannot keep the state directory lock');
+      this.lockProblem = problem;
+    }
   }
 
   /**

@@ -245,3 +245,18 @@ test('a reported sequence more than 1,000 past the CA\'s is not believed (any SV
     await ca.close();
   }
 });
+
+test('a lock file removed while the CA runs is written back within a watch tick, so a second CA on the directory is still refused (outside QA)', async () => {
+  const ca = await startTestCa();
+  try {
+    const lockPath = join(ca.stateDir, 'ca.lock');
+    const held = readFileSync(lockPath, 'utf8');
+    rmSync(lockPath);
+    await eventually('the lock is back, and said so', () => existsSync(lockPath) && readFileSync(lockPath, 'utf8') === held && ca.logLines.some((l) => l.includes('"lock-restored"')), 10_000);
+    const second = await collect(['ca', '--state-dir', ca.stateDir, '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0']);
+    assert.equal(second.code, 2);
+    assert.match(second.stderr, /RAMPART_ERR_STATE_LOCKED/);
+  } finally {
+    await ca.close();
+  }
+});
