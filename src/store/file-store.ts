@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { chmod, readdir, readFile, realpath, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ConfigError, ConflictError, isRampartError, StateError } from '../core/errors.js';
 import type { CaState, StateStore, StoredState, UnreadableState } from '../core/ports.js';
@@ -164,12 +165,35 @@ export class FileStateStore implements StateStore {
       // Taken under the lock, so nothing but this CA can have written the files meanwhile.
       if ((await readIfExists(store.statePath)) === null) {
         store.startSnapshot = await StartSnapshot.take(resolved, [STATE_FILE_NAME, BUNDLE_FILE_NAME, ...(options.startFiles ?? [])]);
+        await store.warnOfEarlierBundle();
       }
     } catch (error) {
       await lock.release();
       return failed(ioError('clean up', resolved, error));
     }
     return store;
+  }
+
+  /**
+   * A bundle file beside no state: an earlier CA ran here and its state (the root keys) is gone.
+   * This start makes a new root that every agent must learn and replaces the file, so say so
+   * loudly, naming the earlier roots; it logged only an info-level root-created (outside QA).
+   */
+  private async warnOfEarlierBundle(): Promise<void> {
+    const bundle = await readIfExists(this.bundlePath);
+    if (bundle === null) return;
+    const fingerprints: string[] = [];
+    for (const block of bundle.toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []) {
+      try {
+        fingerprints.push(new X509Certificate(block).fingerprint256.replaceAll(':', '').toLowerCase());
+      } catch {
+        // Not a certificate after all; the warning stands on the file alone.
+      }
+    }
+    this.logger?.warn(
+      { event: 'earlier-bundle-without-state', stateDir: this.dir, earlierRoots: fingerprints },
+      `${BUNDLE_FILE_NAME} of an earlier CA is here (${fingerprints.length} root(s)) but ${STATE_FILE_NAME} is not: this start creates a new root that every agent must learn, and replaces ${BUNDLE_FILE_NAME}; to keep the earlier root, stop this CA and put ${STATE_FILE_NAME} back from a backup`,
+    );
   }
 
   /** Removes temp files of writes interrupted by a crash; safe because we hold the lock. */

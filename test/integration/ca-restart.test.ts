@@ -260,3 +260,22 @@ test('a lock file removed while the CA runs is written back within a watch tick,
     await ca.close();
   }
 });
+
+test('a start beside an earlier CA\'s root-cert.pem but no state.json warns, naming the earlier roots, before it makes a new one (outside QA)', async () => {
+  let ca = await startTestCa();
+  const stateDir = ca.stateDir;
+  try {
+    const earlier = ca.runtime.current().activeRootFingerprint;
+    await ca.close({ keepState: true });
+    rmSync(join(stateDir, 'state.json'));
+    ca = await startTestCa({}, { stateDir });
+    const warning = ca.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['event'] === 'earlier-bundle-without-state');
+    assert.ok(warning, 'warned');
+    assert.equal(warning['level'], 'warn');
+    assert.deepEqual(warning['earlierRoots'], [earlier]);
+    assert.match(String(warning['msg']), /creates a new root that every agent must learn.*put state\.json back from a backup/);
+    assert.notEqual(ca.runtime.current().activeRootFingerprint, earlier);
+  } finally {
+    await ca.close();
+  }
+});
