@@ -186,14 +186,17 @@ export class CaClient {
       const req = httpsRequest(url, options, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', (err) => fail(unreachable(this.base, err)));
+        res.on('error', (err) => fail(unreachable(this.base, err, true)));
         res.on('end', () => {
           const raw: RawResponse = { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') };
           if (raw.status >= 200 && raw.status < 300) ok(raw);
           else fail(errorFromResponse(raw));
         });
       });
-      req.on('error', (err) => fail(unreachable(this.base, err)));
+      // Whether the whole request went out before the exchange failed: the CA may have acted on it.
+      let sent = false;
+      req.on('finish', () => (sent = true));
+      req.on('error', (err) => fail(unreachable(this.base, err, sent)));
       req.end(extra.body);
     });
   }
@@ -218,7 +221,7 @@ const UNTRUSTED_CERTIFICATE = new Set([
  * reached but not trusted, or that does not speak TLS, is not a CA that is down ("check that
  * the CA is running" sent users looking in the wrong place; outside QA).
  */
-function unreachable(base: URL, err: Error): UnavailableError {
+function unreachable(base: URL, err: Error, requestSent: boolean): CaUnreachableError {
   const code = (err as NodeJS.ErrnoException).code;
   let message = `cannot reach the CA at ${base.origin}: ${code ?? err.message}`;
   if (code !== undefined && UNTRUSTED_CERTIFICATE.has(code)) {
@@ -228,7 +231,18 @@ function unreachable(base: URL, err: Error): UnavailableError {
   } else if (code === 'EPROTO' && /wrong version number|packet length too long|unknown protocol/i.test(err.message)) {
     message = `the server at ${base.origin} does not speak TLS (${code}); check --ca-url: it must be the CA's API port, not its monitoring port or another service`;
   }
-  return new UnavailableError('RAMPART_ERR_CA_UNREACHABLE', message, { cause: err });
+  return new CaUnreachableError(message, err, requestSent);
+}
+
+/** No answer from the CA; `requestSent` when the whole request had gone out first. */
+export class CaUnreachableError extends UnavailableError {
+  constructor(
+    message: string,
+    cause: Error,
+    readonly requestSent: boolean,
+  ) {
+    super('RAMPART_ERR_CA_UNREACHABLE', message, { cause });
+  }
 }
 
 function errorFromResponse(raw: RawResponse): CaResponseError {

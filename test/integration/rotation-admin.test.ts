@@ -3,7 +3,9 @@
  * RAMPART_ERR_NOT_ADMIN otherwise, for tokens and SVIDs alike), refusals are 409s that say why
  * and when, and the CLI prints a readable table or valid JSON.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { strict as assert } from 'node:assert';
@@ -11,6 +13,7 @@ import { after, before, test } from 'node:test';
 import { createKeyAndCsr } from '../../src/agent/csr.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { httpsJson } from '../helpers/https.js';
+import { OpenSsl } from '../helpers/openssl.js';
 import { adminCall, readState, runCli } from './rotation-support.js';
 
 let ca: TestCa;
@@ -128,4 +131,36 @@ test('rampart root prints a readable table or valid JSON, and relays 409s that s
   assert.ok(notYet.body.error.message.includes(retiring.retireableAt), 'the 409 and the status agree on when');
   const table2 = await root('status', adminTokenFile);
   assert.match(table2.stdout, new RegExp(`\\nretiring +1 .* retire after ${retiring.retireableAt.replace(/\./g, '\\.')}\\n`));
+});
+
+test('a step whose connection breaks after the request went out says the CA may have taken it and to run root status first; a refused connection does not (outside QA)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rampart-admin-cut-'));
+  const ssl = await OpenSsl.create('rampart-admin-cut-');
+  try {
+    await ssl.run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost']);
+    // Reads the whole request, then drops the connection without an answer, as a CA killed mid-step.
+    const server = createTlsServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (socket) => {
+      let seen = '';
+      socket.on('data', (d: Buffer) => {
+        seen += d.toString();
+        if (seen.includes('\r\n\r\n')) setTimeout(() => socket.destroy(), 50);
+      });
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const cut = await runCli(['root', 'prepare', '--ca-url', `https://localhost:${port}`, '--ca-bundle', join(dir, 'cert.pem'), '--token-file', adminTokenFile]);
+      assert.equal(cut.status, 1, cut.stderr);
+      assert.match(cut.stderr, /the prepare request had gone out before the connection broke, so the CA may have taken the step: run rampart root status before retrying \[RAMPART_ERR_CA_UNREACHABLE\]/);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+    const refused = await runCli(['root', 'prepare', '--ca-url', `https://localhost:${port}`, '--ca-bundle', join(dir, 'cert.pem'), '--token-file', adminTokenFile]);
+    assert.match(refused.stderr, /ECONNREFUSED/);
+    assert.doesNotMatch(refused.stderr, /may have taken the step/);
+  } finally {
+    await ssl.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
