@@ -33,12 +33,12 @@ import type { CaMetrics } from '../observability/ca-metrics.js';
 
 /** Named points between the steps of a state change; tests arm one to crash the process there. */
 type Step = 'prepare' | 'activate' | 'retire' | 'renew-intermediate' | 'record-leaf-ttl' | 'sequence-past-agents';
+export type CrashPoint = `${'bootstrap' | Step}:${'before-save' | 'after-save'}`;
 
 // A sequence an agent reports ahead of the state's is believed only this far ahead (an old backup
 // is a few rotation steps behind; any SVID holder can send a report), and acted on once a minute.
 const REPORTED_SEQUENCE_LEAD_AT_MOST = 1_000;
 const SEQUENCE_CATCH_UP_EVERY_MS = 60_000;
-export type CrashPoint = `${'bootstrap' | Step}:${'before-save' | 'after-save'}`;
 
 export interface CaRuntimeOptions {
   readonly store: StateStore;
@@ -219,14 +219,21 @@ export class CaRuntime {
       this.options.logger.warn({ event: 'agent-sequence-ignored', reported, sequence: held }, `an agent reports bundle sequence ${reported}, more than ${REPORTED_SEQUENCE_LEAD_AT_MOST} past this CA's ${held}; not believed`);
       return;
     }
-    this.options.logger.warn(
-      { event: 'sequence-behind-agents', code: 'RAMPART_ERR_STATE_CORRUPT', reported, sequence: held, next: reported + 1 },
-      `an agent holds bundle sequence ${reported}, past this CA's ${held}: the state went back (an older backup, or an edit by hand); publishing the current bundle as sequence ${reported + 1} so agents and caches take it, and so the next change gets a new number`,
+    // Judged again on the stored state inside the step: a leader that had not yet read another
+    // replica's newer write finds the agents' sequence there, and does nothing.
+    this.mutate('sequence-past-agents', (s, t) => sequencePastReported(s, reported, t), true).then(
+      (state) => {
+        if (state.sequence !== reported + 1) return;
+        this.options.logger.warn(
+          { event: 'sequence-behind-agents', code: 'RAMPART_ERR_STATE_CORRUPT', reported, sequence: held, next: state.sequence },
+          `an agent held bundle sequence ${reported}, past this CA's ${held}: the state went back (an older backup, or an edit by hand); published the current bundle as sequence ${state.sequence} so agents and caches take it, and so the next change gets a new number`,
+        );
+      },
+      (err: unknown) => {
+        this.options.logger.error({ event: 'sequence-catch-up-failed', reason: isRampartError(err) ? err.message : String(err) }, 'could not move the bundle sequence past the agents\' one; will try again on a later report');
+        this.sequenceCaughtUpAt = Number.NEGATIVE_INFINITY;
+      },
     );
-    this.mutate('sequence-past-agents', (s, t) => sequencePastReported(s, reported, t), true).catch((err: unknown) => {
-      this.options.logger.error({ event: 'sequence-catch-up-failed', reason: isRampartError(err) ? err.message : String(err) }, 'could not move the bundle sequence past the agents\' one; will try again on a later report');
-      this.sequenceCaughtUpAt = Number.NEGATIVE_INFINITY;
-    });
   }
 
   /** Resolves once the bundle sequence passes `after`, or after `timeoutMs`. */
