@@ -6,7 +6,7 @@
  * OpenSSL recognises a request line (GET, POST, HEAD, PUT) where a ClientHello should be and
  * fails the handshake with ERR_SSL_HTTP_REQUEST. The answer goes to the TCP socket under the TLS
  * one, which node keeps as the TLS socket's `_parent` (an internal: without it the connection is
- * closed as before, and the `ca-plain-http` test fails).
+ * closed as before, and a `ca-framing-errors` test fails).
  */
 import type { Socket } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';
