@@ -4,14 +4,13 @@
  * the store's lifetime so a second CA cannot use the same directory. A start that fails after
  * creating the state closes the store with `abandon()`, which puts the directory back.
  */
-import { createHash } from 'node:crypto';
-import { chmod, readdir, readFile, realpath, stat, unlink } from 'node:fs/promises';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { chmod, link, open as openFile, readdir, readFile, realpath, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ConfigError, ConflictError, isRampartError, StateError } from '../core/errors.js';
 import type { CaState, StateStore, StoredState, UnreadableState } from '../core/ports.js';
-import { isAtomicTempFile, isFsError, writeFileAtomic } from './atomic-file.js';
+import { atomicTempPrefix, isAtomicTempFile, isFsError, writeFileAtomic } from './atomic-file.js';
 import { FileLock, LOCK_FILE_NAME, processIsAlive } from './file-lock.js';
 import { makeDirectories } from './make-directories.js';
 import { removeCreatedDirectories, StartSnapshot, type RollbackReport } from './start-snapshot.js';
@@ -34,7 +33,8 @@ export interface FileStateStoreOptions {
   readonly pollIntervalMs?: number;
   /**
    * Other files a CA start may create in the directory (the dev token issuer's), which
-   * `abandon()` puts back along with state.json and root-cert.pem.
+   * `abandon()` puts back along with state.json and root-cert.pem, and which the watch writes
+   * back as first seen when one is removed while the CA runs.
    */
   readonly startFiles?: readonly string[];
 }
@@ -95,6 +95,9 @@ export class FileStateStore implements StateStore {
   private readonly pollIntervalMs: number;
   /** The last reason the lock could not be kept, so it is logged once. */
   private lockProblem = '';
+  /** `startFiles` as first seen while the CA ran, to write back if removed. */
+  private readonly keptFiles = new Map<string, { bytes: Buffer; mode: number }>();
+  private readonly keptFileNames: readonly string[];
   /** Revision this instance last loaded, saved or announced; watch() reports only others. */
   private knownRevision: string | null = null;
   /** stat() fingerprint of state.json at the last poll, so unchanged files are not re-read. */
@@ -122,6 +125,7 @@ export class FileStateStore implements StateStore {
     this.lock = lock;
     this.logger = options.logger;
     this.pollIntervalMs = options.pollIntervalMs ?? DEFAULT_POLL_MS;
+    this.keptFileNames = options.startFiles ?? [];
   }
 
   /**
@@ -199,7 +203,7 @@ export class FileStateStore implements StateStore {
   /** Removes temp files of writes interrupted by a crash; safe because we hold the lock. */
   private async sweepLeftovers(): Promise<void> {
     for (const name of await readdir(this.dir)) {
-      const ours = isAtomicTempFile(name, STATE_FILE_NAME) || isAtomicTempFile(name, BUNDLE_FILE_NAME);
+      const ours = [STATE_FILE_NAME, BUNDLE_FILE_NAME, ...this.keptFileNames].some((file) => isAtomicTempFile(name, file));
       if (ours || (name.startsWith(`${LOCK_FILE_NAME}.`) && isDeadLockLeftover(name))) {
         await unlink(join(this.dir, name)).catch(() => undefined);
         this.logger?.debug({ file: name }, 'removed leftover of an interrupted write');
@@ -303,6 +307,50 @@ export class FileStateStore implements StateStore {
     await this.pollLock();
     await this.pollState();
     await this.pollBundle();
+    await this.pollKeptFiles();
+  }
+
+  /**
+   * The dev issuer's key and JWKS, as first seen, are written back when removed while the CA
+   * runs. With the whole state directory deleted, the state, bundle and lock came back but the
+   * key did not; the next `rampart token` made a new one, the CA took up its JWKS, and every
+   * token minted before got 401 (outside QA). Written only where no file is (a link, as the
+   * issuer creates them), so a key someone made meanwhile is never replaced.
+   */
+  private async pollKeptFiles(): Promise<void> {
+    for (const name of this.keptFileNames) {
+      const path = join(this.dir, name);
+      try {
+        const bytes = await readIfExists(path);
+        const kept = this.keptFiles.get(name);
+        if (bytes !== null) {
+          if (kept === undefined) this.keptFiles.set(name, { bytes, mode: (await stat(path)).mode & 0o777 });
+          continue;
+        }
+        if (kept === undefined) continue;
+        await this.lock.verify();
+        // Named as an atomic write's temp file, so a start after a crash here sweeps it away.
+        const temp = join(this.dir, `${atomicTempPrefix(name)}${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+        const handle = await openFile(temp, 'wx', kept.mode);
+        try {
+          await handle.writeFile(kept.bytes);
+          await handle.chmod(kept.mode);
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        try {
+          await link(temp, path);
+          this.logger?.warn({ event: 'file-restored', file: path }, `${name} was removed while the CA ran; wrote it back as it was`);
+        } catch (error) {
+          if (!isFsError(error, 'EEXIST')) throw error;
+        } finally {
+          await unlink(temp).catch(() => undefined);
+        }
+      } catch (error) {
+        this.logger?.warn({ err: error, file: path }, 'cannot check or restore a file of the CA');
+      }
+    }
   }
 
   /** The lock is this CA's to keep too: a removed lock file is written again (file-lock.ts logs `lock-restored`). */

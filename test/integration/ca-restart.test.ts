@@ -109,6 +109,41 @@ test('a state directory removed while the CA runs is re-created with its lock, s
     assert.match(second.stderr, /RAMPART_ERR_STATE_LOCKED/);
   }));
 
+test('the dev issuer\'s key and JWKS removed while the CA runs are written back as they were, so tokens minted before still work and `rampart token` makes no new key (outside QA)', async () => {
+  const ca = await startTestCa();
+  try {
+    const keyPath = join(ca.stateDir, 'dev-issuer.key.pem');
+    const jwksPath = join(ca.stateDir, 'dev-issuer.jwks.json');
+    const before = await ca.token('shop', 'cart');
+    const key = readFileSync(keyPath, 'utf8');
+    const jwks = readFileSync(jwksPath, 'utf8');
+    // The watch remembers them on its first tick after the start.
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    rmSync(keyPath);
+    rmSync(jwksPath);
+    await eventually('both written back, and said so', () => existsSync(keyPath) && existsSync(jwksPath) && ca.logLines.filter((l) => l.includes('"event":"file-restored"')).length === 2, 15_000);
+    assert.equal(readFileSync(keyPath, 'utf8'), key);
+    assert.equal(readFileSync(jwksPath, 'utf8'), jwks);
+    assert.equal(statSync(keyPath).mode & 0o777, 0o600, 'the key stays private');
+    const minted = await collect(['token', '--namespace', 'shop', '--service-account', 'cart', '--state-dir', ca.stateDir]);
+    assert.equal(minted.code, 0, minted.stderr);
+    assert.equal(minted.stderr, '', 'no new issuer key');
+    const ssl = await OpenSsl.create('rampart-dev-kept-');
+    try {
+      for (const token of [before, minted.stdout.trim()]) {
+        const { csrPem } = await ssl.keyAndCsr();
+        const res = await httpsJson(`${ca.apiUrl}/v1/certificates`, { ca: ca.rootCertPem(), token, body: { csr: csrPem } });
+        assert.equal(res.status, 200, res.text);
+      }
+    } finally {
+      await ssl.close();
+    }
+    assert.ok(!ca.logLines.some((l) => l.includes('key.pem') && /BEGIN|PRIVATE/.test(l)), 'no key material in the logs');
+  } finally {
+    await ca.close();
+  }
+});
+
 test('a state.json truncated or hand-broken while the CA runs is written back; one from a newer schema is left alone', () =>
   damageThenRestart(async (ca, statePath) => {
     const before = readFileSync(statePath, 'utf8');
