@@ -29,6 +29,8 @@ export interface HttpsOptions {
   readonly insecure?: boolean;
   /** A keep-alive agent to reuse connections, as an agent does; its own TLS settings apply. */
   readonly agent?: Agent;
+  /** Local address to connect from (another loopback address stands for another pod). */
+  readonly localAddress?: string;
 }
 
 /** Sends one request and reads the whole answer. Uses no keep-alive agent unless given one. */
@@ -51,6 +53,7 @@ export function httpsJson<T = any>(url: string, options: HttpsOptions = {}): Pro
         method: options.method ?? (options.body !== undefined ? 'POST' : 'GET'),
         headers,
         agent: options.agent ?? false,
+        ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {}),
         ...(isHttps && options.agent === undefined
           ? {
               ...(options.insecure ? { rejectUnauthorized: false } : {}),

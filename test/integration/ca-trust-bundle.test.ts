@@ -248,3 +248,30 @@ test('a client certificate on a bundle poll is checked only with a report to rec
   assert.equal((await poll(own, ownKey.keyPem, true, 'genuine-1')).status, 200);
   assert.equal(seen(), seenBefore + 1, 'a valid SVID report is counted');
 });
+
+test('a sibling pod of the same identity reporting a lagging agent\'s id from another address cannot hide it from activate (outside QA)', async () => {
+  const rotating = await startTestCa({ 'bundle-refresh-interval': '300s' });
+  try {
+    const admin = await rotating.token('rampart-system', 'rampart-admin');
+    const svid = async () => {
+      const { keyPem, csrPem } = createKeyAndCsr();
+      const res = await httpsJson(`${rotating.apiUrl}/v1/certificates`, { ca: rotating.rootCertPem(), token: await rotating.token('shop', 'lag'), body: { csr: csrPem } });
+      assert.equal(res.status, 200, res.text);
+      return { cert: (res.body.certChain as string[]).join(''), key: keyPem };
+    };
+    const [victim, sibling] = [await svid(), await svid()];
+    const report = (who: { cert: string; key: string }, sequence: number, localAddress: string) =>
+      httpsJson(`${rotating.apiUrl}/v1/trust-bundle`, { ca: rotating.rootCertPem(), ...who, localAddress, headers: { 'rampart-bundle-sequence': String(sequence), 'rampart-agent-id': 'lag-pod-1' } });
+    assert.equal((await report(victim, 1, '127.0.0.1')).status, 200);
+    const prepared = await httpsJson(`${rotating.apiUrl}/v1/admin/roots/prepare`, { ca: rotating.rootCertPem(), token: admin, body: {} });
+    assert.equal(prepared.status, 200, prepared.text);
+    assert.equal((await report(victim, 1, '127.0.0.1')).status, 200);
+    assert.equal((await report(sibling, 2, '127.0.0.2')).status, 200);
+    const status = rotating.runtime.propagationStatus(2);
+    assert.equal(status.propagated, false);
+    assert.deepEqual([status.agentsUpToDate, status.agentsSeen], [1, 2]);
+    assert.match(status.reason, /behind: spiffe:\/\/cluster\.local\/ns\/shop\/sa\/lag \(1 agent\)/);
+  } finally {
+    await rotating.close();
+  }
+});

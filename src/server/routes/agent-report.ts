@@ -10,7 +10,10 @@ export function recordAgentReport(request: FastifyRequest, deps: CaServerDeps, s
   const raw = request.headers[BUNDLE_SEQUENCE_HEADER];
   if (typeof raw !== 'string' || !/^\d{1,15}$/.test(raw)) return;
   const agentHeader = request.headers[AGENT_ID_HEADER];
-  // Several pods share a service account: the agent's own instance id keeps them apart.
+  // Several pods share a service account: the agent's own instance id keeps them apart, and the
+  // address it calls from keeps a sibling pod that sends the same id (a pod name is easy to
+  // guess) from overwriting a lagging agent's sighting with a newer sequence (outside QA).
   const instance = typeof agentHeader === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(agentHeader) ? agentHeader : '';
-  deps.runtime.reportAgentSequence(instance ? `${spiffeId}#${instance}` : spiffeId, Number(raw));
+  const from = request.socket.remoteAddress ?? '';
+  deps.runtime.reportAgentSequence(`${spiffeId}#${instance}@${from}`, Number(raw));
 }
