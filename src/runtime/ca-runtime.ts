@@ -35,10 +35,10 @@ import type { CaMetrics } from '../observability/ca-metrics.js';
 type Step = 'prepare' | 'activate' | 'retire' | 'renew-intermediate' | 'record-leaf-ttl' | 'sequence-past-agents';
 export type CrashPoint = `${'bootstrap' | Step}:${'before-save' | 'after-save'}`;
 
-// A sequence an agent reports ahead of the state's is believed only this far ahead (an old backup
-// is a few rotation steps behind; any SVID holder can send a report), and acted on once a minute.
-const REPORTED_SEQUENCE_LEAD_AT_MOST = 1_000;
-const SEQUENCE_CATCH_UP_EVERY_MS = 60_000;
+// Agents reporting a sequence past the state's are weighed at most this often (a scan of every
+// sighting), and a minority doing so is logged at most this often.
+const SEQUENCE_AHEAD_CHECK_EVERY_MS = 5_000;
+const SEQUENCE_AHEAD_LOG_EVERY_MS = 600_000;
 
 export interface CaRuntimeOptions {
   readonly store: StateStore;
@@ -111,7 +111,8 @@ export class CaRuntime {
   private timer: NodeJS.Timeout | null = null;
   private mutating: Promise<unknown> = Promise.resolve();
   private ratioUpdatedAt = Number.NEGATIVE_INFINITY;
-  private sequenceCaughtUpAt = Number.NEGATIVE_INFINITY;
+  private sequenceAheadCheckedAt = Number.NEGATIVE_INFINITY;
+  private sequenceAheadLoggedAt = Number.NEGATIVE_INFINITY;
   /** A plugged-in root that could not be prepared, so the refusal is logged once. */
   private pluggedRefused: string | undefined;
   private wroteFirstState = false;
@@ -207,31 +208,37 @@ export class CaRuntime {
   }
 
   /**
-   * An agent holds a bundle sequence this CA never reached: the state went back (a backup put back
-   * while every CA was stopped). The leader moves the sequence past it, so the next bundle change
-   * gets a number no agent has seen (rotation.ts sequencePastReported).
+   * Agents hold a bundle sequence this CA never reached: the state went back (a backup put back
+   * while every CA was stopped). The leader moves the sequence past the one a strict majority of
+   * the identities seen recently hold, so the next bundle change gets a number no agent has seen
+   * (rotation.ts sequencePastReported). Any workload can report any number, so one identity or
+   * a few are not believed: a single SVID moved the sequence 1,000 a minute, and could then hide
+   * a real restore behind a lead too large to trust (outside QA).
    */
   private catchUpSequence(reported: number, now: number): void {
+    if (!this.options.isLeader() || now - this.sequenceAheadCheckedAt < SEQUENCE_AHEAD_CHECK_EVERY_MS) return;
+    this.sequenceAheadCheckedAt = now;
     const held = this.stored?.state.sequence ?? 0;
-    if (!this.options.isLeader() || now - this.sequenceCaughtUpAt < SEQUENCE_CATCH_UP_EVERY_MS) return;
-    this.sequenceCaughtUpAt = now;
-    if (reported - held > REPORTED_SEQUENCE_LEAD_AT_MOST) {
-      this.options.logger.warn({ event: 'agent-sequence-ignored', reported, sequence: held }, `an agent reports bundle sequence ${reported}, more than ${REPORTED_SEQUENCE_LEAD_AT_MOST} past this CA's ${held}; not believed`);
+    const majority = this.propagation.heldByMajority(now - 2 * this.options.bundleRefreshIntervalMs) ?? 0;
+    if (majority <= held) {
+      if (now - this.sequenceAheadLoggedAt >= SEQUENCE_AHEAD_LOG_EVERY_MS) {
+        this.sequenceAheadLoggedAt = now;
+        this.options.logger.warn({ event: 'agent-sequence-ahead', reported, sequence: held }, `an agent reports bundle sequence ${reported}, past this CA's ${held}, but most identities seen recently do not: not acted on (a workload may be sending made-up reports)`);
+      }
       return;
     }
     // Judged again on the stored state inside the step: a leader that had not yet read another
     // replica's newer write finds the agents' sequence there, and does nothing.
-    this.mutate('sequence-past-agents', (s, t) => sequencePastReported(s, reported, t), true).then(
+    this.mutate('sequence-past-agents', (s, t) => sequencePastReported(s, majority, t), true).then(
       (state) => {
-        if (state.sequence !== reported + 1) return;
+        if (state.sequence !== majority + 1) return;
         this.options.logger.warn(
-          { event: 'sequence-behind-agents', code: 'RAMPART_ERR_STATE_CORRUPT', reported, sequence: held, next: state.sequence },
-          `an agent held bundle sequence ${reported}, past this CA's ${held}: the state went back (an older backup, or an edit by hand); published the current bundle as sequence ${state.sequence} so agents and caches take it, and so the next change gets a new number`,
+          { event: 'sequence-behind-agents', code: 'RAMPART_ERR_STATE_CORRUPT', reported: majority, sequence: held, next: state.sequence },
+          `most agents hold bundle sequence ${majority} or later, past this CA's ${held}: the state went back (an older backup, or an edit by hand); published the current bundle as sequence ${state.sequence} so agents and caches take it, and so the next change gets a new number`,
         );
       },
       (err: unknown) => {
         this.options.logger.error({ event: 'sequence-catch-up-failed', reason: isRampartError(err) ? err.message : String(err) }, 'could not move the bundle sequence past the agents\' one; will try again on a later report');
-        this.sequenceCaughtUpAt = Number.NEGATIVE_INFINITY;
       },
     );
   }

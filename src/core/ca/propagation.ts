@@ -138,6 +138,23 @@ export class PropagationTracker {
     return { replica, updatedAt: now, agentsSeen: seen, behind: behind.slice(0, MAX_SHARED_BEHIND), behindOmitted: Math.max(0, behind.length - MAX_SHARED_BEHIND) };
   }
 
+  /**
+   * The highest bundle sequence that a strict majority of the identities (SPIFFE IDs) seen since
+   * `horizon` hold, each counted once at the newest sequence any of its agents reported; null when
+   * none were seen. One identity, or a few, cannot move it however many agents they invent.
+   */
+  heldByMajority(horizon: number): number | null {
+    const newest = new Map<string, number>();
+    for (const [agent, s] of this.sightings.entries()) {
+      if (s.lastSeen < horizon) continue;
+      const identity = identityOfAgent(agent);
+      newest.set(identity, Math.max(newest.get(identity) ?? 0, s.sequence));
+    }
+    if (newest.size === 0) return null;
+    const sequences = [...newest.values()].sort((a, b) => b - a);
+    return sequences[Math.floor(sequences.length / 2)] as number;
+  }
+
   /** Drops sightings older than `horizonMs` (housekeeping). */
   prune(now: number, horizonMs: number): void {
     for (const [id, s] of this.sightings.entries()) if (s.lastSeen < now - horizonMs) this.sightings.delete(id);
