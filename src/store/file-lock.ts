@@ -7,7 +7,7 @@
  * pid. A lock left by a dead process on this host is taken over.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, unlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync, unlinkSync } from 'node:fs';
 import { link, open, readFile, rename, unlink } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -31,6 +31,8 @@ export interface LockOwner {
   readonly bootId?: string;
   /** Linux: the holder's start time in clock ticks since boot (/proc/<pid>/stat field 22). */
   readonly startTicks?: string;
+  /** Linux: the pid namespace its pid belongs to (/proc/self/ns/pid). */
+  readonly pidNamespace?: string;
 }
 
 /** Options for {@link FileLock.acquire}. */
@@ -72,6 +74,7 @@ function parseOwner(raw: string): LockOwner | null {
       nonce: String(o.nonce ?? ''),
       ...(typeof o.bootId === 'string' ? { bootId: o.bootId } : {}),
       ...(typeof o.startTicks === 'string' ? { startTicks: o.startTicks } : {}),
+      ...(typeof o.pidNamespace === 'string' ? { pidNamespace: o.pidNamespace } : {}),
     };
   } catch {
     return null;
@@ -144,6 +147,15 @@ function currentBootId(): string | null {
   return readProc('/proc/sys/kernel/random/boot_id')?.trim() || null;
 }
 
+/** This process's pid namespace on Linux (`pid:[4026531836]`), else null. */
+function currentPidNamespace(): string | null {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return null;
+  }
+}
+
 /** When `pid` started, in clock ticks since boot, on Linux; null elsewhere or when it is gone. */
 export function processStartTicks(pid: number): string | null {
   const stat = readProc(`/proc/${pid}/stat`);
@@ -163,6 +175,9 @@ function pidReused(holder: LockOwner): boolean {
   if (holder.bootId === undefined || holder.startTicks === undefined) return false;
   const bootId = currentBootId();
   if (bootId !== null && bootId !== holder.bootId) return true;
+  // A pid from another pid namespace (a CA in a container beside one on the host) names some
+  // other process here: it says nothing either way, so the lock stands, as before (outside QA).
+  if (holder.pidNamespace === undefined || holder.pidNamespace !== currentPidNamespace()) return false;
   const ticks = processStartTicks(holder.pid);
   return ticks !== null && ticks !== holder.startTicks;
 }
@@ -194,12 +209,14 @@ export class FileLock {
     const path = join(dir, LOCK_FILE_NAME);
     const bootId = currentBootId();
     const startTicks = processStartTicks(process.pid);
+    const pidNamespace = currentPidNamespace();
     const owner: LockOwner = {
       pid: process.pid,
       hostname: osHostname(),
       startedAt: new Date().toISOString(),
       nonce: randomBytes(12).toString('hex'),
       ...(bootId !== null && startTicks !== null ? { bootId, startTicks } : {}),
+      ...(pidNamespace !== null ? { pidNamespace } : {}),
     };
     const raw = `${JSON.stringify(owner)}\n`;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,12 +91,13 @@ test('a lock held by a live process is refused', async () => {
 
 test('a live pid that is no longer the holder is taken over: another boot, or a process started at another moment (outside QA: a reused pid after a power cut blocked every restart)', { skip: process.platform !== 'linux' }, async () => {
   const bootId = (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
+  const pidNamespace = readlinkSync('/proc/self/ns/pid');
   const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
   try {
     const pid = sleeper.pid as number;
     const ticks = processStartTicks(pid);
     assert.ok(ticks !== null);
-    const record = (fields: Record<string, string>): string => `${JSON.stringify({ pid, hostname: hostname(), startedAt: '2026-01-01T00:00:00.000Z', nonce: 'old', ...fields })}\n`;
+    const record = (fields: Record<string, string>): string => `${JSON.stringify({ pid, hostname: hostname(), startedAt: '2026-01-01T00:00:00.000Z', nonce: 'old', pidNamespace, ...fields })}\n`;
     await withTempDir(async (dir) => {
       // The holder itself: same boot, same start time.
       await writeFile(join(dir, LOCK_FILE_NAME), record({ bootId, startTicks: ticks }));
@@ -107,14 +109,18 @@ test('a live pid that is no longer the holder is taken over: another boot, or a 
       await writeFile(join(dir, LOCK_FILE_NAME), record({ bootId: '00000000-0000-0000-0000-000000000000', startTicks: ticks }));
       await (await FileLock.acquire(dir)).release();
       // A lock from before these fields: its live pid still counts as the holder.
-      await writeFile(join(dir, LOCK_FILE_NAME), record({}));
+      await writeFile(join(dir, LOCK_FILE_NAME), `${JSON.stringify({ pid, hostname: hostname(), startedAt: 'x', nonce: 'old' })}\n`);
+      await assert.rejects(FileLock.acquire(dir), isLocked);
+      // A holder in another pid namespace (a CA in a container, its pid 1 is not ours): its pid says
+      // nothing here, so the lock stands (outside QA: a live containerized CA's lock was taken over).
+      await writeFile(join(dir, LOCK_FILE_NAME), record({ bootId, startTicks: String(Number(ticks) - 1), pidNamespace: 'pid:[1]' }));
       await assert.rejects(FileLock.acquire(dir), isLocked);
     });
     // And a lock this process takes records both.
     await withTempDir(async (dir) => {
       const lock = await FileLock.acquire(dir);
       const own = JSON.parse(await readFile(join(dir, LOCK_FILE_NAME), 'utf8'));
-      assert.deepEqual([own.bootId, own.startTicks], [bootId, processStartTicks(process.pid)]);
+      assert.deepEqual([own.bootId, own.startTicks, own.pidNamespace], [bootId, processStartTicks(process.pid), pidNamespace]);
       await lock.release();
     });
   } finally {
