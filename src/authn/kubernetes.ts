@@ -55,6 +55,12 @@ const EXP_SKEW_MS = 60_000;
 // A token the API server refused is refused again from memory for this long, so a client
 // retrying one in a loop costs one review, not one a request.
 const REFUSED_CACHE_MS = 10_000;
+// An address whose tokens the API server refused this many times within the window gets no more
+// reviews of new tokens until the window ends. Tokens with plausible claims and made-up
+// signatures each cost a review, and a flood of them from one pod took the budget all pods
+// share (outside QA); a genuine agent's token is almost never refused.
+const REFUSED_REVIEWS_PER_ADDRESS = 10;
+const REFUSED_REVIEWS_WINDOW_MS = 60_000;
 
 /**
  * What a token's own claims already rule out, or null: the projected service-account tokens
@@ -93,6 +99,7 @@ export class KubernetesAuthenticator implements Authenticator {
   private readonly timeoutMs: number;
   private readonly cache: LRUCache<string, CachedIdentity>;
   private readonly refused: LRUCache<string, { detail: string; until: number }>;
+  private readonly refusedByAddress: LRUCache<string, { count: number; since: number }>;
   private readonly inflight = new Map<string, Promise<CachedIdentity>>();
   private readonly limiter: ReviewRateLimiter;
   private readonly reviews: Counter<string>;
@@ -107,6 +114,7 @@ export class KubernetesAuthenticator implements Authenticator {
     this.timeoutMs = opts.reviewTimeoutMs ?? 10_000;
     this.cache = new LRUCache({ max: opts.cacheSize ?? 10_000 });
     this.refused = new LRUCache({ max: opts.cacheSize ?? 10_000 });
+    this.refusedByAddress = new LRUCache({ max: opts.cacheSize ?? 10_000 });
     this.limiter = new ReviewRateLimiter({ perSecond: 50, burst: 100, maxConcurrent: 16, ...opts.rate }, this.clock);
     this.reviews = counter(opts.registry, 'rampart_ca_tokenreview_requests_total', 'TokenReview calls to the Kubernetes API server by result; rate_limited and refused_locally (claims no review would pass) made no call.', ['result']);
     this.cacheHits = counter(opts.registry, 'rampart_ca_tokenreview_cache_hits_total', 'Service-account tokens accepted from the review cache without calling the API server.', []);
@@ -137,10 +145,29 @@ export class KubernetesAuthenticator implements Authenticator {
     if (refused !== undefined && refused.until > now) throw new AuthenticationError(refused.detail);
     let pending = this.inflight.get(key);
     if (pending === undefined) {
-      pending = this.review(token, key).finally(() => this.inflight.delete(key));
+      this.checkAddress(request.peerAddress, now);
+      pending = this.review(token, key, request.peerAddress).finally(() => this.inflight.delete(key));
       this.inflight.set(key, pending);
     }
     return (await pending).identity;
+  }
+
+  /** Refuses (429) a new review for an address whose tokens were refused too often of late. */
+  private checkAddress(address: string | undefined, now: number): void {
+    if (address === undefined) return;
+    const record = this.refusedByAddress.get(address);
+    if (record === undefined || now - record.since >= REFUSED_REVIEWS_WINDOW_MS || record.count < REFUSED_REVIEWS_PER_ADDRESS) return;
+    this.reviews.inc({ result: 'rate_limited' });
+    const retryAfterSeconds = Math.max(1, Math.ceil((record.since + REFUSED_REVIEWS_WINDOW_MS - now) / 1000));
+    throw new UnavailableError('RAMPART_ERR_RATE_LIMITED', `the Kubernetes API server refused ${record.count} tokens from this address within a minute; no more are reviewed from it for ${retryAfterSeconds}s`, { retryAfterSeconds });
+  }
+
+  private countRefusal(address: string | undefined): void {
+    if (address === undefined) return;
+    const now = this.clock.now();
+    const record = this.refusedByAddress.get(address);
+    if (record === undefined || now - record.since >= REFUSED_REVIEWS_WINDOW_MS) this.refusedByAddress.set(address, { count: 1, since: now });
+    else record.count++;
   }
 
   private reject(key: string, detail: string): AuthenticationError {
@@ -148,7 +175,7 @@ export class KubernetesAuthenticator implements Authenticator {
     return new AuthenticationError(detail);
   }
 
-  private async review(token: string, key: string): Promise<CachedIdentity> {
+  private async review(token: string, key: string, address: string | undefined): Promise<CachedIdentity> {
     let release: () => void;
     try {
       release = await this.limiter.acquire();
@@ -173,6 +200,7 @@ export class KubernetesAuthenticator implements Authenticator {
       // The API server's reason names the failed check, never the token itself.
       const detail = `TokenReview rejected the token: ${(status?.error ?? 'no reason given').slice(0, 300)}`;
       this.refused.set(key, { detail, until: this.clock.now() + REFUSED_CACHE_MS });
+      this.countRefusal(address);
       throw this.reject(key, detail);
     }
     const granted = status.audiences ?? [];

@@ -98,6 +98,8 @@ export interface AuthenticationRequest {
   readonly bearerToken?: string;
   /** DER certificates the TLS client presented, leaf first. Not yet verified by anyone. */
   readonly clientCertChain?: readonly Buffer[];
+  /** The address the request came from, for limits per caller (not an identity). */
+  readonly peerAddress?: string;
 }
 
 /** A successful authentication. */

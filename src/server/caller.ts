@@ -66,5 +66,6 @@ export function authenticationRequest(request: FastifyRequest): AuthenticationRe
   if (authorizationHeaderCount(request) > 1) throw new BadRequestError('RAMPART_ERR_BAD_REQUEST', 'the request carries more than one Authorization header; send one');
   const token = bearerToken(request);
   const chain = clientCertChain(request);
-  return { ...(token !== undefined ? { bearerToken: token } : {}), ...(chain.length > 0 ? { clientCertChain: chain } : {}) };
+  const peer = request.raw.socket.remoteAddress;
+  return { ...(token !== undefined ? { bearerToken: token } : {}), ...(chain.length > 0 ? { clientCertChain: chain } : {}), ...(peer !== undefined ? { peerAddress: peer } : {}) };
 }

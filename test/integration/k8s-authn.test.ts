@@ -119,6 +119,25 @@ test('tokens whose own claims no review would pass cost no API call, and a refus
   assert.equal(api.tokenReviews.total, before + 2);
 });
 
+test('an address whose tokens the API server refused 10 times in a minute gets no more reviews until the minute ends; other addresses are served (outside QA: plausible claims with made-up signatures took the shared budget)', async () => {
+  const clock = new ManualClock(Date.now());
+  const authn = authenticator({ clock });
+  const forged = (i: number): string => {
+    const claims = { aud: ['rampart-ca'], exp: Math.floor(clock.now() / 1000) + 600, iss: api.issuerUrl, sub: 'system:serviceaccount:shop:web' };
+    return `eyJhbGciOiJSUzI1NiIsImtpZCI6IngifQ.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${Buffer.from(`made-up-${i}`).toString('base64url')}`;
+  };
+  const before = api.tokenReviews.total;
+  for (let i = 0; i < 10; i++) await assert.rejects(authn.authenticate({ bearerToken: forged(i), peerAddress: '10.0.0.66' }), AuthenticationError);
+  assert.equal(api.tokenReviews.total, before + 10);
+  await assert.rejects(authn.authenticate({ bearerToken: forged(10), peerAddress: '10.0.0.66' }), (e: unknown) => isCode('RAMPART_ERR_RATE_LIMITED')(e) && (e as RampartError).retryAfterSeconds === 60);
+  assert.equal(api.tokenReviews.total, before + 10, 'no review for the eleventh');
+  // Another pod is served as usual.
+  assert.equal((await authn.authenticate({ bearerToken: await mint({ serviceAccount: 'other-pod' }), peerAddress: '10.0.0.7' }))?.serviceAccount, 'other-pod');
+  clock.advance(60_000);
+  await assert.rejects(authn.authenticate({ bearerToken: forged(11), peerAddress: '10.0.0.66' }), AuthenticationError);
+  assert.equal(api.tokenReviews.total, before + 12, 'reviewed again once the minute is over');
+});
+
 test('concurrent reviews of one token share a single API call', async () => {
   const authn = authenticator();
   const token = await mint({ serviceAccount: 'burst' });
