@@ -44,6 +44,13 @@ const VERIFIED_CACHE_MS = 5 * 60_000;
 const REFUSED_CACHE_MS = 10_000;
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
+/** What a remembered verdict on a chain was reached under. */
+interface Remembered {
+  readonly until: number;
+  readonly rootsGeneration: number;
+  readonly trustDomain: string;
+}
+
 function reject(detail: string): never {
   throw new AuthenticationError(`client certificate rejected: ${detail}`);
 }
@@ -104,8 +111,8 @@ export function createSvidAuthenticator(options: SvidAuthenticatorOptions): Auth
   let cachedKey = '';
   let cachedRoots: SvidCert[] = [];
   let rootsGeneration = 0;
-  const verified = new LRUCache<string, { identity: WorkloadIdentity; until: number; rootsGeneration: number; trustDomain: string }>({ max: VERIFIED_CACHE_ENTRIES });
-  const refused = new LRUCache<string, { error: AuthenticationError; until: number; rootsGeneration: number; trustDomain: string }>({ max: VERIFIED_CACHE_ENTRIES });
+  const verified = new LRUCache<string, Remembered & { identity: WorkloadIdentity }>({ max: VERIFIED_CACHE_ENTRIES });
+  const refused = new LRUCache<string, Remembered & { error: AuthenticationError }>({ max: VERIFIED_CACHE_ENTRIES });
   const rootsFor = (pems: readonly string[]): SvidCert[] => {
     const key = pems.join('\n');
     if (key === cachedKey) return cachedRoots;
@@ -136,10 +143,12 @@ export function createSvidAuthenticator(options: SvidAuthenticatorOptions): Auth
       const hash = createHash('sha256');
       for (const der of presented) hash.update(der);
       const chainKey = hash.digest('base64');
+      // A remembered answer holds while its time lasts and the roots and trust domain are unchanged.
+      const stillValid = (entry: Remembered | undefined): boolean => entry !== undefined && entry.rootsGeneration === rootsGeneration && entry.trustDomain === anchors.trustDomain && now < entry.until;
       const hit = verified.get(chainKey);
-      if (hit !== undefined && hit.rootsGeneration === rootsGeneration && hit.trustDomain === anchors.trustDomain && now < hit.until) return hit.identity;
+      if (hit !== undefined && stillValid(hit)) return hit.identity;
       const miss = refused.get(chainKey);
-      if (miss !== undefined && miss.rootsGeneration === rootsGeneration && miss.trustDomain === anchors.trustDomain && now < miss.until) throw miss.error;
+      if (miss !== undefined && stillValid(miss)) throw miss.error;
       try {
         const { identity, until } = verifyChain(presented, anchors.trustDomain, roots, now, maxChain);
         verified.set(chainKey, { identity, until, rootsGeneration, trustDomain: anchors.trustDomain });

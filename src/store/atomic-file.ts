@@ -4,7 +4,7 @@
  * than `mode` allows.
  */
 import { randomBytes } from 'node:crypto';
-import { open, rename, unlink } from 'node:fs/promises';
+import { link, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** Options for {@link writeFileAtomic}. */
@@ -36,27 +36,52 @@ export function isAtomicTempFile(entryName: string, fileName: string): boolean {
  * `code`); callers map them to their own coded errors.
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, options: AtomicWriteOptions): Promise<void> {
-  const dir = dirname(path);
-  const temp = join(dir, `${atomicTempPrefix(basename(path))}${process.pid}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`);
+  const temp = await writeTempFile(path, data, options.mode);
+  try {
+    await rename(temp, path);
+  } catch (error) {
+    await unlink(temp).catch(() => undefined);
+    throw error;
+  }
+  await fsyncDirectory(dirname(path));
+}
+
+/**
+ * Creates `path` holding `data` only where no file is, the same crash-safe way (a fully written
+ * temp file linked into place); false when a file was already there, which is left alone.
+ */
+export async function createFileExclusive(path: string, data: string | Uint8Array, options: AtomicWriteOptions): Promise<boolean> {
+  const temp = await writeTempFile(path, data, options.mode);
+  try {
+    await link(temp, path);
+  } catch (error) {
+    if (isFsError(error, 'EEXIST')) return false;
+    throw error;
+  } finally {
+    await unlink(temp).catch(() => undefined);
+  }
+  await fsyncDirectory(dirname(path));
+  return true;
+}
+
+/** A fully written, fsynced temp file beside `path`, named so a store can sweep it after a crash. */
+async function writeTempFile(path: string, data: string | Uint8Array, mode: number): Promise<string> {
+  const temp = join(dirname(path), `${atomicTempPrefix(basename(path))}${process.pid}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`);
   // 'wx' = O_CREAT|O_EXCL: never follow or reuse a file someone planted at the temp name.
-  const handle = await open(temp, 'wx', options.mode);
-  let renamed = false;
+  const handle = await open(temp, 'wx', mode);
   try {
     // open() applies the umask, which can only narrow the mode; chmod makes it exact (e.g. a
     // 0644 bundle under umask 077) while the file is still only reachable by its temp name.
-    await handle.chmod(options.mode);
+    await handle.chmod(mode);
     await handle.writeFile(data);
     await handle.sync();
-    await handle.close();
-    await rename(temp, path);
-    renamed = true;
-    await fsyncDirectory(dir);
-  } finally {
-    if (!renamed) {
-      await handle.close().catch(() => undefined);
-      await unlink(temp).catch(() => undefined);
-    }
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    await unlink(temp).catch(() => undefined);
+    throw error;
   }
+  await handle.close();
+  return temp;
 }
 
 /**

@@ -125,13 +125,14 @@ export function processIsAlive(pid: number): boolean {
  * elsewhere a zombie counts as alive, as before.
  */
 function isZombie(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // "pid (comm) S ...": comm may hold spaces and parentheses, so read after the last ")".
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
-  } catch {
-    return false;
-  }
+  return procStatFields(pid)?.[0] === 'Z';
+}
+
+/** The fields of /proc/<pid>/stat after "pid (comm)", from the state on; null off Linux or when gone. */
+function procStatFields(pid: number): string[] | null {
+  const stat = readProc(`/proc/${pid}/stat`);
+  // comm may hold spaces and parentheses, so read after the last ")".
+  return stat === null ? null : stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
 function readProc(path: string): string | null {
@@ -158,11 +159,8 @@ function currentPidNamespace(): string | null {
 
 /** When `pid` started, in clock ticks since boot, on Linux; null elsewhere or when it is gone. */
 export function processStartTicks(pid: number): string | null {
-  const stat = readProc(`/proc/${pid}/stat`);
-  if (stat === null) return null;
-  // Fields after "pid (comm)": state is field 3, starttime field 22.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return fields[19] ?? null;
+  // starttime is field 22 of the line, the 20th after "pid (comm)".
+  return procStatFields(pid)?.[19] ?? null;
 }
 
 /**

@@ -4,13 +4,13 @@
  * the store's lifetime so a second CA cannot use the same directory. A start that fails after
  * creating the state closes the store with `abandon()`, which puts the directory back.
  */
-import { createHash, randomBytes, X509Certificate } from 'node:crypto';
-import { chmod, link, open as openFile, readdir, readFile, realpath, stat, unlink } from 'node:fs/promises';
+import { createHash, X509Certificate } from 'node:crypto';
+import { chmod, readdir, readFile, realpath, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError, ConflictError, isRampartError, StateError } from '../core/errors.js';
 import type { CaState, StateStore, StoredState, UnreadableState } from '../core/ports.js';
-import { atomicTempPrefix, isAtomicTempFile, isFsError, writeFileAtomic } from './atomic-file.js';
+import { createFileExclusive, isAtomicTempFile, isFsError, writeFileAtomic } from './atomic-file.js';
 import { FileLock, LOCK_FILE_NAME, processIsAlive } from './file-lock.js';
 import { makeDirectories } from './make-directories.js';
 import { removeCreatedDirectories, StartSnapshot, type RollbackReport } from './start-snapshot.js';
@@ -329,23 +329,8 @@ export class FileStateStore implements StateStore {
         }
         if (kept === undefined) continue;
         await this.lock.verify();
-        // Named as an atomic write's temp file, so a start after a crash here sweeps it away.
-        const temp = join(this.dir, `${atomicTempPrefix(name)}${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-        const handle = await openFile(temp, 'wx', kept.mode);
-        try {
-          await handle.writeFile(kept.bytes);
-          await handle.chmod(kept.mode);
-          await handle.sync();
-        } finally {
-          await handle.close();
-        }
-        try {
-          await link(temp, path);
+        if (await createFileExclusive(path, kept.bytes, { mode: kept.mode })) {
           this.logger?.warn({ event: 'file-restored', file: path }, `${name} was removed while the CA ran; wrote it back as it was`);
-        } catch (error) {
-          if (!isFsError(error, 'EEXIST')) throw error;
-        } finally {
-          await unlink(temp).catch(() => undefined);
         }
       } catch (error) {
         this.logger?.warn({ err: error, file: path }, 'cannot check or restore a file of the CA');
