@@ -13,7 +13,7 @@ import { loadAgentConfig, type AgentFlags } from '../config/agent-config.js';
 import { loadCaConfig, type CaFlags } from '../config/ca-config.js';
 import { formatSpiffeId } from '../core/identity.js';
 import { startCa, type RunningCa } from '../runtime/start-ca.js';
-import type { RotationStatus } from '../runtime/ca-runtime.js';
+import type { RotationStatus } from '../runtime/rotation-status.js';
 import { startDemoService, type DemoService } from './http-service.js';
 import { LogSink } from './log-sink.js';
 import { caAdminRequest } from './admin-client.js';

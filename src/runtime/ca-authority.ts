@@ -4,7 +4,7 @@
  */
 import type { IssuedCertificate, IssueRequest, SigningContext } from '../core/ca/authority.js';
 import type { CaState } from '../core/ports.js';
-import type { RotationStatus } from './ca-runtime.js';
+import type { RotationStatus } from './rotation-status.js';
 
 export interface CaAuthority {
   readonly ready: boolean;

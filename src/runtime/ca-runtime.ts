@@ -9,19 +9,15 @@ import type { Clock } from '../core/clock.js';
 import { ConflictError, isRampartError, StateError, UnavailableError } from '../core/errors.js';
 import { issueCertificate, signingContextFor, type IssuedCertificate, type IssueRequest, type SigningContext } from '../core/ca/authority.js';
 import type { TtlPolicy } from '../core/ca/policy.js';
-import { PropagationTracker, type PeerSightings, type PropagationStatus } from '../core/ca/propagation.js';
+import type { PeerSightings, PropagationStatus } from '../core/ca/propagation.js';
 import {
   activateRoot,
-  activeRoot,
-  automaticSchedule,
   bootstrapState,
   dueStep,
-  intermediateRenewalAt,
   prepareRoot,
   recordLeafTtlCeiling,
   renewIntermediates,
   replacePluggedIntermediate,
-  retireableAt,
   retireRoots,
   sequencePastReported,
   type CaLifetimes,
@@ -30,15 +26,12 @@ import {
 import { bundleToPem } from '../core/ca/trust-bundle.js';
 import type { CaState, StateStore, StoredState, UnreadableState } from '../core/ports.js';
 import type { CaMetrics } from '../observability/ca-metrics.js';
+import { AgentSequences } from './agent-sequences.js';
+import { rotationStatus, type RotationStatus } from './rotation-status.js';
 
 /** Named points between the steps of a state change; tests arm one to crash the process there. */
 type Step = 'prepare' | 'activate' | 'retire' | 'renew-intermediate' | 'record-leaf-ttl' | 'sequence-past-agents';
 export type CrashPoint = `${'bootstrap' | Step}:${'before-save' | 'after-save'}`;
-
-// Agents reporting a sequence past the state's are weighed at most this often (a scan of every
-// sighting), and a minority doing so is logged at most this often.
-const SEQUENCE_AHEAD_CHECK_EVERY_MS = 5_000;
-const SEQUENCE_AHEAD_LOG_EVERY_MS = 600_000;
 
 export interface CaRuntimeOptions {
   readonly store: StateStore;
@@ -71,31 +64,6 @@ class StoredStateUnreadable extends Error {}
 const UNREADABLE_WAIT_MS = 250;
 const UNREADABLE_WAITS = 20;
 
-export interface RotationStatus {
-  readonly trustDomain: string;
-  readonly sequence: number;
-  readonly roots: ReadonlyArray<{
-    pem: string;
-    phase: string;
-    notAfter: string;
-    fingerprint: string;
-    generation: number;
-    plugged: boolean;
-    retireableAt?: string;
-    propagation?: PropagationStatus;
-  }>;
-  /**
-   * The active root's intermediate; for a plugged-in one `notAfter` is the supplied chain's first
-   * expiry and `renewAt` is null, because only the operator can replace it.
-   */
-  readonly intermediate: { notAfter: string; renewAt: string | null; plugged: boolean } | null;
-  /** The automatic schedule for the active root; a plugged-in root has no `prepareAt`. */
-  readonly schedule: { prepareAt: string | null; activateAt: string } | null;
-  /** Whether the CA takes the schedule's steps itself (`--auto-rotate`); if not, they are advice. */
-  readonly autoRotate: boolean;
-  readonly nextStep: string | null;
-}
-
 export class CaRuntime {
   private stored: StoredState | null = null;
   private context: SigningContext | null = null;
@@ -104,20 +72,17 @@ export class CaRuntime {
   private readonly listeners = new Set<Listener>();
   private readonly waiters = new Wakeups();
   private lastWaitLog: { at: number; reason: string } | undefined;
-  private readonly propagation = new PropagationTracker();
-  /** When each bundle sequence was first seen by this process (propagation waits one interval). */
-  private readonly sequenceSeenAt = new Map<number, number>();
+  private readonly agents: AgentSequences;
   private unwatch: (() => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
   private mutating: Promise<unknown> = Promise.resolve();
-  private ratioUpdatedAt = Number.NEGATIVE_INFINITY;
-  private sequenceAheadCheckedAt = Number.NEGATIVE_INFINITY;
-  private sequenceAheadLoggedAt = Number.NEGATIVE_INFINITY;
   /** A plugged-in root that could not be prepared, so the refusal is logged once. */
   private pluggedRefused: string | undefined;
   private wroteFirstState = false;
 
-  constructor(private readonly options: CaRuntimeOptions) {}
+  constructor(private readonly options: CaRuntimeOptions) {
+    this.agents = new AgentSequences(options.bundleRefreshIntervalMs);
+  }
 
   /** Loads or creates the state and starts following changes. */
   async start(): Promise<void> {
@@ -200,33 +165,25 @@ export class CaRuntime {
   /** Records the bundle sequence an agent reports holding. */
   reportAgentSequence(agentId: string, sequence: number): void {
     const now = this.options.clock.now();
-    this.propagation.report(agentId, sequence, now);
+    this.agents.report(agentId, sequence, now);
     if (this.stored !== null && sequence > this.stored.state.sequence) this.catchUpSequence(sequence, now);
-    // Reports arrive with every certificate request; the ratio scans all sightings, so refresh
-    // the gauge at most once a second rather than per request.
-    if (now - this.ratioUpdatedAt >= 1_000) this.updatePropagationRatio(now);
+    if (this.agents.ratioDue(now)) this.updatePropagationRatio();
   }
 
   /**
    * Agents hold a bundle sequence this CA never reached: the state went back (a backup put back
-   * while every CA was stopped). The leader moves the sequence past the one a strict majority of
-   * the identities seen recently hold, so the next bundle change gets a number no agent has seen
-   * (rotation.ts sequencePastReported). Any workload can report any number, so one identity or
-   * a few are not believed: a single SVID moved the sequence 1,000 a minute, and could then hide
-   * a real restore behind a lead too large to trust (outside QA).
+   * while every CA was stopped). The leader moves the sequence past the one most agents hold, so
+   * the next bundle change gets a number no agent has seen (rotation.ts sequencePastReported).
    */
   private catchUpSequence(reported: number, now: number): void {
-    if (!this.options.isLeader() || now - this.sequenceAheadCheckedAt < SEQUENCE_AHEAD_CHECK_EVERY_MS) return;
-    this.sequenceAheadCheckedAt = now;
+    if (!this.options.isLeader()) return;
     const held = this.stored?.state.sequence ?? 0;
-    const majority = this.propagation.heldByMajority(now - 2 * this.options.bundleRefreshIntervalMs) ?? 0;
-    if (majority <= held) {
-      if (now - this.sequenceAheadLoggedAt >= SEQUENCE_AHEAD_LOG_EVERY_MS) {
-        this.sequenceAheadLoggedAt = now;
-        this.options.logger.warn({ event: 'agent-sequence-ahead', reported, sequence: held }, `an agent reports bundle sequence ${reported}, past this CA's ${held}, but most identities seen recently do not: not acted on (a workload may be sending made-up reports)`);
-      }
-      return;
+    const verdict = this.agents.aheadOf(held, now);
+    if (verdict.kind === 'minority') {
+      this.options.logger.warn({ event: 'agent-sequence-ahead', reported, sequence: held }, `an agent reports bundle sequence ${reported}, past this CA's ${held}, but most identities seen recently do not: not acted on (a workload may be sending made-up reports)`);
     }
+    if (verdict.kind !== 'majority') return;
+    const majority = verdict.majority;
     // Judged again on the stored state inside the step: a leader that had not yet read another
     // replica's newer write finds the agents' sequence there, and does nothing.
     this.mutate('sequence-past-agents', (s, t) => sequencePastReported(s, majority, t), true).then(
@@ -251,24 +208,12 @@ export class CaRuntime {
 
   /** Propagation of bundle sequence `targetSequence` (or later) among agents seen recently. */
   propagationStatus(targetSequence: number): PropagationStatus {
-    const now = this.options.clock.now();
-    return this.propagation.status(targetSequence, this.publishedAt(targetSequence, now), now, this.options.bundleRefreshIntervalMs, this.options.propagationPeers?.() ?? []);
+    return this.agents.status(targetSequence, this.options.clock.now(), this.options.propagationPeers?.() ?? []);
   }
 
   /** This process's agent sightings for the other replicas, judged against the newest sequence. */
   shareSightings(replica: string): PeerSightings {
-    return this.propagation.share(replica, this.stored?.state.sequence ?? 0, this.options.clock.now(), this.options.bundleRefreshIntervalMs);
-  }
-
-  /**
-   * When this process first served `targetSequence` or a later one. After a restart, or when the
-   * bundle moved on (a retire while a root is prepared), the exact sequence may never have been
-   * seen here; the earliest later one still starts the clock instead of restarting it forever.
-   */
-  private publishedAt(targetSequence: number, now: number): number {
-    let earliest = Number.POSITIVE_INFINITY;
-    for (const [sequence, seenAt] of this.sequenceSeenAt) if (sequence >= targetSequence && seenAt < earliest) earliest = seenAt;
-    return Number.isFinite(earliest) ? earliest : now;
+    return this.agents.share(replica, this.stored?.state.sequence ?? 0, this.options.clock.now());
   }
 
   /** Adds a new root to the bundle. It has no safety check to override, so no `force`. */
@@ -295,29 +240,7 @@ export class CaRuntime {
 
   /** A status report for admins (DESIGN section 6). */
   status(): RotationStatus {
-    const state = this.state();
-    const active = activeRoot(state);
-    const now = this.options.clock.now();
-    const schedule = active ? automaticSchedule(active) : null;
-    const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
-    return {
-      trustDomain: state.trustDomain,
-      sequence: state.sequence,
-      roots: state.roots.map((r) => ({
-        pem: r.certPem,
-        phase: r.phase,
-        notAfter: new Date(r.notAfter).toISOString(),
-        fingerprint: r.fingerprint,
-        generation: r.generation,
-        plugged: r.plugged,
-        ...(r.phase === 'retiring' ? { retireableAt: new Date(retireableAt(r)).toISOString() } : {}),
-        ...(r.phase === 'prepared' ? { propagation: this.propagationStatus(r.addedAtSequence) } : {}),
-      })),
-      intermediate: active ? { notAfter: new Date(active.intermediate.notAfter).toISOString(), renewAt: iso(intermediateRenewalAt(active)), plugged: active.plugged } : null,
-      schedule: schedule ? { prepareAt: iso(schedule.prepareAt), activateAt: new Date(schedule.activateAt).toISOString() } : null,
-      autoRotate: this.options.autoRotate,
-      nextStep: this.options.autoRotate ? dueStep(state, now) : null,
-    };
+    return rotationStatus(this.state(), this.options.clock.now(), this.options.autoRotate, (target) => this.propagationStatus(target));
   }
 
   /** Periodic work: intermediate renewal, automatic rotation on the leader, metrics. */
@@ -529,11 +452,17 @@ export class CaRuntime {
     const previous = this.stored;
     this.stored = stored;
     this.context = context;
-    if (!this.sequenceSeenAt.has(stored.state.sequence)) this.sequenceSeenAt.set(stored.state.sequence, this.options.clock.now());
+    this.agents.served(stored.state.sequence, this.options.clock.now());
     await this.publishBundleFile(previous === null);
     this.updateMetrics();
     for (const listener of this.listeners) listener(context);
     this.waiters.wakeAll();
+  }
+
+  /** After a write-back: whatever removed or broke the state may have taken root-cert.pem with it. */
+  private async republishBundleFile(): Promise<void> {
+    this.publishedSequence = -1;
+    await this.publishBundleFile(false);
   }
 
   /**
@@ -542,12 +471,6 @@ export class CaRuntime {
    * a failed write (a full disk, say) must not make the step look failed or skip the wake-ups:
    * it is logged and retried on every tick until it succeeds.
    */
-  /** After a write-back: whatever removed or broke the state may have taken root-cert.pem with it. */
-  private async republishBundleFile(): Promise<void> {
-    this.publishedSequence = -1;
-    await this.publishBundleFile(false);
-  }
-
   private async publishBundleFile(strict: boolean): Promise<void> {
     const stored = this.stored;
     const context = this.context;
@@ -568,13 +491,12 @@ export class CaRuntime {
     for (const r of this.stored.state.roots) m.rootExpiry.set({ fingerprint: r.fingerprint }, r.notAfter / 1000);
     m.intermediateExpiry.set(this.context.signer.issuer.notAfter / 1000);
     m.bundleSequence.set(this.stored.state.sequence);
-    this.updatePropagationRatio(this.options.clock.now());
+    this.updatePropagationRatio();
   }
 
   /** Share of recently seen agents holding the newest sequence (1 when none were seen). */
-  private updatePropagationRatio(now: number): void {
+  private updatePropagationRatio(): void {
     if (this.stored === null) return;
-    this.ratioUpdatedAt = now;
     this.options.metrics.propagationRatio.set(this.propagationStatus(this.stored.state.sequence).ratio);
   }
 

@@ -10,7 +10,7 @@ import { issueCertificate, signingContextFor, type IssuedCertificate, type Issue
 import type { TtlPolicy } from '../core/ca/policy.js';
 import type { CaState } from '../core/ports.js';
 import type { CaAuthority } from './ca-authority.js';
-import type { RotationStatus } from './ca-runtime.js';
+import type { RotationStatus } from './rotation-status.js';
 import type { AdminOp, PrimaryMessage, WorkerMessage } from './cluster-messages.js';
 
 export class ReplicaRuntime implements CaAuthority {

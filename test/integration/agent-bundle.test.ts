@@ -5,7 +5,7 @@ import { readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { CaClient } from '../../src/client/ca-client.js';
-import type { RotationStatus } from '../../src/runtime/ca-runtime.js';
+import type { RotationStatus } from '../../src/runtime/rotation-status.js';
 import { chainsToBundle } from '../../src/agent/chain-check.js';
 import { readCredentials } from '../../src/agent/output-reader.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';

@@ -2,7 +2,7 @@
 import { isBearerTokenText } from '../../agent/token-source.js';
 import { readFileSync } from 'node:fs';
 import { CaClient, CaUnreachableError } from '../../client/ca-client.js';
-import type { RotationStatus } from '../../runtime/ca-runtime.js';
+import type { RotationStatus } from '../../runtime/rotation-status.js';
 import { ConfigError, UnavailableError } from '../../core/errors.js';
 import { parseFlags, UsageError, type FlagSpec } from '../args.js';
 import { readTrustFile } from '../../client/trust-file.js';
