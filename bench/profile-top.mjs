@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// profile-top.mjs FILE.cpuprofile [N] [--skip S] [--callers NAME]: the N functions with the most
-// self time (ignoring the first S seconds, e.g. start-up), or the call stacks leading to NAME.
+// profile-top.mjs FILE.cpuprofile [N] [--skip S] [--until U] [--callers NAME]: the N functions with the most
+// self time (only samples between S and U seconds in, e.g. past start-up and before a second phase),
+// or the call stacks leading to NAME.
 import { readFileSync } from 'node:fs';
 
 const args = process.argv.slice(2);
@@ -9,6 +10,7 @@ const opt = (name) => {
   return i < 0 ? undefined : args.splice(i, 2)[1];
 };
 const skipUs = Number(opt('--skip') ?? 0) * 1e6;
+const untilUs = Number(opt('--until') ?? Infinity) * 1e6;
 const callersOf = opt('--callers');
 const [file, n = '25'] = args;
 const prof = JSON.parse(readFileSync(file, 'utf8'));
@@ -23,7 +25,7 @@ const self = new Map();
 let t = 0;
 for (let i = 0; i < prof.samples.length; i++) {
   t += prof.timeDeltas[i] ?? 0;
-  if (t < skipUs) continue;
+  if (t < skipUs || t > untilUs) continue;
   const node = byId.get(prof.samples[i]);
   let key = label(node);
   if (callersOf !== undefined) {
