@@ -6,15 +6,16 @@
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { CaClient, CertificateResponse } from '../client/ca-client.js';
+import { CaUnreachableError, type CaClient, type CertificateResponse } from '../client/ca-client.js';
 import { formatDuration, type Clock } from '../core/clock.js';
 import { LEAF_BACKDATE_MS } from '../core/ca/policy.js';
-import { ERROR_CATALOGUE, isRampartError, RampartError, type ErrorCode } from '../core/errors.js';
+import { isRampartError, RampartError } from '../core/errors.js';
 import { parseSpiffeId } from '../core/identity.js';
 import type { AgentMetrics } from './agent-metrics.js';
 import { BundleFollower } from './bundle-follower.js';
 import { chainsToBundle } from './chain-check.js';
 import { createKeyAndCsr } from './csr.js';
+import { FirstCertificateTimeout, ManagerStopped, type Failure } from './first-certificate.js';
 import type { Credentials, CredentialSource } from './credentials.js';
 import { OutputKeeper } from './output-keeper.js';
 import { ensureNewline } from './pem-text.js';
@@ -49,12 +50,6 @@ interface Held {
   readonly credentials: Credentials;
   readonly serial: string;
   readonly renewAt: number;
-}
-
-/** A renewal failure as the logs and the first-certificate wait see it. */
-interface Failure {
-  readonly code: string;
-  readonly message: string;
 }
 
 const DEFAULT_CHECK_MS = 5_000;
@@ -290,7 +285,7 @@ export class CertificateManager implements CredentialSource {
     });
     const now = this.options.clock.now();
     this.retryAt = now + delay;
-    this.lastFailure = { code, message };
+    this.lastFailure = { code, message, advised: err instanceof CaUnreachableError && err.advised };
     this.lastFailedAttemptAt = attemptAt;
     this.keepRetryWithinStartup();
     const retryInMs = Math.max(0, this.retryAt - now);
@@ -407,40 +402,4 @@ export class CertificateManager implements CredentialSource {
     }
     await this.output?.write({ certChainPem: held.credentials.certChainPem, keyPem: held.credentials.keyPem, rootCertPem: held.credentials.bundlePem });
   }
-}
-
-/** The manager was stopped before its first certificate arrived. */
-export class ManagerStopped extends Error {
-  constructor() {
-    super('the certificate manager was stopped before it obtained a certificate');
-    this.name = 'ManagerStopped';
-  }
-}
-
-/** The first certificate did not arrive in time; carries the last failure's code and message. */
-export class FirstCertificateTimeout extends RampartError {
-  readonly lastCode: string | undefined;
-  constructor(timeoutMs: number, last: Failure | null) {
-    super(
-      // The last failure's own code when it has one: a CA that answered is not "unreachable".
-      last !== null && last.code in ERROR_CATALOGUE ? (last.code as ErrorCode) : 'RAMPART_ERR_CA_UNREACHABLE',
-      `no certificate within ${Math.round(timeoutMs / 100) / 10}s: ${last?.message ?? 'the CA did not answer'}${hintFor(last?.code, last?.message)}`,
-    );
-    this.lastCode = last?.code;
-  }
-}
-
-const CODE_CATEGORY_HINT = {
-  RAMPART_ERR_CA_UNREACHABLE: '; check --ca-url and that the CA is running',
-  RAMPART_ERR_UNAUTHENTICATED: '; check that --token-file holds a token the CA accepts',
-  RAMPART_ERR_TOKEN_FILE: '',
-  RAMPART_ERR_AUTHN_BACKEND_UNAVAILABLE: '; the CA is up but cannot check tokens now (its Kubernetes API server or JWKS source)',
-} as const;
-
-function hintFor(code: string | undefined, message: string | undefined): string {
-  // The client's own advice (a CA bundle that does not trust the server, a port without TLS) fits
-  // better than the generic "is it running" (the CA was).
-  if (message?.includes('; check --ca-') === true) return '';
-  if (code === undefined) return CODE_CATEGORY_HINT.RAMPART_ERR_CA_UNREACHABLE;
-  return code in CODE_CATEGORY_HINT ? CODE_CATEGORY_HINT[code as keyof typeof CODE_CATEGORY_HINT] : '';
 }

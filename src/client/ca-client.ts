@@ -224,22 +224,29 @@ const UNTRUSTED_CERTIFICATE = new Set([
 function unreachable(base: URL, err: Error, requestSent: boolean): CaUnreachableError {
   const code = (err as NodeJS.ErrnoException).code;
   let message = `cannot reach the CA at ${base.origin}: ${code ?? err.message}`;
+  let advised = true;
   if (code !== undefined && UNTRUSTED_CERTIFICATE.has(code)) {
     message = `the server at ${base.origin} presented a certificate that --ca-bundle does not trust (${code}); check --ca-bundle: it must hold the CA's current roots (its root-cert.pem, or the published trust bundle)`;
   } else if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
     message = `the CA at ${base.origin} presented a certificate that is not for ${base.hostname} (${code}); use a --ca-url host the CA's serving certificate names (its --serving-name)`;
   } else if (code === 'EPROTO' && /wrong version number|packet length too long|unknown protocol/i.test(err.message)) {
     message = `the server at ${base.origin} does not speak TLS (${code}); check --ca-url: it must be the CA's API port, not its monitoring port or another service`;
+  } else {
+    advised = false;
   }
-  return new CaUnreachableError(message, err, requestSent);
+  return new CaUnreachableError(message, err, requestSent, advised);
 }
 
-/** No answer from the CA; `requestSent` when the whole request had gone out first. */
+/**
+ * No answer from the CA; `requestSent` when the whole request had gone out first, `advised` when
+ * the message already says what to check (so callers add no generic advice of their own).
+ */
 export class CaUnreachableError extends UnavailableError {
   constructor(
     message: string,
     cause: Error,
     readonly requestSent: boolean,
+    readonly advised = false,
   ) {
     super('RAMPART_ERR_CA_UNREACHABLE', message, { cause });
   }

@@ -85,7 +85,7 @@ test('start-up problems: unreadable token file, unreadable bundle, a port in use
   failsWith([...base(), '--ca-url', 'https://127.0.0.1:1', '--startup-timeout', '2s'], /no certificate within 2s: cannot reach the CA at https:\/\/127\.0\.0\.1:1: ECONNREFUSED; check --ca-url/);
 });
 
-test('a CA bundle that does not trust the server, or a --ca-url port without TLS, is named as such, not as a CA that is down (outside QA)', async () => {
+test('a CA bundle that does not trust the server, a serving certificate for another host, or a --ca-url port without TLS, is named as such, not as a CA that is down (outside QA)', async () => {
   const otherRoot = join(dir, 'other-root.pem');
   writeFileSync(otherRoot, buildCertificate({ subject: { commonName: 'some other root' }, extensions: [] }).pem);
   // A plain HTTP server where the CA should be: the monitoring port, say.
@@ -95,11 +95,20 @@ test('a CA bundle that does not trust the server, or a --ca-url port without TLS
   });
   await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
   const plainUrl = `https://127.0.0.1:${(plain.address() as net.AddressInfo).port}`;
+  // A trusted server whose certificate is for another host.
+  const elsewhere = buildCertificate({ subject: { commonName: 'elsewhere.example' }, extensions: [] });
+  const elsewhereFile = join(dir, 'elsewhere.pem');
+  writeFileSync(elsewhereFile, elsewhere.pem);
+  const otherHost = tls.createServer({ cert: elsewhere.pem, key: elsewhere.privateKey.export({ format: 'pem', type: 'pkcs8' }) }, (socket) => socket.destroy());
+  otherHost.on('tlsClientError', () => {});
+  await new Promise<void>((resolve) => otherHost.listen(0, '127.0.0.1', resolve));
+  const otherHostUrl = `https://localhost:${(otherHost.address() as net.AddressInfo).port}`;
   try {
-    const [untrusted, notTls, bundleNotTls] = await Promise.all([
+    const [untrusted, notTls, bundleNotTls, wrongHost] = await Promise.all([
       runCli(['agent', '--ca-url', ca.apiUrl, '--ca-bundle', otherRoot, '--token-file', tokenFile, '--monitoring-listen', '127.0.0.1:0', '--startup-timeout', '2s']),
       runCli(['agent', '--ca-url', plainUrl, ...base(), '--startup-timeout', '2s']),
       runCli(['bundle', '--ca-url', plainUrl, '--ca-bundle', bundleFile]),
+      runCli(['agent', '--ca-url', otherHostUrl, '--ca-bundle', elsewhereFile, '--token-file', tokenFile, '--monitoring-listen', '127.0.0.1:0', '--startup-timeout', '2s']),
     ]);
     assert.equal(untrusted.code, 2, untrusted.stderr);
     assert.match(untrusted.stderr, /^rampart agent: no certificate within 2s: the server at https:\/\/localhost:\d+ presented a certificate that --ca-bundle does not trust \((UNABLE_TO_GET_ISSUER_CERT_LOCALLY|UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN)\); check --ca-bundle: it must hold the CA's current roots .*\[RAMPART_ERR_CA_UNREACHABLE\]$/m);
@@ -108,9 +117,12 @@ test('a CA bundle that does not trust the server, or a --ca-url port without TLS
     for (const r of [notTls, bundleNotTls]) {
       assert.match(r.stderr, /the server at https:\/\/127\.0\.0\.1:\d+ does not speak TLS \(EPROTO\); check --ca-url: it must be the CA's API port, not its monitoring port or another service/);
     }
-    for (const r of [untrusted, notTls, bundleNotTls]) assert.doesNotMatch(r.stderr, /that the CA is running/);
+    assert.equal(wrongHost.code, 2, wrongHost.stderr);
+    assert.match(wrongHost.stderr, /presented a certificate that is not for localhost \(ERR_TLS_CERT_ALTNAME_INVALID\); use a --ca-url host the CA's serving certificate names \(its --serving-name\) \[RAMPART_ERR_CA_UNREACHABLE\]$/m);
+    for (const r of [untrusted, notTls, bundleNotTls, wrongHost]) assert.doesNotMatch(r.stderr, /that the CA is running/);
   } finally {
     plain.close();
+    otherHost.close();
   }
 });
 

@@ -9,7 +9,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { CertificateManager, FirstCertificateTimeout } from '../../src/agent/certificate-manager.js';
+import { CertificateManager } from '../../src/agent/certificate-manager.js';
+import { FirstCertificateTimeout } from '../../src/agent/first-certificate.js';
 import { createAgentMetrics, createAgentRegistry } from '../../src/agent/agent-metrics.js';
 import { CaClient, type CaClientOptions } from '../../src/client/ca-client.js';
 import { systemClock } from '../../src/core/clock.js';
