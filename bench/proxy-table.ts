@@ -6,8 +6,13 @@ export interface ProxyFigures {
   keepaliveP99Ms: number;
   newConnRps: number;
   newConnP99Ms: number;
-  /** Max VmRSS (MB) of the inbound and outbound processes; null for `direct`. */
+  /**
+   * Max VmRSS of the inbound and outbound processes in MB (10^6 bytes: the issue's unit; /proc's
+   * "kB" are KiB, so 60,000 kB is 61.4 MB); null for `direct`.
+   */
   rssMb: number | null;
+  /** The same in MiB, as `ps` and /proc count. */
+  rssMiB: number | null;
 }
 
 /** camelCase JSON key of a harness kind: rampart-plain-tls -> rampartPlainTls. */
@@ -19,14 +24,17 @@ export function parseHarnessTables(out: string, kinds: readonly string[]): Recor
   // proxy | keepalive req/s | p50 | p99 | new-conn req/s | p50 | p99
   for (const c of rows) {
     if (c.length === 7 && kinds.includes(c[0]!) && /^\d+$/.test(c[1]!)) {
-      figures[proxyKey(c[0]!)] = { keepaliveRps: Number(c[1]), keepaliveP99Ms: Number(c[3]), newConnRps: Number(c[4]), newConnP99Ms: Number(c[6]), rssMb: null };
+      figures[proxyKey(c[0]!)] = { keepaliveRps: Number(c[1]), keepaliveP99Ms: Number(c[3]), newConnRps: Number(c[4]), newConnP99Ms: Number(c[6]), rssMb: null, rssMiB: null };
     }
   }
   // proxy | side | pid | VmRSS kB | VmHWM kB | threads | CPU ms/1k keepalive | CPU ms/1k new-conn
   for (const c of rows) {
     if (c.length === 8 && (c[1] === 'inbound' || c[1] === 'outbound') && /^\d+$/.test(c[3]!)) {
       const f = figures[proxyKey(c[0]!)];
-      if (f !== undefined) f.rssMb = Math.max(f.rssMb ?? 0, Math.round(Number(c[3]) / 102.4) / 10);
+      if (f === undefined) continue;
+      const kib = Number(c[3]);
+      f.rssMb = Math.max(f.rssMb ?? 0, round((kib * 1024) / 1e6, 1));
+      f.rssMiB = Math.max(f.rssMiB ?? 0, round(kib / 1024, 1));
     }
   }
   return figures;
@@ -47,13 +55,17 @@ export function combinePasses(passes: readonly Record<string, ProxyFigures>[]): 
   for (const key of keys) {
     const runs = passes.map((p) => p[key]).filter((f): f is ProxyFigures => f !== undefined);
     const mid = (field: 'keepaliveRps' | 'keepaliveP99Ms' | 'newConnRps' | 'newConnP99Ms'): number => median(runs.map((r) => r[field]));
-    const rss = runs.map((r) => r.rssMb).filter((v): v is number => v !== null);
+    const highest = (field: 'rssMb' | 'rssMiB'): number | null => {
+      const values = runs.map((r) => r[field]).filter((v): v is number => v !== null);
+      return values.length === 0 ? null : Math.max(...values);
+    };
     combined[key] = {
       keepaliveRps: Math.round(mid('keepaliveRps')),
       keepaliveP99Ms: round(mid('keepaliveP99Ms'), 3),
       newConnRps: Math.round(mid('newConnRps')),
       newConnP99Ms: round(mid('newConnP99Ms'), 3),
-      rssMb: rss.length === 0 ? null : Math.max(...rss),
+      rssMb: highest('rssMb'),
+      rssMiB: highest('rssMiB'),
       passes: runs,
     };
   }

@@ -34,6 +34,12 @@ export function buildRows(r) {
     add('issuance.inProcess / peculiarNaive (x)', ratio, '>= 20', ratio >= 20);
   }
   add('issuance.goX509PerCore (certs/s)', i.goX509PerCore, i.goNote ?? '');
+  // The verdicts above compare medians that may come from different rounds; each round's own
+  // ratio, taken under the same machine conditions, is shown beside them (outside audit).
+  if (i.perRoundRatios) {
+    const q = i.perRoundRatios;
+    add('issuance per-round ratios, median: inProcess / Go, / native, / naive', `${fmt(q.inProcessOverGo)} / ${fmt(q.inProcessOverNative)} / ${fmt(q.inProcessOverNaive)}`, 'info: targets 1 / 0.8 / 20');
+  }
   for (const [key, e] of [['e2eHttps', i.e2eHttps], ['e2eHttpsOneProcess', i.e2eHttpsOneProcess]]) {
     if (e === undefined) continue;
     const label = `issuance.${key}`;
@@ -52,27 +58,37 @@ export function buildRows(r) {
   }
   if (r.tokenReview !== undefined) {
     const t = r.tokenReview;
-    add('tokenReview.apiCallsPer1000Issuances', t?.apiCallsPer1000Issuances, '<= 100', t ? t.apiCallsPer1000Issuances <= 100 && t.failed === 0 : false);
+    // A burst: 10 issuances per token within about a second. The review cache holds a token for
+    // min(its exp, 5 min) (DESIGN section 5); an agent renewing every 30 min pays one review each time.
+    add('tokenReview.apiCallsPer1000Issuances', t?.apiCallsPer1000Issuances, '<= 100 (a burst: 10 issuances per token, cache 5 min)', t ? t.apiCallsPer1000Issuances <= 100 && t.failed === 0 : false);
   }
   if (r.proxy) {
     for (const [kind, p] of Object.entries(r.proxy)) {
       if (typeof p !== 'object' || p === null) continue;
       add(`proxy.${kind} keepalive rps / p99 ms`, `${fmt(p.keepaliveRps)} / ${fmt(p.keepaliveP99Ms)}`);
       add(`proxy.${kind} new-conn rps / p99 ms`, `${fmt(p.newConnRps)} / ${fmt(p.newConnP99Ms)}`);
-      if (p.rssMb !== null) add(`proxy.${kind} rssMb`, p.rssMb);
+      if (p.rssMb !== null) add(`proxy.${kind} rss MB / MiB`, `${fmt(p.rssMb)} / ${fmt(p.rssMiB)}`);
     }
-    // The agent-proxy targets, judged on the tunnel mode against haproxy from the same run.
+    // The agent-proxy targets, judged on the tunnel mode (Rampart agent to Rampart agent: new
+    // connections are streams on pooled mTLS sessions, as the issue asks) against haproxy from
+    // the same run; the per-connection mTLS mode is shown beside them, not judged.
     const ours = r.proxy.rampart;
+    const plain = r.proxy.rampartPlainTls;
     const ha = r.proxy.haproxy;
     if (ours && ha && typeof ours === 'object' && typeof ha === 'object') {
       const ratio = (a, b) => (a && b ? Math.round((100 * a) / b) / 100 : null);
       const ka = ratio(ours.keepaliveRps, ha.keepaliveRps);
       const nc = ratio(ours.newConnRps, ha.newConnRps);
-      add('proxy.rampart keep-alive rps vs haproxy (x)', ka, '>= 1', ka === null ? null : ka >= 1);
-      add('proxy.rampart new-conn rps vs haproxy (x)', nc, '>= 2', nc === null ? null : nc >= 2);
-      add('proxy.rampart keep-alive p99 vs haproxy (ms)', `${fmt(ours.keepaliveP99Ms)} vs ${fmt(ha.keepaliveP99Ms)}`, '<= haproxy', ours.keepaliveP99Ms <= ha.keepaliveP99Ms);
-      add('proxy.rampart new-conn p99 vs haproxy (ms)', `${fmt(ours.newConnP99Ms)} vs ${fmt(ha.newConnP99Ms)}`, '<= haproxy', ours.newConnP99Ms <= ha.newConnP99Ms);
-      if (ours.rssMb !== null) add('proxy.rampart rssMb after the run', ours.rssMb, '<= 60 (MiB: VmRSS kB / 1024, highest side and pass)', ours.rssMb <= 60);
+      add('proxy.rampart (h2 tunnel) keep-alive rps vs haproxy (x)', ka, '>= 1', ka === null ? null : ka >= 1);
+      add('proxy.rampart (h2 tunnel) new-conn rps vs haproxy (x)', nc, '>= 2', nc === null ? null : nc >= 2);
+      add('proxy.rampart (h2 tunnel) keep-alive p99 vs haproxy (ms)', `${fmt(ours.keepaliveP99Ms)} vs ${fmt(ha.keepaliveP99Ms)}`, '<= haproxy', ours.keepaliveP99Ms <= ha.keepaliveP99Ms);
+      add('proxy.rampart (h2 tunnel) new-conn p99 vs haproxy (ms)', `${fmt(ours.newConnP99Ms)} vs ${fmt(ha.newConnP99Ms)}`, '<= haproxy', ours.newConnP99Ms <= ha.newConnP99Ms);
+      if (plain && typeof plain === 'object') {
+        add('proxy.rampartPlainTls (mTLS per connection) keep-alive / new-conn rps vs haproxy (x)', `${fmt(ratio(plain.keepaliveRps, ha.keepaliveRps))} / ${fmt(ratio(plain.newConnRps, ha.newConnRps))}`, 'info: for peers that are not Rampart agents');
+      }
+      if (ours.rssMb !== null) {
+        add('proxy.rampart rssMb after the run (MB)', ours.rssMb, `<= 60 (10^6 bytes; ${fmt(ours.rssMiB)} MiB; highest side and pass)`, ours.rssMb <= 60);
+      }
     }
   }
   if (r.proxyBurst !== undefined) {

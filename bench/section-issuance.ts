@@ -60,7 +60,19 @@ const figure = (name: string): number | null => {
   const s = samples[name];
   return s === undefined || s.length === 0 ? null : Math.round(median(s));
 };
+/** Median over rounds of `a / b` taken in the same round (the medians above may come from different rounds). */
+const perRound = (a: string, b: string): number | null => {
+  const x = samples[a] ?? [];
+  const y = samples[b] ?? [];
+  const ratios = x.map((v, k) => (y[k] ? v / (y[k] as number) : NaN)).filter(Number.isFinite);
+  return ratios.length === 0 ? null : Math.round(100 * median(ratios)) / 100;
+};
 emitResult({
+  perRoundRatios: {
+    inProcessOverGo: perRound('inProcessPerCore', 'goX509PerCore'),
+    inProcessOverNative: perRound('inProcessPerCore', 'nativeLimitPerCore'),
+    inProcessOverNaive: perRound('inProcessPerCore', 'peculiarNaivePerCore'),
+  },
   nativeLimitPerCore: figure('nativeLimitPerCore'),
   nativeFreshKeyPerCore: figure('nativeFreshKeyPerCore'),
   inProcessPerCore: figure('inProcessPerCore'),

@@ -14,10 +14,11 @@ rampart-plain-tls | inbound  |    1294 |    64776 |    65200 |      11 |        
 rampart-plain-tls | outbound |    1321 |    66056 |    66456 |      11 |               71.0 |             933.9
 `;
 
-test('harness tables become per-proxy figures with the larger side RSS in MB', () => {
+test('harness tables become per-proxy figures with the larger side RSS in MB (10^6 bytes) and MiB', () => {
   const f = parseHarnessTables(SAMPLE, ['direct', 'rampart-plain-tls']);
-  assert.deepEqual(f['direct'], { keepaliveRps: 27858, keepaliveP99Ms: 7.39, newConnRps: 9158, newConnP99Ms: 11.52, rssMb: null });
-  assert.deepEqual(f['rampartPlainTls'], { keepaliveRps: 2874, keepaliveP99Ms: 115.47, newConnRps: 211, newConnP99Ms: 189.1, rssMb: 64.5 });
+  assert.deepEqual(f['direct'], { keepaliveRps: 27858, keepaliveP99Ms: 7.39, newConnRps: 9158, newConnP99Ms: 11.52, rssMb: null, rssMiB: null });
+  // /proc's 66,056 "kB" are KiB: 67.6 MB, 64.5 MiB (the bench read MiB as MB; outside audit).
+  assert.deepEqual(f['rampartPlainTls'], { keepaliveRps: 2874, keepaliveP99Ms: 115.47, newConnRps: 211, newConnP99Ms: 189.1, rssMb: 67.6, rssMiB: 64.5 });
 });
 
 test('kinds not asked for are ignored and names become camelCase keys', () => {
@@ -26,12 +27,12 @@ test('kinds not asked for are ignored and names become camelCase keys', () => {
 });
 
 test('passes combine into median rates and p99s and the highest RSS, keeping each pass', () => {
-  const a = { keepaliveRps: 14000, keepaliveP99Ms: 2.4, newConnRps: 2100, newConnP99Ms: 20, rssMb: 63.5 };
-  const b = { keepaliveRps: 16000, keepaliveP99Ms: 2.0, newConnRps: 2300, newConnP99Ms: 18, rssMb: 65.1 };
-  const c = { keepaliveRps: 15500, keepaliveP99Ms: 3.1, newConnRps: 1900, newConnP99Ms: 25, rssMb: 62.0 };
-  const direct = { keepaliveRps: 30000, keepaliveP99Ms: 1, newConnRps: 9000, newConnP99Ms: 5, rssMb: null };
+  const a = { keepaliveRps: 14000, keepaliveP99Ms: 2.4, newConnRps: 2100, newConnP99Ms: 20, rssMb: 66.6, rssMiB: 63.5 };
+  const b = { keepaliveRps: 16000, keepaliveP99Ms: 2.0, newConnRps: 2300, newConnP99Ms: 18, rssMb: 68.3, rssMiB: 65.1 };
+  const c = { keepaliveRps: 15500, keepaliveP99Ms: 3.1, newConnRps: 1900, newConnP99Ms: 25, rssMb: 65.0, rssMiB: 62.0 };
+  const direct = { keepaliveRps: 30000, keepaliveP99Ms: 1, newConnRps: 9000, newConnP99Ms: 5, rssMb: null, rssMiB: null };
   const combined = combinePasses([{ rampart: a, direct }, { rampart: b }, { rampart: c }]);
-  assert.deepEqual(combined['rampart'], { keepaliveRps: 15500, keepaliveP99Ms: 2.4, newConnRps: 2100, newConnP99Ms: 20, rssMb: 65.1, passes: [a, b, c] });
+  assert.deepEqual(combined['rampart'], { keepaliveRps: 15500, keepaliveP99Ms: 2.4, newConnRps: 2100, newConnP99Ms: 20, rssMb: 68.3, rssMiB: 65.1, passes: [a, b, c] });
   // A kind measured in one pass only keeps that pass's figures.
   assert.deepEqual(combined['direct'], { ...direct, passes: [direct] });
 });

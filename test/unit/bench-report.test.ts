@@ -17,21 +17,29 @@ const row = (rows: Row[], prefix: string): Row => {
 };
 
 test('bench table: issuance and agent-proxy targets are judged from the same run', () => {
-  const proxy = (keepaliveRps: number, keepaliveP99Ms: number, newConnRps: number, newConnP99Ms: number, rssMb: number | null = null) => ({ keepaliveRps, keepaliveP99Ms, newConnRps, newConnP99Ms, rssMb });
+  const proxy = (keepaliveRps: number, keepaliveP99Ms: number, newConnRps: number, newConnP99Ms: number, rssMb: number | null = null, rssMiB: number | null = null) => ({ keepaliveRps, keepaliveP99Ms, newConnRps, newConnP99Ms, rssMb, rssMiB });
   const rows = buildRows({
-    issuance: { nativeLimitPerCore: 6000, nativeFreshKeyPerCore: 4200, inProcessPerCore: 4900, peculiarNaivePerCore: 240, goX509PerCore: 5000 },
-    proxy: { haproxy: proxy(15000, 2.0, 600, 40), rampart: proxy(16000, 2.5, 1300, 20, 58) },
+    issuance: { nativeLimitPerCore: 6000, nativeFreshKeyPerCore: 4200, inProcessPerCore: 4900, peculiarNaivePerCore: 240, goX509PerCore: 5000, perRoundRatios: { inProcessOverGo: 0.97, inProcessOverNative: 0.81, inProcessOverNaive: 20.1 } },
+    proxy: { haproxy: proxy(15000, 2.0, 600, 40), rampart: proxy(16000, 2.5, 1300, 20, 59.5, 56.7), rampartPlainTls: proxy(12000, 3.0, 300, 60, 61, 58.2) },
   }) as Row[];
   // 4900 >= 0.8 x 6000 but < Go's 5000.
   assert.equal(row(rows, 'issuance.inProcessPerCore').met, false);
   assert.equal(row(rows, 'issuance.inProcess / peculiarNaive').value, 20.4);
   assert.equal(row(rows, 'issuance.inProcess / peculiarNaive').met, true);
-  assert.equal(row(rows, 'proxy.rampart keep-alive rps vs haproxy').met, true);
-  assert.equal(row(rows, 'proxy.rampart new-conn rps vs haproxy').value, 2.17);
-  assert.equal(row(rows, 'proxy.rampart new-conn rps vs haproxy').met, true);
-  assert.equal(row(rows, 'proxy.rampart keep-alive p99 vs haproxy').met, false);
-  assert.equal(row(rows, 'proxy.rampart new-conn p99 vs haproxy').met, true);
+  assert.equal(row(rows, 'proxy.rampart (h2 tunnel) keep-alive rps vs haproxy').met, true);
+  assert.equal(row(rows, 'proxy.rampart (h2 tunnel) new-conn rps vs haproxy').value, 2.17);
+  assert.equal(row(rows, 'proxy.rampart (h2 tunnel) new-conn rps vs haproxy').met, true);
+  assert.equal(row(rows, 'proxy.rampart (h2 tunnel) keep-alive p99 vs haproxy').met, false);
+  assert.equal(row(rows, 'proxy.rampart (h2 tunnel) new-conn p99 vs haproxy').met, true);
   assert.equal(row(rows, 'proxy.rampart rssMb after the run').met, true);
+  // The per-connection mode is shown, not judged; the judged rows name the tunnel.
+  assert.equal(row(rows, 'proxy.rampartPlainTls (mTLS per connection)').value, '0.8 / 0.5');
+  assert.equal(row(rows, 'proxy.rampartPlainTls (mTLS per connection)').met, null);
+  assert.equal(row(rows, 'issuance per-round ratios').value, '0.97 / 0.81 / 20.1');
+  // 60 MB is 10^6 bytes each: 58.5 MiB (61.3 MB) is over it (outside audit: the bench read MiB as MB).
+  const heavy = buildRows({ proxy: { haproxy: proxy(15000, 2.0, 600, 40), rampart: proxy(16000, 2.5, 1300, 20, 61.3, 58.5) } }) as Row[];
+  assert.equal(row(heavy, 'proxy.rampart rssMb after the run').met, false);
+  assert.match(row(heavy, 'proxy.rampart rssMb after the run').target, /58\.5 MiB/);
 
   const faster = buildRows({ issuance: { nativeLimitPerCore: 6000, inProcessPerCore: 5100, peculiarNaivePerCore: 300, goX509PerCore: 5000 } }) as Row[];
   assert.equal(row(faster, 'issuance.inProcessPerCore').met, true);
