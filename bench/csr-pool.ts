@@ -3,7 +3,7 @@
  * with node:crypto and Rampart's own DER helpers, so load generators can pre-build thousands
  * of distinct CSRs quickly before their clock starts.
  */
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { bitString, contextTag, seq, smallInteger, tlv } from '../src/core/pki/der.js';
 import { encodePem } from '../src/core/pki/pem.js';
 import { encodeName, SIGNATURE_ALGORITHM_DER } from '../src/core/pki/profile.js';
@@ -11,12 +11,17 @@ import { encodeName, SIGNATURE_ALGORITHM_DER } from '../src/core/pki/profile.js'
 const EMPTY_ATTRIBUTES = tlv(contextTag(0, true));
 const EMPTY_NAME = encodeName({});
 
-/** One new P-256 key's CSR in PEM (the private key is dropped: load tests never use it). */
-export function makeDerCsrPem(): string {
+/** One new P-256 key and its CSR in PEM. */
+export function makeDerCsr(): { readonly csrPem: string; readonly privateKey: KeyObject } {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const info = seq(smallInteger(0), EMPTY_NAME, publicKey.export({ format: 'der', type: 'spki' }), EMPTY_ATTRIBUTES);
   const der = seq(info, SIGNATURE_ALGORITHM_DER['ecdsa-sha256'], bitString(sign('sha256', info, privateKey)));
-  return encodePem('CERTIFICATE REQUEST', der);
+  return { csrPem: encodePem('CERTIFICATE REQUEST', der), privateKey };
+}
+
+/** One new P-256 key's CSR in PEM (the private key is dropped: most load tests never use it). */
+export function makeDerCsrPem(): string {
+  return makeDerCsr().csrPem;
 }
 
 /** `count` distinct CSRs. */

@@ -27,7 +27,7 @@ function parseResponse(raw: Buffer): Omit<PostResult, 'ms'> {
   const head = text.slice(0, headerEnd);
   const body = text.slice(headerEnd + 4);
   const retryAfter = Number(/\r\nretry-after: *(\d+)/i.exec(head)?.[1]);
-  if (status === 200) return body.includes('"certChain"') ? { status } : { status: 0, error: '200 without certChain' };
+  if (status === 200) return body.includes('"certChain"') ? { status, body } : { status: 0, error: '200 without certChain' };
   const code = /"code":"([A-Z_]+)"/.exec(body)?.[1];
   return { status, ...(Number.isFinite(retryAfter) ? { retryAfter } : {}), ...(code === undefined ? {} : { code }) };
 }

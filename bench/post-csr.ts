@@ -11,6 +11,8 @@ export interface PostResult {
   readonly error?: string;
   /** The answer's error code, for non-200 answers. */
   readonly code?: string;
+  /** A 200's JSON, when the caller keeps it to check the certificate. */
+  readonly body?: string;
 }
 
 export interface PostTarget {
@@ -58,6 +60,9 @@ export function postCsr(target: PostTarget, token: string, body: Buffer): Promis
             }
           } else if (!Buffer.concat(chunks).includes('"certChain"')) {
             done({ status: 0, error: '200 without certChain' });
+            return;
+          } else {
+            done({ status, body: Buffer.concat(chunks).toString('utf8') });
             return;
           }
           done({ status, ...(Number.isFinite(ra) ? { retryAfter: ra } : {}), ...(code === undefined ? {} : { code }) });

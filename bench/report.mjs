@@ -55,6 +55,7 @@ export function buildRows(r) {
     add(`${label}.p99Ms`, e.p99Ms, judged ? '<= 50' : 'info', judged ? e.p99Ms <= 50 : null);
     add(`${label} CA CPU ms/cert`, e.caCpuMsPerCert, e.caCpuMsPerCert ? `info: ${Math.round(1000 / e.caCpuMsPerCert)} certs/s per CA core-second` : '');
     add(`${label}.failures`, e.failures, '0', e.failures === 0);
+    if (e.sampleCertificates) add(`${label} sample certificates verified after the load`, `${e.sampleCertificates.verified} of ${e.sampleCertificates.checked}`, 'all (chain, own key, SPIFFE ID)', e.sampleCertificates.verified === e.sampleCertificates.checked);
   }
   if (r.tokenReview !== undefined) {
     const t = r.tokenReview;
@@ -99,6 +100,7 @@ export function buildRows(r) {
     const f = r.fleet;
     add(`fleet.secondsToAllCertified (${f?.agents ?? '?'} agents)`, f?.secondsToAllCertified, '<= 15', f ? f.secondsToAllCertified !== null && f.secondsToAllCertified <= 15 : false);
     if (f?.secondsToCertified) add('fleet seconds until 50% / 90% / 99% certified', `${f.secondsToCertified.p50} / ${f.secondsToCertified.p90} / ${f.secondsToCertified.p99}`, 'info: the spread behind the last agent');
+    if (f?.certificatesVerified !== undefined) add('fleet certificates verified (chain, own key, SPIFFE ID)', f.certificatesVerified, `${f.agents}`, f.certificatesVerified === f.agents);
     add('fleet.permanentFailures', f?.permanentFailures, '0', f ? f.permanentFailures === 0 : false);
     add('fleet.caPeakRssMb', f?.caPeakRssMb, '<= 512', f ? f.caPeakRssMb <= 512 : false);
     if (f) add('fleet CA CPU ms/agent', f.caCpuMsPerAgent, f.caCpuMsPerAgent ? `info: ${f.caCpuSeconds} CPU s in total` : '');

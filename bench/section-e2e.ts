@@ -10,6 +10,10 @@ import { mintBenchTokens, writeJson } from './dev-tokens.js';
 import { argNumber, argString, emitResult, note } from './result-line.js';
 import { spawnScript } from './spawn-section.js';
 import { runWrk } from './e2e-wrk.js';
+import { makeDerCsr } from './csr-pool.js';
+import { issuedProblem, rootsFromPem } from './issued-check.js';
+import { csrBody, loopbackUrl, postCsr, trustContext } from './post-csr.js';
+import { Agent } from 'node:https';
 import { spawnSync } from 'node:child_process';
 
 const seconds = argNumber('seconds', 10);
@@ -37,6 +41,31 @@ function childCount(pid: number): number {
   }
 }
 
+/**
+ * wrk counts 2xx answers and reads no body, so after the load the same CA, tokens and identities
+ * issue a sample of certificates over a keep-alive connection, each checked as an agent relies on
+ * it (chain, own key, SPIFFE ID; outside audit of the bench). Returns how many checked out.
+ */
+async function checkSample(caUrl: string, rootPem: string, tokens: readonly string[], count: number): Promise<{ checked: number; verified: number; problems: Record<string, number> }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const target = { url: loopbackUrl(caUrl), secureContext: trustContext(rootPem), agent, timeoutMs: 15_000 };
+  const roots = rootsFromPem(rootPem);
+  const problems: Record<string, number> = {};
+  let verified = 0;
+  try {
+    for (let k = 0; k < count; k++) {
+      const csr = makeDerCsr();
+      const r = await postCsr(target, tokens[k % tokens.length]!, csrBody(csr.csrPem));
+      const problem = r.status !== 200 || r.body === undefined ? `status ${r.status}` : issuedProblem(r.body, roots, csr.privateKey, `spiffe://cluster.local/ns/bench/sa/load-${k % tokens.length}`);
+      if (problem === null) verified++;
+      else problems[problem] = (problems[problem] ?? 0) + 1;
+    }
+  } finally {
+    agent.destroy();
+  }
+  return { checked: count, verified, problems };
+}
+
 async function runOnce(workers: number): Promise<Record<string, unknown>> {
   const ca = await startCaProcess(workers === 1 ? {} : { workers });
   try {
@@ -52,7 +81,8 @@ async function runOnce(workers: number): Promise<Record<string, unknown>> {
         : await spawnScript<E2eResult>('e2e-client.ts', ['--url', ca.apiUrl, '--ca-file', join(ca.stateDir, 'root-cert.pem'), '--tokens-file', tokensFile, '--clients', String(clients), '--seconds', String(seconds)], (seconds + 120) * 1000).result;
     // CA CPU per certificate is the figure that survives a shared, busy machine.
     const caCpuMsPerCert = Math.round((100_000 * (ca.cpuSeconds() - cpuBefore)) / Math.max(1, r.totalOkWithWarmup)) / 100;
-    return { generator, ...r, workers, caProcesses: processes, caPeakRssMb: ca.peakRssMb(), caCpuMsPerCert };
+    const sample = await checkSample(ca.apiUrl, readFileSync(join(ca.stateDir, 'root-cert.pem'), 'utf8'), JSON.parse(readFileSync(tokensFile, 'utf8')) as string[], 64);
+    return { generator, ...r, workers, caProcesses: processes, caPeakRssMb: ca.peakRssMb(), caCpuMsPerCert, sampleCertificates: sample };
   } finally {
     await ca.stop();
   }

@@ -8,7 +8,9 @@
 // new TLS connection (no session resumption: a freshly started pod has none), verifying the
 // CA's chain and name. 429/503 honour Retry-After plus up to 1 s of jitter; transport errors back
 // off exponentially with full jitter from 1 s; any other answer is a permanent failure, as is
-// having no certificate at the deadline. Prints BENCH_RESULT {json} as the Node client does.
+// having no certificate at the deadline. After the clock stops every certificate is checked
+// (checkIssued); one that does not check out is a permanent failure. Prints BENCH_RESULT {json}
+// as the Node client does.
 //
 // With -floor N it is instead the client half of the fleet's TLS floor (bench/tls-floor.ts): it
 // posts an agent-sized request over N new connections, -concurrency at a time, to a bare TLS
@@ -57,6 +59,8 @@ type result struct {
 	TransportErrors   int            `json:"transportErrors"`
 	FailureKinds      map[string]int `json:"failureKinds"`
 	CertifiedAfterMs  []int64        `json:"certifiedAfterMs"`
+	// Certificates checked after the clock stopped: chain to the root, the agent's own key, its SPIFFE ID.
+	Verified int `json:"verified"`
 }
 
 var (
@@ -70,6 +74,7 @@ type answer struct {
 	retryAfter int // seconds; -1 when absent
 	code       string
 	transport  string
+	body       string // a 200's JSON, checked after the clock stops
 }
 
 func nowMs() int64 { return time.Now().UnixMilli() }
@@ -82,16 +87,56 @@ func cpuSeconds() float64 {
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
-func makeCsrBody() ([]byte, error) {
+func makeCsrBody() (*ecdsa.PrivateKey, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return json.Marshal(map[string]string{"csr": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))})
+	body, err := json.Marshal(map[string]string{"csr": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))})
+	return key, body, err
+}
+
+// checkIssued is why a 200 is not taken on trust (outside audit of the bench): the chain must
+// verify to the CA's root as a client certificate, certify the agent's own key, and name the
+// agent's SPIFFE ID and nothing else. It returns "" or what is wrong.
+func checkIssued(body string, roots *x509.CertPool, key *ecdsa.PrivateKey, spiffeID string) string {
+	var answer struct {
+		CertChain []string `json:"certChain"`
+	}
+	if err := json.Unmarshal([]byte(body), &answer); err != nil || len(answer.CertChain) == 0 {
+		return "no certChain"
+	}
+	var chain []*x509.Certificate
+	for _, p := range answer.CertChain {
+		block, _ := pem.Decode([]byte(p))
+		if block == nil {
+			return "not PEM"
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return "unparsable"
+		}
+		chain = append(chain, c)
+	}
+	leaf := chain[0]
+	intermediates := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		intermediates.AddCert(c)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: intermediates, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return "chain"
+	}
+	if pub, ok := leaf.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(&key.PublicKey) {
+		return "key"
+	}
+	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != spiffeID || len(leaf.DNSNames) != 0 || len(leaf.IPAddresses) != 0 {
+		return "spiffe id"
+	}
+	return ""
 }
 
 func transportKind(err error) string {
@@ -136,7 +181,7 @@ func post(addr string, cfg *tls.Config, req []byte, timeout time.Duration) answe
 	head, body := text[:headerEnd], text[headerEnd+4:]
 	if status == 200 {
 		if strings.Contains(body, `"certChain"`) {
-			return answer{status: 200}
+			return answer{status: 200, body: body}
 		}
 		return answer{transport: "200 without certChain"}
 	}
@@ -157,6 +202,7 @@ func main() {
 	agents := flag.Int("agents", 5000, "simulated agents")
 	index := flag.Int("index", 0, "client process index")
 	deadlineS := flag.Int("deadline", 60, "seconds")
+	spiffePrefix := flag.String("spiffe-prefix", "", "agent i's certificate must name this SPIFFE ID followed by i")
 	floor := flag.Int("floor", 0, "TLS floor mode: this many connections")
 	concurrency := flag.Int("concurrency", 32, "TLS floor mode: connections at a time")
 	tokenBytes := flag.Int("token-bytes", 0, "TLS floor mode: size of the opaque bearer token")
@@ -191,7 +237,10 @@ func main() {
 		runFloor(addr, u.Host, cfg, *floor, *concurrency, *tokenBytes, *bodyBytes)
 		return
 	}
-	runFleet(addr, u.Host, cfg, *tokensFile, *agents, *index, *deadlineS)
+	if *spiffePrefix == "" {
+		fail("-spiffe-prefix is needed to check the certificates")
+	}
+	runFleet(addr, u.Host, cfg, roots, *spiffePrefix, *tokensFile, *agents, *index, *deadlineS)
 }
 
 func fail(format string, args ...any) {
@@ -242,7 +291,7 @@ func runFloor(addr, hostHeader string, cfg *tls.Config, connections, concurrency
 	fmt.Printf("BENCH_RESULT %s\n", out)
 }
 
-func runFleet(addr, hostHeader string, cfg *tls.Config, tokensFile string, agents, index, deadlineS int) {
+func runFleet(addr, hostHeader string, cfg *tls.Config, roots *x509.CertPool, spiffePrefix, tokensFile string, agents, index, deadlineS int) {
 	tokenBytes, err := os.ReadFile(tokensFile)
 	if err != nil {
 		fail("read -tokens-file: %v", err)
@@ -254,11 +303,14 @@ func runFleet(addr, hostHeader string, cfg *tls.Config, tokensFile string, agent
 
 	prepStarted := time.Now()
 	requests := make([][]byte, agents)
+	keys := make([]*ecdsa.PrivateKey, agents)
+	issued := make([]string, agents)
 	for i := range requests {
-		body, err := makeCsrBody()
+		key, body, err := makeCsrBody()
 		if err != nil {
 			fail("CSR: %v", err)
 		}
+		keys[i] = key
 		requests[i] = request(hostHeader, tokens[i], body)
 	}
 	fmt.Fprintf(os.Stderr, "  fleet client %d (go): %d keys + CSRs in %d ms\n", index, agents, time.Since(prepStarted).Milliseconds())
@@ -290,6 +342,7 @@ func runFleet(addr, hostHeader string, cfg *tls.Config, tokensFile string, agent
 						res.LastCertifiedAt = t
 					}
 					res.CertifiedAfterMs = append(res.CertifiedAfterMs, t-res.GoAt)
+					issued[i] = a.body
 					mu.Unlock()
 					return
 				case a.status == 429 || a.status == 503:
@@ -328,7 +381,18 @@ func runFleet(addr, hostHeader string, cfg *tls.Config, tokensFile string, agent
 	}
 	wg.Wait()
 	res.CPUSeconds = math.Round((cpuSeconds()-cpuAtGo)*100) / 100
-	res.PermanentFailures = res.Agents - res.Certified
+	// After the clock: a certificate that does not check out is a permanent failure.
+	for i, body := range issued {
+		if body == "" {
+			continue
+		}
+		if wrong := checkIssued(body, roots, keys[i], spiffePrefix+strconv.Itoa(i)); wrong != "" {
+			res.FailureKinds["invalid certificate: "+wrong]++
+		} else {
+			res.Verified++
+		}
+	}
+	res.PermanentFailures = res.Agents - res.Verified
 	out, _ := json.Marshal(res)
 	fmt.Printf("BENCH_RESULT %s\n", out)
 }
