@@ -112,6 +112,13 @@ export function buildRows(r) {
       add(`fleet TLS floor: handshakes of ${t.agents} agents on ${t.cores} cores (s)`, t.secondsForAgents, 'info: a lower bound under fleet.secondsToAllCertified');
     }
   }
+  if (r.fleetShedding !== undefined) {
+    const s = r.fleetShedding;
+    const what = `fleetShedding (${s?.agents ?? '?'} agents, CA --max-in-flight ${s?.caMaxInFlight ?? '?'} per process)`;
+    add(`${what}: 429 answers with Retry-After`, s?.status429, '> 0: the CA sheds with 429', s ? s.status429 > 0 : false);
+    add(`${what}: certificates verified / permanent failures`, s ? `${s.certificatesVerified} / ${s.permanentFailures}` : null, `${s?.agents ?? '?'} / 0`, s ? s.permanentFailures === 0 && s.certificatesVerified === s.agents : false);
+    if (s) add(`${what}: seconds to all certified`, s.secondsToAllCertified, 'info: each 429 costs its agent Retry-After (1-3 s) plus jitter');
+  }
   return rows;
 }
 

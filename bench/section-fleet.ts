@@ -9,8 +9,10 @@
  * figure. `--client auto` (the default) runs them in the compiled client bench/fleet-go when Go
  * is installed (same protocol and behaviour as bench/fleet-client.ts, at a fraction of node:tls's
  * CPU per connection), else in Node; `--client node` or `--client go` forces one.
+ * `--max-in-flight N` starts the CA with that limit, so it answers 429 with Retry-After to what is
+ * beyond it: the shedding run (the full fleet sheds at the TLS layer instead, README "Benchmarks").
  * Usage: node --import tsx bench/section-fleet.ts [--agents 10000] [--processes 2] [--deadline 60] [--workers 1]
- *        [--floor-connections 2000] [--client auto|go|node]
+ *        [--floor-connections 2000 (0: none)] [--client auto|go|node] [--max-in-flight N]
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,6 +30,7 @@ const deadline = argNumber('deadline', 60);
 const workers = argNumber('workers', 1);
 const floorConnections = argNumber('floor-connections', 2000);
 const clientChoice = argString('client', 'auto');
+const maxInFlight = argString('max-in-flight', '');
 if (!['auto', 'go', 'node'].includes(clientChoice)) throw new Error(`--client must be auto, go or node, not ${clientChoice}`);
 
 let goClient: GoBinary | undefined;
@@ -61,7 +64,7 @@ interface ClientResult {
   certifiedAfterMs: number[];
 }
 
-const ca = await startCaProcess(workers === 1 ? {} : { workers });
+const ca = await startCaProcess({ ...(workers === 1 ? {} : { workers }), ...(maxInFlight === '' ? {} : { extraArgs: ['--max-in-flight', maxInFlight] }) });
 let fleet: Record<string, unknown>;
 try {
   const per = Math.ceil(agents / processes);
@@ -98,6 +101,7 @@ try {
     clientProcesses: processes,
     client,
     caWorkers: workers,
+    ...(maxInFlight === '' ? {} : { caMaxInFlight: Number(maxInFlight) }),
     certified,
     certificatesVerified: verified,
     secondsToAllCertified: certified === agents ? Math.round((last - goAt) / 100) / 10 : null,
@@ -118,6 +122,9 @@ try {
 } finally {
   await ca.stop();
 }
-const tlsFloor = await measureTlsFloor({ connections: floorConnections, concurrency: 32, agents, ...(goClient === undefined ? {} : { goClient: goClient.path }) });
-note(`fleet TLS floor: ${JSON.stringify(tlsFloor)}`);
-emitResult({ ...fleet, tlsFloor });
+if (floorConnections > 0) {
+  const tlsFloor = await measureTlsFloor({ connections: floorConnections, concurrency: 32, agents, ...(goClient === undefined ? {} : { goClient: goClient.path }) });
+  note(`fleet TLS floor: ${JSON.stringify(tlsFloor)}`);
+  fleet = { ...fleet, tlsFloor };
+}
+emitResult(fleet);

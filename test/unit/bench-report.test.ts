@@ -59,3 +59,15 @@ test('bench table: the fleet rows show the TLS floor beside the figure it bounds
   const without = buildRows({ fleet }) as Row[];
   assert.equal(without.some((r) => r.figure.startsWith('fleet TLS floor')), false);
 });
+
+test('bench table: the shedding run is judged on 429s answered and every agent certified', () => {
+  const run = { agents: 2000, caMaxInFlight: 4, status429: 362, certificatesVerified: 2000, permanentFailures: 0, secondsToAllCertified: 4.9 };
+  const rows = buildRows({ fleetShedding: run }) as Row[];
+  assert.equal(row(rows, 'fleetShedding (2000 agents, CA --max-in-flight 4 per process): 429').met, true);
+  assert.equal(row(rows, 'fleetShedding (2000 agents, CA --max-in-flight 4 per process): certificates').met, true);
+  // No 429 means nothing was shown to shed, and a lost agent fails it whatever the 429s.
+  const none = buildRows({ fleetShedding: { ...run, status429: 0 } }) as Row[];
+  assert.equal(row(none, 'fleetShedding (2000 agents, CA --max-in-flight 4 per process): 429').met, false);
+  const lost = buildRows({ fleetShedding: { ...run, certificatesVerified: 1999, permanentFailures: 1 } }) as Row[];
+  assert.equal(row(lost, 'fleetShedding (2000 agents, CA --max-in-flight 4 per process): certificates').met, false);
+});
