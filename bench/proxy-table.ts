@@ -13,6 +13,8 @@ export interface ProxyFigures {
   rssMb: number | null;
   /** The same in MiB, as `ps` and /proc count. */
   rssMiB: number | null;
+  /** Socket errors and non-2xx answers wrk reported in the keep-alive and new-connection runs (wrk's rate counts non-2xx too). */
+  wrkErrors: { keepalive: number; newConn: number };
 }
 
 /** camelCase JSON key of a harness kind: rampart-plain-tls -> rampartPlainTls. */
@@ -24,7 +26,7 @@ export function parseHarnessTables(out: string, kinds: readonly string[]): Recor
   // proxy | keepalive req/s | p50 | p99 | new-conn req/s | p50 | p99
   for (const c of rows) {
     if (c.length === 7 && kinds.includes(c[0]!) && /^\d+$/.test(c[1]!)) {
-      figures[proxyKey(c[0]!)] = { keepaliveRps: Number(c[1]), keepaliveP99Ms: Number(c[3]), newConnRps: Number(c[4]), newConnP99Ms: Number(c[6]), rssMb: null, rssMiB: null };
+      figures[proxyKey(c[0]!)] = { keepaliveRps: Number(c[1]), keepaliveP99Ms: Number(c[3]), newConnRps: Number(c[4]), newConnP99Ms: Number(c[6]), rssMb: null, rssMiB: null, wrkErrors: { keepalive: 0, newConn: 0 } };
     }
   }
   // proxy | side | pid | VmRSS kB | VmHWM kB | threads | CPU ms/1k keepalive | CPU ms/1k new-conn
@@ -36,6 +38,12 @@ export function parseHarnessTables(out: string, kinds: readonly string[]): Recor
       f.rssMb = Math.max(f.rssMb ?? 0, round((kib * 1024) / 1e6, 1));
       f.rssMiB = Math.max(f.rssMiB ?? 0, round(kib / 1024, 1));
     }
+  }
+  // "  <kind>: wrk errors keep-alive N, new-conn M", under "wrk reported socket errors or non-2xx responses:"
+  for (const line of out.split('\n')) {
+    const m = /^\s+(\S+): wrk errors keep-alive (\d+), new-conn (\d+)\s*$/.exec(line);
+    const f = m ? figures[proxyKey(m[1]!)] : undefined;
+    if (m && f !== undefined) f.wrkErrors = { keepalive: Number(m[2]), newConn: Number(m[3]) };
   }
   return figures;
 }
@@ -66,6 +74,7 @@ export function combinePasses(passes: readonly Record<string, ProxyFigures>[]): 
       newConnP99Ms: round(mid('newConnP99Ms'), 3),
       rssMb: highest('rssMb'),
       rssMiB: highest('rssMiB'),
+      wrkErrors: runs.reduce((a, r) => ({ keepalive: a.keepalive + (r.wrkErrors?.keepalive ?? 0), newConn: a.newConn + (r.wrkErrors?.newConn ?? 0) }), { keepalive: 0, newConn: 0 }),
       passes: runs,
     };
   }

@@ -87,6 +87,8 @@ export function buildRows(r) {
       if (plain && typeof plain === 'object') {
         add('proxy.rampartPlainTls (mTLS per connection) keep-alive / new-conn rps vs haproxy (x)', `${fmt(ratio(plain.keepaliveRps, ha.keepaliveRps))} / ${fmt(ratio(plain.newConnRps, ha.newConnRps))}`, 'info: for peers that are not Rampart agents');
       }
+      const errors = (p) => (p.wrkErrors ? p.wrkErrors.keepalive + p.wrkErrors.newConn : 0);
+      add('proxy wrk socket errors and non-2xx, rampart / haproxy (all passes)', `${errors(ours)} / ${errors(ha)}`, '0 / 0 (wrk counts non-2xx in its rate)', errors(ours) === 0 && errors(ha) === 0);
       if (ours.rssMb !== null) {
         add('proxy.rampart rssMb after the run (MB)', ours.rssMb, `<= 60 (10^6 bytes; ${fmt(ours.rssMiB)} MiB; highest side and pass)`, ours.rssMb <= 60);
       }

@@ -12,13 +12,17 @@ rampart-plain-tls |            2874 |    4.460 |  115.470 |            211 |   7
 proxy      | side     |     pid |    VmRSS |    VmHWM | threads | CPU ms/1k keepalive | CPU ms/1k new-conn
 rampart-plain-tls | inbound  |    1294 |    64776 |    65200 |      11 |               52.8 |             911.2
 rampart-plain-tls | outbound |    1321 |    66056 |    66456 |      11 |               71.0 |             933.9
+
+wrk reported socket errors or non-2xx responses:
+  rampart-plain-tls: wrk errors keep-alive 0, new-conn 12
 `;
 
 test('harness tables become per-proxy figures with the larger side RSS in MB (10^6 bytes) and MiB', () => {
   const f = parseHarnessTables(SAMPLE, ['direct', 'rampart-plain-tls']);
-  assert.deepEqual(f['direct'], { keepaliveRps: 27858, keepaliveP99Ms: 7.39, newConnRps: 9158, newConnP99Ms: 11.52, rssMb: null, rssMiB: null });
+  assert.deepEqual(f['direct'], { keepaliveRps: 27858, keepaliveP99Ms: 7.39, newConnRps: 9158, newConnP99Ms: 11.52, rssMb: null, rssMiB: null, wrkErrors: { keepalive: 0, newConn: 0 } });
   // /proc's 66,056 "kB" are KiB: 67.6 MB, 64.5 MiB (the bench read MiB as MB; outside audit).
-  assert.deepEqual(f['rampartPlainTls'], { keepaliveRps: 2874, keepaliveP99Ms: 115.47, newConnRps: 211, newConnP99Ms: 189.1, rssMb: 67.6, rssMiB: 64.5 });
+  // The harness lists wrk's socket errors and non-2xx answers apart from the table (outside audit).
+  assert.deepEqual(f['rampartPlainTls'], { keepaliveRps: 2874, keepaliveP99Ms: 115.47, newConnRps: 211, newConnP99Ms: 189.1, rssMb: 67.6, rssMiB: 64.5, wrkErrors: { keepalive: 0, newConn: 12 } });
 });
 
 test('kinds not asked for are ignored and names become camelCase keys', () => {
@@ -27,12 +31,13 @@ test('kinds not asked for are ignored and names become camelCase keys', () => {
 });
 
 test('passes combine into median rates and p99s and the highest RSS, keeping each pass', () => {
-  const a = { keepaliveRps: 14000, keepaliveP99Ms: 2.4, newConnRps: 2100, newConnP99Ms: 20, rssMb: 66.6, rssMiB: 63.5 };
-  const b = { keepaliveRps: 16000, keepaliveP99Ms: 2.0, newConnRps: 2300, newConnP99Ms: 18, rssMb: 68.3, rssMiB: 65.1 };
-  const c = { keepaliveRps: 15500, keepaliveP99Ms: 3.1, newConnRps: 1900, newConnP99Ms: 25, rssMb: 65.0, rssMiB: 62.0 };
-  const direct = { keepaliveRps: 30000, keepaliveP99Ms: 1, newConnRps: 9000, newConnP99Ms: 5, rssMb: null, rssMiB: null };
+  const none = { keepalive: 0, newConn: 0 };
+  const a = { keepaliveRps: 14000, keepaliveP99Ms: 2.4, newConnRps: 2100, newConnP99Ms: 20, rssMb: 66.6, rssMiB: 63.5, wrkErrors: none };
+  const b = { keepaliveRps: 16000, keepaliveP99Ms: 2.0, newConnRps: 2300, newConnP99Ms: 18, rssMb: 68.3, rssMiB: 65.1, wrkErrors: { keepalive: 1, newConn: 2 } };
+  const c = { keepaliveRps: 15500, keepaliveP99Ms: 3.1, newConnRps: 1900, newConnP99Ms: 25, rssMb: 65.0, rssMiB: 62.0, wrkErrors: { keepalive: 0, newConn: 4 } };
+  const direct = { keepaliveRps: 30000, keepaliveP99Ms: 1, newConnRps: 9000, newConnP99Ms: 5, rssMb: null, rssMiB: null, wrkErrors: none };
   const combined = combinePasses([{ rampart: a, direct }, { rampart: b }, { rampart: c }]);
-  assert.deepEqual(combined['rampart'], { keepaliveRps: 15500, keepaliveP99Ms: 2.4, newConnRps: 2100, newConnP99Ms: 20, rssMb: 68.3, rssMiB: 65.1, passes: [a, b, c] });
+  assert.deepEqual(combined['rampart'], { keepaliveRps: 15500, keepaliveP99Ms: 2.4, newConnRps: 2100, newConnP99Ms: 20, rssMb: 68.3, rssMiB: 65.1, wrkErrors: { keepalive: 1, newConn: 6 }, passes: [a, b, c] });
   // A kind measured in one pass only keeps that pass's figures.
   assert.deepEqual(combined['direct'], { ...direct, passes: [direct] });
 });

@@ -36,6 +36,10 @@ test('bench table: issuance and agent-proxy targets are judged from the same run
   assert.equal(row(rows, 'proxy.rampartPlainTls (mTLS per connection)').value, '0.8 / 0.5');
   assert.equal(row(rows, 'proxy.rampartPlainTls (mTLS per connection)').met, null);
   assert.equal(row(rows, 'issuance per-round ratios').value, '0.97 / 0.81 / 20.1');
+  assert.equal(row(rows, 'proxy wrk socket errors and non-2xx').met, true);
+  const erring = buildRows({ proxy: { haproxy: proxy(15000, 2.0, 600, 40), rampart: { ...proxy(16000, 2.5, 1300, 20), wrkErrors: { keepalive: 0, newConn: 3 } } } }) as Row[];
+  assert.equal(row(erring, 'proxy wrk socket errors and non-2xx').value, '3 / 0');
+  assert.equal(row(erring, 'proxy wrk socket errors and non-2xx').met, false);
   // 60 MB is 10^6 bytes each: 58.5 MiB (61.3 MB) is over it (outside audit: the bench read MiB as MB).
   const heavy = buildRows({ proxy: { haproxy: proxy(15000, 2.0, 600, 40), rampart: proxy(16000, 2.5, 1300, 20, 61.3, 58.5) } }) as Row[];
   assert.equal(row(heavy, 'proxy.rampart rssMb after the run').met, false);
