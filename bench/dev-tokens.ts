@@ -2,6 +2,11 @@
 import { writeFileSync } from 'node:fs';
 import { mintDevToken } from '../src/authn/dev.js';
 
+/** The SPIFFE ID a bench token for `serviceAccount` is certified as (trust domain cluster.local). */
+export function benchSpiffeId(serviceAccount: string): string {
+  return `spiffe://cluster.local/ns/bench/sa/${serviceAccount}`;
+}
+
 /** `count` tokens for service accounts `<prefix>-0..count-1` in namespace `bench`. */
 export async function mintBenchTokens(stateDir: string, count: number, prefix = 'load'): Promise<string[]> {
   const tokens: string[] = [];

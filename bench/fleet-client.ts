@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { makeDerCsr } from './csr-pool.js';
-import { mintBenchTokens } from './dev-tokens.js';
+import { benchSpiffeId, mintBenchTokens } from './dev-tokens.js';
 import { postOverFreshTls, type FreshTlsTarget } from './fresh-tls-post.js';
 import { issuedProblem, rootsFromPem } from './issued-check.js';
 import { csrBody, trustContext } from './post-csr.js';
@@ -97,9 +97,13 @@ const roots = rootsFromPem(rootPem);
 let verified = 0;
 issued.forEach((body, i) => {
   if (body === undefined) return;
-  const problem = issuedProblem(body, roots, csrs[i]!.privateKey, `spiffe://cluster.local/ns/bench/sa/fleet-${index}-${i}`);
-  if (problem === null) verified++;
-  else failureKinds[`invalid certificate: ${problem}`] = (failureKinds[`invalid certificate: ${problem}`] ?? 0) + 1;
+  const problem = issuedProblem(body, roots, csrs[i]!.privateKey, benchSpiffeId(`fleet-${index}-${i}`));
+  if (problem === null) {
+    verified++;
+    return;
+  }
+  const kind = `invalid certificate: ${problem}`;
+  failureKinds[kind] = (failureKinds[kind] ?? 0) + 1;
 });
 const result = { index, agents, certified, verified, permanentFailures: agents - verified, goAt, lastCertifiedAt, cpuSeconds, ...counts, failureKinds };
 note(`fleet client ${index}: ${JSON.stringify(result)}`);

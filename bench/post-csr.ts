@@ -50,20 +50,17 @@ export function postCsr(target: PostTarget, token: string, body: Buffer): Promis
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           const status = res.statusCode ?? 0;
+          const text = Buffer.concat(chunks).toString('utf8');
+          if (status === 200) {
+            done(text.includes('"certChain"') ? { status, body: text } : { status: 0, error: '200 without certChain' });
+            return;
+          }
           const ra = Number(res.headers['retry-after']);
           let code: string | undefined;
-          if (status !== 200) {
-            try {
-              code = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { error?: { code?: string } }).error?.code;
-            } catch {
-              code = undefined;
-            }
-          } else if (!Buffer.concat(chunks).includes('"certChain"')) {
-            done({ status: 0, error: '200 without certChain' });
-            return;
-          } else {
-            done({ status, body: Buffer.concat(chunks).toString('utf8') });
-            return;
+          try {
+            code = (JSON.parse(text) as { error?: { code?: string } }).error?.code;
+          } catch {
+            code = undefined;
           }
           done({ status, ...(Number.isFinite(ra) ? { retryAfter: ra } : {}), ...(code === undefined ? {} : { code }) });
         });

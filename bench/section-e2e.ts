@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { startCaProcess } from './ca-process.js';
-import { mintBenchTokens, writeJson } from './dev-tokens.js';
+import { benchSpiffeId, mintBenchTokens, writeJson } from './dev-tokens.js';
 import { argNumber, argString, emitResult, note } from './result-line.js';
 import { spawnScript } from './spawn-section.js';
 import { runWrk } from './e2e-wrk.js';
@@ -56,7 +56,7 @@ async function checkSample(caUrl: string, rootPem: string, tokens: readonly stri
     for (let k = 0; k < count; k++) {
       const csr = makeDerCsr();
       const r = await postCsr(target, tokens[k % tokens.length]!, csrBody(csr.csrPem));
-      const problem = r.status !== 200 || r.body === undefined ? `status ${r.status}` : issuedProblem(r.body, roots, csr.privateKey, `spiffe://cluster.local/ns/bench/sa/load-${k % tokens.length}`);
+      const problem = r.status !== 200 || r.body === undefined ? `status ${r.status}` : issuedProblem(r.body, roots, csr.privateKey, benchSpiffeId(`load-${k % tokens.length}`));
       if (problem === null) verified++;
       else problems[problem] = (problems[problem] ?? 0) + 1;
     }

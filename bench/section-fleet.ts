@@ -18,7 +18,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT, startCaProcess } from './ca-process.js';
-import { mintBenchTokens } from './dev-tokens.js';
+import { benchSpiffeId, mintBenchTokens } from './dev-tokens.js';
 import { buildGoProgram, type GoBinary } from './go-build.js';
 import { argNumber, argString, emitResult, note } from './result-line.js';
 import { spawnProgram, spawnScript, type SpawnedScript } from './spawn-section.js';
@@ -76,7 +76,7 @@ try {
     // Minted here with the same service accounts the Node client would mint for itself.
     const tokensFile = join(tokenDir, `tokens-${i}.txt`);
     writeFileSync(tokensFile, (await mintBenchTokens(ca.stateDir, count, `fleet-${i}`)).join('\n'), { mode: 0o600 });
-    return spawnProgram<ClientResult>(goClient.path, [...common, '--tokens-file', tokensFile, '--spiffe-prefix', `spiffe://cluster.local/ns/bench/sa/fleet-${i}-`], 'bench/fleet-go', timeoutMs);
+    return spawnProgram<ClientResult>(goClient.path, [...common, '--tokens-file', tokensFile, '--spiffe-prefix', benchSpiffeId(`fleet-${i}-`)], 'bench/fleet-go', timeoutMs);
   };
   const clients = await Promise.all(Array.from({ length: processes }, (_, i) => spawnClient(i)));
   await Promise.all(clients.map((c) => new Promise<void>((res) => c.onLine((l) => l === 'READY' && res()))));
