@@ -46,6 +46,10 @@ export interface KubernetesSettings {
   readonly podUid?: string;
   /** Lease timings; defaults follow client-go (15 s lease, 10 s renew deadline, 2 s retry). */
   readonly leaderElection?: { readonly leaseDurationMs?: number; readonly renewDeadlineMs?: number; readonly retryPeriodMs?: number };
+  /** Least life of a watch stream (`--watch-timeout`); absent: the store's and publisher's default, 5 min. */
+  readonly watchTimeoutMs?: number;
+  /** How often the state Secret is read to confirm the watch (`--state-check-interval`); absent: 1 min. */
+  readonly stateCheckIntervalMs?: number;
 }
 
 export interface CaConfig {
@@ -100,6 +104,8 @@ export interface CaFlags {
   readonly 'lease-duration'?: string;
   readonly 'renew-deadline'?: string;
   readonly 'retry-period'?: string;
+  readonly 'watch-timeout'?: string;
+  readonly 'state-check-interval'?: string;
 }
 
 function invalid(message: string): ConfigError {
@@ -132,7 +138,7 @@ const CONFIG_KEYS = {
   '': ['stateDir', 'store', 'listen', 'monitoringListen', 'trustDomain', 'authn', 'defaultTtl', 'minTtl', 'maxTtl', 'rootTtl', 'intermediateTtl', 'pluggedCa', 'admin', 'jwks', 'kubernetes', 'servingNames', 'autoRotate', 'bundleRefreshInterval', 'maxInFlight', 'workers', 'logLevel'],
   admin: ['identities'],
   jwks: ['issuer', 'file', 'url', 'caFile', 'audience'],
-  kubernetes: ['kubeconfig', 'namespace', 'audience', 'tokenReviewRatePerSecond', 'leaseDuration', 'renewDeadline', 'retryPeriod'],
+  kubernetes: ['kubeconfig', 'namespace', 'audience', 'tokenReviewRatePerSecond', 'leaseDuration', 'renewDeadline', 'retryPeriod', 'watchTimeout', 'stateCheckInterval'],
 } as const;
 
 function checkKeys(object: Json, where: keyof typeof CONFIG_KEYS): void {
@@ -155,6 +161,7 @@ const SCALAR_KINDS: Readonly<Record<string, 'string' | 'duration' | 'boolean' | 
   pluggedCa: 'string', logLevel: 'string', kubeconfig: 'string', namespace: 'string', audience: 'string',
   defaultTtl: 'duration', minTtl: 'duration', maxTtl: 'duration', rootTtl: 'duration', intermediateTtl: 'duration',
   bundleRefreshInterval: 'duration', leaseDuration: 'duration', renewDeadline: 'duration', retryPeriod: 'duration',
+  watchTimeout: 'duration', stateCheckInterval: 'duration',
   autoRotate: 'boolean', maxInFlight: 'count', workers: 'workers',
 };
 
@@ -376,6 +383,7 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
       identity: env['POD_NAME'] ?? `${hostname()}-${process.pid}`,
       ...(env['POD_UID'] ? { podUid: env['POD_UID'] } : {}),
       ...leaseTimings(flags, k8s),
+      ...watchTimings(flags, k8s),
     },
     servingNames,
     autoRotate: autoRotate === 'true',
@@ -410,6 +418,26 @@ function leaseTimings(flags: CaFlags, k8s: Json): Pick<KubernetesSettings, 'lead
     { ms: p, name: name('retry-period', 'retryPeriod'), given: retry !== undefined },
   );
   return { leaderElection: { leaseDurationMs: l, renewDeadlineMs: r, retryPeriodMs: p } };
+}
+
+/** A watch lives up to twice `--watch-timeout`; past an hour it no longer bounds a silent stream usefully. */
+const MAX_WATCH_TIMEOUT_MS = 60 * 60_000;
+const MIN_WATCH_TIMEOUT_MS = 1000;
+
+function watchTimings(flags: CaFlags, k8s: Json): Pick<KubernetesSettings, 'watchTimeoutMs' | 'stateCheckIntervalMs'> {
+  const setting = (flag: 'watch-timeout' | 'state-check-interval', key: string): { ms: number | undefined; name: string } => {
+    const name = settingName(flags, flag, k8s, key, `kubernetes.${key}`);
+    return { ms: durationFlag(flags[flag] ?? str(k8s, key, 'kubernetes'), name), name };
+  };
+  const watch = setting('watch-timeout', 'watchTimeout');
+  const check = setting('state-check-interval', 'stateCheckInterval');
+  for (const { ms, name } of [watch, check]) {
+    if (ms !== undefined && (ms < MIN_WATCH_TIMEOUT_MS || ms > MAX_WATCH_TIMEOUT_MS)) throw invalid(`${name} must be between 1s and 1h, got ${formatDuration(ms)}`);
+  }
+  return {
+    ...(watch.ms === undefined ? {} : { watchTimeoutMs: watch.ms }),
+    ...(check.ms === undefined ? {} : { stateCheckIntervalMs: check.ms }),
+  };
 }
 
 function deepFreeze<T>(value: T): T {

@@ -2,12 +2,14 @@
  * List-then-watch with resumption, the informer pattern without a cache: list, hand the items
  * over, watch from the list's resourceVersion, resume from the last event's version when the
  * stream drops, and re-list when the API server answers 410 Expired. Failures back off (see
- * watch-backoff.ts).
+ * watch-backoff.ts). Each stream's life is bounded (see watch-lifetime.ts), so one that went
+ * silent without closing is replaced, and the events it missed replayed, within a few minutes.
  */
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { classifyKubeError } from './api-errors.js';
 import { WatchBackoff } from './watch-backoff.js';
+import { drawWatchLifetime } from './watch-lifetime.js';
 
 /** Anything with object metadata. */
 export interface KubeObjectWithMeta {
@@ -29,6 +31,8 @@ export interface ListWatchOptions<T extends KubeObjectWithMeta> {
   readonly retryMs?: number;
   /** Ceiling of that pause. Default 30 s. */
   readonly retryMaxMs?: number;
+  /** Least life of one watch stream; each lives a random time up to twice this. Default 5 min. */
+  readonly watchTimeoutMs?: number;
   readonly logger?: Logger;
   /** Names the watch in logs. */
   readonly what: string;
@@ -45,6 +49,7 @@ export function startListWatch<T extends KubeObjectWithMeta>(o: ListWatchOptions
   let resourceVersion: string | undefined;
   let timer: NodeJS.Timeout | undefined;
   let controller: AbortController | undefined;
+  let deadline: NodeJS.Timeout | undefined;
   let generation = 0;
   const backoff = new WatchBackoff({ firstMs: o.retryMs ?? 1000, maxMs: o.retryMaxMs ?? 30_000 });
   const retry = (relist: boolean, delayMs: number): void => {
@@ -78,9 +83,11 @@ export function startListWatch<T extends KubeObjectWithMeta>(o: ListWatchOptions
     const mine = ++generation;
     let expired = false;
     let ended = false;
+    let overdue = false;
+    const lifetime = drawWatchLifetime(o.watchTimeoutMs);
     const c = await new k8s.Watch(o.kubeConfig).watch(
       o.path,
-      { ...o.params, ...(resourceVersion === undefined ? {} : { resourceVersion }) },
+      { ...o.params, timeoutSeconds: String(lifetime.timeoutSeconds), ...(resourceVersion === undefined ? {} : { resourceVersion }) },
       (type: string, obj: T & { code?: number }) => {
         if (mine !== generation) return;
         if (type === 'ERROR') {
@@ -95,8 +102,11 @@ export function startListWatch<T extends KubeObjectWithMeta>(o: ListWatchOptions
         ended = true;
         if (mine !== generation || !running) return;
         controller = undefined;
+        clearTimeout(deadline);
+        deadline = undefined;
         // A clean end is the server's watch timeout, not an outage: resume without backing off.
-        if (err === null || err === undefined) retry(expired, backoff.closedMs);
+        // So is the end of an overdue one: the resumed watch replays what it missed.
+        if (err === null || err === undefined || overdue) retry(expired, backoff.closedMs);
         else retryAfterFailure(err, 'watch dropped; re-establishing', expired);
       },
     );
@@ -108,6 +118,13 @@ export function startListWatch<T extends KubeObjectWithMeta>(o: ListWatchOptions
     // called yet, the server answered 200 and the stream is open.
     if (ended) return;
     controller = c;
+    deadline = setTimeout(() => {
+      if (mine !== generation || !running) return;
+      overdue = true;
+      o.logger?.warn({ watch: o.what, timeoutSeconds: lifetime.timeoutSeconds }, 'watch outlived its timeout without the API server ending it (a dropped connection that never closed?); re-establishing');
+      c.abort();
+    }, lifetime.deadlineMs);
+    deadline.unref();
     const failures = backoff.established();
     if (failures > 0) o.logger?.info({ watch: o.what, failedAttempts: failures }, 'watch re-established');
   };
@@ -117,6 +134,7 @@ export function startListWatch<T extends KubeObjectWithMeta>(o: ListWatchOptions
       running = false;
       generation += 1;
       clearTimeout(timer);
+      clearTimeout(deadline);
       controller?.abort();
     },
   };

@@ -27,6 +27,8 @@ export interface RootCertPublisherOptions {
   readonly retryMs?: number;
   /** Ceiling of that pause. Default 30 s. */
   readonly retryMaxMs?: number;
+  /** Least life of one watch stream (see watch-lifetime.ts). Default 5 min. */
+  readonly watchTimeoutMs?: number;
 }
 
 /** A root-cert ConfigMap someone marked `immutable: true`: only deleting it lets it be repaired. */
@@ -64,7 +66,11 @@ export class RootCertPublisher {
     if (this.running) return;
     this.running = true;
     const { core, kubeConfig, logger } = this.opts;
-    const retry = { retryMs: this.opts.retryMs ?? 1000, ...(this.opts.retryMaxMs === undefined ? {} : { retryMaxMs: this.opts.retryMaxMs }) };
+    const retry = {
+      retryMs: this.opts.retryMs ?? 1000,
+      ...(this.opts.retryMaxMs === undefined ? {} : { retryMaxMs: this.opts.retryMaxMs }),
+      ...(this.opts.watchTimeoutMs === undefined ? {} : { watchTimeoutMs: this.opts.watchTimeoutMs }),
+    };
     this.watches.push(
       startListWatch<k8s.V1Namespace>({
         what: 'namespaces',

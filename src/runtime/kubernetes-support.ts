@@ -91,8 +91,21 @@ export async function startKubernetesSupport(
     };
   }
 
-  const store = new KubernetesStateStore({ core: clients.core, kubeConfig: clients.kubeConfig, namespace, logger: options.logger.child({ component: 'store' }) });
-  const publisher = new RootCertPublisher({ core: clients.core, kubeConfig: clients.kubeConfig, logger: options.logger.child({ component: 'root-cert-publisher' }) });
+  const { watchTimeoutMs, stateCheckIntervalMs } = config.kubernetes;
+  const store = new KubernetesStateStore({
+    core: clients.core,
+    kubeConfig: clients.kubeConfig,
+    namespace,
+    logger: options.logger.child({ component: 'store' }),
+    ...(watchTimeoutMs === undefined ? {} : { watchTimeoutMs }),
+    ...(stateCheckIntervalMs === undefined ? {} : { stateCheckIntervalMs }),
+  });
+  const publisher = new RootCertPublisher({
+    core: clients.core,
+    kubeConfig: clients.kubeConfig,
+    logger: options.logger.child({ component: 'root-cert-publisher' }),
+    ...(watchTimeoutMs === undefined ? {} : { watchTimeoutMs }),
+  });
   let runtime: CaRuntime | null = null;
   const timings = options.leaderElection ?? configuredTimings(config) ?? {};
   const elector = new LeaderElector({

@@ -2,6 +2,10 @@
  * CA state in a Kubernetes Secret (`rampart-ca` in the CA's namespace), shared by every replica.
  * The Secret's resourceVersion is the revision, so `save` is an API-server compare-and-swap, and
  * each replica watches the Secret to pick up writes by the others.
+ *
+ * A replica that misses a write signs under a state the others left, even a retired root, so the
+ * watch is not trusted alone: each stream's life is bounded (watch-lifetime.ts), and a periodic
+ * read of the Secret checks that the watch has seen its latest revision, re-listing when not.
  */
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -10,6 +14,7 @@ import type { CaState, StateStore, StoredState, UnreadableState } from '../core/
 import { API_CALL_TIMEOUT_MS, timedCall } from '../k8s/abortable-call.js';
 import { classifyKubeError, isHttpStatus } from '../k8s/api-errors.js';
 import { WatchBackoff } from '../k8s/watch-backoff.js';
+import { drawWatchLifetime } from '../k8s/watch-lifetime.js';
 import { declaresNewerSchema, decodeState, encodeState } from './state-codec.js';
 
 /** Default Secret name (DESIGN section 8). */
@@ -36,7 +41,19 @@ export interface KubernetesStateStoreOptions {
    * step, and the request that asked for it, until TCP gave up.
    */
   readonly callTimeoutMs?: number;
+  /** Least life of one watch stream (see watch-lifetime.ts). Default 5 min. */
+  readonly watchTimeoutMs?: number;
+  /**
+   * How often the Secret is read to confirm the watch is current; 0 turns it off. Default 1 min:
+   * the longest a replica trails a write it did not hear about, at one read a minute.
+   */
+  readonly stateCheckIntervalMs?: number;
 }
+
+/** Default of {@link KubernetesStateStoreOptions.stateCheckIntervalMs}. */
+export const DEFAULT_STATE_CHECK_INTERVAL_MS = 60_000;
+/** How long a check waits for the event of a write it read before it calls the watch stale. */
+const EVENT_GRACE_MS = 2_000;
 
 /**
  * Says whether the API server could not be reached, refused the CA, or failed: each has its own
@@ -68,6 +85,12 @@ export class KubernetesStateStore implements StateStore {
   /** Revisions this instance wrote; their watch events are not "changes by others". */
   private readonly ownRevisions = new Set<string>();
   private lastSeenRevision: string | undefined;
+  /** The Secret's revision as the list or watch last showed it; null: it was absent. */
+  private secretSeen: string | null | undefined;
+  /** Counts what the list and watch delivered, so a check can tell whether one raced it. */
+  private sightings = 0;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private checkTimer: NodeJS.Timeout | undefined;
   /**
    * Revision of the state this instance last loaded or saved; null when load() found none,
    * undefined before either. The watch's first list compares against it: the caller holds that
@@ -179,6 +202,7 @@ export class KubernetesStateStore implements StateStore {
     if (!this.watching && !this.closed) {
       this.watching = true;
       void this.establish(true);
+      this.scheduleCheck();
     }
     return () => {
       this.listeners.delete(listener);
@@ -192,12 +216,16 @@ export class KubernetesStateStore implements StateStore {
     this.generation += 1;
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
+    clearTimeout(this.deadlineTimer);
+    clearTimeout(this.checkTimer);
+    this.checkTimer = undefined;
     this.watchController?.abort();
     this.watchController = undefined;
   }
 
   private deliver(secret: k8s.V1Secret): void {
     const revision = secret.metadata?.resourceVersion;
+    this.sighted(revision ?? null);
     if (revision === undefined || revision === this.lastSeenRevision) return;
     this.lastSeenRevision = revision;
     if (this.ownRevisions.delete(revision)) return;
@@ -256,6 +284,7 @@ export class KubernetesStateStore implements StateStore {
         const current = list.items[0];
         if (initial) this.catchUp(current);
         else if (current !== undefined) this.deliver(current);
+        else if (typeof this.secretSeen === 'string') this.deleted(undefined);
         from = list.metadata?.resourceVersion;
       }
     } catch (e) {
@@ -264,28 +293,37 @@ export class KubernetesStateStore implements StateStore {
     }
     let expired = false;
     let ended = false;
+    let overdue = false;
     const generation = ++this.generation;
+    const lifetime = drawWatchLifetime(this.opts.watchTimeoutMs);
     const controller = await new k8s.Watch(this.opts.kubeConfig).watch(
       `/api/v1/namespaces/${encodeURIComponent(this.opts.namespace)}/secrets`,
-      { fieldSelector: `metadata.name=${this.name}`, ...(from === undefined ? {} : { resourceVersion: from }), allowWatchBookmarks: true },
+      {
+        fieldSelector: `metadata.name=${this.name}`,
+        timeoutSeconds: String(lifetime.timeoutSeconds),
+        ...(from === undefined ? {} : { resourceVersion: from }),
+        allowWatchBookmarks: true,
+      },
       (type: string, obj: k8s.V1Secret & { code?: number }) => {
+        if (generation !== this.generation) return;
+        this.sightings += 1;
         if (type === 'ERROR') {
           expired = obj.code === 410;
           return;
         }
         if (type === 'ADDED' || type === 'MODIFIED') this.deliver(obj);
-        else if (type === 'DELETED') {
-          this.lastSeenRevision = obj.metadata?.resourceVersion;
-          this.opts.logger?.warn({ secret: this.name }, 'CA state Secret was deleted');
-          this.notify(null);
-        } else if (type === 'BOOKMARK') this.lastSeenRevision = obj.metadata?.resourceVersion ?? this.lastSeenRevision;
+        else if (type === 'DELETED') this.deleted(obj.metadata?.resourceVersion);
+        else if (type === 'BOOKMARK') this.lastSeenRevision = obj.metadata?.resourceVersion ?? this.lastSeenRevision;
       },
       (err: unknown) => {
         ended = true;
         if (generation !== this.generation || !this.watching) return;
         this.watchController = undefined;
+        clearTimeout(this.deadlineTimer);
         // A clean end is the server's watch timeout, not an outage: resume without backing off.
-        if (err === null || err === undefined) this.scheduleRetry(false, expired, this.backoff.closedMs);
+        // An overdue one is re-listed, as it may have been silent for minutes.
+        if (overdue) this.scheduleRetry(false, true, this.backoff.closedMs);
+        else if (err === null || err === undefined) this.scheduleRetry(false, expired, this.backoff.closedMs);
         else this.retryAfterFailure(err, 'CA state watch dropped; re-establishing', false, expired);
       },
     );
@@ -297,8 +335,79 @@ export class KubernetesStateStore implements StateStore {
     // called yet, the server answered 200 and the stream is open.
     if (ended) return;
     this.watchController = controller;
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = setTimeout(() => {
+      if (generation !== this.generation || !this.watching) return;
+      overdue = true;
+      this.opts.logger?.warn(
+        { secret: this.name, timeoutSeconds: lifetime.timeoutSeconds },
+        'CA state watch outlived its timeout without the API server ending it (a dropped connection that never closed?); re-listing',
+      );
+      controller.abort();
+    }, lifetime.deadlineMs);
+    this.deadlineTimer.unref();
     const failures = this.backoff.established();
     if (failures > 0) this.opts.logger?.info({ secret: this.name, failedAttempts: failures }, 'CA state watch re-established');
+  }
+
+  private sighted(revision: string | null): void {
+    this.secretSeen = revision;
+    this.sightings += 1;
+  }
+
+  /** The Secret is gone; `revision` is its deletion's, when the watch reported it. */
+  private deleted(revision: string | undefined): void {
+    if (revision !== undefined) this.lastSeenRevision = revision;
+    this.sighted(null);
+    this.opts.logger?.warn({ secret: this.name }, 'CA state Secret was deleted');
+    this.notify(null);
+  }
+
+  private scheduleCheck(): void {
+    const interval = this.opts.stateCheckIntervalMs ?? DEFAULT_STATE_CHECK_INTERVAL_MS;
+    if (interval <= 0 || !this.watching) return;
+    // A quarter either way, so replicas started together do not read together.
+    this.checkTimer = setTimeout(() => {
+      this.checkTimer = undefined;
+      void this.checkWatchIsCurrent().finally(() => this.scheduleCheck());
+    }, interval * (0.75 + Math.random() / 2));
+    this.checkTimer.unref();
+  }
+
+  /**
+   * Reads the Secret and compares its revision with what the watch last showed. A difference
+   * that no delivery raced, and that is not this replica's own write on its way, means the watch
+   * missed a write, usually because its stream went silent: it is then replaced by a re-list.
+   * Outages are the watch's to report; a failed read only waits for the next check.
+   */
+  private async checkWatchIsCurrent(): Promise<void> {
+    if (this.watchController === undefined || this.secretSeen === undefined) return;
+    const generation = this.generation;
+    const sightings = this.sightings;
+    let current: k8s.V1Secret | null;
+    try {
+      current = await this.read();
+    } catch (e) {
+      this.opts.logger?.debug({ secret: this.name, reason: e instanceof Error ? e.message : String(e) }, 'cannot read the CA state Secret to check the watch; next check later');
+      return;
+    }
+    const revision = current?.metadata?.resourceVersion ?? null;
+    const agrees = (): boolean =>
+      !this.watching || generation !== this.generation || sightings !== this.sightings || this.watchController === undefined || revision === this.secretSeen || (revision !== null && this.ownRevisions.has(revision));
+    if (agrees()) return;
+    // A write's event may be on its way still: give it a moment before calling the watch stale.
+    await new Promise((resolve) => setTimeout(resolve, EVENT_GRACE_MS).unref());
+    if (agrees()) return;
+    this.opts.logger?.warn(
+      { secret: this.name, revision, watchRevision: this.secretSeen },
+      'CA state watch missed a change to the Secret; re-listing and watching anew',
+    );
+    this.generation += 1;
+    clearTimeout(this.deadlineTimer);
+    const stale = this.watchController;
+    this.watchController = undefined;
+    stale.abort();
+    await this.establish(false, true);
   }
 
   /**
@@ -308,6 +417,7 @@ export class KubernetesStateStore implements StateStore {
    */
   private catchUp(current: k8s.V1Secret | undefined): void {
     const revision = current?.metadata?.resourceVersion;
+    this.sighted(revision ?? null);
     if (current === undefined) {
       if (this.knownRevision === undefined || this.knownRevision === null) return;
       this.opts.logger?.warn({ secret: this.name }, 'CA state Secret was deleted');

@@ -36,6 +36,10 @@ Flags:
                                come from the file or the URL (not both), else by OIDC discovery
   --kubeconfig FILE  --namespace NS                     Kubernetes access (in-cluster otherwise)
   --lease-duration D  --renew-deadline D  --retry-period D   leader election (default 15s, 10s, 2s)
+  --watch-timeout D            each Kubernetes watch lives between D and 2D, then is opened anew;
+                               one silent past that is dropped (default 5m, 1s to 1h)
+  --state-check-interval D     how often each replica reads the state Secret to check that its
+                               watch missed no write (default 1m, 1s to 1h)
   --serving-name NAME          extra DNS name/IP for the CA's serving certificate (repeatable)
   --auto-rotate true|false     run the root rotation schedule (default true)
   --bundle-refresh-interval D  how often agents refresh the bundle (default 60s)
@@ -75,6 +79,8 @@ const SPEC: FlagSpec = {
   'lease-duration': { type: 'string' },
   'renew-deadline': { type: 'string' },
   'retry-period': { type: 'string' },
+  'watch-timeout': { type: 'string' },
+  'state-check-interval': { type: 'string' },
 };
 
 export async function runCa(argv: readonly string[]): Promise<number> {

@@ -49,6 +49,7 @@
  * for deriving RBAC from what code really calls; `tokenReviews` counters; `injectFault` for 5xx
  * or 429 answers (`clearFaults` ends them); `stall` holds matching requests unanswered until
  * released (a hung API server or a frozen proxy in front of it); `closeWatches()` drops every open watch stream (a server-side timeout);
+ * `silenceWatches()` mutes every open watch stream without closing it (a dropped NAT entry);
  * `goDown()` closes the listener and every socket (state is kept), `comeBack()` listens again on
  * the same port; `close()`.
  */
@@ -122,6 +123,12 @@ export interface KubeApiServer {
   clearRequestLog(): void;
   /** Ends every open watch stream cleanly, as the server-side watch timeout does. */
   closeWatches(): void;
+  /**
+   * Silences every watch stream open now, for good: no more events, not even the end its
+   * `timeoutSeconds` asked for, and no FIN or RST, as when a NAT entry or a load balancer's flow
+   * is dropped or a proxy freezes. Watches opened afterwards work. Returns how many it silenced.
+   */
+  silenceWatches(): number;
   /** Simulates an outage: stops listening and destroys every connection. State is kept. */
   goDown(): Promise<void>;
   /** Listens again on the same port. */
@@ -190,6 +197,7 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
     stalls: new Set<Stall>(),
     tokenReviews: { total: 0, authenticated: 0, rejected: 0 },
     openWatches: new Set<ServerResponse>(),
+    watchMutes: new Map<ServerResponse, () => void>(),
   };
   const sockets = new Set<Socket>();
   const server = createServer({ key: tls.keyPem, cert: tls.certPem }, (req, res) => {
@@ -283,6 +291,12 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
     closeWatches() {
       for (const w of ctx.openWatches) w.end();
       ctx.openWatches.clear();
+    },
+    silenceWatches() {
+      for (const mute of ctx.watchMutes.values()) mute();
+      const silenced = ctx.watchMutes.size;
+      ctx.watchMutes.clear();
+      return silenced;
     },
     goDown: drop,
     async comeBack() {

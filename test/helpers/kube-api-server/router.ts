@@ -68,6 +68,8 @@ export interface RouterContext {
   readonly stalls: Set<Stall>;
   readonly tokenReviews: TokenReviewCounters;
   readonly openWatches: Set<ServerResponse>;
+  /** Mutes an open watch for good: no more events and no timeout end, the stream left open. */
+  readonly watchMutes: Map<ServerResponse, () => void>;
 }
 
 const MAX_BODY = 3 * 1024 * 1024;
@@ -319,7 +321,9 @@ function startWatch(ctx: RouterContext, req: IncomingMessage, res: ServerRespons
   // Status and headers go out only once the watch is registered, so bad parameters still answer 400.
   const buffered: WatchEvent[] = [];
   let open = false;
+  let muted = false;
   const write = (e: WatchEvent): void => {
+    if (muted) return;
     if (!open) {
       buffered.push(e);
       return;
@@ -338,10 +342,15 @@ function startWatch(ctx: RouterContext, req: IncomingMessage, res: ServerRespons
   ctx.openWatches.add(res);
   const timeoutSeconds = Number(url.searchParams.get('timeoutSeconds') ?? '0');
   const timer = timeoutSeconds > 0 ? setTimeout(() => res.end(), timeoutSeconds * 1000) : undefined;
+  ctx.watchMutes.set(res, () => {
+    muted = true;
+    if (timer !== undefined) clearTimeout(timer);
+  });
   const stop = (): void => {
     w.stop();
     if (timer !== undefined) clearTimeout(timer);
     ctx.openWatches.delete(res);
+    ctx.watchMutes.delete(res);
   };
   res.on('close', stop);
 }
