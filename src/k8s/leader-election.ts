@@ -68,6 +68,13 @@ export class LeaderElector {
   private deadlineTimer: NodeJS.Timeout | undefined;
   /** Aborts the calls of the round in progress. */
   private inFlight: AbortController | undefined;
+  /**
+   * Rounds failed in a row, and the kind of the last failure. A round every 2 s used to warn every
+   * 2 s for as long as an outage lasted; now each kind of failure warns once, the repeats are at
+   * debug, and the end of the outage is logged once.
+   */
+  private failedRounds = 0;
+  private lastFailureKind: string | undefined;
 
   constructor(private readonly opts: LeaderElectorOptions) {
     this.leaseName = opts.leaseName ?? LEADER_LEASE_NAME;
@@ -116,6 +123,7 @@ export class LeaderElector {
     let ok = false;
     try {
       ok = await this.tryAcquireOrRenew(controller.signal, started);
+      this.reached();
     } catch (e) {
       if (controller.signal.reason !== ('stopped' satisfies AbortReason)) this.logFailure(e, controller.signal.aborted);
     } finally {
@@ -143,23 +151,38 @@ export class LeaderElector {
     }, Math.max(0, inMs));
   }
 
+  /** A round got its answers: ends an outage, logging it once. */
+  private reached(): void {
+    if (this.failedRounds > 0) {
+      this.opts.logger?.info({ lease: this.leaseName, identity: this.opts.identity, failedRounds: this.failedRounds }, 'leader election: the Lease can be reached again');
+    }
+    this.failedRounds = 0;
+    this.lastFailureKind = undefined;
+  }
+
   /** 401/403 are refusals to fix in credentials or RBAC; the rest are outages that may pass. */
   private logFailure(e: unknown, timedOut: boolean): void {
     const base = { lease: this.leaseName, identity: this.opts.identity };
-    if (timedOut) {
-      this.opts.logger?.warn({ ...base, apiServer: 'no answer in time; call aborted' }, 'leader election: cannot reach the Lease');
-      return;
-    }
-    const f = classifyKubeError(e);
-    if (f.httpStatus === 401 || f.httpStatus === 403) {
-      this.opts.logger?.warn(
-        { ...base, status: f.httpStatus, apiServer: f.summary },
+    this.failedRounds += 1;
+    const f = timedOut ? undefined : classifyKubeError(e);
+    const kind = f === undefined ? 'timed-out' : String(f.httpStatus ?? 'unreachable');
+    const first = kind !== this.lastFailureKind;
+    this.lastFailureKind = kind;
+    const log = (fields: Record<string, unknown>, message: string): void => {
+      if (first) this.opts.logger?.warn({ ...base, ...fields }, message);
+      else this.opts.logger?.debug({ ...base, ...fields, failedRounds: this.failedRounds }, message);
+    };
+    if (f === undefined) {
+      log({ apiServer: 'no answer in time; call aborted' }, 'leader election: cannot reach the Lease');
+    } else if (f.httpStatus === 401 || f.httpStatus === 403) {
+      log(
+        { status: f.httpStatus, apiServer: f.summary },
         `leader election: the API server refused the Lease call (HTTP ${f.httpStatus}); check the CA's credentials and its RBAC (get, create, update on leases)`,
       );
     } else if (f.httpStatus !== undefined) {
-      this.opts.logger?.warn({ ...base, status: f.httpStatus, apiServer: f.summary }, `leader election: the API server failed the Lease call (${f.summary})`);
+      log({ status: f.httpStatus, apiServer: f.summary }, `leader election: the API server failed the Lease call (${f.summary})`);
     } else {
-      this.opts.logger?.warn({ ...base, apiServer: f.summary }, 'leader election: cannot reach the Lease');
+      log({ apiServer: f.summary }, 'leader election: cannot reach the Lease');
     }
   }
 
@@ -225,7 +248,12 @@ export class LeaderElector {
     }
     this.noteLeader(holder);
     const durationMs = (current.spec?.leaseDurationSeconds ?? Math.ceil(this.leaseDurationMs / 1000)) * 1000;
-    if (holder !== '' && holder !== this.opts.identity && this.observed.at + durationMs > now) return false;
+    if (holder !== '' && holder !== this.opts.identity && this.observed.at + durationMs > now) {
+      // Someone else holds it (an admin's edit, or a successor after our renewals failed): waiting
+      // out the renew deadline would mean leading for seconds beside them, and say the wrong thing.
+      this.stepDown(`the Lease is held by ${holder}`);
+      return false;
+    }
     try {
       this.lease = await coordination.replaceNamespacedLease({
         name: this.leaseName,

@@ -5,6 +5,7 @@ import pino from 'pino';
 import { startKubeApiServer, type KubeApiServer } from '../helpers/kube-api-server/index.js';
 import { waitFor } from '../helpers/kube-api-server/testing.js';
 import { LeaderElector } from '../../src/k8s/leader-election.js';
+import { formatMicroTime } from '../../src/k8s/micro-time.js';
 
 let api: KubeApiServer;
 const logger = pino({ level: 'silent' });
@@ -141,4 +142,63 @@ test('a Lease call the API server refuses (401) is logged as refused with its st
   assert.equal(line['status'], 401);
   assert.match(String(line['msg']), /refused the Lease call \(HTTP 401\).*credentials.*RBAC/);
   assert.doesNotMatch(String(line['msg']), /cannot reach/);
+});
+
+test('an outage warns once per kind of failure, the repeats at debug, and its end is logged once', async () => {
+  await api.kubeConfig().makeApiClient(k8s.CoreV1Api).createNamespace({ body: { metadata: { name: 'le-quiet-outage' } } });
+  const lines: Array<Record<string, unknown>> = [];
+  const log = pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+  const a = elector('ca-a', 'le-quiet-outage', [], { log });
+  a.start();
+  await waitFor('a leads', () => a.isLeader);
+  const about = (level: number): Array<Record<string, unknown>> => lines.filter((l) => l['level'] === level && String(l['msg']).startsWith('leader election:'));
+  await api.goDown();
+  try {
+    // A round every 250 ms: at one warning per round there would be a dozen by now.
+    await waitFor('eight failed rounds', () => about(20).length >= 8, 10_000);
+  } finally {
+    await api.comeBack();
+  }
+  const warned = about(40);
+  assert.ok(warned.length >= 1 && warned.length <= 2, `one warning per kind of failure: ${JSON.stringify(warned)}`);
+  const back = await waitFor('the end of the outage logged', () => lines.find((l) => l['msg'] === 'leader election: the Lease can be reached again'), 10_000);
+  assert.equal(back['level'], 30);
+  assert.ok(Number(back['failedRounds']) >= 9, JSON.stringify(back));
+  await waitFor('a leads again', () => a.isLeader, 10_000);
+  assert.equal(lines.filter((l) => l['msg'] === 'leader election: the Lease can be reached again').length, 1);
+});
+
+test('a leader whose Lease another holder took steps down on seeing it, saying who holds it', async () => {
+  await api.kubeConfig().makeApiClient(k8s.CoreV1Api).createNamespace({ body: { metadata: { name: 'le-taken' } } });
+  const lines: Array<Record<string, unknown>> = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+  const events: string[] = [];
+  // A long renew deadline: only seeing the new holder can make it step down soon.
+  const a = new LeaderElector({
+    coordination: api.kubeConfig().makeApiClient(k8s.CoordinationV1Api),
+    namespace: 'le-taken',
+    identity: 'ca-a',
+    leaseDurationMs: 60_000,
+    renewDeadlineMs: 50_000,
+    retryPeriodMs: 250,
+    logger: log,
+    onStartedLeading: () => events.push('started'),
+    onStoppedLeading: () => events.push('stopped'),
+  });
+  electors.push(a);
+  a.start();
+  await waitFor('a leads', () => a.isLeader);
+  const coordination = api.kubeConfig().makeApiClient(k8s.CoordinationV1Api);
+  const lease = await coordination.readNamespacedLease({ name: 'rampart-ca-leader', namespace: 'le-taken' });
+  await coordination.replaceNamespacedLease({
+    name: 'rampart-ca-leader',
+    namespace: 'le-taken',
+    body: { ...lease, spec: { ...lease.spec, holderIdentity: 'kubectl-admin', renewTime: formatMicroTime(Date.now()) as unknown as k8s.V1MicroTime } },
+  });
+  await waitFor('a steps down', () => !a.isLeader, 10_000);
+  const stopped = lines.find((l) => l['msg'] === 'stopped leading');
+  assert.equal(stopped?.['why'], 'the Lease is held by kubectl-admin');
+  assert.deepEqual(events, ['started', 'stopped']);
+  assert.equal(a.leader, 'kubectl-admin');
+  assert.equal((await readLease('le-taken')).spec?.holderIdentity, 'kubectl-admin', 'a did not take it back');
 });
