@@ -365,7 +365,8 @@ export class KubernetesStateStore implements StateStore {
 
   private scheduleCheck(): void {
     const interval = this.opts.stateCheckIntervalMs ?? DEFAULT_STATE_CHECK_INTERVAL_MS;
-    if (interval <= 0 || !this.watching) return;
+    // One chain of checks: a re-subscription while a check is in flight must not start a second.
+    if (interval <= 0 || !this.watching || this.checkTimer !== undefined) return;
     // A quarter either way, so replicas started together do not read together.
     this.checkTimer = setTimeout(() => {
       this.checkTimer = undefined;
