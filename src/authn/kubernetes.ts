@@ -15,6 +15,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { validatePathSegment, validateTrustDomain, type WorkloadIdentity } from '../core/identity.js';
 import type { AuthenticationRequest, Authenticator } from '../core/ports.js';
 import { classifyKubeError } from '../k8s/api-errors.js';
+import { timedCall } from '../k8s/abortable-call.js';
 import { ReviewRateLimiter, type ReviewRateOptions } from './kubernetes-rate-limiter.js';
 
 /** Audience Rampart's projected tokens carry. */
@@ -226,7 +227,8 @@ export class KubernetesAuthenticator implements Authenticator {
     });
     try {
       return await Promise.race([
-        this.opts.api.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [...this.audiences] } } }),
+        // The timeout answers the caller; the signal also ends the request, or it would hold a socket.
+        this.opts.api.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [...this.audiences] } } }, timedCall(this.timeoutMs)),
         timeout,
       ]);
     } finally {

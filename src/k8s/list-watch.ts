@@ -5,11 +5,11 @@
  * watch-backoff.ts). Each stream's life is bounded (see watch-lifetime.ts), so one that went
  * silent without closing is replaced, and the events it missed replayed, within a few minutes.
  */
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { classifyKubeError } from './api-errors.js';
+import { startBoundedWatch, type BoundedWatch } from './bounded-watch.js';
 import { WatchBackoff } from './watch-backoff.js';
-import { drawWatchLifetime } from './watch-lifetime.js';
 
 /** Anything with object metadata. */
 export interface KubeObjectWithMeta {
@@ -48,8 +48,7 @@ export function startListWatch<T extends KubeObjectWithMeta>(o: ListWatchOptions
   let running = true;
   let resourceVersion: string | undefined;
   let timer: NodeJS.Timeout | undefined;
-  let controller: AbortController | undefined;
-  let deadline: NodeJS.Timeout | undefined;
+  let attempt: BoundedWatch | undefined;
   let generation = 0;
   const backoff = new WatchBackoff({ firstMs: o.retryMs ?? 1000, maxMs: o.retryMaxMs ?? 30_000 });
   const retry = (relist: boolean, delayMs: number): void => {
@@ -82,14 +81,17 @@ export function startListWatch<T extends KubeObjectWithMeta>(o: ListWatchOptions
     }
     const mine = ++generation;
     let expired = false;
-    let ended = false;
-    let overdue = false;
-    const lifetime = drawWatchLifetime(o.watchTimeoutMs);
-    const c = await new k8s.Watch(o.kubeConfig).watch(
-      o.path,
-      { ...o.params, timeoutSeconds: String(lifetime.timeoutSeconds), ...(resourceVersion === undefined ? {} : { resourceVersion }) },
-      (type: string, obj: T & { code?: number }) => {
-        if (mine !== generation) return;
+    attempt = startBoundedWatch({
+      kubeConfig: o.kubeConfig,
+      path: o.path,
+      params: { ...o.params, resourceVersion },
+      ...(o.watchTimeoutMs === undefined ? {} : { watchTimeoutMs: o.watchTimeoutMs }),
+      onOpen: () => {
+        const failures = backoff.established();
+        if (failures > 0) o.logger?.info({ watch: o.what, failedAttempts: failures }, 'watch re-established');
+      },
+      onEvent: (type, object) => {
+        const obj = object as T & { code?: number };
         if (type === 'ERROR') {
           expired = obj.code === 410;
           return;
@@ -98,35 +100,21 @@ export function startListWatch<T extends KubeObjectWithMeta>(o: ListWatchOptions
         if (rv !== undefined) resourceVersion = rv;
         if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') o.onEvent(type, obj);
       },
-      (err: unknown) => {
-        ended = true;
+      onEnd: (end) => {
         if (mine !== generation || !running) return;
-        controller = undefined;
-        clearTimeout(deadline);
-        deadline = undefined;
+        attempt = undefined;
         // A clean end is the server's watch timeout, not an outage: resume without backing off.
-        // So is the end of an overdue one: the resumed watch replays what it missed.
-        if (err === null || err === undefined || overdue) retry(expired, backoff.closedMs);
-        else retryAfterFailure(err, 'watch dropped; re-establishing', expired);
+        // So is the end of an overdue one, after a warning: the resumed watch replays what it missed.
+        if (end.kind === 'failed') {
+          retryAfterFailure(end.error, 'watch dropped; re-establishing', expired);
+          return;
+        }
+        if (end.kind === 'overdue') {
+          o.logger?.warn({ watch: o.what, timeoutSeconds: end.timeoutSeconds }, 'watch outlived its timeout without the API server ending it (a dropped connection that never closed?); re-establishing');
+        }
+        retry(expired, backoff.closedMs);
       },
-    );
-    if (!running || mine !== generation) {
-      c.abort();
-      return;
-    }
-    // Client-node calls `done` before returning when the request failed or was refused; not
-    // called yet, the server answered 200 and the stream is open.
-    if (ended) return;
-    controller = c;
-    deadline = setTimeout(() => {
-      if (mine !== generation || !running) return;
-      overdue = true;
-      o.logger?.warn({ watch: o.what, timeoutSeconds: lifetime.timeoutSeconds }, 'watch outlived its timeout without the API server ending it (a dropped connection that never closed?); re-establishing');
-      c.abort();
-    }, lifetime.deadlineMs);
-    deadline.unref();
-    const failures = backoff.established();
-    if (failures > 0) o.logger?.info({ watch: o.what, failedAttempts: failures }, 'watch re-established');
+    });
   };
   void run(true);
   return {
@@ -134,8 +122,7 @@ export function startListWatch<T extends KubeObjectWithMeta>(o: ListWatchOptions
       running = false;
       generation += 1;
       clearTimeout(timer);
-      clearTimeout(deadline);
-      controller?.abort();
+      attempt?.stop();
     },
   };
 }

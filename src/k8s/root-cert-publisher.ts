@@ -76,7 +76,7 @@ export class RootCertPublisher {
         what: 'namespaces',
         kubeConfig,
         path: '/api/v1/namespaces',
-        list: () => core.listNamespace(),
+        list: () => core.listNamespace({}, timedCall()),
         ...retry,
         ...(logger === undefined ? {} : { logger }),
         onSync: (items) => {
@@ -106,7 +106,7 @@ export class RootCertPublisher {
         kubeConfig,
         path: '/api/v1/configmaps',
         params: { fieldSelector: `metadata.name=${ROOT_CERT_CONFIGMAP}` },
-        list: () => core.listConfigMapForAllNamespaces({ fieldSelector: `metadata.name=${ROOT_CERT_CONFIGMAP}` }),
+        list: () => core.listConfigMapForAllNamespaces({ fieldSelector: `metadata.name=${ROOT_CERT_CONFIGMAP}` }, timedCall()),
         ...retry,
         ...(logger === undefined ? {} : { logger }),
         onSync: (items) => {

@@ -7,14 +7,14 @@
  * watch is not trusted alone: each stream's life is bounded (watch-lifetime.ts), and a periodic
  * read of the Secret checks that the watch has seen its latest revision, re-listing when not.
  */
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ConflictError, StateError, UnavailableError, isRampartError } from '../core/errors.js';
 import type { CaState, StateStore, StoredState, UnreadableState } from '../core/ports.js';
 import { API_CALL_TIMEOUT_MS, timedCall } from '../k8s/abortable-call.js';
 import { classifyKubeError, isHttpStatus } from '../k8s/api-errors.js';
 import { WatchBackoff } from '../k8s/watch-backoff.js';
-import { drawWatchLifetime } from '../k8s/watch-lifetime.js';
+import { startBoundedWatch, type BoundedWatch } from '../k8s/bounded-watch.js';
 import { declaresNewerSchema, decodeState, encodeState } from './state-codec.js';
 
 /** Default Secret name (DESIGN section 8). */
@@ -89,7 +89,6 @@ export class KubernetesStateStore implements StateStore {
   private secretSeen: string | null | undefined;
   /** Counts what the list and watch delivered, so a check can tell whether one raced it. */
   private sightings = 0;
-  private deadlineTimer: NodeJS.Timeout | undefined;
   private checkTimer: NodeJS.Timeout | undefined;
   /**
    * Revision of the state this instance last loaded or saved; null when load() found none,
@@ -98,7 +97,9 @@ export class KubernetesStateStore implements StateStore {
    */
   private knownRevision: string | null | undefined;
   private readonly backoff: WatchBackoff;
-  private watchController: AbortController | undefined;
+  private attempt: BoundedWatch | undefined;
+  /** The current attempt's stream is open (the server answered it). */
+  private watchOpen = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private watching = false;
   private closed = false;
@@ -216,11 +217,11 @@ export class KubernetesStateStore implements StateStore {
     this.generation += 1;
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
-    clearTimeout(this.deadlineTimer);
     clearTimeout(this.checkTimer);
     this.checkTimer = undefined;
-    this.watchController?.abort();
-    this.watchController = undefined;
+    this.attempt?.stop();
+    this.attempt = undefined;
+    this.watchOpen = false;
   }
 
   private deliver(secret: k8s.V1Secret): void {
@@ -292,20 +293,22 @@ export class KubernetesStateStore implements StateStore {
       return;
     }
     let expired = false;
-    let ended = false;
-    let overdue = false;
     const generation = ++this.generation;
-    const lifetime = drawWatchLifetime(this.opts.watchTimeoutMs);
-    const controller = await new k8s.Watch(this.opts.kubeConfig).watch(
-      `/api/v1/namespaces/${encodeURIComponent(this.opts.namespace)}/secrets`,
-      {
-        fieldSelector: `metadata.name=${this.name}`,
-        timeoutSeconds: String(lifetime.timeoutSeconds),
-        ...(from === undefined ? {} : { resourceVersion: from }),
-        allowWatchBookmarks: true,
-      },
-      (type: string, obj: k8s.V1Secret & { code?: number }) => {
+    this.attempt = startBoundedWatch({
+      kubeConfig: this.opts.kubeConfig,
+      path: `/api/v1/namespaces/${encodeURIComponent(this.opts.namespace)}/secrets`,
+      params: { fieldSelector: `metadata.name=${this.name}`, resourceVersion: from, allowWatchBookmarks: 'true' },
+      ...(this.opts.watchTimeoutMs === undefined ? {} : { watchTimeoutMs: this.opts.watchTimeoutMs }),
+      openTimeoutMs: this.callTimeoutMs,
+      onOpen: () => {
         if (generation !== this.generation) return;
+        this.watchOpen = true;
+        const failures = this.backoff.established();
+        if (failures > 0) this.opts.logger?.info({ secret: this.name, failedAttempts: failures }, 'CA state watch re-established');
+      },
+      onEvent: (type, object) => {
+        if (generation !== this.generation) return;
+        const obj = object as k8s.V1Secret & { code?: number };
         this.sightings += 1;
         if (type === 'ERROR') {
           expired = obj.code === 410;
@@ -315,39 +318,25 @@ export class KubernetesStateStore implements StateStore {
         else if (type === 'DELETED') this.deleted(obj.metadata?.resourceVersion);
         else if (type === 'BOOKMARK') this.lastSeenRevision = obj.metadata?.resourceVersion ?? this.lastSeenRevision;
       },
-      (err: unknown) => {
-        ended = true;
+      onEnd: (end) => {
         if (generation !== this.generation || !this.watching) return;
-        this.watchController = undefined;
-        clearTimeout(this.deadlineTimer);
+        this.attempt = undefined;
+        this.watchOpen = false;
+        if (end.kind === 'failed') {
+          this.retryAfterFailure(end.error, 'CA state watch dropped; re-establishing', false, expired);
+          return;
+        }
         // A clean end is the server's watch timeout, not an outage: resume without backing off.
         // An overdue one is re-listed, as it may have been silent for minutes.
-        if (overdue) this.scheduleRetry(false, true, this.backoff.closedMs);
-        else if (err === null || err === undefined) this.scheduleRetry(false, expired, this.backoff.closedMs);
-        else this.retryAfterFailure(err, 'CA state watch dropped; re-establishing', false, expired);
+        if (end.kind === 'overdue') {
+          this.opts.logger?.warn(
+            { secret: this.name, timeoutSeconds: end.timeoutSeconds },
+            'CA state watch outlived its timeout without the API server ending it (a dropped connection that never closed?); re-listing',
+          );
+        }
+        this.scheduleRetry(false, expired || end.kind === 'overdue', this.backoff.closedMs);
       },
-    );
-    if (!this.watching || generation !== this.generation) {
-      controller.abort();
-      return;
-    }
-    // Client-node calls `done` before returning when the request failed or was refused; not
-    // called yet, the server answered 200 and the stream is open.
-    if (ended) return;
-    this.watchController = controller;
-    clearTimeout(this.deadlineTimer);
-    this.deadlineTimer = setTimeout(() => {
-      if (generation !== this.generation || !this.watching) return;
-      overdue = true;
-      this.opts.logger?.warn(
-        { secret: this.name, timeoutSeconds: lifetime.timeoutSeconds },
-        'CA state watch outlived its timeout without the API server ending it (a dropped connection that never closed?); re-listing',
-      );
-      controller.abort();
-    }, lifetime.deadlineMs);
-    this.deadlineTimer.unref();
-    const failures = this.backoff.established();
-    if (failures > 0) this.opts.logger?.info({ secret: this.name, failedAttempts: failures }, 'CA state watch re-established');
+    });
   }
 
   private sighted(revision: string | null): void {
@@ -382,7 +371,7 @@ export class KubernetesStateStore implements StateStore {
    * Outages are the watch's to report; a failed read only waits for the next check.
    */
   private async checkWatchIsCurrent(): Promise<void> {
-    if (this.watchController === undefined || this.secretSeen === undefined) return;
+    if (!this.watchOpen || this.secretSeen === undefined) return;
     const generation = this.generation;
     const sightings = this.sightings;
     let current: k8s.V1Secret | null;
@@ -394,7 +383,7 @@ export class KubernetesStateStore implements StateStore {
     }
     const revision = current?.metadata?.resourceVersion ?? null;
     const agrees = (): boolean =>
-      !this.watching || generation !== this.generation || sightings !== this.sightings || this.watchController === undefined || revision === this.secretSeen || (revision !== null && this.ownRevisions.has(revision));
+      !this.watching || generation !== this.generation || sightings !== this.sightings || !this.watchOpen || revision === this.secretSeen || (revision !== null && this.ownRevisions.has(revision));
     if (agrees()) return;
     // A write's event may be on its way still: give it a moment before calling the watch stale.
     await new Promise((resolve) => setTimeout(resolve, EVENT_GRACE_MS).unref());
@@ -404,10 +393,9 @@ export class KubernetesStateStore implements StateStore {
       'CA state watch missed a change to the Secret; re-listing and watching anew',
     );
     this.generation += 1;
-    clearTimeout(this.deadlineTimer);
-    const stale = this.watchController;
-    this.watchController = undefined;
-    stale.abort();
+    this.attempt?.stop();
+    this.attempt = undefined;
+    this.watchOpen = false;
     await this.establish(false, true);
   }
 

@@ -137,3 +137,24 @@ test('the publisher\'s silent watches end at their deadline: a namespace created
   const overdue = lines.filter((l) => l.level === 40 && /outlived its timeout/.test(l.msg));
   assert.ok(overdue.length >= 2, JSON.stringify(lines));
 });
+
+test('a watch request the API server never answers is given up after the call timeout and tried again', async () => {
+  // The outside QA's case: a new connection into a black hole hung the watch's opening for good,
+  // before any deadline was armed, and the state check waited for an open watch that never came.
+  const { b, seen, lines, revision } = await watcherAndWriter('hung-open', { watchTimeoutMs: 1000, stateCheckIntervalMs: 0, callTimeoutMs: 500 });
+  const stall = api.stall({ verb: 'watch', resource: 'secrets', namespace: 'hung-open' });
+  let missed: string;
+  try {
+    // Its watch ends within a second; the next one is opened into the stall.
+    await waitFor('a watch opening held unanswered', () => stall.held >= 1, 10_000);
+    missed = await b.save(state(3), revision);
+    await waitFor('given up and opened again, into the stall again', () => stall.held >= 3, 10_000);
+  } finally {
+    stall.release();
+  }
+  await waitFor('the write made meanwhile delivered', () => seen.some((s) => s?.revision === missed), 15_000);
+  const dropped = lines.filter((l) => l.level === 40 && /CA state watch dropped/.test(l.msg));
+  assert.equal(dropped.length, 1, `one warning for the outage: ${JSON.stringify(lines)}`);
+  assert.match(JSON.stringify(dropped[0]), /no response from the API server/);
+  assert.ok(lines.some((l) => l.msg === 'CA state watch re-established'), JSON.stringify(lines));
+});
