@@ -434,6 +434,8 @@ function watchTimings(flags: CaFlags, k8s: Json): Pick<KubernetesSettings, 'watc
   for (const { ms, name } of [watch, check]) {
     if (ms !== undefined && (ms < MIN_WATCH_TIMEOUT_MS || ms > MAX_WATCH_TIMEOUT_MS)) throw invalid(`${name} must be between 1s and 1h, got ${formatDuration(ms)}`);
   }
+  // The API server takes whole seconds; 1500ms silently read as 1s (outside QA).
+  if (watch.ms !== undefined && watch.ms % 1000 !== 0) throw invalid(`${watch.name} must be whole seconds, as the API server's timeoutSeconds, got ${watch.ms} ms`);
   return {
     ...(watch.ms === undefined ? {} : { watchTimeoutMs: watch.ms }),
     ...(check.ms === undefined ? {} : { stateCheckIntervalMs: check.ms }),

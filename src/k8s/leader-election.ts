@@ -117,8 +117,11 @@ export class LeaderElector {
     const controller = new AbortController();
     this.inFlight = controller;
     // A leader's calls may run only until its renew deadline (the deadline timer aborts them);
-    // a candidate's get one renew deadline, so a hung call cannot stall the campaign.
-    const budget = this.leading ? this.lastRenew + this.renewDeadlineMs - started : this.renewDeadlineMs;
+    // a candidate's get one renew deadline, so a hung call cannot stall the campaign. Either way
+    // one round gets at most half a renew deadline: a call lost on a dead connection used to hold
+    // a leader's whole deadline and cost it the Lease, though a new connection would have renewed
+    // it at the next round (outside QA).
+    const budget = Math.min(this.renewDeadlineMs / 2, this.leading ? this.lastRenew + this.renewDeadlineMs - started : this.renewDeadlineMs);
     const timer = setTimeout(() => controller.abort('timed-out' satisfies AbortReason), Math.max(0, budget));
     let ok = false;
     try {

@@ -202,3 +202,35 @@ test('a leader whose Lease another holder took steps down on seeing it, saying w
   assert.equal(a.leader, 'kubectl-admin');
   assert.equal((await readLease('le-taken')).spec?.holderIdentity, 'kubectl-admin', 'a did not take it back');
 });
+
+test('a Lease call lost on a dead connection costs a leader one round, not its renew deadline', async () => {
+  await api.kubeConfig().makeApiClient(k8s.CoreV1Api).createNamespace({ body: { metadata: { name: 'le-lost-call' } } });
+  api.addToken('le-lost-call-token', 'le-lost-call-a');
+  const events: string[] = [];
+  const a = new LeaderElector({
+    coordination: api.kubeConfig('le-lost-call-token').makeApiClient(k8s.CoordinationV1Api),
+    namespace: 'le-lost-call',
+    identity: 'ca-a',
+    leaseDurationMs: 9000,
+    renewDeadlineMs: 6000,
+    retryPeriodMs: 250,
+    logger,
+    onStartedLeading: () => events.push('started'),
+    onStoppedLeading: () => events.push('stopped'),
+  });
+  electors.push(a);
+  a.start();
+  await waitFor('a leads', () => a.isLeader);
+  const stall = api.stall({ resource: 'leases', namespace: 'le-lost-call', user: 'le-lost-call-a' });
+  try {
+    // The first held call is given up after half the renew deadline and the next round asks again.
+    await waitFor('a second call while the first is held', () => stall.held >= 2, 10_000);
+    assert.equal(a.isLeader, true, 'still leading when it asks again');
+  } finally {
+    // Only the call still waiting is answered: the first one's client went away.
+    stall.release();
+  }
+  const renewed = String((await readLease('le-lost-call')).spec?.renewTime);
+  await waitFor('a renews again', async () => String((await readLease('le-lost-call')).spec?.renewTime) !== renewed, 10_000);
+  assert.deepEqual(events, ['started'], 'it never stepped down');
+});

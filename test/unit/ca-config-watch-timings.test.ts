@@ -27,6 +27,8 @@ test('outside 1s to 1h, or not a duration, they are refused by name', () => {
   refused({ 'state-check-interval': '2h' }, /^--state-check-interval must be between 1s and 1h, got 2h/);
   refused({ 'watch-timeout': 'soon' }, /^--watch-timeout "soon" is not a duration/);
   refused({ 'state-check-interval': '0s' }, /^--state-check-interval "0s" must be more than zero/);
+  refused({ 'watch-timeout': '1500ms' }, /^--watch-timeout must be whole seconds, as the API server's timeoutSeconds, got 1500 ms/);
+  assert.equal(load({ 'state-check-interval': '1500ms' }).kubernetes.stateCheckIntervalMs, 1500, 'the check is a timer of ours: any duration');
 });
 
 test('from the config file they are named by their config keys; flags win over them', () => {

@@ -37,7 +37,8 @@ Flags:
   --kubeconfig FILE  --namespace NS                     Kubernetes access (in-cluster otherwise)
   --lease-duration D  --renew-deadline D  --retry-period D   leader election (default 15s, 10s, 2s)
   --watch-timeout D            each Kubernetes watch lives between D and 2D, then is opened anew;
-                               one silent past that is dropped (default 5m, 1s to 1h)
+                               one silent past that is dropped (default 5m, whole seconds,
+                               1s to 1h)
   --state-check-interval D     how often each replica reads the state Secret to check that its
                                watch missed no write (default 1m, 1s to 1h)
   --serving-name NAME          extra DNS name/IP for the CA's serving certificate (repeatable)
