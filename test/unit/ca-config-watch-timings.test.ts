@@ -3,15 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { loadCaConfig, type CaFlags } from '../../src/config/ca-config.js';
-
-const base = { listen: '127.0.0.1:0', 'monitoring-listen': '127.0.0.1:0' };
-const load = (flags: CaFlags) => loadCaConfig({ ...base, ...flags }, {});
-const refused = (flags: CaFlags, message: RegExp) => assert.throws(() => load(flags), (e: Error & { code?: string }) => {
-  assert.equal(e.code, 'RAMPART_ERR_CONFIG_INVALID');
-  assert.match(e.message, message);
-  return true;
-});
+import { assertFlagsRefused as refused, loadWithFlags as load } from '../helpers/ca-config-flags.js';
 
 test('watch timeout and state check interval: absent means the defaults of the store and publisher; given ones are taken', () => {
   const k = load({}).kubernetes;
