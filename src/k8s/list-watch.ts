@@ -48,8 +48,8 @@ export function startListWatch<T extends KubeObjectWithMeta>(o: ListWatchOptions
   let running = true;
   let resourceVersion: string | undefined;
   let timer: NodeJS.Timeout | undefined;
+  // A stopped attempt calls nothing back, so its late events need no guard here.
   let attempt: BoundedWatch | undefined;
-  let generation = 0;
   const backoff = new WatchBackoff({ firstMs: o.retryMs ?? 1000, maxMs: o.retryMaxMs ?? 30_000 });
   const retry = (relist: boolean, delayMs: number): void => {
     if (!running || timer !== undefined) return;
@@ -79,7 +79,6 @@ export function startListWatch<T extends KubeObjectWithMeta>(o: ListWatchOptions
         return;
       }
     }
-    const mine = ++generation;
     let expired = false;
     attempt = startBoundedWatch({
       kubeConfig: o.kubeConfig,
@@ -101,7 +100,7 @@ export function startListWatch<T extends KubeObjectWithMeta>(o: ListWatchOptions
         if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') o.onEvent(type, obj);
       },
       onEnd: (end) => {
-        if (mine !== generation || !running) return;
+        if (!running) return;
         attempt = undefined;
         // A clean end is the server's watch timeout, not an outage: resume without backing off.
         // So is the end of an overdue one, after a warning: the resumed watch replays what it missed.
@@ -120,7 +119,6 @@ export function startListWatch<T extends KubeObjectWithMeta>(o: ListWatchOptions
   return {
     stop() {
       running = false;
-      generation += 1;
       clearTimeout(timer);
       attempt?.stop();
     },

@@ -219,6 +219,11 @@ export class KubernetesStateStore implements StateStore {
     this.retryTimer = undefined;
     clearTimeout(this.checkTimer);
     this.checkTimer = undefined;
+    this.dropAttempt();
+  }
+
+  /** Ends the current watch attempt without a word from it. */
+  private dropAttempt(): void {
     this.attempt?.stop();
     this.attempt = undefined;
     this.watchOpen = false;
@@ -382,20 +387,18 @@ export class KubernetesStateStore implements StateStore {
       return;
     }
     const revision = current?.metadata?.resourceVersion ?? null;
-    const agrees = (): boolean =>
+    const nothingMissed = (): boolean =>
       !this.watching || generation !== this.generation || sightings !== this.sightings || !this.watchOpen || revision === this.secretSeen || (revision !== null && this.ownRevisions.has(revision));
-    if (agrees()) return;
+    if (nothingMissed()) return;
     // A write's event may be on its way still: give it a moment before calling the watch stale.
     await new Promise((resolve) => setTimeout(resolve, EVENT_GRACE_MS).unref());
-    if (agrees()) return;
+    if (nothingMissed()) return;
     this.opts.logger?.warn(
       { secret: this.name, revision, watchRevision: this.secretSeen },
       'CA state watch missed a change to the Secret; re-listing and watching anew',
     );
     this.generation += 1;
-    this.attempt?.stop();
-    this.attempt = undefined;
-    this.watchOpen = false;
+    this.dropAttempt();
     await this.establish(false, true);
   }
 
@@ -408,9 +411,7 @@ export class KubernetesStateStore implements StateStore {
     const revision = current?.metadata?.resourceVersion;
     this.sighted(revision ?? null);
     if (current === undefined) {
-      if (this.knownRevision === undefined || this.knownRevision === null) return;
-      this.opts.logger?.warn({ secret: this.name }, 'CA state Secret was deleted');
-      this.notify(null);
+      if (this.knownRevision !== undefined && this.knownRevision !== null) this.deleted(undefined);
     } else if (this.knownRevision === undefined || revision === this.knownRevision) {
       this.lastSeenRevision = revision;
       if (revision !== undefined) this.ownRevisions.delete(revision);
