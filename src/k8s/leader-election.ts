@@ -12,7 +12,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../core/clock.js';
-import { abortableCall } from './abortable-call.js';
+import { API_CALL_TIMEOUT_MS, abortableCall } from './abortable-call.js';
 import { classifyKubeError, isHttpStatus } from './api-errors.js';
 import { formatMicroTime } from './micro-time.js';
 
@@ -39,6 +39,13 @@ export interface LeaderElectorOptions {
   /** Called when the observed holder changes (including to ourselves). */
   readonly onNewLeader?: (identity: string) => void;
 }
+
+/**
+ * How long a stopping leader tries to hand the Lease back. Best effort: without it a successor
+ * waits for the Lease to expire; with the renew deadline as its bound, a 40 s deadline outlasted
+ * a pod's 30 s grace period (outside QA).
+ */
+const RELEASE_TIMEOUT_MS = 5_000;
 
 /** Why a round's calls were aborted: its time ran out, or the elector is stopping. */
 type AbortReason = 'timed-out' | 'stopped';
@@ -121,7 +128,8 @@ export class LeaderElector {
     // one round gets at most half a renew deadline: a call lost on a dead connection used to hold
     // a leader's whole deadline and cost it the Lease, though a new connection would have renewed
     // it at the next round (outside QA).
-    const budget = Math.min(this.renewDeadlineMs / 2, this.leading ? this.lastRenew + this.renewDeadlineMs - started : this.renewDeadlineMs);
+    // No round waits longer than any other API call would, however long the renew deadline is.
+    const budget = Math.min(this.renewDeadlineMs / 2, API_CALL_TIMEOUT_MS, this.leading ? this.lastRenew + this.renewDeadlineMs - started : this.renewDeadlineMs);
     const timer = setTimeout(() => controller.abort('timed-out' satisfies AbortReason), Math.max(0, budget));
     let ok = false;
     try {
@@ -280,6 +288,8 @@ export class LeaderElector {
     if (!this.running) return;
     this.running = false;
     clearTimeout(this.timer);
+    // Stopping is not a missed renewal: the deadline must not report one while the Lease is handed back.
+    clearTimeout(this.deadlineTimer);
     // A round stuck on a hung API server would hold up shutdown until its budget ran out.
     this.inFlight?.abort('stopped' satisfies AbortReason);
     await this.tick;
@@ -290,7 +300,7 @@ export class LeaderElector {
           name: this.leaseName,
           namespace: this.opts.namespace,
           body: { ...this.lease, spec: { ...this.lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: formatMicroTime(this.clock.now()) as unknown as k8s.V1MicroTime } },
-        }, abortableCall(AbortSignal.timeout(this.renewDeadlineMs)));
+        }, abortableCall(AbortSignal.timeout(Math.min(this.renewDeadlineMs, RELEASE_TIMEOUT_MS))));
       } catch (e) {
         this.opts.logger?.warn({ lease: this.leaseName, apiServer: classifyKubeError(e).summary }, 'could not release the Lease; a successor will take it after it expires');
       }

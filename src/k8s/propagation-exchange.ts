@@ -11,7 +11,7 @@ import type * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { PeerSightings } from '../core/ca/propagation.js';
 import type { Clock } from '../core/clock.js';
-import { timedCall } from './abortable-call.js';
+import { API_CALL_TIMEOUT_MS, abortableCall } from './abortable-call.js';
 import { classifyKubeError, isHttpStatus } from './api-errors.js';
 
 /** Label every sightings ConfigMap carries; peers are listed by it. */
@@ -58,6 +58,8 @@ export class ConfigMapPropagationExchange {
   private timer: NodeJS.Timeout | undefined;
   private round: Promise<void> | null = null;
   private stopped = false;
+  /** Ends the round's calls at stop(): waiting them out held a replica's shutdown up to 20 s (outside QA). */
+  private readonly stopping = new AbortController();
   private failing = false;
   private readonly name: string;
 
@@ -77,6 +79,7 @@ export class ConfigMapPropagationExchange {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    this.stopping.abort();
     await this.round;
   }
 
@@ -91,6 +94,11 @@ export class ConfigMapPropagationExchange {
     this.timer.unref();
   }
 
+  /** Options of one API call: ended by its timeout, or by stop(). */
+  private call(): ReturnType<typeof abortableCall> {
+    return abortableCall(AbortSignal.any([this.stopping.signal, AbortSignal.timeout(API_CALL_TIMEOUT_MS)]));
+  }
+
   private async exchange(): Promise<void> {
     try {
       await this.writeOwn();
@@ -98,6 +106,7 @@ export class ConfigMapPropagationExchange {
       if (this.failing) this.o.logger?.info({ event: 'sightings-exchange-recovered' }, 'sharing agent sightings with the other replicas again');
       this.failing = false;
     } catch (err) {
+      if (this.stopped) return;
       // Peers' last sightings stay in use; they age out by their own updatedAt.
       if (!this.failing) this.o.logger?.warn({ event: 'sightings-exchange-failed', reason: classifyKubeError(err).summary }, 'could not share agent sightings with the other replicas; retrying');
       this.failing = true;
@@ -122,16 +131,16 @@ export class ConfigMapPropagationExchange {
       data: { [SIGHTINGS_KEY]: JSON.stringify(sightings) },
     };
     try {
-      await this.o.core.replaceNamespacedConfigMap({ name: this.name, namespace: this.o.namespace, body }, timedCall());
+      await this.o.core.replaceNamespacedConfigMap({ name: this.name, namespace: this.o.namespace, body }, this.call());
     } catch (err) {
       if (!isHttpStatus(err, 404)) throw err;
-      await this.o.core.createNamespacedConfigMap({ namespace: this.o.namespace, body }, timedCall());
+      await this.o.core.createNamespacedConfigMap({ namespace: this.o.namespace, body }, this.call());
     }
     this.written = { text, at: now };
   }
 
   private async readPeers(): Promise<void> {
-    const list = await this.o.core.listNamespacedConfigMap({ namespace: this.o.namespace, labelSelector: SIGHTINGS_LABEL }, timedCall());
+    const list = await this.o.core.listNamespacedConfigMap({ namespace: this.o.namespace, labelSelector: SIGHTINGS_LABEL }, this.call());
     const peers: PeerSightings[] = [];
     for (const cm of list.items) {
       if (cm.metadata?.name === this.name) continue;

@@ -234,3 +234,34 @@ test('a Lease call lost on a dead connection costs a leader one round, not its r
   await waitFor('a renews again', async () => String((await readLease('le-lost-call')).spec?.renewTime) !== renewed, 10_000);
   assert.deepEqual(events, ['started'], 'it never stepped down');
 });
+
+test('a leader stopped while its Lease calls hang hands the Lease back within its release timeout, not its renew deadline', { timeout: 20_000 }, async () => {
+  await api.kubeConfig().makeApiClient(k8s.CoreV1Api).createNamespace({ body: { metadata: { name: 'le-stop-hung' } } });
+  api.addToken('le-stop-hung-token', 'le-stop-hung-a');
+  const lines: Array<Record<string, unknown>> = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+  // A 40 s renew deadline: a release bounded by it outlasted a pod's 30 s grace period.
+  const a = new LeaderElector({
+    coordination: api.kubeConfig('le-stop-hung-token').makeApiClient(k8s.CoordinationV1Api),
+    namespace: 'le-stop-hung',
+    identity: 'ca-a',
+    leaseDurationMs: 60_000,
+    renewDeadlineMs: 40_000,
+    retryPeriodMs: 250,
+    logger: log,
+  });
+  a.start();
+  await waitFor('a leads', () => a.isLeader);
+  const stall = api.stall({ resource: 'leases', namespace: 'le-stop-hung', user: 'le-stop-hung-a' });
+  try {
+    await waitFor('a Lease call held', () => stall.held >= 1);
+    // Resolves while the API server still answers nothing: the release gave up on its own.
+    await a.stop();
+    assert.equal(a.isLeader, false);
+    assert.ok(lines.some((l) => l['msg'] === 'could not release the Lease; a successor will take it after it expires'), JSON.stringify(lines));
+    const stopped = lines.filter((l) => l['msg'] === 'stopped leading');
+    assert.deepEqual(stopped.map((l) => l['why']), ['stopped'], 'no missed renew deadline reported while stopping');
+  } finally {
+    stall.release();
+  }
+});
