@@ -20,13 +20,13 @@ after(async () => {
   await api.close();
 });
 
-function elector(identity: string, namespace: string, events: string[], o: { token?: string; leaseDurationMs?: number; log?: pino.Logger } = {}): LeaderElector {
+function elector(identity: string, namespace: string, events: string[], o: { token?: string; leaseDurationMs?: number; renewDeadlineMs?: number; log?: pino.Logger } = {}): LeaderElector {
   const e = new LeaderElector({
     coordination: api.kubeConfig(o.token).makeApiClient(k8s.CoordinationV1Api),
     namespace,
     identity,
     leaseDurationMs: o.leaseDurationMs ?? LEASE_MS,
-    renewDeadlineMs: 1500,
+    renewDeadlineMs: o.renewDeadlineMs ?? 1500,
     retryPeriodMs: 250,
     logger: o.log ?? logger,
     onStartedLeading: () => events.push(`${identity} started`),
@@ -174,18 +174,7 @@ test('a leader whose Lease another holder took steps down on seeing it, saying w
   const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
   const events: string[] = [];
   // A long renew deadline: only seeing the new holder can make it step down soon.
-  const a = new LeaderElector({
-    coordination: api.kubeConfig().makeApiClient(k8s.CoordinationV1Api),
-    namespace: 'le-taken',
-    identity: 'ca-a',
-    leaseDurationMs: 60_000,
-    renewDeadlineMs: 50_000,
-    retryPeriodMs: 250,
-    logger: log,
-    onStartedLeading: () => events.push('started'),
-    onStoppedLeading: () => events.push('stopped'),
-  });
-  electors.push(a);
+  const a = elector('ca-a', 'le-taken', events, { leaseDurationMs: 60_000, renewDeadlineMs: 50_000, log });
   a.start();
   await waitFor('a leads', () => a.isLeader);
   const coordination = api.kubeConfig().makeApiClient(k8s.CoordinationV1Api);
@@ -198,7 +187,7 @@ test('a leader whose Lease another holder took steps down on seeing it, saying w
   await waitFor('a steps down', () => !a.isLeader, 10_000);
   const stopped = lines.find((l) => l['msg'] === 'stopped leading');
   assert.equal(stopped?.['why'], 'the Lease is held by kubectl-admin');
-  assert.deepEqual(events, ['started', 'stopped']);
+  assert.deepEqual(events, ['ca-a started', 'ca-a stopped']);
   assert.equal(a.leader, 'kubectl-admin');
   assert.equal((await readLease('le-taken')).spec?.holderIdentity, 'kubectl-admin', 'a did not take it back');
 });
@@ -207,18 +196,7 @@ test('a Lease call lost on a dead connection costs a leader one round, not its r
   await api.kubeConfig().makeApiClient(k8s.CoreV1Api).createNamespace({ body: { metadata: { name: 'le-lost-call' } } });
   api.addToken('le-lost-call-token', 'le-lost-call-a');
   const events: string[] = [];
-  const a = new LeaderElector({
-    coordination: api.kubeConfig('le-lost-call-token').makeApiClient(k8s.CoordinationV1Api),
-    namespace: 'le-lost-call',
-    identity: 'ca-a',
-    leaseDurationMs: 9000,
-    renewDeadlineMs: 6000,
-    retryPeriodMs: 250,
-    logger,
-    onStartedLeading: () => events.push('started'),
-    onStoppedLeading: () => events.push('stopped'),
-  });
-  electors.push(a);
+  const a = elector('ca-a', 'le-lost-call', events, { token: 'le-lost-call-token', leaseDurationMs: 9000, renewDeadlineMs: 6000 });
   a.start();
   await waitFor('a leads', () => a.isLeader);
   const stall = api.stall({ resource: 'leases', namespace: 'le-lost-call', user: 'le-lost-call-a' });
@@ -232,7 +210,7 @@ test('a Lease call lost on a dead connection costs a leader one round, not its r
   }
   const renewed = String((await readLease('le-lost-call')).spec?.renewTime);
   await waitFor('a renews again', async () => String((await readLease('le-lost-call')).spec?.renewTime) !== renewed, 10_000);
-  assert.deepEqual(events, ['started'], 'it never stepped down');
+  assert.deepEqual(events, ['ca-a started'], 'it never stepped down');
 });
 
 test('a leader stopped while its Lease calls hang hands the Lease back within its release timeout, not its renew deadline', { timeout: 20_000 }, async () => {
@@ -241,15 +219,7 @@ test('a leader stopped while its Lease calls hang hands the Lease back within it
   const lines: Array<Record<string, unknown>> = [];
   const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
   // A 40 s renew deadline: a release bounded by it outlasted a pod's 30 s grace period.
-  const a = new LeaderElector({
-    coordination: api.kubeConfig('le-stop-hung-token').makeApiClient(k8s.CoordinationV1Api),
-    namespace: 'le-stop-hung',
-    identity: 'ca-a',
-    leaseDurationMs: 60_000,
-    renewDeadlineMs: 40_000,
-    retryPeriodMs: 250,
-    logger: log,
-  });
+  const a = elector('ca-a', 'le-stop-hung', [], { token: 'le-stop-hung-token', leaseDurationMs: 60_000, renewDeadlineMs: 40_000, log });
   a.start();
   await waitFor('a leads', () => a.isLeader);
   const stall = api.stall({ resource: 'leases', namespace: 'le-stop-hung', user: 'le-stop-hung-a' });
