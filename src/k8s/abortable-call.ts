@@ -22,7 +22,8 @@ export function abortableCall(signal: AbortSignal): k8s.ConfigurationOptions {
 /** How long one plain API call (not a watch) may take before it counts as no answer. */
 export const API_CALL_TIMEOUT_MS = 10_000;
 
-/** Options for one client-node call that gives up after `ms`. */
-export function timedCall(ms = API_CALL_TIMEOUT_MS): k8s.ConfigurationOptions {
-  return abortableCall(AbortSignal.timeout(ms));
+/** Options for one client-node call that gives up after `ms`, or as soon as `until` fires. */
+export function timedCall(ms = API_CALL_TIMEOUT_MS, until?: AbortSignal): k8s.ConfigurationOptions {
+  const timeout = AbortSignal.timeout(ms);
+  return abortableCall(until === undefined ? timeout : AbortSignal.any([until, timeout]));
 }

@@ -11,7 +11,7 @@ import type * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { PeerSightings } from '../core/ca/propagation.js';
 import type { Clock } from '../core/clock.js';
-import { API_CALL_TIMEOUT_MS, abortableCall } from './abortable-call.js';
+import { API_CALL_TIMEOUT_MS, timedCall } from './abortable-call.js';
 import { classifyKubeError, isHttpStatus } from './api-errors.js';
 
 /** Label every sightings ConfigMap carries; peers are listed by it. */
@@ -94,11 +94,6 @@ export class ConfigMapPropagationExchange {
     this.timer.unref();
   }
 
-  /** Options of one API call: ended by its timeout, or by stop(). */
-  private call(): ReturnType<typeof abortableCall> {
-    return abortableCall(AbortSignal.any([this.stopping.signal, AbortSignal.timeout(API_CALL_TIMEOUT_MS)]));
-  }
-
   private async exchange(): Promise<void> {
     try {
       await this.writeOwn();
@@ -131,16 +126,16 @@ export class ConfigMapPropagationExchange {
       data: { [SIGHTINGS_KEY]: JSON.stringify(sightings) },
     };
     try {
-      await this.o.core.replaceNamespacedConfigMap({ name: this.name, namespace: this.o.namespace, body }, this.call());
+      await this.o.core.replaceNamespacedConfigMap({ name: this.name, namespace: this.o.namespace, body }, timedCall(API_CALL_TIMEOUT_MS, this.stopping.signal));
     } catch (err) {
       if (!isHttpStatus(err, 404)) throw err;
-      await this.o.core.createNamespacedConfigMap({ namespace: this.o.namespace, body }, this.call());
+      await this.o.core.createNamespacedConfigMap({ namespace: this.o.namespace, body }, timedCall(API_CALL_TIMEOUT_MS, this.stopping.signal));
     }
     this.written = { text, at: now };
   }
 
   private async readPeers(): Promise<void> {
-    const list = await this.o.core.listNamespacedConfigMap({ namespace: this.o.namespace, labelSelector: SIGHTINGS_LABEL }, this.call());
+    const list = await this.o.core.listNamespacedConfigMap({ namespace: this.o.namespace, labelSelector: SIGHTINGS_LABEL }, timedCall(API_CALL_TIMEOUT_MS, this.stopping.signal));
     const peers: PeerSightings[] = [];
     for (const cm of list.items) {
       if (cm.metadata?.name === this.name) continue;

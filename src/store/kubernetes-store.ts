@@ -103,7 +103,10 @@ export class KubernetesStateStore implements StateStore {
   private retryTimer: NodeJS.Timeout | undefined;
   private watching = false;
   private closed = false;
-  /** Bumped per watch attempt so a late callback of an old stream cannot schedule anything. */
+  /**
+   * Bumped per watch attempt, so a state check can tell that a new one started while it read. A
+   * stopped attempt calls nothing back, so its late events need no guard.
+   */
   private generation = 0;
 
   private readonly callTimeoutMs: number;
@@ -298,7 +301,7 @@ export class KubernetesStateStore implements StateStore {
       return;
     }
     let expired = false;
-    const generation = ++this.generation;
+    this.generation += 1;
     this.attempt = startBoundedWatch({
       kubeConfig: this.opts.kubeConfig,
       path: `/api/v1/namespaces/${encodeURIComponent(this.opts.namespace)}/secrets`,
@@ -306,13 +309,11 @@ export class KubernetesStateStore implements StateStore {
       ...(this.opts.watchTimeoutMs === undefined ? {} : { watchTimeoutMs: this.opts.watchTimeoutMs }),
       openTimeoutMs: this.callTimeoutMs,
       onOpen: () => {
-        if (generation !== this.generation) return;
         this.watchOpen = true;
         const failures = this.backoff.established();
         if (failures > 0) this.opts.logger?.info({ secret: this.name, failedAttempts: failures }, 'CA state watch re-established');
       },
       onEvent: (type, object) => {
-        if (generation !== this.generation) return;
         const obj = object as k8s.V1Secret & { code?: number };
         this.sightings += 1;
         if (type === 'ERROR') {
@@ -324,7 +325,7 @@ export class KubernetesStateStore implements StateStore {
         else if (type === 'BOOKMARK') this.lastSeenRevision = obj.metadata?.resourceVersion ?? this.lastSeenRevision;
       },
       onEnd: (end) => {
-        if (generation !== this.generation || !this.watching) return;
+        if (!this.watching) return;
         this.attempt = undefined;
         this.watchOpen = false;
         if (end.kind === 'failed') {
