@@ -1,4 +1,5 @@
 /** Parses the two tables printed by the mtls-proxy harness's run.sh into bench JSON fields. */
+import type { PhaseBusy } from './machine-cpu.js';
 import { median, round } from './stats.js';
 
 export interface ProxyFigures {
@@ -15,6 +16,8 @@ export interface ProxyFigures {
   rssMiB: number | null;
   /** Socket errors and non-2xx answers wrk reported in the keep-alive and new-connection runs (wrk's rate counts non-2xx too). */
   wrkErrors: { keepalive: number; newConn: number };
+  /** Both cores' busy percentage during the keep-alive and new-connection runs (section-proxy.ts). */
+  machineBusyPct?: PhaseBusy;
 }
 
 /** camelCase JSON key of a harness kind: rampart-plain-tls -> rampartPlainTls. */
@@ -67,6 +70,11 @@ export function combinePasses(passes: readonly Record<string, ProxyFigures>[]): 
       const values = runs.map((r) => r[field]).filter((v): v is number => v !== null);
       return values.length === 0 ? null : Math.max(...values);
     };
+    const busy = runs.map((r) => r.machineBusyPct).filter((b): b is PhaseBusy => b !== undefined);
+    const busyMedian = (phase: keyof PhaseBusy): number | null => {
+      const values = busy.map((b) => b[phase]).filter((v): v is number => v !== null);
+      return values.length === 0 ? null : round(median(values), 1);
+    };
     combined[key] = {
       keepaliveRps: Math.round(mid('keepaliveRps')),
       keepaliveP99Ms: round(mid('keepaliveP99Ms'), 3),
@@ -75,6 +83,7 @@ export function combinePasses(passes: readonly Record<string, ProxyFigures>[]): 
       rssMb: highest('rssMb'),
       rssMiB: highest('rssMiB'),
       wrkErrors: runs.reduce((a, r) => ({ keepalive: a.keepalive + (r.wrkErrors?.keepalive ?? 0), newConn: a.newConn + (r.wrkErrors?.newConn ?? 0) }), { keepalive: 0, newConn: 0 }),
+      ...(busy.length === 0 ? {} : { machineBusyPct: { keepalive: busyMedian('keepalive'), newConn: busyMedian('newConn') } }),
       passes: runs,
     };
   }

@@ -89,6 +89,10 @@ export function buildRows(r) {
       }
       const errors = (p) => (p.wrkErrors ? p.wrkErrors.keepalive + p.wrkErrors.newConn : 0);
       add('proxy wrk socket errors and non-2xx, rampart / haproxy (all passes)', `${errors(ours)} / ${errors(ha)}`, '0 / 0 (wrk counts non-2xx in its rate)', errors(ours) === 0 && errors(ha) === 0);
+      if (ours.machineBusyPct && ha.machineBusyPct) {
+        // Idle cores during a slower run mean the hop waits on round trips, not on CPU.
+        add('proxy keep-alive run: both cores busy, rampart / haproxy (%)', `${fmt(ours.machineBusyPct.keepalive)} / ${fmt(ha.machineBusyPct.keepalive)}`, 'info: idle cores mean latency-bound, not CPU-bound');
+      }
       if (ours.rssMb !== null) {
         add('proxy.rampart rssMb after the run (MB)', ours.rssMb, `<= 60 (10^6 bytes; ${fmt(ours.rssMiB)} MiB; highest side and pass)`, ours.rssMb <= 60);
       }

@@ -6,7 +6,8 @@
  * so a drift in machine speed during a pass favours whichever kind ran in the faster minute.
  * After the first pass over every kind, each further pass measures only the compared kinds, in
  * reverse order of the pass before; their rates and p99s are the median over passes and their
- * RSS the highest. Every pass's own figures stay in `passes`.
+ * RSS the highest. Every pass's own figures stay in `passes`. Beside each kind's figures, the
+ * whole machine's busy percentage during its two wrk runs (`machineBusyPct`).
  * Usage: node --import tsx bench/section-proxy.ts [--duration 10s] [--kinds direct,stunnel,...]
  *        [--passes 2] [--compared haproxy,rampart]
  */
@@ -15,7 +16,8 @@ import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from './ca-process.js';
-import { combinePasses, parseHarnessTables, type ProxyFigures } from './proxy-table.js';
+import { durationMs, PhaseCpuWatcher } from './machine-cpu.js';
+import { combinePasses, parseHarnessTables, proxyKey, type ProxyFigures } from './proxy-table.js';
 import { argNumber, argString, emitResult, note } from './result-line.js';
 
 const HARNESS = process.env['RAMPART_PROXY_HARNESS'] ?? '/work/shared/anchors/mtls-proxy';
@@ -36,15 +38,29 @@ try {
 
   const runPass = async (passKinds: readonly string[]): Promise<Record<string, ProxyFigures>> => {
     note(`proxy: ${join(dir, 'run.sh')} ${passKinds.join(' ')} (DURATION=${duration})`);
-    const child = spawn('bash', [join(dir, 'run.sh'), ...passKinds], { cwd: dir, env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('bash', [join(dir, 'run.sh'), ...passKinds], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (c: Buffer) => {
       out += c.toString('utf8');
       process.stderr.write(c);
     });
+    const watcher = new PhaseCpuWatcher(durationMs(duration));
+    let partial = '';
+    child.stderr.on('data', (c: Buffer) => {
+      process.stderr.write(c);
+      const lines = (partial + c.toString('utf8')).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) watcher.onLine(line);
+    });
     const code = await new Promise<number | null>((res) => child.once('exit', res));
+    const busy = watcher.finish();
     if (code !== 0) throw new Error(`run.sh exited ${code}`);
-    return parseHarnessTables(out, passKinds);
+    const figures = parseHarnessTables(out, passKinds);
+    for (const [kind, phases] of busy) {
+      const f = figures[proxyKey(kind)];
+      if (f !== undefined) f.machineBusyPct = phases;
+    }
+    return figures;
   };
 
   const results: Record<string, ProxyFigures>[] = [await runPass(kinds)];

@@ -47,3 +47,15 @@ test('median averages the middle two of an even count and ignores input order', 
   assert.equal(median([14000, 16000]), 15000);
   assert.ok(Number.isNaN(median([])));
 });
+
+test('machine busy shares combine into their median over the passes that measured them', () => {
+  const none = { keepalive: 0, newConn: 0 };
+  const base = { keepaliveRps: 1, keepaliveP99Ms: 1, newConnRps: 1, newConnP99Ms: 1, rssMb: 60, rssMiB: 57.2, wrkErrors: none };
+  const combined = combinePasses([
+    { rampart: { ...base, machineBusyPct: { keepalive: 74.2, newConn: 95 } }, haproxy: base },
+    { rampart: { ...base, machineBusyPct: { keepalive: 76.4, newConn: null } }, haproxy: base },
+  ]);
+  assert.deepEqual(combined['rampart']?.machineBusyPct, { keepalive: 75.3, newConn: 95 });
+  // A kind whose phases were never watched carries no such field.
+  assert.equal('machineBusyPct' in combined['haproxy']!, false);
+});

@@ -37,6 +37,10 @@ test('bench table: issuance and agent-proxy targets are judged from the same run
   assert.equal(row(rows, 'proxy.rampartPlainTls (mTLS per connection)').met, null);
   assert.equal(row(rows, 'issuance per-round ratios').value, '0.97 / 0.81 / 20.1');
   assert.equal(row(rows, 'proxy wrk socket errors and non-2xx').met, true);
+  assert.equal(rows.find((r) => r.figure.startsWith('proxy keep-alive run: both cores busy')), undefined);
+  const watched = buildRows({ proxy: { haproxy: { ...proxy(15000, 2.0, 600, 40), machineBusyPct: { keepalive: 91.5, newConn: 88 } }, rampart: { ...proxy(13000, 2.5, 1300, 20), machineBusyPct: { keepalive: 75.2, newConn: 97 } } } }) as Row[];
+  assert.equal(row(watched, 'proxy keep-alive run: both cores busy, rampart / haproxy').value, '75.2 / 91.5');
+  assert.equal(row(watched, 'proxy keep-alive run: both cores busy, rampart / haproxy').met, null);
   const erring = buildRows({ proxy: { haproxy: proxy(15000, 2.0, 600, 40), rampart: { ...proxy(16000, 2.5, 1300, 20), wrkErrors: { keepalive: 0, newConn: 3 } } } }) as Row[];
   assert.equal(row(erring, 'proxy wrk socket errors and non-2xx').value, '3 / 0');
   assert.equal(row(erring, 'proxy wrk socket errors and non-2xx').met, false);
