@@ -33,13 +33,6 @@ export function readCpuTimes(): CpuTimes {
   return parseCpuTimes(readFileSync('/proc/stat', 'utf8'));
 }
 
-/** `10s`, `2m` or a bare number of seconds (the harness's DURATION) in milliseconds. */
-export function durationMs(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(s|m)?$/.exec(text.trim());
-  if (m === null) throw new Error(`unreadable duration ${text}`);
-  return Number(m[1]) * (m[2] === 'm' ? 60_000 : 1_000);
-}
-
 /** Machine busy percentage while one kind's keep-alive and new-connection wrk runs lasted. */
 export interface PhaseBusy {
   keepalive: number | null;

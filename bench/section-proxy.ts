@@ -16,7 +16,8 @@ import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from './ca-process.js';
-import { durationMs, PhaseCpuWatcher } from './machine-cpu.js';
+import { parseDuration } from '../src/core/clock.js';
+import { PhaseCpuWatcher } from './machine-cpu.js';
 import { combinePasses, parseHarnessTables, proxyKey, type ProxyFigures } from './proxy-table.js';
 import { argNumber, argString, emitResult, note } from './result-line.js';
 
@@ -27,6 +28,9 @@ const passes = Math.max(1, Math.round(argNumber('passes', 2)));
 const compared = argString('compared', 'haproxy,rampart')
   .split(',')
   .filter((k) => kinds.includes(k));
+
+const runMs = parseDuration(duration);
+if (runMs === null) throw new Error(`--duration ${duration} is not a duration wrk takes (10s, 2m)`);
 
 const dir = mkdtempSync(join(tmpdir(), 'rampart-bench-proxy-'));
 try {
@@ -44,7 +48,7 @@ try {
       out += c.toString('utf8');
       process.stderr.write(c);
     });
-    const watcher = new PhaseCpuWatcher(durationMs(duration));
+    const watcher = new PhaseCpuWatcher(runMs);
     let partial = '';
     child.stderr.on('data', (c: Buffer) => {
       process.stderr.write(c);

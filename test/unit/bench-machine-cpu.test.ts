@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
-import { busyPercent, durationMs, parseCpuTimes, PhaseCpuWatcher, type CpuTimes } from '../../bench/machine-cpu.js';
+import { busyPercent, parseCpuTimes, PhaseCpuWatcher, type CpuTimes } from '../../bench/machine-cpu.js';
 
 const STAT = (user: number, idle: number, iowait: number, softirq: number): string =>
   `cpu  ${user} 0 500 ${idle} ${iowait} 0 ${softirq} 0 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\nintr 12345\n`;
@@ -17,13 +17,6 @@ test('busy percentage is the non-idle share of the time between two readings', (
   const to = parseCpuTimes(STAT(1600, 8200, 250, 450));
   assert.equal(busyPercent(from, to), 75);
   assert.equal(busyPercent(from, from), null);
-});
-
-test('harness durations read as milliseconds', () => {
-  assert.equal(durationMs('10s'), 10_000);
-  assert.equal(durationMs('2m'), 120_000);
-  assert.equal(durationMs('3'), 3_000);
-  assert.throws(() => durationMs('ten'), /unreadable duration/);
 });
 
 test('each kind gets the busy share of its own keep-alive and new-connection windows', async () => {
