@@ -14,6 +14,7 @@
 import { spawn } from 'node:child_process';
 import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { REPO_ROOT } from './ca-process.js';
 import { parseDuration } from '../src/core/clock.js';
@@ -49,12 +50,9 @@ try {
       process.stderr.write(c);
     });
     const watcher = new PhaseCpuWatcher(runMs);
-    let partial = '';
-    child.stderr.on('data', (c: Buffer) => {
-      process.stderr.write(c);
-      const lines = (partial + c.toString('utf8')).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) watcher.onLine(line);
+    createInterface({ input: child.stderr }).on('line', (line) => {
+      process.stderr.write(`${line}\n`);
+      watcher.onLine(line);
     });
     const code = await new Promise<number | null>((res) => child.once('exit', res));
     const busy = watcher.finish();

@@ -125,10 +125,9 @@ export class LeaderElector {
     this.inFlight = controller;
     // A leader's calls may run only until its renew deadline (the deadline timer aborts them);
     // a candidate's get one renew deadline, so a hung call cannot stall the campaign. Either way
-    // one round gets at most half a renew deadline: a call lost on a dead connection used to hold
-    // a leader's whole deadline and cost it the Lease, though a new connection would have renewed
-    // it at the next round (outside QA).
-    // No round waits longer than any other API call would, however long the renew deadline is.
+    // one round gets at most half a renew deadline, and no longer than any other API call: a call
+    // lost on a dead connection used to hold a leader's whole deadline and cost it the Lease,
+    // though a new connection would have renewed it at the next round (outside QA).
     const budget = Math.min(this.renewDeadlineMs / 2, API_CALL_TIMEOUT_MS, this.leading ? this.lastRenew + this.renewDeadlineMs - started : this.renewDeadlineMs);
     const timer = setTimeout(() => controller.abort('timed-out' satisfies AbortReason), Math.max(0, budget));
     let ok = false;
