@@ -125,3 +125,29 @@ test('an EC key in compressed or hybrid point form is unsupported: Go cannot loa
   assertUnsupportedKey(request({ spki: spkiWith(Buffer.concat([Buffer.from([odd ? 7 : 6]), x, y])), key: ec.privateKey }), /ECDSA P-256 with a point that is not in uncompressed form/);
   assertUnsupportedKey(request({ spki: spkiWith(Buffer.concat([Buffer.from([4]), x])), key: ec.privateKey }), /not in uncompressed form of the curve's size/);
 });
+
+test('an uncompressed EC point off its curve is refused as malformed before any signature check; the same point on the curve is taken', () => {
+  const point = Buffer.from(ecSpki.subarray(ecSpki.length - 65));
+  const spkiWith = (key: Buffer): Buffer => seq(seq(encodeOid(OID.ecPublicKey), encodeOid(OID.prime256v1)), bitString(key));
+  assert.equal(parseCsr(request({ spki: spkiWith(point), key: ec.privateKey })).keyType, 'ec-p256');
+  const offCurve = Buffer.from(point);
+  offCurve[64] = (offCurve[64] as number) ^ 1;
+  assertMalformed(request({ spki: spkiWith(offCurve), key: ec.privateKey }), /ECDSA P-256\) is not a valid key: an EC point must lie on its curve/);
+  assertMalformed(request({ spki: spkiWith(Buffer.concat([Buffer.from([4]), Buffer.alloc(64)])), key: ec.privateKey }), /must lie on its curve/);
+  const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+  const p384Spki = spkiDer(p384.publicKey);
+  const p384SpkiWith = (key: Buffer): Buffer => seq(seq(encodeOid(OID.ecPublicKey), encodeOid(OID.secp384r1)), bitString(key));
+  const p384Request = (key: Buffer): Buffer => request({ spki: p384SpkiWith(key), key: p384.privateKey });
+  const p384Point = Buffer.from(p384Spki.subarray(p384Spki.length - 97));
+  assert.equal(parseCsr(p384Request(p384Point)).keyType, 'ec-p384');
+  p384Point[96] = (p384Point[96] as number) ^ 1;
+  assertMalformed(p384Request(p384Point), /ECDSA P-384\) is not a valid key/);
+});
+
+test('a request signed by another key than the one it carries is refused as a bad signature', () => {
+  const other = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  assert.throws(
+    () => parseCsr(request({ spki: ecSpki, key: other.privateKey })),
+    (err: unknown) => err instanceof BadRequestError && err.code === 'RAMPART_ERR_CSR_BAD_SIGNATURE',
+  );
+});

@@ -192,9 +192,16 @@ export function parseCsr(der: Buffer): ParsedCsr {
   if (hash === undefined || rsaAlg !== keyInfo.isRsa) {
     throw bad('RAMPART_ERR_CSR_BAD_SIGNATURE', `csr signature algorithm ${sigAlgOid} is not supported for a ${keyInfo.description} key`);
   }
+  let publicKey;
+  try {
+    publicKey = publicKeyFromSpki(spki, keyInfo);
+  } catch {
+    // OpenSSL refuses an EC point off its curve here, and nothing else that passed inspectSpki.
+    throw bad('RAMPART_ERR_CSR_MALFORMED', `csr public key (${keyInfo.description}) is not a valid key: an EC point must lie on its curve`);
+  }
   let valid = false;
   try {
-    valid = cryptoVerify(hash, info, publicKeyFromSpki(spki, keyInfo), signature);
+    valid = cryptoVerify(hash, info, publicKey, signature);
   } catch {
     valid = false;
   }
