@@ -10,6 +10,8 @@ export interface CaMetrics {
   readonly propagationRatio: Gauge<never>;
   readonly rotationSteps: Counter<'step'>;
   readonly connectionsShed: Counter<never>;
+  readonly connectionsRefused: Counter<never>;
+  readonly clientAddressBans: Counter<never>;
 }
 
 /** Registers the CA metrics on `registry`. */
@@ -31,6 +33,16 @@ export function createCaMetrics(registry: Registry): CaMetrics {
     connectionsShed: new Counter({
       name: 'rampart_ca_connections_shed_total',
       help: 'Connections reset without a TLS handshake because they waited too long for their turn (a connection flood).',
+      registers,
+    }),
+    connectionsRefused: new Counter({
+      name: 'rampart_ca_connections_refused_total',
+      help: 'Connections closed on arrival because their address is banned for a TLS client chain costly to check.',
+      registers,
+    }),
+    clientAddressBans: new Counter({
+      name: 'rampart_ca_client_address_bans_total',
+      help: 'Client addresses (IPv4 hosts, IPv6 /64s) banned for presenting a TLS client chain costly to check.',
       registers,
     }),
   };

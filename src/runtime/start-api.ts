@@ -20,6 +20,7 @@ import type { CaMetrics } from '../observability/ca-metrics.js';
 import { buildCaApp } from '../server/app.js';
 import { balanceConnections, type ConnectionBalance } from '../server/connection-balance.js';
 import { admitHandshakesInOrder } from '../server/handshake-admission.js';
+import { createClientChainGuard } from '../server/client-chain-guard.js';
 import { listenNamed } from '../server/listen-failure.js';
 import { answerPlainHttpRequests } from '../server/plain-http-answer.js';
 import { apiTlsOptions, issueServingCertificate, type ServingCertificate } from '../server/tls.js';
@@ -144,7 +145,15 @@ export async function startApi(config: CaConfig, authority: CaAuthority, options
 
   const connectionBalance = options.balanceConnections === true ? balanceConnections(app) : null;
   answerPlainHttpRequests(app.server as HttpsServer);
-  const admission = admitHandshakesInOrder(app.server as HttpsServer, { limit: HANDSHAKES_IN_PROGRESS, onShed: () => options.metrics.connectionsShed.inc() });
+  const guardLogger = logger.child({ component: 'client-chain-guard' });
+  const screen = createClientChainGuard({
+    onBan: (address, reason, banMs) => {
+      options.metrics.clientAddressBans.inc();
+      guardLogger.warn({ address, reason, banSeconds: banMs / 1000 }, 'client address banned: its TLS client certificate chain costs far more to check than any Rampart chain');
+    },
+    onRefused: () => options.metrics.connectionsRefused.inc(),
+  });
+  const admission = admitHandshakesInOrder(app.server as HttpsServer, { limit: HANDSHAKES_IN_PROGRESS, onShed: () => options.metrics.connectionsShed.inc(), screen });
   try {
     // The last moment a start can still be undone: once the API listens, it may have served.
     throwIfCancelled(options.signal);

@@ -3,42 +3,13 @@ import type { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 import { BadRequestError } from '../core/errors.js';
 import type { AuthenticationRequest } from '../core/ports.js';
-
-interface PeerCert {
-  raw: Buffer;
-  issuerCertificate?: PeerCert;
-}
-
-// getPeerCertificate(true) turns the whole chain into JS objects (~220 µs for an SVID and its
-// intermediate), and agents send a request per bundle long-poll on a kept-alive connection. A
-// connection's client certificate cannot change (TLS 1.3 has no renegotiation, and the API
-// listener refuses it for TLS 1.2: server/tls.ts), so it is read once per connection.
-const chainPerConnection = new WeakMap<object, Buffer[]>();
+import { peerChain } from './peer-chain.js';
 
 /** DER of the certificates the TLS peer sent, leaf first. */
-export function clientCertChain(request: FastifyRequest): Buffer[] {
+export function clientCertChain(request: FastifyRequest): readonly Buffer[] {
   const socket = request.raw.socket as Partial<TLSSocket>;
   if (typeof socket.getPeerCertificate !== 'function') return [];
-  const cached = chainPerConnection.get(socket);
-  if (cached !== undefined) return cached;
-  const chain = readPeerChain(socket as TLSSocket);
-  chainPerConnection.set(socket, chain);
-  return chain;
-}
-
-function readPeerChain(socket: TLSSocket): Buffer[] {
-  const leaf = socket.getPeerCertificate(true) as unknown as PeerCert | Record<string, never>;
-  const out: Buffer[] = [];
-  let cert: PeerCert | undefined = 'raw' in leaf ? (leaf as PeerCert) : undefined;
-  const seen = new Set<string>();
-  while (cert?.raw && out.length < 8) {
-    const key = cert.raw.toString('base64');
-    if (seen.has(key)) break;
-    seen.add(key);
-    out.push(cert.raw);
-    cert = cert.issuerCertificate;
-  }
-  return out;
+  return peerChain(socket as TLSSocket).certs;
 }
 
 /** The token after `Bearer ` in the Authorization header, if any. */

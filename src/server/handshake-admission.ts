@@ -11,7 +11,15 @@
  * measured here starts when the connection leaves the kernel's backlog.
  */
 import type { Socket } from 'node:net';
-import type { Server as TlsServer } from 'node:tls';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
+
+/** Decides on connections before they queue and hears of each handshake's end (client-chain-guard.ts). */
+export interface ConnectionScreen {
+  /** True when the connection is refused; the screen has destroyed it. */
+  refuses(socket: Socket): boolean;
+  /** Called at the end of every handshake, finished or failed, before a failed one is destroyed. */
+  handshakeEnded(socket: TLSSocket): void;
+}
 
 export interface HandshakeAdmissionOptions {
   /** Handshakes in progress at once (per process). */
@@ -30,6 +38,7 @@ export interface HandshakeAdmissionOptions {
   readonly maxWaitMs?: number;
   /** Called once per connection reset for having waited too long. */
   readonly onShed?: () => void;
+  readonly screen?: ConnectionScreen;
 }
 
 export interface HandshakeAdmission {
@@ -127,6 +136,7 @@ export function admitHandshakesInOrder(server: TlsServer, options: HandshakeAdmi
       socket.destroy();
       return;
     }
+    if (options.screen?.refuses(socket) === true) return;
     if (queue.length - head >= MAX_QUEUED) {
       shed(socket);
       return;
@@ -135,8 +145,12 @@ export function admitHandshakesInOrder(server: TlsServer, options: HandshakeAdmi
     queuedAt.push(Date.now());
     pump();
   });
-  server.on('secureConnection', release);
-  server.on('tlsClientError', (_err: Error, socket: Socket) => {
+  server.on('secureConnection', (socket: TLSSocket) => {
+    options.screen?.handshakeEnded(socket);
+    release();
+  });
+  server.on('tlsClientError', (_err: Error, socket: TLSSocket) => {
+    options.screen?.handshakeEnded(socket);
     // With a listener attached node leaves the failed socket to us.
     socket.destroy();
     release();

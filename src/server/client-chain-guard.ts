@@ -1,0 +1,215 @@
+/**
+ * Shuts out, for a while, addresses whose TLS client certificates cost the CA far more to check
+ * than they cost to send.
+ *
+ * The API listener asks every client for a certificate (the svid authenticator and the agents'
+ * bundle reports need it), and OpenSSL checks the signatures of whatever chain a client presents
+ * inside the handshake, with the keys that chain carries, before node hands the socket over.
+ * Node accepts every chain at that point (its verify callback returns 1 and leaves the verdict to
+ * the application), offers no hook before the check, and no setting for the verify depth. So a
+ * made-up chain of RSA keys with public exponents as long as their 3,072-bit moduli (OpenSSL caps
+ * exponents only for larger moduli) costs about 6 ms of CPU a link: a 70-link chain, 129 kB,
+ * cost the CA 380 ms a handshake, where a real SVID handshake costs 1.5 ms and the attacker
+ * about as much. Nothing can stop the first such handshake, so the address that sent it is
+ * refused at once on its next connections, and its other handshakes still in progress are cut:
+ * each address gets about one costly handshake per ban, and bans double with each offence.
+ *
+ * A costly chain holds a key no Rampart chain has (an RSA public exponent of 2^32 or more, an
+ * RSA modulus over 4,096 bits, DSA over 3,072 bits, EC with explicit curve parameters) or is
+ * longer than MAX_PEER_CHAIN. Addresses are IPv4 hosts or IPv6 /64 networks, which one host
+ * usually holds whole. Clients sharing an address behind NAT share its ban.
+ */
+import { X509Certificate } from 'node:crypto';
+import { isIPv6, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { LRUCache } from 'lru-cache';
+import { MAX_PEER_CHAIN, peerChain, type PeerChain } from './peer-chain.js';
+
+export interface ClientChainGuardOptions {
+  /** First ban of an address (default 10 s); each further offence doubles it. */
+  readonly firstBanMs?: number;
+  /** Longest ban (default 10 min). */
+  readonly maxBanMs?: number;
+  /** An address's offences are forgotten this long after its last one (default 1 h). */
+  readonly forgetAfterMs?: number;
+  readonly now?: () => number;
+  /** Called when an address is banned: the address key, why, and for how long. */
+  readonly onBan?: (address: string, reason: string, banMs: number) => void;
+  /** Called once per connection refused because its address is banned. */
+  readonly onRefused?: () => void;
+}
+
+export interface ClientChainGuard {
+  /** True (and the socket destroyed) when its address is banned; else the socket is followed through its handshake. */
+  refuses(socket: Socket): boolean;
+  /** Reads the chain a finished or failed handshake presented and bans its address if it was costly. */
+  handshakeEnded(socket: TLSSocket): void;
+  /** Addresses banned now. */
+  banned(): number;
+}
+
+const DEFAULT_FIRST_BAN_MS = 10_000;
+const DEFAULT_MAX_BAN_MS = 600_000;
+const DEFAULT_FORGET_AFTER_MS = 3_600_000;
+// A memory bound: a flood from more addresses than this forgets the oldest offenders first.
+const MAX_ADDRESSES = 10_000;
+
+const MAX_RSA_MODULUS_BITS = 4096;
+const MAX_RSA_EXPONENT = 2n ** 32n;
+const MAX_DSA_MODULUS_BITS = 3072;
+// A ClientHello with a post-quantum key share (about 1.8 kB) and an SVID chain with its
+// CertificateVerify and Finished (about 1.6 kB) stay under it; past it, a chain of made-up RSA
+// CAs holds at most two links, about 12 ms of checking.
+const MAX_BYTES_OF_UNREAD_HANDSHAKE = 4096;
+
+/** Why verifying with this certificate's key would cost far more than any Rampart chain, or null. */
+function costlyKey(der: Buffer): string | null {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(der);
+  } catch {
+    // OpenSSL parsed it in the handshake; what node cannot parse again it did not verify with.
+    return null;
+  }
+  const key = cert.publicKey;
+  const details = key.asymmetricKeyDetails ?? {};
+  switch (key.asymmetricKeyType) {
+    case 'rsa':
+    case 'rsa-pss':
+      if ((details.modulusLength ?? 0) > MAX_RSA_MODULUS_BITS) return `an RSA key of ${details.modulusLength} bits`;
+      if ((details.publicExponent ?? 0n) >= MAX_RSA_EXPONENT) return 'an RSA public exponent of 2^32 or more';
+      return null;
+    case 'dsa':
+      return (details.modulusLength ?? 0) > MAX_DSA_MODULUS_BITS ? `a DSA key of ${details.modulusLength} bits` : null;
+    case 'ec':
+      return details.namedCurve === undefined ? 'an EC key with explicit curve parameters' : null;
+    default:
+      return null;
+  }
+}
+
+/** Why this chain was costly to check, or null. */
+export function costlyChain(chain: PeerChain): string | null {
+  if (chain.truncated) return `a chain of more than ${MAX_PEER_CHAIN} certificates`;
+  for (const der of chain.certs) {
+    const why = costlyKey(der);
+    if (why !== null) return `a certificate with ${why}`;
+  }
+  return null;
+}
+
+/**
+ * Why this handshake was costly, or null. A client that resets its connection right after its
+ * Certificate message leaves no chain to read (node frees the TLS state with the socket); then
+ * the bytes it sent are the evidence, as a costly chain is a long one.
+ */
+export function handshakeCost(socket: TLSSocket, bytesFromClient: number | undefined): string | null {
+  // null when node has already let go of the connection's TLS state.
+  const readable = socket.getPeerCertificate(false) !== null;
+  if (readable) {
+    try {
+      return costlyChain(peerChain(socket));
+    } catch {
+      return null;
+    }
+  }
+  if (bytesFromClient !== undefined && bytesFromClient > MAX_BYTES_OF_UNREAD_HANDSHAKE) {
+    return `a handshake cut short after ${bytesFromClient} bytes, more than a ClientHello and an SVID chain take`;
+  }
+  return null;
+}
+
+/** The unit an address is banned in: an IPv4 host (also when IPv4-mapped) or an IPv6 /64. */
+export function addressKey(address: string): string {
+  if (address.startsWith('::ffff:') && address.includes('.')) return address.slice(7);
+  if (!isIPv6(address)) return address;
+  const [head = '', tail = ''] = address.split('::');
+  const headGroups = head === '' ? [] : head.split(':');
+  const tailGroups = address.includes('::') ? (tail === '' ? [] : tail.split(':')) : [];
+  const groups = [...headGroups, ...Array<string>(Math.max(0, 8 - headGroups.length - tailGroups.length)).fill('0'), ...tailGroups];
+  return `${groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
+}
+
+interface Offender {
+  offences: number;
+  bannedUntil: number;
+}
+
+export function createClientChainGuard(options: ClientChainGuardOptions = {}): ClientChainGuard {
+  const now = options.now ?? Date.now;
+  const firstBanMs = options.firstBanMs ?? DEFAULT_FIRST_BAN_MS;
+  const maxBanMs = options.maxBanMs ?? DEFAULT_MAX_BAN_MS;
+  const offenders = new LRUCache<string, Offender>({ max: MAX_ADDRESSES, ttl: options.forgetAfterMs ?? DEFAULT_FORGET_AFTER_MS, perf: { now } });
+  // Sockets between arrival and the end of their handshake, by address: cut when it is banned.
+  const handshaking = new Map<string, Set<Socket>>();
+  const keyOf = new WeakMap<Socket, string>();
+
+  const follow = (key: string, socket: Socket): void => {
+    let sockets = handshaking.get(key);
+    if (sockets === undefined) {
+      sockets = new Set();
+      handshaking.set(key, sockets);
+    }
+    sockets.add(socket);
+    socket.once('close', () => unfollow(key, socket));
+  };
+  const unfollow = (key: string, socket: Socket): void => {
+    const sockets = handshaking.get(key);
+    if (sockets === undefined) return;
+    sockets.delete(socket);
+    if (sockets.size === 0) handshaking.delete(key);
+  };
+
+  const ban = (key: string, reason: string): void => {
+    const at = now();
+    const offender = offenders.get(key) ?? { offences: 0, bannedUntil: 0 };
+    // The handshakes cut below end too, some of them costly: one wave is one offence.
+    if (offender.bannedUntil > at) return;
+    offender.offences++;
+    const banMs = Math.min(maxBanMs, firstBanMs * 2 ** Math.min(30, offender.offences - 1));
+    offender.bannedUntil = Math.max(offender.bannedUntil, at + banMs);
+    offenders.set(key, offender);
+    options.onBan?.(key, reason, banMs);
+    // Their Certificate messages may already wait in OpenSSL's buffers: cut them before they are read.
+    for (const socket of handshaking.get(key) ?? []) socket.destroy();
+    handshaking.delete(key);
+  };
+
+  return {
+    refuses(socket) {
+      const address = socket.remoteAddress;
+      if (address === undefined) return false;
+      const key = addressKey(address);
+      const offender = offenders.get(key);
+      if (offender !== undefined && offender.bannedUntil > now()) {
+        options.onRefused?.();
+        socket.destroy();
+        return true;
+      }
+      keyOf.set(socket, key);
+      follow(key, socket);
+      return false;
+    },
+    handshakeEnded(socket) {
+      // node:tls keeps the accepted socket it wraps as _parent; without it the address is read
+      // from the TLS socket, and the accepted one stays followed until it closes.
+      const parent = (socket as TLSSocket & { _parent?: unknown })._parent;
+      const accepted = parent instanceof Object ? (parent as Socket) : undefined;
+      const address = socket.remoteAddress;
+      const key = (accepted !== undefined ? keyOf.get(accepted) : undefined) ?? (address !== undefined ? addressKey(address) : undefined);
+      if (key === undefined) return;
+      if (accepted !== undefined) unfollow(key, accepted);
+      const reason = handshakeCost(socket, accepted?.bytesRead);
+      if (reason === null) return;
+      ban(key, reason);
+      // No chain of ours is costly, so nothing this connection could ask would be granted.
+      socket.destroy();
+    },
+    banned() {
+      const at = now();
+      let count = 0;
+      for (const offender of offenders.values()) if (offender.bannedUntil > at) count++;
+      return count;
+    },
+  };
+}

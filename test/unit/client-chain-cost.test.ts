@@ -1,0 +1,50 @@
+/**
+ * Which presented chains the client-chain guard counts as costly to check: keys no Rampart chain
+ * carries and whose checks cost many times a real one's, or more links than a Rampart chain has.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import { costlyChain, handshakeCost } from '../../src/server/client-chain-guard.js';
+import { MAX_PEER_CHAIN } from '../../src/server/peer-chain.js';
+import { madeUpCertificateDer, randomModulus, rsaSpki } from '../helpers/costly-chain.js';
+
+const F4 = Buffer.from([1, 0, 1]);
+const ecSpki = (curve: string): Buffer => generateKeyPairSync('ec', { namedCurve: curve }).publicKey.export({ format: 'der', type: 'spki' });
+const chainOf = (...spkis: Buffer[]) => ({ certs: spkis.map((spki, i) => madeUpCertificateDer(`c${i}`, `c${i + 1}`, spki)), truncated: false });
+
+test('ordinary keys are not costly: P-256, P-384, RSA 2048 to 4096 with e = 65537 or up to 2^32 - 1', () => {
+  assert.equal(costlyChain(chainOf(ecSpki('P-256'), ecSpki('P-384'))), null);
+  assert.equal(costlyChain(chainOf(rsaSpki(randomModulus(2048), F4), rsaSpki(randomModulus(4096), F4))), null);
+  assert.equal(costlyChain(chainOf(rsaSpki(randomModulus(3072), Buffer.from([0xff, 0xff, 0xff, 0xff])))), null);
+  assert.equal(costlyChain({ certs: [], truncated: false }), null);
+});
+
+test('an RSA exponent of 2^32 or more, or a modulus over 4,096 bits, anywhere in the chain is costly', () => {
+  const hugeE = (): Buffer => {
+    const n = randomModulus(3072);
+    const e = Buffer.from(n);
+    e[e.length - 1] = (e[e.length - 1] as number) - 2;
+    return rsaSpki(n, e);
+  };
+  assert.match(costlyChain(chainOf(ecSpki('P-256'), hugeE())) ?? '', /RSA public exponent of 2\^32 or more/);
+  assert.match(costlyChain(chainOf(rsaSpki(randomModulus(2048), Buffer.from([1, 0, 0, 0, 1])))) ?? '', /RSA public exponent of 2\^32 or more/);
+  assert.match(costlyChain(chainOf(ecSpki('P-256'), ecSpki('P-256'), rsaSpki(randomModulus(8192), F4))) ?? '', /an RSA key of 8192 bits/);
+});
+
+test('a chain that went on past the longest a Rampart chain has is costly, whatever its keys', () => {
+  const certs = Array.from({ length: MAX_PEER_CHAIN }, (_, i) => madeUpCertificateDer(`c${i}`, `c${i + 1}`, ecSpki('P-256')));
+  assert.equal(costlyChain({ certs, truncated: false }), null);
+  assert.match(costlyChain({ certs, truncated: true }) ?? '', /more than 8 certificates/);
+});
+
+test('a handshake whose TLS state is already gone is judged by the bytes its client sent', () => {
+  const gone = new TLSSocket(new Socket());
+  gone.destroy();
+  assert.equal(gone.getPeerCertificate(false), null, 'node has let go of the TLS state');
+  assert.equal(handshakeCost(gone, undefined), null);
+  assert.equal(handshakeCost(gone, 4096), null, 'a post-quantum ClientHello and an SVID chain fit');
+  assert.match(handshakeCost(gone, 4097) ?? '', /cut short after 4097 bytes/);
+});
