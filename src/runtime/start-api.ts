@@ -20,7 +20,7 @@ import type { CaMetrics } from '../observability/ca-metrics.js';
 import { buildCaApp } from '../server/app.js';
 import { balanceConnections, type ConnectionBalance } from '../server/connection-balance.js';
 import { admitHandshakesInOrder } from '../server/handshake-admission.js';
-import { createClientChainGuard } from '../server/client-chain-guard.js';
+import { createClientChainGuard } from '../tls/client-chain-guard.js';
 import { listenNamed } from '../server/listen-failure.js';
 import { answerPlainHttpRequests } from '../server/plain-http-answer.js';
 import { apiTlsOptions, issueServingCertificate, type ServingCertificate } from '../server/tls.js';

@@ -3,7 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 import { BadRequestError } from '../core/errors.js';
 import type { AuthenticationRequest } from '../core/ports.js';
-import { peerChain } from './peer-chain.js';
+import { peerChain } from '../tls/peer-chain.js';
 
 /** DER of the certificates the TLS peer sent, leaf first. */
 export function clientCertChain(request: FastifyRequest): readonly Buffer[] {

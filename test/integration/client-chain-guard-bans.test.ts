@@ -12,7 +12,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { signingContextFor } from '../../src/core/ca/authority.js';
 import { bootstrapState, DEFAULT_LIFETIMES } from '../../src/core/ca/rotation.js';
 import { systemClock } from '../../src/core/clock.js';
-import { addressKey, createClientChainGuard } from '../../src/server/client-chain-guard.js';
+import { addressKey, createClientChainGuard } from '../../src/tls/client-chain-guard.js';
 import { admitHandshakesInOrder } from '../../src/server/handshake-admission.js';
 import { apiTlsOptions, issueServingCertificate } from '../../src/server/tls.js';
 import { hugeExponentChain, type PresentedChain } from '../helpers/costly-chain.js';

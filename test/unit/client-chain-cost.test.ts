@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
-import { costlyChain, handshakeCost } from '../../src/server/client-chain-guard.js';
-import { MAX_PEER_CHAIN } from '../../src/server/peer-chain.js';
+import { costlyChain, handshakeCost } from '../../src/tls/client-chain-guard.js';
+import { MAX_PEER_CHAIN } from '../../src/tls/peer-chain.js';
 import { madeUpCertificateDer, randomModulus, rsaSpki } from '../helpers/costly-chain.js';
 
 const F4 = Buffer.from([1, 0, 1]);
@@ -43,7 +43,6 @@ test('a chain that went on past the longest a Rampart chain has is costly, whate
 test('a handshake whose TLS state is already gone is judged by the bytes its client sent', () => {
   const gone = new TLSSocket(new Socket());
   gone.destroy();
-  assert.equal(gone.getPeerCertificate(false), null, 'node has let go of the TLS state');
   assert.equal(handshakeCost(gone, undefined), null);
   assert.equal(handshakeCost(gone, 4096), null, 'a post-quantum ClientHello and an SVID chain fit');
   assert.match(handshakeCost(gone, 4097) ?? '', /cut short after 4097 bytes/);

@@ -20,6 +20,7 @@ import { drainThenDestroy, trackSockets } from './shutdown.js';
 import { capHandshakes } from './handshake-cap.js';
 import { LogBudget } from '../../observability/log-budget.js';
 import { inboundContextOptions, type TlsTuning } from './tls-settings.js';
+import { createClientChainGuard } from '../../tls/client-chain-guard.js';
 
 /** Timeouts in milliseconds. */
 export interface ProxyTimeouts {
@@ -125,7 +126,9 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
   const server = tls.createServer({
     ...(creds === null ? {} : inboundContextOptions(creds, options.tls)),
     requestCert: true,
-    rejectUnauthorized: true,
+    // A client whose chain does not verify is refused in secureConnection below, after the
+    // client-chain guard has read that chain; node would otherwise free it unread.
+    rejectUnauthorized: false,
     handshakeTimeout: handshakeMs,
     allowHalfOpen: true,
     noDelay: true,
@@ -153,7 +156,19 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
     }
   });
 
+  const guard = createClientChainGuard({
+    onBan: (address, reason, banMs) =>
+      log.warn({ event: 'client-address-banned', address, reason, banSeconds: banMs / 1000 }, 'client address banned: its TLS client certificate chain costs far more to check than any SVID chain'),
+    onRefused: () => metrics.connection('inbound', 'address-banned'),
+  });
   server.on('connection', (socket: net.Socket) => {
+    guard.refuses(socket);
+  });
+  server.prependListener('secureConnection', (socket: tls.TLSSocket) => guard.handshakeEnded(socket));
+  server.prependListener('tlsClientError', (_err: Error, socket: tls.TLSSocket) => guard.handshakeEnded(socket));
+
+  server.on('connection', (socket: net.Socket) => {
+    if (socket.destroyed) return;
     const now = clock.now();
     const reason = refusalReason(creds, now);
     if (reason !== refusing) {
@@ -180,8 +195,8 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
     socket.destroy();
     // The hang-up of a connection refused above for want of credentials was already recorded.
     if (refusing !== null && (err as NodeJS.ErrnoException).code === 'ECONNRESET') return;
-    // Node closes a client whose certificate chain fails verification without an error of its
-    // own; the verification code is the reason worth logging, not the hang-up that follows.
+    // A TLS 1.2 client whose chain failed verification may still get here, before secureConnection:
+    // the verification code is the reason worth logging, not the hang-up that follows.
     const refusedChain = (socket as tls.TLSSocket & { authorizationError?: string }).authorizationError;
     const error = refusedChain ? `client certificate refused: ${refusedChain}` : describeHandshakeError(err);
     if (handshakeFailureLines.take()) recordConnection(log, metrics, { direction: 'inbound', mode: 'mtls', peer: undefined, peerSerial: undefined, remote, startedAt: clock.now(), result: 'tls-error', bytesIn: 0, bytesOut: 0, error }, clock.now());
@@ -193,6 +208,16 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
     socket.on('error', () => {
       // Reported by the relay; an error before it starts must not crash the process.
     });
+    // Banned by the guard for its chain.
+    if (socket.destroyed) return;
+    if (!socket.authorized) {
+      // Logged as before, when node closed such a client itself (rejectUnauthorized).
+      const error = `client certificate refused: ${String(socket.authorizationError)}`;
+      if (handshakeFailureLines.take()) recordConnection(log, metrics, { direction: 'inbound', mode: 'mtls', peer: undefined, peerSerial: undefined, remote: remoteOf(socket), startedAt, result: 'tls-error', bytesIn: 0, bytesOut: 0, error }, clock.now());
+      else metrics.connection('inbound', 'tls-error');
+      socket.destroy();
+      return;
+    }
     const cert = socket.getPeerCertificate();
     const peer = peerSpiffeId(cert);
     const serial = 'serialNumber' in cert ? cert.serialNumber : undefined;

@@ -1,11 +1,11 @@
 /**
- * Shuts out, for a while, addresses whose TLS client certificates cost the CA far more to check
- * than they cost to send.
+ * Shuts out, for a while, addresses whose TLS client certificates cost a listener far more to
+ * check than they cost to send.
  *
- * The API listener asks every client for a certificate (the svid authenticator and the agents'
- * bundle reports need it), and OpenSSL checks the signatures of whatever chain a client presents
- * inside the handshake, with the keys that chain carries, before node hands the socket over.
- * Node accepts every chain at that point (its verify callback returns 1 and leaves the verdict to
+ * The CA's API listener asks every client for a certificate (the svid authenticator and the
+ * agents' bundle reports need it), and the agent's inbound requires one. OpenSSL checks the
+ * signatures of whatever chain a client presents inside the handshake, with the keys that chain
+ * carries, before node hands the socket over. Node accepts every chain at that point (its verify callback returns 1 and leaves the verdict to
  * the application), offers no hook before the check, and no setting for the verify depth. So a
  * made-up chain of RSA keys with public exponents as long as their 3,072-bit moduli (OpenSSL caps
  * exponents only for larger moduli) costs about 6 ms of CPU a link: a 70-link chain, 129 kB,
@@ -34,7 +34,7 @@ export interface ClientChainGuardOptions {
   readonly forgetAfterMs?: number;
   readonly now?: () => number;
   /** Called when an address is banned: the address key, why, and for how long. */
-  readonly onBan?: (address: string, reason: string, banMs: number) => void;
+  readonly onBan?: BanReport;
   /** Called once per connection refused because its address is banned. */
   readonly onRefused?: () => void;
 }
@@ -47,6 +47,9 @@ export interface ClientChainGuard {
   /** Addresses banned now. */
   banned(): number;
 }
+
+/** Called with each ban, for the listener's own log and metrics. */
+export type BanReport = (address: string, reason: string, banMs: number) => void;
 
 const DEFAULT_FIRST_BAN_MS = 10_000;
 const DEFAULT_MAX_BAN_MS = 600_000;
@@ -104,9 +107,15 @@ export function costlyChain(chain: PeerChain): string | null {
  * the bytes it sent are the evidence, as a costly chain is a long one.
  */
 export function handshakeCost(socket: TLSSocket, bytesFromClient: number | undefined): string | null {
-  // null when node has already let go of the connection's TLS state.
-  const readable = socket.getPeerCertificate(false) !== null;
-  if (readable) {
+  // node keeps the connection's TLS state as `ssl` until it frees it, as the socket closes;
+  // asked about a freed state, node 20 crashes (SIGSEGV). Without it, the bytes are all there is.
+  const tlsState = (socket as TLSSocket & { ssl?: unknown }).ssl;
+  if (tlsState !== null && tlsState !== undefined && socket.getProtocol() !== null) {
+    // A chain that verified leads to a trusted root through certificates no costly key can sign
+    // its way into. (getPeerX509Certificate() would be the cheap way to see whether a client
+    // sent any certificate, but in node 20 a call to it leaves getPeerCertificate(true) without
+    // the issuer chain; peerChain() answers a client without one in microseconds too.)
+    if (socket.authorized) return null;
     try {
       return costlyChain(peerChain(socket));
     } catch {

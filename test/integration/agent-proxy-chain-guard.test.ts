@@ -1,0 +1,75 @@
+/**
+ * The agent's inbound bans addresses whose client chains cost far more to check than any SVID
+ * chain (tls/client-chain-guard.ts), with real TLS on loopback; 127.0.0.x addresses stand for
+ * other pods. The inbound requires a verified SVID as before: a chain that does not verify is
+ * refused and logged as such, now after the guard has read it.
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
+import { after, before, test } from 'node:test';
+import { Registry } from 'prom-client';
+import { StaticCredentialSource } from '../../src/agent/credentials.js';
+import { startInbound } from '../../src/agent/proxy/index.js';
+import { hugeExponentChain, type PresentedChain } from '../helpers/costly-chain.js';
+import { eventually } from '../helpers/poll.js';
+import { CLIENT_ID, captureLogs, makePki, startEchoBackend, type Pki } from './proxy-support.js';
+
+let pki: Pki;
+before(() => {
+  pki = makePki();
+});
+after(() => pki.cleanup());
+
+/** One mTLS connection from `localAddress` presenting `chain`; resolves with the echo of 'ping', or the error met. */
+function connectFrom(port: number, localAddress: string, chain: PresentedChain): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({ socket: net.connect({ host: '127.0.0.1', port, localAddress }), ca: readFileSync(pki.caPath), key: chain.keyPem, cert: chain.chainPem, checkServerIdentity: () => undefined });
+    let got = '';
+    socket.on('secureConnect', () => socket.write('ping'));
+    socket.on('data', (d: Buffer) => {
+      got += d.toString();
+      if (got.length >= 4) socket.end();
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => resolve(got || err.code || err.message));
+    socket.on('close', () => resolve(got || 'closed'));
+  });
+}
+
+test('a costly chain bans its address at the inbound; a real peer from another address is still served; an unverified chain is still refused', async () => {
+  const logs = captureLogs();
+  const registry = new Registry();
+  const backend = await startEchoBackend();
+  const inbound = await startInbound({
+    listen: { host: '127.0.0.1', port: 0 },
+    backend: { host: '127.0.0.1', port: backend.port },
+    allow: [CLIENT_ID],
+    credentials: new StaticCredentialSource(pki.creds('server')),
+    logger: logs.logger,
+    registry,
+    tunnel: 'off',
+  });
+  const client: PresentedChain = { keyPem: readFileSync(pki.leaves.client.keyPath, 'utf8'), chainPem: readFileSync(pki.leaves.client.certPath, 'utf8') };
+  const foreign: PresentedChain = { keyPem: readFileSync(pki.leaves.foreign.keyPath, 'utf8'), chainPem: readFileSync(pki.leaves.foreign.certPath, 'utf8') };
+  try {
+    const port = inbound.address.port;
+    assert.notEqual(await connectFrom(port, '127.0.0.31', hugeExponentChain(2)), 'ping');
+    const ban = await logs.waitFor((l) => l['event'] === 'client-address-banned');
+    assert.equal(ban['address'], '127.0.0.31');
+    assert.match(String(ban['reason']), /RSA public exponent of 2\^32 or more/);
+    // Even a real SVID is turned away from the banned address, before any handshake.
+    assert.notEqual(await connectFrom(port, '127.0.0.31', client), 'ping');
+    const refused = (await registry.getSingleMetric('rampart_agent_connections_total')?.get())?.values.find((v) => v.labels['result'] === 'address-banned');
+    assert.equal(refused?.value, 1);
+    assert.match(await connectFrom(port, '127.0.0.32', client), /^ping/);
+    // A chain from another trust domain is refused as before (logged as a refused client chain), and bans no one.
+    assert.notEqual(await connectFrom(port, '127.0.0.33', foreign), 'ping');
+    await eventually('the refusal is logged', () => logs.lines.some((l) => l['result'] === 'tls-error' && /^client certificate refused: [A-Z_]+$/.test(String(l['error']))));
+    assert.match(await connectFrom(port, '127.0.0.33', client), /^ping/);
+    assert.equal(logs.lines.filter((l) => l['event'] === 'client-address-banned').length, 1);
+  } finally {
+    await inbound.close({ drainMs: 0 });
+    await backend.close();
+  }
+});
