@@ -42,7 +42,7 @@ export function createCaMetrics(registry: Registry): CaMetrics {
     }),
     clientAddressBans: new Counter({
       name: 'rampart_ca_client_address_bans_total',
-      help: 'Client addresses (IPv4 hosts, IPv6 /64s) banned for presenting a TLS client chain costly to check.',
+      help: 'Client addresses banned for presenting a TLS client chain costly to check.',
       registers,
     }),
   };

@@ -16,11 +16,11 @@
  *
  * A costly chain holds a key no Rampart chain has (an RSA public exponent of 2^32 or more, an
  * RSA modulus over 4,096 bits, DSA over 3,072 bits, EC with explicit curve parameters) or is
- * longer than MAX_PEER_CHAIN. Addresses are IPv4 hosts or IPv6 /64 networks, which one host
- * usually holds whole. Clients sharing an address behind NAT share its ban.
+ * longer than MAX_PEER_CHAIN. A ban is per address: clients sharing one behind NAT share its
+ * ban, and an attacker holding many addresses gets one costly handshake per address per ban.
  */
 import { X509Certificate } from 'node:crypto';
-import { isIPv6, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { LRUCache } from 'lru-cache';
 import { MAX_PEER_CHAIN, peerChain, type PeerChain } from './peer-chain.js';
@@ -128,15 +128,13 @@ export function handshakeCost(socket: TLSSocket, bytesFromClient: number | undef
   return null;
 }
 
-/** The unit an address is banned in: an IPv4 host (also when IPv4-mapped) or an IPv6 /64. */
+/**
+ * The unit an address is banned in: the address itself, an IPv4-mapped IPv6 one as IPv4. Not an
+ * IPv6 /64, as services on the internet often ban: a Kubernetes node's pods share one, and one
+ * pod would shut out its neighbours.
+ */
 export function addressKey(address: string): string {
-  if (address.startsWith('::ffff:') && address.includes('.')) return address.slice(7);
-  if (!isIPv6(address)) return address;
-  const [head = '', tail = ''] = address.split('::');
-  const headGroups = head === '' ? [] : head.split(':');
-  const tailGroups = address.includes('::') ? (tail === '' ? [] : tail.split(':')) : [];
-  const groups = [...headGroups, ...Array<string>(Math.max(0, 8 - headGroups.length - tailGroups.length)).fill('0'), ...tailGroups];
-  return `${groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
 interface Offender {
