@@ -89,3 +89,27 @@ export function longChain(links: number): PresentedChain {
   for (let i = 1; i <= links; i++) pems.push(certificate(`long-ca-${i}`, `long-ca-${i + 1}`, spki(), ECDSA_SHA256, signature()));
   return { keyPem: leaf.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), chainPem: pems.join('') };
 }
+
+/**
+ * hugeExponentChain(links) behind an expired decoy issuer: the decoy carries the first made-up
+ * CA's name and an ordinary RSA key, and names an issuer nobody presents. node links leaf and decoy and
+ * stops; OpenSSL prefers the issuer valid now and checks every costly link (outside QA).
+ */
+export function decoyedHugeExponentChain(links: number): PresentedChain {
+  const chain = hugeExponentChain(links);
+  const expired = Date.now() - 30 * 86_400_000;
+  // An RSA key, as the leaf's signature algorithm wants of its issuer (OpenSSL's issuer match).
+  const decoySpki = rsaSpki(randomModulus(2048), Buffer.from([1, 0, 1]));
+  const tbs = seq(
+    tlv(contextTag(0, true), smallInteger(2)),
+    smallInteger(7),
+    RSA_SHA256,
+    encodeName({ commonName: 'dead-end' }),
+    seq(encodeTime(expired - 86_400_000), encodeTime(expired)),
+    encodeName({ commonName: 'costly-ca-1' }),
+    decoySpki,
+  );
+  const decoy = certificatePem(seq(tbs, RSA_SHA256, bitString(rsaSignature(3072))));
+  const [leaf, ...issuers] = chain.chainPem.split(/(?=-----BEGIN CERTIFICATE-----)/);
+  return { keyPem: chain.keyPem, chainPem: [leaf, decoy, ...issuers].join('') };
+}

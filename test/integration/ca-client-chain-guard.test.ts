@@ -10,7 +10,7 @@ import { createServer as createTcpServer, connect as tcpConnect, type AddressInf
 import { connect as tlsConnect } from 'node:tls';
 import { createKeyAndCsr } from '../../src/agent/csr.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
-import { hugeExponentChain, longChain, type PresentedChain } from '../helpers/costly-chain.js';
+import { decoyedHugeExponentChain, hugeExponentChain, longChain, type PresentedChain } from '../helpers/costly-chain.js';
 import { httpsJson } from '../helpers/https.js';
 import { eventually } from '../helpers/poll.js';
 
@@ -146,6 +146,11 @@ test('handshakes cut short after the ClientHello, as scanners and impatient clie
   await presentAndLeave('127.0.0.17', hugeExponentChain(3), 'end', 'client-hello');
   assert.equal(await handshake('127.0.0.17'), 'secure');
   assert.deepEqual(banLines('127.0.0.17'), []);
+});
+
+test('a costly chain hidden from node behind an expired decoy issuer bans its address by the bytes it took', async () => {
+  await handshake('127.0.0.18', decoyedHugeExponentChain(8));
+  await assertBanned('127.0.0.18', /an unverified chain in a handshake of \d+ bytes/);
 });
 
 test("an agent presenting its own SVID, connection after connection, bans no one", async () => {
