@@ -10,11 +10,9 @@ import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { Registry } from 'prom-client';
-import { StaticCredentialSource } from '../../src/agent/credentials.js';
-import { startInbound } from '../../src/agent/proxy/index.js';
 import { hugeExponentChain, type PresentedChain } from '../helpers/costly-chain.js';
 import { eventually } from '../helpers/poll.js';
-import { CLIENT_ID, captureLogs, makePki, startEchoBackend, type Pki } from './proxy-support.js';
+import { captureLogs, makePki, startEchoInbound, type Pki } from './proxy-support.js';
 
 let pki: Pki;
 before(() => {
@@ -40,16 +38,7 @@ function connectFrom(port: number, localAddress: string, chain: PresentedChain):
 test('a costly chain bans its address at the inbound; a real peer from another address is still served; an unverified chain is still refused', async () => {
   const logs = captureLogs();
   const registry = new Registry();
-  const backend = await startEchoBackend();
-  const inbound = await startInbound({
-    listen: { host: '127.0.0.1', port: 0 },
-    backend: { host: '127.0.0.1', port: backend.port },
-    allow: [CLIENT_ID],
-    credentials: new StaticCredentialSource(pki.creds('server')),
-    logger: logs.logger,
-    registry,
-    tunnel: 'off',
-  });
+  const { inbound, close } = await startEchoInbound(pki, logs.logger, { registry, tunnel: 'off' });
   const client: PresentedChain = { keyPem: readFileSync(pki.leaves.client.keyPath, 'utf8'), chainPem: readFileSync(pki.leaves.client.certPath, 'utf8') };
   const foreign: PresentedChain = { keyPem: readFileSync(pki.leaves.foreign.keyPath, 'utf8'), chainPem: readFileSync(pki.leaves.foreign.certPath, 'utf8') };
   try {
@@ -69,7 +58,6 @@ test('a costly chain bans its address at the inbound; a real peer from another a
     assert.match(await connectFrom(port, '127.0.0.33', client), /^ping/);
     assert.equal(logs.lines.filter((l) => l['event'] === 'client-address-banned').length, 1);
   } finally {
-    await inbound.close({ drainMs: 0 });
-    await backend.close();
+    await close();
   }
 });

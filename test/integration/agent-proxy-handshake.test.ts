@@ -8,9 +8,9 @@ import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { StaticCredentialSource } from '../../src/agent/credentials.js';
-import { startInbound, startOutbound, type InboundProxy } from '../../src/agent/proxy/index.js';
+import { startOutbound, type InboundProxy } from '../../src/agent/proxy/index.js';
 import { eventually } from '../helpers/poll.js';
-import { CLIENT_ID, SERVER_ID, captureLogs, exchange, makePki, startEchoBackend, type LogCapture, type Pki } from './proxy-support.js';
+import { CLIENT_ID, SERVER_ID, captureLogs, exchange, makePki, startEchoInbound, type LogCapture, type Pki } from './proxy-support.js';
 
 const HANDSHAKE_MS = 300;
 
@@ -37,21 +37,11 @@ function silentClient(port: number): { socket: net.Socket; closedAfter: Promise<
 
 async function withInbound(tunnel: 'auto' | 'off', fn: (inbound: InboundProxy, logs: LogCapture) => Promise<void>, handshakeMs = HANDSHAKE_MS): Promise<void> {
   const logs = captureLogs();
-  const backend = await startEchoBackend();
-  const inbound = await startInbound({
-    listen: { host: '127.0.0.1', port: 0 },
-    backend: { host: '127.0.0.1', port: backend.port },
-    allow: [CLIENT_ID],
-    credentials: new StaticCredentialSource(pki.creds('server')),
-    logger: logs.logger,
-    tunnel,
-    timeouts: { handshakeMs },
-  });
+  const { inbound, close } = await startEchoInbound(pki, logs.logger, { tunnel, timeouts: { handshakeMs } });
   try {
     await fn(inbound, logs);
   } finally {
-    await inbound.close({ drainMs: 0 });
-    await backend.close();
+    await close();
   }
 }
 

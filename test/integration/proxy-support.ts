@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
-import type { Credentials } from '../../src/agent/credentials.js';
+import { StaticCredentialSource, type Credentials } from '../../src/agent/credentials.js';
+import { startInbound, type InboundOptions, type InboundProxy } from '../../src/agent/proxy/index.js';
 
 export const CLIENT_ID = 'spiffe://cluster.local/ns/a/sa/client';
 export const SERVER_ID = 'spiffe://cluster.local/ns/b/sa/server';
@@ -265,5 +266,25 @@ export async function startFreezableForwarder(targetPort: number): Promise<{ por
         for (const s of sockets) s.destroy();
         server.close(() => r());
       }),
+  };
+}
+
+/** An inbound that lets CLIENT_ID through to an echo backend, with the server leaf's credentials; `close` stops both. */
+export async function startEchoInbound(pki: Pki, logger: Logger, extra: Partial<InboundOptions> = {}): Promise<{ inbound: InboundProxy; close(): Promise<void> }> {
+  const backend = await startEchoBackend();
+  const inbound = await startInbound({
+    listen: { host: '127.0.0.1', port: 0 },
+    backend: { host: '127.0.0.1', port: backend.port },
+    allow: [CLIENT_ID],
+    credentials: new StaticCredentialSource(pki.creds('server')),
+    logger,
+    ...extra,
+  });
+  return {
+    inbound,
+    async close() {
+      await inbound.close({ drainMs: 0 });
+      await backend.close();
+    },
   };
 }
