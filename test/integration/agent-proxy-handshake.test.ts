@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import { StaticCredentialSource } from '../../src/agent/credentials.js';
 import { startOutbound, type InboundProxy } from '../../src/agent/proxy/index.js';
 import { eventually } from '../helpers/poll.js';
-import { CLIENT_ID, SERVER_ID, captureLogs, exchange, makePki, startEchoInbound, type LogCapture, type Pki } from './proxy-support.js';
+import { SERVER_ID, captureLogs, exchange, makePki, startEchoInbound, type LogCapture, type Pki } from './proxy-support.js';
 
 const HANDSHAKE_MS = 300;
 
