@@ -123,7 +123,7 @@ export function handshakeCost(socket: TLSSocket, bytesFromClient: number | undef
   // node keeps the connection's TLS state as `ssl` until it frees it, as the socket closes;
   // asked about a freed state, node 20 crashes (SIGSEGV).
   const tlsState = (socket as TLSSocket & { ssl?: unknown }).ssl;
-  if (tlsState === null || tlsState === undefined || socket.getProtocol() === null) return null;
+  if (tlsState === null || tlsState === undefined) return null;
   // A chain that verified leads to a trusted root through certificates no costly key can sign
   // its way into. (getPeerX509Certificate() would be the cheap way to see whether a client sent
   // any certificate, but in node 20 a call to it leaves getPeerCertificate(true) without the
@@ -165,7 +165,6 @@ export function createClientChainGuard(options: ClientChainGuardOptions = {}): C
   const offenders = new LRUCache<string, Offender>({ max: MAX_ADDRESSES, ttl: options.forgetAfterMs ?? DEFAULT_FORGET_AFTER_MS, perf: { now } });
   // Sockets between arrival and the end of their handshake, by address: cut when it is banned.
   const handshaking = new Map<string, Set<Socket>>();
-  const keyOf = new WeakMap<Socket, string>();
 
   const follow = (key: string, socket: Socket): void => {
     let sockets = handshaking.get(key);
@@ -209,18 +208,18 @@ export function createClientChainGuard(options: ClientChainGuardOptions = {}): C
         socket.destroy();
         return true;
       }
-      keyOf.set(socket, key);
       follow(key, socket);
       return false;
     },
     handshakeEnded(socket) {
       // node:tls keeps the accepted socket it wraps as _parent; without it the address is read
-      // from the TLS socket, and the accepted one stays followed until it closes.
+      // from the TLS socket, and the accepted one stays followed until it closes. The accepted
+      // socket still knows its address when closed: refuses() read it, and node keeps it.
       const parent = (socket as TLSSocket & { _parent?: unknown })._parent;
       const accepted = parent instanceof Object ? (parent as Socket) : undefined;
-      const address = socket.remoteAddress;
-      const key = (accepted !== undefined ? keyOf.get(accepted) : undefined) ?? (address !== undefined ? addressKey(address) : undefined);
-      if (key === undefined) return;
+      const address = accepted?.remoteAddress ?? socket.remoteAddress;
+      if (address === undefined) return;
+      const key = addressKey(address);
       if (accepted !== undefined) unfollow(key, accepted);
       const reason = handshakeCost(socket, accepted?.bytesRead);
       if (reason === null) return;

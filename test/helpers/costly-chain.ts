@@ -50,14 +50,16 @@ function certificate(subject: string, issuer: string, spki: Buffer, signatureAlg
   return certificatePem(certificateDer(subject, issuer, spki, signatureAlgorithm, signature));
 }
 
-function certificateDer(subject: string, issuer: string, spki: Buffer, signatureAlgorithm: Buffer, signature: Buffer): Buffer {
+/** Valid from an hour ago to an hour ahead unless `notAfter` (ms) says otherwise; then a day before it. */
+function certificateDer(subject: string, issuer: string, spki: Buffer, signatureAlgorithm: Buffer, signature: Buffer, notAfter?: number): Buffer {
   const now = Date.now();
+  const validity = notAfter === undefined ? seq(encodeTime(now - 3_600_000), encodeTime(now + 3_600_000)) : seq(encodeTime(notAfter - 86_400_000), encodeTime(notAfter));
   const tbs = seq(
     tlv(contextTag(0, true), smallInteger(2)),
     smallInteger(1 + Math.floor(Math.random() * 1_000_000)),
     signatureAlgorithm,
     encodeName({ commonName: issuer }),
-    seq(encodeTime(now - 3_600_000), encodeTime(now + 3_600_000)),
+    validity,
     encodeName({ commonName: subject }),
     spki,
   );
@@ -97,19 +99,9 @@ export function longChain(links: number): PresentedChain {
  */
 export function decoyedHugeExponentChain(links: number): PresentedChain {
   const chain = hugeExponentChain(links);
-  const expired = Date.now() - 30 * 86_400_000;
   // An RSA key, as the leaf's signature algorithm wants of its issuer (OpenSSL's issuer match).
   const decoySpki = rsaSpki(randomModulus(2048), Buffer.from([1, 0, 1]));
-  const tbs = seq(
-    tlv(contextTag(0, true), smallInteger(2)),
-    smallInteger(7),
-    RSA_SHA256,
-    encodeName({ commonName: 'dead-end' }),
-    seq(encodeTime(expired - 86_400_000), encodeTime(expired)),
-    encodeName({ commonName: 'costly-ca-1' }),
-    decoySpki,
-  );
-  const decoy = certificatePem(seq(tbs, RSA_SHA256, bitString(rsaSignature(3072))));
+  const decoy = certificatePem(certificateDer('costly-ca-1', 'dead-end', decoySpki, RSA_SHA256, rsaSignature(3072), Date.now() - 30 * 86_400_000));
   const [leaf, ...issuers] = chain.chainPem.split(/(?=-----BEGIN CERTIFICATE-----)/);
   return { keyPem: chain.keyPem, chainPem: [leaf, decoy, ...issuers].join('') };
 }

@@ -23,6 +23,8 @@ export function capHandshakes(server: tls.Server, limit: number, onDrop: () => v
   // Insertion-ordered: the first entry is the oldest handshake still under way.
   const pending = new Map<net.Socket, number>();
   server.on('connection', (raw: net.Socket) => {
+    // Refused already (a banned address, no credentials): no handshake to bound.
+    if (raw.destroyed) return;
     const at = now();
     if (pending.size >= limit) {
       const [oldest, since] = pending.entries().next().value as [net.Socket, number];
