@@ -1,6 +1,7 @@
 /** Public-key inspection and key generation for the key types Rampart supports. */
 import { createHash, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { content, decodeOid, DerError, expectTag, readChildren, readTlv, readWhole, TAG, type Tlv } from './der.js';
+import { importEcPoint } from './ec-point-import.js';
 import { OID } from './oids.js';
 
 /** The key types a CSR may carry (DESIGN section 3). */
@@ -130,8 +131,6 @@ export function spkiDer(key: KeyObject): Buffer {
   return key.export({ format: 'der', type: 'spki' });
 }
 
-const EC_COORDINATE_BYTES: Partial<Record<KeyType, number>> = { 'ec-p256': 32, 'ec-p384': 48 };
-
 function unsignedMagnitude(value: Buffer): Buffer {
   let start = 0;
   while (start < value.length - 1 && value[start] === 0) start++;
@@ -139,19 +138,16 @@ function unsignedMagnitude(value: Buffer): Buffer {
 }
 
 /**
- * A KeyObject for an inspected SPKI. Built from JWK coordinates rather than the DER because
- * OpenSSL 3.0's generic decoder costs several times more than the direct import, and every
- * certificate request carries a fresh key.
+ * A KeyObject for an inspected SPKI. EC points go through `importEcPoint` and RSA keys through JWK
+ * rather than the DER, because OpenSSL 3.0's generic decoder costs several times more than the
+ * direct imports, and every certificate request carries a fresh key. Throws EcPointError for an
+ * EC point off its curve.
  */
 export function publicKeyFromSpki(spki: Buffer, info: SpkiInfo): KeyObject {
-  const size = info.keyType === null ? undefined : EC_COORDINATE_BYTES[info.keyType];
+  const curve = info.keyType === 'ec-p256' ? 'P-256' : info.keyType === 'ec-p384' ? 'P-384' : null;
   const point = info.subjectPublicKey;
-  if (size !== undefined && point.length === 1 + 2 * size && point[0] === 0x04) {
-    return createPublicKey({
-      key: { kty: 'EC', crv: size === 32 ? 'P-256' : 'P-384', x: point.subarray(1, 1 + size).toString('base64url'), y: point.subarray(1 + size).toString('base64url') },
-      format: 'jwk',
-    });
-  }
+  // inspectSpki gave an EC key a keyType only for an uncompressed point of its curve's size.
+  if (curve !== null) return importEcPoint(curve, point);
   if (info.isRsa) {
     const top = readWhole(point, TAG.SEQUENCE);
     const [n, e] = readChildren(point, top);

@@ -1,0 +1,125 @@
+/**
+ * Turns an uncompressed EC point into a KeyObject as cheaply as node allows.
+ *
+ * Every certificate request carries a fresh key, and node:crypto's public imports all cost about
+ * a verify: JWK runs OpenSSL's full key check (a scalar multiplication by the group order, which
+ * cofactor-1 curves such as P-256 and P-384 do not need), DER goes through OpenSSL 3.0's generic
+ * decoder. WebCrypto's importKey('raw') reaches the cheap import (the point decoded and checked
+ * to lie on its curve, nothing more), but only behind a CryptoKey and a promise that cost what
+ * the skipped check saves. Node builds its own KeyObjects from that import synchronously; this
+ * module reaches the same two classes through a KeyObject it made itself.
+ *
+ * They are not public API, so the route is taken only after it has proved itself on this node:
+ * a point imported by it must equal the key it came from and verify that key's signature, and a
+ * point moved off its curve must be refused. Anything else falls back to the JWK import.
+ */
+import { createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+
+export type EcCurve = 'P-256' | 'P-384';
+
+const OPENSSL_CURVE: Record<EcCurve, string> = { 'P-256': 'prime256v1', 'P-384': 'secp384r1' };
+const COORDINATE_BYTES: Record<EcCurve, number> = { 'P-256': 32, 'P-384': 48 };
+
+/** Thrown when a point does not decode to a point on its curve. */
+export class EcPointError extends Error {}
+
+function isUncompressedOfSize(point: Buffer, coordinateBytes: number): boolean {
+  return point.length === 1 + 2 * coordinateBytes && point[0] === 0x04;
+}
+
+export type RawImport = (curve: EcCurve, point: Buffer) => KeyObject;
+
+interface KeyHandle {
+  initECRaw(curveName: string, point: Buffer): boolean;
+}
+
+/** The import node documents: JWK coordinates, with OpenSSL's full key check. */
+export function importEcPointByJwk(curve: EcCurve, point: Buffer): KeyObject {
+  const size = COORDINATE_BYTES[curve];
+  if (!isUncompressedOfSize(point, size)) throw new EcPointError(`not an uncompressed ${curve} point`);
+  try {
+    return createPublicKey({
+      key: { kty: 'EC', crv: curve, x: point.subarray(1, 1 + size).toString('base64url'), y: point.subarray(1 + size).toString('base64url') },
+      format: 'jwk',
+    });
+  } catch {
+    throw new EcPointError(`the ${curve} point is not on its curve`);
+  }
+}
+
+/** node's own raw import, or null when this node does not have it in the shape expected. */
+function findNodeRawImport(): RawImport | null {
+  const probe = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey;
+  const handleSymbol = Object.getOwnPropertySymbols(probe).find((symbol) => symbol.description === 'kHandle');
+  if (handleSymbol === undefined) return null;
+  const handle = (probe as unknown as Record<symbol, unknown>)[handleSymbol];
+  const HandleClass = (handle as { constructor?: unknown } | null)?.constructor as (new () => KeyHandle) | undefined;
+  const PublicKeyClass = Object.getPrototypeOf(probe)?.constructor as (new (handle: KeyHandle) => KeyObject) | undefined;
+  if (typeof HandleClass !== 'function' || typeof PublicKeyClass !== 'function' || typeof HandleClass.prototype.initECRaw !== 'function') return null;
+  return (curve, point) => {
+    // OpenSSL would also take the compressed and hybrid forms and the point at infinity here.
+    if (!isUncompressedOfSize(point, COORDINATE_BYTES[curve])) throw new EcPointError(`not an uncompressed ${curve} point`);
+    const fresh = new HandleClass();
+    if (!fresh.initECRaw(OPENSSL_CURVE[curve], point)) throw new EcPointError(`the ${curve} point is not on its curve`);
+    return new PublicKeyClass(fresh);
+  };
+}
+
+function uncompressedPoint(key: KeyObject, curve: EcCurve): Buffer {
+  const spki = key.export({ format: 'der', type: 'spki' });
+  return spki.subarray(spki.length - (1 + 2 * COORDINATE_BYTES[curve]));
+}
+
+/** True when `candidate` imports every curve's keys exactly as node's public import does. */
+function provesItself(candidate: RawImport): boolean {
+  const message = Buffer.from('rampart ec point import self-check');
+  for (const curve of ['P-256', 'P-384'] as const) {
+    const pair = generateKeyPairSync('ec', { namedCurve: OPENSSL_CURVE[curve] });
+    const point = uncompressedPoint(pair.publicKey, curve);
+    const imported = candidate(curve, point);
+    if (imported.type !== 'public' || imported.asymmetricKeyType !== 'ec' || !imported.equals(pair.publicKey)) return false;
+    if (!verify('sha256', message, imported, sign('sha256', message, pair.privateKey))) return false;
+    const offCurve = Buffer.from(point);
+    offCurve[offCurve.length - 1] = (offCurve[offCurve.length - 1] as number) ^ 1;
+    try {
+      candidate(curve, offCurve);
+      return false;
+    } catch (err) {
+      if (!(err instanceof EcPointError)) return false;
+    }
+  }
+  return true;
+}
+
+export interface EcPointImport {
+  readonly importPoint: RawImport;
+  readonly route: 'node-raw' | 'jwk';
+}
+
+/** The candidate raw import if it proves itself, else the JWK import (exported for tests). */
+export function pickEcPointImport(findCandidate: () => RawImport | null): EcPointImport {
+  try {
+    const raw = findCandidate();
+    if (raw !== null && provesItself(raw)) return { importPoint: raw, route: 'node-raw' };
+  } catch {
+    // A candidate that throws anything but EcPointError has not proved itself either.
+  }
+  return { importPoint: importEcPointByJwk, route: 'jwk' };
+}
+
+let chosen: EcPointImport | undefined;
+
+/**
+ * A public KeyObject for an uncompressed point (0x04 || X || Y) of the curve's size, which the
+ * caller has checked. Throws EcPointError when the point is not on the curve.
+ */
+export function importEcPoint(curve: EcCurve, point: Buffer): KeyObject {
+  chosen ??= pickEcPointImport(findNodeRawImport);
+  return chosen.importPoint(curve, point);
+}
+
+/** Which import `importEcPoint` uses on this node: its own raw import, or the JWK fallback. */
+export function ecPointImportRoute(): 'node-raw' | 'jwk' {
+  chosen ??= pickEcPointImport(findNodeRawImport);
+  return chosen.route;
+}
