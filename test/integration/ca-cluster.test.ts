@@ -82,6 +82,8 @@ async function issuedOk(monitoringUrl: string): Promise<number> {
 test('two signing workers share one port, one state and one metrics exposition', { timeout: 180_000 }, () =>
   withClusterCa(async ({ ca, stateDir, ssl, started, apiUrl, monitoringUrl }) => {
     assert.equal(started['workers'], 2);
+    // The fast CSR key import proved itself (src/core/pki/ec-point-import.ts); on node 20 it must.
+    if (process.versions.node.startsWith('20.')) assert.equal(started['csrKeyImport'], 'node-raw');
     const roots = readFileSync(join(stateDir, 'root-cert.pem'), 'utf8');
     const token = await mintDevToken({ stateDir, namespace: 'shop', serviceAccount: 'cart' });
 

@@ -130,6 +130,12 @@ test('a raw import that has not proved itself is not taken', () => {
       throw new TypeError('not an EcPointError');
     }
   };
+  const takesNonCanonical: RawImport = (curve, point) => {
+    if (!point.equals(nonCanonicalPoint(curve))) return importEcPointByJwk(curve, point);
+    const { p, size } = CURVES[curve];
+    const x = BigInt(`0x${point.subarray(1, 1 + size).toString('hex')}`) - p;
+    return importEcPointByJwk(curve, Buffer.concat([Buffer.from([4]), bytes(x, size), point.subarray(1 + size)]));
+  };
   const p256Only: RawImport = (curve, point) => {
     if (curve !== 'P-256') throw new TypeError('no P-384');
     return importEcPointByJwk(curve, point);
@@ -140,6 +146,7 @@ test('a raw import that has not proved itself is not taken', () => {
     ['takes off-curve points', () => takesAnything],
     ['returns another key', () => wrongKey],
     ['refuses with another error', () => wrongError],
+    ['takes x + p for x', () => takesNonCanonical],
     ['only P-256', () => p256Only],
   ] as Array<[string, () => RawImport | null]>) {
     const picked = pickEcPointImport(candidate);

@@ -5,6 +5,7 @@ import { startCa } from '../../runtime/start-ca.js';
 import { startClusterPrimary } from '../../runtime/cluster-ca.js';
 import { isClusterWorker, startClusterWorker } from '../../runtime/cluster-worker.js';
 import { isCaStartCancelled } from '../../runtime/start-cancelled.js';
+import { ecPointImportRoute } from '../../core/pki/ec-point-import.js';
 import type { CaConfig } from '../../config/ca-config.js';
 import { parseFlags, type FlagSpec } from '../args.js';
 import { caStartBanner, shellWord, type KubernetesBannerFacts } from './ca-banner.js';
@@ -121,7 +122,12 @@ export async function runCa(argv: readonly string[]): Promise<number> {
   // What the CA holds now, whichever store it came from (the file store, or the Kubernetes Secret).
   const state = ca.runtime.state();
   const active = state.roots.find((r) => r.phase === 'active');
-  logger.info({ event: 'ca-started', apiUrl: ca.apiUrl, monitoringUrl: ca.monitoringUrl, trustDomain: config.trustDomain, authn: config.authn, workers: config.workers, rootFingerprint: active?.fingerprint, bundleSequence: state.sequence }, 'rampart CA is up');
+  const csrKeyImport = ecPointImportRoute();
+  logger.info({ event: 'ca-started', apiUrl: ca.apiUrl, monitoringUrl: ca.monitoringUrl, trustDomain: config.trustDomain, authn: config.authn, workers: config.workers, rootFingerprint: active?.fingerprint, bundleSequence: state.sequence, csrKeyImport }, 'rampart CA is up');
+  if (csrKeyImport === 'jwk') {
+    // Same answers, about a fifth fewer certificates per core: worth an operator's notice after a node upgrade.
+    logger.warn({ event: 'csr-key-import-fallback' }, "node's raw EC point import did not prove itself on this node; CSR keys are imported through JWK, which is slower");
+  }
   process.stderr.write(caStartBanner(config, { apiUrl: ca.apiUrl, monitoringUrl: ca.monitoringUrl, rootFingerprint: active?.fingerprint, command: RAMPART_COMMAND, kubernetes: await kubernetesObjectNames(config) }));
   const signal = await shutdown;
   logger.info({ signal }, 'shutting down');

@@ -11,7 +11,8 @@
  *
  * They are not public API, so the route is taken only after it has proved itself on this node:
  * a point imported by it must equal the key it came from and verify that key's signature, and a
- * point moved off its curve must be refused. Anything else falls back to the JWK import.
+ * point moved off its curve or written with a coordinate of p or more must be refused. Anything
+ * else falls back to the JWK import.
  */
 import { createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 
@@ -65,6 +66,32 @@ function findNodeRawImport(): RawImport | null {
   };
 }
 
+/**
+ * A point of each curve written with x + p in place of its small x (5 on P-256, 2 on P-384): the
+ * same point to modular arithmetic, but an encoding SEC 1 forbids and OpenSSL refuses.
+ */
+const NON_CANONICAL_POINT: Record<EcCurve, Buffer> = {
+  'P-256': Buffer.from(
+    '04' + 'ffffffff00000001000000000000000000000001000000000000000000000004' + '459243b9aa581806fe913bce99817ade11ca503c64d9a3c533415c083248fbcc',
+    'hex',
+  ),
+  'P-384': Buffer.from(
+    '04' +
+      'fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff000000000000000100000001' +
+      '8cdeadbbd04911a3c1931e26df3fa6439dca9c7eb286fbd46fc319f0e2bb780232baf57825fc0c1912ada2fefe84024c',
+    'hex',
+  ),
+};
+
+function refuses(candidate: RawImport, curve: EcCurve, point: Buffer): boolean {
+  try {
+    candidate(curve, point);
+    return false;
+  } catch (err) {
+    return err instanceof EcPointError;
+  }
+}
+
 function uncompressedPoint(key: KeyObject, curve: EcCurve): Buffer {
   const spki = key.export({ format: 'der', type: 'spki' });
   return spki.subarray(spki.length - (1 + 2 * COORDINATE_BYTES[curve]));
@@ -81,12 +108,7 @@ function provesItself(candidate: RawImport): boolean {
     if (!verify('sha256', message, imported, sign('sha256', message, pair.privateKey))) return false;
     const offCurve = Buffer.from(point);
     offCurve[offCurve.length - 1] = (offCurve[offCurve.length - 1] as number) ^ 1;
-    try {
-      candidate(curve, offCurve);
-      return false;
-    } catch (err) {
-      if (!(err instanceof EcPointError)) return false;
-    }
+    if (!refuses(candidate, curve, offCurve) || !refuses(candidate, curve, NON_CANONICAL_POINT[curve])) return false;
   }
   return true;
 }
