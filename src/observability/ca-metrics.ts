@@ -12,6 +12,7 @@ export interface CaMetrics {
   readonly connectionsShed: Counter<never>;
   readonly connectionsRefused: Counter<never>;
   readonly clientAddressBans: Counter<never>;
+  readonly clientCertificateRequestsStopped: Counter<never>;
 }
 
 /** Registers the CA metrics on `registry`. */
@@ -43,6 +44,11 @@ export function createCaMetrics(registry: Registry): CaMetrics {
     clientAddressBans: new Counter({
       name: 'rampart_ca_client_address_bans_total',
       help: 'Client addresses banned for presenting a TLS client chain costly to check.',
+      registers,
+    }),
+    clientCertificateRequestsStopped: new Counter({
+      name: 'rampart_ca_client_certificate_requests_stopped_total',
+      help: 'Times a client address stopped being asked for a TLS client certificate, for a while, after presenting chains that did not verify again and again.',
       registers,
     }),
   };

@@ -152,6 +152,15 @@ export async function startApi(config: CaConfig, authority: CaAuthority, options
       guardLogger.warn({ address, reason, banSeconds: banMs / 1000 }, 'client address banned: its TLS client certificate chain costs far more to check than any Rampart chain');
     },
     onRefused: () => options.metrics.connectionsRefused.inc(),
+    // Callers can fall back on a token, so an address whose chains keep failing is served, unasked.
+    repeatedUnverified: 'stop-asking',
+    onStopAsking: (address, reason, forMs) => {
+      options.metrics.clientCertificateRequestsStopped.inc();
+      guardLogger.warn(
+        { address, reason, forSeconds: forMs / 1000 },
+        'client address no longer asked for a TLS client certificate for a while: its chains keep failing verification (its callers can still use a token)',
+      );
+    },
   });
   const admission = admitHandshakesInOrder(app.server as HttpsServer, { limit: HANDSHAKES_IN_PROGRESS, onShed: () => options.metrics.connectionsShed.inc(), screen });
   try {

@@ -17,6 +17,8 @@ import type { Server as TlsServer, TLSSocket } from 'node:tls';
 export interface ConnectionScreen {
   /** True when the connection is refused; the screen has destroyed it. */
   refuses(socket: Socket): boolean;
+  /** False when the connection is not to be asked for a client certificate (the server's requestCert is kept otherwise). */
+  asksForCertificate?(socket: Socket): boolean;
   /** Called at the end of every handshake, finished or failed, before a failed one is destroyed. */
   handshakeEnded(socket: TLSSocket): void;
 }
@@ -57,6 +59,22 @@ const DEFAULT_MAX_WAIT_MS = 10_000;
 // A memory bound only: each waiting connection is a file descriptor and a small socket object.
 const MAX_QUEUED = 20_000;
 
+/**
+ * Runs `start` with the server's certificate request off. node:tls reads the server's requestCert
+ * as it wraps each accepted socket (tlsConnectionListener), synchronously, so this one connection
+ * is not asked for a certificate and the next ones are as before.
+ */
+function withoutCertificateRequest(server: TlsServer, start: () => void): void {
+  const settings = server as TlsServer & { requestCert?: boolean };
+  const saved = settings.requestCert;
+  settings.requestCert = false;
+  try {
+    start();
+  } finally {
+    settings.requestCert = saved;
+  }
+}
+
 /** Puts `server`'s TLS handshakes behind a FIFO admission gate. Call before it listens. */
 export function admitHandshakesInOrder(server: TlsServer, options: HandshakeAdmissionOptions): HandshakeAdmission {
   const slotTimeoutMs = options.slotTimeoutMs ?? DEFAULT_SLOT_TIMEOUT_MS;
@@ -67,6 +85,10 @@ export function admitHandshakesInOrder(server: TlsServer, options: HandshakeAdmi
   server.removeAllListeners('connection');
   // Accepted sockets must stay unread until admitted, or TLS would miss their ClientHello.
   (server as TlsServer & { pauseOnConnect: boolean }).pauseOnConnect = true;
+
+  const startTls = (socket: Socket): void => {
+    for (const listener of tlsListeners) listener.call(server, socket);
+  };
 
   // Waiting connections and when each arrived (parallel arrays: no object per connection).
   const queue: Socket[] = [];
@@ -105,7 +127,8 @@ export function admitHandshakesInOrder(server: TlsServer, options: HandshakeAdmi
         continue;
       }
       slots.push(now);
-      for (const listener of tlsListeners) listener.call(server, socket);
+      if (options.screen?.asksForCertificate?.(socket) === false) withoutCertificateRequest(server, () => startTls(socket));
+      else startTls(socket);
     }
     if (head > 1024 && head * 2 > queue.length) {
       queue.splice(0, head);

@@ -61,3 +61,23 @@ test('a costly chain bans its address at the inbound; a real peer from another a
     await close();
   }
 });
+
+test('a peer whose chains keep failing verification is banned at the third within 10 minutes; a real peer from another address is still served', async () => {
+  const logs = captureLogs();
+  const { inbound, close } = await startEchoInbound(pki, logs.logger, { tunnel: 'off' });
+  const client: PresentedChain = { keyPem: readFileSync(pki.leaves.client.keyPath, 'utf8'), chainPem: readFileSync(pki.leaves.client.certPath, 'utf8') };
+  const foreign: PresentedChain = { keyPem: readFileSync(pki.leaves.foreign.keyPath, 'utf8'), chainPem: readFileSync(pki.leaves.foreign.certPath, 'utf8') };
+  try {
+    const port = inbound.address.port;
+    for (let i = 0; i < 2; i++) assert.notEqual(await connectFrom(port, '127.0.0.34', foreign), 'ping');
+    assert.match(await connectFrom(port, '127.0.0.34', client), /^ping/, 'two refused chains ban no one');
+    assert.notEqual(await connectFrom(port, '127.0.0.34', foreign), 'ping');
+    const ban = await logs.waitFor((l) => l['event'] === 'client-address-banned');
+    assert.equal(ban['address'], '127.0.0.34');
+    assert.match(String(ban['reason']), /^3 client certificate chains that did not verify within 10 min \(the last: [A-Z_]+\)$/);
+    assert.notEqual(await connectFrom(port, '127.0.0.34', client), 'ping', 'banned: even a real SVID from there is turned away');
+    assert.match(await connectFrom(port, '127.0.0.35', client), /^ping/);
+  } finally {
+    await close();
+  }
+});

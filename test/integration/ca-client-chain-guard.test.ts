@@ -153,6 +153,27 @@ test('a costly chain hidden from node behind an expired decoy issuer bans its ad
   await assertBanned('127.0.0.18', /an unverified chain in a handshake of \d+ bytes/);
 });
 
+test('a few costly links behind a decoy, within 8 KiB, cost three handshakes; then the address is not asked for a certificate, and its token requests are still issued', async () => {
+  const chain = decoyedHugeExponentChain(3);
+  for (let i = 0; i < 3; i++) assert.equal(await handshake('127.0.0.19', chain), 'secure');
+  const stopLines = (): string[] => ca.logLines.filter((l) => l.includes('no longer asked for a TLS client certificate') && l.includes('"127.0.0.19"'));
+  await eventually('127.0.0.19 is no longer asked', () => stopLines().length === 1);
+  assert.match(stopLines()[0]!, /3 client certificate chains that did not verify within 10 min/);
+  assert.doesNotMatch(stopLines()[0]!, /BEGIN|MII/);
+  assert.deepEqual(banLines('127.0.0.19'), []);
+  assert.ok((await metric('rampart_ca_client_certificate_requests_stopped_total')) >= 1);
+  const { csrPem } = createKeyAndCsr();
+  const issued = await httpsJson(`${ca.apiUrl}/v1/certificates`, {
+    ca: ca.rootCertPem(),
+    token: await ca.token('shop', 'cart'),
+    body: { csr: csrPem },
+    cert: chain.chainPem,
+    key: chain.keyPem,
+    localAddress: '127.0.0.19',
+  });
+  assert.equal(issued.status, 200, issued.text);
+});
+
 test("an agent presenting its own SVID, connection after connection, bans no one", async () => {
   const { keyPem, csrPem } = createKeyAndCsr();
   const res = await httpsJson(`${ca.apiUrl}/v1/certificates`, { ca: ca.rootCertPem(), token: await ca.token('shop', 'web'), body: { csr: csrPem }, localAddress: '127.0.0.15' });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
-import { costlyChain, handshakeCost } from '../../src/tls/client-chain-guard.js';
+import { costlyChain, handshakeCost } from '../../src/tls/client-chain-cost.js';
 import { MAX_PEER_CHAIN } from '../../src/tls/peer-chain.js';
 import { madeUpCertificateDer, randomModulus, rsaSpki } from '../helpers/costly-chain.js';
 

@@ -158,7 +158,7 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
 
   const guard = createClientChainGuard({
     onBan: (address, reason, banMs) =>
-      log.warn({ event: 'client-address-banned', address, reason, banSeconds: banMs / 1000 }, 'client address banned: its TLS client certificate chain costs far more to check than any SVID chain'),
+      log.warn({ event: 'client-address-banned', address, reason, banSeconds: banMs / 1000 }, 'client address banned: its TLS client certificate chain costs far more to check than any SVID chain, or its chains keep failing verification'),
     onRefused: () => metrics.connection('inbound', 'address-banned'),
   });
   server.on('connection', (socket: net.Socket) => {
