@@ -61,6 +61,31 @@ function nonCanonicalPoint(curve: EcCurve): Buffer {
   }
 }
 
+/**
+ * The point with y = 1 (x found offline by solving the curve's cubic), written with y + p in
+ * place of y. Kept as literals because finding x takes a cube root, not a square root; the test
+ * below checks that the canonical form is a point of the curve.
+ */
+const Y_PLUS_P_POINT: Record<EcCurve, Buffer> = {
+  'P-256': Buffer.from(
+    '04' + '09e78d4ef60d05f750f6636209092bc43cbdd6b47e11a9de20a9feb2a50bb96c' + 'ffffffff00000001000000000000000000000001000000000000000000000000',
+    'hex',
+  ),
+  'P-384': Buffer.from(
+    '04' +
+      '2261b2bf605c22f2f3aef6338719b2c486388ad5240719a5257315969ef01ba27f0a104c89704773a81fdabee6ab5c78' +
+      'fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff000000000000000100000000',
+    'hex',
+  ),
+};
+
+function reduced(curve: EcCurve, point: Buffer): Buffer {
+  const { p, size } = CURVES[curve];
+  const x = BigInt(`0x${point.subarray(1, 1 + size).toString('hex')}`) % p;
+  const y = BigInt(`0x${point.subarray(1 + size).toString('hex')}`) % p;
+  return Buffer.concat([Buffer.from([4]), bytes(x, size), bytes(y, size)]);
+}
+
 test('on node 20 the CA takes node\'s raw import, not the JWK fallback', { skip: process.versions.node.split('.')[0] !== '20' }, () => {
   assert.equal(ecPointImportRoute(), 'node-raw');
 });
@@ -90,6 +115,7 @@ for (const [name, importPoint] of ROUTES) {
         ['off the curve', offCurve],
         ['all-zero coordinates', Buffer.concat([Buffer.from([4]), Buffer.alloc(2 * size)])],
         ['x + p instead of x', nonCanonicalPoint(curve)],
+        ['y + p instead of y', Y_PLUS_P_POINT[curve]],
         ['the point at infinity', Buffer.from([0])],
         ['compressed', Buffer.concat([Buffer.from([2 + ((point[point.length - 1] as number) & 1)]), point.subarray(1, 1 + size)])],
         ['hybrid', Buffer.concat([Buffer.from([6 + ((point[point.length - 1] as number) & 1)]), point.subarray(1)])],
@@ -103,14 +129,16 @@ for (const [name, importPoint] of ROUTES) {
   }
 }
 
-test('the non-canonical point of the test is the same point as its canonical form, which is taken', () => {
+test('the non-canonical points of the test are points of the curve once reduced, which are taken', () => {
   for (const curve of ['P-256', 'P-384'] as const) {
     const { p, size } = CURVES[curve];
-    const nonCanonical = nonCanonicalPoint(curve);
-    const x = BigInt(`0x${nonCanonical.subarray(1, 1 + size).toString('hex')}`) - p;
-    const canonical = Buffer.concat([Buffer.from([4]), bytes(x, size), nonCanonical.subarray(1 + size)]);
-    const key = importEcPoint(curve, canonical);
-    assert.ok(key.equals(createPublicKey({ key: key.export({ format: 'jwk' }), format: 'jwk' })));
+    assert.equal(BigInt(`0x${Y_PLUS_P_POINT[curve].subarray(1 + size).toString('hex')}`), p + 1n);
+    for (const nonCanonical of [nonCanonicalPoint(curve), Y_PLUS_P_POINT[curve]]) {
+      const canonical = reduced(curve, nonCanonical);
+      assert.notDeepEqual(canonical, nonCanonical);
+      const key = importEcPointByJwk(curve, canonical);
+      assert.ok(importEcPoint(curve, canonical).equals(key));
+    }
   }
 });
 
@@ -130,12 +158,13 @@ test('a raw import that has not proved itself is not taken', () => {
       throw new TypeError('not an EcPointError');
     }
   };
-  const takesNonCanonical: RawImport = (curve, point) => {
-    if (!point.equals(nonCanonicalPoint(curve))) return importEcPointByJwk(curve, point);
-    const { p, size } = CURVES[curve];
-    const x = BigInt(`0x${point.subarray(1, 1 + size).toString('hex')}`) - p;
-    return importEcPointByJwk(curve, Buffer.concat([Buffer.from([4]), bytes(x, size), point.subarray(1 + size)]));
-  };
+  // Each lax import below is wrong in one way only, so each vector of the self-check is needed.
+  const takesNonCanonicalX: RawImport = (curve, point) =>
+    importEcPointByJwk(curve, point.equals(nonCanonicalPoint(curve)) ? reduced(curve, point) : point);
+  const takesNonCanonicalY: RawImport = (curve, point) =>
+    importEcPointByJwk(curve, point.equals(Y_PLUS_P_POINT[curve]) ? reduced(curve, point) : point);
+  const takesAllZero: RawImport = (curve, point) =>
+    point.subarray(1).every((byte) => byte === 0) ? generateKeyPairSync('ec', { namedCurve: CURVES[curve].openssl }).publicKey : importEcPointByJwk(curve, point);
   const p256Only: RawImport = (curve, point) => {
     if (curve !== 'P-256') throw new TypeError('no P-384');
     return importEcPointByJwk(curve, point);
@@ -146,7 +175,9 @@ test('a raw import that has not proved itself is not taken', () => {
     ['takes off-curve points', () => takesAnything],
     ['returns another key', () => wrongKey],
     ['refuses with another error', () => wrongError],
-    ['takes x + p for x', () => takesNonCanonical],
+    ['takes x + p for x', () => takesNonCanonicalX],
+    ['takes y + p for y', () => takesNonCanonicalY],
+    ['takes all-zero coordinates', () => takesAllZero],
     ['only P-256', () => p256Only],
   ] as Array<[string, () => RawImport | null]>) {
     const picked = pickEcPointImport(candidate);

@@ -11,8 +11,8 @@
  *
  * They are not public API, so the route is taken only after it has proved itself on this node:
  * a point imported by it must equal the key it came from and verify that key's signature, and a
- * point moved off its curve or written with a coordinate of p or more must be refused. Anything
- * else falls back to the JWK import.
+ * point moved off its curve, written with a coordinate of p or more, or of all-zero coordinates
+ * must be refused. Anything else falls back to the JWK import.
  */
 import { createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 
@@ -67,20 +67,35 @@ function findNodeRawImport(): RawImport | null {
 }
 
 /**
- * A point of each curve written with x + p in place of its small x (5 on P-256, 2 on P-384): the
- * same point to modular arithmetic, but an encoding SEC 1 forbids and OpenSSL refuses.
+ * Points of each curve written with a coordinate of p or more: x + p in place of its small x (5 on
+ * P-256, 2 on P-384), and y + p in place of y = 1. Each is the same point to modular arithmetic,
+ * but an encoding SEC 1 forbids and OpenSSL refuses.
  */
-const NON_CANONICAL_POINT: Record<EcCurve, Buffer> = {
-  'P-256': Buffer.from(
-    '04' + 'ffffffff00000001000000000000000000000001000000000000000000000004' + '459243b9aa581806fe913bce99817ade11ca503c64d9a3c533415c083248fbcc',
-    'hex',
-  ),
-  'P-384': Buffer.from(
-    '04' +
-      'fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff000000000000000100000001' +
-      '8cdeadbbd04911a3c1931e26df3fa6439dca9c7eb286fbd46fc319f0e2bb780232baf57825fc0c1912ada2fefe84024c',
-    'hex',
-  ),
+const NON_CANONICAL_POINTS: Record<EcCurve, readonly Buffer[]> = {
+  'P-256': [
+    Buffer.from(
+      '04' + 'ffffffff00000001000000000000000000000001000000000000000000000004' + '459243b9aa581806fe913bce99817ade11ca503c64d9a3c533415c083248fbcc',
+      'hex',
+    ),
+    Buffer.from(
+      '04' + '09e78d4ef60d05f750f6636209092bc43cbdd6b47e11a9de20a9feb2a50bb96c' + 'ffffffff00000001000000000000000000000001000000000000000000000000',
+      'hex',
+    ),
+  ],
+  'P-384': [
+    Buffer.from(
+      '04' +
+        'fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff000000000000000100000001' +
+        '8cdeadbbd04911a3c1931e26df3fa6439dca9c7eb286fbd46fc319f0e2bb780232baf57825fc0c1912ada2fefe84024c',
+      'hex',
+    ),
+    Buffer.from(
+      '04' +
+        '2261b2bf605c22f2f3aef6338719b2c486388ad5240719a5257315969ef01ba27f0a104c89704773a81fdabee6ab5c78' +
+        'fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff000000000000000100000000',
+      'hex',
+    ),
+  ],
 };
 
 function refuses(candidate: RawImport, curve: EcCurve, point: Buffer): boolean {
@@ -108,7 +123,11 @@ function provesItself(candidate: RawImport): boolean {
     if (!verify('sha256', message, imported, sign('sha256', message, pair.privateKey))) return false;
     const offCurve = Buffer.from(point);
     offCurve[offCurve.length - 1] = (offCurve[offCurve.length - 1] as number) ^ 1;
-    if (!refuses(candidate, curve, offCurve) || !refuses(candidate, curve, NON_CANONICAL_POINT[curve])) return false;
+    // Some libraries read (0, 0) as the point at infinity rather than refusing it.
+    const allZero = Buffer.concat([Buffer.from([4]), Buffer.alloc(2 * COORDINATE_BYTES[curve])]);
+    for (const refused of [offCurve, allZero, ...NON_CANONICAL_POINTS[curve]]) {
+      if (!refuses(candidate, curve, refused)) return false;
+    }
   }
   return true;
 }
