@@ -116,6 +116,23 @@ export async function startApi(config: CaConfig, authority: CaAuthority, options
     return issued;
   };
   let serving = issueServing();
+  const guardLogger = logger.child({ component: 'client-chain-guard' });
+  const screen = createClientChainGuard({
+    onBan: (address, reason, banMs) => {
+      options.metrics.clientAddressBans.inc();
+      guardLogger.warn({ address, reason, banSeconds: banMs / 1000 }, 'client address banned: its TLS client certificate chain costs far more to check than any Rampart chain');
+    },
+    onRefused: () => options.metrics.connectionsRefused.inc(),
+    // Callers can fall back on a token, so an address whose chains keep failing is served, unasked.
+    repeatedUnverified: 'stop-asking',
+    onStopAsking: (address, reason, forMs) => {
+      options.metrics.clientCertificateRequestsStopped.inc();
+      guardLogger.warn(
+        { address, reason, forSeconds: forMs / 1000 },
+        'client address no longer asked for a TLS client certificate for a while: its chains keep failing verification (its callers can still use a token)',
+      );
+    },
+  });
   const app = buildCaApp(
     {
       runtime: authority,
@@ -127,6 +144,7 @@ export async function startApi(config: CaConfig, authority: CaAuthority, options
       clock,
       maxInFlight: config.maxInFlight,
       bundleRefreshHintSeconds: Math.round(config.bundleRefreshIntervalMs / 1000),
+      certificateNotAskedUntil: (address) => screen.certificateNotAskedUntil(address),
     },
     { ...apiTlsOptions(serving, authority.current().bundlePems), handshakeTimeout: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS },
   );
@@ -145,23 +163,6 @@ export async function startApi(config: CaConfig, authority: CaAuthority, options
 
   const connectionBalance = options.balanceConnections === true ? balanceConnections(app) : null;
   answerPlainHttpRequests(app.server as HttpsServer);
-  const guardLogger = logger.child({ component: 'client-chain-guard' });
-  const screen = createClientChainGuard({
-    onBan: (address, reason, banMs) => {
-      options.metrics.clientAddressBans.inc();
-      guardLogger.warn({ address, reason, banSeconds: banMs / 1000 }, 'client address banned: its TLS client certificate chain costs far more to check than any Rampart chain');
-    },
-    onRefused: () => options.metrics.connectionsRefused.inc(),
-    // Callers can fall back on a token, so an address whose chains keep failing is served, unasked.
-    repeatedUnverified: 'stop-asking',
-    onStopAsking: (address, reason, forMs) => {
-      options.metrics.clientCertificateRequestsStopped.inc();
-      guardLogger.warn(
-        { address, reason, forSeconds: forMs / 1000 },
-        'client address no longer asked for a TLS client certificate for a while: its chains keep failing verification (its callers can still use a token)',
-      );
-    },
-  });
   const admission = admitHandshakesInOrder(app.server as HttpsServer, { limit: HANDSHAKES_IN_PROGRESS, onShed: () => options.metrics.connectionsShed.inc(), screen });
   try {
     // The last moment a start can still be undone: once the API listens, it may have served.

@@ -42,7 +42,7 @@ export function buildCaApp(deps: CaServerDeps, https?: TlsOptions & { requestCer
   lingerOnClose(app.server);
   // Only JSON bodies are accepted; without this fastify would parse text/plain and answer 400.
   app.removeContentTypeParser('text/plain');
-  app.setErrorHandler(makeErrorHandler(deps.logger));
+  app.setErrorHandler(makeErrorHandler(deps.logger, deps.certificateNotAskedUntil));
   // Aborted when this process starts to shut down. A request that then arrives on a kept-alive
   // connection is told to come back on a new one, which the Service sends to a replica (or
   // worker) still serving; long polls in progress answer at once instead of holding the

@@ -22,4 +22,9 @@ export interface CaServerDeps {
   /** Certificate requests in flight above which the CA answers 429. */
   readonly maxInFlight: number;
   readonly bundleRefreshHintSeconds: number;
+  /**
+   * When a client address will be asked for a TLS client certificate again, or null when it is
+   * asked (client-chain-guard.ts); absent where every connection is asked.
+   */
+  readonly certificateNotAskedUntil?: (address: string) => number | null;
 }

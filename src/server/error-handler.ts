@@ -81,14 +81,38 @@ function logRefusal(logger: Logger, request: FastifyRequest, status: number, cod
   else logger.info(line, 'request refused');
 }
 
+/**
+ * Logs a 401 with what the caller brought and from where, and returns the message to answer with.
+ * A caller from an address the CA has stopped asking for a client certificate sent none because
+ * it was not asked: the log and the answer say so and until when, or an SVID caller there would
+ * see only "no credentials" and an operator a client that forgot its certificate.
+ */
+function answerAuthenticationFailure(
+  logger: Logger,
+  request: FastifyRequest,
+  error: AuthenticationError,
+  certificateNotAskedUntil: ((address: string) => number | null) | undefined,
+): string {
+  const remoteAddress = request.socket.remoteAddress;
+  const hasClientCertificate = clientCertChain(request).length > 0;
+  const notAskedUntil = !hasClientCertificate && remoteAddress !== undefined ? (certificateNotAskedUntil?.(remoteAddress) ?? null) : null;
+  const notAsked = notAskedUntil === null ? {} : { clientCertificateNotAskedUntil: new Date(notAskedUntil).toISOString() };
+  logger.info(
+    { reqId: request.id, code: error.code, reason: error.detail, method: request.method, url: request.url, remoteAddress, hasBearerToken: bearerToken(request) !== undefined, hasClientCertificate, ...notAsked },
+    'authentication failed',
+  );
+  if (notAskedUntil === null) return error.message;
+  return `${error.message}; this address is not asked for a TLS client certificate until ${notAsked.clientCertificateNotAskedUntil} because client certificate chains from it failed verification: use a token`;
+}
+
 /** Fastify error handler: coded errors keep their message; anything unexpected becomes a generic 500. */
-export function makeErrorHandler(logger: Logger) {
+export function makeErrorHandler(logger: Logger, certificateNotAskedUntil?: (address: string) => number | null) {
   return (error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
     if (isRampartError(error)) {
       const status = STATUS_OF[error.category];
       if (error instanceof AuthenticationError) {
-        const credentials = { hasBearerToken: bearerToken(request) !== undefined, hasClientCertificate: clientCertChain(request).length > 0 };
-        logger.info({ reqId: request.id, code: error.code, reason: error.detail, method: request.method, url: request.url, ...credentials }, 'authentication failed');
+        const message = answerAuthenticationFailure(logger, request, error, certificateNotAskedUntil);
+        return sendError(reply, error.code, message, error.retryAfterSeconds);
       } else if (status < 500) {
         logRefusal(logger, request, status, error.code, error.message);
       } else if (status === 503) {

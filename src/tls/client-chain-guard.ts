@@ -60,6 +60,8 @@ export interface ClientChainGuard {
   refuses(socket: Socket): boolean;
   /** False while the socket's address is not to be asked for a client certificate. */
   asksForCertificate(socket: Socket): boolean;
+  /** When an address will be asked for a client certificate again, or null when it is asked now. */
+  certificateNotAskedUntil(address: string): number | null;
   /** Reads the chain a finished or failed handshake presented; bans or counts against its address. */
   handshakeEnded(socket: TLSSocket): void;
   /** Addresses banned now. */
@@ -182,6 +184,10 @@ export function createClientChainGuard(options: ClientChainGuardOptions = {}): C
       if (address === undefined) return true;
       const offender = offenders.get(addressKey(address));
       return offender === undefined || offender.notAskedUntil <= now();
+    },
+    certificateNotAskedUntil(address) {
+      const offender = offenders.get(addressKey(address));
+      return offender !== undefined && offender.notAskedUntil > now() ? offender.notAskedUntil : null;
     },
     handshakeEnded(socket) {
       // node:tls keeps the accepted socket it wraps as _parent; without it the address is read

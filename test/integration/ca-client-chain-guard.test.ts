@@ -172,6 +172,20 @@ test('a few costly links behind a decoy, within 8 KiB, cost three handshakes; th
     localAddress: '127.0.0.19',
   });
   assert.equal(issued.status, 200, issued.text);
+
+  // Without a token the caller is told why its certificate was not taken, and so is the log.
+  const refusedHere = await httpsJson(`${ca.apiUrl}/v1/certificates`, { ca: ca.rootCertPem(), body: { csr: csrPem }, cert: chain.chainPem, key: chain.keyPem, localAddress: '127.0.0.19' });
+  assert.equal(refusedHere.status, 401, refusedHere.text);
+  assert.match(String((refusedHere.body.error as { message: string }).message), /not asked for a TLS client certificate until \d{4}-\d\d-\d\dT[\d:.]+Z because .*use a token/);
+  const failureLines = (address: string): string[] => ca.logLines.filter((l) => l.includes('"authentication failed"') && l.includes(`"remoteAddress":"${address}"`));
+  await eventually('the 401 from 127.0.0.19 is logged', () => failureLines('127.0.0.19').length === 1);
+  assert.match(failureLines('127.0.0.19')[0]!, /"hasClientCertificate":false.*"clientCertificateNotAskedUntil":"\d{4}-/);
+  // Another address, asked as usual, gets the plain answer.
+  const refusedElsewhere = await httpsJson(`${ca.apiUrl}/v1/certificates`, { ca: ca.rootCertPem(), body: { csr: csrPem }, localAddress: '127.0.0.20' });
+  assert.equal(refusedElsewhere.status, 401, refusedElsewhere.text);
+  assert.doesNotMatch(String((refusedElsewhere.body.error as { message: string }).message), /not asked/);
+  await eventually('the 401 from 127.0.0.20 is logged', () => failureLines('127.0.0.20').length === 1);
+  assert.doesNotMatch(failureLines('127.0.0.20')[0]!, /clientCertificateNotAskedUntil/);
 });
 
 test("an agent presenting its own SVID, connection after connection, bans no one", async () => {
