@@ -151,3 +151,19 @@ test('a request signed by another key than the one it carries is refused as a ba
     (err: unknown) => err instanceof BadRequestError && err.code === 'RAMPART_ERR_CSR_BAD_SIGNATURE',
   );
 });
+
+test('an empty BIT STRING, for the key or the signature, is refused as empty, one with unused bits as such', () => {
+  const ecAlgorithm = ecSpki.subarray(2, 2 + 21);
+  const ecPoint = ecSpki.subarray(ecSpki.length - 65);
+  for (const [bits, message] of [
+    [Buffer.alloc(0), /public key BIT STRING is empty/],
+    [Buffer.from([0]), /public key BIT STRING is empty/],
+    [Buffer.concat([Buffer.from([3]), ecPoint]), /public key BIT STRING has unused bits/],
+  ] as Array<[Buffer, RegExp]>) {
+    assertMalformed(request({ spki: seq(ecAlgorithm, tlv(TAG.BIT_STRING, bits)), key: ec.privateKey }), message);
+  }
+  const info = seq(smallInteger(0), encodeName({}), ecSpki, tlv(contextTag(0, true)));
+  const withSignatureBits = (bits: Buffer): Buffer => seq(info, SIGNATURE_ALGORITHM_DER['ecdsa-sha256'], tlv(TAG.BIT_STRING, bits));
+  assertMalformed(withSignatureBits(Buffer.alloc(0)), /signature BIT STRING is empty/);
+  assertMalformed(withSignatureBits(Buffer.concat([Buffer.from([2]), sign('sha256', info, ec.privateKey)])), /signature BIT STRING has unused bits/);
+});

@@ -169,6 +169,7 @@ export function parseCsr(der: Buffer): ParsedCsr {
       throw new DerError('signatureAlgorithm parameters must be absent or NULL');
     }
     const sigBits = content(der, expectTag(sigTlv, TAG.BIT_STRING, 'signature'));
+    if (sigBits.length < 2) throw new DerError('signature BIT STRING is empty');
     if (sigBits[0] !== 0) throw new DerError('signature BIT STRING has unused bits');
     signature = sigBits.subarray(1);
     readTlv(der, 0);

@@ -80,7 +80,8 @@ export function inspectSpki(spki: Buffer): SpkiInfo {
   const [algOidTlv, paramsTlv] = algFields;
   const algOid = decodeOid(content(spki, expectTag(algOidTlv, TAG.OID, 'key algorithm')));
   const bitContent = content(spki, bits);
-  if (bitContent.length < 2 || bitContent[0] !== 0) throw new DerError('public key BIT STRING has unused bits');
+  if (bitContent.length < 2) throw new DerError('public key BIT STRING is empty');
+  if (bitContent[0] !== 0) throw new DerError('public key BIT STRING has unused bits');
   const subjectPublicKey = bitContent.subarray(1);
   if (algOid === OID.ecPublicKey) {
     if (paramsTlv?.tag !== TAG.OID) return { keyType: null, description: 'EC key without a named curve', isRsa: false, subjectPublicKey };
