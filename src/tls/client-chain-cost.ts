@@ -73,6 +73,29 @@ export function costlyChain(chain: PeerChain): string | null {
  * sent a large ClientHello and no certificate was banned.
  */
 export function handshakeCost(socket: TLSSocket, bytesFromClient: number | undefined): string | null {
+  const chain = unverifiedPeerChain(socket);
+  if (chain === null) return null;
+  const costly = costlyChain(chain);
+  if (costly !== null) return costly;
+  if (bytesFromClient !== undefined && bytesFromClient > MAX_UNVERIFIED_HANDSHAKE_BYTES) {
+    return `an unverified chain in a handshake of ${bytesFromClient} bytes, more than any SVID chain takes`;
+  }
+  return null;
+}
+
+/**
+ * Why the chain a client presented did not verify (node's code, such as
+ * UNABLE_TO_GET_ISSUER_CERT_LOCALLY), or null when it verified, none came, or node has freed the
+ * connection's TLS state.
+ */
+export function unverifiedChain(socket: TLSSocket): string | null {
+  if (unverifiedPeerChain(socket) === null) return null;
+  const code = (socket as TLSSocket & { authorizationError?: unknown }).authorizationError;
+  return code === undefined || code === null ? 'a chain that did not verify' : String(code);
+}
+
+/** The chain a client presented if it did not verify; null when none came, it verified, or node has freed the TLS state. */
+function unverifiedPeerChain(socket: TLSSocket): PeerChain | null {
   // node keeps the connection's TLS state as `ssl` until it frees it, as the socket closes;
   // asked about a freed state, node 20 crashes (SIGSEGV).
   const tlsState = (socket as TLSSocket & { ssl?: unknown }).ssl;
@@ -88,30 +111,5 @@ export function handshakeCost(socket: TLSSocket, bytesFromClient: number | undef
   } catch {
     return null;
   }
-  if (chain.certs.length === 0) return null;
-  const costly = costlyChain(chain);
-  if (costly !== null) return costly;
-  if (bytesFromClient !== undefined && bytesFromClient > MAX_UNVERIFIED_HANDSHAKE_BYTES) {
-    return `an unverified chain in a handshake of ${bytesFromClient} bytes, more than any SVID chain takes`;
-  }
-  return null;
-}
-
-/**
- * Why the chain a client presented did not verify (node's code, such as
- * UNABLE_TO_GET_ISSUER_CERT_LOCALLY), or null when it verified, none came, or node has freed the
- * connection's TLS state.
- */
-export function unverifiedChain(socket: TLSSocket): string | null {
-  const tlsState = (socket as TLSSocket & { ssl?: unknown }).ssl;
-  if (tlsState === null || tlsState === undefined || socket.authorized) return null;
-  let chain: PeerChain;
-  try {
-    chain = peerChain(socket);
-  } catch {
-    return null;
-  }
-  if (chain.certs.length === 0) return null;
-  const code = (socket as TLSSocket & { authorizationError?: unknown }).authorizationError;
-  return code === undefined || code === null ? 'a chain that did not verify' : String(code);
+  return chain.certs.length === 0 ? null : chain;
 }
