@@ -2,6 +2,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { bearerToken, clientCertChain } from './caller.js';
+import { addressKey } from '../tls/client-chain-guard.js';
 import { AuthenticationError, ERROR_CATALOGUE, isRampartError, type ErrorCategory, type ErrorCode } from '../core/errors.js';
 
 export const STATUS_OF: Readonly<Record<ErrorCategory, number>> = {
@@ -93,7 +94,10 @@ function answerAuthenticationFailure(
   error: AuthenticationError,
   certificateNotAskedUntil: ((address: string) => number | null) | undefined,
 ): string {
-  const remoteAddress = request.socket.remoteAddress;
+  // Written as the client-chain guard writes it (an IPv4-mapped address as plain IPv4), so one
+  // grep finds both the guard's warning and the 401s that followed.
+  const socketAddress = request.socket.remoteAddress;
+  const remoteAddress = socketAddress === undefined ? undefined : addressKey(socketAddress);
   const hasClientCertificate = clientCertChain(request).length > 0;
   const notAskedUntil = !hasClientCertificate && remoteAddress !== undefined ? (certificateNotAskedUntil?.(remoteAddress) ?? null) : null;
   const notAsked = notAskedUntil === null ? {} : { clientCertificateNotAskedUntil: new Date(notAskedUntil).toISOString() };
