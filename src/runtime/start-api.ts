@@ -3,6 +3,7 @@
  * current as the signer changes), and the fastify app. Used by the single-process CA and by every
  * node:cluster worker.
  */
+import type { TLSSocket } from 'node:tls';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -144,7 +145,12 @@ export async function startApi(config: CaConfig, authority: CaAuthority, options
       clock,
       maxInFlight: config.maxInFlight,
       bundleRefreshHintSeconds: Math.round(config.bundleRefreshIntervalMs / 1000),
-      certificateNotAskedUntil: (address) => screen.certificateNotAskedUntil(address),
+      // Asked of this connection where node says which accepted one it wraps, else of its address.
+      certificateNotAskedUntil: (socket) => {
+        const address = socket.remoteAddress;
+        if (address === undefined || admission.askedForCertificate(socket as TLSSocket) === true) return null;
+        return screen.certificateNotAskedUntil(address);
+      },
     },
     { ...apiTlsOptions(serving, authority.current().bundlePems), handshakeTimeout: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS },
   );

@@ -1,4 +1,5 @@
 /** What the HTTP layer needs from the rest of the CA. */
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import type { AuthenticatedCaller, AuthenticationRequest, Authenticator } from '../core/ports.js';
@@ -23,8 +24,9 @@ export interface CaServerDeps {
   readonly maxInFlight: number;
   readonly bundleRefreshHintSeconds: number;
   /**
-   * When a client address will be asked for a TLS client certificate again, or null when it is
-   * asked (client-chain-guard.ts); absent where every connection is asked.
+   * For a connection whose handshake did not ask for a TLS client certificate, when its address
+   * will be asked again; null when it was asked (client-chain-guard.ts). Absent where every
+   * connection is asked.
    */
-  readonly certificateNotAskedUntil?: (address: string) => number | null;
+  readonly certificateNotAskedUntil?: (socket: Socket) => number | null;
 }

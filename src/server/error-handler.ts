@@ -1,4 +1,5 @@
 /** The only place that maps Rampart errors (and fastify's own) to HTTP status and error bodies. */
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { bearerToken, clientCertChain } from './caller.js';
@@ -84,22 +85,23 @@ function logRefusal(logger: Logger, request: FastifyRequest, status: number, cod
 
 /**
  * Logs a 401 with what the caller brought and from where, and returns the message to answer with.
- * A caller from an address the CA has stopped asking for a client certificate sent none because
- * it was not asked: the log and the answer say so and until when, or an SVID caller there would
+ * A caller on a connection that was not asked for a client certificate (its address had
+ * presented chains that failed verification) sent none for that reason: the log and the answer
+ * say so and until when, or an SVID caller there would
  * see only "no credentials" and an operator a client that forgot its certificate.
  */
 function answerAuthenticationFailure(
   logger: Logger,
   request: FastifyRequest,
   error: AuthenticationError,
-  certificateNotAskedUntil: ((address: string) => number | null) | undefined,
+  certificateNotAskedUntil: ((socket: Socket) => number | null) | undefined,
 ): string {
   // Written as the client-chain guard writes it (an IPv4-mapped address as plain IPv4), so one
   // grep finds both the guard's warning and the 401s that followed.
   const socketAddress = request.socket.remoteAddress;
   const remoteAddress = socketAddress === undefined ? undefined : addressKey(socketAddress);
   const hasClientCertificate = clientCertChain(request).length > 0;
-  const notAskedUntil = !hasClientCertificate && remoteAddress !== undefined ? (certificateNotAskedUntil?.(remoteAddress) ?? null) : null;
+  const notAskedUntil = hasClientCertificate ? null : (certificateNotAskedUntil?.(request.socket) ?? null);
   const notAsked = notAskedUntil === null ? {} : { clientCertificateNotAskedUntil: new Date(notAskedUntil).toISOString() };
   logger.info(
     { reqId: request.id, code: error.code, reason: error.detail, method: request.method, url: request.url, remoteAddress, hasBearerToken: bearerToken(request) !== undefined, hasClientCertificate, ...notAsked },
@@ -110,7 +112,7 @@ function answerAuthenticationFailure(
 }
 
 /** Fastify error handler: coded errors keep their message; anything unexpected becomes a generic 500. */
-export function makeErrorHandler(logger: Logger, certificateNotAskedUntil?: (address: string) => number | null) {
+export function makeErrorHandler(logger: Logger, certificateNotAskedUntil?: (socket: Socket) => number | null) {
   return (error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
     if (isRampartError(error)) {
       const status = STATUS_OF[error.category];

@@ -52,6 +52,11 @@ export interface HandshakeAdmission {
   shed(): number;
   /** Stops admitting and destroys every waiting connection. */
   close(): void;
+  /**
+   * Whether this TLS connection's handshake asked for a client certificate, or undefined when
+   * node does not say which accepted connection it wraps.
+   */
+  askedForCertificate(socket: TLSSocket): boolean | undefined;
 }
 
 const DEFAULT_SLOT_TIMEOUT_MS = 2_000;
@@ -98,6 +103,8 @@ export function admitHandshakesInOrder(server: TlsServer, options: HandshakeAdmi
   // Admission times of the slots in use, oldest first; any handshake end frees the oldest.
   const slots: number[] = [];
   let closed = false;
+  // Accepted connections admitted with the certificate request off (screen.asksForCertificate).
+  const notAsked = new WeakSet<Socket>();
   let retryTimer: NodeJS.Timeout | null = null;
 
   const expireSlots = (now: number): void => {
@@ -127,8 +134,10 @@ export function admitHandshakesInOrder(server: TlsServer, options: HandshakeAdmi
         continue;
       }
       slots.push(now);
-      if (options.screen?.asksForCertificate?.(socket) === false) withoutCertificateRequest(server, () => startTls(socket));
-      else startTls(socket);
+      if (options.screen?.asksForCertificate?.(socket) === false) {
+        notAsked.add(socket);
+        withoutCertificateRequest(server, () => startTls(socket));
+      } else startTls(socket);
     }
     if (head > 1024 && head * 2 > queue.length) {
       queue.splice(0, head);
@@ -183,6 +192,11 @@ export function admitHandshakesInOrder(server: TlsServer, options: HandshakeAdmi
     waiting: () => queue.length - head,
     inProgress: () => slots.length,
     shed: () => shedCount,
+    askedForCertificate(socket) {
+      // node:tls keeps the accepted socket it wraps as _parent (as client-chain-guard.ts reads it).
+      const parent = (socket as TLSSocket & { _parent?: unknown })._parent;
+      return parent instanceof Object ? !notAsked.has(parent as Socket) : undefined;
+    },
     close() {
       closed = true;
       if (retryTimer !== null) clearTimeout(retryTimer);

@@ -199,3 +199,30 @@ test("an agent presenting its own SVID, connection after connection, bans no one
   }
   assert.deepEqual(banLines('127.0.0.15'), []);
 });
+
+test('a keep-alive connection opened, and asked, before its address was paused is answered as asked; a new one from there as not asked', async () => {
+  const address = '127.0.0.21';
+  const open = tlsConnect({ socket: tcpConnect({ host: '127.0.0.1', port, localAddress: address }), servername: 'localhost', ca: ca.rootCertPem() });
+  await new Promise<void>((resolve, reject) => {
+    open.once('secureConnect', () => resolve());
+    open.once('error', reject);
+  });
+  try {
+    const chain = decoyedHugeExponentChain(3);
+    for (let i = 0; i < 3; i++) assert.equal(await handshake(address, chain), 'secure');
+    await eventually(`${address} is no longer asked`, () => ca.logLines.some((l) => l.includes('no longer asked for a TLS client certificate') && l.includes(`"${address}"`)));
+    const body = JSON.stringify({ csr: createKeyAndCsr().csrPem });
+    let answer = '';
+    open.setEncoding('utf8');
+    open.on('data', (chunk: string) => (answer += chunk));
+    open.write(`POST /v1/certificates HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    await eventually('the answer on the open connection', () => answer.includes('\r\n\r\n') && answer.includes('}}'));
+    assert.match(answer, /^HTTP\/1\.1 401 /);
+    assert.doesNotMatch(answer, /not asked/);
+    const fresh = await httpsJson(`${ca.apiUrl}/v1/certificates`, { ca: ca.rootCertPem(), body: { csr: createKeyAndCsr().csrPem }, localAddress: address });
+    assert.equal(fresh.status, 401, fresh.text);
+    assert.match(String((fresh.body.error as { message: string }).message), /not asked for a TLS client certificate until/);
+  } finally {
+    open.destroy();
+  }
+});
