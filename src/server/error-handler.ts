@@ -87,8 +87,8 @@ function logRefusal(logger: Logger, request: FastifyRequest, status: number, cod
  * Logs a 401 with what the caller brought and from where, and returns the message to answer with.
  * A caller on a connection that was not asked for a client certificate (its address had
  * presented chains that failed verification) sent none for that reason: the log and the answer
- * say so and until when, or an SVID caller there would
- * see only "no credentials" and an operator a client that forgot its certificate.
+ * say so and until when, or an SVID caller there would see only "no credentials" and an
+ * operator a client that forgot its certificate.
  */
 function answerAuthenticationFailure(
   logger: Logger,

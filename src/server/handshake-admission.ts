@@ -12,6 +12,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import { acceptedSocketOf } from '../tls/accepted-socket.js';
 
 /** Decides on connections before they queue and hears of each handshake's end (client-chain-guard.ts). */
 export interface ConnectionScreen {
@@ -193,9 +194,8 @@ export function admitHandshakesInOrder(server: TlsServer, options: HandshakeAdmi
     inProgress: () => slots.length,
     shed: () => shedCount,
     askedForCertificate(socket) {
-      // node:tls keeps the accepted socket it wraps as _parent (as client-chain-guard.ts reads it).
-      const parent = (socket as TLSSocket & { _parent?: unknown })._parent;
-      return parent instanceof Object ? !notAsked.has(parent as Socket) : undefined;
+      const accepted = acceptedSocketOf(socket);
+      return accepted === null ? undefined : !notAsked.has(accepted);
     },
     close() {
       closed = true;

@@ -11,6 +11,7 @@
 import type { Socket } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';
 import type { ErrorCode } from '../core/errors.js';
+import { acceptedSocketOf } from '../tls/accepted-socket.js';
 
 const CODE: ErrorCode = 'RAMPART_ERR_BAD_REQUEST';
 const BODY = JSON.stringify({ error: { code: CODE, message: 'this port speaks HTTPS, and the request came as plain HTTP: use an https:// URL' } });
@@ -18,15 +19,10 @@ const ANSWER =
   'HTTP/1.1 400 Bad Request\r\ncontent-type: application/json; charset=utf-8\r\n' +
   `content-length: ${Buffer.byteLength(BODY)}\r\nconnection: close\r\n\r\n${BODY}`;
 
-function rawSocketUnder(tlsSocket: Socket): Socket | null {
-  const parent = (tlsSocket as Socket & { _parent?: unknown })._parent;
-  return parent !== null && typeof parent === 'object' && typeof (parent as Socket).end === 'function' ? (parent as Socket) : null;
-}
-
 export function answerPlainHttpRequests(server: TlsServer): void {
   server.on('tlsClientError', (err: Error & { code?: string }, tlsSocket: Socket) => {
     if (err.code !== 'ERR_SSL_HTTP_REQUEST') return;
-    const raw = rawSocketUnder(tlsSocket);
+    const raw = acceptedSocketOf(tlsSocket);
     if (raw === null || raw.destroyed || !raw.writable) return;
     raw.on('error', () => {
       // The client left before reading the answer; nothing more to tell it.

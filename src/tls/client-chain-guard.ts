@@ -27,6 +27,7 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { LRUCache } from 'lru-cache';
+import { acceptedSocketOf } from './accepted-socket.js';
 import { handshakeCost, unverifiedChain } from './client-chain-cost.js';
 
 export interface ClientChainGuardOptions {
@@ -165,6 +166,11 @@ export function createClientChainGuard(options: ClientChainGuardOptions = {}): C
     cutHandshakes(key);
   };
 
+  const notAskedUntil = (address: string): number | null => {
+    const offender = offenders.get(addressKey(address));
+    return offender !== undefined && offender.notAskedUntil > now() ? offender.notAskedUntil : null;
+  };
+
   return {
     refuses(socket) {
       const address = socket.remoteAddress;
@@ -180,25 +186,18 @@ export function createClientChainGuard(options: ClientChainGuardOptions = {}): C
       return false;
     },
     asksForCertificate(socket) {
-      const address = socket.remoteAddress;
-      if (address === undefined) return true;
-      const offender = offenders.get(addressKey(address));
-      return offender === undefined || offender.notAskedUntil <= now();
+      return socket.remoteAddress === undefined || notAskedUntil(socket.remoteAddress) === null;
     },
-    certificateNotAskedUntil(address) {
-      const offender = offenders.get(addressKey(address));
-      return offender !== undefined && offender.notAskedUntil > now() ? offender.notAskedUntil : null;
-    },
+    certificateNotAskedUntil: notAskedUntil,
     handshakeEnded(socket) {
-      // node:tls keeps the accepted socket it wraps as _parent; without it the address is read
-      // from the TLS socket, and the accepted one stays followed until it closes. The accepted
-      // socket still knows its address when closed: refuses() read it, and node keeps it.
-      const parent = (socket as TLSSocket & { _parent?: unknown })._parent;
-      const accepted = parent instanceof Object ? (parent as Socket) : undefined;
+      // Without the accepted socket the address is read from the TLS socket, and the accepted one
+      // stays followed until it closes. The accepted socket still knows its address when closed:
+      // refuses() read it, and node keeps it.
+      const accepted = acceptedSocketOf(socket);
       const address = accepted?.remoteAddress ?? socket.remoteAddress;
       if (address === undefined) return;
       const key = addressKey(address);
-      if (accepted !== undefined) unfollow(key, accepted);
+      if (accepted !== null) unfollow(key, accepted);
       const reason = handshakeCost(socket, accepted?.bytesRead);
       if (reason === null) {
         const unverified = unverifiedChain(socket);

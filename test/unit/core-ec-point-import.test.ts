@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { test } from 'node:test';
-import { EcPointError, ecPointImportRoute, importEcPoint, importEcPointByJwk, pickEcPointImport, type EcCurve, type RawImport } from '../../src/core/pki/ec-point-import.js';
+import { EcPointError, NON_CANONICAL_POINTS, ecPointImportRoute, importEcPoint, importEcPointByJwk, pickEcPointImport, type EcCurve, type RawImport } from '../../src/core/pki/ec-point-import.js';
 
 const CURVES: Record<EcCurve, { openssl: string; size: number; p: bigint; b: bigint }> = {
   'P-256': {
@@ -61,23 +61,8 @@ function nonCanonicalPoint(curve: EcCurve): Buffer {
   }
 }
 
-/**
- * The point with y = 1 (x found offline by solving the curve's cubic), written with y + p in
- * place of y. Kept as literals because finding x takes a cube root, not a square root; the test
- * below checks that the canonical form is a point of the curve.
- */
-const Y_PLUS_P_POINT: Record<EcCurve, Buffer> = {
-  'P-256': Buffer.from(
-    '04' + '09e78d4ef60d05f750f6636209092bc43cbdd6b47e11a9de20a9feb2a50bb96c' + 'ffffffff00000001000000000000000000000001000000000000000000000000',
-    'hex',
-  ),
-  'P-384': Buffer.from(
-    '04' +
-      '2261b2bf605c22f2f3aef6338719b2c486388ad5240719a5257315969ef01ba27f0a104c89704773a81fdabee6ab5c78' +
-      'fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff000000000000000100000000',
-    'hex',
-  ),
-};
+/** The self-check's y + p vector: y = 1, x found offline (a cube root, not a square root). */
+const Y_PLUS_P_POINT: Record<EcCurve, Buffer> = { 'P-256': NON_CANONICAL_POINTS['P-256'][1]!, 'P-384': NON_CANONICAL_POINTS['P-384'][1]! };
 
 function reduced(curve: EcCurve, point: Buffer): Buffer {
   const { p, size } = CURVES[curve];
@@ -133,6 +118,9 @@ test('the non-canonical points of the test are points of the curve once reduced,
   for (const curve of ['P-256', 'P-384'] as const) {
     const { p, size } = CURVES[curve];
     assert.equal(BigInt(`0x${Y_PLUS_P_POINT[curve].subarray(1 + size).toString('hex')}`), p + 1n);
+    // The self-check's x + p vector is the one this test derives on its own.
+    assert.deepEqual(NON_CANONICAL_POINTS[curve][0], nonCanonicalPoint(curve));
+    assert.equal(NON_CANONICAL_POINTS[curve].length, 2);
     for (const nonCanonical of [nonCanonicalPoint(curve), Y_PLUS_P_POINT[curve]]) {
       const canonical = reduced(curve, nonCanonical);
       assert.notDeepEqual(canonical, nonCanonical);

@@ -9,6 +9,7 @@
  */
 import type net from 'node:net';
 import type tls from 'node:tls';
+import { acceptedSocketOf } from '../../tls/accepted-socket.js';
 
 export interface HandshakeCap {
   /** Handshakes under way. */
@@ -39,8 +40,8 @@ export function capHandshakes(server: tls.Server, limit: number, onDrop: () => v
   });
   server.on('secureConnection', (socket: tls.TLSSocket) => {
     // The TLS socket wraps the accepted one, which is no longer a handshake to bound.
-    const raw = (socket as tls.TLSSocket & { _parent?: net.Socket })._parent;
-    if (raw !== undefined) pending.delete(raw);
+    const raw = acceptedSocketOf(socket);
+    if (raw !== null) pending.delete(raw);
   });
   return { inProgress: () => pending.size };
 }

@@ -1,14 +1,14 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
+import { acceptedSocketOf } from '../../tls/accepted-socket.js';
 
 /**
  * Remembers each accepted connection's remote address, so a refused handshake can be logged
  * with it. By the time 'tlsClientError' fires the socket may already be closed (the client hung
  * up, reset, or we destroyed it) and `remoteAddress` then reads undefined.
  *
- * Node gives 'tlsClientError' the TLS socket and 'connection' the raw socket it wraps; the
- * two are linked only by the TLS socket's `_parent` (set by node's TLS server since its first
- * versions, but not typed), hence the narrow cast. Without it the lookup just misses.
+ * Node gives 'tlsClientError' the TLS socket and 'connection' the raw socket it wraps, linked
+ * only through tls/accepted-socket.ts. Without that link the lookup just misses.
  */
 export function rememberRemotes(server: tls.Server): (socket: tls.TLSSocket) => string | undefined {
   const remotes = new WeakMap<net.Socket, string>();
@@ -17,7 +17,7 @@ export function rememberRemotes(server: tls.Server): (socket: tls.TLSSocket) => 
   });
   return (socket) => {
     if (socket.remoteAddress !== undefined) return socket.remoteAddress;
-    const raw = (socket as tls.TLSSocket & { _parent?: net.Socket | null })._parent;
-    return raw === null || raw === undefined ? undefined : remotes.get(raw);
+    const raw = acceptedSocketOf(socket);
+    return raw === null ? undefined : remotes.get(raw);
   };
 }

@@ -69,9 +69,9 @@ function findNodeRawImport(): RawImport | null {
 /**
  * Points of each curve written with a coordinate of p or more: x + p in place of its small x (5 on
  * P-256, 2 on P-384), and y + p in place of y = 1. Each is the same point to modular arithmetic,
- * but an encoding SEC 1 forbids and OpenSSL refuses.
+ * but an encoding SEC 1 forbids and OpenSSL refuses (exported for tests).
  */
-const NON_CANONICAL_POINTS: Record<EcCurve, readonly Buffer[]> = {
+export const NON_CANONICAL_POINTS: Record<EcCurve, readonly Buffer[]> = {
   'P-256': [
     Buffer.from(
       '04' + 'ffffffff00000001000000000000000000000001000000000000000000000004' + '459243b9aa581806fe913bce99817ade11ca503c64d9a3c533415c083248fbcc',
