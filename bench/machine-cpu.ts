@@ -4,6 +4,7 @@
  * latency (its hops' round trips), not on CPU; per-process CPU alone cannot tell the two apart.
  */
 import { readFileSync } from 'node:fs';
+import { phaseSched, type PhaseSched, type SchedTimes } from './proxy-sched.js';
 
 export interface CpuTimes {
   /** Jiffies spent idle or waiting for I/O, summed over all cores. */
@@ -41,18 +42,28 @@ export interface PhaseBusy {
 
 const PHASE_LINE = /^\[run\.sh\] (\S+): (keep-alive|new-connection) run \(/;
 
+/** The proxies' scheduler accounting during one kind's two runs; null where it was not read. */
+export interface PhaseSchedPair {
+  keepalive: PhaseSched | null;
+  newConn: PhaseSched | null;
+}
+
 /**
  * Follows the harness's log lines (`[run.sh] KIND: keep-alive run (10s)`, printed just before it
  * starts wrk) and reads /proc/stat from each such line until a quarter second before wrk's
- * fixed duration ends, so the window holds the run and nothing after it.
+ * fixed duration ends, so the window holds the run and nothing after it. Given `readSched`, it
+ * reads the proxies' scheduler times over the same window.
  */
 export class PhaseCpuWatcher {
   private readonly results = new Map<string, PhaseBusy>();
+  private readonly sched = new Map<string, PhaseSchedPair>();
   private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(
     private readonly runMs: number,
     private readonly read: () => CpuTimes = readCpuTimes,
+    private readonly readSched?: () => ReadonlyMap<number, SchedTimes>,
+    private readonly nowMs: () => number = () => performance.now(),
   ) {}
 
   /** Feed every line the harness writes to stderr. */
@@ -62,11 +73,18 @@ export class PhaseCpuWatcher {
     const kind = m[1]!;
     const phase = m[2] === 'keep-alive' ? 'keepalive' : 'newConn';
     const from = this.read();
+    const schedFrom = this.readSched?.();
+    const startedMs = this.nowMs();
     const timer = setTimeout(() => {
       this.timers.delete(timer);
       const entry = this.results.get(kind) ?? { keepalive: null, newConn: null };
       entry[phase] = busyPercent(from, this.read());
       this.results.set(kind, entry);
+      if (schedFrom !== undefined && this.readSched !== undefined) {
+        const pair = this.sched.get(kind) ?? { keepalive: null, newConn: null };
+        pair[phase] = phaseSched(schedFrom, this.readSched(), (this.nowMs() - startedMs) / 1000);
+        this.sched.set(kind, pair);
+      }
     }, Math.max(0, this.runMs - 250));
     this.timers.add(timer);
   }
@@ -76,5 +94,10 @@ export class PhaseCpuWatcher {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     return this.results;
+  }
+
+  /** The proxies' scheduler accounting by harness kind (after `finish`). */
+  schedByKind(): Map<string, PhaseSchedPair> {
+    return this.sched;
   }
 }

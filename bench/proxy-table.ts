@@ -18,6 +18,19 @@ export interface ProxyFigures {
   wrkErrors: { keepalive: number; newConn: number };
   /** Both cores' busy percentage during the keep-alive and new-connection runs (section-proxy.ts). */
   machineBusyPct?: PhaseBusy;
+  /** The proxies' scheduler accounting over the same windows (section-proxy.ts, proxy-sched.ts). */
+  proxySched?: ProxySchedFigures;
+}
+
+/** Per phase: CPU of both proxy processes per request, all threads, and their mean run-queue wait. */
+export interface ProxySchedPhase {
+  cpuUsPerRequest: number;
+  runQueueWaitPct: number;
+}
+
+export interface ProxySchedFigures {
+  keepalive: ProxySchedPhase | null;
+  newConn: ProxySchedPhase | null;
 }
 
 /** camelCase JSON key of a harness kind: rampart-plain-tls -> rampartPlainTls. */
@@ -84,8 +97,21 @@ export function combinePasses(passes: readonly Record<string, ProxyFigures>[]): 
       rssMiB: highest('rssMiB'),
       wrkErrors: runs.reduce((a, r) => ({ keepalive: a.keepalive + (r.wrkErrors?.keepalive ?? 0), newConn: a.newConn + (r.wrkErrors?.newConn ?? 0) }), { keepalive: 0, newConn: 0 }),
       ...(busy.length === 0 ? {} : { machineBusyPct: { keepalive: busyMedian('keepalive'), newConn: busyMedian('newConn') } }),
+      ...schedMedians(runs),
       passes: runs,
     };
   }
   return combined;
+}
+
+/** Median over passes of each phase's scheduler figures; absent when no pass read them. */
+function schedMedians(runs: readonly ProxyFigures[]): { proxySched?: ProxySchedFigures } {
+  const sched = runs.map((r) => r.proxySched).filter((s): s is ProxySchedFigures => s !== undefined);
+  if (sched.length === 0) return {};
+  const phase = (which: keyof ProxySchedFigures): ProxySchedPhase | null => {
+    const values = sched.map((s) => s[which]).filter((v): v is ProxySchedPhase => v !== null);
+    if (values.length === 0) return null;
+    return { cpuUsPerRequest: round(median(values.map((v) => v.cpuUsPerRequest)), 1), runQueueWaitPct: round(median(values.map((v) => v.runQueueWaitPct)), 1) };
+  };
+  return { proxySched: { keepalive: phase('keepalive'), newConn: phase('newConn') } };
 }

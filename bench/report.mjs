@@ -93,6 +93,13 @@ export function buildRows(r) {
         // Idle cores during a slower run mean the hop waits on round trips, not on CPU.
         add('proxy keep-alive run: both cores busy, rampart / haproxy (%)', `${fmt(ours.machineBusyPct.keepalive)} / ${fmt(ha.machineBusyPct.keepalive)}`, 'info: idle cores mean latency-bound, not CPU-bound');
       }
+      const oursKa = ours.proxySched?.keepalive;
+      const haKa = ha.proxySched?.keepalive;
+      if (oursKa && haKa) {
+        // From /proc/PID/task/*/schedstat: nanosecond CPU of every thread, and time runnable but queued.
+        add('proxy keep-alive run: CPU per request, both proxies, all threads, rampart / haproxy (us)', `${fmt(oursKa.cpuUsPerRequest)} / ${fmt(haKa.cpuUsPerRequest)}`, 'info: scheduler accounting (schedstat), not clock ticks');
+        add('proxy keep-alive run: time runnable but queued for a core, rampart / haproxy (%)', `${fmt(oursKa.runQueueWaitPct)} / ${fmt(haKa.runQueueWaitPct)}`, 'info: runnable but not running; read it beside both cores busy');
+      }
       if (ours.rssMb !== null) {
         add('proxy.rampart rssMb after the run (MB)', ours.rssMb, `<= 60 (10^6 bytes; ${fmt(ours.rssMiB)} MiB; highest side and pass)`, ours.rssMb <= 60);
       }

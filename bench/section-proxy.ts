@@ -7,7 +7,8 @@
  * After the first pass over every kind, each further pass measures only the compared kinds, in
  * reverse order of the pass before; their rates and p99s are the median over passes and their
  * RSS the highest. Every pass's own figures stay in `passes`. Beside each kind's figures, the
- * whole machine's busy percentage during its two wrk runs (`machineBusyPct`).
+ * whole machine's busy percentage during its two wrk runs (`machineBusyPct`), and the proxies'
+ * CPU per request and run-queue wait from the scheduler's own accounting (`proxySched`).
  * Usage: node --import tsx bench/section-proxy.ts [--duration 10s] [--kinds direct,stunnel,...]
  *        [--passes 2] [--compared haproxy,rampart]
  */
@@ -18,8 +19,9 @@ import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { REPO_ROOT } from './ca-process.js';
 import { parseDuration } from '../src/core/clock.js';
-import { PhaseCpuWatcher } from './machine-cpu.js';
-import { combinePasses, parseHarnessTables, proxyKey, type ProxyFigures } from './proxy-table.js';
+import { PhaseCpuWatcher, readCpuTimes } from './machine-cpu.js';
+import { readProxySched, type PhaseSched } from './proxy-sched.js';
+import { combinePasses, parseHarnessTables, proxyKey, type ProxyFigures, type ProxySchedPhase } from './proxy-table.js';
 import { argNumber, argString, emitResult, note } from './result-line.js';
 
 const HARNESS = process.env['RAMPART_PROXY_HARNESS'] ?? '/work/shared/anchors/mtls-proxy';
@@ -32,6 +34,12 @@ const compared = argString('compared', 'haproxy,rampart')
 
 const runMs = parseDuration(duration);
 if (runMs === null) throw new Error(`--duration ${duration} is not a duration wrk takes (10s, 2m)`);
+
+/** CPU per request from the window's CPU seconds and wrk's rate over its whole run. */
+function perRequest(s: PhaseSched | null, rps: number): ProxySchedPhase | null {
+  if (s === null || rps <= 0) return null;
+  return { cpuUsPerRequest: Math.round((10 * s.cpuSeconds * 1e6) / (rps * s.windowSeconds)) / 10, runQueueWaitPct: s.runQueueWaitPct };
+}
 
 const dir = mkdtempSync(join(tmpdir(), 'rampart-bench-proxy-'));
 try {
@@ -49,7 +57,8 @@ try {
       out += c.toString('utf8');
       process.stderr.write(c);
     });
-    const watcher = new PhaseCpuWatcher(runMs);
+    const harnessPid = child.pid;
+    const watcher = new PhaseCpuWatcher(runMs, readCpuTimes, harnessPid === undefined ? undefined : () => readProxySched(harnessPid));
     createInterface({ input: child.stderr }).on('line', (line) => {
       process.stderr.write(`${line}\n`);
       watcher.onLine(line);
@@ -61,6 +70,10 @@ try {
     for (const [kind, phases] of busy) {
       const f = figures[proxyKey(kind)];
       if (f !== undefined) f.machineBusyPct = phases;
+    }
+    for (const [kind, pair] of watcher.schedByKind()) {
+      const f = figures[proxyKey(kind)];
+      if (f !== undefined) f.proxySched = { keepalive: perRequest(pair.keepalive, f.keepaliveRps), newConn: perRequest(pair.newConn, f.newConnRps) };
     }
     return figures;
   };

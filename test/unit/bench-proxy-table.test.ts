@@ -59,3 +59,14 @@ test('machine busy shares combine into their median over the passes that measure
   // A kind whose phases were never watched carries no such field.
   assert.equal('machineBusyPct' in combined['haproxy']!, false);
 });
+
+test('scheduler figures combine into their median per phase over the passes that read them', () => {
+  const none = { keepalive: 0, newConn: 0 };
+  const base = { keepaliveRps: 1, keepaliveP99Ms: 1, newConnRps: 1, newConnP99Ms: 1, rssMb: 60, rssMiB: 57.2, wrkErrors: none };
+  const combined = combinePasses([
+    { rampart: { ...base, proxySched: { keepalive: { cpuUsPerRequest: 38.9, runQueueWaitPct: 21 }, newConn: null } }, haproxy: base },
+    { rampart: { ...base, proxySched: { keepalive: { cpuUsPerRequest: 46.4, runQueueWaitPct: 20 }, newConn: { cpuUsPerRequest: 400, runQueueWaitPct: 9 } } }, haproxy: base },
+  ]);
+  assert.deepEqual(combined['rampart']?.proxySched, { keepalive: { cpuUsPerRequest: 42.7, runQueueWaitPct: 20.5 }, newConn: { cpuUsPerRequest: 400, runQueueWaitPct: 9 } });
+  assert.equal('proxySched' in combined['haproxy']!, false);
+});

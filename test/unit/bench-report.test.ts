@@ -41,6 +41,11 @@ test('bench table: issuance and agent-proxy targets are judged from the same run
   const watched = buildRows({ proxy: { haproxy: { ...proxy(15000, 2.0, 600, 40), machineBusyPct: { keepalive: 91.5, newConn: 88 } }, rampart: { ...proxy(13000, 2.5, 1300, 20), machineBusyPct: { keepalive: 75.2, newConn: 97 } } } }) as Row[];
   assert.equal(row(watched, 'proxy keep-alive run: both cores busy, rampart / haproxy').value, '75.2 / 91.5');
   assert.equal(row(watched, 'proxy keep-alive run: both cores busy, rampart / haproxy').met, null);
+  assert.equal(watched.find((r) => r.figure.startsWith('proxy keep-alive run: CPU per request')), undefined);
+  const sched = (cpu: number, wait: number) => ({ keepalive: { cpuUsPerRequest: cpu, runQueueWaitPct: wait }, newConn: null });
+  const scheduled = buildRows({ proxy: { haproxy: { ...proxy(15000, 2.0, 600, 40), proxySched: sched(35.3, 24.1) }, rampart: { ...proxy(13000, 2.5, 1300, 20), proxySched: sched(38.9, 21) } } }) as Row[];
+  assert.equal(row(scheduled, 'proxy keep-alive run: CPU per request, both proxies, all threads, rampart / haproxy').value, '38.9 / 35.3');
+  assert.equal(row(scheduled, 'proxy keep-alive run: time runnable but queued for a core, rampart / haproxy').value, '21 / 24.1');
   const erring = buildRows({ proxy: { haproxy: proxy(15000, 2.0, 600, 40), rampart: { ...proxy(16000, 2.5, 1300, 20), wrkErrors: { keepalive: 0, newConn: 3 } } } }) as Row[];
   assert.equal(row(erring, 'proxy wrk socket errors and non-2xx').value, '3 / 0');
   assert.equal(row(erring, 'proxy wrk socket errors and non-2xx').met, false);
