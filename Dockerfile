@@ -27,7 +27,8 @@ WORKDIR /app
 COPY --chown=0:0 package.json ./
 COPY --chown=0:0 --from=deps /app/node_modules ./node_modules
 COPY --chown=0:0 --from=build /app/dist ./dist
-# bin/agent-node is the agent containers' command: node with the agent's runtime flags
+# bin/agent-node is the agent containers' command: node with the agent's runtime flags, on
+# bin/rampart-agent.cjs, the agent bundled into dist/rampart-agent.cjs by `npm run build`
 # (docs/deploy-kubernetes.md, "Agent runtime settings"); the CA uses the ENTRYPOINT as is.
 COPY --chown=0:0 bin ./bin
 # Code is root-owned and read-only to the process; it runs as the distroless "nonroot" UID.

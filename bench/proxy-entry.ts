@@ -54,22 +54,31 @@ const target = { host: '127.0.0.1', port: Number(targetArg) };
 // the memory and CPU measured include them.
 const registry = createAgentRegistry();
 const monitoring = createMonitoringServer({ registry, ready: () => true });
-await monitoring.listen({ host: '127.0.0.1', port: 0 });
+// No top-level await: the harness plugin bundles this file as CommonJS, as the agent container
+// runs the agent (dist/rampart-agent.cjs), so the memory measured is that of the shipped form.
+async function main(): Promise<void> {
+  await monitoring.listen({ host: '127.0.0.1', port: 0 });
 
-const proxy =
-  role === 'inbound'
-    ? await startInbound({ listen, backend: target, allow: [CLIENT_ID], credentials, logger, tunnel, tls: tlsTuning, registry })
-    : await startOutbound({ listen, upstream: target, expectedId: SERVER_ID, credentials, logger, tunnel, tls: tlsTuning, registry, resumeSessions: process.env['BENCH_TLS_RESUME'] === '1' });
+  const proxy =
+    role === 'inbound'
+      ? await startInbound({ listen, backend: target, allow: [CLIENT_ID], credentials, logger, tunnel, tls: tlsTuning, registry })
+      : await startOutbound({ listen, upstream: target, expectedId: SERVER_ID, credentials, logger, tunnel, tls: tlsTuning, registry, resumeSessions: process.env['BENCH_TLS_RESUME'] === '1' });
 
-process.once('SIGTERM', () => {
-  // The harness reads RSS from /proc; this breaks it down for tuning (after a full GC when
-  // node runs with --expose-gc, to tell leaks from garbage).
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (gc !== undefined) gc();
-  const spaces = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, { size: s.space_size, used: s.space_used_size }]));
-  logger.info({ memory: process.memoryUsage(), spaces }, 'memory at shutdown');
-  void Promise.all([proxy.close({ drainMs: 2_000 }), monitoring.close()]).then(() => {
-    destination.flushSync();
-    process.exit(0);
+  process.once('SIGTERM', () => {
+    // The harness reads RSS from /proc; this breaks it down for tuning (after a full GC when
+    // node runs with --expose-gc, to tell leaks from garbage).
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (gc !== undefined) gc();
+    const spaces = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, { size: s.space_size, used: s.space_used_size }]));
+    logger.info({ memory: process.memoryUsage(), spaces }, 'memory at shutdown');
+    void Promise.all([proxy.close({ drainMs: 2_000 }), monitoring.close()]).then(() => {
+      destination.flushSync();
+      process.exit(0);
+    });
   });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`proxy-entry: ${(err as Error).message ?? String(err)}\n`);
+  process.exit(1);
 });

@@ -1,9 +1,8 @@
 /** The `rampart` command: dispatches to subcommands; usage errors exit 2 with one clear line. */
 import 'reflect-metadata';
-import { isRampartError } from '../core/errors.js';
 import { readFileSync } from 'node:fs';
-import { UsageError } from './args.js';
 import { nearestWord } from './nearest-word.js';
+import { runCommand, type Command } from './run-command.js';
 
 export const MAIN_HELP = `Usage: rampart <command> [flags]
 
@@ -28,8 +27,6 @@ function version(): string {
     return 'unknown';
   }
 }
-
-type Command = (argv: readonly string[]) => Promise<number>;
 
 async function lazy(path: string, name: string): Promise<Command> {
   const mod = (await import(path)) as Record<string, Command>;
@@ -67,18 +64,5 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     process.stderr.write(`rampart: unknown command "${name}"${guess === undefined ? '' : `; did you mean "${guess}"?`} [RAMPART_ERR_USAGE]\nRun "rampart --help" for the list of commands.\n`);
     return 2;
   }
-  try {
-    return await (await load())(rest);
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`rampart ${name}: ${err.message} [RAMPART_ERR_USAGE]\nRun "rampart ${name} --help" for usage.\n`);
-      return 2;
-    }
-    if (isRampartError(err)) {
-      process.stderr.write(`rampart ${name}: ${err.message} [${err.code}]\n`);
-      return err.category === 'config' ? 2 : 1;
-    }
-    process.stderr.write(`rampart ${name}: unexpected error: ${(err as Error).message ?? String(err)} [RAMPART_ERR_INTERNAL]\n`);
-    return 1;
-  }
+  return runCommand(name, load, rest);
 }

@@ -12,7 +12,6 @@ const render = () => renderKustomize('manifests/examples', kubectl!);
 const spiffe = (ns: string, sa: string) => `spiffe://cluster.local/ns/${ns}/sa/${sa}`;
 
 const commonAgentArgs = [
-  'agent',
   '--ca-url', 'https://rampart-ca.rampart-system.svc:443',
   '--ca-bundle', '/var/run/rampart/bundle/root-cert.pem',
   '--token-file', '/var/run/secrets/rampart/token',
@@ -73,6 +72,8 @@ test('examples: the agent gets an audience-bound token, the trust bundle and a c
   const objects = render();
   for (const name of ['frontend', 'backend']) {
     const { pod, agent } = workload(objects, name);
+    // The agent's bundle through its launcher: `rampart agent` flags, without the command word.
+    assert.deepEqual(agent.command, ['/app/bin/agent-node', '/app/bin/rampart-agent.cjs'], `${name} agent command`);
     assert.deepEqual(agent.args?.slice(0, commonAgentArgs.length), commonAgentArgs, `${name} agent args`);
     const volumes = new Map((pod.volumes ?? []).map((v) => [v.name, v]));
     const mountAt = (path: string) => {

@@ -1,0 +1,102 @@
+/**
+ * The agent container's entry: bin/agent-node running bin/rampart-agent.cjs, which loads the
+ * CommonJS bundle `npm run build` makes of `rampart agent` (dist/rampart-agent.cjs). The bundle
+ * carries its dependencies, so what is checked here is that one file does the whole job: the
+ * certificate from a real CA, the mTLS inbound checked with openssl, and the coded errors.
+ */
+import assert from 'node:assert/strict';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import net from 'node:net';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
+import { REPO_ROOT, runCliSync } from '../helpers/cli.js';
+import { agentCliFiles, eventually, type AgentCliFiles } from './agent-support.js';
+
+const LAUNCHER = join(REPO_ROOT, 'bin/agent-node');
+const ENTRY = join(REPO_ROOT, 'bin/rampart-agent.cjs');
+const BUNDLE = join(REPO_ROOT, 'dist/rampart-agent.cjs');
+const execFileAsync = promisify(execFile);
+
+let files: AgentCliFiles;
+before(async () => {
+  files = await agentCliFiles('rampart-agent-bundle-');
+});
+after(() => files.close());
+
+test('the bundle is one CommonJS file that needs nothing from node_modules', () => {
+  assert.ok(existsSync(BUNDLE), 'npm run build (and scripts/run-tests.mjs) makes dist/rampart-agent.cjs');
+  const text = readFileSync(BUNDLE, 'utf8');
+  assert.doesNotMatch(text, /\bimport\.meta\b/, 'no import.meta, which CommonJS has not');
+  // Every require left in it names a node builtin: the dependencies are inside.
+  const external = [...text.matchAll(/\brequire\("([^"]+)"\)/g)].map((m) => m[1]!).filter((name) => !name.startsWith('node:') && !builtinModules.includes(name));
+  assert.deepEqual([...new Set(external)], [], 'requires of packages outside the bundle');
+});
+
+test('--help, an unknown flag and a bad value answer exactly as `rampart agent` does', () => {
+  for (const args of [['--help'], ['--bogus'], ['--inbound', 'nonsense']]) {
+    const bundled = spawnSync(LAUNCHER, [ENTRY, ...args], { encoding: 'utf8' });
+    const cli = runCliSync(['agent', ...args]);
+    assert.deepEqual({ status: bundled.status, stdout: bundled.stdout, stderr: bundled.stderr }, { status: cli.status, stdout: cli.stdout, stderr: cli.stderr }, args.join(' '));
+  }
+  const bad = spawnSync(LAUNCHER, [ENTRY, '--bogus'], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /^rampart agent: .*\[RAMPART_ERR_USAGE\]/);
+});
+
+test('bin/agent-node + the bundle: certificate from the CA, its certificate verified by openssl, mTLS inbound with Python ssl, SIGTERM exits 0', async () => {
+  const outDir = join(files.dir, 'out');
+  const echo = net.createServer((s) => {
+    s.on('error', () => {});
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+  const backend = (echo.address() as net.AddressInfo).port;
+  const child = spawn(LAUNCHER, [ENTRY, '--ca-url', files.ca.apiUrl, '--ca-bundle', files.bundleFile, '--token-file', files.tokenFile, '--monitoring-listen', '127.0.0.1:0', '--out-dir', outDir, '--inbound', `127.0.0.1:0=127.0.0.1:${backend}`, '--allow', 'spiffe://cluster.local/ns/shop/*'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  try {
+    const up = await eventually('the agent-started log line', () => {
+      const line = stdout.split('\n').find((l) => l.includes('"agent-started"'));
+      return line === undefined ? undefined : (JSON.parse(line) as { inbound: string[]; spiffeId: string });
+    });
+    assert.equal(up.spiffeId, 'spiffe://cluster.local/ns/shop/sa/cli');
+    const chain = join(outDir, 'cert-chain.pem');
+    const verify = spawnSync('openssl', ['verify', '-CAfile', join(outDir, 'root-cert.pem'), '-untrusted', chain, chain], { encoding: 'utf8' });
+    assert.equal(verify.status, 0, verify.stdout + verify.stderr);
+
+    // Python's ssl module as the peer, with the agent's own certificate and intermediate (its
+    // identity is in the allow list): the handshake completes against the agent's root and the
+    // bytes come back through the echo backend.
+    const port = (up.inbound[0] as string).split(':').pop()!;
+    const peer = `
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[3])
+ctx.check_hostname = False
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+with socket.create_connection(("127.0.0.1", int(sys.argv[4])), timeout=10) as raw:
+    with ctx.wrap_socket(raw) as s:
+        s.sendall(b"through the bundle")
+        got = b""
+        while len(got) < 18:
+            chunk = s.recv(64)
+            if not chunk:
+                break
+            got += chunk
+        print(s.version(), got.decode())
+`;
+    // Asynchronously: the echo backend runs in this process and must keep answering meanwhile.
+    const client = await execFileAsync('python3', ['-c', peer, chain, join(outDir, 'key.pem'), join(outDir, 'root-cert.pem'), port], { encoding: 'utf8', timeout: 20_000 });
+    assert.match(client.stdout, /^TLSv1\.3 through the bundle$/m, client.stderr);
+  } finally {
+    child.kill('SIGTERM');
+    const code = await exited;
+    await new Promise<void>((r) => echo.close(() => r()));
+    assert.equal(code, 0, stderr);
+  }
+});
