@@ -33,6 +33,8 @@ test('the bundle is one CommonJS file that needs nothing from node_modules', () 
   // Every require left in it names a node builtin: the dependencies are inside.
   const external = [...text.matchAll(/\brequire\("([^"]+)"\)/g)].map((m) => m[1]!).filter((name) => !name.startsWith('node:') && !builtinModules.includes(name));
   assert.deepEqual([...new Set(external)], [], 'requires of packages outside the bundle');
+  // Nor does it carry the CA's server, Kubernetes client or certificate libraries.
+  for (const pkg of ['fastify', '@kubernetes/client-node', '@peculiar/x509', 'node-forge', '@opentelemetry']) assert.ok(!text.includes(`node_modules/${pkg}/`), `${pkg} is not in the agent bundle`);
 });
 
 test('--help, an unknown flag and a bad value answer exactly as `rampart agent` does', () => {
