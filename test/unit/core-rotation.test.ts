@@ -1,5 +1,6 @@
 /** Root rotation as pure transitions (core/ca/rotation.ts) on a fake clock: refusals, sequence, bundle. */
 import { test } from 'node:test';
+import { isRampartError } from '../../src/core/errors.js';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { ConflictError } from '../../src/core/errors.js';
@@ -223,8 +224,17 @@ test('after a plugged-in active root the schedule prepares nothing and renews no
   assert.equal(dueStep(generated, prepareAt), 'prepare');
   assert.equal(intermediateRenewalAt(s.roots[0]!), null);
   assert.equal(intermediateRenewalAt(root), root.intermediate.notBefore + ((root.intermediate.notAfter - root.intermediate.notBefore) * 2) / 3);
-  // A root prepared meanwhile (the operator's next plugged-in root, or an admin's prepare) is activated on time.
-  const prepared = prepareRoot(s, T0 + HOUR, LIFE);
+  // The operator's next plugged-in root, prepared meanwhile, is activated on time.
+  const next = bootstrapState('cluster.local', T0, LIFE).roots[0]!;
+  const nextFiles: PluggedCa = { rootCertPem: next.certPem, rootFingerprint: next.fingerprint, rootNotBefore: next.notBefore, rootNotAfter: next.notAfter, intermediate: next.intermediate };
+  const prepared = prepareRoot(s, T0 + HOUR, LIFE, nextFiles);
+  assert.equal(prepared.roots[1]?.plugged, true);
   assert.equal(dueStep(prepared, activateAt - 1), null);
   assert.equal(dueStep(prepared, activateAt), 'activate');
+  // An admin's prepare would generate a root here, under a key the operator never chose: refused (outside QA).
+  assert.throws(
+    () => prepareRoot(s, T0 + HOUR, LIFE),
+    (err: unknown) => isRampartError(err) && err.code === 'RAMPART_ERR_ROTATION_NOT_ALLOWED' && /plugged-in CA \(--plugged-ca\) and does not create roots/.test(err.message),
+  );
+  assert.equal(prepareRoot(generated, T0 + HOUR, LIFE).roots[1]?.plugged, false, 'a generated CA still prepares its own');
 });

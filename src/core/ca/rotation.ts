@@ -90,6 +90,11 @@ export function prepareRoot(state: CaState, now: number, life: CaLifetimes, plug
   if (plugged && state.roots.some((r) => r.fingerprint === plugged.rootFingerprint)) {
     throw notAllowed(`the plugged-in root ${plugged.rootFingerprint.slice(0, 16)} is already in the trust bundle`);
   }
+  // A plugged-in CA's root key is offline: a root generated here would sign under a key the
+  // operator never chose, beside the chain they supplied (outside QA).
+  if (!plugged && activeRoot(state)?.plugged === true) {
+    throw notAllowed('this CA signs under a plugged-in CA (--plugged-ca) and does not create roots: put the next root and its intermediate into the plugged-in CA directory as new files, and the CA prepares that root from them');
+  }
   const sequence = state.sequence + 1;
   const root = plugged ? pluggedRoot(plugged, state.nextGeneration, now, 'prepared', sequence) : newGeneratedRoot(state.trustDomain, state.nextGeneration, now, life, 'prepared', sequence);
   return { ...state, sequence, nextGeneration: state.nextGeneration + 1, roots: [...state.roots, root], updatedAt: now };
