@@ -45,7 +45,8 @@ Flags:
   --serving-name NAME          extra DNS name/IP for the CA's serving certificate (repeatable)
   --auto-rotate true|false     run the root rotation schedule (default true)
   --bundle-refresh-interval D  how often agents refresh the bundle (default 60s)
-  --max-in-flight N            certificate requests in flight before answering 429 (default 1024)
+  --max-in-flight N            certificate requests in flight per signing process before
+                               answering 429 (default 1024; with --workers N, N times that in all)
   --workers N|auto             signing processes; auto = one per usable CPU, container CPU
                                limit included (default 1)
   --config FILE                JSON config file; its keys are in docs/configuration.md
