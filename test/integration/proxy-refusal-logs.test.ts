@@ -4,6 +4,7 @@ import tls from 'node:tls';
 import { after, before, test } from 'node:test';
 import { StaticCredentialSource } from '../../src/agent/credentials.js';
 import { startInbound, startOutbound } from '../../src/agent/proxy/index.js';
+import { NO_CLIENT_CERTIFICATE } from '../../src/agent/proxy/inbound.js';
 import { eventually } from '../helpers/poll.js';
 import { CLIENT_ID, INTRUDER_ID, SERVER_ID, captureLogs, makePki, startEchoBackend, type LogCapture, type Pki } from './proxy-support.js';
 
@@ -39,6 +40,23 @@ function tlsAttempt(options: tls.ConnectionOptions): Promise<void> {
 }
 
 const failedHandshake = (l: Record<string, unknown>) => l['result'] === 'tls-error';
+
+test('a client that sends no certificate is logged as such, not as a broken chain (outside QA)', async () => {
+  const logs = captureLogs();
+  const p = await inboundFor(logs);
+  try {
+    await tlsAttempt({ port: p.port, ca: pki.creds('client').bundlePem });
+    const line = await logs.waitFor(failedHandshake);
+    assert.equal(line['error'], NO_CLIENT_CERTIFICATE);
+    // A chain that is sent but fails still names OpenSSL's reason.
+    const foreign = pki.creds('foreign');
+    await tlsAttempt({ port: p.port, key: foreign.keyPem, cert: foreign.certChainPem, ca: pki.creds('client').bundlePem });
+    const second = await eventually('the second refusal', () => logs.lines.filter(failedHandshake)[1]);
+    assert.match(String(second['error']), /^client certificate refused: [A-Z_]+$/);
+  } finally {
+    await p.close();
+  }
+});
 
 test('a handshake refused for a client certificate from another CA is logged with the remote address', async () => {
   const logs = captureLogs();

@@ -22,6 +22,9 @@ import { LogBudget } from '../../observability/log-budget.js';
 import { inboundContextOptions, type TlsTuning } from './tls-settings.js';
 import { createClientChainGuard } from '../../tls/client-chain-guard.js';
 
+/** Logged for a client that completed the handshake without a certificate. */
+export const NO_CLIENT_CERTIFICATE = 'no client certificate presented: this inbound requires the peer\'s SVID (mutual TLS)';
+
 /** Timeouts in milliseconds. */
 export interface ProxyTimeouts {
   /** TCP connect to the backend/upstream (default 5 s). */
@@ -211,8 +214,10 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
     // Banned by the guard for its chain.
     if (socket.destroyed) return;
     if (!socket.authorized) {
-      // Logged as before, when node closed such a client itself (rejectUnauthorized).
-      const error = `client certificate refused: ${String(socket.authorizationError)}`;
+      // Logged as before, when node closed such a client itself (rejectUnauthorized). Node names a
+      // client that sent no certificate at all UNABLE_TO_GET_ISSUER_CERT, as if a chain were broken.
+      const sentNone = Object.keys(socket.getPeerCertificate() ?? {}).length === 0;
+      const error = sentNone ? NO_CLIENT_CERTIFICATE : `client certificate refused: ${String(socket.authorizationError)}`;
       if (handshakeFailureLines.take()) recordConnection(log, metrics, { direction: 'inbound', mode: 'mtls', peer: undefined, peerSerial: undefined, remote: remoteOf(socket), startedAt, result: 'tls-error', bytesIn: 0, bytesOut: 0, error }, clock.now());
       else metrics.connection('inbound', 'tls-error');
       socket.destroy();
