@@ -84,3 +84,16 @@ test('bench table: the shedding run is judged on 429s answered and every agent c
   const lost = buildRows({ fleetShedding: { ...run, certificatesVerified: 1999, permanentFailures: 1 } }) as Row[];
   assert.equal(row(lost, 'fleetShedding (2000 agents, CA --max-in-flight 4 per process): certificates').met, false);
 });
+
+test('bench table: a reduced run (--quick) shows the fleet and TokenReview figures without a verdict', () => {
+  const fleet = (agents: number) => ({ agents, client: 'go', caWorkers: 2, secondsToAllCertified: 4.2, permanentFailures: 0, caPeakRssMb: 200, caCpuMsPerAgent: 2, caCpuSeconds: 1, clientCpuSeconds: 1, certified: agents, status429: 0, status503: 0, transportErrors: 0 });
+  const review = (identities: number) => ({ issuances: identities * 10, identities, issued: identities * 10, failed: 0, tokenReviewCalls: identities, apiCallsPer1000Issuances: 100, seconds: 0.5 });
+  const quick = buildRows({ fleet: fleet(500), tokenReview: review(30) }) as Row[];
+  assert.equal(row(quick, 'fleet.secondsToAllCertified').met, null);
+  assert.match(row(quick, 'fleet.secondsToAllCertified').target, /for 10000 agents/);
+  assert.equal(row(quick, 'tokenReview.apiCallsPer1000Issuances').met, null);
+  assert.match(row(quick, 'tokenReview.apiCallsPer1000Issuances').target, /30 identities/);
+  const full = buildRows({ fleet: fleet(10_000), tokenReview: review(100) }) as Row[];
+  assert.equal(row(full, 'fleet.secondsToAllCertified').met, true);
+  assert.equal(row(full, 'tokenReview.apiCallsPer1000Issuances').met, true);
+});
