@@ -4,7 +4,9 @@
  * as a process restart and counts the whole remaining total again as new increments, so one
  * worker exiting would show as a burst of millions of issuances. A worker that exits therefore
  * leaves its last reported counts behind, and each exposed counter value is at least the last
- * one exposed (increments a worker made after its last report are lost, not double-counted).
+ * one exposed (increments a worker made after its last report are lost, not double-counted;
+ * the primary takes a report from every serving worker each second, not only at scrapes, so a
+ * worker killed outright loses at most its last second).
  */
 import { AggregatorRegistry, type Registry } from 'prom-client';
 

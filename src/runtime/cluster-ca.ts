@@ -30,6 +30,12 @@ import { CaStartCancelled, cancellationOf, throwIfCancelled } from './start-canc
 // A worker that cannot start fails again as soon as it is forked: 1 s, 2 s, 4 s ... 30 s between
 // tries keeps that from spinning a core; after 30 s of serving, a slot's next crash is a new one.
 const RESTART_BACKOFF = { firstMs: 1000, maxMs: 30_000, resetAfterMs: 30_000, jitter: 0.2 } as const;
+/**
+ * How often the primary takes each serving worker's counts between scrapes. A worker killed
+ * outright leaves its last report behind, so this bounds what its death can lose from /metrics:
+ * taken only at scrapes, every issuance since the last scrape vanished (outside QA).
+ */
+const WORKER_METRICS_REFRESH_MS = 1_000;
 
 export interface RunningClusterCa {
   readonly apiUrl: string;
@@ -177,7 +183,11 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger, opti
   const workerMetrics = (w: Worker): Promise<MetricsJson> =>
     new Promise((resolve) => {
       const id = nextMetricId++;
-      const timer = setTimeout(() => resolve([]), 2000);
+      // A worker that does not answer (stuck, or gone) leaves no waiter behind.
+      const timer = setTimeout(() => {
+        metricWaiters.delete(id);
+        resolve([]);
+      }, 2000);
       metricWaiters.set(id, (m) => {
         clearTimeout(timer);
         metricWaiters.delete(id);
@@ -186,6 +196,10 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger, opti
       });
       sendTo(w, { t: 'rampart-metrics-request', id });
     });
+  const refreshWorkerMetrics = setInterval(() => {
+    for (const w of servingWorkers.keys()) void workerMetrics(w);
+  }, WORKER_METRICS_REFRESH_MS);
+  refreshWorkerMetrics.unref();
   // Workers' counters and histograms are summed with the primary's gauges into one exposition.
   const monitoring = createMonitoringServer({
     registry: core.registry,
@@ -224,6 +238,7 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger, opti
   /** `failedStart`: the CA never served, so a state this start created goes too (failed-start.ts). */
   const stopWorkersAndCore = async (failedStart = false): Promise<void> => {
     stopping = true;
+    clearInterval(refreshWorkerMetrics);
     await Promise.all(
       [...workers].map(
         (w) =>
