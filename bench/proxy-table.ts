@@ -84,10 +84,7 @@ export function combinePasses(passes: readonly Record<string, ProxyFigures>[]): 
       return values.length === 0 ? null : Math.max(...values);
     };
     const busy = runs.map((r) => r.machineBusyPct).filter((b): b is PhaseBusy => b !== undefined);
-    const busyMedian = (phase: keyof PhaseBusy): number | null => {
-      const values = busy.map((b) => b[phase]).filter((v): v is number => v !== null);
-      return values.length === 0 ? null : round(median(values), 1);
-    };
+    const busyMedian = (phase: keyof PhaseBusy): number | null => medianOrNull(busy.map((b) => b[phase]));
     combined[key] = {
       keepaliveRps: Math.round(mid('keepaliveRps')),
       keepaliveP99Ms: round(mid('keepaliveP99Ms'), 3),
@@ -104,6 +101,12 @@ export function combinePasses(passes: readonly Record<string, ProxyFigures>[]): 
   return combined;
 }
 
+/** Median of the figures passes measured, to one decimal; null when none did. */
+function medianOrNull(values: ReadonlyArray<number | null>): number | null {
+  const measured = values.filter((v): v is number => v !== null);
+  return measured.length === 0 ? null : round(median(measured), 1);
+}
+
 /** Median over passes of each phase's scheduler figures; absent when no pass read them. */
 function schedMedians(runs: readonly ProxyFigures[]): { proxySched?: ProxySchedFigures } {
   const sched = runs.map((r) => r.proxySched).filter((s): s is ProxySchedFigures => s !== undefined);
@@ -111,7 +114,7 @@ function schedMedians(runs: readonly ProxyFigures[]): { proxySched?: ProxySchedF
   const phase = (which: keyof ProxySchedFigures): ProxySchedPhase | null => {
     const values = sched.map((s) => s[which]).filter((v): v is ProxySchedPhase => v !== null);
     if (values.length === 0) return null;
-    return { cpuUsPerRequest: round(median(values.map((v) => v.cpuUsPerRequest)), 1), runQueueWaitPct: round(median(values.map((v) => v.runQueueWaitPct)), 1) };
+    return { cpuUsPerRequest: medianOrNull(values.map((v) => v.cpuUsPerRequest))!, runQueueWaitPct: medianOrNull(values.map((v) => v.runQueueWaitPct))! };
   };
   return { proxySched: { keepalive: phase('keepalive'), newConn: phase('newConn') } };
 }

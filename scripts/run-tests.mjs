@@ -24,12 +24,10 @@ if (files.length === 0) {
   process.exit(1);
 }
 // Child processes of the tests run the compiled CLI (see test/helpers/cli.ts) and the agent
-// container's bundle: build both once, as `npm run build` does.
+// container's bundle: build both once, with package.json's own build script.
 if (process.env.RAMPART_SKIP_BUILD !== '1') {
-  for (const step of [['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], ['scripts/bundle-agent.mjs']]) {
-    const build = spawnSync(process.execPath, step, { stdio: 'inherit' });
-    if (build.status !== 0) process.exit(build.status ?? 1);
-  }
+  const build = spawnSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
+  if (build.status !== 0) process.exit(build.status ?? 1);
 }
 const result = spawnSync(
   process.execPath,

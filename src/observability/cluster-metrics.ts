@@ -8,7 +8,7 @@
  * the primary takes a report from every serving worker each second, not only at scrapes, so a
  * worker killed outright loses at most its last second).
  */
-import { AggregatorRegistry, type Registry } from 'prom-client';
+import { AggregatorRegistry, Counter, Histogram, type Registry } from 'prom-client';
 
 export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 type MetricJson = MetricsJson[number];
@@ -18,6 +18,16 @@ const isMonotonic = (m: MetricJson): boolean => {
   const type = m.type as unknown as string;
   return type === 'counter' || type === 'histogram';
 };
+
+/**
+ * A registry's counters and histograms, without collecting anything else: what the primary
+ * keeps of a worker between scrapes. The gauges' collectors read /proc (open descriptors, one
+ * directory entry per connection) and would run on the signing event loop at every refresh.
+ */
+export async function monotonicMetricsJson(registry: Registry): Promise<MetricsJson> {
+  const monotonic = registry.getMetricsAsArray().filter((m) => m instanceof Counter || m instanceof Histogram);
+  return (await Promise.all(monotonic.map((m) => m.get()))) as MetricsJson;
+}
 
 function seriesKey(name: string, metricName: string | undefined, labels: Partial<Record<string, string | number>>): string {
   const sorted = Object.keys(labels)

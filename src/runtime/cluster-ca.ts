@@ -33,7 +33,8 @@ const RESTART_BACKOFF = { firstMs: 1000, maxMs: 30_000, resetAfterMs: 30_000, ji
 /**
  * How often the primary takes each serving worker's counts between scrapes. A worker killed
  * outright leaves its last report behind, so this bounds what its death can lose from /metrics:
- * taken only at scrapes, every issuance since the last scrape vanished (outside QA).
+ * taken only at scrapes, every issuance since the last scrape vanished (outside QA). Only counters
+ * and histograms are taken then: the gauges wait for a scrape.
  */
 const WORKER_METRICS_REFRESH_MS = 1_000;
 
@@ -180,7 +181,7 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger, opti
       }, restartInMs).unref();
     });
   };
-  const workerMetrics = (w: Worker): Promise<MetricsJson> =>
+  const workerMetrics = (w: Worker, scope: 'all' | 'counters' = 'all'): Promise<MetricsJson> =>
     new Promise((resolve) => {
       const id = nextMetricId++;
       // A worker that does not answer (stuck, or gone) leaves no waiter behind.
@@ -194,16 +195,16 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger, opti
         if (workers.has(w)) clusterMetrics.observe(w.id, m as MetricsJson);
         resolve(m as MetricsJson);
       });
-      sendTo(w, { t: 'rampart-metrics-request', id });
+      sendTo(w, { t: 'rampart-metrics-request', id, scope });
     });
   const refreshWorkerMetrics = setInterval(() => {
-    for (const w of servingWorkers.keys()) void workerMetrics(w);
+    for (const w of servingWorkers.keys()) void workerMetrics(w, 'counters');
   }, WORKER_METRICS_REFRESH_MS);
   refreshWorkerMetrics.unref();
   // Workers' counters and histograms are summed with the primary's gauges into one exposition.
   const monitoring = createMonitoringServer({
     registry: core.registry,
-    metrics: async () => clusterMetrics.exposition(await core.registry.getMetricsAsJSON(), await Promise.all([...workers].map(workerMetrics))),
+    metrics: async () => clusterMetrics.exposition(await core.registry.getMetricsAsJSON(), await Promise.all([...workers].map((w) => workerMetrics(w)))),
     ready: () => (stopping ? 'shutting down' : !runtime.ready ? 'no valid signing intermediate' : servingWorkers.size === 0 ? 'no signing worker serves the API yet' : true),
   });
   try {

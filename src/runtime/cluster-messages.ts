@@ -11,7 +11,8 @@ export type PrimaryMessage =
   | { readonly t: 'rampart-state'; readonly state: CaState }
   | { readonly t: 'rampart-reply'; readonly id: number; readonly ok: true; readonly value: unknown }
   | { readonly t: 'rampart-reply'; readonly id: number; readonly ok: false; readonly code: string; readonly message: string }
-  | { readonly t: 'rampart-metrics-request'; readonly id: number }
+  /** `counters`: counters and histograms only, the between-scrapes refresh (cluster-metrics.ts). */
+  | { readonly t: 'rampart-metrics-request'; readonly id: number; readonly scope: 'all' | 'counters' }
   | { readonly t: 'rampart-connections-total'; readonly open: number; readonly workers: number }
   | { readonly t: 'rampart-stop' };
 

@@ -9,6 +9,7 @@ import type { CaConfig } from '../config/ca-config.js';
 import { systemClock } from '../core/clock.js';
 import { isRampartError } from '../core/errors.js';
 import { createCaMetrics } from '../observability/ca-metrics.js';
+import { monotonicMetricsJson } from '../observability/cluster-metrics.js';
 import type { ConnectionBalance } from '../server/connection-balance.js';
 import { isPrimaryMessage, type WorkerMessage } from './cluster-messages.js';
 import { ReplicaRuntime } from './replica-runtime.js';
@@ -78,7 +79,8 @@ async function serveAsWorker(config: CaConfig, logger: Logger): Promise<{ stop()
       return;
     }
     if (message.t === 'rampart-metrics-request') {
-      void registry.getMetricsAsJSON().then((json) => send({ t: 'rampart-metrics', id: message.id, metrics: json }));
+      const collected = message.scope === 'counters' ? monotonicMetricsJson(registry) : registry.getMetricsAsJSON();
+      void collected.then((json) => send({ t: 'rampart-metrics', id: message.id, metrics: json }));
       return;
     }
     replica.receive(message);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { ClusterMetrics, type MetricsJson } from '../../src/observability/cluster-metrics.js';
+import { ClusterMetrics, monotonicMetricsJson, type MetricsJson } from '../../src/observability/cluster-metrics.js';
 
 /** A worker's registry with the shapes the CA uses: a labelled counter, a histogram, a gauge. */
 function workerRegistry(): { registry: Registry; issued: Counter<'result'>; latency: Histogram; inFlight: Gauge } {
@@ -67,4 +67,20 @@ test('cluster metrics: an exited worker keeps its counts, and no counter ever go
   b.issued.inc({ result: 'ok' }, 3);
   text = await merged.exposition(await report(primary), [await report(b.registry), await report(c.registry)]);
   assert.equal(sample(text, 'rampart_ca_certificates_issued_total{result="ok"}'), 17);
+});
+
+test('the between-scrapes refresh takes counters and histograms only, and runs no gauge collector', async () => {
+  const { registry, issued, latency } = workerRegistry();
+  let gaugeCollections = 0;
+  new Gauge({ name: 'rampart_ca_open_fds', help: 'h', registers: [registry], collect() { gaugeCollections++; } });
+  issued.inc({ result: 'ok' }, 3);
+  latency.observe(0.002);
+  const taken = await monotonicMetricsJson(registry);
+  assert.deepEqual(taken.map((m) => m.name).sort(), ['rampart_ca_certificates_issued_total', 'rampart_ca_sign_seconds']);
+  assert.equal(gaugeCollections, 0);
+  const counter = taken.find((m) => m.name === 'rampart_ca_certificates_issued_total');
+  assert.deepEqual(counter?.values.map((v) => [v.labels, v.value]), [[{ result: 'ok' }, 3]]);
+  // What a full report says of the same two, so a kept refresh folds in as a scrape's would.
+  const full = (await registry.getMetricsAsJSON()).filter((m) => m.name !== 'rampart_ca_open_fds' && m.name !== 'rampart_ca_in_flight');
+  assert.deepEqual(taken.sort((a, b) => a.name.localeCompare(b.name)), full.sort((a, b) => a.name.localeCompare(b.name)));
 });
