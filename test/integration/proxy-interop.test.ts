@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import http from 'node:http';
 import http2 from 'node:http2';
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { StaticCredentialSource } from '../../src/agent/credentials.js';
@@ -195,5 +197,42 @@ test('outbound falls back to plain mTLS against a non-agent upstream (openssl s_
     }
   } finally {
     server.kill();
+  }
+});
+
+test('outbound falls back to plain mTLS against an upstream that enforces ALPN and refuses the tunnel\'s ID (no_application_protocol, as Go net/http does; outside QA)', async () => {
+  let refusedAlpn = 0;
+  let requests = 0;
+  // Node's own https server with ALPNProtocols ends any handshake whose offer shares no protocol
+  // with its list, exactly like Go's net/http: before the fix every connection was reset.
+  const web = https.createServer(
+    { cert: readFileSync(pki.leaves.server.certPath), key: readFileSync(pki.leaves.server.keyPath), ca: readFileSync(pki.caPath), requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2', 'http/1.1'] },
+    (req, res) => {
+      requests++;
+      const peer = (req.socket as import('node:tls').TLSSocket).getPeerCertificate();
+      res.end(`hello ${String(peer.subjectaltname)}`);
+    },
+  );
+  web.on('tlsClientError', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'ERR_SSL_NO_APPLICATION_PROTOCOL') refusedAlpn++;
+  });
+  await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
+  const outbound = await startOutbound({ listen: { host: '127.0.0.1', port: 0 }, upstream: { host: '127.0.0.1', port: (web.address() as net.AddressInfo).port }, expectedId: SERVER_ID, credentials: new StaticCredentialSource(pki.creds('client')), logger: logs.logger, tunnel: 'auto' });
+  try {
+    for (let i = 0; i < 3; i++) {
+      // curl speaks plain HTTP/1.1 to the outbound, which carries it over mTLS.
+      const { out, code } = await runTool('curl', ['-sS', '--max-time', '10', `http://127.0.0.1:${outbound.address.port}/`], '');
+      assert.equal(code, 0, out);
+      assert.equal(out, `hello URI:${CLIENT_ID}`);
+    }
+    assert.equal(requests, 3);
+    // One probe learnt the upstream is plain; the next connections did not ask again.
+    assert.equal(refusedAlpn, 1);
+    assert.equal(outbound.tunnelSessions, 0);
+    await logs.waitFor((l) => /refused ALPN rampart-tunnel/.test(String(l['msg'])));
+  } finally {
+    await outbound.close({ drainMs: 0 });
+    web.closeAllConnections();
+    await new Promise<void>((r) => web.close(() => r()));
   }
 });

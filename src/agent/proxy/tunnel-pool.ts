@@ -56,6 +56,11 @@ export interface TunnelPoolOptions {
 }
 
 const MAX_TIMER_MS = 2_147_483_647;
+
+/** The upstream ended the handshake with TLS alert 120: it speaks none of the protocols offered. */
+function refusedOurAlpn(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | undefined)?.code === 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL';
+}
 // A stream waiting for room gives up after this many new sessions filled up before it: with
 // 100 streams per session that is a burst of 6,400 application connections at once.
 const MAX_SESSION_OPENS_PER_STREAM = 64;
@@ -65,8 +70,9 @@ export const DEFAULT_IDLE_SESSION_MS = 60_000;
 /**
  * Keeps long-lived HTTP/2-over-mTLS sessions to one upstream agent so an application
  * connection costs a CONNECT stream instead of a handshake. Upstreams that do not select ALPN
- * `rampart-tunnel` (stunnel, haproxy, openssl s_server, an agent with tunnelling off) are remembered as
- * plain, and the caller falls back to one mTLS connection per application connection.
+ * `rampart-tunnel` (stunnel, haproxy, openssl s_server, an agent with tunnelling off), or that
+ * refuse it with a no_application_protocol alert (Go's net/http), are remembered as plain, and
+ * the caller falls back to one mTLS connection per application connection.
  */
 export class TunnelPool {
   private readonly entries = new Set<Entry>();
@@ -263,7 +269,17 @@ export class TunnelPool {
     socket.on('error', () => {
       // Surfaced through whenSecure or the session's own error handler.
     });
-    await whenSecure(socket, this.o.connectMs);
+    try {
+      await whenSecure(socket, this.o.connectMs);
+    } catch (err) {
+      if (!refusedOurAlpn(err)) throw err;
+      // A server that enforces ALPN (Go's net/http, Node's https with ALPNProtocols) ends a
+      // handshake that offers only the tunnel's ID. It is plain; the caller's own connection
+      // offers no ALPN at all, as stunnel would, and the server then takes it.
+      this.plainUntil = this.o.clock.now() + this.reprobeMs;
+      this.o.logger.info(`upstream refused ALPN ${TUNNEL_ALPN} (no_application_protocol); using one mTLS connection per application connection`);
+      return null;
+    }
     if (socket.alpnProtocol !== TUNNEL_ALPN) {
       // Kept for the caller that waited on this probe (outbound.ts takes it at once); one that
       // is not taken, because that caller went away, is closed with the next probe or drain.
