@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import { after, before, test } from 'node:test';
@@ -200,3 +202,82 @@ for (const tunnel of ['auto', 'off'] as const) {
     }
   });
 }
+
+/** A CONNECT stream on a raw HTTP/2 tunnel session: its status, and a line echo once it is 200. */
+function connectStream(session: http2.ClientHttp2Session): Promise<{ status: number; send: (text: string) => Promise<string>; stream: http2.ClientHttp2Stream }> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({ ':method': 'CONNECT', ':authority': 'backend:1' }, { endStream: false });
+    stream.on('error', reject);
+    stream.once('response', (headers) => {
+      let buf = '';
+      const waiting: ((s: string) => void)[] = [];
+      stream.on('data', (d: Buffer) => {
+        buf += d.toString();
+        while (buf.includes('\n') && waiting.length > 0) {
+          const line = buf.slice(0, buf.indexOf('\n'));
+          buf = buf.slice(buf.indexOf('\n') + 1);
+          (waiting.shift() as (s: string) => void)(line);
+        }
+      });
+      resolve({
+        status: Number(headers[':status']),
+        stream,
+        send: (text) =>
+          new Promise((r) => {
+            waiting.push(r);
+            stream.write(`${text}\n`);
+          }),
+      });
+    });
+  });
+}
+
+test('inbound tunnel: a session whose peer chain loses its root from the bundle (forced retire) takes no new streams; open ones finish (outside QA HIGH-2)', { timeout: 30_000 }, async () => {
+  const logs = captureLogs();
+  const backend = await startEchoBackend();
+  let backendConnections = 0;
+  backend.server.on('connection', () => backendConnections++);
+  const caPem = readFileSync(pki.caPath, 'utf8');
+  const otherRootPem = readFileSync(pki.foreignCaPath, 'utf8');
+  const serverCreds = pki.creds('server');
+  const source = new StaticCredentialSource(serverCreds);
+  const inbound = await startInbound({ listen: { host: '127.0.0.1', port: 0 }, backend: { host: '127.0.0.1', port: backend.port }, allow: [CLIENT_ID], credentials: source, logger: logs.logger });
+  // A tunnel client built on node's own http2 and tls, not on Rampart's outbound, so the test
+  // sees exactly what the inbound answers.
+  const c = pki.creds('client');
+  const session = http2.connect(`https://127.0.0.1:${inbound.address.port}`, {
+    createConnection: () => tls.connect({ host: '127.0.0.1', port: inbound.address.port, ALPNProtocols: ['rampart-tunnel'], key: c.keyPem, cert: c.certChainPem, ca: c.bundlePem, checkServerIdentity: () => undefined }),
+  });
+  session.on('error', () => {});
+  let goaway = false;
+  session.on('goaway', () => (goaway = true));
+  try {
+    const first = await connectStream(session);
+    assert.equal(first.status, 200);
+    assert.equal(await first.send('one'), 'one');
+
+    // A second root joins: the peer's root is still there, nothing changes.
+    source.update({ ...serverCreds, bundlePem: caPem + otherRootPem });
+    const second = await connectStream(session);
+    assert.equal(second.status, 200);
+    assert.equal(await second.send('two'), 'two');
+    assert.equal(goaway, false);
+
+    // The peer's root is removed: the session may not open anything more.
+    source.update({ ...serverCreds, bundlePem: otherRootPem });
+    const refused = await logs.waitFor((l) => /no longer chains to a root/.test(String(l['msg'])));
+    assert.equal(refused['peer'], CLIENT_ID);
+    const third = await connectStream(session).catch((err: Error) => err);
+    // Either a 403 carrying the reason, or the stream refused outright after the GOAWAY.
+    if (!(third instanceof Error)) assert.equal(third.status, 403);
+    assert.equal(backendConnections, 2, 'the refused stream must not reach the backend');
+    // Streams already open keep flowing, as plain mTLS connections of that peer do.
+    assert.equal(await first.send('still'), 'still');
+    await new Promise<void>((r) => setImmediate(r));
+    assert.equal(goaway, true);
+  } finally {
+    session.destroy();
+    await inbound.close({ drainMs: 0 });
+    await backend.close();
+  }
+});

@@ -1,7 +1,9 @@
+import type { X509Certificate } from 'node:crypto';
 import http2 from 'node:http2';
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Clock } from '../../core/clock.js';
+import { anchoredIn } from '../chain-check.js';
 import { classifyResult, connectTcp } from './backend.js';
 import { recordConnection } from './conn-log.js';
 import { describeError, type HostPort } from './errors.js';
@@ -17,6 +19,8 @@ export interface TunnelPeer {
   readonly remote: string | undefined;
   /** The peer leaf's notAfter (ms): the session takes no streams from then on. */
   readonly notAfter: number | undefined;
+  /** The chain TLS verified at the handshake (DER, leaf first), re-anchored when the bundle changes. */
+  readonly chain?: readonly Buffer[];
   /**
    * Why this peer may not connect, for a session kept only to tell it so: its CONNECTs are
    * answered 403 with the reason, so the caller's agent logs a refusal, not a connection reset.
@@ -57,6 +61,12 @@ export interface TunnelAcceptor {
   drain(): void;
   /** Tears down every session and stream. */
   destroyAll(): void;
+  /**
+   * The trust bundle changed: every session whose peer chain no longer leads to one of `roots`
+   * takes no new stream (403 with the reason) and gets GOAWAY; streams already open finish, as
+   * plain mTLS connections of that peer do. Returns how many sessions were refused.
+   */
+  refuseUnanchored(roots: readonly X509Certificate[]): number;
   readonly sessionCount: number;
 }
 
@@ -190,6 +200,18 @@ export function createTunnelAcceptor(o: TunnelAcceptorOptions): TunnelAcceptor {
     },
     destroyAll() {
       for (const s of sessions.keys()) s.destroy();
+    },
+    refuseUnanchored(roots) {
+      let refused = 0;
+      for (const [session, peer] of sessions) {
+        if (peer.refusal !== undefined || peer.chain === undefined || anchoredIn(peer.chain, roots)) continue;
+        const refusal = 'peer certificate no longer chains to a root of the trust bundle';
+        sessions.set(session, { ...peer, refusal });
+        refused++;
+        o.logger.warn({ direction: 'inbound', mode: 'tunnel-session', peer: peer.id, peerSerial: peer.serial, remote: peer.remote }, `tunnel session refused: ${refusal}; sending GOAWAY`);
+        if (!session.closed && !session.destroyed) session.close();
+      }
+      return refused;
     },
     get sessionCount() {
       return sessions.size;

@@ -21,6 +21,8 @@ import { capHandshakes } from './handshake-cap.js';
 import { LogBudget } from '../../observability/log-budget.js';
 import { inboundContextOptions, type TlsTuning } from './tls-settings.js';
 import { createClientChainGuard } from '../../tls/client-chain-guard.js';
+import { peerChain } from '../../tls/peer-chain.js';
+import { bundleRoots } from '../chain-check.js';
 
 /** Logged for a client that completed the handshake without a certificate. */
 export const NO_CLIENT_CERTIFICATE = 'no client certificate presented: this inbound requires the peer\'s SVID (mutual TLS)';
@@ -152,8 +154,12 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
     try {
       // Only new handshakes use the new context; open connections keep theirs.
       server.setSecureContext(inboundContextOptions(next, options.tls));
+      const bundleChanged = creds?.bundlePem !== next.bundlePem;
       creds = next;
       log.info({ spiffeId: next.spiffeId, notAfter: new Date(next.notAfter).toISOString() }, 'inbound credentials updated');
+      // A tunnel session outlives its handshake and carries new application connections: one
+      // whose peer lost its root (a forced retire) must not go on opening them.
+      if (bundleChanged) tunnels.refuseUnanchored(bundleRoots(next.bundlePem));
     } catch (err) {
       log.error({ error: describeError(err) }, 'new credentials rejected by TLS; keeping the previous ones');
     }
@@ -240,7 +246,8 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
       return;
     }
     if (socket.alpnProtocol === TUNNEL_ALPN) {
-      tunnels.accept(socket, { id: peer.id, serial, remote, notAfter });
+      // Read already by the chain guard (cached per connection), so this costs nothing more.
+      tunnels.accept(socket, { id: peer.id, serial, remote, notAfter, chain: peerChain(socket).certs });
       return;
     }
     // Only the plain relay is half-open (the client's end is passed to the backend while the
