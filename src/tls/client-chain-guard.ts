@@ -16,10 +16,11 @@
  * its address at once: its next connections are refused on arrival and its other handshakes
  * still in progress are cut, so each address gets about one costly handshake per ban, and bans
  * double with each offence. What node shows of a chain can hide a few costly links, about 27 ms
- * a handshake within 8 KiB, so chains that merely did not verify count too: an address that
- * presents three within 10 minutes is banned (the inbound, which refuses such chains anyway) or,
- * at the CA, whose callers can fall back on a token, is not asked for a certificate for 10
- * minutes, and a client that is not asked sends none.
+ * a handshake within 8 KiB, so chains that did not verify in a handshake with more bytes than the
+ * shown chain explains count too: an address that presents three within 10 minutes is banned (the
+ * inbound, which refuses such chains anyway) or, at the CA, whose callers can fall back on a
+ * token, is not asked for a certificate for 10 minutes, and a client that is not asked sends
+ * none. An expired or untrusted SVID, whose bytes are all shown, is refused and never counted.
  *
  * All of it is per address: clients sharing one behind NAT share its fate, and an attacker
  * holding many addresses gets a few costly handshakes per address.
@@ -200,7 +201,7 @@ export function createClientChainGuard(options: ClientChainGuardOptions = {}): C
       if (accepted !== null) unfollow(key, accepted);
       const reason = handshakeCost(socket, accepted?.bytesRead);
       if (reason === null) {
-        const unverified = unverifiedChain(socket);
+        const unverified = unverifiedChain(socket, accepted?.bytesRead);
         if (unverified !== null) strike(key, unverified);
         return;
       }

@@ -10,7 +10,7 @@ import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { Registry } from 'prom-client';
-import { hugeExponentChain, type PresentedChain } from '../helpers/costly-chain.js';
+import { decoyedHugeExponentChain, hugeExponentChain, type PresentedChain } from '../helpers/costly-chain.js';
 import { eventually } from '../helpers/poll.js';
 import { captureLogs, makePki, startEchoInbound, type Pki } from './proxy-support.js';
 
@@ -62,21 +62,44 @@ test('a costly chain bans its address at the inbound; a real peer from another a
   }
 });
 
-test('a peer whose chains keep failing verification is banned at the third within 10 minutes; a real peer from another address is still served', async () => {
+test('a peer whose chains keep failing verification with more bytes than node shows is banned at the third within 10 minutes; a real peer from another address is still served', async () => {
   const logs = captureLogs();
   const { inbound, close } = await startEchoInbound(pki, logs.logger, { tunnel: 'off' });
   const client: PresentedChain = { keyPem: readFileSync(pki.leaves.client.keyPath, 'utf8'), chainPem: readFileSync(pki.leaves.client.certPath, 'utf8') };
-  const foreign: PresentedChain = { keyPem: readFileSync(pki.leaves.foreign.keyPath, 'utf8'), chainPem: readFileSync(pki.leaves.foreign.certPath, 'utf8') };
+  // Three costly links hidden from node behind a decoy issuer: not costly by what node shows.
+  const hiding = decoyedHugeExponentChain(3);
   try {
     const port = inbound.address.port;
-    for (let i = 0; i < 2; i++) assert.notEqual(await connectFrom(port, '127.0.0.34', foreign), 'ping');
+    for (let i = 0; i < 2; i++) assert.notEqual(await connectFrom(port, '127.0.0.34', hiding), 'ping');
     assert.match(await connectFrom(port, '127.0.0.34', client), /^ping/, 'two refused chains ban no one');
-    assert.notEqual(await connectFrom(port, '127.0.0.34', foreign), 'ping');
+    assert.notEqual(await connectFrom(port, '127.0.0.34', hiding), 'ping');
     const ban = await logs.waitFor((l) => l['event'] === 'client-address-banned');
     assert.equal(ban['address'], '127.0.0.34');
     assert.match(String(ban['reason']), /^3 client certificate chains that did not verify within 10 min \(the last: [A-Z_]+\)$/);
     assert.notEqual(await connectFrom(port, '127.0.0.34', client), 'ping', 'banned: even a real SVID from there is turned away');
     assert.match(await connectFrom(port, '127.0.0.35', client), /^ping/);
+  } finally {
+    await close();
+  }
+});
+
+test('expired or untrusted SVIDs, refused again and again, ban no one: a healthy peer at the same address is still served (outside QA MED-3)', async () => {
+  const logs = captureLogs();
+  const { inbound, close } = await startEchoInbound(pki, logs.logger, { tunnel: 'off' });
+  const client: PresentedChain = { keyPem: readFileSync(pki.leaves.client.keyPath, 'utf8'), chainPem: readFileSync(pki.leaves.client.certPath, 'utf8') };
+  // An SVID of another trust domain (a root the inbound no longer trusts looks the same), and one
+  // of this trust domain that has expired: both cheap to check, both shown by node in full.
+  const foreign: PresentedChain = { keyPem: readFileSync(pki.leaves.foreign.keyPath, 'utf8'), chainPem: readFileSync(pki.leaves.foreign.certPath, 'utf8') };
+  const expired: PresentedChain = { keyPem: readFileSync(pki.leaves.expired.keyPath, 'utf8'), chainPem: readFileSync(pki.leaves.expired.certPath, 'utf8') };
+  try {
+    const port = inbound.address.port;
+    for (let i = 0; i < 4; i++) {
+      assert.notEqual(await connectFrom(port, '127.0.0.36', foreign), 'ping');
+      assert.notEqual(await connectFrom(port, '127.0.0.36', expired), 'ping');
+    }
+    await eventually('the refusals are logged', () => logs.lines.filter((l) => l['result'] === 'tls-error' && /CERT_HAS_EXPIRED/.test(String(l['error']))).length === 4);
+    assert.match(await connectFrom(port, '127.0.0.36', client), /^ping/, 'eight refused SVIDs ban no one');
+    assert.equal(logs.lines.filter((l) => l['event'] === 'client-address-banned').length, 0);
   } finally {
     await close();
   }

@@ -1,5 +1,6 @@
 /**
- * Chains that merely do not verify, again and again from one address (tls/client-chain-guard.ts):
+ * Chains that do not verify in handshakes carrying more bytes than node shows of them, again and
+ * again from one address (tls/client-chain-guard.ts):
  * at the third within 10 minutes the CA stops asking that address for a client certificate for
  * 10 minutes, and the inbound bans it. Real TLS behind the CA's handshake admission, with the
  * guard's clock in the test's hands; the server records whether each client sent a certificate.
@@ -15,15 +16,18 @@ import { systemClock } from '../../src/core/clock.js';
 import { createClientChainGuard, STRIKE_LIMIT, type ClientChainGuardOptions } from '../../src/tls/client-chain-guard.js';
 import { admitHandshakesInOrder } from '../../src/server/handshake-admission.js';
 import { apiTlsOptions, issueServingCertificate } from '../../src/server/tls.js';
-import { longChain, type PresentedChain } from '../helpers/costly-chain.js';
+import { decoyedHugeExponentChain, longChain, type PresentedChain } from '../helpers/costly-chain.js';
 import { eventually } from '../helpers/poll.js';
 
 const state = bootstrapState('cluster.local', Date.now(), DEFAULT_LIFETIMES);
 const context = signingContextFor(state);
 const serving = issueServingCertificate(context, { trustDomain: 'cluster.local', names: ['localhost'], ttlMs: 3_600_000, clock: systemClock });
 const rootPem = state.roots[0]!.certPem;
-// Cheap to check and signed by nobody the server trusts: never costly, never verified.
-const untrusted = longChain(1);
+// Three costly links hidden from node behind a decoy issuer: not costly by what node shows, never
+// verified, and more bytes than the shown chain explains.
+const untrusted = decoyedHugeExponentChain(3);
+// Cheap to check and signed by nobody the server trusts, all of it shown: refused, never counted.
+const shownInFull = longChain(1);
 // A chain of this CA (its serving certificate is a client certificate too): verifies.
 const trusted: PresentedChain = { keyPem: serving.keyPem, chainPem: serving.certChainPem };
 
@@ -127,5 +131,26 @@ test('a listener that refuses unverified chains anyway (the inbound) bans the ad
     assert.equal(await handshake(listener.port, '127.0.0.46', trusted), 'secure', 'another address is served');
   } finally {
     await listener.close();
+  }
+});
+
+test('an unverified chain node shows in full (an expired SVID, one of a retired root or another trust domain) is never counted: the address is still asked and never banned (outside QA MED-3)', async () => {
+  const now = 9_000_000;
+  const stopped: string[] = [];
+  const bans: string[] = [];
+  const asking = await listen({ now: () => now, repeatedUnverified: 'stop-asking', onStopAsking: (address) => stopped.push(address) });
+  const banning = await listen({ now: () => now, onBan: (address) => bans.push(address) });
+  try {
+    for (let i = 0; i < 3 * STRIKE_LIMIT; i++) {
+      assert.equal(await sentCertificate(asking, '127.0.0.47', shownInFull), true);
+      assert.equal(await handshake(banning.port, '127.0.0.47', shownInFull), 'secure');
+    }
+    assert.equal(await sentCertificate(asking, '127.0.0.47', trusted), true);
+    assert.equal(await handshake(banning.port, '127.0.0.47', trusted), 'secure');
+    assert.deepEqual(stopped, []);
+    assert.deepEqual(bans, []);
+  } finally {
+    await asking.close();
+    await banning.close();
   }
 });

@@ -31,7 +31,8 @@ export interface Pki {
   readonly dir: string;
   readonly caPath: string;
   readonly foreignCaPath: string;
-  readonly leaves: Record<'server' | 'server2' | 'client' | 'client2' | 'intruder' | 'foreign', Leaf>;
+  /** `expired`: CLIENT_ID's leaf whose notAfter is a day before its notBefore, now. */
+  readonly leaves: Record<'server' | 'server2' | 'client' | 'client2' | 'intruder' | 'foreign' | 'expired', Leaf>;
   creds(name: keyof Pki['leaves'], notAfter?: number): Credentials;
   cleanup(): void;
 }
@@ -46,11 +47,11 @@ function makeRoot(dir: string, name: string): void {
   openssl(['req', '-new', '-x509', '-key', `${name}.key`, '-subj', `/O=rampart-test/CN=${name}`, '-days', '1', '-sha256', '-config', '/dev/null', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-addext', 'subjectKeyIdentifier=hash', '-out', `${name}.crt`], dir);
 }
 
-function makeLeaf(dir: string, ca: string, name: string, id: string): Leaf {
+function makeLeaf(dir: string, ca: string, name: string, id: string, days = 1): Leaf {
   writeFileSync(join(dir, `${name}.ext`), `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=critical,URI:${id}\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n`);
   openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', `${name}.key`], dir);
   openssl(['req', '-new', '-key', `${name}.key`, '-subj', '/', '-config', '/dev/null', '-out', `${name}.csr`], dir);
-  openssl(['x509', '-req', '-sha256', '-days', '1', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-set_serial', `0x${Math.floor(Math.random() * 2 ** 48).toString(16)}01`, '-extfile', `${name}.ext`, '-out', `${name}.crt`], dir);
+  openssl(['x509', '-req', '-sha256', '-days', String(days), '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-set_serial', `0x${Math.floor(Math.random() * 2 ** 48).toString(16)}01`, '-extfile', `${name}.ext`, '-out', `${name}.crt`], dir);
   const certPath = join(dir, `${name}.crt`);
   return { id, certPath, keyPath: join(dir, `${name}.key`), serial: new X509Certificate(readFileSync(certPath)).serialNumber };
 }
@@ -67,6 +68,7 @@ export function makePki(): Pki {
     client2: makeLeaf(dir, 'ca', 'client2', CLIENT_ID),
     intruder: makeLeaf(dir, 'ca', 'intruder', INTRUDER_ID),
     foreign: makeLeaf(dir, 'foreign-ca', 'foreign', FOREIGN_ID),
+    expired: makeLeaf(dir, 'ca', 'expired', CLIENT_ID, -1),
   };
   const caPath = join(dir, 'ca.crt');
   return {
