@@ -70,7 +70,18 @@ export function buildCaApp(deps: CaServerDeps, https?: TlsOptions & { requestCer
       sendError(reply, 'RAMPART_ERR_NOT_READY', 'this CA process is shutting down; retry on a new connection', 1);
       return;
     }
-    done(request.is404 ? noRoute(request, reply) : undefined);
+    if (request.is404) {
+      done(noRoute(request, reply));
+      return;
+    }
+    // Bodies are not decoded: a gzip one reached the JSON parser and got 400 "not valid JSON"
+    // (outside QA). RFC 9110 section 15.5.16: 415, naming the codings taken in Accept-Encoding.
+    if (encodedBody(request.headers['content-encoding'])) {
+      void reply.header('accept-encoding', 'identity');
+      done(new RampartError('RAMPART_ERR_UNSUPPORTED_MEDIA_TYPE', 'request bodies with a Content-Encoding are not taken; send the JSON body as it is'));
+      return;
+    }
+    done();
   });
   app.addHook('onSend', (request, reply, payload, done) => {
     if (bodyLeftUnread(request.raw)) void reply.header('connection', 'close');
@@ -94,4 +105,11 @@ export function buildCaApp(deps: CaServerDeps, https?: TlsOptions & { requestCer
   registerTrustBundleRoutes(app, deps, stopping.signal);
   registerAdminRoutes(app, deps);
   return app;
+}
+
+/** True for a Content-Encoding other than none or `identity`. */
+function encodedBody(header: string | string[] | undefined): boolean {
+  if (header === undefined) return false;
+  const codings = (Array.isArray(header) ? header.join(',') : header).split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '');
+  return codings.some((c) => c !== 'identity');
 }

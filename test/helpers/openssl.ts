@@ -26,6 +26,8 @@ export interface CsrOptions {
   readonly subject?: string;
   /** `-text`: the request's text dump comes before its PEM block, as openssl writes it. */
   readonly text?: boolean;
+  /** More `openssl req` arguments, such as `-sha1` or `-sigopt rsa_padding_mode:pss`. */
+  readonly reqArgs?: readonly string[];
 }
 
 export interface KeyAndCsr {
@@ -96,6 +98,7 @@ export class OpenSsl {
     if (options.requestCa) args.push('-addext', 'basicConstraints=critical,CA:TRUE');
     for (const ext of options.addext ?? []) args.push('-addext', ext);
     if (options.text) args.push('-text');
+    args.push(...(options.reqArgs ?? []));
     await this.run(args);
     return { keyPath, csrPath, keyPem: await readFile(keyPath, 'utf8'), csrPem: await readFile(csrPath, 'utf8') };
   }

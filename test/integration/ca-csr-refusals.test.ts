@@ -6,6 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { gzipSync } from 'node:zlib';
 import { SignJWT } from 'jose';
 import { DEV_ISSUER, ensureDevIssuer } from '../../src/authn/dev.js';
 import { startTestCa, type TestCa } from '../helpers/ca.js';
@@ -86,6 +87,9 @@ test('a CSR with text around its one block, as `openssl req -text` writes it, is
   assert.equal(dumped.body.spiffeId, ID);
   const trailed = await post({ csr: `${goodCsr}\nmade for the shop cart, see ticket 42\n` });
   assert.equal(trailed.status, 200, trailed.text);
+  // RFC 7468 section 3: spaces and tabs may follow the BEGIN line's dashes (outside QA: refused as not PEM).
+  const spaced = await post({ csr: goodCsr.replace('-----BEGIN CERTIFICATE REQUEST-----\n', '-----BEGIN CERTIFICATE REQUEST----- \t\n') });
+  assert.equal(spaced.status, 200, spaced.text);
   const { keyPem } = await ssl.keyAndCsr();
   await refused(() => post({ csr: csrPem + csrPem }), 400, 'RAMPART_ERR_CSR_NOT_PEM', /more than one PEM block/);
   await refused(() => post({ csr: keyPem + csrPem }), 400, 'RAMPART_ERR_CSR_NOT_PEM', /more than one PEM block/);
@@ -119,6 +123,13 @@ test('a flipped byte in the CSR signature: 400 RAMPART_ERR_CSR_BAD_SIGNATURE', a
   assert.match(bad.stdout + bad.stderr, /verify failure|unable to load/i);
   const good = await ssl.tryRun(['req', '-in', await ssl.write('good.csr', goodCsr), '-noout', '-verify']);
   assert.match(good.stdout + good.stderr, /verify OK/);
+});
+
+test('a CSR signed with SHA-1 or RSASSA-PSS (openssl req -sha1, -sigopt rsa_padding_mode:pss): 400 RAMPART_ERR_CSR_UNSUPPORTED_SIGNATURE_ALGORITHM, not a bad signature (outside QA)', async () => {
+  const sha1 = await ssl.keyAndCsr({ reqArgs: ['-sha1'] });
+  await refused(() => post({ csr: sha1.csrPem }), 400, 'RAMPART_ERR_CSR_UNSUPPORTED_SIGNATURE_ALGORITHM', /signature algorithm 1\.2\.840\.10045\.4\.1 is not supported for a ECDSA P-256 key/);
+  const pss = await ssl.keyAndCsr({ key: 'RSA-2048', reqArgs: ['-sigopt', 'rsa_padding_mode:pss'] });
+  await refused(() => post({ csr: pss.csrPem }), 400, 'RAMPART_ERR_CSR_UNSUPPORTED_SIGNATURE_ALGORITHM', /1\.2\.840\.113549\.1\.1\.10 is not supported/);
 });
 
 test('a URI SAN naming another identity: 403 RAMPART_ERR_CSR_IDENTITY_MISMATCH', async () => {
@@ -206,6 +217,16 @@ test('a body that is not application/json: 415 RAMPART_ERR_UNSUPPORTED_MEDIA_TYP
   await refused(() => post(json, { headers: { 'content-type': 'application/octet-stream' } }), 415, 'RAMPART_ERR_UNSUPPORTED_MEDIA_TYPE');
   const withCharset = await post(json, { headers: { 'content-type': 'application/json; charset=utf-8' } });
   assert.equal(withCharset.status, 200);
+});
+
+test('a gzip-encoded body: 415 RAMPART_ERR_UNSUPPORTED_MEDIA_TYPE with Accept-Encoding: identity, not 400 (outside QA); identity is taken', async () => {
+  const json = JSON.stringify({ csr: goodCsr });
+  const gz = await post(gzipSync(json), { headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
+  assert.equal(gz.status, 415, gz.text);
+  assert.equal((gz.body.error as { code: string }).code, 'RAMPART_ERR_UNSUPPORTED_MEDIA_TYPE');
+  assert.equal(gz.headers['accept-encoding'], 'identity');
+  const identity = await post(json, { headers: { 'content-type': 'application/json', 'content-encoding': 'identity' } });
+  assert.equal(identity.status, 200, identity.text);
 });
 
 test('text/plain body: 415 RAMPART_ERR_UNSUPPORTED_MEDIA_TYPE', async () => {

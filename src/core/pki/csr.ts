@@ -48,6 +48,8 @@ export function csrDerFromPem(pem: string): Buffer {
   // Labels are short words (RFC 7468 section 4); a long one is not echoed back in the error.
   const type = labelEnd === -1 || labelEnd - labelStart > MAX_LABEL ? '' : pem.slice(labelStart, labelEnd);
   let bodyStart = labelEnd + DASHES.length;
+  // RFC 7468 section 3 allows spaces and tabs after the encapsulation boundary (*WSP eol).
+  while (pem[bodyStart] === ' ' || pem[bodyStart] === '\t') bodyStart += 1;
   if (pem[bodyStart] === '\r') bodyStart += 1;
   if (!LABEL.test(type) || pem[bodyStart] !== '\n') throw notOneBlock('its "-----BEGIN" line is malformed');
   const endLine = `-----END ${type}-----`;
@@ -191,7 +193,7 @@ export function parseCsr(der: Buffer): ParsedCsr {
   const hash = SIGNATURE_HASH[sigAlgOid];
   const rsaAlg = sigAlgOid.startsWith('1.2.840.113549.1.1.');
   if (hash === undefined || rsaAlg !== keyInfo.isRsa) {
-    throw bad('RAMPART_ERR_CSR_BAD_SIGNATURE', `csr signature algorithm ${sigAlgOid} is not supported for a ${keyInfo.description} key`);
+    throw bad('RAMPART_ERR_CSR_UNSUPPORTED_SIGNATURE_ALGORITHM', `csr signature algorithm ${sigAlgOid} is not supported for a ${keyInfo.description} key`);
   }
   let publicKey;
   try {

@@ -94,8 +94,9 @@ export function inspectSpki(spki: Buffer): SpkiInfo {
     return { keyType: null, description: `EC key on unsupported curve ${curve}`, isRsa: false, subjectPublicKey };
   }
   if (algOid === OID.rsaEncryption) {
-    // RFC 3279 2.3.1: the parameters are NULL (some encoders leave them out).
-    if (paramsTlv !== undefined && (paramsTlv.tag !== TAG.NULL || paramsTlv.end !== paramsTlv.contentStart)) throw new DerError('rsaEncryption parameters must be NULL');
+    // RFC 3279 2.3.1: the parameters MUST be NULL. The key is copied into the certificate as it
+    // came, and Go's x509.ParseCertificate refuses one without them (outside QA): so does the CA.
+    if (paramsTlv === undefined || paramsTlv.tag !== TAG.NULL || paramsTlv.end !== paramsTlv.contentStart) throw new DerError('rsaEncryption parameters must be NULL (RFC 3279)');
     const { modulusBits, exponentProblem } = rsaKeyFacts(subjectPublicKey);
     const sized = modulusBits === 2048 ? 'rsa-2048' : modulusBits === 3072 ? 'rsa-3072' : modulusBits === 4096 ? 'rsa-4096' : null;
     if (exponentProblem !== null) return { keyType: null, description: `RSA ${modulusBits}-bit with ${exponentProblem}`, isRsa: true, subjectPublicKey };
