@@ -119,6 +119,7 @@ async function swap(outDir: string, files: ReadonlyMap<string, string>, options:
   const stamp = timestamp((options.now ?? Date.now)());
   const genPath = await mkdtemp(join(outDir, `..${stamp}.`));
   const generation = basename(genPath);
+  let previous: string | undefined;
   try {
     // mkdtemp makes 0700; the workload may run as another user and must traverse it.
     await chmod(genPath, 0o755);
@@ -128,16 +129,19 @@ async function swap(outDir: string, files: ReadonlyMap<string, string>, options:
     // generation, which can then stay. (On a first write they dangle until ..data exists, as
     // if they were not there yet.)
     await ensureUserLinks(outDir);
+    previous = await readlink(join(outDir, DATA_LINK)).catch(() => undefined);
     await replaceSymlink(outDir, DATA_LINK, generation);
   } catch (error) {
     await rm(genPath, { recursive: true, force: true });
     throw error;
   }
   await fsyncDirectory(outDir);
-  // Remove the previous generation and any left by a crash between write and swap. Readers
-  // that resolved ..data to an old one just before this retry (see readCredentials).
+  // The previous generation stays until the next swap: a reader that resolved ..data just before
+  // this one can still read its files (outside QA: removed at once, the README's "resolve
+  // ..data, then read" met ENOENT). Older ones, and any left by a crash between write and swap,
+  // go now; a reader that slept through two swaps retries (see readCredentials).
   for (const name of await readdir(outDir)) {
-    if (name !== generation && GENERATION_DIR.test(name)) {
+    if (name !== generation && name !== previous && GENERATION_DIR.test(name)) {
       await rm(join(outDir, name), { recursive: true, force: true });
       options.logger?.debug({ outDir, generation: name }, 'removed old credentials generation');
     }

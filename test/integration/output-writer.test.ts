@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { once } from 'node:events';
-import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, realpath, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -64,16 +64,29 @@ test('writes the three files behind ..data with the right modes, readable by ope
   assert.equal(read.generation, generation);
 });
 
-test('old and stale generation directories are removed; a leftover ..data_tmp is replaced', async () => {
+test('generations older than the previous one, and stale ones, are removed; a leftover ..data_tmp is replaced', async () => {
   const outDir = await freshOutDir();
   await mkdir(join(outDir, '..2020_01_01_00_00_00.000.abcdef'));
   await writeFile(join(outDir, '..2020_01_01_00_00_00.000.abcdef', 'key.pem'), 'stale');
   await symlink('nowhere', join(outDir, '..data_tmp'));
   await writeFile(join(outDir, 'unrelated.txt'), 'keep');
-  let last = '';
-  for (const pair of pairs) last = await writeCredentials(outDir, pair);
-  assert.deepEqual(await generations(outDir), [last]);
-  assert.deepEqual((await readdir(outDir)).sort(), [last, '..data', 'cert-chain.pem', 'key.pem', 'root-cert.pem', 'unrelated.txt'].sort());
+  const written: string[] = [];
+  for (const pair of pairs) written.push(await writeCredentials(outDir, pair));
+  const [previous, last] = written.slice(-2) as [string, string];
+  assert.deepEqual((await generations(outDir)).sort(), [previous, last].sort());
+  assert.deepEqual((await readdir(outDir)).sort(), [previous, last, '..data', 'cert-chain.pem', 'key.pem', 'root-cert.pem', 'unrelated.txt'].sort());
+});
+
+test('a reader that resolved ..data just before a swap still reads that whole generation after it (the README pattern; outside QA: ENOENT)', async () => {
+  const outDir = await freshOutDir();
+  await writeCredentials(outDir, pairs[0]!);
+  const resolved = await realpath(join(outDir, '..data'));
+  await writeCredentials(outDir, pairs[1]!);
+  assert.equal(await readFile(join(resolved, 'key.pem'), 'utf8'), pairs[0]!.keyPem);
+  assert.equal(await readFile(join(resolved, 'cert-chain.pem'), 'utf8'), pairs[0]!.certChainPem);
+  // One swap later that generation is gone: a reader that slept through two swaps resolves again.
+  await writeCredentials(outDir, pairs[2]!);
+  await assert.rejects(readFile(join(resolved, 'key.pem'), 'utf8'), { code: 'ENOENT' });
 });
 
 test('writeBundle swaps the bundle and keeps the key and certificate', async () => {
@@ -87,7 +100,7 @@ test('writeBundle swaps the bundle and keeps the key and certificate', async () 
   assert.equal(read.certChainPem, pairs[0]!.certChainPem);
   assert.equal(read.keyPem, pairs[0]!.keyPem);
   assert.equal((await stat(join(outDir, 'key.pem'))).mode & 0o777, 0o600);
-  assert.deepEqual(await generations(outDir), [second]);
+  assert.deepEqual((await generations(outDir)).sort(), [first, second].sort());
 });
 
 test('writeBundle writes the key and chain it holds, never damaged copies from the current generation', async () => {
@@ -105,7 +118,9 @@ test('writeBundle writes the key and chain it holds, never damaged copies from t
   assert.ok(read.certChainPem === pairs[0]!.certChainPem, 'the chain held in memory, whole');
   assert.equal(read.rootCertPem, bundle);
   assert.ok(new X509Certificate(read.certChainPem).checkPrivateKey(createPrivateKey(read.keyPem)), 'key and certificate match');
-  assert.deepEqual(await generations(outDir), [second], 'the damaged generation is gone');
+  assert.deepEqual((await generations(outDir)).sort(), [first, second].sort(), 'the damaged generation stays only as the previous one');
+  const third = await writeBundle(outDir, bundle, pairs[0]!);
+  assert.deepEqual((await generations(outDir)).sort(), [second, third].sort(), 'and goes with the next swap');
 });
 
 test('an entry that is not a regular file (directory, device, socket) is refused with a coded error naming it', async () => {
@@ -265,7 +280,7 @@ test('a directory where a link belongs: the write is refused naming it, and the 
   await rm(join(outDir, 'root-cert.pem'), { recursive: true });
   await writeCredentials(outDir, pairs[1]!);
   assert.equal(await readFile(join(outDir, 'root-cert.pem'), 'utf8'), pairs[1]!.rootCertPem);
-  assert.equal((await generations(outDir)).length, 1);
+  assert.equal((await generations(outDir)).length, 2);
 });
 
 test('an output path that is a file is a coded config error', async () => {
@@ -316,7 +331,7 @@ test('a concurrent reader never pairs a key with the wrong certificate across 20
     // The parent's own check, with the same primitives, on the final state.
     const final = await readCredentials(outDir);
     assert.ok(new X509Certificate(final.certChainPem).checkPrivateKey(createPrivateKey(final.keyPem)));
-    assert.equal((await generations(outDir)).length, 1);
+    assert.equal((await generations(outDir)).length, 2);
   } finally {
     if (child.exitCode === null && child.signalCode === null) {
       const exited = once(child, 'exit');
