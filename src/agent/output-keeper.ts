@@ -77,7 +77,9 @@ export class OutputKeeper {
     try {
       if (!sameFiles(await readCredentials(this.options.outDir), held)) why = 'the files differ from those the agent wrote';
     } catch (error) {
-      why = error instanceof Error ? error.message : String(error);
+      // readCredentials' own words fit a reader before the first certificate ("not obtained
+      // yet"), not files the agent wrote and something then removed (outside QA).
+      why = (error as { code?: unknown }).code === 'RAMPART_ERR_NOT_READY' ? 'the ..data link or the files it names were removed' : error instanceof Error ? error.message : String(error);
     }
     // A write may have started meanwhile; it brings the directory up to date itself.
     if (why === null || this.stopped || held !== this.latest || this.inFlight.size > 0) return;

@@ -29,8 +29,8 @@ export interface CredentialsSnapshot extends Credentials {
   readonly generation: string;
 }
 
-// A writer deletes the previous generation right after each swap, so a reader that resolved
-// ..data just before it can find its directory gone; it then simply resolves again.
+// A writer deletes the generation before the previous one at each swap, so a reader that resolved
+// ..data two swaps ago can find its directory gone; it then simply resolves again.
 const MAX_ATTEMPTS = 10;
 
 function errnoCode(error: unknown): string | undefined {
