@@ -22,6 +22,7 @@ import { LogBudget } from '../../observability/log-budget.js';
 import { inboundContextOptions, type TlsTuning } from './tls-settings.js';
 import { createClientChainGuard } from '../../tls/client-chain-guard.js';
 import { peerChain } from '../../tls/peer-chain.js';
+import { acceptedSocketOf } from '../../tls/accepted-socket.js';
 import { bundleRoots } from '../chain-check.js';
 
 /** Logged for a client that completed the handshake without a certificate. */
@@ -170,8 +171,11 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
       log.warn({ event: 'client-address-banned', address, reason, banSeconds: banMs / 1000 }, 'client address banned: its TLS client certificate chain costs far more to check than any SVID chain, or its chains keep failing verification'),
     onRefused: () => metrics.connection('inbound', 'address-banned'),
   });
+  // Refused on arrival by the guard: counted once there as address-banned, so the TLS error that
+  // node then raises for its torn-down handshake is not counted again as tls-error (outside QA).
+  const refusedOnArrival = new WeakSet<net.Socket>();
   server.on('connection', (socket: net.Socket) => {
-    guard.refuses(socket);
+    if (guard.refuses(socket)) refusedOnArrival.add(socket);
   });
   server.prependListener('secureConnection', (socket: tls.TLSSocket) => guard.handshakeEnded(socket));
   server.prependListener('tlsClientError', (_err: Error, socket: tls.TLSSocket) => guard.handshakeEnded(socket));
@@ -204,6 +208,8 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
     socket.destroy();
     // The hang-up of a connection refused above for want of credentials was already recorded.
     if (refusing !== null && (err as NodeJS.ErrnoException).code === 'ECONNRESET') return;
+    const accepted = acceptedSocketOf(socket);
+    if (accepted !== null && refusedOnArrival.has(accepted)) return;
     // A TLS 1.2 client whose chain failed verification may still get here, before secureConnection:
     // the verification code is the reason worth logging, not the hang-up that follows.
     const refusedChain = (socket as tls.TLSSocket & { authorizationError?: string }).authorizationError;
