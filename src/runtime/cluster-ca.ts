@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import { ensureDevIssuer } from '../authn/dev.js';
 import type { CaConfig } from '../config/ca-config.js';
 import { formatHostPort } from '../config/values.js';
+import { signingOnlyState } from '../core/ca/signing-only-state.js';
 import { ERROR_CATALOGUE, isRampartError, RampartError, type ErrorCode } from '../core/errors.js';
 import { ClusterMetrics, type MetricsJson } from '../observability/cluster-metrics.js';
 import { listenNamed } from '../server/listen-failure.js';
@@ -107,7 +108,7 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger, opti
     for (const w of workers) sendTo(w, { t: 'rampart-connections-total', open, workers: workers.size });
   };
   runtime.onChange(() => {
-    for (const w of workers) sendTo(w, { t: 'rampart-state', state: runtime.state() });
+    for (const w of workers) sendTo(w, { t: 'rampart-state', state: signingOnlyState(runtime.state()) });
   });
 
   const handle = (worker: Worker, message: unknown): void => {
@@ -115,7 +116,7 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger, opti
     // A worker asks for the state before it listens: 'online' fires before its handlers are set.
     if (message.t === 'rampart-hello') {
       greeted.add(worker);
-      sendTo(worker, { t: 'rampart-state', state: runtime.state() });
+      sendTo(worker, { t: 'rampart-state', state: signingOnlyState(runtime.state()) });
     } else if (message.t === 'rampart-listening') {
       servingWorkers.set(worker, Date.now());
       resolveUrl(message.url);
