@@ -38,6 +38,14 @@ const RESTART_BACKOFF = { firstMs: 1000, maxMs: 30_000, resetAfterMs: 30_000, ji
  * and histograms are taken then: the gauges wait for a scrape.
  */
 const WORKER_METRICS_REFRESH_MS = 1_000;
+/**
+ * A serving worker that has answered none of those requests for this long is killed and replaced;
+ * a signing loop never holds its event loop for more than milliseconds, so only a stopped or
+ * wedged process stays silent this long.
+ */
+const WORKER_SILENCE_KILL_MS = 15_000;
+/** While no serving worker has answered for this long, /readyz says not ready. */
+const WORKER_SILENCE_UNREADY_MS = 5_000;
 
 export interface RunningClusterCa {
   readonly apiUrl: string;
@@ -75,6 +83,9 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger, opti
   const greeted = new Set<Worker>();
   // Workers whose API listens, and since when: readiness counts these, not workers merely forked.
   const servingWorkers = new Map<Worker, number>();
+  // When each worker last said anything. Serving workers answer a metrics request every second,
+  // so a silent one is stopped (SIGSTOP), wedged or gone without an exit.
+  const lastHeard = new Map<Worker, number>();
   const metricWaiters = new Map<number, (m: unknown) => void>();
   // Keeps an exited worker's last counts in the exposition, so counters never go down.
   const clusterMetrics = new ClusterMetrics();
@@ -113,6 +124,7 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger, opti
 
   const handle = (worker: Worker, message: unknown): void => {
     if (!isWorkerMessage(message)) return;
+    lastHeard.set(worker, Date.now());
     // A worker asks for the state before it listens: 'online' fires before its handlers are set.
     if (message.t === 'rampart-hello') {
       greeted.add(worker);
@@ -159,6 +171,7 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger, opti
       workers.delete(worker);
       greeted.delete(worker);
       servingWorkers.delete(worker);
+      lastHeard.delete(worker);
       openConnections.delete(worker);
       clusterMetrics.retire(worker.id);
       if (stopping) return;
@@ -198,15 +211,27 @@ export async function startClusterPrimary(config: CaConfig, logger: Logger, opti
       });
       sendTo(w, { t: 'rampart-metrics-request', id, scope });
     });
+  const heardWithin = (w: Worker, ms: number): boolean => Date.now() - (lastHeard.get(w) ?? 0) <= ms;
   const refreshWorkerMetrics = setInterval(() => {
-    for (const w of servingWorkers.keys()) void workerMetrics(w, 'counters');
+    for (const w of servingWorkers.keys()) {
+      // Outside QA: a SIGSTOPped worker was never noticed. Readiness stayed 200, each scrape
+      // waited 2 s for it, and the connections the kernel had already queued to it hung.
+      // SIGKILL ends even a stopped process; the exit handler starts a replacement.
+      if (!heardWithin(w, WORKER_SILENCE_KILL_MS)) {
+        logger.error({ event: 'worker-unresponsive', workerPid: w.process.pid, silentMs: Date.now() - (lastHeard.get(w) ?? 0) }, `a signing worker has not answered for ${WORKER_SILENCE_KILL_MS / 1000} s (stopped or wedged); killing it so that another takes its place`);
+        servingWorkers.delete(w);
+        w.process.kill('SIGKILL');
+        continue;
+      }
+      void workerMetrics(w, 'counters');
+    }
   }, WORKER_METRICS_REFRESH_MS);
   refreshWorkerMetrics.unref();
   // Workers' counters and histograms are summed with the primary's gauges into one exposition.
   const monitoring = createMonitoringServer({
     registry: core.registry,
     metrics: async () => clusterMetrics.exposition(await core.registry.getMetricsAsJSON(), await Promise.all([...workers].map((w) => workerMetrics(w)))),
-    ready: () => (stopping ? 'shutting down' : !runtime.ready ? 'no valid signing intermediate' : servingWorkers.size === 0 ? 'no signing worker serves the API yet' : true),
+    ready: () => (stopping ? 'shutting down' : !runtime.ready ? 'no valid signing intermediate' : servingWorkers.size === 0 ? 'no signing worker serves the API yet' : ![...servingWorkers.keys()].some((w) => heardWithin(w, WORKER_SILENCE_UNREADY_MS)) ? 'no signing worker has answered the primary for 5 s' : true),
   });
   try {
     // The store and runtime took their time (a first root, say): a signal may have come meanwhile.

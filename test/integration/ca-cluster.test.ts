@@ -49,19 +49,22 @@ interface ClusterCa {
   readonly started: Record<string, unknown>;
   readonly apiUrl: string;
   readonly monitoringUrl: string;
+  /** Every JSON line the CA printed so far, the primary's and its workers'. */
+  readonly log: Array<Record<string, unknown>>;
 }
 
 /**
  * Runs `body` against a fresh `rampart ca --workers 2`, then requires a clean exit on SIGTERM;
  * the process tree, openssl helper and state dir are removed whatever happens.
  */
-async function withClusterCa(body: (cluster: ClusterCa) => Promise<void>): Promise<void> {
+async function withClusterCa(body: (cluster: ClusterCa) => Promise<void>, apiPort = 0): Promise<void> {
   const stateDir = mkdtempSync(join(tmpdir(), 'rampart-cluster-'));
   const ssl = await OpenSsl.create();
-  const ca = spawnCli(['ca', '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0', '--workers', '2']);
+  const ca = spawnCli(['ca', '--state-dir', stateDir, '--listen', `127.0.0.1:${apiPort}`, '--monitoring-listen', '127.0.0.1:0', '--workers', '2']);
+  const log = collectLog(ca);
   try {
     const started = await waitForLogEvent(ca, 'ca-started', 150_000);
-    await body({ ca, stateDir, ssl, started, apiUrl: String(started['apiUrl']), monitoringUrl: String(started['monitoringUrl']) });
+    await body({ ca, stateDir, ssl, started, apiUrl: String(started['apiUrl']), monitoringUrl: String(started['monitoringUrl']), log });
     ca.kill('SIGTERM');
     const [code] = (await once(ca, 'exit')) as [number | null];
     assert.equal(code, 0);
@@ -162,6 +165,31 @@ test('two signing workers share one port, one state and one metrics exposition',
     // Both original workers are gone, but their counts stay: a drop would read as a reset.
     assert.equal(await issuedOk(monitoringUrl), issued + unscraped + 1, 'the exited workers\' issuances are still counted, the unscraped ones too');
   }));
+
+test('a stopped (SIGSTOP) worker is noticed: /readyz says so while none answers, each silent worker is killed and replaced, and the API serves again (outside QA)', { timeout: 180_000 }, async () =>
+  withClusterCa(async ({ ca, stateDir, ssl, apiUrl, monitoringUrl, log }) => {
+    const roots = readFileSync(join(stateDir, 'root-cert.pem'), 'utf8');
+    const token = await mintDevToken({ stateDir, namespace: 'shop', serviceAccount: 'cart' });
+    const workerPids = (): number[] => readFileSync(`/proc/${ca.pid}/task/${ca.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    // Only a worker that serves answers the primary's requests; one still starting is not judged.
+    await eventually('both workers serve', () => log.filter((l) => l['event'] === 'worker-serving').length === 2, 60_000);
+    const stopped = workerPids();
+    assert.equal(stopped.length, 2);
+    for (const pid of stopped) process.kill(pid, 'SIGSTOP');
+    await eventually('/readyz says no worker answers', async () => {
+      const r = await fetch(`${monitoringUrl}/readyz`);
+      return r.status === 503 && (await r.text()).includes('no signing worker has answered the primary for 5 s');
+    }, 15_000);
+    await eventually('both silent workers are killed', () => log.filter((l) => l['event'] === 'worker-unresponsive').length === 2, 40_000);
+    assert.deepEqual(new Set(log.filter((l) => l['event'] === 'worker-unresponsive').map((l) => l['workerPid'])), new Set(stopped));
+    await eventually('replacements serve', async () => (await fetch(`${monitoringUrl}/readyz`)).status === 200, 60_000);
+    assert.ok(workerPids().every((pid) => !stopped.includes(pid)), 'the stopped workers are gone');
+    const { csrPem } = await ssl.keyAndCsr();
+    const res = await httpsJson(`${apiUrl}/v1/certificates`, { ca: roots, token, body: { csr: csrPem } });
+    assert.equal(res.status, 200, res.text);
+  // A fixed port: once every worker is gone, node's cluster closes the shared listener, and
+  // replacements listening on port 0 would get another one.
+  }, await freePort()));
 
 test('root rotation while two workers sign: every leaf links to the bundle served right after it', { timeout: 180_000 }, () =>
   withClusterCa(async ({ stateDir, ssl, apiUrl }) => {
