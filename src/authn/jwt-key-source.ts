@@ -19,7 +19,9 @@ export type JwksSourceConfig =
   | { readonly kind: 'file'; readonly path: string }
   | { readonly kind: 'url'; readonly url: string; readonly caFile?: string }
   /** `<issuer>/.well-known/openid-configuration` -> `jwks_uri`; issuer defaults to the verified one. */
-  | { readonly kind: 'discovery'; readonly issuer?: string; readonly caFile?: string };
+  | { readonly kind: 'discovery'; readonly issuer?: string; readonly caFile?: string }
+  /** A key set held in memory and never reloaded: the warm-up's throwaway issuer (runtime/issue-path-warm-up.ts). */
+  | { readonly kind: 'static'; readonly keys: JSONWebKeySet };
 
 /** Cache tuning for {@link JwksKeySource}. */
 export interface JwksCacheOptions {
@@ -124,6 +126,10 @@ function discoveryUrl(issuer: string): string {
 
 /** Builds the loader for one source; it returns the raw document. */
 function makeLoader(config: JwksSourceConfig, verifiedIssuer: string, timeoutMs: number | undefined): { description: string; load: () => Promise<unknown> } {
+  if (config.kind === 'static') {
+    const keys = config.keys;
+    return { description: 'in-memory key set', load: () => Promise.resolve(keys) };
+  }
   if (config.kind === 'file') {
     return {
       description: config.path,

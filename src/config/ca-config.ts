@@ -71,6 +71,8 @@ export interface CaConfig {
   readonly bundleRefreshIntervalMs: number;
   readonly maxInFlight: number;
   readonly workers: number;
+  /** Requests each signing process serves itself on a throwaway CA before it listens (runtime/issue-path-warm-up.ts); 0 = none. */
+  readonly warmUpRequests: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly crashAt?: string;
 }
@@ -100,6 +102,7 @@ export interface CaFlags {
   readonly 'bundle-refresh-interval'?: string;
   readonly 'max-in-flight'?: string;
   readonly workers?: string;
+  readonly 'warm-up-requests'?: string;
   readonly 'log-level'?: string;
   readonly 'lease-duration'?: string;
   readonly 'renew-deadline'?: string;
@@ -135,7 +138,7 @@ function readConfigFile(path: string): Json {
  * refused rather than ignored: `trustdomain` silently running as cluster.local is an outage later.
  */
 const CONFIG_KEYS = {
-  '': ['stateDir', 'store', 'listen', 'monitoringListen', 'trustDomain', 'authn', 'defaultTtl', 'minTtl', 'maxTtl', 'rootTtl', 'intermediateTtl', 'pluggedCa', 'admin', 'jwks', 'kubernetes', 'servingNames', 'autoRotate', 'bundleRefreshInterval', 'maxInFlight', 'workers', 'logLevel'],
+  '': ['stateDir', 'store', 'listen', 'monitoringListen', 'trustDomain', 'authn', 'defaultTtl', 'minTtl', 'maxTtl', 'rootTtl', 'intermediateTtl', 'pluggedCa', 'admin', 'jwks', 'kubernetes', 'servingNames', 'autoRotate', 'bundleRefreshInterval', 'maxInFlight', 'workers', 'warmUpRequests', 'logLevel'],
   admin: ['identities'],
   jwks: ['issuer', 'file', 'url', 'caFile', 'audience'],
   kubernetes: ['kubeconfig', 'namespace', 'audience', 'tokenReviewRatePerSecond', 'leaseDuration', 'renewDeadline', 'retryPeriod', 'watchTimeout', 'stateCheckInterval'],
@@ -162,7 +165,7 @@ const SCALAR_KINDS: Readonly<Record<string, 'string' | 'duration' | 'boolean' | 
   defaultTtl: 'duration', minTtl: 'duration', maxTtl: 'duration', rootTtl: 'duration', intermediateTtl: 'duration',
   bundleRefreshInterval: 'duration', leaseDuration: 'duration', renewDeadline: 'duration', retryPeriod: 'duration',
   watchTimeout: 'duration', stateCheckInterval: 'duration',
-  autoRotate: 'boolean', maxInFlight: 'count', workers: 'workers',
+  autoRotate: 'boolean', maxInFlight: 'count', workers: 'workers', warmUpRequests: 'count',
 };
 
 const KIND_WANTED = {
@@ -230,6 +233,16 @@ function positiveInt(text: string | undefined, name: string, fallback: number, m
   if (Number(text) > most) throw invalid(`${name} must be at most ${most}, got "${text.length > 24 ? `${text.slice(0, 24)}…` : text}"`);
   return Number(text);
 }
+
+function wholeNumber(text: string | undefined, name: string, fallback: number, most: number): number {
+  if (text === undefined) return fallback;
+  if (!/^\d+$/.test(text)) throw invalid(`${name} must be a whole number (0 or more), got "${text.length > 24 ? `${text.slice(0, 24)}…` : text}"`);
+  if (Number(text) > most) throw invalid(`${name} must be at most ${most}, got "${text.length > 24 ? `${text.slice(0, 24)}…` : text}"`);
+  return Number(text);
+}
+
+/** More warm-up than this only delays the start: V8 has optimised the path long before. */
+export const MAX_WARM_UP_REQUESTS = 20_000;
 
 /**
  * The most signing workers: each is a node process holding the signer (about 60 MB), and more
@@ -390,6 +403,7 @@ export function loadCaConfig(flags: CaFlags, env: NodeJS.ProcessEnv): CaConfig {
     bundleRefreshIntervalMs: durationFlag(pick('bundle-refresh-interval', 'bundleRefreshInterval'), named('bundle-refresh-interval', 'bundleRefreshInterval')) ?? 60_000,
     maxInFlight: positiveInt(pick('max-in-flight', 'maxInFlight'), named('max-in-flight', 'maxInFlight'), 1024),
     workers: workerCount(pick('workers', 'workers'), named('workers', 'workers')),
+    warmUpRequests: wholeNumber(pick('warm-up-requests', 'warmUpRequests'), named('warm-up-requests', 'warmUpRequests'), 0, MAX_WARM_UP_REQUESTS),
     logLevel: logLevel as CaConfig['logLevel'],
     ...(env['RAMPART_CRASH_AT'] ? { crashAt: env['RAMPART_CRASH_AT'] } : {}),
   };

@@ -8,6 +8,7 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { CaConfig } from '../config/ca-config.js';
 import { systemClock } from '../core/clock.js';
 import { isRampartError } from '../core/errors.js';
+import { warmUpBeforeServing } from './issue-path-warm-up.js';
 import { createCaMetrics } from '../observability/ca-metrics.js';
 import { monotonicMetricsJson } from '../observability/cluster-metrics.js';
 import type { ConnectionBalance } from '../server/connection-balance.js';
@@ -88,6 +89,7 @@ async function serveAsWorker(config: CaConfig, logger: Logger): Promise<{ stop()
   send({ t: 'rampart-hello' });
   await replica.whenLoaded();
   const kube = config.authn.includes('kubernetes') ? await (await import('./kubernetes-support.js')).startKubernetesSupport(config, { logger, registry, clock: systemClock, authOnly: true }) : null;
+  await warmUpBeforeServing(config, logger, systemClock);
   const api = await startApi(config, replica, { logger, clock: systemClock, metrics, balanceConnections: true, ...(kube ? { kubernetesAuthenticator: () => kube.authenticator() } : {}) });
   balance = api.connectionBalance;
   listening = true;

@@ -58,6 +58,13 @@ export interface StartApiOptions {
   readonly handshakeTimeoutMs?: number;
   /** Cancels the start up to the moment the API would listen (start-cancelled.ts). */
   readonly signal?: AbortSignal;
+  /**
+   * Listen on a port of this process's own, not one shared through node:cluster's primary: in a
+   * worker, a port 0 listener is otherwise shared by every worker (the warm-up's shadow API).
+   */
+  readonly ownPort?: boolean;
+  /** Used instead of the authenticators --authn names; the warm-up's throwaway issuer (issue-path-warm-up.ts). */
+  readonly authenticators?: readonly Authenticator[];
 }
 
 async function buildAuthenticators(config: CaConfig, svid: Authenticator, options: StartApiOptions): Promise<Authenticator[]> {
@@ -101,7 +108,8 @@ export async function startApi(config: CaConfig, authority: CaAuthority, options
     clock,
     logger: logger.child({ component: 'authn-svid' }),
   });
-  const chain = new AuthenticatorChain(await buildAuthenticators(config, svid, options), { logger: logger.child({ component: 'authn' }) });
+  const authenticators = options.authenticators ? [...options.authenticators] : await buildAuthenticators(config, svid, options);
+  const chain = new AuthenticatorChain(authenticators, { logger: logger.child({ component: 'authn' }) });
 
   const servingNames = ['localhost', '127.0.0.1', '::1', config.listen.host, ...config.servingNames].filter((n) => n !== '0.0.0.0' && n !== '::');
   // The serving certificate is a leaf like any other: under --max-ttl, so a root retired once its
@@ -174,7 +182,7 @@ export async function startApi(config: CaConfig, authority: CaAuthority, options
     // The last moment a start can still be undone: once the API listens, it may have served.
     throwIfCancelled(options.signal);
     // A fleet reconnecting at once must queue in the kernel, not be reset: 511 is too small.
-    await listenNamed('--listen', config.listen, () => app.listen({ host: config.listen.host, port: config.listen.port, backlog: 4096 }));
+    await listenNamed('--listen', config.listen, () => app.listen({ host: config.listen.host, port: config.listen.port, backlog: 4096, ...(options.ownPort === true ? { exclusive: true } : {}) }));
   } catch (err) {
     clearInterval(servingTimer);
     unsubscribe();

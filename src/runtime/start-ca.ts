@@ -11,6 +11,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { validatePluggedCa } from '../core/ca/plugged.js';
 import type { PluggedCa } from '../core/ca/rotation.js';
 import type { StateStore } from '../core/ports.js';
+import { warmUpBeforeServing } from './issue-path-warm-up.js';
 import { createCaMetrics, type CaMetrics } from '../observability/ca-metrics.js';
 import { listenNamed } from '../server/listen-failure.js';
 import { createMonitoringServer } from '../server/monitoring.js';
@@ -207,6 +208,8 @@ export async function startCa(config: CaConfig, options: StartCaOptions): Promis
   let api: RunningApi;
   try {
     // The store and runtime took their time (a first root, say): a signal may have come meanwhile.
+    throwIfCancelled(options.signal);
+    await warmUpBeforeServing(config, logger, clock);
     throwIfCancelled(options.signal);
     api = await startApi(config, core.runtime, {
       logger,

@@ -49,6 +49,10 @@ Flags:
                                answering 429 (default 1024; with --workers N, N times that in all)
   --workers N|auto             signing processes; auto = one per usable CPU, container CPU
                                limit included (default 1)
+  --warm-up-requests N         before it listens, each signing process serves N certificate
+                               requests to itself on a throwaway in-memory CA, so a fleet
+                               arriving at a fresh CA meets optimised code (default 0 = none;
+                               the manifests use 400)
   --config FILE                JSON config file; its keys are in docs/configuration.md
                                (flags win over it; unknown keys are refused)
   --log-level LEVEL            pino level (default $RAMPART_LOG_LEVEL, else info)
@@ -78,6 +82,7 @@ const SPEC: FlagSpec = {
   'bundle-refresh-interval': { type: 'string' },
   'max-in-flight': { type: 'string' },
   workers: { type: 'string' },
+  'warm-up-requests': { type: 'string' },
   'log-level': { type: 'string' },
   'lease-duration': { type: 'string' },
   'renew-deadline': { type: 'string' },

@@ -1,0 +1,117 @@
+/**
+ * `--warm-up-requests N`: each signing process serves N certificate requests to itself on a
+ * throwaway CA before it listens (src/runtime/issue-path-warm-up.ts). What must hold: every
+ * warm-up request is answered with a certificate; the real CA's keys, state, metrics and logs
+ * show nothing of it; the first real caller gets a certificate from the real CA.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { mintDevToken } from '../../src/authn/dev.js';
+import { loadCaConfig } from '../../src/config/ca-config.js';
+import { systemClock } from '../../src/core/clock.js';
+import { warmUpIssuePath } from '../../src/runtime/issue-path-warm-up.js';
+import { spawnCli } from '../helpers/cli.js';
+import { httpsJson } from '../helpers/https.js';
+import { OpenSsl } from '../helpers/openssl.js';
+
+test('warmUpIssuePath answers every request with a certificate and writes nothing to the state dir', { timeout: 60_000 }, async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'rampart-wu-'));
+  try {
+    const config = loadCaConfig({ 'state-dir': stateDir }, {});
+    const report = await warmUpIssuePath(config, { requests: 24, clock: systemClock, concurrency: 4 });
+    assert.deepEqual({ requests: report.requests, issued: report.issued, failed: report.failed, failures: report.failures, cutShort: report.cutShort }, { requests: 24, issued: 24, failed: 0, failures: {}, cutShort: false });
+    assert.deepEqual(readdirSync(stateDir), [], 'no root, no dev issuer, no state: the throwaway CA lives in memory');
+
+    const none = await warmUpIssuePath(config, { requests: 24, clock: systemClock, deadlineMs: 0 });
+    assert.equal(none.requests, 0, 'a deadline already past makes no request');
+    assert.equal(none.cutShort, true);
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test('--warm-up-requests must be a whole number within bounds', () => {
+  const stateDir = '/nonexistent-rampart-state';
+  assert.equal(loadCaConfig({ 'state-dir': stateDir }, {}).warmUpRequests, 0, 'off unless asked for');
+  assert.equal(loadCaConfig({ 'state-dir': stateDir, 'warm-up-requests': '0' }, {}).warmUpRequests, 0);
+  assert.equal(loadCaConfig({ 'state-dir': stateDir, 'warm-up-requests': '1000' }, {}).warmUpRequests, 1000);
+  for (const bad of ['-1', '1.5', 'lots', '', '20001']) {
+    assert.throws(
+      () => loadCaConfig({ 'state-dir': stateDir, 'warm-up-requests': bad }, {}),
+      (err: Error & { code?: string }) => err.code === 'RAMPART_ERR_CONFIG_INVALID' && err.message.includes('--warm-up-requests'),
+      `--warm-up-requests "${bad}"`,
+    );
+  }
+});
+
+test('rampart ca --workers 2 --warm-up-requests: both workers warm up, then the real CA issues and counts only real requests', { timeout: 180_000 }, async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'rampart-wu-cluster-'));
+  const ssl = await OpenSsl.create();
+  const ca = spawnCli(['ca', '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0', '--workers', '2', '--warm-up-requests', '60']);
+  const lines: Array<Record<string, unknown>> = [];
+  let raw = '';
+  let buffer = '';
+  ca.stdout?.on('data', (chunk: Buffer) => {
+    raw += chunk.toString('utf8');
+    buffer += chunk.toString('utf8');
+    let nl: number;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      if (line.startsWith('{')) lines.push(JSON.parse(line) as Record<string, unknown>);
+    }
+  });
+  ca.stderr?.on('data', (chunk: Buffer) => (raw += chunk.toString('utf8')));
+  try {
+    const deadline = Date.now() + 150_000;
+    // The CA reports started once one worker serves; the other may still be warming up.
+    while (!lines.some((l) => l['event'] === 'ca-started') || lines.filter((l) => l['event'] === 'worker-serving').length < 2) {
+      assert.ok(Date.now() < deadline && ca.exitCode === null, `the CA started:\n${raw.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const warmUps = lines.filter((l) => l['event'] === 'warm-up');
+    assert.equal(warmUps.length, 2, 'one warm-up per signing worker');
+    const workers = new Set(warmUps.map((l) => l['worker']));
+    assert.equal(workers.size, 2);
+    for (const w of warmUps) {
+      assert.equal(w['issued'], 60, JSON.stringify(w));
+      assert.equal(w['failed'], 0, JSON.stringify(w));
+    }
+    // Each worker warmed up before it served: its warm-up line comes before its serving line.
+    for (const worker of workers) {
+      const warmAt = lines.findIndex((l) => l['event'] === 'warm-up' && l['worker'] === worker);
+      const servingAt = lines.findIndex((l) => l['event'] === 'worker-serving' && l['worker'] === worker);
+      assert.ok(warmAt >= 0 && servingAt > warmAt, `worker ${String(worker)} warmed up (line ${warmAt}) before serving (line ${servingAt})`);
+    }
+
+    const apiUrl = String(lines.find((l) => l['event'] === 'ca-started')?.['apiUrl']);
+    const monitoringUrl = String(lines.find((l) => l['event'] === 'ca-started')?.['monitoringUrl']);
+    const roots = readFileSync(join(stateDir, 'root-cert.pem'), 'utf8');
+    const token = await mintDevToken({ stateDir, namespace: 'shop', serviceAccount: 'cart' });
+    const { csrPem } = await ssl.keyAndCsr();
+    const res = await httpsJson(`${apiUrl}/v1/certificates`, { ca: roots, token, body: { csr: csrPem } });
+    assert.equal(res.status, 200, res.text);
+    const [leaf = '', ...intermediates] = res.body.certChain as string[];
+    const verified = await ssl.run(['verify', '-CAfile', await ssl.write('roots.pem', roots), '-untrusted', await ssl.write('chain.pem', intermediates.join('')), await ssl.write('leaf.pem', leaf)]);
+    assert.match(verified.stdout, /leaf\.pem: OK/, 'the real CA signed it, under the real root');
+
+    // The primary takes each worker's counts every second.
+    await new Promise((r) => setTimeout(r, 2_500));
+    const metrics = await fetch(`${monitoringUrl}/metrics`).then((r) => r.text());
+    const issuedOk = Number(/^rampart_ca_certificates_issued_total\{result="ok"\} (\S+)$/m.exec(metrics)?.[1]);
+    assert.equal(issuedOk, 1, 'the 120 warm-up certificates are not counted as issuances');
+    assert.doesNotMatch(raw, /rampart-warm-up/, 'the warm-up identities never reach the CA log');
+
+    ca.kill('SIGTERM');
+    const [code] = (await once(ca, 'exit')) as [number | null];
+    assert.equal(code, 0);
+  } finally {
+    if (ca.exitCode === null) ca.kill('SIGKILL');
+    await ssl.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
