@@ -70,6 +70,17 @@ function childPids(pid: number): number[] {
 const BANNER = /Rampart CA listening on (https:\/\/\S+)/;
 const JSON_URL = /"event":"ca-started"[^\n]*?"apiUrl":"([^"]+)"/;
 
+/**
+ * The `--warm-up-requests` the CA Deployment ships with (manifests/base/deployment.yaml), so the
+ * fleet is measured against the CA as deployed rather than a number of the bench's own.
+ */
+export function shippedWarmUpRequests(): number {
+  const manifest = readFileSync(join(REPO_ROOT, 'manifests/base/deployment.yaml'), 'utf8');
+  const m = /^\s*- --warm-up-requests\s*\n\s*- "?(\d+)"?\s*$/m.exec(manifest);
+  if (m === null) throw new Error('manifests/base/deployment.yaml sets no --warm-up-requests');
+  return Number(m[1]);
+}
+
 export async function startCaProcess(options: CaProcessOptions = {}): Promise<CaProcess> {
   const stateDir = mkdtempSync(join(tmpdir(), 'rampart-bench-ca-'));
   // The CA under test runs as shipped (compiled dist/, which bench/run.mjs builds first).

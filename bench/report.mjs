@@ -121,7 +121,7 @@ export function buildRows(r) {
     if (f?.certificatesVerified !== undefined) add('fleet certificates verified (chain, own key, SPIFFE ID)', f.certificatesVerified, `${f.agents}`, f.certificatesVerified === f.agents);
     add('fleet.permanentFailures', f?.permanentFailures, '0', f ? f.permanentFailures === 0 : false);
     add('fleet.caPeakRssMb', f?.caPeakRssMb, '<= 512', f ? f.caPeakRssMb <= 512 : false);
-    if (f) add('fleet CA CPU ms/agent', f.caCpuMsPerAgent, f.caCpuMsPerAgent ? `info: ${f.caCpuSeconds} CPU s in total` : '');
+    if (f) add('fleet CA CPU ms/agent', f.caCpuMsPerAgent, f.caCpuMsPerAgent ? `info: ${f.caCpuSeconds} CPU s in total${f.caWarmUpRequests ? `; CA --warm-up-requests ${f.caWarmUpRequests}, as shipped` : ''}` : '');
     if (f) add('fleet simulated agents CPU ms/agent (same cores)', f.clientCpuSeconds === undefined ? null : Math.round((100_000 * f.clientCpuSeconds) / Math.max(1, f.certified)) / 100, `info: ${f.client ?? 'node'} client${f.caWorkers ? `, CA --workers ${f.caWorkers}` : ''}`);
     if (f) add('fleet 429 / 503 / transport errors', `${f.status429} / ${f.status503} / ${f.transportErrors}`);
     const t = f?.tlsFloor;

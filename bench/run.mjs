@@ -28,13 +28,13 @@ const PLAN = {
   tokenReview: ['section-tokenreview.ts', quick ? ['--issuances', '300', '--identities', '30'] : ['--issuances', '1000', '--identities', '100'], 300],
   proxy: ['section-proxy.ts', ['--duration', '10s', '--passes', '2'], 900],
   proxyBurst: ['section-proxy-burst.ts', quick ? ['--connections', '1000'] : ['--connections', '3000'], 120],
-  fleet: ['section-fleet.ts', quick ? ['--agents', '500', '--deadline', '20', '--workers', CORES, '--floor-connections', '300'] : ['--agents', '10000', '--deadline', '60', '--workers', CORES], 600],
+  fleet: ['section-fleet.ts', quick ? ['--agents', '500', '--deadline', '20', '--workers', CORES, '--floor-connections', '300', '--warm-up-requests', '100'] : ['--agents', '10000', '--deadline', '60', '--workers', CORES], 600],
   // The full fleet sheds at the TLS layer (README "Benchmarks"); with a small --max-in-flight the
   // CA answers 429 with Retry-After instead, and every agent must still end up certified. A limit
   // of 4 left the 429 count to chance (2, 74, 305 and 475 in four runs of 2,000 agents: the CA
   // holds up to 16 answers of a turn, so what is in flight depends on how requests fall into
   // turns); 2 gave 701-1,889 in five runs, still varying but far from none.
-  fleetShedding: ['section-fleet.ts', quick ? ['--agents', '300', '--deadline', '30', '--workers', CORES, '--max-in-flight', '2', '--floor-connections', '0'] : ['--agents', '2000', '--deadline', '60', '--workers', CORES, '--max-in-flight', '2', '--floor-connections', '0'], 300],
+  fleetShedding: ['section-fleet.ts', quick ? ['--agents', '300', '--deadline', '30', '--workers', CORES, '--max-in-flight', '2', '--floor-connections', '0', '--warm-up-requests', '100'] : ['--agents', '2000', '--deadline', '60', '--workers', CORES, '--max-in-flight', '2', '--floor-connections', '0'], 300],
 };
 
 // CA processes run the compiled CLI (bench/ca-process.ts): build it from the current sources.

@@ -13,11 +13,12 @@
  * beyond it: the shedding run (the full fleet sheds at the TLS layer instead, README "Benchmarks").
  * Usage: node --import tsx bench/section-fleet.ts [--agents 10000] [--processes 2] [--deadline 60] [--workers 1]
  *        [--floor-connections 2000 (0: none)] [--client auto|go|node] [--max-in-flight N]
+ *        [--warm-up-requests shipped|N (default shipped: the value manifests/base/deployment.yaml gives the CA)]
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO_ROOT, startCaProcess } from './ca-process.js';
+import { REPO_ROOT, shippedWarmUpRequests, startCaProcess } from './ca-process.js';
 import { benchSpiffeId, mintBenchTokens } from './dev-tokens.js';
 import { buildGoProgram, type GoBinary } from './go-build.js';
 import { argNumber, argString, emitResult, note } from './result-line.js';
@@ -31,6 +32,9 @@ const workers = argNumber('workers', 1);
 const floorConnections = argNumber('floor-connections', 2000);
 const clientChoice = argString('client', 'auto');
 const maxInFlight = argString('max-in-flight', '');
+// A fresh CA as the manifests deploy it warms its issue path before it listens (docs/configuration.md).
+const warmUp = argString('warm-up-requests', 'shipped');
+const warmUpRequests = warmUp === 'shipped' ? shippedWarmUpRequests() : Number(warmUp);
 if (!['auto', 'go', 'node'].includes(clientChoice)) throw new Error(`--client must be auto, go or node, not ${clientChoice}`);
 
 let goClient: GoBinary | undefined;
@@ -64,7 +68,7 @@ interface ClientResult {
   certifiedAfterMs: number[];
 }
 
-const ca = await startCaProcess({ ...(workers === 1 ? {} : { workers }), ...(maxInFlight === '' ? {} : { extraArgs: ['--max-in-flight', maxInFlight] }) });
+const ca = await startCaProcess({ ...(workers === 1 ? {} : { workers }), extraArgs: [...(maxInFlight === '' ? [] : ['--max-in-flight', maxInFlight]), '--warm-up-requests', String(warmUpRequests)] });
 let fleet: Record<string, unknown>;
 try {
   const per = Math.ceil(agents / processes);
@@ -101,6 +105,7 @@ try {
     clientProcesses: processes,
     client,
     caWorkers: workers,
+    caWarmUpRequests: warmUpRequests,
     ...(maxInFlight === '' ? {} : { caMaxInFlight: Number(maxInFlight) }),
     certified,
     certificatesVerified: verified,

@@ -47,6 +47,7 @@ test('base: the CA Deployment runs `rampart ca` with the cluster flags, 2 replic
     '--trust-domain', 'cluster.local',
     '--config', '/etc/rampart/config.json',
     '--workers', 'auto',
+    '--warm-up-requests', '1000',
     '--serving-name', 'rampart-ca',
     '--serving-name', 'rampart-ca.rampart-system',
     '--serving-name', 'rampart-ca.rampart-system.svc',

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 // @ts-expect-error -- plain ESM JavaScript without types; the bench runs it as is.
 import { buildRows } from '../../bench/report.mjs';
+import { shippedWarmUpRequests } from '../../bench/ca-process.js';
+import { MAX_WARM_UP_REQUESTS } from '../../src/config/ca-config.js';
 
 interface Row {
   figure: string;
@@ -71,6 +73,16 @@ test('bench table: the fleet rows show the TLS floor beside the figure it bounds
   assert.match(row(rows, 'fleet simulated agents CPU ms/agent').target, /^info: go client, CA --workers 2$/);
   const without = buildRows({ fleet }) as Row[];
   assert.equal(without.some((r) => r.figure.startsWith('fleet TLS floor')), false);
+  // A CA that warmed up before the fleet says so beside its CPU, with the value it shipped with.
+  assert.equal(row(rows, 'fleet CA CPU ms/agent').target, 'info: 24.6 CPU s in total');
+  const warmed = buildRows({ fleet: { ...fleet, caWarmUpRequests: 1000 } }) as Row[];
+  assert.equal(row(warmed, 'fleet CA CPU ms/agent').target, 'info: 24.6 CPU s in total; CA --warm-up-requests 1000, as shipped');
+});
+
+test('bench: the fleet warms its CA up as the shipped Deployment does', () => {
+  const shipped = shippedWarmUpRequests();
+  assert.ok(Number.isSafeInteger(shipped) && shipped > 0, `manifests/base/deployment.yaml ships --warm-up-requests ${shipped}`);
+  assert.ok(shipped <= MAX_WARM_UP_REQUESTS);
 });
 
 test('bench table: the shedding run is judged on 429s answered and every agent certified', () => {
