@@ -24,7 +24,7 @@ const CORES = String(cpus().length);
 // Section -> [script, args, timeout seconds]. Quick mode keeps the whole run under a minute.
 const PLAN = {
   issuance: ['section-issuance.ts', quick ? ['--seconds', '1', '--rounds', '1', '--go-n', '5000'] : ['--seconds', '3', '--rounds', '3', '--go-n', '20000'], 600],
-  e2e: ['section-e2e.ts', quick ? ['--seconds', '3', '--workers', CORES] : ['--seconds', '10', '--workers', CORES === '1' ? '1' : `1,${CORES}`], 300],
+  e2e: ['section-e2e.ts', quick ? ['--seconds', '3', '--workers', CORES, '--warm-up-requests', '100'] : ['--seconds', '10', '--workers', CORES === '1' ? '1' : `1,${CORES}`], 300],
   tokenReview: ['section-tokenreview.ts', quick ? ['--issuances', '300', '--identities', '30'] : ['--issuances', '1000', '--identities', '100'], 300],
   proxy: ['section-proxy.ts', ['--duration', '10s', '--passes', '2'], 900],
   proxyBurst: ['section-proxy-burst.ts', quick ? ['--connections', '1000'] : ['--connections', '3000'], 120],
