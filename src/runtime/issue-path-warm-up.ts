@@ -132,7 +132,8 @@ export async function warmUpIssuePath(config: CaConfig, options: WarmUpOptions):
   const api = await startApi(shadowConfig, replica, { logger, clock, metrics: createCaMetrics(new Registry()), authenticators: [authenticator], ownPort: true });
   const rootPem = state.roots[0]?.certPem ?? '';
   const bodies = Array.from({ length: Math.min(IDENTITIES, options.requests) }, () => JSON.stringify({ csr: createKeyAndCsr().csrPem }));
-  const concurrency = Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY);
+  // Never more at once than --max-in-flight lets through: the rest would only be answered 429.
+  const concurrency = Math.max(1, Math.min(options.concurrency ?? DEFAULT_CONCURRENCY, config.maxInFlight));
   const keptOpen = new Agent({ keepAlive: true, maxSockets: concurrency });
   let next = 0;
   let issued = 0;

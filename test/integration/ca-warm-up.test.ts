@@ -26,6 +26,10 @@ test('warmUpIssuePath answers every request with a certificate and writes nothin
     assert.deepEqual({ requests: report.requests, issued: report.issued, failed: report.failed, failures: report.failures, cutShort: report.cutShort }, { requests: 24, issued: 24, failed: 0, failures: {}, cutShort: false });
     assert.deepEqual(readdirSync(stateDir), [], 'no root, no dev issuer, no state: the throwaway CA lives in memory');
 
+    // A CA that lets 1 request through at a time gets one at a time from its warm-up.
+    const narrow = await warmUpIssuePath(loadCaConfig({ 'state-dir': stateDir, 'max-in-flight': '1' }, {}), { requests: 48, clock: systemClock });
+    assert.deepEqual({ issued: narrow.issued, failures: narrow.failures }, { issued: 48, failures: {} });
+
     const none = await warmUpIssuePath(config, { requests: 24, clock: systemClock, deadlineMs: 0 });
     assert.equal(none.requests, 0, 'a deadline already past makes no request');
     assert.equal(none.cutShort, true);
