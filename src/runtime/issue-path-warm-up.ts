@@ -27,7 +27,7 @@ import { bootstrapState, DEFAULT_LIFETIMES } from '../core/ca/rotation.js';
 import type { Clock } from '../core/clock.js';
 import { createCaMetrics } from '../observability/ca-metrics.js';
 import { ReplicaRuntime } from './replica-runtime.js';
-import { startApi } from './start-api.js';
+import { startApi, type RunningApi } from './start-api.js';
 
 /** Issuer of the warm-up's tokens; an address no real issuer has. */
 const WARM_UP_ISSUER = 'https://rampart.warm-up.invalid';
@@ -128,10 +128,16 @@ export async function warmUpIssuePath(config: CaConfig, options: WarmUpOptions):
   const issuer = await throwawayIssuer(clock);
   const logger = pino({ level: 'silent' });
   const authenticator = createJwksAuthenticator({ issuer: WARM_UP_ISSUER, trustDomain: config.trustDomain, source: { kind: 'static', keys: issuer.jwks }, clock, logger });
-  const shadowConfig: CaConfig = { ...config, listen: { host: '127.0.0.1', port: 0 }, servingNames: [] };
-  const api = await startApi(shadowConfig, replica, { logger, clock, metrics: createCaMetrics(new Registry()), authenticators: [authenticator], ownPort: true });
-  const rootPem = state.roots[0]?.certPem ?? '';
   const bodies = Array.from({ length: Math.min(IDENTITIES, options.requests) }, () => JSON.stringify({ csr: createKeyAndCsr().csrPem }));
+  const shadowConfig: CaConfig = { ...config, listen: { host: '127.0.0.1', port: 0 }, servingNames: [] };
+  let api: RunningApi;
+  try {
+    api = await startApi(shadowConfig, replica, { logger, clock, metrics: createCaMetrics(new Registry()), authenticators: [authenticator], ownPort: true });
+  } catch (err) {
+    replica.stop();
+    throw err;
+  }
+  const rootPem = state.roots[0]?.certPem ?? '';
   // Never more at once than --max-in-flight lets through: the rest would only be answered 429.
   const concurrency = Math.max(1, Math.min(options.concurrency ?? DEFAULT_CONCURRENCY, config.maxInFlight));
   const keptOpen = new Agent({ keepAlive: true, maxSockets: concurrency });
