@@ -81,6 +81,11 @@ export function shippedWarmUpRequests(): number {
   return Number(m[1]);
 }
 
+/** A section's `--warm-up-requests` argument: `shipped` (the default) or a count. */
+export function warmUpRequestsArg(value: string): number {
+  return value === 'shipped' ? shippedWarmUpRequests() : Number(value);
+}
+
 export async function startCaProcess(options: CaProcessOptions = {}): Promise<CaProcess> {
   const stateDir = mkdtempSync(join(tmpdir(), 'rampart-bench-ca-'));
   // The CA under test runs as shipped (compiled dist/, which bench/run.mjs builds first).

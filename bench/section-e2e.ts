@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { shippedWarmUpRequests, startCaProcess } from './ca-process.js';
+import { startCaProcess, warmUpRequestsArg } from './ca-process.js';
 import { benchSpiffeId, mintBenchTokens, writeJson } from './dev-tokens.js';
 import { argNumber, argString, emitResult, note } from './result-line.js';
 import { spawnScript } from './spawn-section.js';
@@ -20,8 +20,7 @@ const seconds = argNumber('seconds', 10);
 const clients = argNumber('clients', 64);
 const workerCounts = argString('workers', '1,2').split(',').map(Number);
 // The CA as the manifests deploy it warms its issue path before it listens (docs/configuration.md).
-const warmUp = argString('warm-up-requests', 'shipped');
-const warmUpRequests = warmUp === 'shipped' ? shippedWarmUpRequests() : Number(warmUp);
+const warmUpRequests = warmUpRequestsArg(argString('warm-up-requests', 'shipped'));
 // wrk when installed: the Node generator needs as much CPU as the CA it measures on 2 cores.
 const hasWrk = spawnSync('sh', ['-c', 'command -v wrk'], { stdio: 'ignore' }).status === 0;
 const generator = argString('generator', hasWrk ? 'wrk' : 'node');

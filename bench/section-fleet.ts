@@ -18,7 +18,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO_ROOT, shippedWarmUpRequests, startCaProcess } from './ca-process.js';
+import { REPO_ROOT, startCaProcess, warmUpRequestsArg } from './ca-process.js';
 import { benchSpiffeId, mintBenchTokens } from './dev-tokens.js';
 import { buildGoProgram, type GoBinary } from './go-build.js';
 import { argNumber, argString, emitResult, note } from './result-line.js';
@@ -33,8 +33,7 @@ const floorConnections = argNumber('floor-connections', 2000);
 const clientChoice = argString('client', 'auto');
 const maxInFlight = argString('max-in-flight', '');
 // A fresh CA as the manifests deploy it warms its issue path before it listens (docs/configuration.md).
-const warmUp = argString('warm-up-requests', 'shipped');
-const warmUpRequests = warmUp === 'shipped' ? shippedWarmUpRequests() : Number(warmUp);
+const warmUpRequests = warmUpRequestsArg(argString('warm-up-requests', 'shipped'));
 if (!['auto', 'go', 'node'].includes(clientChoice)) throw new Error(`--client must be auto, go or node, not ${clientChoice}`);
 
 let goClient: GoBinary | undefined;

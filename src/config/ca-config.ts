@@ -225,20 +225,21 @@ function settingName(flags: CaFlags, flag: keyof CaFlags, section: Json, key: st
   return flags[flag] === undefined && section[key] !== undefined ? `config "${path}"` : `--${flag}`;
 }
 
-function positiveInt(text: string | undefined, name: string, fallback: number, most = Number.MAX_SAFE_INTEGER): number {
+/** A bad value as messages quote it: a pasted blob is cut short. */
+const quoted = (text: string): string => `"${text.length > 24 ? `${text.slice(0, 24)}…` : text}"`;
+
+function wholeNumber(text: string | undefined, name: string, fallback: number, most = Number.MAX_SAFE_INTEGER): number {
   if (text === undefined) return fallback;
-  if (!/^\d+$/.test(text) || Number(text) < 1) throw invalid(`${name} must be a positive whole number, got "${text}"`);
+  if (!/^\d+$/.test(text)) throw invalid(`${name} must be a whole number (0 or more), got ${quoted(text)}`);
   // Past 2^53 a count is no longer exact (9007199254740993 read as ...992), and each setting has
   // a ceiling beyond which it can only be a typo.
-  if (Number(text) > most) throw invalid(`${name} must be at most ${most}, got "${text.length > 24 ? `${text.slice(0, 24)}…` : text}"`);
+  if (Number(text) > most) throw invalid(`${name} must be at most ${most}, got ${quoted(text)}`);
   return Number(text);
 }
 
-function wholeNumber(text: string | undefined, name: string, fallback: number, most: number): number {
-  if (text === undefined) return fallback;
-  if (!/^\d+$/.test(text)) throw invalid(`${name} must be a whole number (0 or more), got "${text.length > 24 ? `${text.slice(0, 24)}…` : text}"`);
-  if (Number(text) > most) throw invalid(`${name} must be at most ${most}, got "${text.length > 24 ? `${text.slice(0, 24)}…` : text}"`);
-  return Number(text);
+function positiveInt(text: string | undefined, name: string, fallback: number, most = Number.MAX_SAFE_INTEGER): number {
+  if (text !== undefined && (!/^\d+$/.test(text) || Number(text) < 1)) throw invalid(`${name} must be a positive whole number, got "${text}"`);
+  return wholeNumber(text, name, fallback, most);
 }
 
 /** More warm-up than this only delays the start: V8 has optimised the path long before. */

@@ -122,7 +122,7 @@ export async function warmUpIssuePath(config: CaConfig, options: WarmUpOptions):
   const { clock } = options;
   const started = clock.now();
   const deadline = started + (options.deadlineMs ?? DEFAULT_DEADLINE_MS);
-  const state = bootstrapState(config.trustDomain, clock.now(), DEFAULT_LIFETIMES);
+  const state = bootstrapState(config.trustDomain, started, DEFAULT_LIFETIMES);
   const replica = new ReplicaRuntime(() => undefined, config.ttl, clock);
   replica.receive({ t: 'rampart-state', state });
   const issuer = await throwawayIssuer(clock);
@@ -149,6 +149,7 @@ export async function warmUpIssuePath(config: CaConfig, options: WarmUpOptions):
     while (next < options.requests && clock.now() < deadline) {
       const n = next++;
       const identity = n % bodies.length;
+      // A new token each time, as a starting fleet brings: a repeated one could be answered from a cache and leave verification cold.
       const token = await issuer.mint(`warm-up-${identity}`);
       const failure = await askForCertificate(api.port, rootPem, token, bodies[identity] ?? '', n % 2 === 1 && keptOpen);
       if (failure === null) issued++;

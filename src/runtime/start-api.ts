@@ -108,7 +108,7 @@ export async function startApi(config: CaConfig, authority: CaAuthority, options
     clock,
     logger: logger.child({ component: 'authn-svid' }),
   });
-  const authenticators = options.authenticators ? [...options.authenticators] : await buildAuthenticators(config, svid, options);
+  const authenticators = options.authenticators ?? (await buildAuthenticators(config, svid, options));
   const chain = new AuthenticatorChain(authenticators, { logger: logger.child({ component: 'authn' }) });
 
   const servingNames = ['localhost', '127.0.0.1', '::1', config.listen.host, ...config.servingNames].filter((n) => n !== '0.0.0.0' && n !== '::');

@@ -1,5 +1,6 @@
 /** Runs the rampart CLI from source in a child process. */
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -62,4 +63,14 @@ export function jsonLines(output: string): Array<Record<string, unknown>> {
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** The JSON log lines a running CLI prints on stdout, as a list that grows while it runs. */
+export function collectLog(child: ChildProcess): Array<Record<string, unknown>> {
+  const lines: Array<Record<string, unknown>> = [];
+  if (child.stdout === null) return lines;
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    if (line.startsWith('{')) lines.push(JSON.parse(line) as Record<string, unknown>);
+  });
+  return lines;
 }

@@ -13,10 +13,9 @@ import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFile
 import { Agent as HttpsAgent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { createKeyAndCsr } from '../../src/agent/csr.js';
 import { mintDevToken } from '../../src/authn/dev.js';
-import { spawnCli } from '../helpers/cli.js';
+import { collectLog, spawnCli } from '../helpers/cli.js';
 import { httpsJson } from '../helpers/https.js';
 import { OpenSsl } from '../helpers/openssl.js';
 import { eventually } from '../helpers/poll.js';
@@ -383,15 +382,6 @@ test('a --workers 2 CA answers /readyz 200 only once a worker serves the API', {
 });
 
 /** Every JSON line the CA prints, parsed as it arrives. */
-function collectLog(child: ChildProcess): Array<Record<string, unknown>> {
-  const lines: Array<Record<string, unknown>> = [];
-  if (child.stdout === null) return lines;
-  createInterface({ input: child.stdout }).on('line', (line) => {
-    if (line.startsWith('{')) lines.push(JSON.parse(line) as Record<string, unknown>);
-  });
-  return lines;
-}
-
 test('a --workers 2 CA restarts a worker that cannot start after growing delays, and a worker serves again once the cause is gone', { timeout: 240_000 }, async () => {
   const stateDir = mkdtempSync(join(tmpdir(), 'rampart-cluster-backoff-'));
   const jwksDir = mkdtempSync(join(tmpdir(), 'rampart-cluster-backoff-jwks-'));

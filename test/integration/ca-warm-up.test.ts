@@ -14,9 +14,10 @@ import { mintDevToken } from '../../src/authn/dev.js';
 import { loadCaConfig } from '../../src/config/ca-config.js';
 import { systemClock } from '../../src/core/clock.js';
 import { warmUpIssuePath } from '../../src/runtime/issue-path-warm-up.js';
-import { spawnCli } from '../helpers/cli.js';
+import { collectLog, spawnCli } from '../helpers/cli.js';
 import { httpsJson } from '../helpers/https.js';
 import { OpenSsl } from '../helpers/openssl.js';
+import { eventually } from '../helpers/poll.js';
 
 test('warmUpIssuePath answers every request with a certificate and writes nothing to the state dir', { timeout: 60_000 }, async () => {
   const stateDir = mkdtempSync(join(tmpdir(), 'rampart-wu-'));
@@ -56,27 +57,13 @@ test('rampart ca --workers 2 --warm-up-requests: both workers warm up, then the 
   const stateDir = mkdtempSync(join(tmpdir(), 'rampart-wu-cluster-'));
   const ssl = await OpenSsl.create();
   const ca = spawnCli(['ca', '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0', '--workers', '2', '--warm-up-requests', '60']);
-  const lines: Array<Record<string, unknown>> = [];
+  const lines = collectLog(ca);
+  // Everything it prints, to show no warm-up identity appears anywhere in it.
   let raw = '';
-  let buffer = '';
-  ca.stdout?.on('data', (chunk: Buffer) => {
-    raw += chunk.toString('utf8');
-    buffer += chunk.toString('utf8');
-    let nl: number;
-    while ((nl = buffer.indexOf('\n')) >= 0) {
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + 1);
-      if (line.startsWith('{')) lines.push(JSON.parse(line) as Record<string, unknown>);
-    }
-  });
-  ca.stderr?.on('data', (chunk: Buffer) => (raw += chunk.toString('utf8')));
+  for (const stream of [ca.stdout, ca.stderr]) stream?.on('data', (chunk: Buffer) => (raw += chunk.toString('utf8')));
   try {
-    const deadline = Date.now() + 150_000;
     // The CA reports started once one worker serves; the other may still be warming up.
-    while (!lines.some((l) => l['event'] === 'ca-started') || lines.filter((l) => l['event'] === 'worker-serving').length < 2) {
-      assert.ok(Date.now() < deadline && ca.exitCode === null, `the CA started:\n${raw.slice(-2000)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await eventually('both workers serving', () => lines.some((l) => l['event'] === 'ca-started') && lines.filter((l) => l['event'] === 'worker-serving').length === 2, 150_000);
     const warmUps = lines.filter((l) => l['event'] === 'warm-up');
     assert.equal(warmUps.length, 2, 'one warm-up per signing worker');
     const workers = new Set(warmUps.map((l) => l['worker']));

@@ -52,7 +52,7 @@ Flags:
   --warm-up-requests N         before it listens, each signing process serves N certificate
                                requests to itself on a throwaway in-memory CA, so a fleet
                                arriving at a fresh CA meets optimised code (default 0 = none;
-                               the manifests use 400)
+                               the manifests use 1000)
   --config FILE                JSON config file; its keys are in docs/configuration.md
                                (flags win over it; unknown keys are refused)
   --log-level LEVEL            pino level (default $RAMPART_LOG_LEVEL, else info)
