@@ -2,7 +2,7 @@
  * The `jwks` authenticator: verifies Kubernetes projected service-account JWTs locally against
  * a JSON Web Key Set, sparing the API server a TokenReview per request (DESIGN section 5).
  */
-import { createHash } from 'node:crypto';
+import { digestText } from '../core/pki/digest.js';
 import { LRUCache } from 'lru-cache';
 import { decodeProtectedHeader } from 'jose';
 import type { JSONWebKeySet, JWSHeaderParameters, JWTPayload } from 'jose';
@@ -117,7 +117,7 @@ export function createJwksAuthenticator(options: JwksAuthenticatorOptions): Auth
     async authenticate(request: AuthenticationRequest): Promise<WorkloadIdentity | null> {
       const token = request.bearerToken;
       if (token === undefined || token.length === 0) return null;
-      const cacheKey = createHash('sha256').update(token).digest('base64');
+      const cacheKey = digestText('sha256', token, 'base64');
       const hit = verified.get(cacheKey);
       if (hit !== undefined && clock.now() < hit.until) return hit.identity;
       if (token.length > MAX_TOKEN_CHARS) throw new AuthenticationError(`token rejected: longer than ${MAX_TOKEN_CHARS} characters`);

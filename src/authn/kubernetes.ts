@@ -4,7 +4,7 @@
  * workload identity. Positive answers are cached by SHA-256 of the token so the API server sees
  * one review per token per few minutes, and calls to it are rate limited on our side.
  */
-import { createHash } from 'node:crypto';
+import { digestText } from '../core/pki/digest.js';
 import { decodeJwt } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type * as k8s from '@kubernetes/client-node';
@@ -125,7 +125,7 @@ export class KubernetesAuthenticator implements Authenticator {
   async authenticate(request: AuthenticationRequest): Promise<WorkloadIdentity | null> {
     const token = request.bearerToken;
     if (token === undefined || token === '') return null;
-    const key = createHash('sha256').update(token).digest('hex');
+    const key = digestText('sha256', token, 'hex');
     const now = this.clock.now();
     const cached = this.cache.get(key);
     if (cached !== undefined) {

@@ -1,6 +1,7 @@
 /** Public-key inspection and key generation for the key types Rampart supports. */
-import { createHash, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { content, decodeOid, DerError, expectTag, readChildren, readTlv, readWhole, TAG, type Tlv } from './der.js';
+import { digest } from './digest.js';
 import { importEcPoint } from './ec-point-import.js';
 import { OID } from './oids.js';
 
@@ -108,7 +109,7 @@ export function inspectSpki(spki: Buffer): SpkiInfo {
 
 /** RFC 5280 method 1 key identifier: SHA-1 of the subjectPublicKey bits. */
 export function keyIdentifier(subjectPublicKey: Uint8Array): Buffer {
-  return createHash('sha1').update(subjectPublicKey).digest();
+  return digest('sha1', subjectPublicKey);
 }
 
 /** Key identifier of a DER SPKI. */
