@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { test } from 'node:test';
-import { EcPointError, NON_CANONICAL_POINTS, ecPointImportRoute, importEcPoint, importEcPointByJwk, pickEcPointImport, type EcCurve, type RawImport } from '../../src/core/pki/ec-point-import.js';
+import { EcPointError, NON_CANONICAL_POINTS, ecPointImportRoute, importEcPoint, importEcPointByJwk, pickEcPointImport, verifyWithEcPoint, type EcCurve, type RawImport } from '../../src/core/pki/ec-point-import.js';
 
 const CURVES: Record<EcCurve, { openssl: string; size: number; p: bigint; b: bigint }> = {
   'P-256': {
@@ -174,3 +174,46 @@ test('a raw import that has not proved itself is not taken', () => {
   }
   assert.equal(pickEcPointImport(() => importEcPointByJwk).route, 'node-raw', 'a candidate that behaves is taken');
 });
+
+for (const curve of ['P-256', 'P-384'] as const) {
+  test(`verifyWithEcPoint ${curve}: each call checks with its own point, never with a key an earlier call left behind`, () => {
+    const other: EcCurve = curve === 'P-256' ? 'P-384' : 'P-256';
+    const a = generateKeyPairSync('ec', { namedCurve: CURVES[curve].openssl });
+    const b = generateKeyPairSync('ec', { namedCurve: CURVES[curve].openssl });
+    const c = generateKeyPairSync('ec', { namedCurve: CURVES[other].openssl });
+    const message = Buffer.from('certificationRequestInfo');
+    const byA = sign('sha256', message, a.privateKey);
+    const byB = sign('sha256', message, b.privateKey);
+    const check = (point: Buffer, signature: Buffer, on: EcCurve = curve, data = message): boolean => verifyWithEcPoint(on, point, 'sha256', data, signature);
+    const pointA = pointOf(a.publicKey, curve);
+    const pointB = pointOf(b.publicKey, curve);
+
+    assert.equal(check(pointA, byA), true);
+    assert.equal(check(pointB, byA), false, "B's key took A's signature");
+    assert.equal(check(pointB, byB), true);
+    assert.equal(check(pointA, byB), false, "A's key took B's signature");
+    assert.equal(check(pointA, byA, curve, Buffer.from('another request')), false);
+    assert.equal(check(pointA, Buffer.from('not a DER signature')), false);
+    assert.equal(check(pointA, Buffer.alloc(0)), false);
+
+    // A refused point leaves the previous key in the reused slot: the call must still refuse,
+    // never answer with that key.
+    const offCurve = Buffer.from(pointA);
+    offCurve[offCurve.length - 1] = (offCurve[offCurve.length - 1] as number) ^ 1;
+    for (const [what, refused] of [
+      ['off the curve', offCurve],
+      ['all-zero coordinates', Buffer.concat([Buffer.from([4]), Buffer.alloc(2 * CURVES[curve].size)])],
+      ['x + p instead of x', nonCanonicalPoint(curve)],
+      ['y + p instead of y', Y_PLUS_P_POINT[curve]],
+      ['one byte short', pointA.subarray(0, pointA.length - 1)],
+    ] as Array<[string, Buffer]>) {
+      assert.equal(check(pointA, byA), true);
+      assert.throws(() => check(refused, byA), EcPointError, `${what} was taken`);
+    }
+
+    // The other curve has its own slot; a call on it in between changes nothing here.
+    assert.equal(check(pointOf(c.publicKey, other), sign('sha256', message, c.privateKey), other), true);
+    assert.equal(check(pointB, byB), true);
+    assert.equal(check(pointB, byA), false);
+  });
+}

@@ -2,11 +2,10 @@
  * PKCS#10 parsing and validation. A CSR is parsed and checked exactly once per request; the
  * result carries the raw SPKI bytes the signer copies straight into the certificate template.
  */
-import { verify as cryptoVerify } from 'node:crypto';
 import { BadRequestError, ForbiddenError, type ErrorCode } from '../errors.js';
 import { isValidSpiffeId } from '../identity.js';
 import { content, contextTag, decodeOid, DerError, expectTag, readChildren, readTlv, readWhole, TAG, whole, type Tlv } from './der.js';
-import { inspectSpki, publicKeyFromSpki, type KeyType } from './keys.js';
+import { checkSignatureWithSpki, inspectSpki, type KeyType } from './keys.js';
 import { OID, SIGNATURE_HASH } from './oids.js';
 
 /** A CSR that parsed and whose signature verified. */
@@ -195,20 +194,10 @@ export function parseCsr(der: Buffer): ParsedCsr {
   if (hash === undefined || rsaAlg !== keyInfo.isRsa) {
     throw bad('RAMPART_ERR_CSR_UNSUPPORTED_SIGNATURE_ALGORITHM', `csr signature algorithm ${sigAlgOid} is not supported for a ${keyInfo.description} key`);
   }
-  let publicKey;
-  try {
-    publicKey = publicKeyFromSpki(spki, keyInfo);
-  } catch {
-    // OpenSSL refuses an EC point off its curve here, and nothing else that passed inspectSpki.
-    throw bad('RAMPART_ERR_CSR_MALFORMED', `csr public key (${keyInfo.description}) is not a valid key: an EC point must lie on its curve`);
-  }
-  let valid = false;
-  try {
-    valid = cryptoVerify(hash, info, publicKey, signature);
-  } catch {
-    valid = false;
-  }
-  if (!valid) throw bad('RAMPART_ERR_CSR_BAD_SIGNATURE', 'csr signature does not verify with its own public key');
+  const check = checkSignatureWithSpki(spki, keyInfo, hash, info, signature);
+  // OpenSSL refuses an EC point off its curve here, and nothing else that passed inspectSpki.
+  if (check === 'invalid-key') throw bad('RAMPART_ERR_CSR_MALFORMED', `csr public key (${keyInfo.description}) is not a valid key: an EC point must lie on its curve`);
+  if (check === 'bad-signature') throw bad('RAMPART_ERR_CSR_BAD_SIGNATURE', 'csr signature does not verify with its own public key');
 
   if (requested.wantsCa) throw bad('RAMPART_ERR_CSR_CA_REQUESTED', 'csr asks for CA powers (cA=true, keyCertSign or cRLSign); workload certificates are never CAs');
   if (requested.otherSanKinds.length > 0) {

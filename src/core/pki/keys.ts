@@ -1,8 +1,8 @@
 /** Public-key inspection and key generation for the key types Rampart supports. */
-import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { content, decodeOid, DerError, expectTag, readChildren, readTlv, readWhole, TAG, type Tlv } from './der.js';
 import { digest } from './digest.js';
-import { importEcPoint } from './ec-point-import.js';
+import { EcPointError, verifyWithEcPoint } from './ec-point-import.js';
 import { OID } from './oids.js';
 
 /** The key types a CSR may carry (DESIGN section 3). */
@@ -141,16 +141,12 @@ function unsignedMagnitude(value: Buffer): Buffer {
 }
 
 /**
- * A KeyObject for an inspected SPKI. EC points go through `importEcPoint` and RSA keys through JWK
- * rather than the DER, because OpenSSL 3.0's generic decoder costs several times more than the
- * direct imports, and every certificate request carries a fresh key. Throws EcPointError for an
- * EC point off its curve.
+ * A KeyObject for an inspected SPKI that is not an EC key of a supported curve. RSA keys go
+ * through JWK rather than the DER, because OpenSSL 3.0's generic decoder costs several times
+ * more than the direct import, and every certificate request carries a fresh key.
  */
-export function publicKeyFromSpki(spki: Buffer, info: SpkiInfo): KeyObject {
-  const curve = info.keyType === 'ec-p256' ? 'P-256' : info.keyType === 'ec-p384' ? 'P-384' : null;
+function publicKeyFromSpki(spki: Buffer, info: SpkiInfo): KeyObject {
   const point = info.subjectPublicKey;
-  // inspectSpki gave an EC key a keyType only for an uncompressed point of its curve's size.
-  if (curve !== null) return importEcPoint(curve, point);
   if (info.isRsa) {
     const top = readWhole(point, TAG.SEQUENCE);
     const [n, e] = readChildren(point, top);
@@ -164,4 +160,36 @@ export function publicKeyFromSpki(spki: Buffer, info: SpkiInfo): KeyObject {
     });
   }
   return createPublicKey({ key: spki, format: 'der', type: 'spki' });
+}
+
+/** What checking a signature with a key seen once found. */
+export type SignatureCheck = 'verified' | 'bad-signature' | 'invalid-key';
+
+/**
+ * Checks `signature` over `data` with the key of an inspected SPKI, a key used for this check
+ * only (a CSR's). 'invalid-key' when OpenSSL refuses the key itself, such as an EC point off its
+ * curve. EC points go through `verifyWithEcPoint`, which frees each key before the next.
+ */
+export function checkSignatureWithSpki(spki: Buffer, info: SpkiInfo, hash: string, data: Buffer, signature: Buffer): SignatureCheck {
+  const curve = info.keyType === 'ec-p256' ? 'P-256' : info.keyType === 'ec-p384' ? 'P-384' : null;
+  // inspectSpki gave an EC key a keyType only for an uncompressed point of its curve's size.
+  if (curve !== null) {
+    try {
+      return verifyWithEcPoint(curve, info.subjectPublicKey, hash, data, signature) ? 'verified' : 'bad-signature';
+    } catch (err) {
+      if (err instanceof EcPointError) return 'invalid-key';
+      throw err;
+    }
+  }
+  let key: KeyObject;
+  try {
+    key = publicKeyFromSpki(spki, info);
+  } catch {
+    return 'invalid-key';
+  }
+  try {
+    return cryptoVerify(hash, data, key, signature) ? 'verified' : 'bad-signature';
+  } catch {
+    return 'bad-signature';
+  }
 }
