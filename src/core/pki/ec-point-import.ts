@@ -94,19 +94,14 @@ function findNodeRawImport(): RawImport | null {
 function findNodeReusedImport(): RawImport | null {
   const classes = findNodeKeyClasses();
   if (classes === null) return null;
-  const reused = new Map<EcCurve, { handle: KeyHandle; key: KeyObject }>();
-  const slotFor = (curve: EcCurve): { handle: KeyHandle; key: KeyObject } => {
-    let slot = reused.get(curve);
-    if (slot === undefined) {
-      const handle = new classes.Handle();
-      slot = { handle, key: new classes.PublicKey(handle) };
-      reused.set(curve, slot);
-    }
-    return slot;
+  const slot = (): { handle: KeyHandle; key: KeyObject } => {
+    const handle = new classes.Handle();
+    return { handle, key: new classes.PublicKey(handle) };
   };
+  const slots: Record<EcCurve, { handle: KeyHandle; key: KeyObject }> = { 'P-256': slot(), 'P-384': slot() };
   return rawImportInto(
-    (curve) => slotFor(curve).handle,
-    (curve) => slotFor(curve).key,
+    (curve) => slots[curve].handle,
+    (curve) => slots[curve].key,
   );
 }
 
@@ -212,7 +207,7 @@ export function importEcPoint(curve: EcCurve, point: Buffer): KeyObject {
  * that holds its key until the garbage collector finalises the job, and for a key seen once that
  * finalising frees OpenSSL's key structures: about 10 µs a key, thousands at once inside a pause
  * (in an e2e CA worker, 5-13 ms of each scavenge and 71 ms of one mark-compact, from
- * --trace-gc-nvp's heap.external weak_global_handles). So the key goes into one KeyObject per
+ * --trace-gc-nvp's heap.external.weak_global_handles). So the key goes into one KeyObject per
  * curve that the next request overwrites, which frees the old key there and then, and the check
  * runs through a Verify object, which holds only its digest state. The key lives only inside
  * this call, so the reuse never shows.

@@ -168,7 +168,8 @@ export type SignatureCheck = 'verified' | 'bad-signature' | 'invalid-key';
 /**
  * Checks `signature` over `data` with the key of an inspected SPKI, a key used for this check
  * only (a CSR's). 'invalid-key' when OpenSSL refuses the key itself, such as an EC point off its
- * curve. EC points go through `verifyWithEcPoint`, which frees each key before the next.
+ * curve. EC points go through `verifyWithEcPoint`, which frees each key when the next one comes
+ * rather than in a GC pause.
  */
 export function checkSignatureWithSpki(spki: Buffer, info: SpkiInfo, hash: string, data: Buffer, signature: Buffer): SignatureCheck {
   const curve = info.keyType === 'ec-p256' ? 'P-256' : info.keyType === 'ec-p384' ? 'P-384' : null;
