@@ -12,6 +12,8 @@ export const REPO_ROOT = resolve(import.meta.dirname, '..');
 export interface CaProcess {
   readonly pid: number;
   readonly apiUrl: string;
+  /** The monitoring listener (/metrics), or null if the CA's start-up output did not name it. */
+  readonly monitoringUrl: string | null;
   readonly stateDir: string;
   readonly rootPem: string;
   /** Peak RSS in MB of the CA and its direct children (cluster workers), from VmHWM. */
@@ -69,6 +71,8 @@ function childPids(pid: number): number[] {
 // {"event":"ca-started","apiUrl":...} says it too. Either is accepted.
 const BANNER = /Rampart CA listening on (https:\/\/\S+)/;
 const JSON_URL = /"event":"ca-started"[^\n]*?"apiUrl":"([^"]+)"/;
+const BANNER_MONITORING = /Rampart CA listening on \S+\s+\(monitoring (http:\/\/[^\s)]+)\)/;
+const JSON_MONITORING = /"event":"ca-started"[^\n]*?"monitoringUrl":"([^"]+)"/;
 
 /**
  * The `--warm-up-requests` the CA Deployment ships with (manifests/base/deployment.yaml), so the
@@ -124,12 +128,14 @@ export async function startCaProcess(options: CaProcessOptions = {}): Promise<Ca
       rej(new Error(`CA exited (${code}) before starting:\n${output.slice(-2000)}`));
     });
   });
+  const monitoring = BANNER_MONITORING.exec(output) ?? JSON_MONITORING.exec(output);
   // Keep draining its output so it never blocks on a full pipe.
   const rootPem = readFileSync(join(stateDir, 'root-cert.pem'), 'utf8');
   let stopped = false;
   return {
     pid,
     apiUrl,
+    monitoringUrl: monitoring?.[1] ?? null,
     stateDir,
     rootPem,
     peakRssMb() {

@@ -13,6 +13,8 @@ export const TARGETS = {
 };
 
 const fmt = (v) => (v === null || v === undefined ? 'n/a' : typeof v === 'number' ? String(Math.round(v * 100) / 100) : String(v));
+/** A GC window as one cell: pause seconds / pauses / over 10 ms / over 100 ms. */
+const gcCell = (g) => `${fmt(g.pauseSeconds)} / ${g.pauses} / ${g.over10ms} / ${g.over100ms}`;
 
 export function buildRows(r) {
   const rows = [];
@@ -54,6 +56,7 @@ export function buildRows(r) {
     add(`${label}.p50Ms`, e.p50Ms);
     add(`${label}.p99Ms`, e.p99Ms, judged ? '<= 50' : 'info', judged ? e.p99Ms <= 50 : null);
     add(`${label} CA CPU ms/cert`, e.caCpuMsPerCert, e.caCpuMsPerCert ? `info: ${Math.round(1000 / e.caCpuMsPerCert)} certs/s per CA core-second` : '');
+    if (e.caGc) add(`${label} CA GC pauses: seconds / count / over 10 ms / over 100 ms`, gcCell(e.caGc), 'info: all CA processes, over the load');
     add(`${label}.failures`, e.failures, '0', e.failures === 0);
     if (e.sampleCertificates) add(`${label} sample certificates verified after the load`, `${e.sampleCertificates.verified} of ${e.sampleCertificates.checked}`, 'all (chain, own key, SPIFFE ID)', e.sampleCertificates.verified === e.sampleCertificates.checked);
   }
@@ -121,6 +124,7 @@ export function buildRows(r) {
     if (f?.certificatesVerified !== undefined) add('fleet certificates verified (chain, own key, SPIFFE ID)', f.certificatesVerified, `${f.agents}`, f.certificatesVerified === f.agents);
     add('fleet.permanentFailures', f?.permanentFailures, '0', f ? f.permanentFailures === 0 : false);
     add('fleet.caPeakRssMb', f?.caPeakRssMb, '<= 512', f ? f.caPeakRssMb <= 512 : false);
+    if (f?.caGc) add('fleet CA GC pauses: seconds / count / over 10 ms / over 100 ms', gcCell(f.caGc), 'info: all CA processes, over the fleet');
     if (f) add('fleet CA CPU ms/agent', f.caCpuMsPerAgent, f.caCpuMsPerAgent ? `info: ${f.caCpuSeconds} CPU s in total${f.caWarmUpRequests ? `; CA --warm-up-requests ${f.caWarmUpRequests}, as shipped` : ''}` : '');
     if (f) add('fleet simulated agents CPU ms/agent (same cores)', f.clientCpuSeconds === undefined ? null : Math.round((100_000 * f.clientCpuSeconds) / Math.max(1, f.certified)) / 100, `info: ${f.client ?? 'node'} client${f.caWorkers ? `, CA --workers ${f.caWorkers}` : ''}`);
     if (f) add('fleet 429 / 503 / transport errors', `${f.status429} / ${f.status503} / ${f.transportErrors}`);
