@@ -2,7 +2,7 @@
  * The `jwks` authenticator: verifies Kubernetes projected service-account JWTs locally against
  * a JSON Web Key Set, sparing the API server a TokenReview per request (DESIGN section 5).
  */
-import { digestText } from '../core/pki/digest.js';
+import { digestText } from '../core/digest.js';
 import { LRUCache } from 'lru-cache';
 import { decodeProtectedHeader } from 'jose';
 import type { JSONWebKeySet, JWSHeaderParameters, JWTPayload } from 'jose';

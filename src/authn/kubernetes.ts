@@ -4,7 +4,7 @@
  * workload identity. Positive answers are cached by SHA-256 of the token so the API server sees
  * one review per token per few minutes, and calls to it are rate limited on our side.
  */
-import { digestText } from '../core/pki/digest.js';
+import { digestText } from '../core/digest.js';
 import { decodeJwt } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type * as k8s from '@kubernetes/client-node';

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { digest, digestText } from '../../src/core/pki/digest.js';
+import { digest, digestText } from '../../src/core/digest.js';
 
 const INPUTS: ReadonlyArray<string | Buffer> = ['', 'eyJhbGciOiJFUzI1NiJ9.e30.sig', 'naïve ünïcode ✓', Buffer.alloc(0), randomBytes(65), randomBytes(4096)];
 

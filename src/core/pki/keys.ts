@@ -1,7 +1,7 @@
 /** Public-key inspection and key generation for the key types Rampart supports. */
 import { createPublicKey, generateKeyPairSync, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { digest } from '../digest.js';
 import { content, decodeOid, DerError, expectTag, readChildren, readTlv, readWhole, TAG, type Tlv } from './der.js';
-import { digest } from './digest.js';
 import { EcPointError, verifyWithEcPoint } from './ec-point-import.js';
 import { OID } from './oids.js';
 
