@@ -55,7 +55,7 @@ export function gcWindow(before: GcReading, after: GcReading): GcWindow {
 }
 
 /** Reads the CA's GC figures now; null when its monitoring listener does not answer. */
-export async function readGc(monitoringUrl: string): Promise<GcReading | null> {
+async function readGc(monitoringUrl: string): Promise<GcReading | null> {
   try {
     const res = await fetch(`${monitoringUrl}/metrics`, { signal: AbortSignal.timeout(5_000) });
     if (!res.ok) return null;
@@ -63,4 +63,16 @@ export async function readGc(monitoringUrl: string): Promise<GcReading | null> {
   } catch {
     return null;
   }
+}
+
+/**
+ * Reads the CA's GC figures now; the function returned reads them again and gives the window
+ * between, or null when either reading failed (no monitoring URL, no answer).
+ */
+export async function openGcWindow(monitoringUrl: string | null): Promise<() => Promise<GcWindow | null>> {
+  const before = monitoringUrl === null ? null : await readGc(monitoringUrl);
+  return async () => {
+    const after = before === null || monitoringUrl === null ? null : await readGc(monitoringUrl);
+    return before === null || after === null ? null : gcWindow(before, after);
+  };
 }

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { gcWindow, readGc } from './ca-gc.js';
+import { openGcWindow } from './ca-gc.js';
 import { startCaProcess, warmUpRequestsArg } from './ca-process.js';
 import { benchSpiffeId, mintBenchTokens, writeJson } from './dev-tokens.js';
 import { argNumber, argString, emitResult, note } from './result-line.js';
@@ -77,7 +77,7 @@ async function runOnce(workers: number): Promise<Record<string, unknown>> {
     const processes = 1 + childCount(ca.pid);
     const tokensFile = writeJson(join(ca.stateDir, 'bench-tokens.json'), await mintBenchTokens(ca.stateDir, 8));
     note(`e2e: CA pid ${ca.pid} at ${ca.apiUrl} (--workers ${workers}, ${processes} process(es)); ${clients} ${generator} clients for ${seconds}s`);
-    const gcBefore = ca.monitoringUrl === null ? null : await readGc(ca.monitoringUrl);
+    const closeGcWindow = await openGcWindow(ca.monitoringUrl);
     const cpuBefore = ca.cpuSeconds();
     const r: E2eResult =
       generator === 'wrk'
@@ -85,9 +85,9 @@ async function runOnce(workers: number): Promise<Record<string, unknown>> {
         : await spawnScript<E2eResult>('e2e-client.ts', ['--url', ca.apiUrl, '--ca-file', join(ca.stateDir, 'root-cert.pem'), '--tokens-file', tokensFile, '--clients', String(clients), '--seconds', String(seconds)], (seconds + 120) * 1000).result;
     // CA CPU per certificate is the figure that survives a shared, busy machine.
     const caCpuMsPerCert = Math.round((100_000 * (ca.cpuSeconds() - cpuBefore)) / Math.max(1, r.totalOkWithWarmup)) / 100;
-    const gcAfter = ca.monitoringUrl === null ? null : await readGc(ca.monitoringUrl);
+    const caGc = await closeGcWindow();
     const sample = await checkSample(ca.apiUrl, readFileSync(join(ca.stateDir, 'root-cert.pem'), 'utf8'), JSON.parse(readFileSync(tokensFile, 'utf8')) as string[], 64);
-    return { generator, ...r, workers, caProcesses: processes, caPeakRssMb: ca.peakRssMb(), caCpuMsPerCert, caGc: gcBefore === null || gcAfter === null ? null : gcWindow(gcBefore, gcAfter), sampleCertificates: sample };
+    return { generator, ...r, workers, caProcesses: processes, caPeakRssMb: ca.peakRssMb(), caCpuMsPerCert, caGc, sampleCertificates: sample };
   } finally {
     await ca.stop();
   }

@@ -18,7 +18,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gcWindow, readGc } from './ca-gc.js';
+import { openGcWindow } from './ca-gc.js';
 import { REPO_ROOT, startCaProcess, warmUpRequestsArg } from './ca-process.js';
 import { benchSpiffeId, mintBenchTokens } from './dev-tokens.js';
 import { buildGoProgram, type GoBinary } from './go-build.js';
@@ -85,7 +85,7 @@ try {
   const clients = await Promise.all(Array.from({ length: processes }, (_, i) => spawnClient(i)));
   await Promise.all(clients.map((c) => new Promise<void>((res) => c.onLine((l) => l === 'READY' && res()))));
   const rssBeforeMb = ca.peakRssMb();
-  const gcBefore = ca.monitoringUrl === null ? null : await readGc(ca.monitoringUrl);
+  const closeGcWindow = await openGcWindow(ca.monitoringUrl);
   note(`fleet: ${agents} agents in ${processes} ${client} processes ready; CA pid ${ca.pid} (${rssBeforeMb} MB); GO`);
   const goAt = Date.now();
   const cpuBefore = ca.cpuSeconds();
@@ -98,7 +98,7 @@ try {
   const failureKinds: Record<string, number> = {};
   for (const r of results) for (const [k, v] of Object.entries(r.failureKinds)) failureKinds[k] = (failureKinds[k] ?? 0) + v;
   const caCpuSeconds = Math.round((ca.cpuSeconds() - cpuBefore) * 100) / 100;
-  const gcAfter = ca.monitoringUrl === null ? null : await readGc(ca.monitoringUrl);
+  const caGc = await closeGcWindow();
   // Relative to this process's GO; the clients' own GO differs by the stdin hop (a few ms).
   const spread = results.flatMap((r) => r.certifiedAfterMs.map((ms) => ms + (r.goAt - goAt))).sort((a, b) => a - b);
   const secondsAt = (q: number): number | null => (spread.length === 0 ? null : Math.round((spread[Math.min(spread.length - 1, Math.ceil(q * spread.length) - 1)] ?? 0) / 100) / 10);
@@ -117,7 +117,7 @@ try {
     caRssBeforeStartMb: rssBeforeMb,
     caCpuSeconds,
     caCpuMsPerAgent: Math.round((100_000 * caCpuSeconds) / Math.max(1, certified)) / 100,
-    caGc: gcBefore === null || gcAfter === null ? null : gcWindow(gcBefore, gcAfter),
+    caGc,
     permanentFailures: agents - verified,
     // The simulated agents share the machine's cores with the CA: their CPU bounds the figure too.
     clientCpuSeconds: Math.round(results.reduce((a, r) => a + r.cpuSeconds, 0) * 100) / 100,

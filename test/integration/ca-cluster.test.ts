@@ -6,7 +6,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,70 +15,11 @@ import { join } from 'node:path';
 import { createKeyAndCsr } from '../../src/agent/csr.js';
 import { mintDevToken } from '../../src/authn/dev.js';
 import { collectLog, spawnCli } from '../helpers/cli.js';
+import { issuedOk, waitForLogEvent, withClusterCa } from '../helpers/cluster-ca.js';
 import { httpsJson } from '../helpers/https.js';
-import { OpenSsl } from '../helpers/openssl.js';
 import { eventually } from '../helpers/poll.js';
 import { freePort } from '../helpers/ports.js';
 import { makeKey } from '../unit/authn-jwt-helpers.js';
-
-function waitForLogEvent(child: ReturnType<typeof spawnCli>, event: string, timeoutMs: number): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    let buffer = '';
-    const timer = setTimeout(() => reject(new Error(`no "${event}" log line within ${timeoutMs} ms`)), timeoutMs);
-    child.stdout?.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString('utf8');
-      let nl: number;
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        if (!line.includes(`"event":"${event}"`)) continue;
-        clearTimeout(timer);
-        resolve(JSON.parse(line) as Record<string, unknown>);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`CA exited with ${code} before "${event}"`)));
-  });
-}
-
-interface ClusterCa {
-  readonly ca: ChildProcess;
-  readonly stateDir: string;
-  readonly ssl: OpenSsl;
-  readonly started: Record<string, unknown>;
-  readonly apiUrl: string;
-  readonly monitoringUrl: string;
-  /** Every JSON line the CA printed so far, the primary's and its workers'. */
-  readonly log: Array<Record<string, unknown>>;
-}
-
-/**
- * Runs `body` against a fresh `rampart ca --workers 2`, then requires a clean exit on SIGTERM;
- * the process tree, openssl helper and state dir are removed whatever happens.
- */
-async function withClusterCa(body: (cluster: ClusterCa) => Promise<void>, apiPort = 0): Promise<void> {
-  const stateDir = mkdtempSync(join(tmpdir(), 'rampart-cluster-'));
-  const ssl = await OpenSsl.create();
-  const ca = spawnCli(['ca', '--state-dir', stateDir, '--listen', `127.0.0.1:${apiPort}`, '--monitoring-listen', '127.0.0.1:0', '--workers', '2']);
-  const log = collectLog(ca);
-  try {
-    const started = await waitForLogEvent(ca, 'ca-started', 150_000);
-    await body({ ca, stateDir, ssl, started, apiUrl: String(started['apiUrl']), monitoringUrl: String(started['monitoringUrl']), log });
-    ca.kill('SIGTERM');
-    const [code] = (await once(ca, 'exit')) as [number | null];
-    assert.equal(code, 0);
-  } finally {
-    if (ca.exitCode === null) ca.kill('SIGKILL');
-    await ssl.close();
-    rmSync(stateDir, { recursive: true, force: true });
-  }
-}
-
-/** `rampart_ca_certificates_issued_total{result="ok"}` as the primary exposes it. */
-async function issuedOk(monitoringUrl: string): Promise<number> {
-  const metrics = await fetch(`${monitoringUrl}/metrics`).then((r) => r.text());
-  const line = metrics.split('\n').find((l) => l.startsWith('rampart_ca_certificates_issued_total{result="ok"}'));
-  return Number(line?.split(' ')[1]);
-}
 
 test('two signing workers share one port, one state and one metrics exposition', { timeout: 180_000 }, () =>
   withClusterCa(async ({ ca, stateDir, ssl, started, apiUrl, monitoringUrl }) => {
@@ -188,7 +128,7 @@ test('a stopped (SIGSTOP) worker is noticed: /readyz says so while none answers,
     assert.equal(res.status, 200, res.text);
   // A fixed port: once every worker is gone, node's cluster closes the shared listener, and
   // replacements listening on port 0 would get another one.
-  }, await freePort()));
+  }, { apiPort: await freePort() }));
 
 test('root rotation while two workers sign: every leaf links to the bundle served right after it', { timeout: 180_000 }, () =>
   withClusterCa(async ({ stateDir, ssl, apiUrl }) => {
@@ -381,7 +321,6 @@ test('a --workers 2 CA answers /readyz 200 only once a worker serves the API', {
   }
 });
 
-/** Every JSON line the CA prints, parsed as it arrives. */
 test('a --workers 2 CA restarts a worker that cannot start after growing delays, and a worker serves again once the cause is gone', { timeout: 240_000 }, async () => {
   const stateDir = mkdtempSync(join(tmpdir(), 'rampart-cluster-backoff-'));
   const jwksDir = mkdtempSync(join(tmpdir(), 'rampart-cluster-backoff-jwks-'));

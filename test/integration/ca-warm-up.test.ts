@@ -6,7 +6,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,9 +13,8 @@ import { mintDevToken } from '../../src/authn/dev.js';
 import { loadCaConfig } from '../../src/config/ca-config.js';
 import { systemClock } from '../../src/core/clock.js';
 import { warmUpIssuePath } from '../../src/runtime/issue-path-warm-up.js';
-import { collectLog, spawnCli } from '../helpers/cli.js';
+import { issuedOk, withClusterCa } from '../helpers/cluster-ca.js';
 import { httpsJson } from '../helpers/https.js';
-import { OpenSsl } from '../helpers/openssl.js';
 import { eventually } from '../helpers/poll.js';
 
 test('warmUpIssuePath answers every request with a certificate and writes nothing to the state dir', { timeout: 60_000 }, async () => {
@@ -53,17 +51,10 @@ test('--warm-up-requests must be a whole number within bounds', () => {
   }
 });
 
-test('rampart ca --workers 2 --warm-up-requests: both workers warm up, then the real CA issues and counts only real requests', { timeout: 180_000 }, async () => {
-  const stateDir = mkdtempSync(join(tmpdir(), 'rampart-wu-cluster-'));
-  const ssl = await OpenSsl.create();
-  const ca = spawnCli(['ca', '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0', '--workers', '2', '--warm-up-requests', '60']);
-  const lines = collectLog(ca);
-  // Everything it prints, to show no warm-up identity appears anywhere in it.
-  let raw = '';
-  for (const stream of [ca.stdout, ca.stderr]) stream?.on('data', (chunk: Buffer) => (raw += chunk.toString('utf8')));
-  try {
+test('rampart ca --workers 2 --warm-up-requests: both workers warm up, then the real CA issues and counts only real requests', { timeout: 180_000 }, () =>
+  withClusterCa(async ({ stateDir, ssl, apiUrl, monitoringUrl, log: lines, output }) => {
     // The CA reports started once one worker serves; the other may still be warming up.
-    await eventually('both workers serving', () => lines.some((l) => l['event'] === 'ca-started') && lines.filter((l) => l['event'] === 'worker-serving').length === 2, 150_000);
+    await eventually('both workers serving', () => lines.filter((l) => l['event'] === 'worker-serving').length === 2, 150_000);
     const warmUps = lines.filter((l) => l['event'] === 'warm-up');
     assert.equal(warmUps.length, 2, 'one warm-up per signing worker');
     const workers = new Set(warmUps.map((l) => l['worker']));
@@ -79,8 +70,6 @@ test('rampart ca --workers 2 --warm-up-requests: both workers warm up, then the 
       assert.ok(warmAt >= 0 && servingAt > warmAt, `worker ${String(worker)} warmed up (line ${warmAt}) before serving (line ${servingAt})`);
     }
 
-    const apiUrl = String(lines.find((l) => l['event'] === 'ca-started')?.['apiUrl']);
-    const monitoringUrl = String(lines.find((l) => l['event'] === 'ca-started')?.['monitoringUrl']);
     const roots = readFileSync(join(stateDir, 'root-cert.pem'), 'utf8');
     const token = await mintDevToken({ stateDir, namespace: 'shop', serviceAccount: 'cart' });
     const { csrPem } = await ssl.keyAndCsr();
@@ -92,17 +81,6 @@ test('rampart ca --workers 2 --warm-up-requests: both workers warm up, then the 
 
     // The primary takes each worker's counts every second.
     await new Promise((r) => setTimeout(r, 2_500));
-    const metrics = await fetch(`${monitoringUrl}/metrics`).then((r) => r.text());
-    const issuedOk = Number(/^rampart_ca_certificates_issued_total\{result="ok"\} (\S+)$/m.exec(metrics)?.[1]);
-    assert.equal(issuedOk, 1, 'the 120 warm-up certificates are not counted as issuances');
-    assert.doesNotMatch(raw, /rampart-warm-up/, 'the warm-up identities never reach the CA log');
-
-    ca.kill('SIGTERM');
-    const [code] = (await once(ca, 'exit')) as [number | null];
-    assert.equal(code, 0);
-  } finally {
-    if (ca.exitCode === null) ca.kill('SIGKILL');
-    await ssl.close();
-    rmSync(stateDir, { recursive: true, force: true });
-  }
-});
+    assert.equal(await issuedOk(monitoringUrl), 1, 'the 120 warm-up certificates are not counted as issuances');
+    assert.doesNotMatch(output(), /rampart-warm-up/, 'the warm-up identities never reach the CA log');
+  }, { extraArgs: ['--warm-up-requests', '60'] }));
