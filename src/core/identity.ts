@@ -98,9 +98,11 @@ export function isValidSpiffeId(input: string): boolean {
 /** Formats a SPIFFE ID from a trust domain and path segments, validating both. */
 export function formatSpiffeId(trustDomain: string, ...segments: string[]): string {
   validateTrustDomain(trustDomain);
-  for (const s of segments) validatePathSegment(s, `${SCHEME}${trustDomain}/${segments.join('/')}`);
+  // Built once: every signing request formats its caller's ID.
   const id = segments.length === 0 ? `${SCHEME}${trustDomain}` : `${SCHEME}${trustDomain}/${segments.join('/')}`;
-  if (Buffer.byteLength(id, 'utf8') > MAX_ID_BYTES) throw invalid(id, 'longer than 2048 bytes');
+  for (const s of segments) validatePathSegment(s, id);
+  // Every character is ASCII once validated, so the length is the byte count.
+  if (id.length > MAX_ID_BYTES) throw invalid(id, 'longer than 2048 bytes');
   return id;
 }
 

@@ -9,6 +9,8 @@ import {
   encodeLength,
   encodeOid,
   encodeTime,
+  timeSize,
+  writeTime,
   expectTag,
   headerSize,
   readChildren,
@@ -127,6 +129,34 @@ test('times: UTCTime through 2049, GeneralizedTime from 2050 and before 1950, wh
   }
   const notTime = bytes('0400');
   assertDerError(() => decodeTime(notTime, readTlv(notTime, 0)), /expected a time value/);
+});
+
+test('times written digit by digit match an independent formatting and read back, at random instants from 1900 to 2200', () => {
+  let seed = 0x2545f491;
+  const next = (): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed / 2 ** 32;
+  };
+  const from = Date.UTC(1900, 0, 1);
+  const to = Date.UTC(2200, 0, 1);
+  const instants = [Date.UTC(1949, 11, 31, 23, 59, 59, 999), Date.UTC(1950, 0, 1), Date.UTC(2049, 11, 31, 23, 59, 59, 500), Date.UTC(2050, 0, 1), Date.UTC(2000, 1, 29, 12)];
+  for (let i = 0; i < 2000; i++) instants.push(from + Math.floor(next() * (to - from)));
+  for (const ms of instants) {
+    // toISOString is 'YYYY-MM-DDTHH:MM:SS.sssZ'; RFC 5280 wants the two-digit year before 2050.
+    const iso = new Date(ms).toISOString();
+    const digits = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
+    const year = new Date(ms).getUTCFullYear();
+    const utc = year >= 1950 && year < 2050;
+    const der = encodeTime(ms);
+    assert.equal(der.length, timeSize(ms), iso);
+    assert.equal(der[0], utc ? TAG.UTC_TIME : TAG.GENERALIZED_TIME, iso);
+    assert.equal(der.subarray(2).toString('latin1'), utc ? digits.slice(2) : digits, iso);
+    assert.equal(decodeTime(der, readTlv(der, 0)), Math.floor(ms / 1000) * 1000, iso);
+    const into = Buffer.alloc(der.length + 3, 0xee);
+    assert.equal(writeTime(into, 1, ms), 1 + der.length);
+    assert.equal(hex(into), `ee${hex(der)}eeee`, iso);
+  }
+  assertDerError(() => encodeTime(Date.UTC(10000, 0, 1)), /cannot be encoded/);
 });
 
 test('the reader walks a real SubjectPublicKeyInfo made by node:crypto', () => {

@@ -56,9 +56,40 @@ export function csrDerFromPem(pem: string): Buffer {
   if (end === -1) throw notOneBlock(`the "-----BEGIN ${type}-----" block has no "${endLine}" line`);
   if (pem.indexOf(BEGIN, end + endLine.length) !== -1) throw notOneBlock('this text holds more than one PEM block; send only the CSR');
   if (!CSR_LABELS.has(type)) throw bad('RAMPART_ERR_CSR_WRONG_PEM_TYPE', `csr PEM block is "${type}"; expected "CERTIFICATE REQUEST"`);
-  const body = pem.slice(bodyStart, end).replace(/\s+/g, '');
-  if (body.length % 4 !== 0 || !BASE64.test(body)) throw bad('RAMPART_ERR_CSR_NOT_PEM', 'csr PEM body is not valid base64');
+  const body = strictBase64Body(pem, bodyStart, end);
+  if (body === null) throw bad('RAMPART_ERR_CSR_NOT_PEM', 'csr PEM body is not valid base64');
   return Buffer.from(body, 'base64');
+}
+
+/**
+ * The base64 text of `text[start, end)` for node's decoder, or null when it is not strict base64
+ * with whitespace between characters: the alphabet, then at most two "=" ending it, a length
+ * (whitespace aside) that is a multiple of 4, at least one character. One pass over the characters
+ * with no copy when the whitespace is ASCII, which node's decoder skips itself: this runs on every
+ * signing request. Other whitespace is stripped first, since node reads only the low byte of a
+ * character and would take U+202F for "/".
+ */
+function strictBase64Body(text: string, start: number, end: number): string | null {
+  let count = 0;
+  let padding = 0;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if ((c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2b || c === 0x2f) {
+      if (padding > 0) return null;
+      count++;
+    } else if (c === 0x3d) {
+      padding++;
+      count++;
+    } else if (c === 0x20 || (c >= 0x09 && c <= 0x0d)) {
+      continue;
+    } else if (c > 0x7f) {
+      const body = text.slice(start, end).replace(/\s+/g, '');
+      return body.length % 4 === 0 && BASE64.test(body) ? body : null;
+    } else {
+      return null;
+    }
+  }
+  return count > padding && padding <= 2 && count % 4 === 0 ? text.slice(start, end) : null;
 }
 
 interface RequestedExtensions {

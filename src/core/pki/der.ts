@@ -88,7 +88,9 @@ export function whole(buf: Buffer, tlv: Tlv): Buffer {
 /** Decodes an OBJECT IDENTIFIER value to dotted form. */
 export function decodeOid(value: Uint8Array): string {
   if (value.length === 0) throw new DerError('empty OID');
-  const parts: number[] = [];
+  // Built as one string rather than an array joined: every certificate and CSR checked decodes
+  // several of these on the signing path.
+  let dotted = '';
   let acc = 0;
   for (let i = 0; i < value.length; i++) {
     const byte = value[i] as number;
@@ -99,18 +101,18 @@ export function decodeOid(value: Uint8Array): string {
     acc = acc * 128 + (byte & 0x7f);
     if (acc > Number.MAX_SAFE_INTEGER / 128) throw new DerError('OID arc too large');
     if ((byte & 0x80) === 0) {
-      if (parts.length === 0) {
+      if (dotted === '') {
         const first = acc < 80 ? Math.floor(acc / 40) : 2;
-        parts.push(first, acc - first * 40);
+        dotted = `${first}.${acc - first * 40}`;
       } else {
-        parts.push(acc);
+        dotted += `.${acc}`;
       }
       acc = 0;
     } else if (i === value.length - 1) {
       throw new DerError('truncated OID');
     }
   }
-  return parts.join('.');
+  return dotted;
 }
 
 const encodedOids = new Map<string, Buffer>();
@@ -213,15 +215,47 @@ export function smallInteger(value: number): Buffer {
   return unsignedInteger(Buffer.from(bytes));
 }
 
-const pad2 = (n: number): string => (n < 10 ? `0${n}` : String(n));
+/** Bytes of the whole time TLV `writeTime` writes for this instant: UTCTime before 2050, else GeneralizedTime. */
+export function timeSize(ms: number): number {
+  const year = new Date(Math.floor(ms / 1000) * 1000).getUTCFullYear();
+  return year >= 1950 && year < 2050 ? 15 : 17;
+}
+
+function writeDigits(out: Uint8Array, offset: number, value: number, width: number): number {
+  for (let i = width - 1; i >= 0; i--) {
+    out[offset + i] = 0x30 + (value % 10);
+    value = Math.floor(value / 10);
+  }
+  return offset + width;
+}
+
+/**
+ * Writes a time at `offset` of `out` as UTCTime before 2050 and GeneralizedTime after, as RFC 5280
+ * requires (whole seconds, Z form); returns the offset after it. Digits go straight into the
+ * buffer: the leaf template writes two of these per certificate.
+ */
+export function writeTime(out: Uint8Array, offset: number, ms: number): number {
+  const d = new Date(Math.floor(ms / 1000) * 1000);
+  const year = d.getUTCFullYear();
+  const utc = year >= 1950 && year < 2050;
+  if (!utc && (year < 0 || year > 9999)) throw new DerError(`year ${year} cannot be encoded as a certificate time`);
+  out[offset++] = utc ? TAG.UTC_TIME : TAG.GENERALIZED_TIME;
+  out[offset++] = utc ? 13 : 15;
+  offset = utc ? writeDigits(out, offset, year % 100, 2) : writeDigits(out, offset, year, 4);
+  offset = writeDigits(out, offset, d.getUTCMonth() + 1, 2);
+  offset = writeDigits(out, offset, d.getUTCDate(), 2);
+  offset = writeDigits(out, offset, d.getUTCHours(), 2);
+  offset = writeDigits(out, offset, d.getUTCMinutes(), 2);
+  offset = writeDigits(out, offset, d.getUTCSeconds(), 2);
+  out[offset++] = 0x5a; // 'Z'
+  return offset;
+}
 
 /** Encodes a time as UTCTime before 2050 and GeneralizedTime after, as RFC 5280 requires. */
 export function encodeTime(ms: number): Buffer {
-  const d = new Date(Math.floor(ms / 1000) * 1000);
-  const year = d.getUTCFullYear();
-  const rest = `${pad2(d.getUTCMonth() + 1)}${pad2(d.getUTCDate())}${pad2(d.getUTCHours())}${pad2(d.getUTCMinutes())}${pad2(d.getUTCSeconds())}Z`;
-  if (year >= 1950 && year < 2050) return tlv(TAG.UTC_TIME, Buffer.from(`${pad2(year % 100)}${rest}`, 'ascii'));
-  return tlv(TAG.GENERALIZED_TIME, Buffer.from(`${year}${rest}`, 'ascii'));
+  const out = Buffer.allocUnsafe(timeSize(ms));
+  writeTime(out, 0, ms);
+  return out;
 }
 
 /**
@@ -239,23 +273,43 @@ function calendarTime(year: number, month: number, day: number, hour: number, mi
   return d.getTime();
 }
 
+/** The decimal value of `width` ASCII digits at `offset`, or -1 if any byte is not a digit. */
+function readDigits(buf: Uint8Array, offset: number, width: number): number {
+  let value = 0;
+  for (let i = offset; i < offset + width; i++) {
+    const byte = buf[i] as number;
+    // Bytes, not characters: 0xb4 is no digit, though node's ascii decoder would read it as "4".
+    if (byte < 0x30 || byte > 0x39) return -1;
+    value = value * 10 + (byte - 0x30);
+  }
+  return value;
+}
+
 /** Decodes a UTCTime or GeneralizedTime TLV (Z form only, as RFC 5280 requires). */
 export function decodeTime(buf: Buffer, t: Tlv): number {
-  // latin1, not ascii: node's ascii decoder drops the top bit, so the byte 0xb4 read as "4" and a
-  // time with a non-digit byte in it decoded as a valid instant.
-  const text = content(buf, t).toString('latin1');
-  let match: RegExpExecArray | null;
+  const length = t.end - t.contentStart;
+  let p = t.contentStart;
+  let year: number;
+  let what: string;
   if (t.tag === TAG.UTC_TIME) {
-    match = /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text);
-    if (match === null) throw new DerError('bad UTCTime');
-    const yy = Number(match[1]);
-    const year = yy >= 50 ? 1900 + yy : 2000 + yy;
-    return calendarTime(year, Number(match[2]), Number(match[3]), Number(match[4]), Number(match[5]), Number(match[6]), 'UTCTime');
+    what = 'UTCTime';
+    if (length !== 13) throw new DerError('bad UTCTime');
+    const yy = readDigits(buf, p, 2);
+    year = yy < 0 ? -1 : yy >= 50 ? 1900 + yy : 2000 + yy;
+    p += 2;
+  } else if (t.tag === TAG.GENERALIZED_TIME) {
+    what = 'GeneralizedTime';
+    if (length !== 15) throw new DerError('bad GeneralizedTime');
+    year = readDigits(buf, p, 4);
+    p += 4;
+  } else {
+    throw new DerError('expected a time value');
   }
-  if (t.tag === TAG.GENERALIZED_TIME) {
-    match = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text);
-    if (match === null) throw new DerError('bad GeneralizedTime');
-    return calendarTime(Number(match[1]), Number(match[2]), Number(match[3]), Number(match[4]), Number(match[5]), Number(match[6]), 'GeneralizedTime');
-  }
-  throw new DerError('expected a time value');
+  const month = readDigits(buf, p, 2);
+  const day = readDigits(buf, p + 2, 2);
+  const hour = readDigits(buf, p + 4, 2);
+  const minute = readDigits(buf, p + 6, 2);
+  const second = readDigits(buf, p + 8, 2);
+  if (year < 0 || month < 0 || day < 0 || hour < 0 || minute < 0 || second < 0 || buf[p + 10] !== 0x5a) throw new DerError(`bad ${what}`);
+  return calendarTime(year, month, day, hour, minute, second, what);
 }

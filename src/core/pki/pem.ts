@@ -20,7 +20,8 @@ export function decodePemBlocks(text: string): PemBlock[] {
 
 /** Encodes DER as a PEM block with 64-column lines. */
 export function encodePem(type: string, der: Uint8Array): string {
-  const b64 = Buffer.from(der).toString('base64');
+  // A Buffer is encoded in place; Buffer.from would copy it first.
+  const b64 = (Buffer.isBuffer(der) ? der : Buffer.from(der.buffer, der.byteOffset, der.byteLength)).toString('base64');
   let lines = '';
   for (let i = 0; i < b64.length; i += 64) lines += `${b64.slice(i, i + 64)}\n`;
   return `-----BEGIN ${type}-----\n${lines}-----END ${type}-----\n`;

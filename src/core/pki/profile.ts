@@ -2,7 +2,7 @@
  * Certificate profile building blocks: names, extensions and TBSCertificate assembly for the
  * root, the signing intermediate and the workload leaf (DESIGN section 3).
  */
-import { bitString, bool, contextTag, encodeOid, encodeTime, octetString, printable, seq, set, smallInteger, tlv, TAG, utf8 } from './der.js';
+import { bool, contextTag, encodeOid, encodeTime, headerSize, octetString, printable, seq, set, smallInteger, tlv, TAG, utf8, writeHeader } from './der.js';
 import { OID } from './oids.js';
 
 /** Signature algorithms Rampart signs with: ECDSA over the CA key's curve. */
@@ -117,5 +117,16 @@ export function encodeTbs(fields: TbsFields): Buffer {
 
 /** Wraps a TBSCertificate and its signature into a Certificate. */
 export function encodeCertificate(tbs: Buffer, signatureAlgorithm: SignatureAlgorithm, signature: Buffer): Buffer {
-  return seq(tbs, SIGNATURE_ALGORITHM_DER[signatureAlgorithm], bitString(signature));
+  // Written into one buffer: this runs once per issued leaf.
+  const algorithm = SIGNATURE_ALGORITHM_DER[signatureAlgorithm];
+  const bitsLen = 1 + signature.length;
+  const bodyLen = tbs.length + algorithm.length + headerSize(bitsLen) + bitsLen;
+  const out = Buffer.allocUnsafe(headerSize(bodyLen) + bodyLen);
+  let o = writeHeader(out, 0, TAG.SEQUENCE, bodyLen);
+  o += tbs.copy(out, o);
+  o += algorithm.copy(out, o);
+  o = writeHeader(out, o, TAG.BIT_STRING, bitsLen);
+  out[o++] = 0;
+  signature.copy(out, o);
+  return out;
 }

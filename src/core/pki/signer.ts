@@ -5,7 +5,7 @@
  * result with a cached KeyObject.
  */
 import { createPublicKey, randomBytes, randomFillSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
-import { contextTag, encodeTime, headerSize, writeHeader, TAG } from './der.js';
+import { contextTag, headerSize, timeSize, writeHeader, writeTime, TAG } from './der.js';
 import { keyIdentifier, spkiKeyIdentifier } from './keys.js';
 import { OID } from './oids.js';
 import { keyIdFromExtension, parseCertificate, type ParsedCertificate } from './certificate.js';
@@ -44,6 +44,32 @@ export interface SignedLeaf {
 const EMPTY_SUBJECT = Buffer.from([TAG.SEQUENCE, 0]);
 const SERIAL_BYTES = 16;
 const SAN_HEADER = Buffer.concat([Buffer.from([TAG.OID, 3, 0x55, 0x1d, 0x11]), Buffer.from([TAG.BOOLEAN, 1, 0xff])]);
+/** A SHA-1 key identifier's length (RFC 5280 section 4.2.1.2, method 1). */
+const KEY_ID_BYTES = 20;
+/** The subjectKeyIdentifier extension's bytes before a 20-byte key id, taken from the generic encoder. */
+const SKI_PREFIX = subjectKeyIdentifierExtension(Buffer.alloc(KEY_ID_BYTES)).subarray(0, -KEY_ID_BYTES);
+/**
+ * The SAN extension depends only on the SPIFFE ID, so it is encoded once per identity, not per
+ * request. Bounded: a CA serving more identities than this re-encodes, never grows without limit.
+ */
+const SAN_CACHE_ENTRIES = 4096;
+
+/** subjectAltName: SEQ { OID, BOOLEAN true, OCTET STRING { SEQ { [6] uri } } }, critical. */
+function leafSubjectAltName(spiffeId: string): Buffer {
+  const uri = Buffer.from(spiffeId, 'latin1');
+  const gnLen = headerSize(uri.length) + uri.length;
+  const namesLen = headerSize(gnLen) + gnLen;
+  const octetLen = headerSize(namesLen) + namesLen;
+  const sanBodyLen = SAN_HEADER.length + octetLen;
+  const san = Buffer.alloc(headerSize(sanBodyLen) + sanBodyLen);
+  let p = writeHeader(san, 0, TAG.SEQUENCE, sanBodyLen);
+  p += SAN_HEADER.copy(san, p);
+  p = writeHeader(san, p, TAG.OCTET_STRING, namesLen);
+  p = writeHeader(san, p, TAG.SEQUENCE, gnLen);
+  p = writeHeader(san, p, contextTag(6, false), uri.length);
+  uri.copy(san, p);
+  return san;
+}
 
 /** Signs workload leaves under one intermediate. Create once per intermediate, reuse per request. */
 export class LeafSigner {
@@ -61,6 +87,7 @@ export class LeafSigner {
   // One RAND_bytes call per 256 serials: each call costs far more than the 16 bytes it returns.
   private readonly randomPool = Buffer.alloc(SERIAL_BYTES * 256);
   private randomOffset = this.randomPool.length;
+  private readonly sanBySpiffeId = new Map<string, Buffer>();
 
   constructor(issuerCertDer: Buffer, issuerKey: KeyObject) {
     this.issuerDer = issuerCertDer;
@@ -146,29 +173,25 @@ export class LeafSigner {
     this.randomOffset += SERIAL_BYTES;
   }
 
-  private encodeTbs(request: LeafRequest, serial: Buffer): Buffer {
-    const uri = Buffer.from(request.spiffeId, 'latin1');
-    // subjectAltName: SEQ { OID, BOOLEAN true, OCTET STRING { SEQ { [6] uri } } }
-    const gnLen = headerSize(uri.length) + uri.length;
-    const namesLen = headerSize(gnLen) + gnLen;
-    const octetLen = headerSize(namesLen) + namesLen;
-    const sanBodyLen = SAN_HEADER.length + octetLen;
-    const sanLen = headerSize(sanBodyLen) + sanBodyLen;
-    const san = Buffer.allocUnsafe(sanLen);
-    let p = writeHeader(san, 0, TAG.SEQUENCE, sanBodyLen);
-    p += SAN_HEADER.copy(san, p);
-    p = writeHeader(san, p, TAG.OCTET_STRING, namesLen);
-    p = writeHeader(san, p, TAG.SEQUENCE, gnLen);
-    p = writeHeader(san, p, contextTag(6, false), uri.length);
-    uri.copy(san, p);
+  private subjectAltName(spiffeId: string): Buffer {
+    let san = this.sanBySpiffeId.get(spiffeId);
+    if (san === undefined) {
+      san = leafSubjectAltName(spiffeId);
+      if (this.sanBySpiffeId.size >= SAN_CACHE_ENTRIES) this.sanBySpiffeId.clear();
+      this.sanBySpiffeId.set(spiffeId, san);
+    }
+    return san;
+  }
 
-    const ski = subjectKeyIdentifierExtension(keyIdentifier(request.subjectPublicKey));
+  private encodeTbs(request: LeafRequest, serial: Buffer): Buffer {
+    const san = this.subjectAltName(request.spiffeId);
+    const keyId = keyIdentifier(request.subjectPublicKey);
+    const ski = keyId.length === KEY_ID_BYTES ? null : subjectKeyIdentifierExtension(keyId);
+    const skiLen = ski === null ? SKI_PREFIX.length + KEY_ID_BYTES : ski.length;
     const fixed = request.isRsa ? this.fixedExtensionsRsa : this.fixedExtensionsEc;
-    const extsLen = san.length + fixed.length + ski.length;
+    const extsLen = san.length + fixed.length + skiLen;
     const extsSeqLen = headerSize(extsLen) + extsLen;
-    const notBefore = encodeTime(request.notBefore);
-    const notAfter = encodeTime(request.notAfter);
-    const validityLen = notBefore.length + notAfter.length;
+    const validityLen = timeSize(request.notBefore) + timeSize(request.notAfter);
     const sigAlg = SIGNATURE_ALGORITHM_DER[this.algorithm];
     const subjectName = this.issuer.subject;
     const bodyLen =
@@ -189,15 +212,22 @@ export class LeafSigner {
     o += sigAlg.copy(out, o);
     o += subjectName.copy(out, o);
     o = writeHeader(out, o, TAG.SEQUENCE, validityLen);
-    o += notBefore.copy(out, o);
-    o += notAfter.copy(out, o);
+    o = writeTime(out, o, request.notBefore);
+    o = writeTime(out, o, request.notAfter);
     o += EMPTY_SUBJECT.copy(out, o);
     o += request.spki.copy(out, o);
     o = writeHeader(out, o, contextTag(3, true), extsSeqLen);
     o = writeHeader(out, o, TAG.SEQUENCE, extsLen);
     o += san.copy(out, o);
     o += fixed.copy(out, o);
-    ski.copy(out, o);
+    if (ski === null) {
+      o += SKI_PREFIX.copy(out, o);
+      o += keyId.copy(out, o);
+    } else {
+      o += ski.copy(out, o);
+    }
+    // allocUnsafe memory may hold old bytes: a length miscounted above must fail loudly here, not sign them.
+    if (o !== out.length) throw new Error(`leaf template wrote ${o} of ${out.length} bytes`);
     return out;
   }
 }
