@@ -14,6 +14,11 @@ export interface ProxyFigures {
   rssMb: number | null;
   /** The same in MiB, as `ps` and /proc count. */
   rssMiB: number | null;
+  /**
+   * Max VmHWM of the two processes in MB: the most either held at any moment of the run, beside
+   * the reading after it (the target); null for `direct`.
+   */
+  peakRssMb: number | null;
   /** Socket errors and non-2xx answers wrk reported in the keep-alive and new-connection runs (wrk's rate counts non-2xx too). */
   wrkErrors: { keepalive: number; newConn: number };
   /** Both cores' busy percentage during the keep-alive and new-connection runs (section-proxy.ts). */
@@ -42,7 +47,7 @@ export function parseHarnessTables(out: string, kinds: readonly string[]): Recor
   // proxy | keepalive req/s | p50 | p99 | new-conn req/s | p50 | p99
   for (const c of rows) {
     if (c.length === 7 && kinds.includes(c[0]!) && /^\d+$/.test(c[1]!)) {
-      figures[proxyKey(c[0]!)] = { keepaliveRps: Number(c[1]), keepaliveP99Ms: Number(c[3]), newConnRps: Number(c[4]), newConnP99Ms: Number(c[6]), rssMb: null, rssMiB: null, wrkErrors: { keepalive: 0, newConn: 0 } };
+      figures[proxyKey(c[0]!)] = { keepaliveRps: Number(c[1]), keepaliveP99Ms: Number(c[3]), newConnRps: Number(c[4]), newConnP99Ms: Number(c[6]), rssMb: null, rssMiB: null, peakRssMb: null, wrkErrors: { keepalive: 0, newConn: 0 } };
     }
   }
   // proxy | side | pid | VmRSS kB | VmHWM kB | threads | CPU ms/1k keepalive | CPU ms/1k new-conn
@@ -53,6 +58,7 @@ export function parseHarnessTables(out: string, kinds: readonly string[]): Recor
       const kib = Number(c[3]);
       f.rssMb = Math.max(f.rssMb ?? 0, round((kib * 1024) / 1e6, 1));
       f.rssMiB = Math.max(f.rssMiB ?? 0, round(kib / 1024, 1));
+      if (/^\d+$/.test(c[4]!)) f.peakRssMb = Math.max(f.peakRssMb ?? 0, round((Number(c[4]) * 1024) / 1e6, 1));
     }
   }
   // "  <kind>: wrk errors keep-alive N, new-conn M", under "wrk reported socket errors or non-2xx responses:"
@@ -79,8 +85,8 @@ export function combinePasses(passes: readonly Record<string, ProxyFigures>[]): 
   for (const key of keys) {
     const runs = passes.map((p) => p[key]).filter((f): f is ProxyFigures => f !== undefined);
     const mid = (field: 'keepaliveRps' | 'keepaliveP99Ms' | 'newConnRps' | 'newConnP99Ms'): number => median(runs.map((r) => r[field]));
-    const highest = (field: 'rssMb' | 'rssMiB'): number | null => {
-      const values = runs.map((r) => r[field]).filter((v): v is number => v !== null);
+    const highest = (field: 'rssMb' | 'rssMiB' | 'peakRssMb'): number | null => {
+      const values = runs.map((r) => r[field]).filter((v): v is number => v !== null && v !== undefined);
       return values.length === 0 ? null : Math.max(...values);
     };
     const busy = runs.map((r) => r.machineBusyPct).filter((b): b is PhaseBusy => b !== undefined);
@@ -92,6 +98,7 @@ export function combinePasses(passes: readonly Record<string, ProxyFigures>[]): 
       newConnP99Ms: round(mid('newConnP99Ms'), 3),
       rssMb: highest('rssMb'),
       rssMiB: highest('rssMiB'),
+      peakRssMb: highest('peakRssMb'),
       wrkErrors: runs.reduce((a, r) => ({ keepalive: a.keepalive + (r.wrkErrors?.keepalive ?? 0), newConn: a.newConn + (r.wrkErrors?.newConn ?? 0) }), { keepalive: 0, newConn: 0 }),
       ...(busy.length === 0 ? {} : { machineBusyPct: { keepalive: busyMedian('keepalive'), newConn: busyMedian('newConn') } }),
       ...schedMedians(runs),

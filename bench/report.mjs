@@ -108,6 +108,11 @@ export function buildRows(r) {
       if (ours.rssMb !== null) {
         add('proxy.rampart rssMb after the run (MB)', ours.rssMb, `<= 60 (10^6 bytes; ${fmt(ours.rssMiB)} MiB; highest side and pass)`, ours.rssMb <= 60);
       }
+      if (ours.peakRssMb != null && ha.peakRssMb != null) {
+        // The target reads memory after the run; the peak during it (VmHWM) is shown beside it, since
+        // the agent's settings trade one against the other (docs/deploy-kubernetes.md).
+        add('proxy peak RSS during the run (VmHWM), rampart / haproxy (MB)', `${fmt(ours.peakRssMb)} / ${fmt(ha.peakRssMb)}`, 'info: highest side and pass');
+      }
     }
   }
   if (r.proxyBurst !== undefined) {

@@ -25,6 +25,19 @@ process.stdout.write(JSON.stringify({ execArgv: process.execArgv, heapLimitMb: v
   assert.ok(out.heapLimitMb > 128 && out.heapLimitMb < 200, `heap limit ${out.heapLimitMb} MB`);
 });
 
+test('bin/agent-node gives node its glibc malloc settings, and a value already in the environment wins', () => {
+  const probe = `process.stdout.write(JSON.stringify({ arenas: process.env.MALLOC_ARENA_MAX, mmap: process.env.MALLOC_MMAP_THRESHOLD_ }))`;
+  const env = { ...process.env };
+  delete env['MALLOC_ARENA_MAX'];
+  delete env['MALLOC_MMAP_THRESHOLD_'];
+  const defaults = spawnSync(LAUNCHER, ['-e', probe], { encoding: 'utf8', env });
+  assert.equal(defaults.status, 0, defaults.stderr);
+  assert.deepEqual(JSON.parse(defaults.stdout), { arenas: '1', mmap: '131072' });
+  const overridden = spawnSync(LAUNCHER, ['-e', probe], { encoding: 'utf8', env: { ...env, MALLOC_ARENA_MAX: '4', MALLOC_MMAP_THRESHOLD_: '65536' } });
+  assert.equal(overridden.status, 0, overridden.stderr);
+  assert.deepEqual(JSON.parse(overridden.stdout), { arenas: '4', mmap: '65536' });
+});
+
 test('a flag node does not know makes the launcher fail loudly, so the test above can catch one', () => {
   const r = spawnSync(LAUNCHER, ['--no-such-v8-flag-for-rampart', '-e', '0'], { encoding: 'utf8' });
   assert.notEqual(r.status, 0);

@@ -19,10 +19,11 @@ wrk reported socket errors or non-2xx responses:
 
 test('harness tables become per-proxy figures with the larger side RSS in MB (10^6 bytes) and MiB', () => {
   const f = parseHarnessTables(SAMPLE, ['direct', 'rampart-plain-tls']);
-  assert.deepEqual(f['direct'], { keepaliveRps: 27858, keepaliveP99Ms: 7.39, newConnRps: 9158, newConnP99Ms: 11.52, rssMb: null, rssMiB: null, wrkErrors: { keepalive: 0, newConn: 0 } });
+  assert.deepEqual(f['direct'], { keepaliveRps: 27858, keepaliveP99Ms: 7.39, newConnRps: 9158, newConnP99Ms: 11.52, rssMb: null, rssMiB: null, peakRssMb: null, wrkErrors: { keepalive: 0, newConn: 0 } });
   // /proc's 66,056 "kB" are KiB: 67.6 MB, 64.5 MiB (the bench read MiB as MB; outside audit).
+  // The peak is the larger side's VmHWM: 66,456 KiB, 68.1 MB.
   // The harness lists wrk's socket errors and non-2xx answers apart from the table (outside audit).
-  assert.deepEqual(f['rampartPlainTls'], { keepaliveRps: 2874, keepaliveP99Ms: 115.47, newConnRps: 211, newConnP99Ms: 189.1, rssMb: 67.6, rssMiB: 64.5, wrkErrors: { keepalive: 0, newConn: 12 } });
+  assert.deepEqual(f['rampartPlainTls'], { keepaliveRps: 2874, keepaliveP99Ms: 115.47, newConnRps: 211, newConnP99Ms: 189.1, rssMb: 67.6, rssMiB: 64.5, peakRssMb: 68.1, wrkErrors: { keepalive: 0, newConn: 12 } });
 });
 
 test('kinds not asked for are ignored and names become camelCase keys', () => {
@@ -30,14 +31,14 @@ test('kinds not asked for are ignored and names become camelCase keys', () => {
   assert.equal(proxyKey('rampart-plain-tls'), 'rampartPlainTls');
 });
 
-test('passes combine into median rates and p99s and the highest RSS, keeping each pass', () => {
+test('passes combine into median rates and p99s and the highest RSS and peak, keeping each pass', () => {
   const none = { keepalive: 0, newConn: 0 };
-  const a = { keepaliveRps: 14000, keepaliveP99Ms: 2.4, newConnRps: 2100, newConnP99Ms: 20, rssMb: 66.6, rssMiB: 63.5, wrkErrors: none };
-  const b = { keepaliveRps: 16000, keepaliveP99Ms: 2.0, newConnRps: 2300, newConnP99Ms: 18, rssMb: 68.3, rssMiB: 65.1, wrkErrors: { keepalive: 1, newConn: 2 } };
-  const c = { keepaliveRps: 15500, keepaliveP99Ms: 3.1, newConnRps: 1900, newConnP99Ms: 25, rssMb: 65.0, rssMiB: 62.0, wrkErrors: { keepalive: 0, newConn: 4 } };
-  const direct = { keepaliveRps: 30000, keepaliveP99Ms: 1, newConnRps: 9000, newConnP99Ms: 5, rssMb: null, rssMiB: null, wrkErrors: none };
+  const a = { keepaliveRps: 14000, keepaliveP99Ms: 2.4, newConnRps: 2100, newConnP99Ms: 20, rssMb: 66.6, rssMiB: 63.5, peakRssMb: 71.2, wrkErrors: none };
+  const b = { keepaliveRps: 16000, keepaliveP99Ms: 2.0, newConnRps: 2300, newConnP99Ms: 18, rssMb: 68.3, rssMiB: 65.1, peakRssMb: 69.0, wrkErrors: { keepalive: 1, newConn: 2 } };
+  const c = { keepaliveRps: 15500, keepaliveP99Ms: 3.1, newConnRps: 1900, newConnP99Ms: 25, rssMb: 65.0, rssMiB: 62.0, peakRssMb: 70.4, wrkErrors: { keepalive: 0, newConn: 4 } };
+  const direct = { keepaliveRps: 30000, keepaliveP99Ms: 1, newConnRps: 9000, newConnP99Ms: 5, rssMb: null, rssMiB: null, peakRssMb: null, wrkErrors: none };
   const combined = combinePasses([{ rampart: a, direct }, { rampart: b }, { rampart: c }]);
-  assert.deepEqual(combined['rampart'], { keepaliveRps: 15500, keepaliveP99Ms: 2.4, newConnRps: 2100, newConnP99Ms: 20, rssMb: 68.3, rssMiB: 65.1, wrkErrors: { keepalive: 1, newConn: 6 }, passes: [a, b, c] });
+  assert.deepEqual(combined['rampart'], { keepaliveRps: 15500, keepaliveP99Ms: 2.4, newConnRps: 2100, newConnP99Ms: 20, rssMb: 68.3, rssMiB: 65.1, peakRssMb: 71.2, wrkErrors: { keepalive: 1, newConn: 6 }, passes: [a, b, c] });
   // A kind measured in one pass only keeps that pass's figures.
   assert.deepEqual(combined['direct'], { ...direct, passes: [direct] });
 });
@@ -50,7 +51,7 @@ test('median averages the middle two of an even count and ignores input order', 
 
 test('machine busy shares combine into their median over the passes that measured them', () => {
   const none = { keepalive: 0, newConn: 0 };
-  const base = { keepaliveRps: 1, keepaliveP99Ms: 1, newConnRps: 1, newConnP99Ms: 1, rssMb: 60, rssMiB: 57.2, wrkErrors: none };
+  const base = { keepaliveRps: 1, keepaliveP99Ms: 1, newConnRps: 1, newConnP99Ms: 1, rssMb: 60, rssMiB: 57.2, peakRssMb: 61, wrkErrors: none };
   const combined = combinePasses([
     { rampart: { ...base, machineBusyPct: { keepalive: 74.2, newConn: 95 } }, haproxy: base },
     { rampart: { ...base, machineBusyPct: { keepalive: 76.4, newConn: null } }, haproxy: base },
@@ -62,7 +63,7 @@ test('machine busy shares combine into their median over the passes that measure
 
 test('scheduler figures combine into their median per phase over the passes that read them', () => {
   const none = { keepalive: 0, newConn: 0 };
-  const base = { keepaliveRps: 1, keepaliveP99Ms: 1, newConnRps: 1, newConnP99Ms: 1, rssMb: 60, rssMiB: 57.2, wrkErrors: none };
+  const base = { keepaliveRps: 1, keepaliveP99Ms: 1, newConnRps: 1, newConnP99Ms: 1, rssMb: 60, rssMiB: 57.2, peakRssMb: 61, wrkErrors: none };
   const combined = combinePasses([
     { rampart: { ...base, proxySched: { keepalive: { cpuUsPerRequest: 38.9, runQueueWaitPct: 21 }, newConn: null } }, haproxy: base },
     { rampart: { ...base, proxySched: { keepalive: { cpuUsPerRequest: 46.4, runQueueWaitPct: 20 }, newConn: { cpuUsPerRequest: 400, runQueueWaitPct: 9 } } }, haproxy: base },

@@ -55,6 +55,11 @@ test('bench table: issuance and agent-proxy targets are judged from the same run
   const heavy = buildRows({ proxy: { haproxy: proxy(15000, 2.0, 600, 40), rampart: proxy(16000, 2.5, 1300, 20, 61.3, 58.5) } }) as Row[];
   assert.equal(row(heavy, 'proxy.rampart rssMb after the run').met, false);
   assert.match(row(heavy, 'proxy.rampart rssMb after the run').target, /58\.5 MiB/);
+  // The peak during the run is shown beside the reading after it, never judged; absent when a side lacks it.
+  assert.equal(heavy.find((r) => r.figure.startsWith('proxy peak RSS during the run')), undefined);
+  const peaked = buildRows({ proxy: { haproxy: { ...proxy(15000, 2.0, 600, 40, 21.5, 20.5), peakRssMb: 22.1 }, rampart: { ...proxy(16000, 2.5, 1300, 20, 59.1, 56.4), peakRssMb: 64.8 } } }) as Row[];
+  assert.equal(row(peaked, 'proxy peak RSS during the run (VmHWM), rampart / haproxy').value, '64.8 / 22.1');
+  assert.equal(row(peaked, 'proxy peak RSS during the run (VmHWM), rampart / haproxy').met, null);
 
   const faster = buildRows({ issuance: { nativeLimitPerCore: 6000, inProcessPerCore: 5100, peculiarNaivePerCore: 300, goX509PerCore: 5000 } }) as Row[];
   assert.equal(row(faster, 'issuance.inProcessPerCore').met, true);
