@@ -86,7 +86,7 @@ export function combinePasses(passes: readonly Record<string, ProxyFigures>[]): 
     const runs = passes.map((p) => p[key]).filter((f): f is ProxyFigures => f !== undefined);
     const mid = (field: 'keepaliveRps' | 'keepaliveP99Ms' | 'newConnRps' | 'newConnP99Ms'): number => median(runs.map((r) => r[field]));
     const highest = (field: 'rssMb' | 'rssMiB' | 'peakRssMb'): number | null => {
-      const values = runs.map((r) => r[field]).filter((v): v is number => v !== null && v !== undefined);
+      const values = runs.map((r) => r[field]).filter((v): v is number => v !== null);
       return values.length === 0 ? null : Math.max(...values);
     };
     const busy = runs.map((r) => r.machineBusyPct).filter((b): b is PhaseBusy => b !== undefined);

@@ -65,12 +65,17 @@ export function jsonLines(output: string): Array<Record<string, unknown>> {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
+/** Calls `onEntry` with each JSON log line a running CLI prints on stdout, as it prints it. */
+export function onJsonLine(child: ChildProcess, onEntry: (entry: Record<string, unknown>) => void): void {
+  if (child.stdout === null) return;
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    if (line.startsWith('{')) onEntry(JSON.parse(line) as Record<string, unknown>);
+  });
+}
+
 /** The JSON log lines a running CLI prints on stdout, as a list that grows while it runs. */
 export function collectLog(child: ChildProcess): Array<Record<string, unknown>> {
   const lines: Array<Record<string, unknown>> = [];
-  if (child.stdout === null) return lines;
-  createInterface({ input: child.stdout }).on('line', (line) => {
-    if (line.startsWith('{')) lines.push(JSON.parse(line) as Record<string, unknown>);
-  });
+  onJsonLine(child, (entry) => lines.push(entry));
   return lines;
 }

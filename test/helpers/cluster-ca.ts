@@ -5,24 +5,17 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { collectLog, spawnCli } from './cli.js';
+import { collectLog, onJsonLine, spawnCli } from './cli.js';
 import { OpenSsl } from './openssl.js';
 
 /** Resolves with the first JSON log line of `event` the child prints on stdout. */
 export function waitForLogEvent(child: ChildProcess, event: string, timeoutMs: number): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
-    let buffer = '';
     const timer = setTimeout(() => reject(new Error(`no "${event}" log line within ${timeoutMs} ms`)), timeoutMs);
-    child.stdout?.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString('utf8');
-      let nl: number;
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        if (!line.includes(`"event":"${event}"`)) continue;
-        clearTimeout(timer);
-        resolve(JSON.parse(line) as Record<string, unknown>);
-      }
+    onJsonLine(child, (entry) => {
+      if (entry['event'] !== event) return;
+      clearTimeout(timer);
+      resolve(entry);
     });
     child.once('exit', (code) => reject(new Error(`CA exited with ${code} before "${event}"`)));
   });

@@ -11,7 +11,7 @@ import { strict as assert } from 'node:assert';
 import { mintDevToken } from '../../src/authn/dev.js';
 import { decodeState } from '../../src/store/state-codec.js';
 import type { CaState } from '../../src/core/ports.js';
-import { spawnCli } from '../helpers/cli.js';
+import { onJsonLine, spawnCli } from '../helpers/cli.js';
 import { httpsJson, type HttpsResult } from '../helpers/https.js';
 
 export interface CaProcess {
@@ -44,22 +44,9 @@ export function spawnCa(stateDir: string, args: readonly string[] = [], env: Rec
   const stderr: string[] = [];
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   const started = new Promise<{ apiUrl: string; monitoringUrl: string }>((resolve, reject) => {
-    let buffer = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString('utf8');
-      let nl: number;
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        let entry: Record<string, unknown>;
-        try {
-          entry = JSON.parse(line) as Record<string, unknown>;
-        } catch {
-          continue;
-        }
-        logs.push(entry);
-        if (entry['event'] === 'ca-started') resolve({ apiUrl: String(entry['apiUrl']), monitoringUrl: String(entry['monitoringUrl']) });
-      }
+    onJsonLine(child, (entry) => {
+      logs.push(entry);
+      if (entry['event'] === 'ca-started') resolve({ apiUrl: String(entry['apiUrl']), monitoringUrl: String(entry['monitoringUrl']) });
     });
     child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk.toString('utf8')));
     void exited.then(({ code, signal }) => reject(new Error(`rampart ca exited (code ${code}, signal ${signal}) before it started:\n${stderr.join('')}`)));

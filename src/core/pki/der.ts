@@ -215,10 +215,13 @@ export function smallInteger(value: number): Buffer {
   return unsignedInteger(Buffer.from(bytes));
 }
 
+/** RFC 5280's UTCTime years, 1950 through 2049, as instants: compared without building a Date. */
+const UTC_TIME_FROM = Date.UTC(1950, 0, 1);
+const UTC_TIME_UNTIL = Date.UTC(2050, 0, 1);
+
 /** Bytes of the whole time TLV `writeTime` writes for this instant: UTCTime before 2050, else GeneralizedTime. */
 export function timeSize(ms: number): number {
-  const year = new Date(Math.floor(ms / 1000) * 1000).getUTCFullYear();
-  return year >= 1950 && year < 2050 ? 15 : 17;
+  return ms >= UTC_TIME_FROM && ms < UTC_TIME_UNTIL ? 15 : 17;
 }
 
 function writeDigits(out: Uint8Array, offset: number, value: number, width: number): number {
@@ -237,7 +240,7 @@ function writeDigits(out: Uint8Array, offset: number, value: number, width: numb
 export function writeTime(out: Uint8Array, offset: number, ms: number): number {
   const d = new Date(Math.floor(ms / 1000) * 1000);
   const year = d.getUTCFullYear();
-  const utc = year >= 1950 && year < 2050;
+  const utc = timeSize(ms) === 15;
   if (!utc && (year < 0 || year > 9999)) throw new DerError(`year ${year} cannot be encoded as a certificate time`);
   out[offset++] = utc ? TAG.UTC_TIME : TAG.GENERALIZED_TIME;
   out[offset++] = utc ? 13 : 15;

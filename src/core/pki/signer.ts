@@ -43,33 +43,15 @@ export interface SignedLeaf {
 
 const EMPTY_SUBJECT = Buffer.from([TAG.SEQUENCE, 0]);
 const SERIAL_BYTES = 16;
-const SAN_HEADER = Buffer.concat([Buffer.from([TAG.OID, 3, 0x55, 0x1d, 0x11]), Buffer.from([TAG.BOOLEAN, 1, 0xff])]);
-/** A SHA-1 key identifier's length (RFC 5280 section 4.2.1.2, method 1). */
+/** A SHA-1 key identifier's length (RFC 5280 section 4.2.1.2, method 1), which `keyIdentifier` gives. */
 const KEY_ID_BYTES = 20;
-/** The subjectKeyIdentifier extension's bytes before a 20-byte key id, taken from the generic encoder. */
+/** The subjectKeyIdentifier extension's bytes before its key id, taken from the generic encoder. */
 const SKI_PREFIX = subjectKeyIdentifierExtension(Buffer.alloc(KEY_ID_BYTES)).subarray(0, -KEY_ID_BYTES);
 /**
  * The SAN extension depends only on the SPIFFE ID, so it is encoded once per identity, not per
  * request. Bounded: a CA serving more identities than this re-encodes, never grows without limit.
  */
 const SAN_CACHE_ENTRIES = 4096;
-
-/** subjectAltName: SEQ { OID, BOOLEAN true, OCTET STRING { SEQ { [6] uri } } }, critical. */
-function leafSubjectAltName(spiffeId: string): Buffer {
-  const uri = Buffer.from(spiffeId, 'latin1');
-  const gnLen = headerSize(uri.length) + uri.length;
-  const namesLen = headerSize(gnLen) + gnLen;
-  const octetLen = headerSize(namesLen) + namesLen;
-  const sanBodyLen = SAN_HEADER.length + octetLen;
-  const san = Buffer.alloc(headerSize(sanBodyLen) + sanBodyLen);
-  let p = writeHeader(san, 0, TAG.SEQUENCE, sanBodyLen);
-  p += SAN_HEADER.copy(san, p);
-  p = writeHeader(san, p, TAG.OCTET_STRING, namesLen);
-  p = writeHeader(san, p, TAG.SEQUENCE, gnLen);
-  p = writeHeader(san, p, contextTag(6, false), uri.length);
-  uri.copy(san, p);
-  return san;
-}
 
 /** Signs workload leaves under one intermediate. Create once per intermediate, reuse per request. */
 export class LeafSigner {
@@ -176,7 +158,7 @@ export class LeafSigner {
   private subjectAltName(spiffeId: string): Buffer {
     let san = this.sanBySpiffeId.get(spiffeId);
     if (san === undefined) {
-      san = leafSubjectAltName(spiffeId);
+      san = subjectAltNameExtension({ uris: [spiffeId] }, true);
       if (this.sanBySpiffeId.size >= SAN_CACHE_ENTRIES) this.sanBySpiffeId.clear();
       this.sanBySpiffeId.set(spiffeId, san);
     }
@@ -186,10 +168,8 @@ export class LeafSigner {
   private encodeTbs(request: LeafRequest, serial: Buffer): Buffer {
     const san = this.subjectAltName(request.spiffeId);
     const keyId = keyIdentifier(request.subjectPublicKey);
-    const ski = keyId.length === KEY_ID_BYTES ? null : subjectKeyIdentifierExtension(keyId);
-    const skiLen = ski === null ? SKI_PREFIX.length + KEY_ID_BYTES : ski.length;
     const fixed = request.isRsa ? this.fixedExtensionsRsa : this.fixedExtensionsEc;
-    const extsLen = san.length + fixed.length + skiLen;
+    const extsLen = san.length + fixed.length + SKI_PREFIX.length + keyId.length;
     const extsSeqLen = headerSize(extsLen) + extsLen;
     const validityLen = timeSize(request.notBefore) + timeSize(request.notAfter);
     const sigAlg = SIGNATURE_ALGORITHM_DER[this.algorithm];
@@ -220,12 +200,8 @@ export class LeafSigner {
     o = writeHeader(out, o, TAG.SEQUENCE, extsLen);
     o += san.copy(out, o);
     o += fixed.copy(out, o);
-    if (ski === null) {
-      o += SKI_PREFIX.copy(out, o);
-      o += keyId.copy(out, o);
-    } else {
-      o += ski.copy(out, o);
-    }
+    o += SKI_PREFIX.copy(out, o);
+    o += keyId.copy(out, o);
     // allocUnsafe memory may hold old bytes: a length miscounted above must fail loudly here, not sign them.
     if (o !== out.length) throw new Error(`leaf template wrote ${o} of ${out.length} bytes`);
     return out;
