@@ -18,9 +18,14 @@ test('beyond --max-in-flight the CA answers 429 with Retry-After; the retries su
   const key = makeKey('ES256', 'k1');
   const held: Array<() => void> = [];
   let fetches = 0;
+  // Fetches are held only during the burst; once it is released, any later fetch is answered at
+  // once, so a refetch can never leave a request (and the test) waiting for good.
+  let holding = true;
   const jwksServer = http.createServer((_req, res) => {
     fetches++;
-    held.push(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [key.jwk] })));
+    const answer = (): void => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [key.jwk] }));
+    if (holding) held.push(answer);
+    else answer();
   });
   await new Promise<void>((r) => jwksServer.listen(0, '127.0.0.1', r));
   const jwksUrl = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/keys`;
@@ -47,6 +52,7 @@ test('beyond --max-in-flight the CA answers 429 with Retry-After; the retries su
     }
     assert.equal(fetches, 1, 'one JWKS fetch for the whole burst');
 
+    holding = false;
     for (const release of held.splice(0)) release();
     await Promise.all(pending);
     const admitted = answers.filter((a) => a?.status === 200);
@@ -63,7 +69,10 @@ test('beyond --max-in-flight the CA answers 429 with Retry-After; the retries su
     assert.match(metrics.text, /rampart_ca_certificates_issued_total\{result="RAMPART_ERR_RATE_LIMITED"\} 4$/m);
     assert.match(metrics.text, /rampart_ca_certificates_issued_total\{result="ok"\} 6$/m);
   } finally {
+    holding = false;
     for (const release of held.splice(0)) release();
+    // Keep-alive connections from the CA would hold close() open; a failed assertion must surface.
+    jwksServer.closeAllConnections();
     await ca.close();
     await new Promise<void>((r) => jwksServer.close(() => r()));
   }
