@@ -27,9 +27,9 @@
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { LRUCache } from 'lru-cache';
 import { acceptedSocketOf } from './accepted-socket.js';
 import { handshakeCost, unverifiedChain } from './client-chain-cost.js';
+import { OffenderTable } from './offender-table.js';
 
 export interface ClientChainGuardOptions {
   /** First ban of an address (default 10 s); each further offence doubles it. */
@@ -108,11 +108,7 @@ export function createClientChainGuard(options: ClientChainGuardOptions = {}): C
   const maxBanMs = options.maxBanMs ?? DEFAULT_MAX_BAN_MS;
   const strikeWindowMs = options.strikeWindowMs ?? DEFAULT_STRIKE_WINDOW_MS;
   const stopAskingMs = options.stopAskingMs ?? DEFAULT_STOP_ASKING_MS;
-  // LRUCache allocates its arrays for `max` entries up front, about 370 KB for 10,000 with a ttl:
-  // made at the first offence, so a listener nobody misbehaves against (most agents) never pays it.
-  let offenders: LRUCache<string, Offender> | null = null;
-  const offenderTable = (): LRUCache<string, Offender> =>
-    (offenders ??= new LRUCache<string, Offender>({ max: MAX_ADDRESSES, ttl: options.forgetAfterMs ?? DEFAULT_FORGET_AFTER_MS, perf: { now } }));
+  const offenders = new OffenderTable<Offender>(MAX_ADDRESSES, options.forgetAfterMs ?? DEFAULT_FORGET_AFTER_MS, now);
   // Sockets between arrival and the end of their handshake, by address: cut when it is banned.
   const handshaking = new Map<string, Set<Socket>>();
 
@@ -134,13 +130,13 @@ export function createClientChainGuard(options: ClientChainGuardOptions = {}): C
 
   const ban = (key: string, reason: string): void => {
     const at = now();
-    const offender = offenderTable().get(key) ?? newOffender();
+    const offender = offenders.get(key) ?? newOffender();
     // The handshakes cut below end too, some of them costly: one wave is one offence.
     if (offender.bannedUntil > at) return;
     offender.offences++;
     const banMs = Math.min(maxBanMs, firstBanMs * 2 ** Math.min(30, offender.offences - 1));
     offender.bannedUntil = Math.max(offender.bannedUntil, at + banMs);
-    offenderTable().set(key, offender);
+    offenders.set(key, offender);
     options.onBan?.(key, reason, banMs);
     cutHandshakes(key);
   };
@@ -153,12 +149,12 @@ export function createClientChainGuard(options: ClientChainGuardOptions = {}): C
 
   const strike = (key: string, why: string): void => {
     const at = now();
-    const offender = offenderTable().get(key) ?? newOffender();
+    const offender = offenders.get(key) ?? newOffender();
     // Handshakes that were in progress when the address was dealt with: one wave, already counted.
     if (offender.bannedUntil > at || offender.notAskedUntil > at) return;
     offender.strikes = offender.strikes.filter((t) => at - t < strikeWindowMs);
     offender.strikes.push(at);
-    offenderTable().set(key, offender);
+    offenders.set(key, offender);
     if (offender.strikes.length < STRIKE_LIMIT) return;
     offender.strikes = [];
     const reason = `${STRIKE_LIMIT} client certificate chains that did not verify within ${Math.round(strikeWindowMs / 60_000)} min (the last: ${why})`;
@@ -172,7 +168,7 @@ export function createClientChainGuard(options: ClientChainGuardOptions = {}): C
   };
 
   const notAskedUntil = (address: string): number | null => {
-    const offender = offenders?.get(addressKey(address));
+    const offender = offenders.get(addressKey(address));
     return offender !== undefined && offender.notAskedUntil > now() ? offender.notAskedUntil : null;
   };
 
@@ -181,7 +177,7 @@ export function createClientChainGuard(options: ClientChainGuardOptions = {}): C
       const address = socket.remoteAddress;
       if (address === undefined) return false;
       const key = addressKey(address);
-      const offender = offenders?.get(key);
+      const offender = offenders.get(key);
       if (offender !== undefined && offender.bannedUntil > now()) {
         options.onRefused?.();
         socket.destroy();
@@ -216,7 +212,7 @@ export function createClientChainGuard(options: ClientChainGuardOptions = {}): C
     banned() {
       const at = now();
       let count = 0;
-      for (const offender of offenders?.values() ?? []) if (offender.bannedUntil > at) count++;
+      for (const offender of offenders.values()) if (offender.bannedUntil > at) count++;
       return count;
     },
   };

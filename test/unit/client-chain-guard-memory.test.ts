@@ -1,7 +1,8 @@
 /**
- * The client-chain guard's offender table (an LRUCache, which allocates its arrays for all 10,000
- * entries when made) is made at the first offence. Every agent inbound and every CA listener has a
- * guard, and almost none ever sees an offence.
+ * A client-chain guard nobody offends against costs next to nothing: every agent inbound and every
+ * CA listener has one, and almost none ever sees an offence. (Its offender table was an LRUCache,
+ * which allocates its arrays for all 10,000 entries when made; it is now a Map that grows with
+ * the offenders.)
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
