@@ -3,8 +3,8 @@
 # plugin contract at the top of run.sh. Set RAMPART_ROOT if the repo is not at /work/main.
 #
 # The agent CLI takes its certificates from a CA; the harness hands out static files, so this runs bench/proxy-entry.ts. By default it is
-# bundled once per run into one CommonJS file with the esbuild the build uses
-# (RAMPART_BENCH_LOADER=bundle), the form the agent container runs (dist/rampart-agent.cjs):
+# bundled once per run into one CommonJS file by scripts/bundle-agent.mjs, the script and settings
+# `npm run build` uses (RAMPART_BENCH_LOADER=bundle), the form the agent container runs (dist/rampart-agent.cjs):
 # the tsx loader keeps its own thread and compiler in every process (about 30 MB RSS), which
 # a built agent would not carry. RAMPART_BENCH_LOADER=tsx runs `node --import tsx` instead.
 # node is started through bin/agent-node, the launcher the agent container uses, so the runtime
@@ -18,12 +18,10 @@ command -v node >/dev/null 2>&1 || { echo "node not found" >&2; return 1; }
 RAMPART_TUNNEL_MODE=${RAMPART_TUNNEL_MODE:-auto}
 
 _rampart_entry() { # prints the node arguments that run the bench entry
-  local bundle="$BENCH_TMP/rampart-bench-entry.cjs" esb="$RAMPART_ROOT/node_modules/.bin/esbuild"
-  if [ "${RAMPART_BENCH_LOADER:-bundle}" = bundle ] && [ -x "$esb" ]; then
+  local bundle="$BENCH_TMP/rampart-bench-entry.cjs"
+  if [ "${RAMPART_BENCH_LOADER:-bundle}" = bundle ] && [ -x "$RAMPART_ROOT/node_modules/.bin/esbuild" ]; then
     if [ ! -f "$bundle" ]; then
-      "$esb" "$RAMPART_ROOT/bench/proxy-entry.ts" --bundle --platform=node --format=cjs \
-        --target=node20 --log-level=warning --outfile="$bundle" >&2 ||
-        return 1
+      (cd "$RAMPART_ROOT" && node scripts/bundle-agent.mjs bench/proxy-entry.ts "$bundle") >&2 || return 1
     fi
     echo "$bundle"
   else

@@ -6,9 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import net from 'node:net';
+import tls from 'node:tls';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
@@ -101,4 +102,51 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[4])), timeout=10) as ra
     await new Promise<void>((r) => echo.close(() => r()));
     assert.equal(code, 0, stderr);
   }
+});
+
+test('the bundle leaves out what the agent never uses: node never loads worker_threads, perf_hooks or module, and the log still flushes at exit', async () => {
+  const outDir = join(files.dir, 'out-trimmed');
+  const loadedFile = join(files.dir, 'loaded-builtins.txt');
+  // A preload that records which of node's own modules the process loaded, when it exits.
+  const preload = join(files.dir, 'record-builtins.cjs');
+  writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(loadedFile)}, process.moduleLoadList.join('\\n')));\n`);
+  const echo = net.createServer((s) => {
+    s.on('error', () => {});
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+  const backend = (echo.address() as net.AddressInfo).port;
+  const child = spawn(LAUNCHER, ['-r', preload, ENTRY, '--ca-url', files.ca.apiUrl, '--ca-bundle', files.bundleFile, '--token-file', files.tokenFile, '--monitoring-listen', '127.0.0.1:0', '--out-dir', outDir, '--inbound', `127.0.0.1:0=127.0.0.1:${backend}`, '--allow', 'spiffe://cluster.local/ns/shop/*'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  try {
+    const up = await eventually('the agent-started log line', () => {
+      const line = stdout.split('\n').find((l) => l.includes('"agent-started"'));
+      return line === undefined ? undefined : (JSON.parse(line) as { inbound: string[] });
+    });
+    // One connection relayed through the inbound, so its code has run too.
+    const port = Number((up.inbound[0] as string).split(':').pop());
+    const echoed = await new Promise<string>((resolve, reject) => {
+      const socket = tls.connect({ host: '127.0.0.1', port, ca: readFileSync(join(outDir, 'root-cert.pem')), cert: readFileSync(join(outDir, 'cert-chain.pem')), key: readFileSync(join(outDir, 'key.pem')), checkServerIdentity: () => undefined }, () => socket.end('relayed'));
+      let got = '';
+      socket.on('data', (d: Buffer) => (got += d.toString()));
+      socket.on('close', () => resolve(got));
+      socket.on('error', reject);
+    });
+    assert.equal(echoed, 'relayed');
+  } finally {
+    child.kill('SIGTERM');
+    const code = await exited;
+    await new Promise<void>((r) => echo.close(() => r()));
+    assert.equal(code, 0, stderr);
+  }
+  const loaded = readFileSync(loadedFile, 'utf8').split('\n');
+  assert.ok(loaded.includes('NativeModule http2') && loaded.includes('NativeModule tls'), 'the record lists the modules the agent did load');
+  for (const name of ['worker_threads', 'perf_hooks', 'module']) assert.ok(!loaded.includes(`NativeModule ${name}`), `node loaded ${name}`);
+  // pino's stream is asynchronous and is flushed as the process exits (scripts/agent-bundle/pino-main-thread.cjs).
+  const lastLine = JSON.parse(stdout.trim().split('\n').pop()!) as { msg: string };
+  assert.equal(lastLine.msg, 'agent stopped');
 });
