@@ -10,6 +10,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# npm run build bundles the agent with scripts/bundle-agent.mjs (and the files it substitutes in).
+COPY scripts ./scripts
 RUN npm run build
 
 # ---- deps: production node_modules only ----

@@ -110,6 +110,21 @@ test('dockerfile: every COPY source exists and is not hidden by .dockerignore', 
   assert.ok(copies >= 5);
 });
 
+test('dockerfile: the build stage copies, before `npm run build`, every file that script names', () => {
+  const isBuild = (i: Instruction) => i.op === 'RUN' && /npm run build\b/.test(i.args);
+  const build = stages.find((s) => s.instructions.some(isBuild));
+  assert.ok(build, 'a stage runs npm run build');
+  const copiedBefore = build.instructions
+    .slice(0, build.instructions.findIndex(isBuild))
+    .filter((i) => i.op === 'COPY' && !copyParts(i.args).flags.has('from'))
+    .flatMap((i) => copyParts(i.args).sources.map((s) => posix.normalize(s).replace(/^\.\/?/, '').replace(/\/$/, '')));
+  const named = [...(pkg.scripts['build'] ?? '').matchAll(/(?:^|\s)((?:[\w.-]+\/)*[\w.-]+\.(?:mjs|cjs|js|json))(?=\s|$)/g)].map((m) => m[1]!);
+  assert.ok(named.includes('scripts/bundle-agent.mjs') && named.includes('tsconfig.build.json'), `files named by the build script: ${named.join(', ')}`);
+  for (const file of named) assert.ok(copiedBefore.some((c) => file === c || file.startsWith(`${c}/`)), `${file}, which npm run build reads, is copied before it runs`);
+  // The bundler substitutes files of its own folder into the agent bundle.
+  assert.ok(copiedBefore.includes('scripts'), 'all of scripts/ is copied');
+});
+
 test('dockerfile: the runtime stage gets dist, bin, node_modules, package.json and runs as 65532', () => {
   const copied = final.instructions.filter((i) => i.op === 'COPY').map((i) => copyParts(i.args));
   const find = (src: string) => copied.find((c) => c.sources.some((s) => s.replace(/\/$/, '') === src));
