@@ -66,6 +66,7 @@ const result = await build({
   legalComments: 'eof',
   plugins: [pinoTrims],
 }).catch((err) => err);
+if (result instanceof Error && (result.errors ?? []).length === 0) console.error(`bundle-agent: ${result.message}`);
 for (const e of result.errors ?? []) console.error(`bundle-agent: ${e.text}${e.location ? ` (${e.location.file}:${e.location.line})` : ''}`);
 for (const w of result.warnings ?? []) console.error(`bundle-agent: ${w.text}${w.location ? ` (${w.location.file}:${w.location.line})` : ''}`);
 if ((result.errors ?? []).length > 0 || (result.warnings ?? []).length > 0 || result instanceof Error) process.exit(1);
