@@ -24,6 +24,7 @@ export class OffenderTable<V> {
     private readonly now: () => number,
   ) {
     if (!Number.isInteger(max) || max < 1) throw new RangeError(`an offender table holds at least 1 entry, not ${max}`);
+    if (!(ttlMs > 0)) throw new RangeError(`an offender table's ttl must be a positive number of milliseconds, not ${ttlMs}`);
   }
 
   /** The value for `key` unless it expired; a hit counts as a use. */

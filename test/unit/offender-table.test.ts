@@ -78,6 +78,8 @@ test('an entry expires ttl after its last write, not after its last read', () =>
   assert.deepEqual([...table.values()], ['B2'], 'a rewrite starts the ttl again');
 });
 
-test('a table of no entries is refused', () => {
+test('a table of no entries, or with a ttl that is not a positive time, is refused', () => {
   assert.throws(() => new OffenderTable(0, 1, () => 0), RangeError);
+  // lru-cache reads a ttl of 0 as "never expires"; here it is a mistake, not a setting.
+  for (const ttl of [0, -1, Number.NaN]) assert.throws(() => new OffenderTable(1, ttl, () => 0), RangeError, String(ttl));
 });
