@@ -49,25 +49,54 @@ test('--help, an unknown flag and a bad value answer exactly as `rampart agent` 
   assert.match(bad.stderr, /^rampart agent: .*\[RAMPART_ERR_USAGE\]/);
 });
 
-test('bin/agent-node + the bundle: certificate from the CA, its certificate verified by openssl, mTLS inbound with Python ssl, SIGTERM exits 0', async () => {
-  const outDir = join(files.dir, 'out');
+interface BundledAgent {
+  readonly outDir: string;
+  /** What the agent-started log line says. */
+  readonly up: { inbound: string[]; spiffeId: string };
+  readonly stdout: () => string;
+  /** SIGTERM, then the exit code and stderr; the echo backend is closed too. */
+  stop(): Promise<{ code: number | null; stderr: string }>;
+}
+
+/**
+ * Starts bin/agent-node + the bundle against the test CA, with one inbound to an echo backend in
+ * this process, and waits for its agent-started log line. `nodeArgs` go before the entry.
+ */
+async function startBundledAgent(outDir: string, nodeArgs: readonly string[] = []): Promise<BundledAgent> {
   const echo = net.createServer((s) => {
     s.on('error', () => {});
     s.pipe(s);
   });
   await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
   const backend = (echo.address() as net.AddressInfo).port;
-  const child = spawn(LAUNCHER, [ENTRY, '--ca-url', files.ca.apiUrl, '--ca-bundle', files.bundleFile, '--token-file', files.tokenFile, '--monitoring-listen', '127.0.0.1:0', '--out-dir', outDir, '--inbound', `127.0.0.1:0=127.0.0.1:${backend}`, '--allow', 'spiffe://cluster.local/ns/shop/*'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(LAUNCHER, [...nodeArgs, ENTRY, '--ca-url', files.ca.apiUrl, '--ca-bundle', files.bundleFile, '--token-file', files.tokenFile, '--monitoring-listen', '127.0.0.1:0', '--out-dir', outDir, '--inbound', `127.0.0.1:0=127.0.0.1:${backend}`, '--allow', 'spiffe://cluster.local/ns/shop/*'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const stop = async (): Promise<{ code: number | null; stderr: string }> => {
+    child.kill('SIGTERM');
+    const code = await exited;
+    await new Promise<void>((r) => echo.close(() => r()));
+    return { code, stderr };
+  };
   try {
     const up = await eventually('the agent-started log line', () => {
       const line = stdout.split('\n').find((l) => l.includes('"agent-started"'));
       return line === undefined ? undefined : (JSON.parse(line) as { inbound: string[]; spiffeId: string });
     });
+    return { outDir, up, stdout: () => stdout, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+test('bin/agent-node + the bundle: certificate from the CA, its certificate verified by openssl, mTLS inbound with Python ssl, SIGTERM exits 0', async () => {
+  const agent = await startBundledAgent(join(files.dir, 'out'));
+  const { outDir, up } = agent;
+  try {
     assert.equal(up.spiffeId, 'spiffe://cluster.local/ns/shop/sa/cli');
     const chain = join(outDir, 'cert-chain.pem');
     const verify = spawnSync('openssl', ['verify', '-CAfile', join(outDir, 'root-cert.pem'), '-untrusted', chain, chain], { encoding: 'utf8' });
@@ -97,9 +126,7 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[4])), timeout=10) as ra
     const client = await execFileAsync('python3', ['-c', peer, chain, join(outDir, 'key.pem'), join(outDir, 'root-cert.pem'), port], { encoding: 'utf8', timeout: 20_000 });
     assert.match(client.stdout, /^TLSv1\.3 through the bundle$/m, client.stderr);
   } finally {
-    child.kill('SIGTERM');
-    const code = await exited;
-    await new Promise<void>((r) => echo.close(() => r()));
+    const { code, stderr } = await agent.stop();
     assert.equal(code, 0, stderr);
   }
 });
@@ -110,23 +137,9 @@ test('the bundle leaves out what the agent never uses: node never loads worker_t
   // A preload that records which of node's own modules the process loaded, when it exits.
   const preload = join(files.dir, 'record-builtins.cjs');
   writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(loadedFile)}, process.moduleLoadList.join('\\n')));\n`);
-  const echo = net.createServer((s) => {
-    s.on('error', () => {});
-    s.pipe(s);
-  });
-  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
-  const backend = (echo.address() as net.AddressInfo).port;
-  const child = spawn(LAUNCHER, ['-r', preload, ENTRY, '--ca-url', files.ca.apiUrl, '--ca-bundle', files.bundleFile, '--token-file', files.tokenFile, '--monitoring-listen', '127.0.0.1:0', '--out-dir', outDir, '--inbound', `127.0.0.1:0=127.0.0.1:${backend}`, '--allow', 'spiffe://cluster.local/ns/shop/*'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const agent = await startBundledAgent(outDir, ['-r', preload]);
+  const { up } = agent;
   try {
-    const up = await eventually('the agent-started log line', () => {
-      const line = stdout.split('\n').find((l) => l.includes('"agent-started"'));
-      return line === undefined ? undefined : (JSON.parse(line) as { inbound: string[] });
-    });
     // One connection relayed through the inbound, so its code has run too.
     const port = Number((up.inbound[0] as string).split(':').pop());
     const echoed = await new Promise<string>((resolve, reject) => {
@@ -138,15 +151,13 @@ test('the bundle leaves out what the agent never uses: node never loads worker_t
     });
     assert.equal(echoed, 'relayed');
   } finally {
-    child.kill('SIGTERM');
-    const code = await exited;
-    await new Promise<void>((r) => echo.close(() => r()));
+    const { code, stderr } = await agent.stop();
     assert.equal(code, 0, stderr);
   }
   const loaded = readFileSync(loadedFile, 'utf8').split('\n');
   assert.ok(loaded.includes('NativeModule http2') && loaded.includes('NativeModule tls'), 'the record lists the modules the agent did load');
   for (const name of ['worker_threads', 'perf_hooks', 'module']) assert.ok(!loaded.includes(`NativeModule ${name}`), `node loaded ${name}`);
   // pino's stream is asynchronous and is flushed as the process exits (scripts/agent-bundle/pino-main-thread.cjs).
-  const lastLine = JSON.parse(stdout.trim().split('\n').pop()!) as { msg: string };
+  const lastLine = JSON.parse(agent.stdout().trim().split('\n').pop()!) as { msg: string };
   assert.equal(lastLine.msg, 'agent stopped');
 });
