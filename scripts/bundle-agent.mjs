@@ -20,30 +20,36 @@ const [entry = 'src/cli/agent-entry.ts', outfile = 'dist/rampart-agent.cjs'] = p
  * 48,110 kB without). Each substitution names the exact file it replaces, and the build fails if
  * pino no longer has that file or no longer imports it the way replaced here.
  */
+/** pino's lib/tools.js, which imports both the transport module and worker_threads. */
+const PINO_TOOLS = /[\\/]node_modules[\\/]pino[\\/]lib[\\/]tools\.js$/;
 const PINO_TRIMS = [
-  { importer: /[\\/]node_modules[\\/]pino[\\/]lib[\\/]tools\.js$/, request: './transport', with: 'pino-transport-left-out.cjs' },
+  { importer: PINO_TOOLS, request: './transport', with: 'pino-transport-left-out.cjs' },
   { importer: /[\\/]node_modules[\\/]pino[\\/]pino\.js$/, request: './lib/transport', with: 'pino-transport-left-out.cjs' },
-  { importer: /[\\/]node_modules[\\/]pino[\\/]lib[\\/]tools\.js$/, request: 'worker_threads', with: 'pino-main-thread.cjs' },
+  { importer: PINO_TOOLS, request: 'worker_threads', with: 'pino-main-thread.cjs' },
 ];
+
+/** The import paths PINO_TRIMS replaces, as the one filter esbuild runs the plugin for. */
+const REQUESTS = new RegExp(`^(${[...new Set(PINO_TRIMS.map((t) => t.request))].map((r) => r.replace(/[./]/g, '\\$&')).join('|')})$`);
 
 const pinoTrims = {
   name: 'agent-pino-trims',
   setup(b) {
     const used = new Set();
-    b.onResolve({ filter: /^(\.\/transport|\.\/lib\/transport|worker_threads)$/ }, (args) => {
+    b.onResolve({ filter: REQUESTS }, (args) => {
       const trim = PINO_TRIMS.find((t) => t.request === args.path && t.importer.test(args.importer));
       if (trim === undefined) return undefined;
       used.add(trim);
       return { path: join(here, 'agent-bundle', trim.with) };
     });
     // tools.js must read nothing from worker_threads but isMainThread, or the stand-in would lie.
-    b.onLoad({ filter: /[\\/]node_modules[\\/]pino[\\/]lib[\\/]tools\.js$/ }, (args) => {
+    b.onLoad({ filter: PINO_TOOLS }, (args) => {
       const text = readFileSync(args.path, 'utf8');
       const reads = [...text.matchAll(/require\('worker_threads'\)/g)].length;
       if (reads !== 1 || !text.includes("const { isMainThread } = require('worker_threads')")) {
         return { errors: [{ text: `pino/lib/tools.js no longer reads only isMainThread from worker_threads: review scripts/agent-bundle/pino-main-thread.cjs` }] };
       }
-      return undefined;
+      // Handed on as read, so esbuild does not read the file a second time.
+      return { contents: text, loader: 'js' };
     });
     b.onEnd((result) => {
       if (result.errors.length > 0) return;
@@ -65,8 +71,6 @@ const result = await build({
   logLevel: 'silent',
   legalComments: 'eof',
   plugins: [pinoTrims],
-}).catch((err) => err);
-if (result instanceof Error && (result.errors ?? []).length === 0) console.error(`bundle-agent: ${result.message}`);
-for (const e of result.errors ?? []) console.error(`bundle-agent: ${e.text}${e.location ? ` (${e.location.file}:${e.location.line})` : ''}`);
-for (const w of result.warnings ?? []) console.error(`bundle-agent: ${w.text}${w.location ? ` (${w.location.file}:${w.location.line})` : ''}`);
-if ((result.errors ?? []).length > 0 || (result.warnings ?? []).length > 0 || result instanceof Error) process.exit(1);
+}).catch((err) => ({ errors: err.errors ?? [{ text: err.message }], warnings: err.warnings ?? [] }));
+for (const m of [...result.errors, ...result.warnings]) console.error(`bundle-agent: ${m.text}${m.location ? ` (${m.location.file}:${m.location.line})` : ''}`);
+if (result.errors.length > 0 || result.warnings.length > 0) process.exit(1);

@@ -13,7 +13,7 @@ import tls from 'node:tls';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
-import { REPO_ROOT, runCliSync } from '../helpers/cli.js';
+import { collectLog, REPO_ROOT, runCliSync } from '../helpers/cli.js';
 import { agentCliFiles, eventually, type AgentCliFiles } from './agent-support.js';
 
 const LAUNCHER = join(REPO_ROOT, 'bin/agent-node');
@@ -53,8 +53,9 @@ interface BundledAgent {
   readonly outDir: string;
   /** What the agent-started log line says. */
   readonly up: { inbound: string[]; spiffeId: string };
-  readonly stdout: () => string;
-  /** SIGTERM, then the exit code and stderr; the echo backend is closed too. */
+  /** Every JSON log line it printed so far; complete once stop() has resolved. */
+  readonly log: Array<Record<string, unknown>>;
+  /** SIGTERM, then the exit code (once its output is all read) and stderr; the echo backend is closed too. */
   stop(): Promise<{ code: number | null; stderr: string }>;
 }
 
@@ -70,11 +71,11 @@ async function startBundledAgent(outDir: string, nodeArgs: readonly string[] = [
   await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
   const backend = (echo.address() as net.AddressInfo).port;
   const child = spawn(LAUNCHER, [...nodeArgs, ENTRY, '--ca-url', files.ca.apiUrl, '--ca-bundle', files.bundleFile, '--token-file', files.tokenFile, '--monitoring-listen', '127.0.0.1:0', '--out-dir', outDir, '--inbound', `127.0.0.1:0=127.0.0.1:${backend}`, '--allow', 'spiffe://cluster.local/ns/shop/*'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
+  const log = collectLog(child);
   let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  // 'close', not 'exit': the last lines may still be in the pipe when the process has exited.
+  const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
   const stop = async (): Promise<{ code: number | null; stderr: string }> => {
     child.kill('SIGTERM');
     const code = await exited;
@@ -82,11 +83,8 @@ async function startBundledAgent(outDir: string, nodeArgs: readonly string[] = [
     return { code, stderr };
   };
   try {
-    const up = await eventually('the agent-started log line', () => {
-      const line = stdout.split('\n').find((l) => l.includes('"agent-started"'));
-      return line === undefined ? undefined : (JSON.parse(line) as { inbound: string[]; spiffeId: string });
-    });
-    return { outDir, up, stdout: () => stdout, stop };
+    const up = await eventually('the agent-started log line', () => log.find((entry) => entry['event'] === 'agent-started') as BundledAgent['up'] | undefined);
+    return { outDir, up, log, stop };
   } catch (err) {
     await stop();
     throw err;
@@ -158,6 +156,5 @@ test('the bundle leaves out what the agent never uses: node never loads worker_t
   assert.ok(loaded.includes('NativeModule http2') && loaded.includes('NativeModule tls'), 'the record lists the modules the agent did load');
   for (const name of ['worker_threads', 'perf_hooks', 'module']) assert.ok(!loaded.includes(`NativeModule ${name}`), `node loaded ${name}`);
   // pino's stream is asynchronous and is flushed as the process exits (scripts/agent-bundle/pino-main-thread.cjs).
-  const lastLine = JSON.parse(agent.stdout().trim().split('\n').pop()!) as { msg: string };
-  assert.equal(lastLine.msg, 'agent stopped');
+  assert.equal(agent.log.at(-1)?.['msg'], 'agent stopped');
 });
