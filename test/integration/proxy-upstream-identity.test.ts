@@ -1,0 +1,89 @@
+/**
+ * The outbound's identity check on a real mTLS handshake: it is handed the upstream's leaf alone
+ * (node would build the whole chain as JS objects for it, about 400 µs per connection), the socket
+ * answers in full afterwards, and an upstream with another SPIFFE ID never receives a byte the
+ * application wrote before the handshake ended.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { after, before, test } from 'node:test';
+import tls, { type PeerCertificate } from 'node:tls';
+import { connectUpstream, PeerIdMismatchError, spiffeServerIdentityCheck, whenSecure } from '../../src/agent/proxy/upstream-tls.js';
+import { INTRUDER_ID, makePki, SERVER_ID, type Pki } from './proxy-support.js';
+
+let pki: Pki;
+let server: tls.Server;
+let port: number;
+let clientContext: tls.SecureContext;
+/** Application bytes the upstream received, over all connections. */
+let received = 0;
+/** Connections the upstream saw end, handshaken or not. */
+const ended: Array<() => void> = [];
+
+function nextEnd(): Promise<void> {
+  return new Promise((resolve) => ended.push(resolve));
+}
+
+function connectionEnded(): void {
+  ended.shift()?.();
+}
+
+before(async () => {
+  pki = makePki();
+  const leaf = pki.leaves.server;
+  server = tls.createServer({ key: readFileSync(leaf.keyPath), cert: readFileSync(leaf.certPath), ca: readFileSync(pki.caPath), requestCert: true, rejectUnauthorized: true }, (socket) => {
+    socket.on('data', (chunk: Buffer) => (received += chunk.length));
+    socket.on('error', () => undefined);
+    socket.on('close', connectionEnded);
+  });
+  server.on('tlsClientError', connectionEnded);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  port = (server.address() as AddressInfo).port;
+  const client = pki.leaves.client;
+  clientContext = tls.createSecureContext({ key: readFileSync(client.keyPath), cert: readFileSync(client.certPath), ca: readFileSync(pki.caPath) });
+});
+
+after(async () => {
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  pki.cleanup();
+});
+
+test('the identity check is handed the upstream leaf alone, and the socket answers in full afterwards', async () => {
+  const handed: PeerCertificate[] = [];
+  const expectServer = spiffeServerIdentityCheck(SERVER_ID);
+  const socket = connectUpstream({ host: '127.0.0.1', port }, clientContext, (host, cert) => {
+    handed.push(cert);
+    return expectServer(host, cert);
+  }, {});
+  const end = nextEnd();
+  try {
+    await whenSecure(socket, 5000);
+    assert.equal(handed.length, 1);
+    assert.equal(handed[0]?.subjectaltname, `URI:${SERVER_ID}`);
+    assert.equal('issuerCertificate' in (handed[0] as object), false, 'the check was handed the detailed chain');
+    const detailed = socket.getPeerCertificate(true);
+    assert.equal(detailed.subjectaltname, `URI:${SERVER_ID}`);
+    assert.equal(detailed.issuerCertificate?.subject.CN, 'ca');
+    assert.equal(socket.getPeerCertificate().serialNumber, pki.leaves.server.serial);
+  } finally {
+    socket.destroy();
+    await end;
+  }
+});
+
+test('an upstream with another SPIFFE ID is refused before anything the application wrote reaches it', async () => {
+  const before = received;
+  const socket = connectUpstream({ host: '127.0.0.1', port }, clientContext, spiffeServerIdentityCheck(INTRUDER_ID), {});
+  const end = nextEnd();
+  // Written while the handshake is still running: it must be dropped, not sent after it.
+  socket.write('secret for the intruder only');
+  const refusal = await whenSecure(socket, 5000).then(
+    () => assert.fail('an upstream with the wrong SPIFFE ID was accepted'),
+    (err: unknown) => err,
+  );
+  assert.ok(refusal instanceof PeerIdMismatchError, String(refusal));
+  assert.equal(refusal.peer, SERVER_ID);
+  await end;
+  assert.equal(received, before);
+});
