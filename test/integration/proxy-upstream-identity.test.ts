@@ -1,15 +1,15 @@
 /**
  * The outbound's identity check on a real mTLS handshake: it is handed the upstream's leaf alone
  * (node would build the whole chain as JS objects for it, about 400 µs per connection), the socket
- * answers in full afterwards, and an upstream with another SPIFFE ID never receives a byte the
- * application wrote before the handshake ended.
+ * answers in full afterwards, a resumed session (no check) reads as node reads it, and an upstream
+ * with another SPIFFE ID never receives a byte the application wrote before the handshake ended.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import tls, { type PeerCertificate } from 'node:tls';
-import { connectUpstream, PeerIdMismatchError, spiffeServerIdentityCheck, whenSecure } from '../../src/agent/proxy/upstream-tls.js';
+import { connectUpstream, PeerIdMismatchError, spiffeServerIdentityCheck, upstreamLeaf, whenSecure } from '../../src/agent/proxy/upstream-tls.js';
 import { INTRUDER_ID, makePki, SERVER_ID, type Pki } from './proxy-support.js';
 
 let pki: Pki;
@@ -58,10 +58,14 @@ test('the identity check is handed the upstream leaf alone, and the socket answe
   }, {});
   const end = nextEnd();
   try {
+    // A read before the handshake finds nothing and must not use up the leaf-only read.
+    assert.deepEqual(socket.getPeerCertificate(), {});
     await whenSecure(socket, 5000);
     assert.equal(handed.length, 1);
     assert.equal(handed[0]?.subjectaltname, `URI:${SERVER_ID}`);
     assert.equal('issuerCertificate' in (handed[0] as object), false, 'the check was handed the detailed chain');
+    // The serial and validity the outbound logs come from the leaf the check read, not a new read.
+    assert.equal(upstreamLeaf(socket), handed[0]);
     const detailed = socket.getPeerCertificate(true);
     assert.equal(detailed.subjectaltname, `URI:${SERVER_ID}`);
     assert.equal(detailed.issuerCertificate?.subject.CN, 'ca');
@@ -86,4 +90,36 @@ test('an upstream with another SPIFFE ID is refused before anything the applicat
   assert.equal(refusal.peer, SERVER_ID);
   await end;
   assert.equal(received, before);
+});
+
+test('a resumed session runs no identity check, and the upstream leaf is then what node reads', async () => {
+  const expectServer = spiffeServerIdentityCheck(SERVER_ID);
+  let checks = 0;
+  const counted = (host: string, cert: PeerCertificate): Error | undefined => {
+    checks++;
+    return expectServer(host, cert);
+  };
+  const first = connectUpstream({ host: '127.0.0.1', port }, clientContext, counted, {});
+  const firstEnd = nextEnd();
+  const ticket = new Promise<Buffer>((resolve) => first.once('session', resolve));
+  let session: Buffer;
+  try {
+    await whenSecure(first, 5000);
+    session = await ticket;
+  } finally {
+    first.destroy();
+    await firstEnd;
+  }
+  const resumed = connectUpstream({ host: '127.0.0.1', port }, clientContext, counted, { session });
+  const resumedEnd = nextEnd();
+  try {
+    await whenSecure(resumed, 5000);
+    assert.equal(resumed.isSessionReused(), true);
+    assert.equal(checks, 1);
+    // node keeps no peer chain on a client's resumed TLS 1.3 session, so this is what node reads.
+    assert.deepEqual(upstreamLeaf(resumed), tls.TLSSocket.prototype.getPeerCertificate.call(resumed, false));
+  } finally {
+    resumed.destroy();
+    await resumedEnd;
+  }
 });

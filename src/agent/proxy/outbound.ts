@@ -19,7 +19,7 @@ import { REFUSAL_HEADER } from './inbound-tunnel.js';
 import { drainThenDestroy, trackSockets } from './shutdown.js';
 import { buildSecureContext, type TlsTuning } from './tls-settings.js';
 import { DEFAULT_IDLE_SESSION_MS, TunnelPool, type ContextGeneration, type TunnelStream } from './tunnel-pool.js';
-import { connectUpstream, PeerIdMismatchError, spiffeServerIdentityCheck } from './upstream-tls.js';
+import { connectUpstream, PeerIdMismatchError, spiffeServerIdentityCheck, upstreamLeaf } from './upstream-tls.js';
 
 /** Options of {@link startOutbound}. */
 export interface OutboundOptions {
@@ -147,7 +147,7 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundP
     const onSecure = (sock: tls.TLSSocket): void => {
       secure = true;
       sock.setTimeout(0);
-      const cert = sock.getPeerCertificate();
+      const cert = upstreamLeaf(sock);
       // secureConnect only follows a passed identity check: the peer is expectedId.
       seen.id = expectedId;
       seen.serial = 'serialNumber' in cert ? cert.serialNumber : undefined;

@@ -6,7 +6,7 @@ import { describeError, type HostPort } from './errors.js';
 import { TUNNEL_ALPN, TUNNEL_MAX_SESSION_MEMORY_MB, TUNNEL_SESSION_WINDOW, TUNNEL_SETTINGS } from './inbound-tunnel.js';
 import type { ProxyMetrics } from './metrics.js';
 import { DEFAULT_PING_INTERVAL_MS, watchSession, type SessionLiveness } from './session-liveness.js';
-import { connectUpstream, spiffeServerIdentityCheck, whenSecure } from './upstream-tls.js';
+import { connectUpstream, spiffeServerIdentityCheck, upstreamLeaf, whenSecure } from './upstream-tls.js';
 
 /** The TLS context the pool should use for new sessions, tagged with its generation. */
 export interface ContextGeneration {
@@ -291,7 +291,7 @@ export class TunnelPool {
       return null;
     }
     socket.setKeepAlive(true, 30_000);
-    const cert = socket.getPeerCertificate();
+    const cert = upstreamLeaf(socket);
     const peerSerial = 'serialNumber' in cert ? cert.serialNumber : undefined;
     const peerNotAfter = 'valid_to' in cert ? Date.parse(cert.valid_to) : Number.NaN;
     const session = http2.connect(`https://${this.authority}`, {

@@ -38,10 +38,25 @@ type GetPeerCertificate = (detailed?: boolean) => PeerCertificate | Record<strin
  */
 function leafOnlyForIdentityCheck(socket: tls.TLSSocket): void {
   const leafOnce: GetPeerCertificate = function (this: tls.TLSSocket) {
+    const leaf = tls.TLSSocket.prototype.getPeerCertificate.call(this, false);
+    // Before the handshake there is no certificate yet: stay in place for the read that counts.
+    if (!('raw' in leaf)) return leaf;
     delete (this as { getPeerCertificate?: GetPeerCertificate }).getPeerCertificate;
-    return tls.TLSSocket.prototype.getPeerCertificate.call(this, false);
+    leafReadOnce.set(this, leaf);
+    return leaf;
   };
   (socket as { getPeerCertificate: GetPeerCertificate }).getPeerCertificate = leafOnce;
+}
+
+/** The leaf each upstream socket's first read returned; node builds a new object on every read. */
+const leafReadOnce = new WeakMap<tls.TLSSocket, PeerCertificate | Record<string, never>>();
+
+/**
+ * The upstream's leaf certificate (serial, validity, SANs) as its identity check read it, or read
+ * now when no check ran (a resumed session). Empty before the handshake.
+ */
+export function upstreamLeaf(socket: tls.TLSSocket): PeerCertificate | Record<string, never> {
+  return leafReadOnce.get(socket) ?? socket.getPeerCertificate();
 }
 
 /** Opens an mTLS connection to an upstream agent with this pod's SVID as client certificate. */
