@@ -32,9 +32,9 @@ type GetPeerCertificate = (detailed?: boolean) => PeerCertificate | Record<strin
  * (`getPeerCertificate(true)`: every certificate printed, hashed three ways and exported, plus a
  * search of the trust store for the root; about 400 µs per handshake, a fifth of a full mTLS
  * connection's CPU for both ends). The check reads only the leaf's subjectaltname, so the first
- * read of this socket's peer certificate returns the leaf alone, which carries the same
- * subjectaltname; after it the socket answers as any other. If node ever reads the certificate
- * some other way, the check still runs, on what node gives it.
+ * read of this socket's peer certificate that finds one returns the leaf alone, which carries the
+ * same subjectaltname; after it the socket answers as any other. If node ever reads the
+ * certificate some other way, the check still runs, on what node gives it.
  */
 function leafOnlyForIdentityCheck(socket: tls.TLSSocket): void {
   const leafOnce: GetPeerCertificate = function (this: tls.TLSSocket) {
@@ -53,7 +53,8 @@ const leafReadOnce = new WeakMap<tls.TLSSocket, PeerCertificate | Record<string,
 
 /**
  * The upstream's leaf certificate (serial, validity, SANs) as its identity check read it, or read
- * now when no check ran (a resumed session). Empty before the handshake.
+ * now when no check ran: a resumed session, on which node 20 keeps no peer certificate for a
+ * client, so it is empty there, as before the handshake.
  */
 export function upstreamLeaf(socket: tls.TLSSocket): PeerCertificate | Record<string, never> {
   return leafReadOnce.get(socket) ?? socket.getPeerCertificate();
