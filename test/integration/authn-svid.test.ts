@@ -269,7 +269,7 @@ test('a refused chain is remembered for 10 s at most, and not once the roots cha
 test('authenticates the chain openssl s_client presents over a real TLS connection', async () => {
   const tls = await import('node:tls');
   const { spawn } = await import('node:child_process');
-  const { clientCertChainFromSocket } = await import('../../src/authn/svid-socket.js');
+  const { peerChain } = await import('../../src/tls/peer-chain.js');
   const auth = await authenticator();
   // The server's own certificate: any will do, the client does not verify it here.
   await makeLeaf('server', 'int', 'URI:spiffe://cluster.local/ns/rampart-system/sa/rampart-ca');
@@ -280,7 +280,8 @@ test('authenticates the chain openssl s_client presents over a real TLS connecti
   const server = tls.createServer(
     { key: await readFile(join(dir, 'server.key')), cert: await readFile(join(dir, 'server.crt')), requestCert: true, rejectUnauthorized: false },
     (socket) => {
-      authenticated?.(auth.authenticate({ clientCertChain: clientCertChainFromSocket(socket) }));
+      // The chain as the CA's request path reads it (server/caller.ts).
+      authenticated?.(auth.authenticate({ clientCertChain: peerChain(socket).certs }));
       socket.end();
     },
   );
