@@ -49,15 +49,37 @@ after(async () => {
   pki.cleanup();
 });
 
-test('the identity check is handed the upstream leaf alone, and the socket answers in full afterwards', async () => {
-  const handed: PeerCertificate[] = [];
-  const expectServer = spiffeServerIdentityCheck(SERVER_ID);
-  const socket = connectUpstream({ host: '127.0.0.1', port }, clientContext, (host, cert) => {
-    handed.push(cert);
-    return expectServer(host, cert);
-  }, {});
+/**
+ * Connects to the upstream through `connectUpstream`, hands the socket to `use`, then closes it and
+ * waits until the upstream saw the connection end, whether `use` passed or threw.
+ */
+async function withUpstream<T>(check: (host: string, cert: PeerCertificate) => Error | undefined, extra: { session?: Buffer }, use: (socket: tls.TLSSocket) => Promise<T>): Promise<T> {
+  const socket = connectUpstream({ host: '127.0.0.1', port }, clientContext, check, extra);
   const end = nextEnd();
   try {
+    return await use(socket);
+  } finally {
+    socket.destroy();
+    await end;
+  }
+}
+
+/** SERVER_ID's identity check, recording each certificate it is handed. */
+function recordingCheck(): { check: (host: string, cert: PeerCertificate) => Error | undefined; handed: PeerCertificate[] } {
+  const handed: PeerCertificate[] = [];
+  const expectServer = spiffeServerIdentityCheck(SERVER_ID);
+  return {
+    handed,
+    check: (host, cert) => {
+      handed.push(cert);
+      return expectServer(host, cert);
+    },
+  };
+}
+
+test('the identity check is handed the upstream leaf alone, and the socket answers in full afterwards', async () => {
+  const { check, handed } = recordingCheck();
+  await withUpstream(check, {}, async (socket) => {
     // A read before the handshake finds nothing and must not use up the leaf-only read.
     assert.deepEqual(socket.getPeerCertificate(), {});
     await whenSecure(socket, 5000);
@@ -70,56 +92,36 @@ test('the identity check is handed the upstream leaf alone, and the socket answe
     assert.equal(detailed.subjectaltname, `URI:${SERVER_ID}`);
     assert.equal(detailed.issuerCertificate?.subject.CN, 'ca');
     assert.equal(socket.getPeerCertificate().serialNumber, pki.leaves.server.serial);
-  } finally {
-    socket.destroy();
-    await end;
-  }
+  });
 });
 
 test('an upstream with another SPIFFE ID is refused before anything the application wrote reaches it', async () => {
   const before = received;
-  const socket = connectUpstream({ host: '127.0.0.1', port }, clientContext, spiffeServerIdentityCheck(INTRUDER_ID), {});
-  const end = nextEnd();
-  // Written while the handshake is still running: it must be dropped, not sent after it.
-  socket.write('secret for the intruder only');
-  const refusal = await whenSecure(socket, 5000).then(
-    () => assert.fail('an upstream with the wrong SPIFFE ID was accepted'),
-    (err: unknown) => err,
-  );
+  const refusal = await withUpstream(spiffeServerIdentityCheck(INTRUDER_ID), {}, (socket) => {
+    // Written while the handshake is still running: it must be dropped, not sent after it.
+    socket.write('secret for the intruder only');
+    return whenSecure(socket, 5000).then(
+      () => assert.fail('an upstream with the wrong SPIFFE ID was accepted'),
+      (err: unknown) => err,
+    );
+  });
   assert.ok(refusal instanceof PeerIdMismatchError, String(refusal));
   assert.equal(refusal.peer, SERVER_ID);
-  await end;
   assert.equal(received, before);
 });
 
 test('a resumed session runs no identity check, and the upstream leaf is then what node reads', async () => {
-  const expectServer = spiffeServerIdentityCheck(SERVER_ID);
-  let checks = 0;
-  const counted = (host: string, cert: PeerCertificate): Error | undefined => {
-    checks++;
-    return expectServer(host, cert);
-  };
-  const first = connectUpstream({ host: '127.0.0.1', port }, clientContext, counted, {});
-  const firstEnd = nextEnd();
-  const ticket = new Promise<Buffer>((resolve) => first.once('session', resolve));
-  let session: Buffer;
-  try {
-    await whenSecure(first, 5000);
-    session = await ticket;
-  } finally {
-    first.destroy();
-    await firstEnd;
-  }
-  const resumed = connectUpstream({ host: '127.0.0.1', port }, clientContext, counted, { session });
-  const resumedEnd = nextEnd();
-  try {
+  const { check, handed } = recordingCheck();
+  const session = await withUpstream(check, {}, async (socket) => {
+    const ticket = new Promise<Buffer>((resolve) => socket.once('session', resolve));
+    await whenSecure(socket, 5000);
+    return ticket;
+  });
+  await withUpstream(check, { session }, async (resumed) => {
     await whenSecure(resumed, 5000);
     assert.equal(resumed.isSessionReused(), true);
-    assert.equal(checks, 1);
+    assert.equal(handed.length, 1);
     // node keeps no peer chain on a client's resumed TLS 1.3 session, so this is what node reads.
     assert.deepEqual(upstreamLeaf(resumed), tls.TLSSocket.prototype.getPeerCertificate.call(resumed, false));
-  } finally {
-    resumed.destroy();
-    await resumedEnd;
-  }
+  });
 });
