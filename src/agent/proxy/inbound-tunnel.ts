@@ -1,5 +1,4 @@
 import type { X509Certificate } from 'node:crypto';
-import http2 from 'node:http2';
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Clock } from '../../core/clock.js';
@@ -10,6 +9,10 @@ import { describeError, type HostPort } from './errors.js';
 import type { ProxyMetrics } from './metrics.js';
 import { atTime, peerExpired } from './peer-expiry.js';
 import { abortSocket, relay, type Relay, type RelayResult } from './relay.js';
+import { H2_ERROR } from './h2/constants.js';
+import type { HeaderList } from './h2/hpack.js';
+import { H2Session, type H2SessionOptions } from './h2/session.js';
+import type { H2Stream } from './h2/stream.js';
 import { watchSession } from './session-liveness.js';
 
 /** Who is on the other end of an authorized tunnel session. */
@@ -38,21 +41,21 @@ export const REFUSAL_HEADER = 'rampart-refusal';
  */
 export const TUNNEL_ALPN = 'rampart-tunnel';
 
-/** Tunables shared by both ends of the HTTP/2 tunnel. */
-export const TUNNEL_SETTINGS: http2.Settings = {
-  enablePush: false,
+/** HTTP/2 settings shared by both ends of the tunnel. */
+export const TUNNEL_SESSION_OPTIONS: Omit<H2SessionOptions, 'role'> = {
   // Per-stream window: large enough that a bulk transfer on one app connection is not
   // throttled to 64 KiB per round trip.
-  initialWindowSize: 1 << 20,
+  streamWindow: 1 << 20,
+  // Connection-level window, shared by all the session's streams.
+  connectionWindow: 16 << 20,
   maxConcurrentStreams: 1000,
+  maxHeaderListSize: 16 * 1024,
 };
-/** Connection-level window for a tunnel session (shared by all its streams). */
-export const TUNNEL_SESSION_WINDOW = 16 << 20;
-/**
- * nghttp2's memory cap per session in MB; it must exceed the session window, or a fast
- * sender on a slow backend trips ENHANCE_YOUR_CALM instead of plain flow control.
- */
-export const TUNNEL_MAX_SESSION_MEMORY_MB = 64;
+
+/** The value of header field `name` (lower case), or undefined. */
+export function headerValue(fields: HeaderList, name: string): string | undefined {
+  return fields.find(([n]) => n === name)?.[1];
+}
 
 /** Accepts authorized `h2` TLS connections and serves CONNECT streams to one backend. */
 export interface TunnelAcceptor {
@@ -87,89 +90,42 @@ export interface TunnelAcceptorOptions {
  * connection to the backend. Authorization already happened once for the whole session.
  */
 export function createTunnelAcceptor(o: TunnelAcceptorOptions): TunnelAcceptor {
-  const sessions = new Map<http2.ServerHttp2Session, TunnelPeer>();
-  let pendingPeer: TunnelPeer | undefined;
-  const h2 = http2.createServer({ settings: TUNNEL_SETTINGS, maxSessionMemory: TUNNEL_MAX_SESSION_MEMORY_MB });
+  const sessions = new Map<H2Session, TunnelPeer>();
 
-  // 'session' fires synchronously inside emit('connection'), so pendingPeer is the right one.
-  h2.on('session', (session: http2.ServerHttp2Session) => {
-    const peer = pendingPeer as TunnelPeer;
-    sessions.set(session, peer);
-    o.metrics.tunnelOpen('inbound', 1);
-    const startedAt = o.clock.now();
-    let streams = 0;
-    let sessionError: unknown;
-    try {
-      session.setLocalWindowSize(TUNNEL_SESSION_WINDOW);
-    } catch {
-      // Only an optimisation; older peers may refuse before settings are exchanged.
-    }
-    session.on('error', (err) => {
-      sessionError = err;
-    });
-    watchSession(session, { intervalMs: o.pingIntervalMs, timeoutMs: o.connectMs });
-    // The peer was checked once, at the handshake. When its certificate expires the session
-    // must end too (GOAWAY: open streams finish, the peer's pool opens a new session with its
-    // renewed certificate), or an expired identity keeps opening streams for ever.
-    const cancelExpiry =
-      peer.notAfter === undefined
-        ? () => {}
-        : atTime(o.clock, peer.notAfter, () => {
-            if (session.closed || session.destroyed) return;
-            o.logger.info({ direction: 'inbound', mode: 'tunnel-session', peer: peer.id, peerSerial: peer.serial, remote: peer.remote, notAfter: new Date(peer.notAfter as number).toISOString() }, 'tunnel peer certificate expired; sending GOAWAY');
-            session.close();
-          });
-    session.on('stream', () => {
-      streams++;
-    });
-    session.once('close', () => {
-      cancelExpiry();
-      sessions.delete(session);
-      const result = sessionError === undefined ? 'ok' : 'error';
-      o.metrics.tunnelOpen('inbound', -1);
-      o.metrics.tunnelSession('inbound', result);
-      o.logger.info(
-        { direction: 'inbound', mode: 'tunnel-session', peer: peer.id, peerSerial: peer.serial, remote: peer.remote, streams, durationMs: o.clock.now() - startedAt, result, error: describeError(sessionError) },
-        'tunnel session closed',
-      );
-    });
-  });
-
-  h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
-    const peer = sessions.get(stream.session as http2.ServerHttp2Session);
+  function serve(session: H2Session, stream: H2Stream, fields: HeaderList): void {
+    const peer = sessions.get(session);
     const startedAt = o.clock.now();
     stream.on('error', () => {
       // Reported through the relay or the record below; never let it crash the process.
     });
     if (peer?.refusal !== undefined) {
       // Logged once as denied when the handshake ended; each stream only learns why.
-      stream.respond({ ':status': 403, [REFUSAL_HEADER]: peer.refusal }, { endStream: true });
-      const session = stream.session as http2.ServerHttp2Session;
-      if (!session.closed) session.close();
+      stream.respond(403, [[REFUSAL_HEADER, peer.refusal]], true);
+      session.close();
       return;
     }
-    if (headers[':method'] !== 'CONNECT' || peer === undefined) {
-      stream.respond({ ':status': 405 }, { endStream: true });
-      recordConnection(o.logger, o.metrics, { direction: 'inbound', mode: 'tunnel', peer: peer?.id, peerSerial: peer?.serial, remote: peer?.remote, startedAt, result: 'bad-request', bytesIn: 0, bytesOut: 0, error: `tunnel stream must be CONNECT, got ${String(headers[':method'])}` }, o.clock.now());
+    const method = headerValue(fields, ':method');
+    if (method !== 'CONNECT' || peer === undefined) {
+      stream.respond(405, [], true);
+      recordConnection(o.logger, o.metrics, { direction: 'inbound', mode: 'tunnel', peer: peer?.id, peerSerial: peer?.serial, remote: peer?.remote, startedAt, result: 'bad-request', bytesIn: 0, bytesOut: 0, error: `tunnel stream must be CONNECT, got ${String(method)}` }, o.clock.now());
       return;
     }
     // Checked per stream as well as by the GOAWAY timer: a stream can arrive before the timer
     // fires (clock steps, a busy event loop), and it must not reach the backend either.
     const expired = peerExpired(peer.notAfter, startedAt);
     if (expired !== undefined) {
-      stream.respond({ ':status': 403 }, { endStream: true });
-      const session = stream.session as http2.ServerHttp2Session;
-      if (!session.closed) session.close();
+      stream.respond(403, [], true);
+      session.close();
       recordConnection(o.logger, o.metrics, { direction: 'inbound', mode: 'tunnel', peer: peer.id, peerSerial: peer.serial, remote: peer.remote, startedAt, result: 'denied', bytesIn: 0, bytesOut: 0, error: expired }, o.clock.now());
       return;
     }
     let r: Relay | undefined;
     const backend = connectTcp(o.backend, o.connectMs, o.idleMs, () => r?.abort('idle-timeout'));
     backend.once('connect', () => {
-      if (!stream.destroyed && !stream.headersSent) stream.respond({ ':status': 200 });
+      if (!stream.destroyed) stream.respond(200);
     });
     const relayHandle = relay(
-      { stream, abort: () => { if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CONNECT_ERROR); } },
+      { stream, abort: () => stream.close(H2_ERROR.CONNECT_ERROR) },
       { stream: backend, abort: () => abortSocket(backend) },
       (result: RelayResult, err?: Error) => {
         o.relays.delete(relayHandle);
@@ -180,7 +136,42 @@ export function createTunnelAcceptor(o: TunnelAcceptorOptions): TunnelAcceptor {
     r = relayHandle;
     o.relays.add(relayHandle);
     o.metrics.active('inbound', 1);
-  });
+  }
+
+  function open(socket: tls.TLSSocket, peer: TunnelPeer): void {
+    const session = new H2Session(socket, { role: 'server', ...TUNNEL_SESSION_OPTIONS });
+    sessions.set(session, peer);
+    o.metrics.tunnelOpen('inbound', 1);
+    const startedAt = o.clock.now();
+    let streams = 0;
+    watchSession(session, { intervalMs: o.pingIntervalMs, timeoutMs: o.connectMs });
+    // The peer was checked once, at the handshake. When its certificate expires the session
+    // must end too (GOAWAY: open streams finish, the peer's pool opens a new session with its
+    // renewed certificate), or an expired identity keeps opening streams for ever.
+    const cancelExpiry =
+      peer.notAfter === undefined
+        ? () => {}
+        : atTime(o.clock, peer.notAfter, () => {
+            if (session.closed) return;
+            o.logger.info({ direction: 'inbound', mode: 'tunnel-session', peer: peer.id, peerSerial: peer.serial, remote: peer.remote, notAfter: new Date(peer.notAfter as number).toISOString() }, 'tunnel peer certificate expired; sending GOAWAY');
+            session.close();
+          });
+    session.on('stream', (stream: H2Stream, fields: HeaderList) => {
+      streams++;
+      serve(session, stream, fields);
+    });
+    session.once('close', (sessionError: Error | undefined) => {
+      cancelExpiry();
+      sessions.delete(session);
+      const result = sessionError === undefined ? 'ok' : 'error';
+      o.metrics.tunnelOpen('inbound', -1);
+      o.metrics.tunnelSession('inbound', result);
+      o.logger.info(
+        { direction: 'inbound', mode: 'tunnel-session', peer: peer.id, peerSerial: peer.serial, remote: peer.remote, streams, durationMs: o.clock.now() - startedAt, result, error: describeError(sessionError) },
+        'tunnel session closed',
+      );
+    });
+  }
 
   return {
     accept(socket, peer) {
@@ -188,15 +179,10 @@ export function createTunnelAcceptor(o: TunnelAcceptorOptions): TunnelAcceptor {
       // is not waited for. The socket itself is destroyed: a session destroyed before the
       // client's preface left it open.
       if (peer.refusal !== undefined) setTimeout(() => socket.destroy(), o.connectMs).unref();
-      pendingPeer = peer;
-      try {
-        h2.emit('connection', socket);
-      } finally {
-        pendingPeer = undefined;
-      }
+      open(socket, peer);
     },
     drain() {
-      for (const s of sessions.keys()) if (!s.closed) s.close();
+      for (const s of sessions.keys()) s.close();
     },
     destroyAll() {
       for (const s of sessions.keys()) s.destroy();
@@ -209,7 +195,7 @@ export function createTunnelAcceptor(o: TunnelAcceptorOptions): TunnelAcceptor {
         sessions.set(session, { ...peer, refusal });
         refused++;
         o.logger.warn({ direction: 'inbound', mode: 'tunnel-session', peer: peer.id, peerSerial: peer.serial, remote: peer.remote }, `tunnel session refused: ${refusal}; sending GOAWAY`);
-        if (!session.closed && !session.destroyed) session.close();
+        session.close();
       }
       return refused;
     },

@@ -1,4 +1,3 @@
-import http2 from 'node:http2';
 import net from 'node:net';
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
@@ -15,7 +14,9 @@ import type { ProxyTimeouts } from './inbound.js';
 import { proxyMetrics } from './metrics.js';
 import { DEFAULT_PING_INTERVAL_MS } from './session-liveness.js';
 import { abortSocket, relay, type Relay, type RelayEnd } from './relay.js';
-import { REFUSAL_HEADER } from './inbound-tunnel.js';
+import { H2_ERROR } from './h2/constants.js';
+import type { HeaderList } from './h2/hpack.js';
+import { headerValue, REFUSAL_HEADER } from './inbound-tunnel.js';
 import { drainThenDestroy, trackSockets } from './shutdown.js';
 import { buildSecureContext, type TlsTuning } from './tls-settings.js';
 import { DEFAULT_IDLE_SESSION_MS, TunnelPool, type ContextGeneration, type TunnelStream } from './tunnel-pool.js';
@@ -190,7 +191,7 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundP
       // Reported through the relay.
     });
     if (app.destroyed) {
-      stream.close(http2.constants.NGHTTP2_CANCEL);
+      stream.close(H2_ERROR.CANCEL);
       finish('tunnel', app, startedAt, remote, seen)('downstream-error', new Error('application closed before the tunnel opened'));
       return;
     }
@@ -204,18 +205,18 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundP
     stream.once('close', () => {
       if (!accepted) turnedAway();
     });
-    stream.once('response', (headers) => {
-      if (headers[':status'] === 200) accepted = true;
+    stream.once('response', (status: number, fields: HeaderList) => {
+      if (status === 200) accepted = true;
       else {
-        const why = headers[REFUSAL_HEADER];
-        handle?.abort('refused', new Error(`the upstream answered the tunnel CONNECT with status ${String(headers[':status'])}${typeof why === 'string' ? `: ${why}` : ''}`));
+        const why = headerValue(fields, REFUSAL_HEADER);
+        handle?.abort('refused', new Error(`the upstream answered the tunnel CONNECT with status ${status}${why === undefined ? '' : `: ${why}`}`));
       }
     });
     const endApp = (): void => {
       if (accepted) app.end();
       else turnedAway();
     };
-    handle = startRelay(app, { stream, abort: () => { if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL); } }, finish('tunnel', app, startedAt, remote, seen), endApp);
+    handle = startRelay(app, { stream, abort: () => stream.close(H2_ERROR.CANCEL) }, finish('tunnel', app, startedAt, remote, seen), endApp);
   }
 
   function tunnelled(app: net.Socket, startedAt: number, remote: string | undefined): void {

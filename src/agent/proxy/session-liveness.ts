@@ -1,4 +1,4 @@
-import type http2 from 'node:http2';
+import type { H2Session } from './h2/session.js';
 
 /** How often a tunnel session is checked, and how long its peer has to answer. */
 export interface LivenessOptions {
@@ -23,10 +23,10 @@ export interface SessionLiveness {
  * unanswered PING means the peer (or the path to it) is gone: the session is destroyed, which
  * resets its streams and lets the pool open a fresh one.
  */
-export function watchSession(session: http2.Http2Session, o: LivenessOptions): SessionLiveness {
+export function watchSession(session: H2Session, o: LivenessOptions): SessionLiveness {
   let deadline: NodeJS.Timeout | undefined;
   const probe = (): void => {
-    if (deadline !== undefined || session.closed || session.destroyed) return;
+    if (deadline !== undefined || session.destroyed) return;
     deadline = setTimeout(() => {
       if (!session.destroyed) session.destroy(new Error(`tunnel peer did not answer an HTTP/2 PING within ${o.timeoutMs} ms`));
     }, o.timeoutMs);

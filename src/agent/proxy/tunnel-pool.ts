@@ -1,9 +1,10 @@
-import http2 from 'node:http2';
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Clock } from '../../core/clock.js';
 import { describeError, type HostPort } from './errors.js';
-import { TUNNEL_ALPN, TUNNEL_MAX_SESSION_MEMORY_MB, TUNNEL_SESSION_WINDOW, TUNNEL_SETTINGS } from './inbound-tunnel.js';
+import { H2Session } from './h2/session.js';
+import type { H2Stream } from './h2/stream.js';
+import { TUNNEL_ALPN, TUNNEL_SESSION_OPTIONS } from './inbound-tunnel.js';
 import type { ProxyMetrics } from './metrics.js';
 import { DEFAULT_PING_INTERVAL_MS, watchSession, type SessionLiveness } from './session-liveness.js';
 import { connectUpstream, spiffeServerIdentityCheck, upstreamLeaf, whenSecure } from './upstream-tls.js';
@@ -17,7 +18,7 @@ export interface ContextGeneration {
 }
 
 interface Entry {
-  readonly session: http2.ClientHttp2Session;
+  readonly session: H2Session;
   readonly generation: number;
   readonly peerSerial: string | undefined;
   readonly liveness: SessionLiveness;
@@ -29,7 +30,7 @@ interface Entry {
 
 /** A CONNECT stream opened on a pooled session. */
 export interface TunnelStream {
-  readonly stream: http2.ClientHttp2Stream;
+  readonly stream: H2Stream;
   readonly peerSerial: string | undefined;
 }
 
@@ -144,8 +145,8 @@ export class TunnelPool {
    * Opens a CONNECT stream, or resolves null when the caller should use plain mTLS instead.
    *
    * A burst of application connections all wait on the same new session. Once it is full the
-   * rest must not pile onto it (nghttp2 would queue them behind the peer's stream limit,
-   * stalling them until others close), so whoever finds no room opens the next session. Picking
+   * rest must not pile onto it (a session refuses streams beyond the peer's limit, and a full
+   * one would stall them until others close), so whoever finds no room opens the next session. Picking
    * and opening the stream happen in one synchronous step so two waiters never both take the
    * last slot.
    */
@@ -171,7 +172,7 @@ export class TunnelPool {
   }
 
   private request(entry: Entry): TunnelStream {
-    const stream = entry.session.request({ ':method': 'CONNECT', ':authority': this.authority }, { endStream: false });
+    const stream = entry.session.request([[':method', 'CONNECT'], [':authority', this.authority]]);
     entry.streams++;
     if (entry.idleTimer !== undefined) {
       clearTimeout(entry.idleTimer);
@@ -184,7 +185,7 @@ export class TunnelPool {
     stream.once('close', () => {
       clearTimeout(answerDue);
       entry.streams--;
-      if (entry.draining && entry.streams === 0 && !entry.session.closed) entry.session.close();
+      if (entry.draining && entry.streams === 0) entry.session.close();
       else if (entry.streams === 0) this.armIdle(entry);
     });
     return { stream, peerSerial: entry.peerSerial };
@@ -214,7 +215,7 @@ export class TunnelPool {
 
   /** A session that may take new streams: live, not draining, of the current credentials. */
   private takesStreams(e: Entry, generation: number): boolean {
-    return !e.draining && e.generation === generation && !e.session.closed && !e.session.destroyed;
+    return !e.draining && e.generation === generation && e.session.canOpenStream();
   }
 
   private pick(): Entry | null {
@@ -253,7 +254,7 @@ export class TunnelPool {
     e.draining = true;
     if (e.retireTimer !== undefined) clearTimeout(e.retireTimer);
     if (e.idleTimer !== undefined) clearTimeout(e.idleTimer);
-    if (e.streams === 0 && !e.session.closed) e.session.close();
+    if (e.streams === 0) e.session.close();
   }
 
   private connect(): Promise<Entry | null> {
@@ -294,34 +295,14 @@ export class TunnelPool {
     const cert = upstreamLeaf(socket);
     const peerSerial = 'serialNumber' in cert ? cert.serialNumber : undefined;
     const peerNotAfter = 'valid_to' in cert ? Date.parse(cert.valid_to) : Number.NaN;
-    const session = http2.connect(`https://${this.authority}`, {
-      createConnection: () => socket,
-      settings: TUNNEL_SETTINGS,
-      maxSessionMemory: TUNNEL_MAX_SESSION_MEMORY_MB,
-      // Application connections are bursty; do not let nghttp2 refuse streams while a
-      // session is still opening.
-      peerMaxConcurrentStreams: 1000,
-    });
+    const session = new H2Session(socket, { role: 'client', ...TUNNEL_SESSION_OPTIONS });
     const liveness = watchSession(session, { intervalMs: this.pingIntervalMs, timeoutMs: this.o.connectMs });
     const entry: Entry = { session, generation, peerSerial, liveness, streams: 0, draining: false, retireTimer: undefined, idleTimer: undefined };
     this.entries.add(entry);
     this.o.metrics.tunnelOpen('outbound', 1);
     const startedAt = this.o.clock.now();
-    let sessionError: unknown;
-    let opened = 0;
-    session.on('stream', () => opened++);
-    session.on('connect', () => {
-      try {
-        session.setLocalWindowSize(TUNNEL_SESSION_WINDOW);
-      } catch {
-        // Only an optimisation.
-      }
-    });
-    session.on('error', (err) => {
-      sessionError = err;
-    });
     session.on('goaway', () => this.retire(entry));
-    session.once('close', () => {
+    session.once('close', (sessionError: Error | undefined) => {
       this.entries.delete(entry);
       if (entry.retireTimer !== undefined) clearTimeout(entry.retireTimer);
       if (entry.idleTimer !== undefined) clearTimeout(entry.idleTimer);
