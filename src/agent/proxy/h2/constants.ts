@@ -44,6 +44,12 @@ export const H2_ERROR = {
   HTTP_1_1_REQUIRED: 0xd,
 } as const;
 
+const ERROR_NAMES = Object.fromEntries(Object.entries(H2_ERROR).map(([name, code]) => [code, name]));
+/** The name of an HTTP/2 error code, for messages and logs. */
+export function h2ErrorName(code: number): string {
+  return ERROR_NAMES[code] ?? `0x${code.toString(16)}`;
+}
+
 export const SETTING = {
   HEADER_TABLE_SIZE: 0x1,
   ENABLE_PUSH: 0x2,

@@ -1,10 +1,12 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import {
-  CLIENT_PREFACE, DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW, FLAG, FRAME, FRAME_HEADER_BYTES, frame, H2ConnectionError, H2_ERROR,
-  MAX_FRAME_SIZE_LIMIT, MAX_WINDOW, SETTING, writeFrameHeader,
+  CLIENT_PREFACE, DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW, FLAG, FRAME, H2ConnectionError, H2_ERROR, h2ErrorName, MAX_WINDOW, SETTING,
 } from './constants.js';
 import { encodeHeaders, HpackDecoder, type HeaderList } from './hpack.js';
+import { FrameReader, type FrameSink } from './frame-reader.js';
+import { FrameWriter } from './frame-writer.js';
+import { decodeSettings, encodeSettings } from './settings.js';
 import { H2Stream, type StreamOwner } from './stream.js';
 
 export interface H2SessionOptions {
@@ -19,18 +21,10 @@ export interface H2SessionOptions {
   readonly maxHeaderListSize: number;
 }
 
-/** Largest header block, across CONTINUATION frames, we reassemble before decoding. */
-const MAX_HEADER_BLOCK = 64 * 1024;
 /** PINGs of ours that may wait for an answer at once. */
 const MAX_PENDING_PINGS = 10;
-/** Unsent output above which a peer that does not read is cut off. */
-const MAX_UNSENT_BYTES = 64 * 1024 * 1024;
-
-const ERROR_NAMES = Object.fromEntries(Object.entries(H2_ERROR).map(([name, code]) => [code, name]));
-/** The name of an HTTP/2 error code, for messages and logs. */
-export function h2ErrorName(code: number): string {
-  return ERROR_NAMES[code] ?? `0x${code.toString(16)}`;
-}
+/** How long an ended connection waits for the peer to close its side before it is destroyed. */
+const LINGER_MS = 1_000;
 
 /**
  * One HTTP/2 connection (RFC 9113) over an established socket, as the agents' tunnel uses it:
@@ -42,17 +36,13 @@ export function h2ErrorName(code: number): string {
  * Events: 'stream' (server: stream, fields), 'connect' (the peer's first SETTINGS arrived),
  * 'goaway' (code), 'close' (error or undefined).
  */
-export class H2Session extends EventEmitter implements StreamOwner {
+export class H2Session extends EventEmitter implements StreamOwner, FrameSink {
   private readonly streams = new Map<number, H2Stream>();
   private readonly decoder: HpackDecoder;
   private readonly pings = new Map<string, (error?: Error) => void>();
-  private out: Buffer[] = [];
-  private outBytes = 0;
-  private flushScheduled = false;
-  private carry: Buffer | undefined;
-  private prefaceSeen: boolean;
+  private readonly writer: FrameWriter;
+  private readonly reader: FrameReader;
   private settingsSeen = false;
-  private continuation: { id: number; flags: number; parts: Buffer[]; size: number } | undefined;
   private nextStreamId = 1;
   private lastPeerStreamId = 0;
   private sendWindow = DEFAULT_WINDOW;
@@ -75,15 +65,17 @@ export class H2Session extends EventEmitter implements StreamOwner {
     super();
     this.decoder = new HpackDecoder(o.maxHeaderListSize);
     this.recvWindow = DEFAULT_WINDOW;
-    this.prefaceSeen = o.role === 'client';
-    if (o.role === 'client') this.queue(CLIENT_PREFACE);
-    const settings = Buffer.alloc(4 * 6);
-    [[SETTING.ENABLE_PUSH, 0], [SETTING.MAX_CONCURRENT_STREAMS, o.maxConcurrentStreams], [SETTING.INITIAL_WINDOW_SIZE, o.streamWindow], [SETTING.MAX_HEADER_LIST_SIZE, o.maxHeaderListSize]].forEach(([id, value], i) => {
-      settings.writeUInt16BE(id as number, i * 6);
-      settings.writeUInt32BE(value as number, i * 6 + 2);
-    });
-    this.queue(frame(FRAME.SETTINGS, 0, 0, settings));
-    if (o.connectionWindow > DEFAULT_WINDOW) this.windowUpdate(0, o.connectionWindow - DEFAULT_WINDOW);
+    this.reader = new FrameReader(o.role === 'server', this);
+    this.writer = new FrameWriter(socket, () => this.destroy(new Error('the tunnel peer stopped reading')));
+    if (o.role === 'client') this.writer.raw(CLIENT_PREFACE);
+    const settings = encodeSettings([
+      [SETTING.ENABLE_PUSH, 0],
+      [SETTING.MAX_CONCURRENT_STREAMS, o.maxConcurrentStreams],
+      [SETTING.INITIAL_WINDOW_SIZE, o.streamWindow],
+      [SETTING.MAX_HEADER_LIST_SIZE, o.maxHeaderListSize],
+    ]);
+    this.writer.control(FRAME.SETTINGS, 0, 0, settings);
+    if (o.connectionWindow > DEFAULT_WINDOW) this.writer.windowUpdate(0, o.connectionWindow - DEFAULT_WINDOW);
     this.recvWindow = Math.max(DEFAULT_WINDOW, o.connectionWindow);
     socket.on('data', (chunk: Buffer) => this.read(chunk));
     socket.on('error', (err: Error) => {
@@ -98,6 +90,11 @@ export class H2Session extends EventEmitter implements StreamOwner {
   }
 
   get destroyed(): boolean {
+    return this.destroyedFlag;
+  }
+
+  /** FrameSink: reading stops once the session is gone. */
+  get stopped(): boolean {
     return this.destroyedFlag;
   }
 
@@ -128,7 +125,7 @@ export class H2Session extends EventEmitter implements StreamOwner {
     const payload = Buffer.alloc(8);
     payload.writeUInt32BE(++this.pingCounter, 4);
     this.pings.set(payload.toString('hex'), answered);
-    this.queue(frame(FRAME.PING, 0, 0, payload));
+    this.writer.control(FRAME.PING, 0, 0, payload);
     return true;
   }
 
@@ -137,14 +134,23 @@ export class H2Session extends EventEmitter implements StreamOwner {
     if (this.destroyedFlag) return;
     if (!this.goawaySent) {
       this.goawaySent = true;
-      this.queue(this.goaway(H2_ERROR.NO_ERROR, ''));
+      this.writer.goaway(this.lastPeerStreamId, H2_ERROR.NO_ERROR, '');
     }
     this.finishIfIdle();
   }
 
   /** Ends the connection and every stream on it now. */
   destroy(error?: Error): void {
+    this.shutDown(error, false);
+  }
+
+  /**
+   * `graceful`: what is queued still goes out and the socket ends with a FIN (a GOAWAY the peer
+   * should read), and is destroyed only if the peer has not closed its side within a second.
+   */
+  private shutDown(error: Error | undefined, graceful: boolean): void {
     if (this.destroyedFlag) return;
+    if (graceful) this.writer.flush();
     this.destroyedFlag = true;
     this.error ??= error;
     const streamError = error ?? new Error('the tunnel session closed');
@@ -152,8 +158,15 @@ export class H2Session extends EventEmitter implements StreamOwner {
     this.streams.clear();
     for (const answered of this.pings.values()) answered(streamError);
     this.pings.clear();
-    this.socket.destroy();
+    if (graceful) this.endSocket();
+    else this.socket.destroy();
+    this.writer.close();
     this.emit('close', this.error);
+  }
+
+  private endSocket(): void {
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), LINGER_MS).unref();
   }
 
   // ---- StreamOwner: what streams ask of the connection ----
@@ -171,10 +184,7 @@ export class H2Session extends EventEmitter implements StreamOwner {
         this.blocked.add(stream);
         return;
       }
-      const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
-      writeFrameHeader(header, 0, room, FRAME.DATA, 0, stream.id);
-      this.queue(header);
-      this.queue(offset === 0 && room === chunk.length ? chunk : chunk.subarray(offset, offset + room));
+      this.writer.data(stream.id, offset === 0 && room === chunk.length ? chunk : chunk.subarray(offset, offset + room), false);
       stream.sendWindow -= room;
       this.sendWindow -= room;
       offset += room;
@@ -184,7 +194,7 @@ export class H2Session extends EventEmitter implements StreamOwner {
 
   sendEnd(stream: H2Stream): void {
     if (this.destroyedFlag || stream.rstCode !== undefined) return;
-    this.queue(frame(FRAME.DATA, FLAG.END_STREAM, stream.id));
+    this.writer.data(stream.id, Buffer.alloc(0), true);
   }
 
   sendHeaders(stream: H2Stream, fields: HeaderList, endStream: boolean): void {
@@ -195,7 +205,7 @@ export class H2Session extends EventEmitter implements StreamOwner {
       const size = Math.min(this.peerMaxFrameSize, block.length - offset);
       const last = offset + size === block.length;
       const flags = (last ? FLAG.END_HEADERS : 0) | (type === FRAME.HEADERS && endStream ? FLAG.END_STREAM : 0);
-      this.queue(frame(type, flags, stream.id, block.subarray(offset, offset + size)));
+      this.writer.control(type, flags, stream.id, block.subarray(offset, offset + size));
       offset += size;
       type = FRAME.CONTINUATION;
     } while (offset < block.length);
@@ -206,7 +216,7 @@ export class H2Session extends EventEmitter implements StreamOwner {
     if (stream.remoteEnded || stream.destroyed) return;
     stream.recvCredit += bytes;
     if (stream.recvCredit >= this.o.streamWindow / 2) {
-      this.windowUpdate(stream.id, stream.recvCredit);
+      this.writer.windowUpdate(stream.id, stream.recvCredit);
       stream.recvWindow += stream.recvCredit;
       stream.recvCredit = 0;
     }
@@ -215,9 +225,7 @@ export class H2Session extends EventEmitter implements StreamOwner {
   resetStream(stream: H2Stream, code: number): void {
     if (stream.rstCode === undefined && this.streams.has(stream.id)) {
       stream.rstCode = code;
-      const payload = Buffer.allocUnsafe(4);
-      payload.writeUInt32BE(code, 0);
-      this.queue(frame(FRAME.RST_STREAM, 0, stream.id, payload));
+      this.writer.rstStream(stream.id, code);
     }
     stream.destroy(code === H2_ERROR.NO_ERROR || code === H2_ERROR.CANCEL ? undefined : new Error(`tunnel stream reset with ${h2ErrorName(code)}`));
   }
@@ -228,120 +236,53 @@ export class H2Session extends EventEmitter implements StreamOwner {
     // Destroyed before both ends finished: tell the peer the stream is gone.
     if (stream.rstCode === undefined && !(stream.localEnded && stream.remoteEnded) && !this.destroyedFlag) {
       stream.rstCode = H2_ERROR.CANCEL;
-      const payload = Buffer.alloc(4);
-      payload.writeUInt32BE(H2_ERROR.CANCEL, 0);
-      this.queue(frame(FRAME.RST_STREAM, 0, stream.id, payload));
+      this.writer.rstStream(stream.id, H2_ERROR.CANCEL);
     }
     this.finishIfIdle();
   }
 
-  // ---- output ----
-
-  private queue(buffer: Buffer): void {
-    if (this.destroyedFlag) return;
-    this.out.push(buffer);
-    this.outBytes += buffer.length;
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
-  }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    if (this.destroyedFlag || this.out.length === 0) return;
-    const data = this.out.length === 1 ? (this.out[0] as Buffer) : Buffer.concat(this.out, this.outBytes);
-    this.out = [];
-    this.outBytes = 0;
-    this.socket.write(data);
-    if (this.socket.writableLength > MAX_UNSENT_BYTES) this.destroy(new Error('the tunnel peer stopped reading'));
-  }
-
-  private windowUpdate(streamId: number, increment: number): void {
-    const payload = Buffer.allocUnsafe(4);
-    payload.writeUInt32BE(increment, 0);
-    this.queue(frame(FRAME.WINDOW_UPDATE, 0, streamId, payload));
-  }
+  // ---- flow control and ending ----
 
   private creditConnection(bytes: number): void {
     this.recvCredit += bytes;
     if (this.recvCredit >= this.o.connectionWindow / 2) {
-      this.windowUpdate(0, this.recvCredit);
+      this.writer.windowUpdate(0, this.recvCredit);
       this.recvWindow += this.recvCredit;
       this.recvCredit = 0;
     }
   }
 
-  private goaway(code: number, debug: string): Buffer {
-    const payload = Buffer.alloc(8 + Buffer.byteLength(debug));
-    payload.writeUInt32BE(this.lastPeerStreamId, 0);
-    payload.writeUInt32BE(code, 4);
-    payload.write(debug, 8);
-    return frame(FRAME.GOAWAY, 0, 0, payload);
-  }
-
   private finishIfIdle(): void {
     if (this.destroyedFlag || this.streams.size > 0 || !(this.goawaySent || this.goawayReceived)) return;
-    this.flush();
-    this.socket.end();
+    this.writer.flush();
+    this.endSocket();
   }
 
   /** A connection error: GOAWAY with `code`, then the connection ends (RFC 9113 section 5.4.1). */
   private fail(code: number, message: string): void {
     if (this.destroyedFlag) return;
-    this.out.push(this.goaway(code, message));
-    this.outBytes += this.out[this.out.length - 1]!.length;
+    this.writer.goaway(this.lastPeerStreamId, code, message);
     this.goawaySent = true;
-    this.flush();
-    this.socket.end();
-    this.destroy(new Error(`tunnel HTTP/2 ${h2ErrorName(code)}: ${message}`));
+    this.shutDown(new Error(`tunnel HTTP/2 ${h2ErrorName(code)}: ${message}`), true);
   }
 
   // ---- input ----
 
   private read(chunk: Buffer): void {
     if (this.destroyedFlag) return;
-    let data = this.carry === undefined ? chunk : Buffer.concat([this.carry, chunk]);
-    this.carry = undefined;
     try {
-      if (!this.prefaceSeen) {
-        const n = Math.min(data.length, CLIENT_PREFACE.length);
-        if (!data.subarray(0, n).equals(CLIENT_PREFACE.subarray(0, n))) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'not an HTTP/2 client preface');
-        if (n < CLIENT_PREFACE.length) {
-          this.carry = data;
-          return;
-        }
-        this.prefaceSeen = true;
-        data = data.subarray(CLIENT_PREFACE.length);
-      }
-      let offset = 0;
-      while (data.length - offset >= FRAME_HEADER_BYTES && !this.destroyedFlag) {
-        const length = ((data[offset] as number) << 16) | ((data[offset + 1] as number) << 8) | (data[offset + 2] as number);
-        if (length > DEFAULT_MAX_FRAME_SIZE) throw new H2ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, `frame of ${length} bytes, above the ${DEFAULT_MAX_FRAME_SIZE} allowed`);
-        if (data.length - offset < FRAME_HEADER_BYTES + length) break;
-        const type = data[offset + 3] as number;
-        const flags = data[offset + 4] as number;
-        const streamId = data.readUInt32BE(offset + 5) & 0x7fffffff;
-        const payload = data.subarray(offset + FRAME_HEADER_BYTES, offset + FRAME_HEADER_BYTES + length);
-        offset += FRAME_HEADER_BYTES + length;
-        this.dispatch(type, flags, streamId, payload);
-      }
-      if (offset < data.length && !this.destroyedFlag) this.carry = data.subarray(offset);
+      this.reader.push(chunk);
     } catch (err) {
       if (err instanceof H2ConnectionError) this.fail(err.code, err.message);
       else this.fail(H2_ERROR.INTERNAL_ERROR, err instanceof Error ? err.message : String(err));
     }
   }
 
-  private dispatch(type: number, flags: number, streamId: number, payload: Buffer): void {
+  /** FrameSink: every frame but a header block. */
+  frame(type: number, flags: number, streamId: number, payload: Buffer): void {
     if (!this.settingsSeen && type !== FRAME.SETTINGS) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'the first frame was not SETTINGS');
-    if (this.continuation !== undefined && (type !== FRAME.CONTINUATION || streamId !== this.continuation.id)) {
-      throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'a header block was interrupted');
-    }
     switch (type) {
       case FRAME.DATA: return this.onData(flags, streamId, payload);
-      case FRAME.HEADERS: return this.onHeaders(flags, streamId, payload);
-      case FRAME.CONTINUATION: return this.onContinuation(flags, streamId, payload);
       case FRAME.PRIORITY:
         if (streamId === 0) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'PRIORITY on stream 0');
         if (payload.length !== 5) this.streamError(streamId, H2_ERROR.FRAME_SIZE_ERROR);
@@ -390,33 +331,9 @@ export class H2Session extends EventEmitter implements StreamOwner {
     if (flags & FLAG.END_STREAM) stream.remoteEnd();
   }
 
-  private onHeaders(flags: number, streamId: number, payload: Buffer): void {
-    if (streamId === 0) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'HEADERS on stream 0');
-    let start = 0;
-    let padding = 0;
-    if (flags & FLAG.PADDED) {
-      padding = payload[0] ?? 0;
-      start = 1;
-    }
-    if (flags & FLAG.PRIORITY) start += 5;
-    if (start + padding > payload.length) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'HEADERS padding exceeds the frame');
-    const fragment = payload.subarray(start, payload.length - padding);
-    if (flags & FLAG.END_HEADERS) this.onHeaderBlock(flags, streamId, fragment);
-    else this.continuation = { id: streamId, flags, parts: [Buffer.from(fragment)], size: fragment.length };
-  }
-
-  private onContinuation(flags: number, streamId: number, payload: Buffer): void {
-    const pending = this.continuation;
-    if (pending === undefined || pending.id !== streamId) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'CONTINUATION without HEADERS');
-    pending.size += payload.length;
-    if (pending.size > MAX_HEADER_BLOCK) throw new H2ConnectionError(H2_ERROR.ENHANCE_YOUR_CALM, `header block above ${MAX_HEADER_BLOCK} bytes`);
-    pending.parts.push(Buffer.from(payload));
-    if ((flags & FLAG.END_HEADERS) === 0) return;
-    this.continuation = undefined;
-    this.onHeaderBlock(pending.flags, streamId, Buffer.concat(pending.parts));
-  }
-
-  private onHeaderBlock(flags: number, streamId: number, block: Buffer): void {
+  /** FrameSink: a whole header block. */
+  headerBlock(flags: number, streamId: number, block: Buffer): void {
+    if (!this.settingsSeen) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'the first frame was not SETTINGS');
     // Decoded even for a stream we refuse: the peer's encoder state moved on with it.
     const fields = this.decoder.decode(block);
     const endStream = (flags & FLAG.END_STREAM) !== 0;
@@ -470,20 +387,11 @@ export class H2Session extends EventEmitter implements StreamOwner {
       if (payload.length !== 0) throw new H2ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, 'SETTINGS ACK with a payload');
       return;
     }
-    if (payload.length % 6 !== 0) throw new H2ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, 'SETTINGS of the wrong size');
-    for (let i = 0; i < payload.length; i += 6) {
-      const id = payload.readUInt16BE(i);
-      const value = payload.readUInt32BE(i + 2);
-      if (id === SETTING.ENABLE_PUSH && value > 1) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'ENABLE_PUSH above 1');
-      else if (id === SETTING.MAX_CONCURRENT_STREAMS) this.peerMaxStreams = value;
-      else if (id === SETTING.INITIAL_WINDOW_SIZE) this.setPeerStreamWindow(value);
-      else if (id === SETTING.MAX_FRAME_SIZE) {
-        if (value < DEFAULT_MAX_FRAME_SIZE || value > MAX_FRAME_SIZE_LIMIT) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `MAX_FRAME_SIZE ${value} out of range`);
-        this.peerMaxFrameSize = value;
-      }
-      // HEADER_TABLE_SIZE: our encoder never uses the dynamic table. Unknown settings are ignored.
-    }
-    this.queue(frame(FRAME.SETTINGS, FLAG.ACK, 0));
+    const settings = decodeSettings(payload);
+    if (settings.maxConcurrentStreams !== undefined) this.peerMaxStreams = settings.maxConcurrentStreams;
+    if (settings.maxFrameSize !== undefined) this.peerMaxFrameSize = settings.maxFrameSize;
+    if (settings.initialWindowSize !== undefined) this.setPeerStreamWindow(settings.initialWindowSize);
+    this.writer.control(FRAME.SETTINGS, FLAG.ACK, 0);
     if (!this.settingsSeen) {
       this.settingsSeen = true;
       this.emit('connect');
@@ -491,7 +399,6 @@ export class H2Session extends EventEmitter implements StreamOwner {
   }
 
   private setPeerStreamWindow(value: number): void {
-    if (value > MAX_WINDOW) throw new H2ConnectionError(H2_ERROR.FLOW_CONTROL_ERROR, 'INITIAL_WINDOW_SIZE above 2^31-1');
     const delta = value - this.peerStreamWindow;
     this.peerStreamWindow = value;
     for (const stream of this.streams.values()) {
@@ -505,7 +412,7 @@ export class H2Session extends EventEmitter implements StreamOwner {
     if (streamId !== 0) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'PING on a stream');
     if (payload.length !== 8) throw new H2ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, 'PING of the wrong size');
     if ((flags & FLAG.ACK) === 0) {
-      this.queue(frame(FRAME.PING, FLAG.ACK, 0, payload));
+      this.writer.control(FRAME.PING, FLAG.ACK, 0, payload);
       return;
     }
     const key = payload.toString('hex');
@@ -578,8 +485,6 @@ export class H2Session extends EventEmitter implements StreamOwner {
       this.resetStream(stream, code);
       return;
     }
-    const payload = Buffer.allocUnsafe(4);
-    payload.writeUInt32BE(code, 0);
-    this.queue(frame(FRAME.RST_STREAM, 0, streamId, payload));
+    this.writer.rstStream(streamId, code);
   }
 }
