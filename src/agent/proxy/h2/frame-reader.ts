@@ -56,7 +56,8 @@ export class FrameReader {
       offset += FRAME_HEADER_BYTES + length;
       this.route(type, flags, streamId, payload);
     }
-    if (offset < data.length && !this.sink.stopped) this.carry = data.subarray(offset);
+    // Copied: a view would keep the whole read (up to a 16 KiB TLS record) alive until the rest arrives.
+    if (offset < data.length && !this.sink.stopped) this.carry = Buffer.from(data.subarray(offset));
   }
 
   private route(type: number, flags: number, streamId: number, payload: Buffer): void {
