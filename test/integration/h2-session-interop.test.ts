@@ -265,3 +265,28 @@ test('h2: DATA beyond a stream window resets that stream only; the session keeps
     await server.close();
   }
 });
+
+test('h2: a client whose preface and frames arrive a byte at a time is served all the same', async () => {
+  const server = await echoServer();
+  const socket = net.connect(server.port, '127.0.0.1');
+  socket.setNoDelay(true);
+  try {
+    const received: Buffer[] = [];
+    socket.on('data', (d: Buffer) => received.push(d));
+    await new Promise((r) => socket.once('connect', r));
+    const bytes = Buffer.concat([CLIENT_PREFACE, settings, headersFor(1), frame(FRAME.DATA, 0x1, 1, Buffer.from('one byte at a time'))]);
+    for (const byte of bytes) {
+      socket.write(Buffer.from([byte]));
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    for (let i = 0; i < 200; i++) {
+      if (Buffer.concat(received).includes(Buffer.from('one byte at a time'))) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(Buffer.concat(received).includes(Buffer.from('one byte at a time')), 'the echo never came');
+    assert.equal(server.sessions[0]?.destroyed, false);
+  } finally {
+    socket.destroy();
+    await server.close();
+  }
+});
