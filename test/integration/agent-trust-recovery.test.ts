@@ -34,7 +34,10 @@ test('an agent that slept through prepare and a forced activate reaches the CA a
     const oldRoot = readFileSync(join(outDir, 'root-cert.pem'), 'utf8');
     agent.kill('SIGSTOP');
     // Its pending bundle poll is answered (unchanged) while it sleeps; then the whole rotation.
-    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    // The answer comes at most one refresh interval (2 s) after the poll began, which was before
+    // the stop. 3 s left about a second of margin: a CI run under load once saw the agent hold the
+    // rotated bundle with no recovery logged, its poll answered after the prepare, new root included.
+    await new Promise((resolve) => setTimeout(resolve, 5_000));
     const admin = await ca.token('rampart-system', 'rampart-admin');
     assert.equal((await adminCall(ca.apiUrl, oldRoot, admin, 'prepare')).status, 200);
     const activated = await adminCall(ca.apiUrl, ca.rootCertPem(), admin, 'activate', true);
