@@ -18,11 +18,13 @@ import { headerValue, TUNNEL_SESSION_OPTIONS } from '../../src/agent/proxy/inbou
 const execFileAsync = promisify(execFile);
 
 /** A server whose every connection is one of our sessions echoing each CONNECT stream. */
-async function echoServer(): Promise<{ port: number; sessions: H2Session[]; close: () => Promise<void> }> {
+async function echoServer(): Promise<{ port: number; sessions: H2Session[]; closeErrors: Map<H2Session, string | undefined>; close: () => Promise<void> }> {
   const sessions: H2Session[] = [];
+  const closeErrors = new Map<H2Session, string | undefined>();
   const server = net.createServer((socket) => {
     const session = new H2Session(socket, { role: 'server', ...TUNNEL_SESSION_OPTIONS });
     sessions.push(session);
+    session.once('close', (error?: Error) => closeErrors.set(session, error?.message));
     session.on('stream', (stream: H2Stream, fields) => {
       stream.on('error', () => {});
       if (headerValue(fields, ':method') !== 'CONNECT') {
@@ -37,6 +39,7 @@ async function echoServer(): Promise<{ port: number; sessions: H2Session[]; clos
   return {
     port: (server.address() as net.AddressInfo).port,
     sessions,
+    closeErrors,
     close: () => new Promise<void>((r) => {
       for (const s of sessions) s.destroy();
       server.close(() => r());
@@ -193,7 +196,10 @@ async function violate(bytes: Buffer): Promise<{ goawayCode: number | undefined;
     socket.on('data', (d: Buffer) => received.push(d));
     socket.on('error', () => {});
     socket.write(bytes);
+    // A session that lets the violation pass keeps the connection: give up on it after 5 s.
+    const giveUp = setTimeout(() => socket.destroy(), 5_000);
     await new Promise((r) => socket.once('close', r));
+    clearTimeout(giveUp);
     const data = Buffer.concat(received);
     let goawayCode: number | undefined;
     for (let o = 0; o + 9 <= data.length; ) {
@@ -202,7 +208,7 @@ async function violate(bytes: Buffer): Promise<{ goawayCode: number | undefined;
       o += 9 + length;
     }
     const session = server.sessions[0] as H2Session;
-    const error = await new Promise<string | undefined>((resolve) => (session.destroyed ? resolve('destroyed') : session.once('close', (e?: Error) => resolve(e?.message))));
+    const error = server.closeErrors.has(session) ? server.closeErrors.get(session) : 'the session is still open';
     return { goawayCode, error };
   } finally {
     await server.close();
@@ -289,4 +295,20 @@ test('h2: a client whose preface and frames arrive a byte at a time is served al
     socket.destroy();
     await server.close();
   }
+});
+
+test('h2: a peer that opens and resets streams at once, or opens streams past the limit again and again, is cut off with ENHANCE_YOUR_CALM', async () => {
+  const rst = (id: number): Buffer => frame(FRAME.RST_STREAM, 0, id, Buffer.from('00000008', 'hex'));
+  const rapidReset: Buffer[] = [CLIENT_PREFACE, settings];
+  // 1,200: the bucket refills at 33 a second while the server works through the burst.
+  for (let i = 0; i < 1_200; i++) rapidReset.push(headersFor(2 * i + 1), rst(2 * i + 1));
+  const reset = await violate(Buffer.concat(rapidReset));
+  assert.equal(reset.goawayCode, H2_ERROR.ENHANCE_YOUR_CALM, 'rapid reset');
+  assert.match(String(reset.error), /reset faster/);
+
+  const pastLimit: Buffer[] = [CLIENT_PREFACE, settings];
+  for (let i = 0; i < TUNNEL_SESSION_OPTIONS.maxConcurrentStreams + 101; i++) pastLimit.push(headersFor(2 * i + 1));
+  const refused = await violate(Buffer.concat(pastLimit));
+  assert.equal(refused.goawayCode, H2_ERROR.ENHANCE_YOUR_CALM, 'streams past the limit');
+  assert.match(String(refused.error), /beyond the concurrency limit/);
 });

@@ -6,6 +6,7 @@ import {
 import { encodeHeaders, HpackDecoder, type HeaderList } from './hpack.js';
 import { FrameReader, type FrameSink } from './frame-reader.js';
 import { FrameWriter } from './frame-writer.js';
+import { PeerLimits } from './peer-limits.js';
 import { decodeSettings, encodeSettings } from './settings.js';
 import { H2Stream, type StreamOwner } from './stream.js';
 
@@ -52,6 +53,7 @@ export class H2Session extends EventEmitter implements StreamOwner, FrameSink {
   private peerMaxFrameSize = DEFAULT_MAX_FRAME_SIZE;
   private peerMaxStreams = Infinity;
   private readonly blocked = new Set<H2Stream>();
+  private readonly limits = new PeerLimits();
   private pingCounter = 0;
   private goawaySent = false;
   private goawayReceived = false;
@@ -351,7 +353,11 @@ export class H2Session extends EventEmitter implements StreamOwner, FrameSink {
     }
     if (streamId <= this.lastPeerStreamId) throw new H2ConnectionError(H2_ERROR.STREAM_CLOSED, `HEADERS on closed stream ${streamId}`);
     this.lastPeerStreamId = streamId;
-    if (this.goawaySent || this.streams.size >= this.o.maxConcurrentStreams) return this.streamError(streamId, H2_ERROR.REFUSED_STREAM);
+    if (this.goawaySent) return this.streamError(streamId, H2_ERROR.REFUSED_STREAM);
+    if (this.streams.size >= this.o.maxConcurrentStreams) {
+      this.limits.streamRefused();
+      return this.streamError(streamId, H2_ERROR.REFUSED_STREAM);
+    }
     const opened = new H2Stream(this, streamId, this.peerStreamWindow, this.o.streamWindow);
     this.streams.set(streamId, opened);
     this.emit('stream', opened, fields);
@@ -376,6 +382,8 @@ export class H2Session extends EventEmitter implements StreamOwner, FrameSink {
     if (payload.length !== 4) throw new H2ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, 'RST_STREAM of the wrong size');
     const stream = this.streams.get(streamId);
     if (stream === undefined) return this.checkNotIdle(streamId, 'RST_STREAM');
+    // Only a server starts work (a backend connection) for each stream a peer opens.
+    if (this.o.role === 'server') this.limits.peerReset();
     const code = payload.readUInt32BE(0);
     stream.rstCode = code;
     stream.destroy(code === H2_ERROR.NO_ERROR || code === H2_ERROR.CANCEL ? undefined : new Error(`the tunnel peer reset the stream with ${h2ErrorName(code)}`));
@@ -480,6 +488,7 @@ export class H2Session extends EventEmitter implements StreamOwner, FrameSink {
 
   /** Ends one stream with RST_STREAM `code`; the connection goes on. */
   private streamError(streamId: number, code: number): void {
+    if (code !== H2_ERROR.REFUSED_STREAM) this.limits.streamError();
     const stream = this.streams.get(streamId);
     if (stream !== undefined) {
       this.resetStream(stream, code);
