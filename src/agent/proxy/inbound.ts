@@ -16,7 +16,7 @@ import { peerSpiffeId } from './peer-identity.js';
 import { peerExpired, peerNotAfter } from './peer-expiry.js';
 import { abortSocket, relay, type Relay } from './relay.js';
 import { rememberRemotes } from './remote-address.js';
-import { drainThenDestroy, trackSockets } from './shutdown.js';
+import { drainThenDestroy, RelaySet, trackSockets } from './shutdown.js';
 import { capHandshakes } from './handshake-cap.js';
 import { LogBudget } from '../../observability/log-budget.js';
 import { inboundContextOptions, type TlsTuning } from './tls-settings.js';
@@ -123,7 +123,7 @@ export async function startInbound(options: InboundOptions): Promise<InboundProx
   const clock = options.clock ?? systemClock;
   const log = options.logger.child({ component: 'inbound', listen: `${listen.host}:${listen.port}` });
   const metrics = await proxyMetrics(options.registry);
-  const relays = new Set<Relay>();
+  const relays = new RelaySet();
   const tunnels = createTunnelAcceptor({ backend, connectMs, idleMs, pingIntervalMs, logger: log, metrics, clock, relays });
 
   let creds: Credentials | null = options.credentials.current();

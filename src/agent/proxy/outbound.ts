@@ -17,7 +17,7 @@ import { abortSocket, relay, type Relay, type RelayEnd } from './relay.js';
 import { H2_ERROR } from './h2/constants.js';
 import type { HeaderList } from './h2/hpack.js';
 import { headerValue, REFUSAL_HEADER } from './inbound-tunnel.js';
-import { drainThenDestroy, trackSockets } from './shutdown.js';
+import { drainThenDestroy, RelaySet, trackSockets } from './shutdown.js';
 import { buildSecureContext, type TlsTuning } from './tls-settings.js';
 import { DEFAULT_IDLE_SESSION_MS, TunnelPool, type ContextGeneration, type TunnelStream } from './tunnel-pool.js';
 import { connectUpstream, PeerIdMismatchError, spiffeServerIdentityCheck, upstreamLeaf } from './upstream-tls.js';
@@ -87,7 +87,7 @@ export async function startOutbound(options: OutboundOptions): Promise<OutboundP
   const log = options.logger.child({ component: 'outbound', listen: `${listen.host}:${listen.port}`, upstream: `${upstream.host}:${upstream.port}` });
   const metrics = await proxyMetrics(options.registry);
   const checkIdentity = spiffeServerIdentityCheck(expectedId);
-  const relays = new Set<Relay>();
+  const relays = new RelaySet();
 
   let creds: Credentials | null = options.credentials.current();
   let current: ContextGeneration | null = null;
