@@ -13,7 +13,8 @@ import { promisify } from 'node:util';
 import { CLIENT_PREFACE, FRAME, frame, H2_ERROR } from '../../src/agent/proxy/h2/constants.js';
 import { H2Session } from '../../src/agent/proxy/h2/session.js';
 import type { H2Stream } from '../../src/agent/proxy/h2/stream.js';
-import { headerValue, TUNNEL_SESSION_OPTIONS } from '../../src/agent/proxy/inbound-tunnel.js';
+import { headerValue } from '../../src/agent/proxy/h2/hpack.js';
+import { TUNNEL_SESSION_OPTIONS } from '../../src/agent/proxy/inbound-tunnel.js';
 
 const execFileAsync = promisify(execFile);
 

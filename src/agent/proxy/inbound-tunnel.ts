@@ -10,7 +10,7 @@ import type { ProxyMetrics } from './metrics.js';
 import { atTime, peerExpired } from './peer-expiry.js';
 import { abortSocket, relay, type Relay, type RelayResult } from './relay.js';
 import { H2_ERROR } from './h2/constants.js';
-import type { HeaderList } from './h2/hpack.js';
+import { headerValue, type HeaderList } from './h2/hpack.js';
 import { H2Session, type H2SessionOptions } from './h2/session.js';
 import type { H2Stream } from './h2/stream.js';
 import { watchSession } from './session-liveness.js';
@@ -51,11 +51,6 @@ export const TUNNEL_SESSION_OPTIONS: Omit<H2SessionOptions, 'role'> = {
   maxConcurrentStreams: 1000,
   maxHeaderListSize: 16 * 1024,
 };
-
-/** The value of header field `name` (lower case), or undefined. */
-export function headerValue(fields: HeaderList, name: string): string | undefined {
-  return fields.find(([n]) => n === name)?.[1];
-}
 
 /** Accepts authorized `h2` TLS connections and serves CONNECT streams to one backend. */
 export interface TunnelAcceptor {
@@ -121,9 +116,7 @@ export function createTunnelAcceptor(o: TunnelAcceptorOptions): TunnelAcceptor {
     }
     let r: Relay | undefined;
     const backend = connectTcp(o.backend, o.connectMs, o.idleMs, () => r?.abort('idle-timeout'));
-    backend.once('connect', () => {
-      if (!stream.destroyed) stream.respond(200);
-    });
+    backend.once('connect', () => stream.respond(200));
     const relayHandle = relay(
       { stream, abort: () => stream.close(H2_ERROR.CONNECT_ERROR) },
       { stream: backend, abort: () => abortSocket(backend) },

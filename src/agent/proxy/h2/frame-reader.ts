@@ -10,7 +10,7 @@ export interface FrameSink {
   /** A HEADERS frame's whole header block, CONTINUATIONs joined, padding and priority removed; `flags` are the HEADERS frame's. */
   headerBlock(flags: number, streamId: number, block: Buffer): void;
   /** True once the connection is gone: the rest of a read is dropped. */
-  readonly stopped: boolean;
+  readonly destroyed: boolean;
 }
 
 /**
@@ -44,7 +44,7 @@ export class FrameReader {
       data = data.subarray(CLIENT_PREFACE.length);
     }
     let offset = 0;
-    while (data.length - offset >= FRAME_HEADER_BYTES && !this.sink.stopped) {
+    while (data.length - offset >= FRAME_HEADER_BYTES && !this.sink.destroyed) {
       const length = ((data[offset] as number) << 16) | ((data[offset + 1] as number) << 8) | (data[offset + 2] as number);
       // We never announce a larger SETTINGS_MAX_FRAME_SIZE.
       if (length > DEFAULT_MAX_FRAME_SIZE) throw new H2ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, `frame of ${length} bytes, above the ${DEFAULT_MAX_FRAME_SIZE} allowed`);
@@ -57,7 +57,7 @@ export class FrameReader {
       this.route(type, flags, streamId, payload);
     }
     // Copied: a view would keep the whole read (up to a 16 KiB TLS record) alive until the rest arrives.
-    if (offset < data.length && !this.sink.stopped) this.carry = Buffer.from(data.subarray(offset));
+    if (offset < data.length && !this.sink.destroyed) this.carry = Buffer.from(data.subarray(offset));
   }
 
   private route(type: number, flags: number, streamId: number, payload: Buffer): void {

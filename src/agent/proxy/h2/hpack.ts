@@ -10,6 +10,11 @@ import { huffmanDecode } from './huffman.js';
 /** Header fields in wire order; names are lower case. */
 export type HeaderList = Array<readonly [name: string, value: string]>;
 
+/** The value of header field `name` (lower case), or undefined. */
+export function headerValue(fields: HeaderList, name: string): string | undefined {
+  return fields.find(([n]) => n === name)?.[1];
+}
+
 const STATIC_TABLE: ReadonlyArray<readonly [string, string]> = [
   [':authority', ''], [':method', 'GET'], [':method', 'POST'], [':path', '/'], [':path', '/index.html'],
   [':scheme', 'http'], [':scheme', 'https'], [':status', '200'], [':status', '204'], [':status', '206'],

@@ -22,6 +22,8 @@ export interface H2SessionOptions {
   readonly maxHeaderListSize: number;
 }
 
+/** The payload of a DATA frame that only ends its stream. */
+const NO_DATA = Buffer.alloc(0);
 /** PINGs of ours that may wait for an answer at once. */
 const MAX_PENDING_PINGS = 10;
 /** How long an ended connection waits for the peer to close its side before it is destroyed. */
@@ -66,7 +68,8 @@ export class H2Session extends EventEmitter implements StreamOwner, FrameSink {
   ) {
     super();
     this.decoder = new HpackDecoder(o.maxHeaderListSize);
-    this.recvWindow = DEFAULT_WINDOW;
+    // The peer starts at the protocol's 64 KiB; the WINDOW_UPDATE below raises it to ours.
+    this.recvWindow = Math.max(DEFAULT_WINDOW, o.connectionWindow);
     this.reader = new FrameReader(o.role === 'server', this);
     this.writer = new FrameWriter(socket, () => this.destroy(new Error('the tunnel peer stopped reading')));
     if (o.role === 'client') this.writer.raw(CLIENT_PREFACE);
@@ -78,7 +81,6 @@ export class H2Session extends EventEmitter implements StreamOwner, FrameSink {
     ]);
     this.writer.control(FRAME.SETTINGS, 0, 0, settings);
     if (o.connectionWindow > DEFAULT_WINDOW) this.writer.windowUpdate(0, o.connectionWindow - DEFAULT_WINDOW);
-    this.recvWindow = Math.max(DEFAULT_WINDOW, o.connectionWindow);
     socket.on('data', (chunk: Buffer) => this.read(chunk));
     socket.on('error', (err: Error) => {
       this.error ??= err;
@@ -91,18 +93,9 @@ export class H2Session extends EventEmitter implements StreamOwner, FrameSink {
     return this.goawaySent || this.goawayReceived || this.destroyedFlag;
   }
 
+  /** Also FrameSink's: reading stops once the session is gone. */
   get destroyed(): boolean {
     return this.destroyedFlag;
-  }
-
-  /** FrameSink: reading stops once the session is gone. */
-  get stopped(): boolean {
-    return this.destroyedFlag;
-  }
-
-  /** Streams currently open. */
-  get streamCount(): number {
-    return this.streams.size;
   }
 
   /** Whether another stream may be opened now, within the peer's limit. */
@@ -196,7 +189,7 @@ export class H2Session extends EventEmitter implements StreamOwner, FrameSink {
 
   sendEnd(stream: H2Stream): void {
     if (this.destroyedFlag || stream.rstCode !== undefined) return;
-    this.writer.data(stream.id, Buffer.alloc(0), true);
+    this.writer.data(stream.id, NO_DATA, true);
   }
 
   sendHeaders(stream: H2Stream, fields: HeaderList, endStream: boolean): void {
