@@ -71,7 +71,11 @@ export class H2Session extends EventEmitter implements StreamOwner, FrameSink {
     // The peer starts at the protocol's 64 KiB; the WINDOW_UPDATE below raises it to ours.
     this.recvWindow = Math.max(DEFAULT_WINDOW, o.connectionWindow);
     this.reader = new FrameReader(o.role === 'server', this);
-    this.writer = new FrameWriter(socket, () => this.destroy(new Error('the tunnel peer stopped reading')));
+    this.writer = new FrameWriter(
+      socket,
+      () => this.destroy(new Error('the tunnel peer stopped reading')),
+      () => this.streams.size > 1,
+    );
     if (o.role === 'client') this.writer.raw(CLIENT_PREFACE);
     const settings = encodeSettings([
       [SETTING.ENABLE_PUSH, 0],
