@@ -1,4 +1,4 @@
-import type { Duplex } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { FLAG, FRAME, FRAME_HEADER_BYTES, frame, writeFrameHeader } from './constants.js';
 
 /** Unsent output above which a peer that does not read is cut off. */
@@ -58,7 +58,7 @@ export class FrameWriter {
    * `othersMayAdd` says whether streams other than the one writing now are open.
    */
   constructor(
-    private readonly socket: Duplex,
+    private readonly socket: Writable,
     private readonly onOverflow: () => void,
     private readonly othersMayAdd: () => boolean = () => false,
   ) {}
