@@ -18,7 +18,10 @@ command -v node >/dev/null 2>&1 || { echo "node not found" >&2; return 1; }
 RAMPART_TUNNEL_MODE=${RAMPART_TUNNEL_MODE:-auto}
 
 _rampart_entry() { # prints the node arguments that run the bench entry
-  local bundle="$BENCH_TMP/rampart-bench-entry.cjs"
+  # One bundle per source tree: plugins that source this file with another RAMPART_ROOT (an older
+  # worktree, compared in the same run) must not reuse the first tree's bundle.
+  local bundle
+  bundle="$BENCH_TMP/rampart-bench-entry-$(printf '%s' "$RAMPART_ROOT" | cksum | cut -d' ' -f1).cjs"
   if [ "${RAMPART_BENCH_LOADER:-bundle}" = bundle ] && [ -x "$RAMPART_ROOT/node_modules/.bin/esbuild" ]; then
     if [ ! -f "$bundle" ]; then
       (cd "$RAMPART_ROOT" && node scripts/bundle-agent.mjs bench/proxy-entry.ts "$bundle") >&2 || return 1
