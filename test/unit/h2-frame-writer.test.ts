@@ -4,8 +4,11 @@ import { test } from 'node:test';
 import { FLAG, FRAME_HEADER_BYTES } from '../../src/agent/proxy/h2/constants.js';
 import { FrameWriter, MAX_EXTRA_TURNS } from '../../src/agent/proxy/h2/frame-writer.js';
 
-/** A socket stand-in that keeps every write call apart, so the test sees how frames were batched. */
-function recordingSocket(): { socket: Writable; writes: Buffer[] } {
+/**
+ * A writer over a socket stand-in that keeps every write call apart, so the test sees how frames
+ * were batched. `othersMayAdd` answers the writer's question whether other streams are open.
+ */
+function recordingWriter(othersMayAdd: () => boolean = () => true): { writer: FrameWriter; writes: Buffer[] } {
   const writes: Buffer[] = [];
   const socket = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -13,7 +16,7 @@ function recordingSocket(): { socket: Writable; writes: Buffer[] } {
       done();
     },
   });
-  return { socket, writes };
+  return { writer: new FrameWriter(socket, () => assert.fail('no overflow expected'), othersMayAdd), writes };
 }
 
 interface SeenFrame {
@@ -46,8 +49,7 @@ async function turns(count: number): Promise<void> {
 }
 
 test('frame writer: with other streams open, frames of the turns that keep adding go out in one write, in order', async () => {
-  const { socket, writes } = recordingSocket();
-  const writer = new FrameWriter(socket, () => assert.fail('no overflow expected'), () => true);
+  const { writer, writes } = recordingWriter();
   writer.data(1, Buffer.from('a'), false);
   await nextTurn();
   writer.data(3, Buffer.from('b'), false);
@@ -63,8 +65,7 @@ test('frame writer: with other streams open, frames of the turns that keep addin
 });
 
 test('frame writer: a batch waits for at most MAX_EXTRA_TURNS more turns, however many keep adding', async () => {
-  const { socket, writes } = recordingSocket();
-  const writer = new FrameWriter(socket, () => assert.fail('no overflow expected'), () => true);
+  const { writer, writes } = recordingWriter();
   for (let i = 0; i < 12; i++) {
     writer.data(1, Buffer.from(String(i % 10)), false);
     await nextTurn();
@@ -77,8 +78,7 @@ test('frame writer: a batch waits for at most MAX_EXTRA_TURNS more turns, howeve
 });
 
 test('frame writer: a turn that adds nothing ends the wait', async () => {
-  const { socket, writes } = recordingSocket();
-  const writer = new FrameWriter(socket, () => assert.fail('no overflow expected'), () => true);
+  const { writer, writes } = recordingWriter();
   writer.data(1, Buffer.from('alone'), false);
   // The first turn's end waits one more turn; that turn adds nothing, so its end writes.
   await turns(2);
@@ -87,9 +87,8 @@ test('frame writer: a turn that adds nothing ends the wait', async () => {
 });
 
 test('frame writer: with no other stream open, a turn\'s frames go out at the end of that turn', async () => {
-  const { socket, writes } = recordingSocket();
   let others = false;
-  const writer = new FrameWriter(socket, () => assert.fail('no overflow expected'), () => others);
+  const { writer, writes } = recordingWriter(() => others);
   writer.data(1, Buffer.from('x'), false);
   writer.data(1, Buffer.from('y'), false);
   await nextTurn();
@@ -105,8 +104,7 @@ test('frame writer: with no other stream open, a turn\'s frames go out at the en
 });
 
 test('frame writer: a flush while a batch waits writes it at once, and what follows goes out once, after it', async () => {
-  const { socket, writes } = recordingSocket();
-  const writer = new FrameWriter(socket, () => assert.fail('no overflow expected'), () => true);
+  const { writer, writes } = recordingWriter();
   writer.data(1, Buffer.from('first'), false);
   writer.flush();
   assert.equal(writes.length, 1);
@@ -117,8 +115,7 @@ test('frame writer: a flush while a batch waits writes it at once, and what foll
 });
 
 test('frame writer: after close nothing queued or later is written', async () => {
-  const { socket, writes } = recordingSocket();
-  const writer = new FrameWriter(socket, () => assert.fail('no overflow expected'), () => true);
+  const { writer, writes } = recordingWriter();
   writer.data(1, Buffer.from('dropped'), false);
   writer.close();
   writer.data(1, Buffer.from('too late'), false);

@@ -64,6 +64,8 @@ export const DEFAULT_WINDOW = 65_535;
 export const DEFAULT_MAX_FRAME_SIZE = 16_384;
 export const MAX_FRAME_SIZE_LIMIT = 16_777_215;
 export const MAX_WINDOW = 2 ** 31 - 1;
+/** Stream ids are 31 bits; a side that used them all opens no more streams on the connection. */
+export const MAX_STREAM_ID = 2 ** 31 - 1;
 
 /** Writes a frame header into `out` at `offset`. */
 export function writeFrameHeader(out: Buffer, offset: number, length: number, type: number, flags: number, streamId: number): void {
@@ -82,6 +84,14 @@ export function frame(type: number, flags: number, streamId: number, payload?: B
   writeFrameHeader(out, 0, length, type, flags, streamId);
   if (payload !== undefined) payload.copy(out, FRAME_HEADER_BYTES);
   return out;
+}
+
+/**
+ * What a stream ended by RST_STREAM `code` reports to its reader: nothing for NO_ERROR and CANCEL,
+ * which end a stream without fault, else an error naming the code after `what`.
+ */
+export function resetError(code: number, what: string): Error | undefined {
+  return code === H2_ERROR.NO_ERROR || code === H2_ERROR.CANCEL ? undefined : new Error(`${what} ${h2ErrorName(code)}`);
 }
 
 /** An error that ends the whole connection with GOAWAY and `code`. */

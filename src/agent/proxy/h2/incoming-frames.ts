@@ -1,4 +1,4 @@
-import { FLAG, FRAME, H2ConnectionError, H2_ERROR, h2ErrorName, MAX_WINDOW } from './constants.js';
+import { FLAG, FRAME, H2ConnectionError, H2_ERROR, MAX_WINDOW, resetError } from './constants.js';
 import type { ConnectionFlow } from './connection-flow.js';
 import type { FrameSink } from './frame-reader.js';
 import type { FrameWriter } from './frame-writer.js';
@@ -104,7 +104,7 @@ export class IncomingFrames implements Omit<FrameSink, 'destroyed'> {
       stream.remoteEnd();
       return;
     }
-    if (options.role === 'client' || streamId % 2 === 0) {
+    if (options.role === 'client' || streams.isOurs(streamId)) {
       streams.checkNotIdle(streamId, 'HEADERS');
       return;
     }
@@ -139,7 +139,7 @@ export class IncomingFrames implements Omit<FrameSink, 'destroyed'> {
     // Only a server starts work (a backend connection) for each stream a peer opens.
     if (this.c.options.role === 'server') this.limits.peerReset();
     stream.rstCode = code;
-    stream.destroy(code === H2_ERROR.NO_ERROR || code === H2_ERROR.CANCEL ? undefined : new Error(`the tunnel peer reset the stream with ${h2ErrorName(code)}`));
+    stream.destroy(resetError(code, 'the tunnel peer reset the stream with'));
   }
 
   private onSettings(flags: number, streamId: number, payload: Buffer): void {

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import { CLIENT_PREFACE, FLAG, FRAME, H2ConnectionError, H2_ERROR, h2ErrorName, SETTING } from './constants.js';
+import { CLIENT_PREFACE, FLAG, FRAME, H2ConnectionError, H2_ERROR, h2ErrorName, resetError, SETTING } from './constants.js';
 import { ConnectionFlow } from './connection-flow.js';
 import { FrameReader, type FrameSink } from './frame-reader.js';
 import { FrameWriter } from './frame-writer.js';
@@ -204,7 +204,7 @@ export class H2Session extends EventEmitter implements StreamOwner, FrameSink {
       stream.rstCode = code;
       this.writer.rstStream(stream.id, code);
     }
-    stream.destroy(code === H2_ERROR.NO_ERROR || code === H2_ERROR.CANCEL ? undefined : new Error(`tunnel stream reset with ${h2ErrorName(code)}`));
+    stream.destroy(resetError(code, 'tunnel stream reset with'));
   }
 
   streamDestroyed(stream: H2Stream): void {

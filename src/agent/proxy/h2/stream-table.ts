@@ -1,4 +1,4 @@
-import { H2ConnectionError, H2_ERROR, MAX_WINDOW } from './constants.js';
+import { H2ConnectionError, H2_ERROR, MAX_STREAM_ID } from './constants.js';
 import type { H2Stream } from './stream.js';
 
 /**
@@ -24,7 +24,7 @@ export class StreamTable {
 
   /** Whether an id for a stream of ours is left. */
   get ownIdsLeft(): boolean {
-    return this.nextOwnId < MAX_WINDOW;
+    return this.nextOwnId < MAX_STREAM_ID;
   }
 
   get(id: number): H2Stream | undefined {
